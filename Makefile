@@ -1,0 +1,45 @@
+# Two commands do all the setup: `make lab` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONHASHSEED := 0
+
+.PHONY: lab test setup system lint unit notebooks bench down clean
+
+setup: system $(STAMP)
+
+system:
+	@$(PYTHON) -m labkit.bootstrap
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+lab: setup
+	$(BIN)/labkit sandbox up
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+lint: setup
+	$(BIN)/ruff check labkit tests benchmarks
+	$(BIN)/ruff format --check labkit tests benchmarks
+
+unit: setup
+	$(BIN)/pytest -q tests
+
+notebooks: setup
+	$(BIN)/pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with=notebooks/sanitize.cfg notebooks
+
+test: lint unit notebooks
+
+bench: setup
+	$(BIN)/python benchmarks/sandbox_startup.py
+
+down:
+	-$(BIN)/labkit sandbox down
+
+clean: down
+	rm -rf $(VENV) .labkit

@@ -1,0 +1,34 @@
+"""Where labkit keeps its state: LABKIT_HOME, default `.labkit/` in the repository (or the current directory)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import LabkitError
+
+
+def _default_home() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():  # an editable install inside the repository
+        return here / ".labkit"
+    return Path.cwd() / ".labkit"
+
+
+def labkit_home(create: bool = True) -> Path:
+    """The labkit home directory; created (and checked writable) when `create` is true."""
+    home = Path(os.environ.get("LABKIT_HOME") or _default_home()).expanduser().resolve()
+    if not create:
+        return home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise LabkitError(
+            f"cannot write to the labkit home directory {home} ({exc.strerror or exc})",
+            field="LABKIT_HOME",
+            fix="point LABKIT_HOME at a directory you can write, e.g. `export LABKIT_HOME=$HOME/.labkit`",
+        ) from None
+    return home

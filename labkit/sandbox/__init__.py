@@ -1,0 +1,20 @@
+"""The embedded sandbox backend: a local moto server for the AWS API and real MariaDB for the databases."""
+
+from __future__ import annotations
+
+from .control import down, env_exports, reset, status, up, wait_for_databases
+from .endpoints import endpoint_map, resolve
+from .state import SandboxState, read_state
+
+__all__ = [
+    "SandboxState",
+    "down",
+    "endpoint_map",
+    "env_exports",
+    "read_state",
+    "reset",
+    "resolve",
+    "status",
+    "up",
+    "wait_for_databases",
+]

@@ -1,0 +1,218 @@
+"""Start, stop, inspect and reset the embedded sandbox (the `labkit sandbox ...` commands, also from Python)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ..backend import DEFAULT_REGION, FAKE_CREDENTIALS
+from ..errors import SandboxError
+from ..home import labkit_home
+from .mariadb import find_binaries, port_in_use
+from .state import SandboxState, pid_alive, process_cmdline, read_state, state_path, terminate
+
+PORT_ENV = "LABKIT_SANDBOX_PORT"
+START_TIMEOUT = 30.0
+
+
+def _answers(endpoint_url: str) -> bool:
+    """True when the moto server at this URL responds."""
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _is_healthy(state: SandboxState) -> bool:
+    return state.ready and pid_alive(state.daemon_pid) and _answers(state.endpoint_url)
+
+
+def _requested_port() -> int:
+    raw = os.environ.get(PORT_ENV, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise SandboxError(f"{raw!r} is not a port number", field=PORT_ENV, fix="use 1024-65535, or unset it")
+    port = int(raw)
+    if port_in_use(port):
+        raise SandboxError(
+            f"port {port} on 127.0.0.1 is already in use",
+            field=PORT_ENV,
+            fix=f"stop what listens there, choose another port, or unset {PORT_ENV} to pick a free one",
+        )
+    return port
+
+
+def _clean_stale(home: Path, state: SandboxState | None) -> None:
+    """Remove what a dead sandbox left: its processes (only ours, checked by command line) and its data."""
+    if state is not None:
+        if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon" in process_cmdline(state.daemon_pid):
+            _stop_group(state.daemon_pid)
+        for instance in state.instances.values():
+            pid = instance.get("pid")
+            if pid and pid_alive(pid) and str(home) in process_cmdline(pid):
+                terminate(pid, grace=5)
+    state_path(home).unlink(missing_ok=True)
+    shutil.rmtree(home / "data" / "instances", ignore_errors=True)
+
+
+def _stop_group(pid: int) -> None:
+    """Stop the daemon gracefully, then anything left in its process group."""
+    terminate(pid, grace=15)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def up(region: str | None = None, quiet: bool = True) -> SandboxState:
+    """Start the sandbox, or reuse the running one. Returns its state."""
+    home = labkit_home()
+    existing = read_state(home)
+    if existing is not None and _is_healthy(existing):
+        _announce(existing, quiet)
+        return existing
+    find_binaries()  # fail fast, with install steps, before starting anything
+    port = _requested_port()
+    _clean_stale(home, existing)
+    log_file = home / "sandbox.log"
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "labkit.sandbox.daemon", "--home", str(home), "--port", str(port),
+             "--region", region],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
+            close_fds=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        state = read_state(home)
+        if state is not None and state.daemon_pid == process.pid and state.ready:
+            _announce(state, quiet)
+            return state
+        if process.poll() is not None:
+            raise SandboxError(
+                f"the sandbox daemon exited with code {process.returncode}: {_log_tail(log_file)}",
+                field="sandbox",
+                fix=f"read {log_file}; then `labkit sandbox down` and `labkit sandbox up`",
+            )
+        time.sleep(0.02)
+    _stop_group(process.pid)
+    raise SandboxError(
+        f"the sandbox did not start within {START_TIMEOUT:.0f} s", field="sandbox", fix=f"read {log_file}"
+    )
+
+
+def _announce(state: SandboxState, quiet: bool) -> None:
+    if not quiet:
+        print(state)
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def down(quiet: bool = False) -> bool:
+    """Stop the sandbox: no process and no listening port left behind. Returns True if one was running."""
+    home = labkit_home()
+    state = read_state(home)
+    if state is None:
+        _clean_stale(home, None)
+        return False
+    ports = [state.port, *(i.get("port") for i in state.instances.values())]
+    pids = [state.daemon_pid, *(i.get("pid") for i in state.instances.values())]
+    if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon" in process_cmdline(state.daemon_pid):
+        _stop_group(state.daemon_pid)
+    _clean_stale(home, state)
+    leftovers = [p for p in pids if p and pid_alive(p) and str(home) in process_cmdline(p)]
+    listening = [p for p in ports if p and port_in_use(p)]
+    if leftovers:
+        raise SandboxError(f"processes {leftovers} survived `down`", field="sandbox", fix="kill them by hand")
+    if not quiet:
+        print("sandbox down" + (f" (ports still in use by other programs: {listening})" if listening else ""))
+    return True
+
+
+def status() -> dict[str, Any]:
+    """Whether the sandbox runs, where its API is, and each DB instance's role, endpoint and local port."""
+    home = labkit_home(create=False)
+    state = read_state(home)
+    if state is None:
+        return {"running": False, "home": str(home)}
+    return {
+        "running": _is_healthy(state),
+        "home": str(home),
+        "endpoint_url": state.endpoint_url,
+        "region": state.region,
+        "daemon_pid": state.daemon_pid,
+        "uptime_seconds": round(time.time() - state.started_at, 1),
+        "log_file": state.log_file,
+        "instances": {
+            name: {k: info.get(k) for k in ("cluster", "role", "status", "endpoint", "port", "pid")}
+            for name, info in sorted(state.instances.items())
+        },
+        "clusters": state.clusters,
+    }
+
+
+def reset(timeout: float = 30.0) -> None:
+    """Wipe the control plane (every AWS resource) and, through the reconciler, every database."""
+    home = labkit_home()
+    from .state import require_running
+
+    state = require_running(home)
+    request = urllib.request.Request(f"{state.endpoint_url}/moto-api/reset", method="POST", data=b"")
+    urllib.request.urlopen(request, timeout=10).close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = read_state(home)
+        if current is not None and not current.instances and not current.clusters:
+            return
+        time.sleep(0.05)
+    raise SandboxError("databases still running after reset", field="sandbox", fix="run `labkit sandbox down`")
+
+
+def env_exports(region: str | None = None) -> dict[str, str]:
+    """Environment variables that point the AWS CLI or any boto3 program at the running sandbox."""
+    from .state import require_running
+
+    state = require_running()
+    region = region or state.region
+    return {
+        "AWS_ENDPOINT_URL": state.endpoint_url,
+        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+
+
+def wait_for_databases(expected: int, timeout: float = 30.0) -> SandboxState:
+    """Block until `expected` DB instances are running and configured (the reconciler works in the background)."""
+    home = labkit_home()
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_state(home)
+        ready = [i for i in (state.instances.values() if state else []) if i.get("status") == "available"]
+        if state is not None and len(ready) == expected and len(state.instances) == expected:
+            return state
+        if time.monotonic() > deadline:
+            found = len(ready)
+            raise SandboxError(
+                f"{found} of {expected} databases ready after {timeout:.0f} s",
+                field="sandbox",
+                fix=f"see {home / 'sandbox.log'}",
+            )
+        time.sleep(0.02)

@@ -1,0 +1,192 @@
+"""The sandbox daemon: a moto server (the AWS API) and the reconciler (the databases), in one detached process.
+
+Started by `labkit sandbox up` in its own session so it outlives notebook kernels; stopped by SIGTERM,
+on which it stops every MariaDB server, deletes their data and removes the state file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+# moto reads these when it is imported: AWS-managed IAM policies (AmazonSSMManagedInstanceCore) and
+# the same AMI / instance-type / key-pair validation a learner's real account would apply.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+os.environ.setdefault("MOTO_ENABLE_AMI_VALIDATION", "true")
+os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
+os.environ.setdefault("MOTO_ENABLE_KEYPAIR_VALIDATION", "true")
+
+import boto3
+from botocore.config import Config
+
+from ..backend import FAKE_CREDENTIALS
+from .mariadb import find_binaries
+from .reconciler import ClusterView, Reconciler, secret_password
+from .state import SandboxState, state_path, write_state
+
+log = logging.getLogger("labkit.sandbox")
+RECONCILER_AGENT = "labkit-reconciler"
+POLL_SECONDS = 1.0
+
+
+class WakeOnChange:
+    """WSGI middleware: after any mutating API call from outside, wake the reconciler at once."""
+
+    def __init__(self, app: Any, wake: threading.Event) -> None:
+        self.app = app
+        self.wake = wake
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        result = self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "POST" and RECONCILER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
+            self.wake.set()
+        return result
+
+
+def _moto_server(port: int, wake: threading.Event) -> Any:
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log
+    app = WakeOnChange(DomainDispatcherApplication(create_backend_app), wake)
+    return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+def _regions_with_clusters() -> list[str]:
+    """Regions whose RDS backend holds any cluster (moto keeps one backend per account and region)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.rds.models import rds_backends
+
+    regions = []
+    for region, backend in rds_backends[DEFAULT_ACCOUNT_ID].items():
+        if getattr(backend, "clusters", None):
+            regions.append(region)
+    return regions
+
+
+def _given_password(region: str, cluster: str) -> str | None:
+    """A MasterUserPassword given at create time: moto never returns it (nor does AWS), so read its model."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.rds.models import rds_backends
+
+    model = rds_backends[DEFAULT_ACCOUNT_ID][region].clusters.get(cluster)
+    return getattr(model, "_master_user_password", None) if model else None
+
+
+def run(home: Path, port: int, region: str) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    binaries = find_binaries()
+    wake = threading.Event()
+    stop = threading.Event()
+    server = _moto_server(port, wake)
+    port = server.server_port
+    endpoint = f"http://127.0.0.1:{port}"
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    log.info("moto server on %s", endpoint)
+
+    session = boto3.Session(**FAKE_CREDENTIALS)
+    config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
+    clients: dict[str, Any] = {}
+
+    def client(service: str, client_region: str) -> Any:
+        key = f"{service}:{client_region}"
+        if key not in clients:
+            clients[key] = session.client(service, region_name=client_region, endpoint_url=endpoint, config=config)
+        return clients[key]
+
+    def rds_clients() -> list[Any]:
+        return [client("rds", r) for r in _regions_with_clusters()]
+
+    def master_password(rds: Any, cluster: ClusterView) -> str:
+        client_region = rds.meta.region_name
+        if cluster.secret_arn:
+            return secret_password(client("secretsmanager", client_region), cluster.secret_arn)
+        return _given_password(client_region, cluster.identifier) or ""
+
+    admin_password = _admin_password(home)
+    reconciler = Reconciler(home / "data", binaries, admin_password, rds_clients, master_password)
+    threading.Thread(target=_warm_up, args=(client, region, reconciler), name="warm-up", daemon=True).start()
+    state = SandboxState(
+        daemon_pid=os.getpid(), endpoint_url=endpoint, port=port, region=region, home=str(home),
+        log_file=str(home / "sandbox.log"), started_at=time.time(), ready=True,
+    )  # fmt: skip
+    write_state(state, home)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not stop.is_set():
+            wake.wait(POLL_SECONDS)
+            wake.clear()
+            if stop.is_set():
+                break
+            try:
+                changed = reconciler.reconcile()
+            except Exception:  # keep serving; the log says what went wrong
+                log.exception("reconcile failed")
+                changed = True
+            if changed:
+                state.instances, state.clusters = reconciler.snapshot()
+                state.generation += 1
+                write_state(state, home)
+    finally:
+        log.info("stopping")
+        reconciler.shutdown()
+        server.shutdown()
+        state_path(home).unlink(missing_ok=True)
+    return 0
+
+
+def _warm_up(client: Any, region: str, reconciler: Reconciler) -> None:
+    """Load moto's service models and the MariaDB template now, so the learner's first calls are fast."""
+    calls = [
+        ("sts", "get_caller_identity"), ("ec2", "describe_vpcs"), ("rds", "describe_db_clusters"),
+        ("secretsmanager", "list_secrets"), ("iam", "list_roles"), ("ssm", "describe_parameters"),
+        ("resourcegroupstaggingapi", "get_resources"),
+    ]  # fmt: skip
+    for service, operation in calls:
+        try:
+            getattr(client(service, region), operation)()
+        except Exception:
+            log.exception("warm-up call %s.%s failed", service, operation)
+    try:
+        reconciler.prepare()
+    except Exception:
+        log.exception("preparing the MariaDB template failed")
+
+
+def _admin_password(home: Path) -> str:
+    """The hidden admin password, kept in the home directory (0600), the same for the template's life."""
+    from .mariadb import new_secret
+
+    path = home / "data" / "admin.secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(new_secret())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="labkit-sandbox-daemon")
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args(argv)
+    return run(args.home, args.port, args.region)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

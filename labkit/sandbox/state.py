@@ -1,0 +1,123 @@
+"""The sandbox's state file: ports, pids and the endpoint map, written by the daemon, read by everyone else."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SandboxError
+from ..home import labkit_home
+
+STATE_FILE = "sandbox.json"
+
+
+@dataclass
+class SandboxState:
+    """What a running sandbox looks like from outside: where its API is and what its databases are."""
+
+    daemon_pid: int
+    endpoint_url: str
+    port: int
+    region: str
+    home: str
+    log_file: str
+    started_at: float
+    ready: bool = False
+    generation: int = 0
+    instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        count = len(self.instances)
+        return (
+            f"<sandbox ready: AWS API at {self.endpoint_url}, region {self.region}, "
+            f"{count} DB instance{'s' if count != 1 else ''}>"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SandboxState:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def state_path(home: Path | None = None) -> Path:
+    return (home or labkit_home()) / STATE_FILE
+
+
+def read_state(home: Path | None = None) -> SandboxState | None:
+    """The recorded state, or None when no sandbox was started (or the file is unreadable)."""
+    path = state_path(home)
+    try:
+        return SandboxState.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_state(state: SandboxState, home: Path) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    path = state_path(home)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(state.to_json(), indent=2, sort_keys=True))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when a process with this pid exists and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is all we have
+
+
+def process_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def require_running(home: Path | None = None) -> SandboxState:
+    """The state of a running sandbox, or a SandboxError that says how to start one."""
+    state = read_state(home)
+    if state is None or not state.ready or not pid_alive(state.daemon_pid):
+        raise SandboxError(
+            "the sandbox is not running",
+            field="sandbox",
+            fix="start it with `labkit sandbox up` in a terminal, or `labkit.sandbox.up()` in a notebook",
+        )
+    return state
+
+
+def terminate(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

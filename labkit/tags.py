@@ -1,0 +1,71 @@
+"""Identity of lab resources: the tags every resource carries and the names derived from them.
+
+Provisioning finds existing resources by these tags before creating; destroy and reset find what to
+delete by them, and never touch a resource without them.
+"""
+
+from __future__ import annotations
+
+TAG_LAB = "labkit:lab"
+TAG_LEARNER = "labkit:learner"
+TAG_NODE = "labkit:node"
+
+
+def resource_name(lab: str, learner: str, node: str) -> str:
+    """The Name of a lab resource: lab and learner first, so a console listing groups them."""
+    return f"{lab}-{learner}-{node}"
+
+
+def lab_tags(lab: str, learner: str, node: str) -> list[dict[str, str]]:
+    """Tags in the Key/Value shape EC2, RDS and IAM accept."""
+    return [
+        {"Key": "Name", "Value": resource_name(lab, learner, node)},
+        {"Key": TAG_LAB, "Value": lab},
+        {"Key": TAG_LEARNER, "Value": learner},
+        {"Key": TAG_NODE, "Value": node},
+    ]
+
+
+def ec2_filters(lab: str, learner: str | None = None, node: str | None = None) -> list[dict[str, object]]:
+    """EC2 describe filters that select one lab's (and optionally one learner's, one node's) resources."""
+    filters: list[dict[str, object]] = [{"Name": f"tag:{TAG_LAB}", "Values": [lab]}]
+    if learner is not None:
+        filters.append({"Name": f"tag:{TAG_LEARNER}", "Values": [learner]})
+    if node is not None:
+        filters.append({"Name": f"tag:{TAG_NODE}", "Values": [node]})
+    return filters
+
+
+def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """Key/Value tag list as a plain dict."""
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+def is_lab_resource(tags: list[dict[str, str]] | None, lab: str, learner: str | None = None) -> bool:
+    """True only for a resource tagged with this lab (and learner, when given)."""
+    found = tag_dict(tags)
+    if found.get(TAG_LAB) != lab:
+        return False
+    return learner is None or found.get(TAG_LEARNER) == learner
+
+
+# Graph node names: the value of the labkit:node tag, and the suffix of each resource's name.
+NODE_VPC = "vpc"
+NODE_INTERNET_GATEWAY = "internet-gateway"
+NODE_PUBLIC_SUBNET = "subnet-public"
+NODE_DB_SUBNETS = ("subnet-db-a", "subnet-db-b")
+NODE_ROUTE_TABLE = "route-table-public"
+NODE_SG_APP = "sg-app"
+NODE_SG_DB = "sg-db"
+NODE_DB_SUBNET_GROUP = "db-subnet-group"
+NODE_CLUSTER = "cluster"
+NODE_WRITER = "db-writer"
+NODE_IAM_ROLE = "iam-role"
+NODE_INSTANCE_PROFILE = "instance-profile"
+NODE_KEY_PAIR = "key-pair"
+NODE_INSTANCE = "instance"
+
+
+def reader_node(index: int) -> str:
+    """Node name of the index-th reader (1-based)."""
+    return f"db-reader-{index}"

@@ -1,0 +1,265 @@
+"""Integration tests of the embedded sandbox: real moto server, real MariaDB, real replication."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from labkit import sandbox
+from labkit.errors import SandboxError
+from labkit.sandbox.state import pid_alive, read_state
+
+PASSWORD_GIVEN = "Lab-pass-1234"
+
+
+def _cluster(backend, name: str, readers: int = 1, managed: bool = True) -> dict:
+    rds = backend.client("rds")
+    kwargs = {"ManageMasterUserPassword": True} if managed else {"MasterUserPassword": PASSWORD_GIVEN}
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=name, Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.08.0",
+        MasterUsername="admin", DatabaseName="shop", StorageEncrypted=True, **kwargs,
+    )["DBCluster"]  # fmt: skip
+    for node in ["writer", *(f"reader-{i}" for i in range(1, readers + 1))]:
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine="aurora-mysql",
+            DBInstanceClass="db.t4g.medium",
+        )  # fmt: skip
+    sandbox.wait_for_databases(readers + 1)
+    return cluster
+
+
+def _password(backend, cluster: dict) -> str:
+    arn = cluster.get("MasterUserSecret", {}).get("SecretArn")
+    if not arn:
+        return PASSWORD_GIVEN
+    return json.loads(backend.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])["password"]
+
+
+def _connect(backend, endpoint: str, password: str) -> pymysql.Connection:
+    host, port = sandbox.resolve(endpoint)
+    return pymysql.connect(host=host, port=port, user="admin", password=password, database="shop", autocommit=True)
+
+
+def _query(conn: pymysql.Connection, sql: str, args: tuple = ()) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def _eventually(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except pymysql.err.MySQLError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            return result
+        time.sleep(0.02)
+
+
+def test_writer_row_reaches_reader_and_reader_refuses_writes(sandbox_backend):
+    cluster = _cluster(sandbox_backend, "repl")
+    password = _password(sandbox_backend, cluster)
+    writer = _connect(sandbox_backend, cluster["Endpoint"], password)
+    _query(writer, "CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(20))")
+    _query(writer, "INSERT INTO t VALUES (1, %s)", ("hello",))
+    reader = _connect(sandbox_backend, cluster["ReaderEndpoint"], password)
+    assert _eventually(lambda: _query(reader, "SELECT note FROM t WHERE id = 1")) == [("hello",)]
+    assert _query(reader, "SELECT @@read_only") == [(1,)]
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        _query(reader, "INSERT INTO t VALUES (2, 'no')")
+    assert refused.value.args[0] == 1290  # ER_OPTION_PREVENTS_STATEMENT: read-only
+
+
+def test_each_instance_is_its_own_mariadb_process(sandbox_backend):
+    _cluster(sandbox_backend, "procs", readers=2)
+    state = read_state()
+    assert state is not None
+    pids = {i["pid"] for i in state.instances.values()}
+    ports = {i["port"] for i in state.instances.values()}
+    assert len(pids) == 3 and len(ports) == 3
+    assert all(pid_alive(pid) for pid in pids)
+    roles = sorted(i["role"] for i in state.instances.values())
+    assert roles == ["reader", "reader", "writer"]
+
+
+def test_reader_endpoint_rotates_over_replicas_per_connection(sandbox_backend):
+    cluster = _cluster(sandbox_backend, "rotate", readers=2)
+    ports = {sandbox.resolve(cluster["ReaderEndpoint"])[1] for _ in range(4)}
+    state = read_state()
+    reader_ports = {i["port"] for i in state.instances.values() if i["role"] == "reader"}
+    assert ports == reader_ports
+
+
+def test_given_master_password_works(sandbox_backend):
+    cluster = _cluster(sandbox_backend, "given", readers=0, managed=False)
+    conn = _connect(sandbox_backend, cluster["Endpoint"], PASSWORD_GIVEN)
+    assert _query(conn, "SELECT CURRENT_USER()")[0][0].startswith("admin@")
+
+
+def test_master_user_cannot_bypass_read_only(sandbox_backend):
+    cluster = _cluster(sandbox_backend, "grants", readers=0)
+    conn = _connect(sandbox_backend, cluster["Endpoint"], _password(sandbox_backend, cluster))
+    grants = " ".join(row[0] for row in _query(conn, "SHOW GRANTS"))
+    assert "SUPER" not in grants and "READ_ONLY ADMIN" not in grants and "ALL PRIVILEGES" not in grants
+
+
+def test_deleting_the_reader_stops_its_process(sandbox_backend):
+    _cluster(sandbox_backend, "shrink")
+    reader = read_state().instances["shrink-reader-1"]
+    sandbox_backend.client("rds").delete_db_instance(DBInstanceIdentifier="shrink-reader-1", SkipFinalSnapshot=True)
+    sandbox.wait_for_databases(1)
+    assert not pid_alive(reader["pid"])
+    assert not (Path(os.environ["LABKIT_HOME"]) / "data" / "instances" / "shrink-reader-1").exists()
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", reader["port"])) != 0
+
+
+def test_failover_swaps_roles_for_real_and_keeps_rows(sandbox_backend):
+    cluster = _cluster(sandbox_backend, "swap")
+    password = _password(sandbox_backend, cluster)
+    old_writer = _connect(sandbox_backend, "swap-writer.aaaaaaaaaa.us-east-1.rds.amazonaws.com", password)
+    _query(old_writer, "CREATE TABLE t (id INT PRIMARY KEY)")
+    _query(old_writer, "INSERT INTO t VALUES (1), (2), (3)")
+    generation = read_state().generation
+    sandbox_backend.client("rds").failover_db_cluster(
+        DBClusterIdentifier="swap", TargetDBInstanceIdentifier="swap-reader-1"
+    )
+
+    def swapped():
+        state = read_state()
+        return state.generation > generation and state.clusters["swap"]["writer"] == "swap-reader-1"
+
+    assert _eventually(swapped)
+    new_writer = _connect(sandbox_backend, cluster["Endpoint"], password)
+    assert _query(new_writer, "SELECT @@read_only") == [(0,)]
+    _query(new_writer, "INSERT INTO t VALUES (4)")
+    assert _query(old_writer, "SELECT @@read_only") == [(1,)]
+    with pytest.raises(pymysql.err.OperationalError):
+        _query(old_writer, "INSERT INTO t VALUES (5)")
+    assert _eventually(lambda: _query(old_writer, "SELECT COUNT(*) FROM t") == [(4,)])
+
+
+def test_reset_wipes_control_plane_and_databases(sandbox_backend):
+    _cluster(sandbox_backend, "wipe")
+    pids = [i["pid"] for i in read_state().instances.values()]
+    sandbox.reset()
+    assert sandbox_backend.client("rds").describe_db_clusters()["DBClusters"] == []
+    assert read_state().instances == {}
+    assert not any(pid_alive(pid) for pid in pids)
+
+
+def test_status_json_and_env_from_the_cli(sandbox_backend):
+    _cluster(sandbox_backend, "cli", readers=1)
+    out = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "sandbox", "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info = json.loads(out.stdout)
+    assert info["running"] is True
+    assert info["endpoint_url"].startswith("http://127.0.0.1:")
+    assert info["region"] == "us-east-1"
+    writer = info["instances"]["cli-writer"]
+    assert writer["role"] == "writer" and writer["port"] > 0 and writer["endpoint"].startswith("cli-writer.")
+    env = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "sandbox", "env"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"export AWS_ENDPOINT_URL={info['endpoint_url']}" in env
+    assert "export AWS_ACCESS_KEY_ID=testing" in env
+
+
+# ---- lifecycle, each in its own home -------------------------------------------------------------
+
+
+@pytest.fixture
+def own_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
+    yield tmp_path / "home"
+    sandbox.down(quiet=True)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_is_idempotent_and_down_leaves_nothing(own_home):
+    first = sandbox.up(quiet=True)
+    again = sandbox.up(quiet=True)
+    assert again.daemon_pid == first.daemon_pid and again.port == first.port
+    assert sandbox.down(quiet=True) is True
+    assert not pid_alive(first.daemon_pid)
+    assert not _listening(first.port)
+    assert read_state() is None
+    third = sandbox.up(quiet=True)
+    assert third.daemon_pid != first.daemon_pid and sandbox.status()["running"]
+
+
+def test_down_leaves_no_mariadb_process(own_home):
+    from labkit.backend import SandboxBackend
+
+    sandbox.up(quiet=True)
+    _cluster(SandboxBackend(), "orphans")
+    instances = read_state().instances.values()
+    sandbox.down(quiet=True)
+    assert not any(pid_alive(i["pid"]) for i in instances)
+    assert not any(_listening(i["port"]) for i in instances)
+
+
+def test_stale_state_file_is_recovered(own_home):
+    state = sandbox.up(quiet=True)
+    os.killpg(state.daemon_pid, 9)  # the daemon and its servers die without cleaning up
+    time.sleep(0.2)
+    assert read_state() is not None and sandbox.status()["running"] is False
+    fresh = sandbox.up(quiet=True)
+    assert fresh.daemon_pid != state.daemon_pid and sandbox.status()["running"]
+
+
+def test_missing_mariadb_gives_install_steps(own_home, monkeypatch):
+    monkeypatch.setenv("LABKIT_MARIADBD", "/nonexistent/mariadbd")
+    with pytest.raises(SandboxError) as error:
+        sandbox.up(quiet=True)
+    assert error.value.field == "LABKIT_MARIADBD" and "unset it" in str(error.value)
+    assert read_state() is None
+
+
+def test_port_in_use_is_refused_with_a_fix(own_home, monkeypatch):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        monkeypatch.setenv("LABKIT_SANDBOX_PORT", str(busy.getsockname()[1]))
+        with pytest.raises(SandboxError) as error:
+            sandbox.up(quiet=True)
+    assert error.value.field == "LABKIT_SANDBOX_PORT" and "already in use" in str(error.value)
+
+
+def test_unwritable_home_names_the_variable(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("LABKIT_HOME", str(blocker / "home"))
+    with pytest.raises(Exception) as error:
+        sandbox.up(quiet=True)
+    assert "LABKIT_HOME" in str(error.value) and "fix:" in str(error.value)
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    env = dict(os.environ, LABKIT_HOME=str(tmp_path / "h"), LABKIT_MARIADBD="/nonexistent/mariadbd")
+    result = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "sandbox", "up"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert "LABKIT_MARIADBD" in result.stderr and "Traceback" not in result.stderr
