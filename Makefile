@@ -10,7 +10,7 @@ export PYTHONHASHSEED := 0
 setup: system $(STAMP)
 
 system:
-	@$(PYTHON) -m labkit.bootstrap
+	@$(PYTHON) labkit/bootstrap.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
