@@ -1,7 +1,8 @@
 """Install what the sandbox needs outside Python (MariaDB server and client, sysbench), or say how.
 
 Runs with the system python before the virtualenv exists (standard library only):
-`python3 labkit/bootstrap.py` (never imported through the labkit package, whose imports need the venv). On Debian/Ubuntu as root or with sudo it installs with apt; elsewhere it
+`python3 labkit/bootstrap.py` (not through the labkit package, whose imports need the venv).
+On Debian/Ubuntu as root or with sudo it installs with apt; elsewhere it
 prints the exact command and stops with a non-zero exit.
 """
 

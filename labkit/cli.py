@@ -31,6 +31,8 @@ def _sandbox_down(args: argparse.Namespace) -> int:
 
     if not sandbox.down(quiet=args.json):
         print("sandbox was not running")
+    elif not args.json:
+        print("sandbox down: no process and no port left behind")
     return 0
 
 

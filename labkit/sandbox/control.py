@@ -124,7 +124,7 @@ def _log_tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def down(quiet: bool = False) -> bool:
+def down(quiet: bool = True) -> bool:
     """Stop the sandbox: no process and no listening port left behind. Returns True if one was running."""
     home = labkit_home()
     state = read_state(home)

@@ -1,0 +1,84 @@
+"""How fast the sandbox starts and how much memory it holds, measured in one run.
+
+    .venv/bin/python benchmarks/sandbox_startup.py
+
+Prints: cold `up` (a brand-new LABKIT home, so the MariaDB template is made too), warm `up` (template
+cached), each to the first successful query on both the writer and the reader endpoint of a new
+writer + reader cluster; and the resident memory of the daemon and each MariaDB server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pymysql
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def one_run(cluster: str) -> dict[str, float]:
+    from labkit import sandbox
+    from labkit.backend import SandboxBackend
+
+    marks = {"start": time.monotonic()}
+    sandbox.up()
+    marks["up"] = time.monotonic()
+    backend = SandboxBackend()
+    rds = backend.client("rds")
+    created = rds.create_db_cluster(
+        DBClusterIdentifier=cluster, Engine="aurora-mysql", MasterUsername="admin", ManageMasterUserPassword=True
+    )["DBCluster"]
+    for node in ("writer", "reader"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{cluster}-{node}", DBClusterIdentifier=cluster,
+            Engine="aurora-mysql", DBInstanceClass="db.t4g.medium",
+        )  # fmt: skip
+    marks["created"] = time.monotonic()
+    secret = backend.client("secretsmanager").get_secret_value(SecretId=created["MasterUserSecret"]["SecretArn"])
+    password = json.loads(secret["SecretString"])["password"]
+    for endpoint in (created["Endpoint"], created["ReaderEndpoint"]):
+        host, port = sandbox.resolve(endpoint)
+        with pymysql.connect(host=host, port=port, user="admin", password=password) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    marks["queried"] = time.monotonic()
+    state = sandbox.read_state()
+    memory = {"daemon": rss_mib(state.daemon_pid)}
+    memory.update({name: rss_mib(info["pid"]) for name, info in state.instances.items()})
+    return {
+        "up_s": marks["up"] - marks["start"],
+        "to_first_query_s": marks["queried"] - marks["start"],
+        "databases_after_create_s": marks["queried"] - marks["created"],
+        **{f"rss_{k}_mib": v for k, v in memory.items()},
+    }
+
+
+def main() -> None:
+    from labkit import sandbox
+
+    os.environ["LABKIT_HOME"] = tempfile.mkdtemp(prefix="labkit-bench-")
+    try:
+        cold = one_run("cold")
+        sandbox.down()
+        warm = one_run("warm")
+    finally:
+        sandbox.down()
+    print(f"{'figure':32} {'cold home':>10} {'warm home':>10}")
+    for key in ("up_s", "to_first_query_s", "databases_after_create_s"):
+        print(f"{key:32} {cold[key]:10.2f} {warm[key]:10.2f}")
+    for key in sorted(k for k in warm if k.startswith("rss_")):
+        print(f"{key:32} {cold.get(key.replace('warm', 'cold'), 0):10.1f} {warm[key]:10.1f}")
+    total = sum(v for k, v in warm.items() if k.startswith("rss_"))
+    print(f"{'rss total (warm) MiB':32} {'':10} {total:10.1f}")
+
+
+if __name__ == "__main__":
+    main()
