@@ -6,21 +6,43 @@ The public API lives here; notebooks and the CLI use nothing else.
 from __future__ import annotations
 
 from . import sandbox
+from .apply import ApplyResult, StepsFailed, apply, destroy, status, verify
 from .backend import AwsBackend, Backend, SandboxBackend, get_backend
 from .checks import environment_report
+from .config import LabConfig
 from .errors import ConfigError, LabkitError, SandboxError
+from .form import config_form
+from .plan import Plan, PlanStep, plan
+from .security import Reachability, Verdict, can_reach, lint, security_groups, style_rules
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApplyResult",
     "AwsBackend",
     "Backend",
     "ConfigError",
+    "LabConfig",
     "LabkitError",
+    "Plan",
+    "PlanStep",
+    "Reachability",
     "SandboxBackend",
     "SandboxError",
+    "StepsFailed",
+    "Verdict",
     "__version__",
+    "apply",
+    "can_reach",
+    "config_form",
+    "destroy",
     "environment_report",
     "get_backend",
+    "lint",
+    "plan",
     "sandbox",
+    "security_groups",
+    "status",
+    "style_rules",
+    "verify",
 ]

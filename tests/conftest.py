@@ -113,20 +113,71 @@ def lab_home(tmp_path, monkeypatch):
     return home
 
 
-@pytest.fixture
-def only_ssm_managed_policy(monkeypatch):
-    """Load only AmazonSSMManagedInstanceCore of moto's ~1,500 AWS-managed IAM policies (0.05 s, not 2 s)."""
+@pytest.fixture(scope="session")
+def _ssm_policy_only() -> str:
     import json
 
-    import moto.iam.models
     from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-    wanted = {"AmazonSSMManagedInstanceCore": json.loads(aws_managed_policies_data)["AmazonSSMManagedInstanceCore"]}
-    monkeypatch.setattr(moto.iam.models, "aws_managed_policies_data", json.dumps(wanted))
+    policies = json.loads(aws_managed_policies_data)
+    return json.dumps({"AmazonSSMManagedInstanceCore": policies["AmazonSSMManagedInstanceCore"]})
 
 
 @pytest.fixture
-def strict_backend(lab_home, only_ssm_managed_policy):
+def only_ssm_managed_policy(monkeypatch, _ssm_policy_only):
+    """Load only AmazonSSMManagedInstanceCore of moto's ~1,500 AWS-managed IAM policies (0.05 s, not 2 s)."""
+    import moto.iam.models
+
+    monkeypatch.setattr(moto.iam.models, "aws_managed_policies_data", _ssm_policy_only)
+
+
+@pytest.fixture(scope="session")
+def shared_botocore_loader():
+    """One botocore data loader for every session: a new boto3 session otherwise re-reads each service model."""
+    import functools
+
+    import botocore.session
+
+    original = botocore.session.create_loader
+    botocore.session.create_loader = functools.lru_cache(maxsize=None)(original)
+    yield
+    botocore.session.create_loader = original
+
+
+@pytest.fixture(scope="session")
+def shared_client_classes():
+    """Build each boto3 client class once (a new session otherwise rebuilds EC2's 700 methods per test)."""
+    import botocore.client
+
+    original = botocore.client.ClientCreator._create_client_class
+    classes: dict = {}
+
+    def create_client_class(self, service_name, service_model):
+        key = (service_name, service_model.api_version)
+        if key not in classes:
+            classes[key] = original(self, service_name, service_model)
+        return classes[key]
+
+    botocore.client.ClientCreator._create_client_class = create_client_class
+    yield
+    botocore.client.ClientCreator._create_client_class = original
+
+
+@pytest.fixture
+def without_ecs_amis(monkeypatch):
+    """Skip moto's 1,200 ECS-optimised AMIs (every new EC2 backend builds them; the lab never uses them)."""
+    import moto.ec2.models.amis
+
+    original = moto.ec2.models.amis.load_resource
+
+    def load_resource(resource: str):
+        return [] if "ecs/optimized_amis" in resource else original(resource)
+
+    monkeypatch.setattr(moto.ec2.models.amis, "load_resource", load_resource)
+
+
+@pytest.fixture
+def strict_backend(lab_home, only_ssm_managed_policy, shared_botocore_loader, shared_client_classes, without_ecs_amis):
     """A Backend over a fresh in-process moto with the strict layer (tests/strict.py) installed.
 
     The layer is reachable as `strict_backend.strict` (its `refusals` list records what it refused).
@@ -134,7 +185,8 @@ def strict_backend(lab_home, only_ssm_managed_policy):
     from moto import mock_aws
     from strict import install_strict_layer
 
-    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}) as mock:
         backend = InProcessBackend.make()
         backend.strict = install_strict_layer(backend)
+        backend.reset_account = mock.reset  # wipe all moto state (used between fault-injection rounds)
         yield backend

@@ -1,0 +1,466 @@
+"""The lab's inputs as one validated object: every bad value is refused here, before any AWS call.
+
+Settable in Python (`LabConfig(readers=2)`), from a TOML file (`LabConfig.load(path)`) and from CLI flags.
+Each rule raises a ConfigError that names the field and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .backend import BACKENDS, Backend, get_backend
+from .errors import ConfigError
+from .home import labkit_home
+from .tags import (
+    NODE_CLUSTER,
+    NODE_DB_SUBNET_GROUP,
+    NODE_IAM_ROLE,
+    NODE_INSTANCE_PROFILE,
+    NODE_KEY_PAIR,
+    NODE_SG_APP,
+    NODE_WRITER,
+    reader_node,
+    resource_name,
+)
+
+CONFIG_FILE_NAME = "lab.toml"
+MAX_READERS = 15  # Aurora allows up to 15 replicas per cluster
+VPC_PREFIX_RANGE = (16, 26)  # AWS allows /16 to /28; the lab splits the VPC into four subnets
+ENGINE_VERSION_PATTERN = re.compile(r"^8\.0\.mysql_aurora\.3\.\d{2}\.\d+$")
+NAME_PART_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+VPC_ID_PATTERN = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+_SIZES = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
+
+
+def _family(family: str, *sizes: str) -> tuple[str, ...]:
+    return tuple(f"db.{family}.{size}" for size in sizes)
+
+
+# DB instance classes Aurora MySQL 3 offers (AWS docs, "Supported DB engines for DB instance classes", 2025).
+AURORA_MYSQL_INSTANCE_CLASSES: tuple[str, ...] = (
+    ("db.serverless", "db.t3.medium", "db.t3.large", "db.t4g.medium", "db.t4g.large")
+    + _family("r5", *_SIZES, "24xlarge")
+    + _family("r6g", *_SIZES)
+    + _family("r6gd", *_SIZES[1:])
+    + _family("r6i", *_SIZES, "24xlarge", "32xlarge")
+    + _family("r6id", *_SIZES[1:], "24xlarge", "32xlarge")
+    + _family("r7g", *_SIZES)
+    + _family("r7i", *_SIZES, "24xlarge", "48xlarge")
+    + _family("r8g", *_SIZES, "24xlarge", "48xlarge")
+    + _family("x2g", *_SIZES)
+)
+
+# Names built from lab and learner, and the longest each AWS service accepts.
+NAME_LIMITS = {
+    "RDS cluster identifier": (NODE_CLUSTER, 63),
+    "RDS instance identifier": (NODE_WRITER, 63),
+    "DB subnet group name": (NODE_DB_SUBNET_GROUP, 255),
+    "IAM role name": (NODE_IAM_ROLE, 64),
+    "IAM instance profile name": (NODE_INSTANCE_PROFILE, 128),
+    "security group name": (NODE_SG_APP, 255),
+    "key pair name": (NODE_KEY_PAIR, 255),
+}
+
+
+@lru_cache(maxsize=1)
+def _botocore_session() -> Any:
+    """One botocore session for reading its bundled data (regions, partitions, the EC2 model)."""
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@lru_cache(maxsize=64)
+def partition_of(region: str) -> str:
+    """The AWS partition of a region (aws, aws-cn, aws-us-gov, ...)."""
+    return _botocore_session().get_partition_for_region(region)
+
+
+@lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Regions where both EC2 and RDS exist, from botocore's bundled partition data (no network call)."""
+    session = _botocore_session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        ec2 = set(session.get_available_regions("ec2", partition_name=partition))
+        rds = set(session.get_available_regions("rds", partition_name=partition))
+        regions |= ec2 & rds
+    return frozenset(regions)
+
+
+@lru_cache(maxsize=1)
+def known_instance_types() -> frozenset[str]:
+    """EC2 instance types named in botocore's bundled EC2 model."""
+    model = _botocore_session().get_service_model("ec2")
+    return frozenset(model.shape_for("InstanceType").enum)
+
+
+def _suggest(value: str, choices: frozenset[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(value, sorted(choices), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+@dataclass(eq=True)
+class LabConfig:
+    """Everything that decides what the lab creates. Invalid values raise ConfigError at once."""
+
+    lab: str = "auroralab"
+    learner: str = "learner1"
+    region: str = "us-east-1"
+    backend: str = "sandbox"
+    vpc: str = "create"
+    vpc_cidr: str = "10.42.0.0/16"
+    engine_version: str = "8.0.mysql_aurora.3.08.0"
+    db_instance_class: str = "db.t4g.medium"
+    readers: int = 1
+    instance_type: str = "t3.micro"
+    ssh_cidr: str | None = None
+    key_pair: bool = False
+    deletion_protection: bool = False
+
+    def __post_init__(self) -> None:
+        for name, value in _validated(self).items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_ready", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assigning a field validates it too: `config.readers = 99` raises like the constructor would."""
+        if getattr(self, "_ready", False) and name in field_names():
+            value = getattr(dataclasses.replace(self, **{name: value}), name)
+        object.__setattr__(self, name, value)
+
+    # ----- derived values -----
+    def name(self, node: str) -> str:
+        """The Name of the resource for graph node `node`, prefixed by lab and learner."""
+        return resource_name(self.lab, self.learner, node)
+
+    def subnet_cidrs(self) -> tuple[str, str, str]:
+        """CIDRs of the public subnet and the two database subnets: the first three quarters of the VPC."""
+        network = ipaddress.IPv4Network(self.vpc_cidr)
+        quarters = list(network.subnets(prefixlen_diff=2))
+        return str(quarters[0]), str(quarters[1]), str(quarters[2])
+
+    @property
+    def partition(self) -> str:
+        """The AWS partition of the region (aws, aws-cn, aws-us-gov, ...)."""
+        return partition_of(self.region)
+
+    def make_backend(self) -> Backend:
+        """The backend this config names, in its region."""
+        return get_backend(self.backend, self.region)
+
+    # ----- dict, TOML -----
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in field_names()}
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, source: str = "config") -> LabConfig:
+        """Build from a dict (TOML table, CLI flags); strings are accepted for numbers and booleans."""
+        unknown = sorted(set(data) - set(field_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting in {source}{_suggest(unknown[0], field_names())}",
+                field=unknown[0],
+                fix=f"use only these fields: {', '.join(field_names())}",
+            )
+        values = {name: _coerce(name, value) for name, value in data.items()}
+        return cls(**values)
+
+    def to_toml(self) -> str:
+        """The config as a small TOML document (written by hand: the standard library only reads TOML)."""
+        lines = ["# labkit lab config: edit, then `labkit plan` (or LabConfig.load() in a notebook)", ""]
+        for name, value in self.to_dict().items():
+            if value is None:
+                lines.append(f'# {name} = "203.0.113.7/32"   # unset: no SSH rule at all')
+            elif isinstance(value, bool):
+                lines.append(f"{name} = {'true' if value else 'false'}")
+            elif isinstance(value, int):
+                lines.append(f"{name} = {value}")
+            else:
+                lines.append(f"{name} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def default_path() -> Path:
+        """Where the lab config of this LABKIT home lives."""
+        return labkit_home() / CONFIG_FILE_NAME
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> LabConfig:
+        """Read a TOML config; with no path, the home's lab.toml (or the defaults when it does not exist)."""
+        if path is None:
+            path = cls.default_path()
+            if not path.exists():
+                return cls()
+        path = Path(path).expanduser()
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config file {path} does not exist", field="config", fix="check the path given to --config"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not valid TOML ({exc})",
+                field="config",
+                fix='write one `field = value` per line, strings in "quotes"',
+            ) from None
+        return cls.from_mapping(data, source=str(path))
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the config as TOML (default: the home's lab.toml, where notebooks and the CLI find it)."""
+        target = Path(path).expanduser() if path is not None else self.default_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.to_toml())
+        return target
+
+
+@lru_cache(maxsize=1)
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(LabConfig))
+
+
+# ----- coercion of text values (CLI flags, environment) -----
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if name in ("key_pair", "deletion_protection"):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+    elif name == "readers":
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    elif name == "ssh_cidr" and text.lower() in ("", "none", "off"):
+        return None
+    return text
+
+
+# ----- validation, one small function per field -----
+
+
+def _validated(config: LabConfig) -> dict[str, Any]:
+    """Check every field; return the normalised values. Raises ConfigError on the first bad one."""
+    values = {
+        "lab": _check_name_part("lab", config.lab),
+        "learner": _check_name_part("learner", config.learner),
+        "region": _check_region(config.region),
+        "backend": _check_backend(config.backend),
+        "vpc": _check_vpc(config.vpc),
+        "vpc_cidr": _check_vpc_cidr(config.vpc_cidr),
+        "engine_version": _check_engine_version(config.engine_version),
+        "db_instance_class": _check_db_instance_class(config.db_instance_class),
+        "readers": _check_readers(config.readers),
+        "instance_type": _check_instance_type(config.instance_type),
+        "key_pair": _check_bool("key_pair", config.key_pair),
+        "deletion_protection": _check_bool("deletion_protection", config.deletion_protection),
+    }
+    values["ssh_cidr"] = _check_ssh_cidr(config.ssh_cidr, values["vpc_cidr"])
+    _check_name_lengths(values["lab"], values["learner"], values["readers"])
+    return values
+
+
+def _require_str(field: str, value: Any, example: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"must be text, got {value!r}", field=field, fix=f'write it as a string, e.g. "{example}"')
+    return value.strip()
+
+
+def _check_name_part(field: str, value: Any) -> str:
+    text = _require_str(field, value, "alice")
+    if not NAME_PART_PATTERN.match(text):
+        suggestion = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
+        if suggestion and not suggestion[0].isalpha():
+            suggestion = "x" + suggestion
+        raise ConfigError(
+            f"{text!r} cannot be part of an RDS identifier: use lower-case letters, digits and single hyphens, "
+            "starting with a letter and not ending with a hyphen",
+            field=field,
+            fix=f"use e.g. {suggestion or 'learner1'!r}",
+        )
+    return text
+
+
+def _check_region(value: Any) -> str:
+    text = _require_str("region", value, "us-east-1")
+    if text not in known_regions():
+        raise ConfigError(
+            f"{text!r} is not an AWS region with EC2 and RDS{_suggest(text, known_regions())}",
+            field="region",
+            fix="use a region code such as us-east-1, eu-west-1 or ap-southeast-2",
+        )
+    return text
+
+
+def _check_backend(value: Any) -> str:
+    text = _require_str("backend", value, "sandbox").lower()
+    if text not in BACKENDS:
+        raise ConfigError(
+            f"unknown backend {text!r}",
+            field="backend",
+            fix="use 'sandbox' (the default, local and free) or 'aws' (your real account, costs money)",
+        )
+    return text
+
+
+def _check_vpc(value: Any) -> str:
+    text = _require_str("vpc", value, "create")
+    if text in ("create", "default") or VPC_ID_PATTERN.match(text):
+        return text
+    raise ConfigError(
+        f"{text!r} is neither 'create', 'default' nor a VPC id",
+        field="vpc",
+        fix="use 'create' (a new VPC for the lab), 'default' (the region's default VPC) or an id like vpc-0abc12345def67890",
+    )
+
+
+def _check_vpc_cidr(value: Any) -> str:
+    text = _require_str("vpc_cidr", value, "10.42.0.0/16")
+    try:
+        network = ipaddress.IPv4Network(text, strict=True)
+    except ValueError as exc:
+        hint = ""
+        try:
+            hint = f"; did you mean {ipaddress.IPv4Network(text, strict=False)}?"
+        except ValueError:
+            pass
+        raise ConfigError(
+            f"{text!r} is not an IPv4 network ({exc}){hint}", field="vpc_cidr", fix="use e.g. 10.42.0.0/16"
+        ) from None
+    low, high = VPC_PREFIX_RANGE
+    if not low <= network.prefixlen <= high:
+        raise ConfigError(
+            f"{network} has a /{network.prefixlen} prefix; the lab needs /{low} to /{high}",
+            field="vpc_cidr",
+            fix="use a block such as 10.42.0.0/16 (AWS allows /16 to /28; the lab splits it into four subnets)",
+        )
+    if not any(network.subnet_of(private) for private in PRIVATE_RANGES):
+        raise ConfigError(
+            f"{network} is not inside a private range, so it would shadow real internet addresses",
+            field="vpc_cidr",
+            fix="use a block inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, e.g. 10.42.0.0/16",
+        )
+    return str(network)
+
+
+def _check_engine_version(value: Any) -> str:
+    text = _require_str("engine_version", value, "8.0.mysql_aurora.3.08.0")
+    if not ENGINE_VERSION_PATTERN.match(text):
+        raise ConfigError(
+            f"{text!r} is not an Aurora MySQL 3 (MySQL 8.0 compatible) version",
+            field="engine_version",
+            fix="use a version like 8.0.mysql_aurora.3.08.0 (Aurora MySQL 2 is MySQL 5.7 and out of standard support)",
+        )
+    return text
+
+
+def _check_db_instance_class(value: Any) -> str:
+    text = _require_str("db_instance_class", value, "db.t4g.medium")
+    if text not in AURORA_MYSQL_INSTANCE_CLASSES:
+        raise ConfigError(
+            f"Aurora MySQL does not offer {text!r}{_suggest(text, AURORA_MYSQL_INSTANCE_CLASSES)}",
+            field="db_instance_class",
+            fix="use db.t4g.medium (the cheapest, default) or another Aurora MySQL class such as db.r6g.large",
+        )
+    return text
+
+
+def _check_readers(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"must be a whole number, got {value!r}", field="readers", fix="use e.g. readers = 1")
+    if not 0 <= value <= MAX_READERS:
+        raise ConfigError(
+            f"{value} readers is out of range",
+            field="readers",
+            fix=f"use 0 to {MAX_READERS} (Aurora's replica limit)",
+        )
+    return value
+
+
+def _check_instance_type(value: Any) -> str:
+    text = _require_str("instance_type", value, "t3.micro")
+    if text not in known_instance_types():
+        raise ConfigError(
+            f"{text!r} is not an EC2 instance type{_suggest(text, known_instance_types())}",
+            field="instance_type",
+            fix="use e.g. t3.micro (the default, free-tier eligible)",
+        )
+    return text
+
+
+def _check_bool(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be true or false, got {value!r}", field=field, fix=f"use {field} = true or false")
+    return value
+
+
+def _check_ssh_cidr(value: Any, vpc_cidr: str) -> str | None:
+    if value is None:
+        return None
+    text = _require_str("ssh_cidr", value, "203.0.113.7/32")
+    if not text:
+        return None
+    fix = "give your own public IP as a single /32 (e.g. from https://checkip.amazonaws.com), or leave it unset"
+    try:
+        network = ipaddress.IPv4Network(text if "/" in text else f"{text}/32", strict=True)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r} is not an IPv4 address or /32 ({exc})", field="ssh_cidr", fix=fix) from None
+    if network.prefixlen == 0:
+        raise ConfigError(f"{text} would open SSH to the whole internet", field="ssh_cidr", fix=fix)
+    if network.prefixlen != 32:
+        raise ConfigError(
+            f"{text} allows {network.num_addresses} addresses; SSH is opened to one only",
+            field="ssh_cidr",
+            fix=fix,
+        )
+    if network.overlaps(ipaddress.IPv4Network(vpc_cidr)):
+        raise ConfigError(f"{text} is inside the lab's own VPC ({vpc_cidr})", field="ssh_cidr", fix=fix)
+    if not _is_public(network.network_address):
+        raise ConfigError(
+            f"{text} is not a public address, so it can never reach the instance", field="ssh_cidr", fix=fix
+        )
+    return str(network)
+
+
+def _is_public(address: ipaddress.IPv4Address) -> bool:
+    """Public enough to be a learner's source address (documentation ranges allowed, for examples and tests)."""
+    if any(address in private for private in PRIVATE_RANGES):
+        return False
+    if address.is_loopback or address.is_unspecified or address.is_multicast or address.is_link_local:
+        return False
+    return address.is_global or address.is_private  # is_private also covers the documentation ranges
+
+
+def _check_name_lengths(lab: str, learner: str, readers: int) -> None:
+    limits = dict(NAME_LIMITS)
+    if readers:
+        limits["RDS instance identifier"] = (reader_node(readers), 63)
+    for what, (node, limit) in limits.items():
+        name = resource_name(lab, learner, node)
+        if len(name) > limit:
+            field = "learner" if len(learner) >= len(lab) else "lab"
+            raise ConfigError(
+                f"the {what} {name!r} would be {len(name)} characters; AWS allows {limit}",
+                field=field,
+                fix=f"shorten lab or learner by {len(name) - limit} characters or more",
+            )

@@ -1,0 +1,153 @@
+"""How labkit shows things: a widget progress bar inside a Jupyter kernel, plain lines in a terminal; tables.
+
+The choice between notebook and terminal is made here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import threading
+from typing import Any, TextIO
+
+import pandas as pd
+
+
+def in_notebook() -> bool:
+    """True when running inside a Jupyter (ipykernel) kernel."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    """One line for the learner (stdout in a notebook or terminal, or the given stream)."""
+    print(message, file=stream or sys.stdout, flush=True)
+
+
+def show(thing: Any, stream: TextIO | None = None) -> None:
+    """Display a table or plan: rich output in a notebook, text in a terminal."""
+    if in_notebook() and stream is None:
+        from IPython.display import display
+
+        display(thing)
+    elif isinstance(thing, pd.DataFrame):
+        say(thing.to_string(index=False) if not thing.empty else "(none)", stream)
+    else:
+        say(str(thing), stream)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub-style markdown table (no extra dependency)."""
+
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+class Progress:
+    """Per-resource progress of apply or destroy. Methods are called from one thread only."""
+
+    def __init__(self, title: str, total: int) -> None:
+        self.title = title
+        self.total = total
+        self.done = 0
+
+    def started(self, node: str, action: str) -> None:
+        """A node's step began (`action` is e.g. 'create' or 'delete')."""
+
+    def finished(self, node: str, outcome: str) -> None:
+        """A node's step ended well; `outcome` says what happened."""
+        self.done += 1
+
+    def failed(self, node: str, message: str) -> None:
+        """A node's step failed."""
+        self.done += 1
+
+    def close(self, summary: str) -> None:
+        """All steps are over."""
+
+
+class QuietProgress(Progress):
+    """Shows nothing (for library use inside other tools)."""
+
+
+class TerminalProgress(Progress):
+    """Plain lines, one when a step starts and one when it ends."""
+
+    def __init__(self, title: str, total: int, stream: TextIO | None = None) -> None:
+        super().__init__(title, total)
+        self.stream = stream
+        self._width = len(str(total))
+
+    def _line(self, node: str, text: str) -> None:
+        say(f"[{self.done:>{self._width}}/{self.total}] {node:<20} {text}", self.stream)
+
+    def started(self, node: str, action: str) -> None:
+        self._line(node, f"{action} ...")
+
+    def finished(self, node: str, outcome: str) -> None:
+        super().finished(node, outcome)
+        self._line(node, outcome)
+
+    def failed(self, node: str, message: str) -> None:
+        super().failed(node, message)
+        self._line(node, f"FAILED: {message}")
+
+    def close(self, summary: str) -> None:
+        say(f"{self.title}: {summary}", self.stream)
+
+
+class WidgetProgress(Progress):
+    """An ipywidgets bar and a short log of each resource, updated in place in the notebook."""
+
+    def __init__(self, title: str, total: int) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        super().__init__(title, total)
+        self._bar = widgets.IntProgress(value=0, min=0, max=max(total, 1), description=title, bar_style="info")
+        self._log = widgets.HTML()
+        self._lines: dict[str, str] = {}
+        self._lock = threading.Lock()
+        display(widgets.VBox([self._bar, self._log]))
+
+    def _render(self, node: str, text: str) -> None:
+        with self._lock:
+            self._lines[node] = f"<code>{html.escape(node)}</code> {html.escape(text)}"
+            self._bar.value = self.done
+            self._log.value = "<br>".join(self._lines.values())
+
+    def started(self, node: str, action: str) -> None:
+        self._render(node, f"{action} ...")
+
+    def finished(self, node: str, outcome: str) -> None:
+        super().finished(node, outcome)
+        self._render(node, f"✓ {outcome}")
+
+    def failed(self, node: str, message: str) -> None:
+        super().failed(node, message)
+        self._bar.bar_style = "danger"
+        self._render(node, f"✗ {message}")
+
+    def close(self, summary: str) -> None:
+        if self._bar.bar_style != "danger":
+            self._bar.bar_style = "success"
+        self._bar.description = self.title
+        self._log.value += f"<br><b>{html.escape(summary)}</b>"
+
+
+def progress_for(title: str, total: int, stream: TextIO | None = None) -> Progress:
+    """A widget bar inside a notebook, plain lines elsewhere (or on `stream` when one is given)."""
+    if stream is None and in_notebook():
+        return WidgetProgress(title, total)
+    return TerminalProgress(title, total, stream)

@@ -1,0 +1,37 @@
+"""Security groups made visible: rules as tables, a security lint, and reachability verdicts that name
+the rule that decides.
+
+    security_groups()                     rules of the lab's groups, one row per rule
+    style_rules(frame)                    the same, styled for a notebook (risky rows highlighted)
+    lint()                                findings with severity and fix; empty for the default lab
+    can_reach("instance", "writer", 3306) a Verdict: reachable?, hops, the deciding rule, the fix
+    Reachability.snapshot(backend, config).check(...)   many checks against one description
+"""
+
+from __future__ import annotations
+
+from .fixes import ApiCall, Fix
+from .lint import Finding, LintReport, lint, lint_snapshot
+from .model import Snapshot
+from .paths import Endpoint, Hop
+from .reach import Reachability, Verdict, can_reach
+from .snapshot import gather
+from .tables import security_groups, style_rules
+
+__all__ = [
+    "ApiCall",
+    "Endpoint",
+    "Finding",
+    "Fix",
+    "Hop",
+    "LintReport",
+    "Reachability",
+    "Snapshot",
+    "Verdict",
+    "can_reach",
+    "gather",
+    "lint",
+    "lint_snapshot",
+    "security_groups",
+    "style_rules",
+]

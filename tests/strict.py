@@ -1,0 +1,329 @@
+"""A strict layer over moto: the refusals real AWS makes and moto does not (FACTS.md), as botocore handlers.
+
+Installed on a backend's boto3 session, each handler looks at the account through a separate, plain
+session (so its own look-ups are not checked again) and raises the ClientError AWS would raise. An
+ordering bug in provisioning or teardown therefore fails a unit test instead of a learner's lab.
+
+It also enforces one lab rule that is not AWS's: every create call must carry the lab tags.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from labkit.backend import FAKE_CREDENTIALS, Backend
+from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, ENGINE_VERSION_PATTERN
+from labkit.tags import TAG_LAB, TAG_LEARNER, TAG_NODE
+
+LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+PASSWORD_FORBIDDEN = set('/"@ ')
+LAB_TAG_KEYS = {TAG_LAB, TAG_LEARNER, TAG_NODE}
+
+# Create calls that must tag what they make, and where their tags are.
+TAGGED_CREATES = {
+    ("ec2", "CreateVpc"): "TagSpecifications",
+    ("ec2", "CreateSubnet"): "TagSpecifications",
+    ("ec2", "CreateInternetGateway"): "TagSpecifications",
+    ("ec2", "CreateRouteTable"): "TagSpecifications",
+    ("ec2", "CreateSecurityGroup"): "TagSpecifications",
+    ("ec2", "CreateKeyPair"): "TagSpecifications",
+    ("ec2", "RunInstances"): "TagSpecifications",
+    ("rds", "CreateDBSubnetGroup"): "Tags",
+    ("rds", "CreateDBCluster"): "Tags",
+    ("rds", "CreateDBInstance"): "Tags",
+    ("iam", "CreateRole"): "Tags",
+    ("iam", "CreateInstanceProfile"): "Tags",
+}
+
+
+class StrictViolation(AssertionError):
+    """A lab rule (not an AWS one) was broken, e.g. a create call without the lab tags."""
+
+
+def aws_error(operation: str, code: str, message: str, status: int = 400) -> ClientError:
+    """A ClientError shaped like the one AWS returns."""
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, operation)  # type: ignore[arg-type]
+
+
+class StrictLayer:
+    """Raise what AWS raises where moto stays silent. `refusals` records every refusal, for assertions."""
+
+    def __init__(self, backend: Backend, *, require_tags: bool = True) -> None:
+        self.backend = backend
+        self.require_tags = require_tags
+        self.refusals: list[tuple[str, str]] = []
+        self.creating_polls: dict[str, int] = {}  # cluster id -> describes that still say "creating"
+        self.slow_cluster_polls = 0
+        self.lingering_groups: dict[str, int] = {}  # group id -> deletions refused after its instance went
+        self.linger_after_terminate = 0
+        self._plain = boto3.Session(region_name=backend.region, **FAKE_CREDENTIALS)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ----- wiring -----
+    def install(self) -> StrictLayer:
+        """Register the handlers on the backend's session; do it before the backend makes any client."""
+        if getattr(self.backend, "_clients", None):
+            raise RuntimeError("install the strict layer before the backend creates clients")
+        events = self.backend.session().events
+        for (service, operation), check in self._checks().items():
+            events.register(f"before-parameter-build.{service}.{operation}", self._guard(operation, check))
+        if self.require_tags:
+            for (service, operation), key in TAGGED_CREATES.items():
+                events.register(f"before-parameter-build.{service}.{operation}", self._tag_guard(operation, key))
+        events.register("after-call.rds.CreateDBCluster", self._cluster_created)
+        events.register("after-call.rds.DescribeDBClusters", self._report_creating)
+        events.register("before-parameter-build.ec2.TerminateInstances", self._instances_terminating)
+        return self
+
+    def _checks(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], None]]:
+        return {
+            ("ec2", "DeleteSecurityGroup"): self.check_delete_security_group,
+            ("ec2", "DeleteSubnet"): self.check_delete_subnet,
+            ("ec2", "DetachInternetGateway"): self.check_detach_internet_gateway,
+            ("ec2", "DeleteInternetGateway"): self.check_delete_internet_gateway,
+            ("rds", "CreateDBCluster"): self.check_create_cluster,
+            ("rds", "CreateDBInstance"): self.check_create_db_instance,
+            ("rds", "CreateDBSubnetGroup"): self.check_create_subnet_group,
+            ("rds", "DeleteDBSubnetGroup"): self.check_delete_subnet_group,
+            ("rds", "DeleteDBCluster"): self.check_delete_cluster,
+            ("iam", "DeleteRole"): self.check_delete_role,
+        }
+
+    def _guard(self, operation: str, check: Callable[[dict[str, Any]], None]) -> Callable[..., None]:
+        def handler(params: dict[str, Any], **_: Any) -> None:
+            try:
+                check(params)
+            except ClientError as exc:
+                self.refusals.append((operation, exc.response["Error"]["Code"]))
+                raise
+
+        return handler
+
+    def _tag_guard(self, operation: str, key: str) -> Callable[..., None]:
+        def handler(params: dict[str, Any], **_: Any) -> None:
+            if not self.require_tags:
+                return
+            given = params.get(key) or []
+            if key == "TagSpecifications":
+                keys = [{t["Key"] for t in spec.get("Tags", [])} for spec in given]
+                tagged = bool(keys) and all(k >= LAB_TAG_KEYS for k in keys)
+            else:
+                tagged = {t["Key"] for t in given} >= LAB_TAG_KEYS
+            if not tagged:
+                raise StrictViolation(f"{operation} without the lab tags in {key}: the resource would be untracked")
+
+        return handler
+
+    def client(self, service: str) -> Any:
+        """A client on a plain session: the layer's own look-ups are not checked again."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._plain.client(service, endpoint_url=self.backend.endpoint_url())
+            return self._clients[service]
+
+    # ----- EC2 -----
+    def _live_instances(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        filters = [*filters, {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
+        reservations = self.client("ec2").describe_instances(Filters=filters)["Reservations"]
+        return [i for r in reservations for i in r["Instances"]]
+
+    def _interfaces_in_use(self, interfaces: list[dict[str, Any]]) -> bool:
+        """moto keeps an instance's interface after termination; AWS deletes it. Count only live ones."""
+        attached = {i.get("Attachment", {}).get("InstanceId") for i in interfaces}
+        if None in attached:
+            return True  # a detached interface still uses its groups
+        if not attached:
+            return False
+        return bool(self._live_instances([{"Name": "instance-id", "Values": sorted(attached)}]))
+
+    def check_delete_security_group(self, params: dict[str, Any]) -> None:
+        group_id = params["GroupId"]
+        ec2, rds = self.client("ec2"), self.client("rds")
+        group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+        if group["GroupName"] == "default":
+            raise aws_error("DeleteSecurityGroup", "CannotDelete", f"the default group {group_id} cannot be deleted")
+        violation = f"resource {group_id} has a dependent object"
+        rules = ec2.describe_security_group_rules()["SecurityGroupRules"]
+        if any(r.get("ReferencedGroupInfo", {}).get("GroupId") == group_id and r["GroupId"] != group_id for r in rules):
+            raise aws_error("DeleteSecurityGroup", "DependencyViolation", f"{violation} (a rule of another group)")
+        if self._live_instances([{"Name": "instance.group-id", "Values": [group_id]}]):
+            raise aws_error("DeleteSecurityGroup", "DependencyViolation", f"{violation} (an instance)")
+        interfaces = ec2.describe_network_interfaces(Filters=[{"Name": "group-id", "Values": [group_id]}])
+        if self._interfaces_in_use(interfaces["NetworkInterfaces"]):
+            raise aws_error("DeleteSecurityGroup", "DependencyViolation", f"{violation} (a network interface)")
+        for item in [*rds.describe_db_clusters()["DBClusters"], *rds.describe_db_instances()["DBInstances"]]:
+            if group_id in [g["VpcSecurityGroupId"] for g in item.get("VpcSecurityGroups", [])]:
+                raise aws_error("DeleteSecurityGroup", "DependencyViolation", f"{violation} (an RDS resource)")
+        with self._lock:
+            if self.lingering_groups.get(group_id, 0) > 0:
+                self.lingering_groups[group_id] -= 1
+                raise aws_error(
+                    "DeleteSecurityGroup", "DependencyViolation", f"{violation} (an interface being released)"
+                )
+
+    def _instances_terminating(self, params: dict[str, Any], **_: Any) -> None:
+        """Optionally keep an instance's groups busy for a few deletions, as its interface is released."""
+        if not self.linger_after_terminate:
+            return
+        for instance in self._live_instances([{"Name": "instance-id", "Values": params.get("InstanceIds", [])}]):
+            for group in instance.get("SecurityGroups", []):
+                with self._lock:
+                    self.lingering_groups[group["GroupId"]] = self.linger_after_terminate
+
+    def check_delete_subnet(self, params: dict[str, Any]) -> None:
+        subnet_id = params["SubnetId"]
+        if self._live_instances([{"Name": "subnet-id", "Values": [subnet_id]}]):
+            raise aws_error(
+                "DeleteSubnet",
+                "DependencyViolation",
+                f"the subnet {subnet_id} has dependencies (an instance)",
+            )
+        rds = self.client("rds")
+        groups = {g["DBSubnetGroupName"]: g for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]}
+        for cluster in rds.describe_db_clusters()["DBClusters"]:
+            group = groups.get(cluster.get("DBSubnetGroup", ""))
+            if group and subnet_id in [s["SubnetIdentifier"] for s in group["Subnets"]]:
+                raise aws_error("DeleteSubnet", "DependencyViolation", f"the subnet {subnet_id} has dependencies (RDS)")
+
+    def check_detach_internet_gateway(self, params: dict[str, Any]) -> None:
+        vpc_id = params["VpcId"]
+        mapped = [i for i in self._live_instances([{"Name": "vpc-id", "Values": [vpc_id]}]) if i.get("PublicIpAddress")]
+        if mapped:
+            message = f"Network {vpc_id} has some mapped public address(es). Please unmap those public address(es)"
+            raise aws_error("DetachInternetGateway", "DependencyViolation", message)
+
+    def check_delete_internet_gateway(self, params: dict[str, Any]) -> None:
+        gateway_id = params["InternetGatewayId"]
+        gateway = self.client("ec2").describe_internet_gateways(InternetGatewayIds=[gateway_id])["InternetGateways"][0]
+        if gateway.get("Attachments"):
+            raise aws_error("DeleteInternetGateway", "DependencyViolation", f"{gateway_id} is still attached to a VPC")
+
+    # ----- RDS -----
+    @staticmethod
+    def _check_identifier(operation: str, identifier: str, what: str) -> None:
+        if not RDS_IDENTIFIER.match(identifier or ""):
+            message = (
+                f"The parameter {what} is not a valid identifier. Identifiers must begin with a letter; must contain "
+                "only ASCII letters, digits, and hyphens; and must not end with a hyphen or contain two consecutive hyphens."
+            )
+            raise aws_error(operation, "InvalidParameterValue", message)
+
+    def check_create_cluster(self, params: dict[str, Any]) -> None:
+        operation, rds = "CreateDBCluster", self.client("rds")
+        identifier = params.get("DBClusterIdentifier", "")
+        self._check_identifier(operation, identifier, "DBClusterIdentifier")
+        if any(c["DBClusterIdentifier"] == identifier.lower() for c in rds.describe_db_clusters()["DBClusters"]):
+            raise aws_error(operation, "DBClusterAlreadyExistsFault", "DB Cluster already exists")
+        password = params.get("MasterUserPassword")
+        if password is None and not params.get("ManageMasterUserPassword"):
+            raise aws_error(operation, "InvalidParameterValue", "The parameter MasterUserPassword must be provided")
+        if password is not None:
+            if params.get("ManageMasterUserPassword"):
+                message = "MasterUserPassword cannot be given when ManageMasterUserPassword is true"
+                raise aws_error(operation, "InvalidParameterCombination", message)
+            printable = all(32 <= ord(ch) < 127 for ch in password)
+            if not 8 <= len(password) <= 41 or not printable or PASSWORD_FORBIDDEN & set(password):
+                message = (
+                    "The parameter MasterUserPassword is not a valid password. Only printable ASCII characters besides "
+                    "'/', '@', '\"', ' ' may be used, 8 to 41 of them."
+                )
+                raise aws_error(operation, "InvalidParameterValue", message)
+        version = params.get("EngineVersion")
+        if params.get("Engine") == "aurora-mysql" and version and not ENGINE_VERSION_PATTERN.match(version):
+            raise aws_error(operation, "InvalidParameterCombination", f"Cannot find version {version} for aurora-mysql")
+        group = params.get("DBSubnetGroupName")
+        if group and group not in [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]]:
+            raise aws_error(operation, "DBSubnetGroupNotFoundFault", f"DBSubnetGroup {group} not found")
+        groups = params.get("VpcSecurityGroupIds", [])
+        known = {g["GroupId"] for g in self.client("ec2").describe_security_groups()["SecurityGroups"]}
+        if set(groups) - known:
+            raise aws_error(
+                operation,
+                "InvalidParameterValue",
+                f"Invalid security group ids: {sorted(set(groups) - known)}",
+            )
+
+    def check_create_db_instance(self, params: dict[str, Any]) -> None:
+        operation, rds = "CreateDBInstance", self.client("rds")
+        identifier = params.get("DBInstanceIdentifier", "")
+        self._check_identifier(operation, identifier, "DBInstanceIdentifier")
+        if any(i["DBInstanceIdentifier"] == identifier.lower() for i in rds.describe_db_instances()["DBInstances"]):
+            raise aws_error(operation, "DBInstanceAlreadyExists", "DB instance already exists")
+        cluster = params.get("DBClusterIdentifier")
+        if cluster and cluster not in [c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]]:
+            raise aws_error(operation, "DBClusterNotFoundFault", f"DBCluster {cluster} not found")
+        if (
+            params.get("Engine") == "aurora-mysql"
+            and params.get("DBInstanceClass") not in AURORA_MYSQL_INSTANCE_CLASSES
+        ):
+            message = f"RDS does not support creating a DB instance with the class {params.get('DBInstanceClass')}"
+            raise aws_error(operation, "InvalidParameterCombination", message)
+
+    def check_create_subnet_group(self, params: dict[str, Any]) -> None:
+        operation, rds = "CreateDBSubnetGroup", self.client("rds")
+        name = params.get("DBSubnetGroupName", "")
+        if name.lower() in [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]]:
+            raise aws_error(operation, "DBSubnetGroupAlreadyExists", f"The DB subnet group '{name}' already exists")
+        subnets = self.client("ec2").describe_subnets(SubnetIds=params.get("SubnetIds", []))["Subnets"]
+        if len({s["AvailabilityZone"] for s in subnets}) < 2:
+            message = "The DB subnet group doesn't meet Availability Zone (AZ) coverage requirement"
+            raise aws_error(operation, "DBSubnetGroupDoesNotCoverEnoughAZs", message)
+
+    def check_delete_subnet_group(self, params: dict[str, Any]) -> None:
+        name, rds = params["DBSubnetGroupName"], self.client("rds")
+        users = [c for c in rds.describe_db_clusters()["DBClusters"] if c.get("DBSubnetGroup") == name]
+        users += [
+            i
+            for i in rds.describe_db_instances()["DBInstances"]
+            if i.get("DBSubnetGroup", {}).get("DBSubnetGroupName") == name
+        ]
+        if users:
+            message = f"Cannot delete the subnet group '{name}' because at least one database is still using it."
+            raise aws_error("DeleteDBSubnetGroup", "InvalidDBSubnetGroupStateFault", message)
+
+    def check_delete_cluster(self, params: dict[str, Any]) -> None:
+        operation, identifier = "DeleteDBCluster", params["DBClusterIdentifier"]
+        clusters = [
+            c for c in self.client("rds").describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"] == identifier
+        ]
+        if clusters and clusters[0].get("DeletionProtection"):
+            message = "Cannot delete protected Cluster, please disable deletion protection and try again."
+            raise aws_error(operation, "InvalidParameterCombination", message)
+        if not params.get("SkipFinalSnapshot") and not params.get("FinalDBSnapshotIdentifier"):
+            message = "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified."
+            raise aws_error(operation, "InvalidParameterCombination", message)
+
+    def _cluster_created(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self.slow_cluster_polls and "DBCluster" in parsed:
+            with self._lock:
+                self.creating_polls[parsed["DBCluster"]["DBClusterIdentifier"]] = self.slow_cluster_polls
+
+    def _report_creating(self, parsed: dict[str, Any], **_: Any) -> None:
+        """Make a new cluster say 'creating' for a few polls, as a real one does for minutes."""
+        with self._lock:
+            for cluster in parsed.get("DBClusters", []):
+                left = self.creating_polls.get(cluster["DBClusterIdentifier"], 0)
+                if left > 0:
+                    self.creating_polls[cluster["DBClusterIdentifier"]] = left - 1
+                    cluster["Status"] = "creating"
+
+    # ----- IAM -----
+    def check_delete_role(self, params: dict[str, Any]) -> None:
+        profiles = self.client("iam").list_instance_profiles_for_role(RoleName=params["RoleName"])["InstanceProfiles"]
+        if profiles:
+            message = "Cannot delete entity, must remove roles from instance profile first."
+            raise aws_error("DeleteRole", "DeleteConflict", message)
+
+
+def install_strict_layer(backend: Backend, **options: Any) -> StrictLayer:
+    """Make `backend` refuse what AWS refuses (see StrictLayer)."""
+    return StrictLayer(backend, **options).install()

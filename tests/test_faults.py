@@ -1,0 +1,111 @@
+"""Fault injection: every step of apply fails once; destroy still leaves nothing, and apply still completes.
+
+By default each step fails at its create call in the harshest way: AWS makes the resource (tagged) but
+the reply is lost, so apply neither knows its id nor finished configuring it. LABKIT_FAULTS=all fails
+every changing call of apply instead, both refused and with the reply lost (slower; about a minute).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import pytest
+from faults import MODES, FaultInjector, FaultPoint
+
+from labkit.apply import StepsFailed, apply, destroy, status
+from labkit.config import LabConfig
+from labkit.display import QuietProgress
+from labkit.plan import plan
+from labkit.resources import Timing
+
+FULL_LAB = LabConfig(readers=1, key_pair=True, ssh_cidr="203.0.113.7")
+FAST = Timing(poll_seconds=0.01, retry_attempts=4, retry_first_delay=0.01, retry_max_delay=0.02)
+
+
+def quietly(action, *args, **kwargs):
+    return action(*args, progress=QuietProgress("test", 0), stream=open(os.devnull, "w"), timing=FAST, **kwargs)
+
+
+def fault_plan(points: list[FaultPoint]) -> list[tuple[FaultPoint, str]]:
+    """Which faults to inject: one per step by default, every call in both modes with LABKIT_FAULTS=all."""
+    if os.environ.get("LABKIT_FAULTS") == "all":
+        return [(point, mode) for point in points for mode in MODES]
+    first_call = {}
+    for point in points:
+        first_call.setdefault(point.step, point)
+    return [(point, "reply lost") for point in first_call.values()]
+
+
+def survives(backend, injector: FaultInjector, point: FaultPoint, mode: str) -> list[str]:
+    """Run one fault through destroy-after-failure and resume-after-failure; return what went wrong."""
+    problems: list[str] = []
+    for follow_up in ("destroy", "resume"):
+        injector.arm(point, mode)
+        try:
+            quietly(apply, FULL_LAB, backend)
+            problems.append(f"{follow_up}: apply did not fail")
+        except StepsFailed as exc:
+            if not injector.fired:
+                problems.append(f"{follow_up}: apply failed on its own: {exc.message}")
+        if not injector.fired:
+            problems.append(f"{follow_up}: the fault never fired")
+        injector.disarm()
+        if follow_up == "resume":
+            quietly(apply, FULL_LAB, backend)
+            if not plan(FULL_LAB, backend).nothing_to_do:
+                problems.append("resume: plan still has work after the second apply")
+            counts = collections.Counter(
+                status(FULL_LAB, backend).query("what == 'Aurora instance' or what == 'VPC'")["node"]
+            )
+            problems += [f"resume: {count} x {node}" for node, count in counts.items() if count > 1]
+        remaining = quietly(destroy, FULL_LAB, backend)
+        if not remaining.empty:
+            problems.append(f"{follow_up}: destroy left {list(remaining['id'])}")
+    if backend.strict.refusals:
+        problems.append(f"strict layer refused {backend.strict.refusals}")
+    return problems
+
+
+def test_every_step_of_apply_survives_a_failure(strict_backend, capsys):
+    injector = FaultInjector(strict_backend.session())
+    injector.record()
+    quietly(apply, FULL_LAB, strict_backend)
+    points = injector.stop_recording()
+    assert quietly(destroy, FULL_LAB, strict_backend).empty
+    steps = {point.step for point in points}
+    assert len(steps) == 16, "every node of the full lab is a step with at least one changing call"
+
+    failures: dict[str, list[str]] = {}
+    faults = fault_plan(points)
+    for point, mode in faults:
+        import time
+
+        started = time.monotonic()
+        strict_backend.reset_account()  # clean slate: moto keeps terminated instances and their interfaces
+        strict_backend.strict.refusals.clear()
+        problems = survives(strict_backend, injector, point, mode)
+        if problems:
+            failures[f"{point} ({mode})"] = problems
+        with capsys.disabled():
+            print(point, round(time.monotonic() - started, 2))
+    survived = len(faults) - len(failures)
+    with capsys.disabled():
+        print(f"\nfault points survived: {survived}/{len(faults)} ({len(steps)} steps, {len(points)} changing calls)")
+    assert failures == {}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_fault_in_one_branch_lets_running_steps_finish_and_resume_picks_up(strict_backend, mode):
+    injector = FaultInjector(strict_backend.session())
+    injector.arm(FaultPoint("instance-profile", "AddRoleToInstanceProfile", 1), mode)
+    with pytest.raises(StepsFailed) as caught:
+        quietly(apply, FULL_LAB, strict_backend)
+    assert caught.value.field == "instance-profile"
+    assert "resumes where it stopped" in caught.value.fix
+    injector.disarm()
+    before = plan(FULL_LAB, strict_backend)
+    assert before.step("instance").action == "create"
+    assert before.step("instance-profile").action == ("none" if mode == "reply lost" else "complete")
+    result = quietly(apply, FULL_LAB, strict_backend)
+    assert "instance" in result.created and "vpc" not in result.created

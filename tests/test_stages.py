@@ -1,0 +1,44 @@
+"""Staged apply: each notebook builds one stage and exactly what that stage depends on."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from labkit.apply import apply
+from labkit.config import LabConfig
+from labkit.errors import ConfigError
+from labkit.plan import lab_graph, stage_closure
+
+
+def _depends_on(config: LabConfig) -> dict[str, list[str]]:
+    return {node: list(resource.depends_on) for node, resource in lab_graph(config).items()}
+
+
+def test_network_stage_has_no_database_or_compute():
+    keep = stage_closure(_depends_on(LabConfig()), "network")
+    assert {"vpc", "sg-app", "sg-db", "route-table-public"} <= keep
+    assert not keep & {"cluster", "db-writer", "instance", "iam-role"}
+
+
+def test_database_stage_brings_its_network_but_not_compute():
+    keep = stage_closure(_depends_on(LabConfig(readers=2)), "database")
+    assert {"cluster", "db-writer", "db-reader-1", "db-reader-2", "db-subnet-group", "sg-db"} <= keep
+    assert not keep & {"instance", "iam-role", "instance-profile"}
+
+
+def test_unknown_stage_is_refused_before_any_call():
+    with pytest.raises(ConfigError) as error:
+        stage_closure(_depends_on(LabConfig()), "everything")
+    assert error.value.field == "only"
+
+
+def test_staged_apply_creates_only_the_stage(moto_backend):
+    config = LabConfig(learner="staged")
+    result = apply(config, moto_backend, stream=io.StringIO(), only="network")
+    assert "vpc" in result.created and "sg-db" in result.created
+    assert moto_backend.client("rds").describe_db_clusters()["DBClusters"] == []
+    assert moto_backend.client("ec2").describe_instances()["Reservations"] == []
+    second = apply(config, moto_backend, stream=io.StringIO(), only="database")
+    assert "cluster" in second.created and "vpc" not in second.created
