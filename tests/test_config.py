@@ -10,7 +10,21 @@ import pytest
 from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, MAX_READERS, LabConfig, field_names
 from labkit.errors import ConfigError
 
-FIELDS = ["lab", "learner", "region", "backend", "vpc", "vpc_cidr", "engine_version", "db_instance_class", "readers", "instance_type", "ssh_cidr", "key_pair", "deletion_protection"]
+FIELDS = [
+    "lab",
+    "learner",
+    "region",
+    "backend",
+    "vpc",
+    "vpc_cidr",
+    "engine_version",
+    "db_instance_class",
+    "readers",
+    "instance_type",
+    "ssh_cidr",
+    "key_pair",
+    "deletion_protection",
+]
 
 BAD_VALUES = [
     ("lab", "AuroraLab", "lower-case"),

@@ -1,0 +1,26 @@
+"""The whole lab against a real sandbox: apply gives a real writer and reader, destroy leaves none."""
+
+from __future__ import annotations
+
+import io
+
+from labkit import sandbox
+from labkit.apply import apply, destroy
+from labkit.config import LabConfig
+from labkit.sandbox.state import pid_alive, read_state
+from labkit.security import can_reach
+
+
+def test_apply_then_destroy_drives_the_databases(sandbox_backend):
+    config = LabConfig(learner="integration")
+    apply(config, sandbox_backend, stream=io.StringIO())
+    state = sandbox.wait_for_databases(2)
+    roles = sorted(info["role"] for info in state.instances.values())
+    assert roles == ["reader", "writer"]
+    assert can_reach("instance", "writer", 3306, config, sandbox_backend).reachable
+    pids = [info["pid"] for info in state.instances.values()]
+    remaining = destroy(config, sandbox_backend, stream=io.StringIO())
+    assert remaining.empty
+    sandbox.wait_for_databases(0)
+    assert read_state().instances == {}
+    assert not any(pid_alive(pid) for pid in pids)
