@@ -89,10 +89,12 @@ def run_graph(
 
     On a failure, no new node starts unless `keep_going` (then only nodes that need the failed one wait).
     """
+    _finish_interrupted_runs()
     run = GraphRun()
     pending = {node: [d for d in deps if d in depends_on] for node, deps in depends_on.items()}
     running: dict[Future[str], str] = {}
-    with _pool(max_workers) as pool:
+    pool = _pool(max_workers)
+    try:
         while pending or running:
             if keep_going or not run.failed:
                 for node in [n for n, deps in pending.items() if all(d in run.done for d in deps)]:
@@ -110,17 +112,30 @@ def run_graph(
                 except Exception as exc:
                     run.failed[node] = exc
                     progress.failed(node, describe_error(exc))
+    except BaseException:
+        # Interrupted (e.g. a notebook's stop button): start nothing new and return at once; steps already
+        # running finish on their own, and a rerun picks up from whatever they left.
+        pool.shutdown(wait=False, cancel_futures=True)
+        _interrupted_pools.append(pool)
+        raise
+    pool.shutdown(wait=True)
     run.not_started = list(pending)
     return run
+
+
+_interrupted_pools: list[Any] = []
+
+
+def _finish_interrupted_runs() -> None:
+    """Let the steps an interrupted run left going finish first, so a rerun never races them to a create."""
+    while _interrupted_pools:
+        _interrupted_pools.pop().shutdown(wait=True)
 
 
 class _InlinePool:
     """A stand-in for the thread pool that runs each task at once, in the calling thread (max_workers=1)."""
 
-    def __enter__(self) -> _InlinePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         return None
 
     def submit(self, work: Callable[[str], str], node: str) -> Future[str]:

@@ -63,7 +63,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add `plan`, `up`, `down` and `status` to a `labkit` parser's subparsers (handler in `func`)."""
+    """Add `plan`, `up`, `down` and `status` to a `labkit` parser's subparsers (each sets `handler`)."""
     commands: list[tuple[str, Callable[[argparse.Namespace], int], str]] = [
         ("plan", run_plan, "show what `up` would create, and the dependency graph; changes nothing"),
         ("up", run_up, "create whatever the lab is missing, in dependency order (resumes after a failure)"),
@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
     for name, handler, summary in commands:
         parser = subparsers.add_parser(name, help=summary, description=summary)
         add_config_arguments(parser)
-        parser.set_defaults(func=handler)
+        parser.set_defaults(handler=handler)
 
 
 def config_from_args(args: argparse.Namespace) -> LabConfig:
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labkit", description="provision and tear down the Aurora + EC2 lab")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    return args.handler(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

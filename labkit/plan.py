@@ -180,6 +180,7 @@ class PlanStep:
     resource_id: str | None
     action: str  # create | none | use | complete
     detail: str = ""
+    duplicates: tuple[str, ...] = ()  # more resources tagged as this node (destroy removes them all)
 
 
 @dataclass
@@ -201,6 +202,11 @@ class Plan:
     @property
     def nothing_to_do(self) -> bool:
         return not self.changes
+
+    @property
+    def duplicates(self) -> dict[str, tuple[str, ...]]:
+        """Nodes with more than one resource, e.g. after a create whose reply was lost and was retried."""
+        return {s.node: (s.resource_id or "", *s.duplicates) for s in self.steps if s.duplicates}
 
     def depends_on(self) -> dict[str, tuple[str, ...]]:
         return {s.node: s.depends_on for s in self.steps}
@@ -264,20 +270,22 @@ class Plan:
     def summary(self) -> str:
         counts = {a: sum(1 for s in self.steps if s.action == a) for a in (CREATE, COMPLETE, NOTHING, USE)}
         if self.nothing_to_do:
-            return f"nothing to do: all {len(self.steps)} nodes exist"
-        return f"{counts[CREATE]} to create, {counts[COMPLETE]} to complete, {counts[NOTHING]} already there" + (
-            f", {counts[USE]} existing network resources used as they are" if counts[USE] else ""
-        )
+            text = f"nothing to do: all {len(self.steps)} nodes exist"
+        else:
+            text = f"{counts[CREATE]} to create, {counts[COMPLETE]} to complete, {counts[NOTHING]} already there"
+        if counts[USE]:
+            text += f", {counts[USE]} existing network resources used as they are"
+        if self.duplicates:
+            text += f"; duplicates of {', '.join(self.duplicates)} (destroy removes them all)"
+        return text
 
     def __str__(self) -> str:
         return f"{self.summary()}\n{self.to_frame().to_string(index=False)}"
 
     def _repr_markdown_(self) -> str:
+        """Table and diagram in one markdown output (no HTML repr, so JupyterLab renders the Mermaid block)."""
         table = markdown_table(self.to_frame())
         return f"**Plan:** {self.summary()}\n\n{table}\n\n```mermaid\n{self.mermaid()}\n```\n"
-
-    def _repr_html_(self) -> str:
-        return f"<p><b>Plan:</b> {self.summary()}</p>" + self.to_frame().to_html(index=False)
 
 
 def _mermaid_id(node: str) -> str:
@@ -322,15 +330,15 @@ def read_plan(ctx: LabContext, graph: Mapping[str, Resource]) -> Plan:
     depends_on = {name: node.depends_on for name, node in graph.items()}
     wave_of = {node: index for index, wave in enumerate(waves(depends_on)) for node in wave}
     steps = []
-    for name, resource in graph.items():
-        with step_scope(name):
-            found = resource.find(ctx)
-            steps.append(_plan_step(ctx, resource, found, wave_of[name]))
+    with ctx.snapshot():
+        for name, resource in graph.items():
+            with step_scope(name):
+                steps.append(_plan_step(ctx, resource, resource.find_all(ctx), wave_of[name]))
     return Plan(ctx.config, steps, banner=ctx.backend.banner(), notes=list(ctx.notes))
 
 
-def _plan_step(ctx: LabContext, resource: Resource, found: Found | None, wave: int) -> PlanStep:
-    detail = ""
+def _plan_step(ctx: LabContext, resource: Resource, matches: list[Found], wave: int) -> PlanStep:
+    found, detail = (matches[0] if matches else None), ""
     if found is None:
         action = CREATE
     elif resource.adopted:
@@ -351,6 +359,7 @@ def _plan_step(ctx: LabContext, resource: Resource, found: Found | None, wave: i
         resource_id=found.resource_id if found else None,
         action=action,
         detail=detail,
+        duplicates=tuple(m.resource_id for m in matches[1:]),
     )
 
 

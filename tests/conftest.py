@@ -104,6 +104,8 @@ def sandbox_backend(sandbox_home):
 
 # ----- provisioning tests (issue 3): a fast, strict in-process moto and a private LABKIT home -----
 
+import contextlib  # noqa: E402
+
 
 @pytest.fixture
 def lab_home(tmp_path, monkeypatch):
@@ -114,73 +116,62 @@ def lab_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def _ssm_policy_only() -> str:
+def fast_moto():
+    """Session-wide speed-ups for in-process moto that change no behaviour the lab relies on.
+
+    - load only AmazonSSMManagedInstanceCore of moto's ~1,500 AWS-managed IAM policies (not 2 s a test);
+    - skip moto's 1,200 ECS-optimised AMIs, which every new EC2 backend builds and the lab never uses;
+    - share botocore's model loader and client classes between sessions (each test makes new sessions);
+    - cache moto's per-request method lookup, and spare the garbage collector the millions of objects
+      moto and botocore keep for the whole run.
+    Once a test asks for it, it stays on until the session ends (it only ever makes moto faster).
+    """
+    import functools
+    import gc
     import json
 
+    import botocore.client
+    import botocore.session
+    import moto.core.responses
+    import moto.ec2.models.amis
+    import moto.iam.models
     from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-    policies = json.loads(aws_managed_policies_data)
-    return json.dumps({"AmazonSSMManagedInstanceCore": policies["AmazonSSMManagedInstanceCore"]})
+    patch = pytest.MonkeyPatch()
+    ssm_policy = {"AmazonSSMManagedInstanceCore": json.loads(aws_managed_policies_data)["AmazonSSMManagedInstanceCore"]}
+    patch.setattr(moto.iam.models, "aws_managed_policies_data", json.dumps(ssm_policy))
 
+    load_amis = moto.ec2.models.amis.load_resource
+    patch.setattr(moto.ec2.models.amis, "load_resource", lambda r: [] if "ecs/optimized_amis" in r else load_amis(r))
 
-@pytest.fixture
-def only_ssm_managed_policy(monkeypatch, _ssm_policy_only):
-    """Load only AmazonSSMManagedInstanceCore of moto's ~1,500 AWS-managed IAM policies (0.05 s, not 2 s)."""
-    import moto.iam.models
-
-    monkeypatch.setattr(moto.iam.models, "aws_managed_policies_data", _ssm_policy_only)
-
-
-@pytest.fixture(scope="session")
-def shared_botocore_loader():
-    """One botocore data loader for every session: a new boto3 session otherwise re-reads each service model."""
-    import functools
-
-    import botocore.session
-
-    original = botocore.session.create_loader
-    botocore.session.create_loader = functools.lru_cache(maxsize=None)(original)
-    yield
-    botocore.session.create_loader = original
-
-
-@pytest.fixture(scope="session")
-def shared_client_classes():
-    """Build each boto3 client class once (a new session otherwise rebuilds EC2's 700 methods per test)."""
-    import botocore.client
-
-    original = botocore.client.ClientCreator._create_client_class
+    patch.setattr(botocore.session, "create_loader", functools.lru_cache(maxsize=None)(botocore.session.create_loader))
+    make_class = botocore.client.ClientCreator._create_client_class
     classes: dict = {}
 
     def create_client_class(self, service_name, service_model):
         key = (service_name, service_model.api_version)
         if key not in classes:
-            classes[key] = original(self, service_name, service_model)
+            classes[key] = make_class(self, service_name, service_model)
         return classes[key]
 
-    botocore.client.ClientCreator._create_client_class = create_client_class
+    patch.setattr(botocore.client.ClientCreator, "_create_client_class", create_client_class)
+    names = functools.lru_cache(maxsize=None)(moto.core.responses.method_names_from_class)
+    patch.setattr(moto.core.responses, "method_names_from_class", names)  # moto inspects the class per request
+    gc.freeze()  # moto and botocore load millions of long-lived objects; keep the collector off them
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 20)  # and collect less often: each test makes hundreds of thousands
     yield
-    botocore.client.ClientCreator._create_client_class = original
+    gc.set_threshold(*thresholds)
+    gc.unfreeze()
+    patch.undo()
 
 
-@pytest.fixture
-def without_ecs_amis(monkeypatch):
-    """Skip moto's 1,200 ECS-optimised AMIs (every new EC2 backend builds them; the lab never uses them)."""
-    import moto.ec2.models.amis
-
-    original = moto.ec2.models.amis.load_resource
-
-    def load_resource(resource: str):
-        return [] if "ecs/optimized_amis" in resource else original(resource)
-
-    monkeypatch.setattr(moto.ec2.models.amis, "load_resource", load_resource)
-
-
-@pytest.fixture
-def strict_backend(lab_home, only_ssm_managed_policy, shared_botocore_loader, shared_client_classes, without_ecs_amis):
+@contextlib.contextmanager
+def strict_moto_backend():
     """A Backend over a fresh in-process moto with the strict layer (tests/strict.py) installed.
 
-    The layer is reachable as `strict_backend.strict` (its `refusals` list records what it refused).
+    The layer is `backend.strict` (its `refusals` list records what it refused); `backend.reset_account()`
+    wipes all moto state.
     """
     from moto import mock_aws
     from strict import install_strict_layer
@@ -188,5 +179,12 @@ def strict_backend(lab_home, only_ssm_managed_policy, shared_botocore_loader, sh
     with mock_aws(config={"iam": {"load_aws_managed_policies": True}}) as mock:
         backend = InProcessBackend.make()
         backend.strict = install_strict_layer(backend)
-        backend.reset_account = mock.reset  # wipe all moto state (used between fault-injection rounds)
+        backend.reset_account = mock.reset
+        yield backend
+
+
+@pytest.fixture
+def strict_backend(lab_home, fast_moto):
+    """A fresh strict in-process moto account for one test (see strict_moto_backend)."""
+    with strict_moto_backend() as backend:
         yield backend

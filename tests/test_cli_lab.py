@@ -23,25 +23,23 @@ def lab_vpcs(backend) -> list:
     return backend.client("ec2").describe_vpcs(Filters=[{"Name": "tag-key", "Values": ["labkit:lab"]}])["Vpcs"]
 
 
-@pytest.mark.parametrize(
-    ("flags", "field"),
-    [
-        (["--readers", "99"], "readers"),
-        (["--readers", "two"], "readers"),
-        (["--db-instance-class", "db.t3.small"], "db_instance_class"),
-        (["--ssh-cidr", "0.0.0.0/0"], "ssh_cidr"),
-        (["--region", "moon-1"], "region"),
-        (["--learner", "Bob_Smith"], "learner"),
-    ],
-)
-def test_a_bad_value_exits_non_zero_with_the_message_no_traceback_and_nothing_created(
-    cli, strict_backend, capsys, flags, field
-):
-    code = cli("up", "--yes", *flags)
-    out, err = capsys.readouterr()
-    assert code == cli_lab.EXIT_BAD_INPUT
-    assert err.startswith(f"error: {field}: ")
-    assert "fix:" in err and "Traceback" not in err + out
+BAD_FLAGS = [
+    (["--readers", "99"], "readers"),
+    (["--readers", "two"], "readers"),
+    (["--db-instance-class", "db.t3.small"], "db_instance_class"),
+    (["--ssh-cidr", "0.0.0.0/0"], "ssh_cidr"),
+    (["--region", "moon-1"], "region"),
+    (["--learner", "Bob_Smith"], "learner"),
+]
+
+
+def test_a_bad_value_exits_non_zero_with_the_message_no_traceback_and_nothing_created(cli, strict_backend, capsys):
+    for flags, field in BAD_FLAGS:
+        code = cli("up", "--yes", *flags)
+        out, err = capsys.readouterr()
+        assert code == cli_lab.EXIT_BAD_INPUT, flags
+        assert err.startswith(f"error: {field}: "), err
+        assert "fix:" in err and "Traceback" not in err + out
     assert lab_vpcs(strict_backend) == []
     assert strict_backend.client("iam").list_roles()["Roles"] == []
 
@@ -100,7 +98,16 @@ def test_register_adds_the_four_commands_with_their_flags():
     parser = argparse.ArgumentParser(prog="labkit")
     cli_lab.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["down", "--db-instance-class", "db.r6g.large", "--no-key-pair", "--yes"])
-    assert args.func is cli_lab.run_down
+    assert args.handler is cli_lab.run_down
     assert (args.db_instance_class, args.key_pair, args.yes, args.json) == ("db.r6g.large", False, True, False)
     for command in ("plan", "up", "status"):
-        assert parser.parse_args([command]).func.__name__ == f"run_{command}"
+        assert parser.parse_args([command]).handler.__name__ == f"run_{command}"
+
+
+def test_the_labkit_command_runs_these_subcommands(cli, capsys):
+    from labkit import cli as labkit_cli
+
+    assert labkit_cli.main(["plan", "--json", "--readers", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["readers"] == 0
+    assert labkit_cli.main(["up", "--yes", "--readers", "16"]) == cli_lab.EXIT_BAD_INPUT
+    assert "error: readers:" in capsys.readouterr().err

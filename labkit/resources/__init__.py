@@ -107,6 +107,7 @@ class LabContext:
         self.notes: list[str] = []
         self._cache: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
+        self._snapshot: dict[Any, list[Found]] | None = None
 
     def client(self, service: str) -> Any:
         return self.backend.client(service)
@@ -158,6 +159,24 @@ class LabContext:
             if key not in self._cache:
                 self._cache[key] = compute()
             return self._cache[key]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within this block each resource type is listed once (plan reads every node at the same moment)."""
+        self._snapshot = {}
+        try:
+            yield
+        finally:
+            self._snapshot = None
+
+    def tagged(self, resource_type: Any) -> list[Found]:
+        """resource_type.list_tagged(self), taken from the snapshot when one is open."""
+        if self._snapshot is None:
+            return resource_type.list_tagged(self)
+        key = resource_type.list_tagged.__func__
+        if key not in self._snapshot:
+            self._snapshot[key] = resource_type.list_tagged(self)
+        return self._snapshot[key]
 
     def account_id(self) -> str:
         return self.cached("account", self.backend.account_id)
@@ -215,10 +234,15 @@ class Resource(ABC):
     def list_tagged(cls, ctx: LabContext) -> list[Found]:
         """Every resource of this type tagged with this lab and learner (any node)."""
 
+    def find_all(self, ctx: LabContext) -> list[Found]:
+        """Every resource of this node that exists (and is not on its way out); more than one is a duplicate."""
+        matches = [f for f in ctx.tagged(type(self)) if f.node == self.node and f.state not in self.leaving_states]
+        return sorted(matches, key=lambda f: f.resource_id)
+
     def find(self, ctx: LabContext) -> Found | None:
-        """This node's resource, if it exists (and is not on its way out)."""
-        matches = [f for f in self.list_tagged(ctx) if f.node == self.node and f.state not in self.leaving_states]
-        return sorted(matches, key=lambda f: f.resource_id)[0] if matches else None
+        """This node's resource, if it exists."""
+        matches = self.find_all(ctx)
+        return matches[0] if matches else None
 
     @abstractmethod
     def create(self, ctx: LabContext) -> str:
@@ -246,6 +270,10 @@ class Adopted(Resource):
     def list_tagged(cls, ctx: LabContext) -> list[Found]:
         return []
 
+    def find_all(self, ctx: LabContext) -> list[Found]:
+        found = self.find(ctx)
+        return [found] if found else []
+
     def create(self, ctx: LabContext) -> str:
         raise LabkitError(f"{self.node} is not created by labkit", field="vpc", fix="set vpc = 'create' instead")
 
@@ -253,7 +281,9 @@ class Adopted(Resource):
         return None  # never delete what labkit did not create
 
 
-def by_tags(ctx: LabContext, kind: str, items: Iterable[dict[str, Any]], id_key: str, tags_key: str = "Tags"):
+def by_tags(
+    ctx: LabContext, kind: str, items: Iterable[dict[str, Any]], id_key: str, tags_key: str = "Tags"
+) -> list[Found]:
     """Found records for the tagged items of one describe call (helper for EC2-style listings)."""
     found = []
     for item in items:

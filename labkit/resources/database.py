@@ -85,10 +85,10 @@ class Cluster(Resource):
                 )
         return found
 
-    def find(self, ctx: LabContext) -> Found | None:
-        found = super().find(ctx)
-        if found is not None:
-            _check_not_deleting(found)
+    def find_all(self, ctx: LabContext) -> list[Found]:
+        found = super().find_all(ctx)
+        for item in found:
+            _check_not_deleting(item)
         return found
 
     def create(self, ctx: LabContext) -> str:
@@ -167,10 +167,10 @@ class DbInstance(Resource):
                 )
         return found
 
-    def find(self, ctx: LabContext) -> Found | None:
-        found = super().find(ctx)
-        if found is not None:
-            _check_not_deleting(found)
+    def find_all(self, ctx: LabContext) -> list[Found]:
+        found = super().find_all(ctx)
+        for item in found:
+            _check_not_deleting(item)
         return found
 
     def create(self, ctx: LabContext) -> str:
