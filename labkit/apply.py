@@ -233,6 +233,7 @@ def apply(
     `only="network" | "database" | "compute"` builds one stage and what it depends on (one per notebook).
     """
     started = time.monotonic()
+    _finish_interrupted_runs()  # before reading the account: a step left running may still create
     backend = backend or config.make_backend()
     check_backend_region(config, backend)
     ctx = LabContext(config, backend, timing)
@@ -365,6 +366,7 @@ def destroy(
     The returned table comes from `verify` and is empty when the lab is gone. A step that still fails
     after bounded retries raises StepsFailed (its `.remaining` holds the same table).
     """
+    _finish_interrupted_runs()
     backend = backend or config.make_backend()
     check_backend_region(config, backend)
     ctx = LabContext(config, backend, timing)
