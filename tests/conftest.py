@@ -188,3 +188,12 @@ def strict_backend(lab_home, fast_moto):
     """A fresh strict in-process moto account for one test (see strict_moto_backend)."""
     with strict_moto_backend() as backend:
         yield backend
+
+
+@pytest.fixture(scope="module")
+def region():
+    """One plain in-process moto per test module, for the security tests that build labs by hand."""
+    from test_security_lab import moto_region
+
+    with moto_region() as backend:
+        yield backend

@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.backend import FAKE_CREDENTIALS, Backend
+from conftest import InProcessBackend
+
+from labkit.backend import Backend
 from labkit.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
@@ -90,36 +92,13 @@ class Lab:
         return [{"ResourceType": kind, "Tags": self.tags(node)}]
 
 
-def make_backend(region: str = "us-east-1") -> Backend:
-    """A labkit Backend over whatever moto is active in this process."""
-    import boto3
-
-    class InProcess(Backend):
-        name = "sandbox"
-
-        def __init__(self) -> None:
-            super().__init__(region)
-            self._session = boto3.Session(region_name=region, **FAKE_CREDENTIALS)
-
-        def session(self) -> boto3.Session:
-            return self._session
-
-        def endpoint_url(self) -> None:
-            return None
-
-        def resolve(self, host: str, port: int) -> tuple[str, int]:
-            return host, port
-
-    return InProcess()
-
-
 @contextmanager
 def moto_region() -> Iterator[Backend]:
     """One in-process moto (no IAM policies to load) and a backend over it."""
     from moto import mock_aws
 
     with mock_aws():
-        yield make_backend()
+        yield InProcessBackend.make()
 
 
 def build_network(lab: Lab, second_octet: int) -> None:

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_security_lab import Lab, build_lab, moto_region
+from test_security_lab import Lab, build_lab
 
 from labkit.security import lint
 from labkit.tags import lab_tags
-
-
-@pytest.fixture(scope="module")
-def region():
-    with moto_region() as backend:
-        yield backend
 
 
 @pytest.fixture

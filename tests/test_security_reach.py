@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_security_lab import Lab, build_lab, moto_region
+from test_security_lab import Lab, build_lab
 
 from labkit.errors import LabkitError
 from labkit.security import Reachability, can_reach
-
-
-@pytest.fixture(scope="module")
-def region():
-    with moto_region() as backend:
-        yield backend
 
 
 @pytest.fixture

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_security_lab import Lab, build_lab, moto_region
+from test_security_lab import Lab, build_lab
 
 from labkit.errors import LabkitError
 from labkit.security import security_groups, style_rules
 from labkit.security.tables import COLUMNS
-
-
-@pytest.fixture(scope="module")
-def region():
-    with moto_region() as backend:
-        yield backend
 
 
 @pytest.fixture

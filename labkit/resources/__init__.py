@@ -282,13 +282,18 @@ class Adopted(Resource):
 
 
 def by_tags(
-    ctx: LabContext, kind: str, items: Iterable[dict[str, Any]], id_key: str, tags_key: str = "Tags"
+    ctx: LabContext,
+    kind: str,
+    items: Iterable[dict[str, Any]],
+    id_key: str,
+    tags_key: str = "Tags",
+    state_key: str = "State",
 ) -> list[Found]:
     """Found records for the tagged items of one describe call (helper for EC2-style listings)."""
     found = []
     for item in items:
         if ctx.is_ours(item.get(tags_key)):
-            state = item.get("State")
+            state = item.get(state_key)
             state = state.get("Name", "") if isinstance(state, dict) else (state or "")
             found.append(Found(kind, ctx.node_of(item.get(tags_key)), item[id_key], str(state)))
     return found

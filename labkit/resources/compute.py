@@ -156,11 +156,7 @@ class Volume:
     @classmethod
     def list_tagged(cls, ctx: LabContext) -> list[Found]:
         volumes = paginate(_ec2(ctx), "describe_volumes", "Volumes", Filters=ctx.filters())
-        return [
-            Found(cls.kind, ctx.node_of(v.get("Tags")), v["VolumeId"], v.get("State", ""))
-            for v in volumes
-            if ctx.is_ours(v.get("Tags"))
-        ]
+        return by_tags(ctx, cls.kind, volumes, "VolumeId")
 
 
 class NetworkInterface:
@@ -171,8 +167,4 @@ class NetworkInterface:
     @classmethod
     def list_tagged(cls, ctx: LabContext) -> list[Found]:
         interfaces = paginate(_ec2(ctx), "describe_network_interfaces", "NetworkInterfaces", Filters=ctx.filters())
-        return [
-            Found(cls.kind, ctx.node_of(n.get("TagSet")), n["NetworkInterfaceId"], n.get("Status", ""))
-            for n in interfaces
-            if ctx.is_ours(n.get("TagSet"))
-        ]
+        return by_tags(ctx, cls.kind, interfaces, "NetworkInterfaceId", tags_key="TagSet", state_key="Status")

@@ -56,16 +56,22 @@ class DbSubnetGroup(Resource):
         ctx.retry(lambda: _rds(ctx).delete_db_subnet_group(DBSubnetGroupName=resource_id), self.node)
 
 
-def _check_not_deleting(found: Found) -> None:
-    if found.state == "deleting":
-        raise LabkitError(
-            f"{found.kind} {found.resource_id} is still being deleted",
-            field=found.node,
-            fix="wait until `labkit status` no longer lists it, then run apply again",
-        )
+class _NotWhileDeleting(Resource):
+    """An RDS resource that cannot be reused while a delete of the same name is still under way."""
+
+    def find_all(self, ctx: LabContext) -> list[Found]:
+        found = super().find_all(ctx)
+        for item in found:
+            if item.state == "deleting":
+                raise LabkitError(
+                    f"{item.kind} {item.resource_id} is still being deleted",
+                    field=item.node,
+                    fix="wait until `labkit status` no longer lists it, then run apply again",
+                )
+        return found
 
 
-class Cluster(Resource):
+class Cluster(_NotWhileDeleting):
     kind = "Aurora cluster"
 
     @classmethod
@@ -83,12 +89,6 @@ class Cluster(Resource):
                         cluster.get("Endpoint", ""),
                     )
                 )
-        return found
-
-    def find_all(self, ctx: LabContext) -> list[Found]:
-        found = super().find_all(ctx)
-        for item in found:
-            _check_not_deleting(item)
         return found
 
     def create(self, ctx: LabContext) -> str:
@@ -140,7 +140,7 @@ class Cluster(Resource):
         ctx.wait("rds", "db_cluster_deleted", self.node, DBClusterIdentifier=resource_id)
 
 
-class DbInstance(Resource):
+class DbInstance(_NotWhileDeleting):
     """An instance of the cluster. The first one created (the `db-writer` node) becomes the writer."""
 
     kind = "Aurora instance"
@@ -165,12 +165,6 @@ class DbInstance(Resource):
                         address,
                     )
                 )
-        return found
-
-    def find_all(self, ctx: LabContext) -> list[Found]:
-        found = super().find_all(ctx)
-        for item in found:
-            _check_not_deleting(item)
         return found
 
     def create(self, ctx: LabContext) -> str:
