@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import sandbox
 from .apply import ApplyResult, StepsFailed, apply, destroy, status, verify
 from .backend import AwsBackend, Backend, SandboxBackend, get_backend
+from .checkpoint import checkpoint
 from .checks import environment_report
 from .config import LabConfig
 from .errors import ConfigError, LabkitError, SandboxError
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "apply",
     "can_reach",
+    "checkpoint",
     "config_form",
     "destroy",
     "environment_report",

@@ -286,7 +286,8 @@ def inventory(ctx: LabContext, types: Sequence[Any] = DELETABLE_TYPES + COMPANIO
     """Every resource tagged with this lab and learner, read type by type with describe calls."""
     found: list[Found] = []
     for resource_type in types:
-        found.extend(resource_type.list_tagged(ctx))
+        # Within a type, by node then id: describe calls list in creation order, which concurrency varies.
+        found.extend(sorted(resource_type.list_tagged(ctx), key=lambda f: (f.node or "", f.resource_id)))
     return found
 
 

@@ -110,3 +110,10 @@ def test_the_remaining_table_serialises_for_the_cli(strict_backend):
     apply(config, strict_backend)
     records = status(config, strict_backend).to_dict(orient="records")
     assert json.loads(json.dumps(records))[0].keys() == {"what", "node", "id", "state", "detail"}
+
+
+def test_status_lists_a_type_in_node_order_whatever_the_creation_order(strict_backend):
+    config = LabConfig()
+    apply(config, strict_backend)
+    subnets = status(config, strict_backend).query("what == 'Subnet'")["node"].tolist()
+    assert subnets == sorted(subnets) and len(subnets) == 3

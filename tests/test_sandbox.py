@@ -263,3 +263,12 @@ def test_cli_error_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert "LABKIT_MARIADBD" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_endpoint_fails_fast_and_lists_the_known_ones(sandbox_backend):
+    _cluster(sandbox_backend, "known", readers=0)
+    started = time.monotonic()
+    with pytest.raises(SandboxError) as error:
+        sandbox.resolve("typo.cluster-abc.us-east-1.rds.amazonaws.com")
+    assert time.monotonic() - started < 10
+    assert error.value.field == "endpoint" and "known.cluster-" in str(error.value)

@@ -13,6 +13,7 @@ import time
 from ..errors import SandboxError
 from .state import SandboxState, require_running
 
+UNKNOWN_HOST_WAIT = 3.0  # the reconciler records a new instance within about a second
 _rotation = itertools.count()
 _rotation_lock = threading.Lock()
 
@@ -41,10 +42,13 @@ def _pick(instances: list[str]) -> str:
 
 def resolve(host: str, timeout: float = 30.0) -> tuple[str, int]:
     """The 127.0.0.1 port a new connection to `host` reaches; waits while the database is still starting."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         state = require_running()
         targets = endpoint_map(state).get(host, [])
+        if not targets:  # not (yet) a known endpoint: a typo should not hang for the full timeout
+            deadline = min(deadline, started + UNKNOWN_HOST_WAIT)
         ready = [t for t in targets if state.instances.get(t, {}).get("status") == "available"]
         if ready:
             return "127.0.0.1", int(state.instances[_pick(ready)]["port"])
