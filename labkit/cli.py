@@ -29,7 +29,7 @@ def _sandbox_up(args: argparse.Namespace) -> int:
 def _sandbox_down(args: argparse.Namespace) -> int:
     from . import sandbox
 
-    if not sandbox.down(quiet=args.json):
+    if not sandbox.down(quiet=True):
         print("sandbox was not running")
     elif not args.json:
         print("sandbox down: no process and no port left behind")
@@ -49,7 +49,9 @@ def _sandbox_status(args: argparse.Namespace) -> int:
     print(f"sandbox: running, AWS API {info['endpoint_url']}, region {info['region']}, home {info['home']}")
     rows = [(n, i["role"], i["status"], i["port"], i["endpoint"]) for n, i in info["instances"].items()]
     if rows:
-        print(_table(("instance", "role", "status", "port", "endpoint"), rows))
+        import pandas as pd
+
+        print(pd.DataFrame(rows, columns=["instance", "role", "status", "port", "endpoint"]).to_string(index=False))
     else:
         print("no DB instances")
     return 0
@@ -69,15 +71,6 @@ def _sandbox_env(args: argparse.Namespace) -> int:
     for name, value in sandbox.env_exports(args.region).items():
         print(f"export {name}={value}")
     return 0
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned text table for terminals."""
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _add_sandbox(subparsers: argparse._SubParsersAction) -> None:
