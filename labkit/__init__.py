@@ -14,7 +14,7 @@ from .config import LabConfig
 from .errors import ConfigError, LabkitError, SandboxError
 from .form import config_form
 from .plan import Plan, PlanStep, plan
-from .security import Reachability, Verdict, can_reach, lint, security_groups, style_rules
+from .security import Reachability, Verdict, can_reach, lint, revoke_rules, security_groups, style_rules
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,7 @@ __all__ = [
     "get_backend",
     "lint",
     "plan",
+    "revoke_rules",
     "sandbox",
     "security_groups",
     "status",

@@ -10,6 +10,7 @@ the rule that decides.
 
 from __future__ import annotations
 
+from .changes import revoke_rules
 from .fixes import ApiCall, Fix
 from .lint import Finding, LintReport, lint, lint_snapshot
 from .model import Snapshot
@@ -32,6 +33,7 @@ __all__ = [
     "gather",
     "lint",
     "lint_snapshot",
+    "revoke_rules",
     "security_groups",
     "style_rules",
 ]
