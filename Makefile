@@ -37,6 +37,7 @@ test: lint unit notebooks
 
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py
+	$(BIN)/python benchmarks/tunnel_latency.py
 
 down:
 	-$(BIN)/labkit sandbox down

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import sys
 import threading
 from abc import ABC, abstractmethod
 from typing import Any
@@ -55,6 +57,10 @@ class Backend(ABC):
     @abstractmethod
     def resolve(self, host: str, port: int) -> tuple[str, int]:
         """Where a TCP connection to a database endpoint `host:port` actually goes."""
+
+    @abstractmethod
+    def session_plugin(self) -> list[str] | None:
+        """The command that runs the local end of an SSM session (None when it is not installed)."""
 
     def client_config(self) -> Config:
         return Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
@@ -113,6 +119,9 @@ class SandboxBackend(Backend):
 
         return resolve(host)
 
+    def session_plugin(self) -> list[str]:
+        return [sys.executable, "-m", "labkit.sandbox.plugin"]
+
     def banner(self) -> str:
         return f"backend=sandbox account={self.account_id()} region={self.region} endpoint={self.endpoint_url()}"
 
@@ -130,6 +139,10 @@ class AwsBackend(Backend):
 
     def resolve(self, host: str, port: int) -> tuple[str, int]:
         return host, port
+
+    def session_plugin(self) -> list[str] | None:
+        found = shutil.which("session-manager-plugin")
+        return [found] if found else None
 
 
 def get_backend(name: str | None = None, region: str | None = None) -> Backend:

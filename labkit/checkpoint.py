@@ -9,7 +9,7 @@ from .backend import Backend
 from .config import LabConfig
 from .plan import STAGES, lab_graph, stage_of
 
-STEPS = ("setup", *STAGES, "cleanup")
+STEPS = ("setup", *STAGES, "sql", "cleanup")
 
 
 @dataclass
@@ -35,8 +35,33 @@ def _missing_nodes(config: LabConfig, stage: str, backend: Backend | None) -> li
     return [f"{node} does not exist: rerun the apply cell above" for node in wanted if node not in existing]
 
 
+def _sql_problems(config: LabConfig, backend: Backend | None) -> list[str]:
+    """The schema is on the writer, the reader has replicated it, and each endpoint lands on the right role."""
+    from .errors import LabkitError
+    from .sql import close_engines, sql, whoami
+
+    problems = []
+    try:
+        count = "SELECT COUNT(*) AS n FROM products"
+        on_writer = int(sql(count, config=config, backend=backend)["n"][0])
+        on_reader = int(sql(count, on="reader", config=config, backend=backend)["n"][0])
+        if on_writer == 0:
+            problems.append("the products table is empty: rerun the create_schema cell")
+        elif on_reader != on_writer:
+            problems.append(f"the reader has {on_reader} products, the writer {on_writer}: is replication running?")
+        if bool(whoami("writer", config=config, backend=backend)["read_only"][0]):
+            problems.append("the writer endpoint reached a read-only instance")
+        if not bool(whoami("reader", config=config, backend=backend)["read_only"][0]):
+            problems.append("the reader endpoint reached a writable instance")
+    except LabkitError as exc:
+        problems.append(f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message)
+    finally:
+        close_engines()
+    return problems
+
+
 def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | None = None) -> Checkpoint:
-    """Check the state a notebook should leave: `setup`, `network`, `database`, `compute` or `cleanup`."""
+    """Check the state a notebook should leave: `setup`, `network`, `database`, `compute`, `sql` or `cleanup`."""
     if step not in STEPS:
         from .errors import ConfigError
 
@@ -53,6 +78,9 @@ def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | No
     if step == "cleanup":
         left = verify(config, backend)
         result.problems = [f"{r.what} {r.id} remains: run `labkit.destroy(config)` again" for r in left.itertuples()]
+        return result
+    if step == "sql":
+        result.problems = _sql_problems(config, backend)
         return result
     result.problems = _missing_nodes(config, step, backend)
     if step == "compute" and result.ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from .errors import LabkitError
@@ -22,9 +23,9 @@ def labkit_home(create: bool = True) -> Path:
         return home
     try:
         home.mkdir(parents=True, exist_ok=True)
-        probe = home / ".write-test"
+        probe = home / f".write-test-{os.getpid()}-{threading.get_ident()}"  # unique: callers run concurrently
         probe.write_text("ok")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as exc:
         raise LabkitError(
             f"cannot write to the labkit home directory {home} ({exc.strerror or exc})",

@@ -62,6 +62,9 @@ class InProcessBackend:
             def resolve(self, host: str, port: int) -> tuple[str, int]:
                 return host, port
 
+            def session_plugin(self) -> None:
+                return None
+
         return _InProcess()
 
 

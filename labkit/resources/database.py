@@ -1,7 +1,7 @@
 """Database: the DB subnet group, the Aurora MySQL cluster, its writer and its readers.
 
 The cluster is encrypted, keeps one day of backups, lets RDS manage the master password in Secrets Manager
-(labkit never sees it), and is reachable only from inside the VPC through the `db` security group.
+(labkit reads it from the secret only to connect, and never shows it), and is reachable only from inside the VPC through the `db` security group.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from . import Found, LabContext, Resource, error_code, paginate
 
 ENGINE = "aurora-mysql"
 MASTER_USERNAME = "admin"
+DATABASE_NAME = "shop"  # the lab schema's database, created with the cluster as Aurora does
 SERVERLESS_CLASS = "db.serverless"
 NODE_CLUSTER_SNAPSHOTS = "cluster-snapshots"  # not made by apply; destroy removes them after the cluster
 
@@ -98,6 +99,7 @@ class Cluster(_NotWhileDeleting):
             "Engine": ENGINE,
             "EngineVersion": config.engine_version,
             "MasterUsername": MASTER_USERNAME,
+            "DatabaseName": DATABASE_NAME,
             "ManageMasterUserPassword": True,
             "DBSubnetGroupName": ctx.id_of(NODE_DB_SUBNET_GROUP),
             "VpcSecurityGroupIds": [ctx.id_of(NODE_SG_DB)],

@@ -7,6 +7,7 @@ on which it stops every MariaDB server, deletes their data and removes the state
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 # moto reads these when it is imported: AWS-managed IAM policies (AmazonSSMManagedInstanceCore) and
 # the same AMI / instance-type / key-pair validation a learner's real account would apply.
@@ -29,35 +31,85 @@ from botocore.config import Config
 from ..backend import FAKE_CREDENTIALS
 from .mariadb import find_binaries
 from .reconciler import ClusterView, Reconciler, secret_password
-from .state import SandboxState, state_path, write_state
+from .sessions import SessionManager
+from .state import SandboxState, changes_path, state_path, write_state
 
 log = logging.getLogger("labkit.sandbox")
 RECONCILER_AGENT = "labkit-reconciler"
 POLL_SECONDS = 1.0
 
 
-class WakeOnChange:
-    """WSGI middleware: after any mutating API call from outside, wake the reconciler at once."""
+READ_ACTIONS = ("Describe", "List", "Get", "Search")
+SESSION_ACTIONS = ("StartSession", "ResumeSession", "TerminateSession")  # sessions change no resource
 
-    def __init__(self, app: Any, wake: threading.Event) -> None:
+
+class ApiChanges:
+    """A count of mutating API calls, kept in a file: a reader that saw the same count saw the same account.
+
+    The sandbox's session plugin re-reads the security rules only when the count moves.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.path = changes_path(home)
+        self.count = 0
+        self._lock = threading.Lock()
+        self._write()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.count += 1
+            self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(str(self.count))
+        os.replace(tmp, self.path)
+
+
+def _action(environ: dict[str, Any]) -> str:
+    """The API action of a request: from X-Amz-Target (JSON protocols) or the form body (query protocol)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return target.rpartition(".")[2]
+    if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        return (parse_qs(body.decode(errors="replace")).get("Action") or [""])[0]
+    return ""
+
+
+class WakeOnChange:
+    """WSGI middleware: after any mutating API call from outside, count it and wake the reconciler at once."""
+
+    def __init__(self, app: Any, wake: threading.Event, changes: ApiChanges | None = None) -> None:
         self.app = app
         self.wake = wake
+        self.changes = changes
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        is_post = environ.get("REQUEST_METHOD") == "POST"
+        action = _action(environ) if is_post else ""
         result = self.app(environ, start_response)
-        if environ.get("REQUEST_METHOD") == "POST" and RECONCILER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
-            self.wake.set()
+        if is_post and not action.startswith(READ_ACTIONS + SESSION_ACTIONS):
+            if self.changes is not None:  # before the response goes out: the caller's next step sees the new count
+                self.changes.bump()
+            if RECONCILER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
+                self.wake.set()
         return result
 
 
-def _moto_server(port: int, wake: threading.Event) -> Any:
+def _moto_server(port: int, wake: threading.Event, changes: ApiChanges) -> Any:
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.server import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log
-    app = WakeOnChange(DomainDispatcherApplication(create_backend_app), wake)
-    return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    endpoint: list[str] = []
+    sessions = SessionManager(DomainDispatcherApplication(create_backend_app), lambda: endpoint[0], changes)
+    app = WakeOnChange(sessions, wake, changes)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    endpoint.append(f"http://127.0.0.1:{server.server_port}")
+    return server
 
 
 def _regions_with_clusters() -> list[str]:
@@ -86,7 +138,7 @@ def run(home: Path, port: int, region: str) -> int:
     binaries = find_binaries()
     wake = threading.Event()
     stop = threading.Event()
-    server = _moto_server(port, wake)
+    server = _moto_server(port, wake, ApiChanges(home))
     port = server.server_port
     endpoint = f"http://127.0.0.1:{port}"
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
@@ -146,6 +198,7 @@ def run(home: Path, port: int, region: str) -> int:
         reconciler.shutdown()
         server.shutdown()
         state_path(home).unlink(missing_ok=True)
+        changes_path(home).unlink(missing_ok=True)
     return 0
 
 

@@ -13,6 +13,7 @@ import time
 from ..errors import SandboxError
 from .state import SandboxState, require_running
 
+DB_PORT = 3306  # the port every sandbox endpoint reports, as Aurora MySQL's do
 UNKNOWN_HOST_WAIT = 3.0  # the reconciler records a new instance within about a second
 _rotation = itertools.count()
 _rotation_lock = threading.Lock()
@@ -42,6 +43,12 @@ def _pick(instances: list[str]) -> str:
 
 def resolve(host: str, timeout: float = 30.0) -> tuple[str, int]:
     """The 127.0.0.1 port a new connection to `host` reaches; waits while the database is still starting."""
+    _, port, _ = pick(host, timeout)
+    return "127.0.0.1", port
+
+
+def pick(host: str, timeout: float = 30.0) -> tuple[str, int, int]:
+    """For a new connection to `host`: the DB instance that takes it, its local port, and the endpoint's port."""
     started = time.monotonic()
     deadline = started + timeout
     while True:
@@ -51,7 +58,8 @@ def resolve(host: str, timeout: float = 30.0) -> tuple[str, int]:
             deadline = min(deadline, started + UNKNOWN_HOST_WAIT)
         ready = [t for t in targets if state.instances.get(t, {}).get("status") == "available"]
         if ready:
-            return "127.0.0.1", int(state.instances[_pick(ready)]["port"])
+            chosen = _pick(ready)
+            return chosen, int(state.instances[chosen]["port"]), DB_PORT
         if time.monotonic() > deadline:
             known = sorted(endpoint_map(state))
             raise SandboxError(

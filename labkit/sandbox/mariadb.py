@@ -184,7 +184,7 @@ class MariaDBServer:
             str(binaries.mariadbd), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
             "--bind-address=127.0.0.1", f"--socket={socket_path(self.datadir, self.server_id)}",
             f"--pid-file={self.datadir / 'mysqld.pid'}", f"--log-error={self.datadir / 'error.log'}",
-            f"--server-id={self.server_id}", "--log-bin=binlog", "--log-slave-updates", "--gtid-strict-mode=1",
+            f"--server-id={self.server_id}", f"--report-host={self.name}", "--log-bin=binlog", "--log-slave-updates", "--gtid-strict-mode=1",
             "--binlog-format=ROW", "--read-only=1", *_user_args(), *SERVER_OPTIONS,
         ]  # fmt: skip
         self.process = subprocess.Popen(

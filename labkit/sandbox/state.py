@@ -15,6 +15,7 @@ from ..errors import SandboxError
 from ..home import labkit_home
 
 STATE_FILE = "sandbox.json"
+CHANGES_FILE = "api-changes"
 
 
 @dataclass
@@ -51,6 +52,19 @@ class SandboxState:
 
 def state_path(home: Path | None = None) -> Path:
     return (home or labkit_home()) / STATE_FILE
+
+
+def changes_path(home: Path | None = None) -> Path:
+    """The file holding the count of mutating API calls (see daemon.ApiChanges)."""
+    return (home or labkit_home()) / CHANGES_FILE
+
+
+def read_changes(home: Path | None = None) -> int:
+    """The count of mutating API calls so far (-1 when unknown: assume everything changed)."""
+    try:
+        return int(changes_path(home).read_text())
+    except (OSError, ValueError):
+        return -1
 
 
 def read_state(home: Path | None = None) -> SandboxState | None:

@@ -264,9 +264,13 @@ class Reachability:
         *,
         instance_ids: tuple[str, ...] = (),
         db_identifiers: tuple[str, ...] = (),
+        lab: bool = True,
     ) -> Reachability:
-        """Describe the lab (plus any explicit instances and DB instances) and return an engine over it."""
-        return cls(gather(backend, config, instance_ids=instance_ids, db_identifiers=db_identifiers))
+        """Describe the lab (plus any explicit instances and DB instances) and return an engine over it.
+
+        With `lab=False` only the explicit resources and their networks are described (no config needed).
+        """
+        return cls(gather(backend, config, instance_ids=instance_ids, db_identifiers=db_identifiers, lab=lab))
 
     def check(self, source: str, destination: str, port: int = 3306) -> Verdict:
         """The verdict for tcp `port` from `source` to `destination` (names as in `can_reach`)."""

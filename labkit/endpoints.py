@@ -1,0 +1,54 @@
+"""The lab cluster's endpoints: where a connection for the writer, the readers or one instance goes.
+
+Aurora gives every cluster a cluster (writer) endpoint and a reader endpoint, and every DB instance its own
+endpoint. Applications use the first two, so a failover needs no configuration change; the instance
+endpoints are for diagnosing one instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .backend import Backend
+from .tunnel.target import DB_PORT, lab_cluster
+
+
+def endpoints(config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:
+    """One row per endpoint of the lab's cluster: what it is for, its host and port, and what is behind it."""
+    if config is None:
+        from .config import LabConfig
+
+        config = LabConfig.load()
+    backend = backend or config.make_backend()
+    cluster = lab_cluster(config, backend)
+    port = int(cluster.get("Port") or DB_PORT)
+    members = sorted(
+        cluster.get("DBClusterMembers", []), key=lambda m: (not m["IsClusterWriter"], m["DBInstanceIdentifier"])
+    )
+    writer = next((m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]), "")
+    readers = [m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"]]
+    rows = [
+        {"endpoint": "cluster (writer)", "host": cluster["Endpoint"], "port": port, "behind it": writer},
+        {
+            "endpoint": "reader",
+            "host": cluster["ReaderEndpoint"],
+            "port": port,
+            "behind it": ", ".join(readers) or writer,
+        },
+    ]
+    rds = backend.client("rds")
+    for member in members:
+        instance = rds.describe_db_instances(DBInstanceIdentifier=member["DBInstanceIdentifier"])["DBInstances"][0]
+        address = instance.get("Endpoint") or {}
+        role = "writer" if member["IsClusterWriter"] else "reader"
+        rows.append(
+            {
+                "endpoint": f"instance ({role})",
+                "host": address.get("Address", ""),
+                "port": int(address.get("Port") or port),
+                "behind it": member["DBInstanceIdentifier"],
+            }
+        )
+    return pd.DataFrame(rows)

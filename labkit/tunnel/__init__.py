@@ -1,0 +1,44 @@
+"""Port-forwarding through the lab's instance with Session Manager (SSM): no public database, no SSH.
+
+tunnel("writer")      a Tunnel (context manager, or .open()/.close()) to the cluster endpoint
+diagnose(backend, id) why Session Manager can or cannot reach an instance, check by check
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import Backend
+from .readiness import Check, Readiness, diagnose
+from .session import PLUGIN_INSTALL, Tunnel, TunnelTiming, close_all, open_tunnels, tunnel, wait_until_online
+from .target import TunnelTarget, lab_cluster, resolve_target
+
+
+def readiness(config: Any | None = None, backend: Backend | None = None) -> Readiness:
+    """Session Manager readiness of the lab's instance (see `diagnose`)."""
+    from .target import running_instance
+
+    if config is None:
+        from ..config import LabConfig
+
+        config = LabConfig.load()
+    backend = backend or config.make_backend()
+    return diagnose(backend, running_instance(backend, config=config))
+
+
+__all__ = [
+    "PLUGIN_INSTALL",
+    "Check",
+    "Readiness",
+    "Tunnel",
+    "TunnelTarget",
+    "TunnelTiming",
+    "close_all",
+    "diagnose",
+    "lab_cluster",
+    "open_tunnels",
+    "readiness",
+    "resolve_target",
+    "tunnel",
+    "wait_until_online",
+]

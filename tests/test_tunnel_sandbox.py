@@ -1,0 +1,375 @@
+"""Tunnels, engines and SQL against a real sandbox: Session Manager calls answered by the sandbox's control
+plane, the sandbox's session plugin forwarding to real MariaDB, and refusing what the security groups block."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+from botocore.exceptions import ClientError
+
+from labkit import sandbox
+from labkit.apply import apply
+from labkit.backend import SandboxBackend
+from labkit.cli_sql import option_file
+from labkit.config import LabConfig
+from labkit.errors import ConfigError, LabkitError
+from labkit.resources.database import DATABASE_NAME
+from labkit.schema import create_schema
+from labkit.security import revoke_rules
+from labkit.sql import close_engines, credentials, engine, sql, whoami
+from labkit.tunnel import close_all, tunnel
+from labkit.tunnel.readiness import SSM_POLICY_ARN
+
+LAB, LEARNER = "sqllab", "ana"
+
+
+@pytest.fixture(scope="module")
+def lab(sandbox_home):
+    """One lab (writer + reader + instance) for the module; tests that break it put it back."""
+    sandbox.reset()
+    backend = SandboxBackend()
+    config = LabConfig(lab=LAB, learner=LEARNER)
+    apply(config, backend, stream=io.StringIO())
+    sandbox.wait_for_databases(2)
+    yield config, backend
+    close_engines()
+    close_all()
+
+
+def _instance_id(backend: SandboxBackend) -> str:
+    reservations = backend.client("ec2").describe_instances(
+        Filters=[
+            {"Name": "tag:labkit:node", "Values": ["instance"]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+    )["Reservations"]
+    return reservations[0]["Instances"][0]["InstanceId"]
+
+
+def _sessions(backend: SandboxBackend, state: str) -> list[dict]:
+    return backend.client("ssm").describe_sessions(State=state)["Sessions"]
+
+
+def _group_gone(pgid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ----- the tunnel -----
+
+
+def test_tunnel_opens_a_session_and_ends_it_on_close(lab):
+    config, backend = lab
+    with tunnel("writer", config=config, backend=backend) as opened:
+        assert opened.is_open
+        assert opened.address == f"127.0.0.1:{opened.port}"
+        active = [s for s in _sessions(backend, "Active") if s["SessionId"] == opened.session_id]
+        assert active and active[0]["Target"] == _instance_id(backend)
+        assert active[0]["DocumentName"] == "AWS-StartPortForwardingSessionToRemoteHost"
+        group = opened._process.pid
+        secret = credentials(config, backend)
+        connection = pymysql.connect(host="127.0.0.1", port=opened.port, user=secret.username, password=secret.password)
+        with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT @@report_host")
+            assert cursor.fetchone()[0] == f"{LAB}-{LEARNER}-db-writer"
+    assert not opened.is_open
+    assert _group_gone(group)
+    assert opened.session_id not in {s["SessionId"] for s in _sessions(backend, "Active")}
+    ended = [s for s in _sessions(backend, "History") if s["SessionId"] == opened.session_id]
+    assert ended and ended[0]["Status"] == "Terminated"
+    opened.close()  # twice is harmless
+
+
+def test_open_and_close_form_and_a_requested_port(lab):
+    config, backend = lab
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    opened = tunnel("reader", free, config=config, backend=backend).open()
+    try:
+        assert opened.port == free
+        with pytest.raises(ConfigError) as taken:
+            tunnel("writer", free, config=config, backend=backend).open()
+        assert taken.value.field == "local_port"
+    finally:
+        opened.close()
+
+
+def test_bad_targets_fail_before_any_call(lab):
+    config, backend = lab
+    with pytest.raises(ConfigError) as no_port:
+        tunnel("i-0123456789abcdef0", config=config, backend=backend)
+    assert no_port.value.field == "remote_port"
+    with pytest.raises(ConfigError) as low_port:
+        tunnel("writer", 80, config=config, backend=backend)
+    assert low_port.value.field == "local_port"
+    with pytest.raises(LabkitError) as unknown:
+        tunnel("no-such-db", config=config, backend=backend).open()
+    assert unknown.value.field == "to"
+
+
+def test_readiness_decides_online_and_start_session(lab):
+    config, backend = lab
+    instance_id = _instance_id(backend)
+    ssm, iam = backend.client("ssm"), backend.client("iam")
+    online = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
+    assert [i["PingStatus"] for i in online["InstanceInformationList"]] == ["Online"]
+    role = f"{LAB}-{LEARNER}-iam-role"
+    iam.detach_role_policy(RoleName=role, PolicyArn=SSM_POLICY_ARN)
+    try:
+        offline = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
+        assert offline["InstanceInformationList"] == []
+        with pytest.raises(ClientError) as refused:
+            ssm.start_session(
+                Target=instance_id,
+                DocumentName="AWS-StartPortForwardingSessionToRemoteHost",
+                Parameters={"host": ["x"], "portNumber": ["3306"], "localPortNumber": ["0"]},
+            )
+        assert refused.value.response["Error"]["Code"] == "TargetNotConnected"
+        started = time.monotonic()
+        with pytest.raises(LabkitError) as diagnosed:
+            tunnel("writer", config=config, backend=backend).open()
+        assert time.monotonic() - started < 5
+        assert "AmazonSSMManagedInstanceCore" in str(diagnosed.value)
+        assert "attach-role-policy" in diagnosed.value.fix
+    finally:
+        iam.attach_role_policy(RoleName=role, PolicyArn=SSM_POLICY_ARN)
+    with tunnel("writer", config=config, backend=backend) as reopened:
+        assert reopened.is_open
+
+
+def test_a_revoked_rule_refuses_new_connections_and_says_why(lab):
+    config, backend = lab
+    secret = credentials(config, backend)
+    with tunnel("writer", config=config, backend=backend) as opened:
+        kept = pymysql.connect(host="127.0.0.1", port=opened.port, user=secret.username, password=secret.password)
+        revoke_rules(config, "sg-db", 3306, backend=backend)
+        try:
+            with pytest.raises(pymysql.err.OperationalError):
+                pymysql.connect(
+                    host="127.0.0.1", port=opened.port, user=secret.username, password=secret.password,
+                    connect_timeout=5, read_timeout=5,
+                )  # fmt: skip
+            assert "BLOCKED at security group ingress" in (opened.recent_refusal() or "")
+            with kept.cursor() as cursor:  # an established connection lives on, as security groups are stateful
+                cursor.execute("SELECT 1")
+            with pytest.raises(LabkitError) as explained:
+                whoami("writer", config=config, backend=backend)
+            assert explained.value.field == "security groups"
+            assert "can_reach" in explained.value.fix
+        finally:
+            kept.close()
+            apply(config, backend, stream=io.StringIO())  # converges the rule back
+    assert whoami("writer", config=config, backend=backend)["instance"][0] == f"{LAB}-{LEARNER}-db-writer"
+
+
+# ----- SQL -----
+
+
+def test_whoami_names_the_instance_and_its_role(lab):
+    config, backend = lab
+    writer = whoami("writer", config=config, backend=backend).iloc[0]
+    reader = whoami("reader", config=config, backend=backend).iloc[0]
+    assert (writer["instance"], bool(writer["read_only"])) == (f"{LAB}-{LEARNER}-db-writer", False)
+    assert (reader["instance"], bool(reader["read_only"])) == (f"{LAB}-{LEARNER}-db-reader-1", True)
+    assert ".cluster-ro-" in reader["endpoint"] and ".cluster-" in writer["endpoint"]
+
+
+def test_schema_then_write_on_writer_and_read_on_reader(lab):
+    config, backend = lab
+    first = create_schema(config=config, backend=backend)
+    again = create_schema(config=config, backend=backend)
+    assert dict(zip(first["table"], first["rows"], strict=True)) == {"products": 100, "orders": 20}
+    assert again.equals(first)
+    hostile = "Robert'); DROP TABLE orders;--"
+    inserted = sql(
+        "INSERT INTO orders (product_id, customer, quantity) VALUES (:product, :customer, :quantity)",
+        params={"product": 7, "customer": hostile, "quantity": 2},
+        config=config,
+        backend=backend,
+    )
+    assert inserted["rows_affected"].tolist() == [1]
+
+    def reader_sees_it() -> bool:
+        found = sql(
+            "SELECT customer FROM orders WHERE customer = :c",
+            on="reader",
+            params={"c": hostile},
+            config=config,
+            backend=backend,
+        )
+        return found["customer"].tolist() == [hostile]
+
+    assert _wait_for(reader_sees_it, 5)
+    assert sql("SELECT COUNT(*) AS n FROM orders", on="reader", config=config, backend=backend)["n"][0] == 21
+
+
+def test_a_write_on_the_reader_is_refused_with_the_reason(lab):
+    config, backend = lab
+    create_schema(config=config, backend=backend)
+    with pytest.raises(LabkitError) as refused:
+        sql("DELETE FROM orders", on="reader", config=config, backend=backend)
+    assert "read-only" in refused.value.message
+    assert "writer" in refused.value.fix
+    assert sql("SELECT COUNT(*) AS n FROM orders", config=config, backend=backend)["n"][0] >= 20
+
+
+def test_the_password_is_never_shown(lab, capsys):
+    config, backend = lab
+    password = credentials(config, backend).password
+    made = engine("writer", config=config, backend=backend)
+    shown = [
+        repr(made),
+        str(made.url),
+        repr(credentials(config, backend)),
+        whoami("writer", config=config, backend=backend).to_string(),
+    ]
+    with tunnel("reader", config=config, backend=backend) as opened:
+        shown += [repr(opened), str(opened.target)]
+    assert all(password not in text for text in shown)
+    assert "***" in repr(made)
+    assert password not in capsys.readouterr().out
+
+
+# ----- the tunnel's lifetime is the owner's -----
+
+OWNER = textwrap.dedent(
+    """
+    import json, sys, time
+    from labkit.config import LabConfig
+    from labkit.tunnel import tunnel
+    opened = tunnel("writer", config=LabConfig(lab=sys.argv[1], learner=sys.argv[2])).open()
+    print(json.dumps({"group": opened._process.pid, "session": opened.session_id}), flush=True)
+    if sys.argv[3] == "wait":
+        time.sleep(600)
+    """
+)
+
+
+@pytest.mark.parametrize("ending", ["exit", "kill"])
+def test_nothing_outlives_the_process_that_opened_the_tunnel(lab, ending):
+    _, backend = lab
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, LAB, LEARNER, "wait" if ending == "kill" else "exit"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    opened = json.loads(owner.stdout.readline())
+    if ending == "kill":
+        owner.send_signal(signal.SIGKILL)
+    owner.wait(30)
+    assert _group_gone(opened["group"])
+    assert _wait_for(lambda: opened["session"] not in {s["SessionId"] for s in _sessions(backend, "Active")})
+
+
+# ----- real clients -----
+
+
+def test_the_mariadb_client_works_through_a_tunnel(lab, tmp_path):
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        pytest.skip("no mariadb client on this machine (make setup installs it)")
+    config, backend = lab
+    with tunnel("reader", config=config, backend=backend) as opened:
+        options = option_file(tmp_path, opened, credentials(config, backend), DATABASE_NAME)
+        assert options.stat().st_mode & 0o777 == 0o600
+        result = subprocess.run(
+            [client, f"--defaults-extra-file={options}", "-N", "-e", "SELECT @@report_host, @@read_only"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"{LAB}-{LEARNER}-db-reader-1", "1"]
+
+
+def test_sysbench_works_through_a_tunnel(lab):
+    if shutil.which("sysbench") is None:
+        pytest.skip("no sysbench on this machine (make setup installs it)")
+    config, backend = lab
+    secret = credentials(config, backend)
+    with tunnel("writer", config=config, backend=backend) as opened:
+        common = [
+            "oltp_point_select", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={opened.port}",
+            f"--mysql-user={secret.username}", f"--mysql-password={secret.password}", f"--mysql-db={DATABASE_NAME}",
+            "--tables=1", "--table-size=200", "--threads=1",
+        ]  # fmt: skip
+        steps = {
+            name: subprocess.run(["sysbench", *common, *extra, name], capture_output=True, text=True, timeout=60)
+            for name, extra in (("prepare", []), ("run", ["--time=1"]), ("cleanup", []))
+        }
+    for name, result in steps.items():
+        assert result.returncode == 0, f"sysbench {name}: {result.stderr}"
+    queries = int(next(line for line in steps["run"].stdout.splitlines() if "queries:" in line).split()[1])
+    assert queries > 10
+
+
+# ----- the command line -----
+
+
+def test_cli_tunnel_prints_how_to_connect_and_closes_on_interrupt(lab):
+    config, backend = lab
+    password = credentials(config, backend).password
+    before = {s["SessionId"] for s in _sessions(backend, "Active")}
+    labkit = Path(sys.executable).with_name("labkit")
+    held = subprocess.Popen(
+        [str(labkit), "tunnel", "writer", "--lab", LAB, "--learner", LEARNER],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines = []
+    for line in held.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    text = "".join(lines)
+    options = Path(next(line for line in lines if "--defaults-extra-file=" in line).split("=", 1)[1].split()[0])
+    assert "port " in text and "user     admin" in text and "get-secret-value" in text
+    assert password not in text
+    assert options.exists() and options.stat().st_mode & 0o777 == 0o600
+    held.send_signal(signal.SIGINT)
+    assert held.wait(30) == 0
+    assert not options.exists()
+    assert {s["SessionId"] for s in _sessions(backend, "Active")} == before
+
+
+def test_cli_sql_prints_the_result_table(lab):
+    config, backend = lab
+    create_schema(config=config, backend=backend)
+    labkit = Path(sys.executable).with_name("labkit")
+    result = subprocess.run(
+        [str(labkit), "sql", "SELECT COUNT(*) AS products FROM products", "--on", "reader", "--lab", LAB, "--learner", LEARNER],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["products", "100"]
+    refused = subprocess.run(
+        [str(labkit), "sql", "DELETE FROM orders", "--on", "reader", "--lab", LAB, "--learner", LEARNER],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "read-only" in refused.stderr + refused.stdout
