@@ -38,6 +38,7 @@ test: lint unit notebooks
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py
 	$(BIN)/python benchmarks/tunnel_latency.py
+	$(BIN)/python benchmarks/bench_reference.py
 
 down:
 	-$(BIN)/labkit sandbox down

@@ -12,13 +12,13 @@ path and the ratio tunnel / direct (goal: under 2x at p50).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import tempfile
 import time
 
 import pymysql
+from _lab import fresh_lab
 
 WARM_UP = 500
 
@@ -30,21 +30,9 @@ def percentile(samples: list[int], fraction: float) -> float:
 
 def measure(queries: int) -> dict[str, float]:
     from labkit import sandbox
-    from labkit.apply import apply
-    from labkit.backend import SandboxBackend
-    from labkit.config import LabConfig
-    from labkit.schema import create_schema
-    from labkit.sql import close_engines, credentials
     from labkit.tunnel import tunnel
 
-    sandbox.up()
-    backend = SandboxBackend()
-    config = LabConfig(lab="bench", learner="tunnel")
-    apply(config, backend, stream=io.StringIO())
-    sandbox.wait_for_databases(2)
-    create_schema(config=config, backend=backend)
-    close_engines()
-    secret = credentials(config, backend)
+    config, backend, secret = fresh_lab("tunnel")
 
     started = time.perf_counter()
     opened = tunnel("writer", config=config, backend=backend).open()

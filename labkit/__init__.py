@@ -53,8 +53,14 @@ _EXPORTS = {
     "sql": ".sql",
     "whoami": ".sql",
     "create_schema": ".schema",
+    "benchmark": ".bench",
+    "replica_lag": ".bench",
+    "failover": ".bench",
+    "bench": ".bench",
     "sandbox": ".sandbox",
 }
+
+_MODULES = ("sandbox", "bench")  # public names that are modules
 
 __all__ = [
     "ApplyResult",
@@ -73,6 +79,8 @@ __all__ = [
     "Verdict",
     "__version__",
     "apply",
+    "bench",
+    "benchmark",
     "can_reach",
     "checkpoint",
     "close_engines",
@@ -84,10 +92,12 @@ __all__ = [
     "endpoints",
     "engine",
     "environment_report",
+    "failover",
     "get_backend",
     "lint",
     "plan",
     "readiness",
+    "replica_lag",
     "revoke_rules",
     "sandbox",
     "security_groups",
@@ -103,7 +113,7 @@ __all__ = [
 def _load(name: str) -> Any:
     module_name = _EXPORTS[name]
     module = importlib.import_module(module_name, __name__)
-    return module if module_name == f".{name}" and name == "sandbox" else getattr(module, name)
+    return module if name in _MODULES else getattr(module, name)
 
 
 def __getattr__(name: str) -> Any:
@@ -140,9 +150,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from . import sandbox
+    from . import bench, sandbox
     from .apply import ApplyResult, StepsFailed, apply, destroy, status, verify
     from .backend import AwsBackend, Backend, SandboxBackend, get_backend
+    from .bench import benchmark, failover, replica_lag
     from .checkpoint import checkpoint
     from .checks import environment_report
     from .config import LabConfig

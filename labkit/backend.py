@@ -40,6 +40,7 @@ class Backend(ABC):
     """Where AWS calls go and how database endpoints are reached."""
 
     name: str
+    reaches_private_endpoints = False  # can this machine connect to a DB endpoint without a tunnel?
 
     def __init__(self, region: str | None = None) -> None:
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
@@ -89,6 +90,7 @@ class SandboxBackend(Backend):
     """The embedded sandbox: a local moto server plus MariaDB processes; fake credentials, loopback only."""
 
     name = "sandbox"
+    reaches_private_endpoints = True  # the databases are local processes
 
     def __init__(self, region: str | None = None, endpoint: str | None = None) -> None:
         super().__init__(region)

@@ -9,7 +9,7 @@ from .backend import Backend
 from .config import LabConfig
 from .plan import STAGES, lab_graph, stage_of
 
-STEPS = ("setup", *STAGES, "sql", "cleanup")
+STEPS = ("setup", *STAGES, "sql", "benchmark", "cleanup")
 
 
 @dataclass
@@ -61,7 +61,7 @@ def _sql_problems(config: LabConfig, backend: Backend | None) -> list[str]:
 
 
 def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | None = None) -> Checkpoint:
-    """Check the state a notebook should leave: `setup`, `network`, `database`, `compute`, `sql` or `cleanup`."""
+    """Check the state a notebook should leave: `setup`, `network`, `database`, `compute`, `sql`, `benchmark` or `cleanup`."""
     if step not in STEPS:
         from .errors import ConfigError
 
@@ -79,7 +79,7 @@ def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | No
         left = verify(config, backend)
         result.problems = [f"{r.what} {r.id} remains: run `labkit.destroy(config)` again" for r in left.itertuples()]
         return result
-    if step == "sql":
+    if step in ("sql", "benchmark"):  # after a failover too: each endpoint must land on the right role
         result.problems = _sql_problems(config, backend)
         return result
     result.problems = _missing_nodes(config, step, backend)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from .errors import LabkitError
 
 # Modules that add their own subcommands with a `register(subparsers)` function.
-COMMAND_MODULES = ("labkit.cli_lab", "labkit.cli_security", "labkit.cli_sql")
+COMMAND_MODULES = ("labkit.cli_lab", "labkit.cli_security", "labkit.cli_sql", "labkit.cli_bench")
 
 
 def _sandbox_up(args: argparse.Namespace) -> int:

@@ -105,6 +105,26 @@ def sandbox_backend(sandbox_home):
     return SandboxBackend()
 
 
+def sandbox_lab(lab: str, learner: str):
+    """Reset the sandbox and apply a whole lab (writer + reader + instance); returns (config, backend).
+
+    For module-scoped fixtures of the SQL and benchmark tests; close_engines() and close_all() after use.
+    """
+    import io
+
+    from labkit import sandbox
+    from labkit.apply import apply
+    from labkit.backend import SandboxBackend
+    from labkit.config import LabConfig
+
+    sandbox.reset()
+    backend = SandboxBackend()
+    config = LabConfig(lab=lab, learner=learner)
+    apply(config, backend, stream=io.StringIO())
+    sandbox.wait_for_databases(2)
+    return config, backend
+
+
 # ----- provisioning tests (issue 3): a fast, strict in-process moto and a private LABKIT home -----
 
 import contextlib  # noqa: E402

@@ -18,12 +18,11 @@ from pathlib import Path
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
+from conftest import sandbox_lab
 
-from labkit import sandbox
 from labkit.apply import apply
 from labkit.backend import SandboxBackend
 from labkit.cli_sql import option_file
-from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 from labkit.resources.database import DATABASE_NAME
 from labkit.schema import create_schema
@@ -38,12 +37,7 @@ LAB, LEARNER = "sqllab", "ana"
 @pytest.fixture(scope="module")
 def lab(sandbox_home):
     """One lab (writer + reader + instance) for the module; tests that break it put it back."""
-    sandbox.reset()
-    backend = SandboxBackend()
-    config = LabConfig(lab=LAB, learner=LEARNER)
-    apply(config, backend, stream=io.StringIO())
-    sandbox.wait_for_databases(2)
-    yield config, backend
+    yield sandbox_lab(LAB, LEARNER)
     close_engines()
     close_all()
 

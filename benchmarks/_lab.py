@@ -1,0 +1,25 @@
+"""A fresh lab for a benchmark script: a sandbox in the current LABKIT_HOME, a whole lab, the shop schema."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+
+def fresh_lab(learner: str) -> tuple[Any, Any, Any]:
+    """Start the sandbox, apply a lab for `learner`, load the schema; returns (config, backend, credentials)."""
+    from labkit import sandbox
+    from labkit.apply import apply
+    from labkit.backend import SandboxBackend
+    from labkit.config import LabConfig
+    from labkit.schema import create_schema
+    from labkit.sql import close_engines, credentials
+
+    sandbox.up()
+    backend = SandboxBackend()
+    config = LabConfig(lab="bench", learner=learner)
+    apply(config, backend, stream=io.StringIO())
+    sandbox.wait_for_databases(2)
+    create_schema(config=config, backend=backend)
+    close_engines()
+    return config, backend, credentials(config, backend)

@@ -1,0 +1,31 @@
+"""Writer against reader, measured honestly: every sample kept, percentiles, a confidence interval, plots,
+replica lag and a failover.
+
+    benchmark(("writer", "reader"), workload="point", path="tunnel", count=1000)   a BenchResult
+    replica_lag(markers=50)                                                         a LagResult
+    failover()                                                                      a FailoverReport
+"""
+
+from __future__ import annotations
+
+from .failover import FailoverReport, failover
+from .harness import Schedule
+from .lag import LagResult, replica_lag
+from .runner import BenchResult, benchmark, tunnel_cost
+from .stats import bootstrap_median_difference, percentile, summarize
+from .workloads import WORKLOADS
+
+__all__ = [
+    "WORKLOADS",
+    "BenchResult",
+    "FailoverReport",
+    "LagResult",
+    "Schedule",
+    "benchmark",
+    "bootstrap_median_difference",
+    "failover",
+    "percentile",
+    "replica_lag",
+    "summarize",
+    "tunnel_cost",
+]

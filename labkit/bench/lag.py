@@ -1,0 +1,155 @@
+"""Replica lag, measured end to end: write a marker on the writer, time until each reader returns it.
+
+Each reader is polled on its own instance endpoint (not the reader endpoint, which would pick one at random),
+in parallel, as fast as a round trip allows; the poll's round trip bounds the resolution. On Aurora the
+cluster's own view, `information_schema.replica_host_status`, is read as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pymysql
+
+from ..backend import Backend
+from ..errors import ConfigError
+from ..sql import credentials
+from ..tunnel import lab_cluster
+from .stats import percentile
+
+MARKER_TABLE = """
+    CREATE TABLE IF NOT EXISTS bench_lag (
+        id         BIGINT PRIMARY KEY,
+        written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+    ) ENGINE=InnoDB"""
+
+
+@dataclass
+class LagResult:
+    """One row per marker and reader: the lag in milliseconds (or the error), and how many polls it took."""
+
+    samples: pd.DataFrame
+    aurora_status: pd.DataFrame | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        rows = []
+        for reader, group in self.samples.groupby("reader", sort=True):
+            seen = group[group["error"].isna()]["lag_ms"].to_numpy()
+            rows.append(
+                {
+                    "reader": reader,
+                    "markers": len(group),
+                    "errors": int(group["error"].notna().sum()),
+                    "p50_ms": percentile(seen, 50),
+                    "p90_ms": percentile(seen, 90),
+                    "p99_ms": percentile(seen, 99),
+                    "max_ms": float(seen.max()) if seen.size else float("nan"),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def plot(self) -> Any:
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(8, 3.5))
+        for reader, group in self.samples.groupby("reader", sort=True):
+            axes.plot(group["marker"], group["lag_ms"], ".-", ms=3, label=reader)
+        axes.set_xlabel("marker")
+        axes.set_ylabel("lag (ms)")
+        axes.set_title("Time from commit on the writer until each reader returns the row")
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        plt.close(figure)
+        return figure
+
+
+def _readers(config: Any, backend: Backend) -> list[str]:
+    members = lab_cluster(config, backend).get("DBClusterMembers", [])
+    return sorted(m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"])
+
+
+def replica_lag(
+    markers: int = 50,
+    *,
+    interval: float = 0.02,
+    timeout: float = 10.0,
+    path: str = "direct",
+    config: Any | None = None,
+    backend: Backend | None = None,
+) -> LagResult:
+    """Write `markers` rows on the writer, one every `interval` s, and time how long each reader takes to show each."""
+    if not isinstance(markers, int) or not 1 <= markers <= 10_000:
+        raise ConfigError(f"markers={markers!r}", field="markers", fix="use 1 to 10000")
+    if timeout <= 0:
+        raise ConfigError(f"timeout={timeout!r}", field="timeout", fix="a positive number of seconds")
+    from ..sql import _resolve
+    from .runner import _connection_point
+
+    config, backend = _resolve(config, backend)
+    readers = _readers(config, backend)
+    if not readers:
+        raise ConfigError(
+            "the cluster has no reader", field="readers", fix="create one (config readers=1, labkit apply)"
+        )
+    secret = credentials(config, backend)
+    rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(_connection_point("writer", path, config, backend))(secret)
+        stack.callback(writer.close)
+        polls = {}
+        for reader in readers:
+            connection = stack.enter_context(_connection_point(reader, path, config, backend))(secret)
+            stack.callback(connection.close)
+            polls[reader] = connection
+        with writer.cursor() as cursor:
+            cursor.execute(MARKER_TABLE)
+        base = time.time_ns() // 1000
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=len(readers)))
+        for index in range(markers):
+            marker = base + index
+            with writer.cursor() as cursor:
+                cursor.execute("INSERT INTO bench_lag (id) VALUES (%s)", (marker,))
+            committed = time.perf_counter_ns()
+            futures = {r: pool.submit(_poll, polls[r], marker, committed, timeout) for r in readers}
+            for reader, future in futures.items():
+                lag_ms, count, error = future.result()
+                rows.append({"marker": index, "reader": reader, "lag_ms": lag_ms, "polls": count, "error": error})
+            time.sleep(interval)
+        aurora = _aurora_status(writer)
+    frame = pd.DataFrame(rows)
+    frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
+    return LagResult(frame, aurora, {"backend": backend.name, "path": path, "markers": markers, "readers": readers})
+
+
+def _poll(connection: Any, marker: int, committed_ns: int, timeout: float) -> tuple[float, int, str | None]:
+    deadline = committed_ns + int(timeout * 1e9)
+    count = 0
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT 1 FROM bench_lag WHERE id = %s", (marker,))
+            count += 1
+            seen = cursor.fetchone() is not None
+            now = time.perf_counter_ns()
+            if seen:
+                return (now - committed_ns) / 1e6, count, None
+            if now > deadline:
+                return float("nan"), count, f"not seen within {timeout:g} s"
+
+
+def _aurora_status(writer: Any) -> pd.DataFrame | None:
+    """Aurora's own lag figures; None where the table does not exist (MySQL and MariaDB)."""
+    try:
+        with writer.cursor() as cursor:
+            cursor.execute(
+                "SELECT server_id, session_id, replica_lag_in_milliseconds FROM information_schema.replica_host_status"
+            )
+            return pd.DataFrame(cursor.fetchall(), columns=["server_id", "session_id", "replica_lag_in_milliseconds"])
+    except pymysql.err.MySQLError:
+        return None

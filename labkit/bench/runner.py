@@ -1,0 +1,283 @@
+"""`benchmark()`: run a workload against the writer, the reader or an instance, and keep every sample.
+
+Paths: `tunnel` is what the notebook sees (through the Session Manager tunnel); `direct` is what an
+application inside the VPC sees (in the sandbox, straight to the MariaDB port; on AWS, the same harness run
+on the EC2 instance with Run Command). Comparing the two separates the tunnel's cost from the database's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pymysql
+
+from ..backend import Backend
+from ..errors import ConfigError, LabkitError
+from ..resources.database import DATABASE_NAME
+from ..sql import credentials
+from ..tunnel import Tunnel, open_tunnels, resolve_target
+from . import harness, stats
+from .workloads import BENCH_TABLE, Workload, find_workload, pymysql_operation
+
+PATHS = ("tunnel", "direct")
+MAX_CONCURRENCY = 64
+MAX_DURATION = 600.0
+DEFAULT_COUNT = 1000
+SAMPLE_KEYS = 100  # products 1..100, from create_schema
+
+
+@dataclass
+class BenchResult:
+    """Every sample of a run (a tidy DataFrame), its summary, and what it ran on."""
+
+    samples: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        return stats.summarize(self.samples)
+
+    def measured(self, target: str) -> pd.Series:
+        """Latencies (us) of the successful, post-warm-up samples of one target."""
+        rows = self.samples[(self.samples["target"] == target) & ~self.samples["warmup"] & self.samples["error"].isna()]
+        return rows["latency_us"]
+
+    def difference(self, first: str = "writer", second: str = "reader", **options: Any) -> pd.DataFrame:
+        """p50(first) - p50(second) in microseconds, with a 95% bootstrap confidence interval."""
+        estimate, low, high = stats.bootstrap_median_difference(self.measured(first), self.measured(second), **options)
+        return pd.DataFrame(
+            [
+                {
+                    "difference": f"p50 {first} - p50 {second}",
+                    "estimate_us": estimate,
+                    "ci95_low_us": low,
+                    "ci95_high_us": high,
+                }
+            ]
+        )
+
+    def plot_distribution(self) -> Any:
+        from .plots import distribution
+
+        return distribution(self.samples)
+
+    def plot_timeline(self) -> Any:
+        from .plots import timeline
+
+        return timeline(self.samples)
+
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        """Write the samples as CSV and the metadata beside it as JSON; returns both paths."""
+        csv_path = Path(path).with_suffix(".csv")
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self.samples.to_csv(csv_path, index=False)
+        meta_path = csv_path.with_suffix(".json")
+        meta_path.write_text(json.dumps(self.metadata, indent=2, sort_keys=True, default=str))
+        return csv_path, meta_path
+
+    def __repr__(self) -> str:
+        targets = ", ".join(sorted(self.samples["target"].unique())) if len(self.samples) else "nothing"
+        return f"<BenchResult {len(self.samples)} samples of {targets} ({self.metadata.get('mode', '?')})>"
+
+
+def tunnel_cost(through: BenchResult, inside: BenchResult) -> pd.DataFrame:
+    """p50 through the tunnel against p50 from inside, per target: what the tunnel adds."""
+    a = through.summary().set_index("target")["p50_us"]
+    b = inside.summary().set_index("target")["p50_us"]
+    table = pd.DataFrame({"tunnel_p50_us": a, "direct_p50_us": b}).dropna()
+    table["added_us"] = table["tunnel_p50_us"] - table["direct_p50_us"]
+    table["tunnel_over_direct"] = table["tunnel_p50_us"] / table["direct_p50_us"]
+    return table.reset_index()
+
+
+def _validate(
+    targets: Sequence[str], chosen: Workload, path: str, concurrency: int, rate: float | None,
+    duration: float | None, count: int | None,
+) -> None:  # fmt: skip
+    if not targets:
+        raise ConfigError("no targets to benchmark", field="targets", fix="pass targets=('writer', 'reader')")
+    if chosen.writes and any(t == "reader" for t in targets):
+        raise ConfigError(
+            f"the {chosen.name} workload writes, and readers refuse writes",
+            field="workload",
+            fix="benchmark inserts on the writer only (targets=('writer',))",
+        )
+    if path not in PATHS:
+        raise ConfigError(f"unknown path {path!r}", field="path", fix=f"use one of {', '.join(PATHS)}")
+    if not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"concurrency={concurrency!r}", field="concurrency", fix=f"use 1 to {MAX_CONCURRENCY}")
+    if rate is not None and not (isinstance(rate, int | float) and rate > 0):
+        raise ConfigError(f"rate={rate!r}", field="rate", fix="a positive number of requests per second, or None")
+    if duration is not None and count is not None:
+        raise ConfigError("both duration and count were given", field="duration", fix="give one of them")
+    if duration is not None and not 0 < duration <= MAX_DURATION:
+        raise ConfigError(
+            f"duration={duration!r}", field="duration", fix=f"use more than 0 and at most {MAX_DURATION:.0f} s"
+        )
+    if count is not None and not (isinstance(count, int) and count > 0):
+        raise ConfigError(f"count={count!r}", field="count", fix="a positive number of requests")
+
+
+def benchmark(
+    targets: Sequence[str] | str = ("writer", "reader"),
+    *,
+    workload: str = "point",
+    path: str = "tunnel",
+    concurrency: int = 1,
+    rate: float | None = None,
+    duration: float | None = None,
+    count: int | None = None,
+    warmup: int = 20,
+    seed: int = 0,
+    config: Any | None = None,
+    backend: Backend | None = None,
+) -> BenchResult:
+    """Run `workload` on each target in turn (same schedule each) and return every sample.
+
+    With neither `duration` nor `count`, each target gets 1000 measured requests after the warm-up.
+    """
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    chosen = find_workload(workload)
+    _validate(targets, chosen, path, concurrency, rate, duration, count)
+    if duration is None and count is None:
+        count = DEFAULT_COUNT
+    schedule = harness.Schedule(concurrency=concurrency, rate=rate, duration=duration, count=count, warmup=warmup)
+    from ..sql import _resolve
+
+    config, backend = _resolve(config, backend)
+    if path == "direct" and not backend.reaches_private_endpoints:
+        # Real AWS: the endpoints are private, so "direct" means running this harness on the instance with
+        # Run Command, which needs the instance role to read the cluster's secret. Not built yet (see README).
+        raise LabkitError(
+            "the direct path on AWS runs the benchmark on the instance, which labkit cannot do yet",
+            field="path",
+            fix="use path='tunnel' (and compare with the sandbox's direct path to see the tunnel's share)",
+        )
+    secret = credentials(config, backend)
+    if chosen.writes:
+        run_on_writer(BENCH_TABLE, config, backend, secret, path)
+    frames = []
+    started = datetime.now(UTC)
+    for target in targets:
+        with _connection_point(target, path, config, backend) as connect:
+            opened: list[Any] = []
+
+            def make_operation(worker: int, connect=connect, opened=opened) -> harness.Operation:
+                operation, connection = pymysql_operation(lambda: connect(secret), chosen, worker, SAMPLE_KEYS, seed)
+                opened.append(connection)
+                return operation
+
+            try:
+                rows, start_ns = harness.run(make_operation, schedule)
+            except pymysql.err.MySQLError as exc:
+                raise _setup_error(exc, target) from None
+            finally:
+                for connection in opened:
+                    with contextlib.suppress(Exception):
+                        connection.close()
+        frames.append(to_frame(rows, start_ns, target=target, path=path, workload=chosen.name))
+    metadata = _metadata(config, backend, chosen, path, schedule, started)
+    return BenchResult(pd.concat(frames, ignore_index=True), metadata)
+
+
+def to_frame(rows: list[harness.Row], start_ns: int, **labels: str) -> pd.DataFrame:
+    """The harness's rows as the tidy sample table (times in seconds from the start, latencies in us)."""
+    frame = pd.DataFrame(rows, columns=["worker", "seq", "intended_ns", "start_ns", "end_ns", "error", "warmup"])
+    for name, value in reversed(labels.items()):
+        frame.insert(0, name, value)
+    frame["intended_s"] = (frame.pop("intended_ns") - start_ns) / 1e9
+    frame["start_s"] = (frame.pop("start_ns") - start_ns) / 1e9
+    frame["end_s"] = (frame.pop("end_ns") - start_ns) / 1e9
+    frame["latency_us"] = (frame["end_s"] - frame["intended_s"]) * 1e6  # from the intended send time
+    frame["service_us"] = (frame["end_s"] - frame["start_s"]) * 1e6  # from the actual send time
+    frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
+    frame["warmup"] = frame["warmup"].astype(bool)
+    return frame
+
+
+@contextlib.contextmanager
+def _connection_point(target: str, path: str, config: Any, backend: Backend) -> Any:
+    """A connect(secret) function for the target on the path; a tunnel opened here is closed after."""
+    far = resolve_target(target, config, backend)
+    if path == "direct":
+
+        def direct(secret: Any, timeout: float = 60) -> Any:
+            host, port = backend.resolve(far.host, far.port)  # the reader endpoint balances per connection
+            return _connect(host, port, secret, timeout)
+
+        yield direct
+        return
+    reused = next((t for t in open_tunnels() if t.to == target and t.config.lab == config.lab), None)
+    tunnel = reused or Tunnel(target, config=config, backend=backend).open()
+    try:
+        yield lambda secret, timeout=60: _connect(tunnel.host, tunnel.port, secret, timeout)
+    finally:
+        if reused is None:
+            tunnel.close()
+
+
+def _connect(host: str, port: int, secret: Any, timeout: float = 60) -> Any:
+    return pymysql.connect(
+        host=host, port=port, user=secret.username, password=secret.password, database=DATABASE_NAME,
+        autocommit=True, connect_timeout=min(10, timeout), read_timeout=timeout, write_timeout=timeout,
+    )  # fmt: skip
+
+
+def run_on_writer(statement: str, config: Any, backend: Backend, secret: Any, path: str) -> None:
+    """One statement on the writer, on its own connection (the benchmark tables are created this way)."""
+    with _connection_point("writer", path, config, backend) as connect:
+        connection = connect(secret)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            connection.close()
+
+
+def _setup_error(exc: pymysql.err.MySQLError, target: str) -> LabkitError:
+    code = exc.args[0] if exc.args else 0
+    if code in (1049, 1146):
+        return LabkitError(str(exc.args[1]), field="schema", fix="create the lab schema first: labkit.create_schema()")
+    return LabkitError(
+        f"could not connect to {target}: {exc}", field="targets", fix="check labkit.whoami(target) works"
+    )
+
+
+def _metadata(
+    config: Any, backend: Backend, chosen: Workload, path: str, schedule: harness.Schedule, started: datetime
+) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        "backend": backend.name,
+        "region": backend.region,
+        "lab": config.lab,
+        "learner": config.learner,
+        "db_instance_class": config.db_instance_class,
+        "engine_version": config.engine_version,
+        "workload": chosen.name,
+        "sql": chosen.sql,
+        "path": path,
+        "mode": schedule.mode,
+        "concurrency": schedule.concurrency,
+        "rate": schedule.rate,
+        "duration": schedule.duration,
+        "count": schedule.count,
+        "warmup_per_worker": schedule.warmup,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "labkit": __version__,
+        "pymysql": pymysql.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "clock": time.get_clock_info("perf_counter").implementation,
+    }

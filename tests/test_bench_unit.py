@@ -1,0 +1,172 @@
+"""The benchmark's statistics and load loop, without a database: known distributions, injected stalls, errors."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit.bench import bootstrap_median_difference, percentile, summarize
+from labkit.bench.harness import Schedule, run
+from labkit.bench.runner import benchmark, to_frame
+from labkit.errors import ConfigError
+
+
+class Exploding:
+    def __getattr__(self, name: str):
+        raise AssertionError(f"touched {name} before validating the input")
+
+
+def test_percentiles_of_a_known_uniform_sample_are_exact():
+    values = np.arange(1, 1001)
+    assert [percentile(values, q) for q in (50, 90, 99, 99.9, 100)] == [500, 900, 990, 999, 1000]
+    assert percentile(np.random.default_rng(3).permutation(values), 99) == 990  # order does not matter
+    assert math.isnan(percentile([], 50))
+
+
+def test_percentiles_of_an_exponential_sample_match_theory():
+    scale = 200.0
+    values = np.random.default_rng(7).exponential(scale, 200_000)
+    for q in (50, 90, 99):
+        expected = -scale * math.log(1 - q / 100)
+        assert percentile(values, q) == pytest.approx(expected, rel=0.03)
+
+
+def test_bootstrap_interval_finds_a_real_shift_and_not_a_false_one():
+    rng = np.random.default_rng(11)
+    slower, faster = rng.normal(310, 20, 4000), rng.normal(300, 20, 4000)
+    estimate, low, high = bootstrap_median_difference(slower, faster, resamples=500)
+    assert low < 10 < high and low > 0 and estimate == pytest.approx(10, abs=3)
+    same_a, same_b = rng.normal(300, 20, 4000), rng.normal(300, 20, 4000)
+    _, low, high = bootstrap_median_difference(same_a, same_b, resamples=500)
+    assert low < 0 < high
+
+
+def _frame(operation, schedule: Schedule) -> pd.DataFrame:
+    rows, start = run(lambda worker: operation, schedule)
+    return to_frame(rows, start, target="t", path="p", workload="w")
+
+
+def test_a_count_is_split_over_workers_and_warmup_is_marked_not_measured():
+    frame = _frame(lambda: None, Schedule(concurrency=3, count=10, warmup=5))
+    measured = frame[~frame["warmup"]]
+    assert sorted(measured.groupby("worker").size()) == [3, 3, 4]
+    assert len(frame[frame["warmup"]]) == 15
+    assert summarize(frame)["count"].tolist() == [10]
+
+
+def test_errors_are_counted_not_dropped_and_kept_out_of_latency():
+    calls = {"n": 0}
+
+    def sometimes_fails() -> None:
+        calls["n"] += 1
+        if calls["n"] % 10 == 0:
+            raise RuntimeError("server has gone away")
+        time.sleep(0.0005)
+
+    frame = _frame(sometimes_fails, Schedule(count=100, warmup=0))
+    summary = summarize(frame).iloc[0]
+    assert summary["count"] == 100 and summary["errors"] == 10
+    assert frame["error"].dropna().str.contains("server has gone away").all()
+    assert summary["max_us"] < 50_000  # failed requests' times are not mixed into the latencies
+
+
+def _stalling(stall_at: int, stall: float, normal: float = 0.001):
+    calls = {"n": 0}
+
+    def operation() -> None:
+        calls["n"] += 1
+        time.sleep(stall if calls["n"] == stall_at else normal)
+
+    return operation
+
+
+def test_fixed_rate_measures_from_the_intended_time_so_a_stall_shows_in_every_request_it_delayed():
+    schedule = Schedule(rate=200, count=150, warmup=0)  # one request every 5 ms
+    fixed = _frame(_stalling(50, 0.2), schedule)
+    closed = _frame(_stalling(50, 0.2), Schedule(count=150, warmup=0))
+    intervals = np.diff(fixed.sort_values("seq")["intended_s"].to_numpy())
+    assert np.allclose(intervals, 0.005, atol=1e-6)  # the schedule, not the responses, sets the send times
+    delayed_fixed = int((fixed["latency_us"] > 50_000).sum())
+    assert (
+        int((closed["latency_us"] > 150_000).sum()) == 1
+    )  # a closed loop sees one slow request (coordinated omission)
+    assert int((fixed["latency_us"] > 150_000).sum()) >= 8  # the open loop sees the queue the stall built
+    assert delayed_fixed >= 25  # ... about 37 requests intended during the 200 ms stall wait more than 50 ms
+    late = fixed[fixed["latency_us"] > 50_000]
+    assert (late["start_s"] > late["intended_s"]).all()  # they were sent late, and that counts
+    assert (fixed["service_us"] <= fixed["latency_us"] + 1e-6).all()
+
+
+def test_a_timed_run_stops_after_its_duration():
+    started = time.monotonic()
+    frame = _frame(lambda: time.sleep(0.001), Schedule(concurrency=2, duration=0.3, warmup=2))
+    assert 0.25 < time.monotonic() - started < 2.0
+    assert frame[~frame["warmup"]]["end_s"].max() < 1.0
+
+
+def test_summary_columns_and_throughput():
+    frame = _frame(lambda: time.sleep(0.002), Schedule(count=100, warmup=0))
+    summary = summarize(frame)
+    expected = ["target", "path", "workload", "count", "errors", "throughput_qps", "mean_us", "p50_us", "p90_us",
+                "p99_us", "p99.9_us", "max_us"]  # fmt: skip
+    assert list(summary.columns) == expected
+    row = summary.iloc[0]
+    assert 2000 < row["p50_us"] < 20_000 and row["p50_us"] <= row["p90_us"] <= row["p99_us"] <= row["max_us"]
+    assert 50 < row["throughput_qps"] < 500
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"targets": ("reader",), "workload": "insert"}, "workload"),
+        ({"workload": "delete"}, "workload"),
+        ({"path": "carrier-pigeon"}, "path"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": 1000}, "concurrency"),
+        ({"rate": -5}, "rate"),
+        ({"duration": 1, "count": 5}, "duration"),
+        ({"duration": 3600}, "duration"),
+        ({"count": 0}, "count"),
+        ({"targets": ()}, "targets"),
+    ],
+)
+def test_bad_benchmark_input_fails_before_any_call(options, field):
+    with pytest.raises(ConfigError) as bad:
+        benchmark(**options, config=Exploding(), backend=Exploding())
+    assert bad.value.field == field and bad.value.fix
+
+
+def _probes(rows: list[tuple[float, float, bool]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"probe": i, "sent_s": sent, "done_s": done, "ok": ok, "served_by": "w" if ok else None}
+            for i, (sent, done, ok) in enumerate(rows)
+        ]
+    )
+
+
+def test_failover_downtime_runs_from_the_first_failure_to_the_first_success_after_it():
+    from labkit.bench.failover import FailoverReport
+
+    # a probe sent just before the failover call fails (it overlapped the swap), the next fails, then success
+    probes = _probes([(0.8, 0.85, True), (0.9, 0.95, True), (1.0, 1.7, False), (1.7, 1.8, False), (1.8, 1.9, True)])
+    report = FailoverReport(probes, "a", "b", failover_at_s=1.05, acknowledged=3)
+    assert report.downtime_s == pytest.approx(0.9)
+    calm = _probes([(0.9, 0.95, True), (1.0, 1.05, True), (1.1, 1.15, True)])
+    assert FailoverReport(calm, "a", "b", failover_at_s=1.02, acknowledged=3).downtime_s == 0.0
+    unrelated = _probes([(0.1, 0.2, False), (0.9, 0.95, True), (1.1, 1.15, True)])  # long before the failover
+    assert FailoverReport(unrelated, "a", "b", failover_at_s=1.0, acknowledged=2).downtime_s == 0.0
+
+
+def test_the_direct_path_on_aws_says_what_to_use_instead():
+    from labkit.backend import AwsBackend
+    from labkit.config import LabConfig
+    from labkit.errors import LabkitError
+
+    with pytest.raises(LabkitError) as refused:  # raised before any AWS call: the test has no AWS to reach
+        benchmark("writer", path="direct", config=LabConfig(), backend=AwsBackend("us-east-1"))
+    assert refused.value.field == "path" and "tunnel" in refused.value.fix
