@@ -464,3 +464,9 @@ def _check_name_lengths(lab: str, learner: str, readers: int) -> None:
                 field=field,
                 fix=f"shorten lab or learner by {len(name) - limit} characters or more",
             )
+
+
+def lab_and_backend(config: LabConfig | None = None, backend: Backend | None = None) -> tuple[LabConfig, Backend]:
+    """The given config (else the saved lab config) and the given backend (else the one the config names)."""
+    config = config if config is not None else LabConfig.load()
+    return config, backend or config.make_backend()

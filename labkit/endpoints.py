@@ -12,16 +12,13 @@ from typing import Any
 import pandas as pd
 
 from .backend import Backend
+from .config import lab_and_backend
 from .tunnel.target import DB_PORT, lab_cluster
 
 
 def endpoints(config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:
     """One row per endpoint of the lab's cluster: what it is for, its host and port, and what is behind it."""
-    if config is None:
-        from .config import LabConfig
-
-        config = LabConfig.load()
-    backend = backend or config.make_backend()
+    config, backend = lab_and_backend(config, backend)
     cluster = lab_cluster(config, backend)
     port = int(cluster.get("Port") or DB_PORT)
     members = sorted(

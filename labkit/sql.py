@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from .backend import Backend
+from .config import lab_and_backend
 from .errors import ConfigError, LabkitError
 from .resources.database import DATABASE_NAME
 from .tunnel import Tunnel, lab_cluster, open_tunnels
@@ -48,7 +49,7 @@ class Credentials:
 
 def credentials(config: Any | None = None, backend: Backend | None = None) -> Credentials:
     """Read the master credentials from the secret RDS manages for the lab's cluster."""
-    config, backend = _resolve(config, backend)
+    config, backend = lab_and_backend(config, backend)
     cluster = lab_cluster(config, backend)
     arn = (cluster.get("MasterUserSecret") or {}).get("SecretArn")
     if not arn:
@@ -85,7 +86,7 @@ def engine(
     if isinstance(on, str) and on.startswith("i-"):
         raise ConfigError("SQL goes to a database, not an EC2 instance", field="on", fix="use 'writer' or 'reader'")
     validate_to(on, None)
-    config, backend = _resolve(config, backend)
+    config, backend = lab_and_backend(config, backend)
     key = (config.lab, config.learner, backend.name, backend.region, on, database)
     with _connections_lock:
         current = _connections.get(key)
@@ -223,11 +224,3 @@ def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None) -> L
     if code in (1049, 1146):
         return LabkitError(message, field="schema", fix="create the lab schema first: labkit.create_schema()")
     return LabkitError(f"{on}: MySQL error {code}: {message}", field="query", fix="check the SQL statement")
-
-
-def _resolve(config: Any | None, backend: Backend | None) -> tuple[Any, Backend]:
-    if config is None:
-        from .config import LabConfig
-
-        config = LabConfig.load()
-    return config, backend or config.make_backend()

@@ -291,9 +291,15 @@ def test_the_mariadb_client_works_through_a_tunnel(lab, tmp_path):
     if client is None:
         pytest.skip("no mariadb client on this machine (make setup installs it)")
     config, backend = lab
+    stale = tmp_path / "tunnels" / "writer-1.cnf"  # left by a killed tunnel: nothing listens on port 1
+    stale.parent.mkdir()
+    stale.write_text("[client]\npassword=old\n")
     with tunnel("reader", config=config, backend=backend) as opened:
+        live = tmp_path / "tunnels" / f"other-{opened.port}.cnf"  # its port is held: a live tunnel's file
+        live.write_text("[client]\n")
         options = option_file(tmp_path, opened, credentials(config, backend), DATABASE_NAME)
         assert options.stat().st_mode & 0o777 == 0o600
+        assert not stale.exists() and live.exists()
         result = subprocess.run(
             [client, f"--defaults-extra-file={options}", "-N", "-e", "SELECT @@report_host, @@read_only"],
             capture_output=True, text=True, timeout=30,

@@ -16,6 +16,7 @@ import pandas as pd
 import pymysql
 
 from ..backend import Backend
+from ..config import lab_and_backend
 from ..errors import ConfigError, LabkitError
 from ..sql import credentials
 from ..tunnel import lab_cluster
@@ -155,10 +156,9 @@ def failover(
     """Fail the cluster over to a reader while probing the cluster endpoint every `interval` s."""
     if not 0.01 <= interval <= 5:
         raise ConfigError(f"interval={interval!r}", field="interval", fix="probe every 0.01 to 5 s (default 0.1)")
-    from ..sql import _resolve
     from .runner import _connection_point, run_on_writer
 
-    config, backend = _resolve(config, backend)
+    config, backend = lab_and_backend(config, backend)
     writer_before, readers = _writer(config, backend)
     if not readers:
         raise ConfigError("a failover needs a reader to promote", field="readers", fix="set readers=1 and apply")

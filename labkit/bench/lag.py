@@ -17,6 +17,7 @@ import pandas as pd
 import pymysql
 
 from ..backend import Backend
+from ..config import lab_and_backend
 from ..errors import ConfigError
 from ..sql import credentials
 from ..tunnel import lab_cluster
@@ -89,10 +90,9 @@ def replica_lag(
         raise ConfigError(f"markers={markers!r}", field="markers", fix="use 1 to 10000")
     if timeout <= 0:
         raise ConfigError(f"timeout={timeout!r}", field="timeout", fix="a positive number of seconds")
-    from ..sql import _resolve
     from .runner import _connection_point
 
-    config, backend = _resolve(config, backend)
+    config, backend = lab_and_backend(config, backend)
     readers = _readers(config, backend)
     if not readers:
         raise ConfigError(

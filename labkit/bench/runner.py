@@ -22,6 +22,7 @@ import pandas as pd
 import pymysql
 
 from ..backend import Backend
+from ..config import lab_and_backend
 from ..errors import ConfigError, LabkitError
 from ..resources.database import DATABASE_NAME
 from ..sql import credentials
@@ -151,9 +152,7 @@ def benchmark(
     if duration is None and count is None:
         count = DEFAULT_COUNT
     schedule = harness.Schedule(concurrency=concurrency, rate=rate, duration=duration, count=count, warmup=warmup)
-    from ..sql import _resolve
-
-    config, backend = _resolve(config, backend)
+    config, backend = lab_and_backend(config, backend)
     if path == "direct" and not backend.reaches_private_endpoints:
         # Real AWS: the endpoints are private, so "direct" means running this harness on the instance with
         # Run Command, which needs the instance role to read the cluster's secret. Not built yet (see README).

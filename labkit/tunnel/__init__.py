@@ -16,13 +16,10 @@ from .target import TunnelTarget, lab_cluster, resolve_target
 
 def readiness(config: Any | None = None, backend: Backend | None = None) -> Readiness:
     """Session Manager readiness of the lab's instance (see `diagnose`)."""
+    from ..config import lab_and_backend
     from .target import running_instance
 
-    if config is None:
-        from ..config import LabConfig
-
-        config = LabConfig.load()
-    backend = backend or config.make_backend()
+    config, backend = lab_and_backend(config, backend)
     return diagnose(backend, running_instance(backend, config=config))
 
 
