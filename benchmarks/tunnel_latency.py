@@ -23,9 +23,10 @@ from _lab import fresh_lab
 WARM_UP = 500
 
 
-def percentile(samples: list[int], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
+def percentile_us(samples_ns: list[int], q: float) -> float:
+    from labkit.bench.stats import percentile
+
+    return percentile(samples_ns, q) / 1000
 
 
 def measure(queries: int) -> dict[str, float]:
@@ -62,8 +63,8 @@ def measure(queries: int) -> dict[str, float]:
     opened.close()
     return {
         "tunnel_to_first_query_s": to_first_query,
-        **{f"{name}_p50_us": percentile(values, 0.50) for name, values in samples.items()},
-        **{f"{name}_p99_us": percentile(values, 0.99) for name, values in samples.items()},
+        **{f"{name}_p50_us": percentile_us(values, 50) for name, values in samples.items()},
+        **{f"{name}_p99_us": percentile_us(values, 99) for name, values in samples.items()},
     }
 
 

@@ -12,32 +12,21 @@ import contextlib
 import os
 import shlex
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from .cli_security import _lab_flags, config_from_args
+from .tunnel import local_port_free
 
 
 def sweep_option_files(folder: Path) -> None:
     """Delete option files left by a tunnel that was killed (nothing listens on their port any more)."""
     for stale in folder.glob("*-*.cnf"):
         port = stale.stem.rpartition("-")[2]
-        if port.isdigit() and not _listening(int(port)):
+        if port.isdigit() and local_port_free(int(port)):
             with contextlib.suppress(OSError):
                 stale.unlink()
-
-
-def _listening(port: int) -> bool:
-    """Something holds the port (checked by binding, so no connection goes through a live tunnel)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-        return False
 
 
 def option_file(home: Path, tunnel: Any, credentials: Any, database: str) -> Path:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .backend import Backend
 from .config import lab_and_backend
+from .tags import cluster_roles
 from .tunnel.target import DB_PORT, lab_cluster
 
 
@@ -21,31 +22,27 @@ def endpoints(config: Any | None = None, backend: Backend | None = None) -> pd.D
     config, backend = lab_and_backend(config, backend)
     cluster = lab_cluster(config, backend)
     port = int(cluster.get("Port") or DB_PORT)
-    members = sorted(
-        cluster.get("DBClusterMembers", []), key=lambda m: (not m["IsClusterWriter"], m["DBInstanceIdentifier"])
-    )
-    writer = next((m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]), "")
-    readers = [m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"]]
+    writer, readers = cluster_roles(cluster)
     rows = [
-        {"endpoint": "cluster (writer)", "host": cluster["Endpoint"], "port": port, "behind it": writer},
+        {"endpoint": "cluster (writer)", "host": cluster["Endpoint"], "port": port, "behind it": writer or ""},
         {
             "endpoint": "reader",
             "host": cluster["ReaderEndpoint"],
             "port": port,
-            "behind it": ", ".join(readers) or writer,
+            "behind it": ", ".join(readers) or writer or "",
         },
     ]
     rds = backend.client("rds")
-    for member in members:
-        instance = rds.describe_db_instances(DBInstanceIdentifier=member["DBInstanceIdentifier"])["DBInstances"][0]
+    members = [("writer", writer)] if writer else []
+    for role, identifier in members + [("reader", reader) for reader in readers]:
+        instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
         address = instance.get("Endpoint") or {}
-        role = "writer" if member["IsClusterWriter"] else "reader"
         rows.append(
             {
                 "endpoint": f"instance ({role})",
                 "host": address.get("Address", ""),
                 "port": int(address.get("Port") or port),
-                "behind it": member["DBInstanceIdentifier"],
+                "behind it": identifier,
             }
         )
     return pd.DataFrame(rows)

@@ -27,10 +27,13 @@ from .backend import Backend
 from .config import lab_and_backend
 from .errors import ConfigError, LabkitError
 from .resources.database import DATABASE_NAME
-from .tunnel import Tunnel, lab_cluster, open_tunnels
+from .tunnel import Tunnel, find_open, lab_cluster
 from .tunnel.target import validate_to
 
 CONNECT_ARGS = {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60, "charset": "utf8mb4"}
+# Which instance answered, and is it read-only: Aurora names itself in @@aurora_server_id; MariaDB (the
+# sandbox) in @@report_host, which the sandbox sets to the DB instance identifier.
+IDENTITY_QUERIES = ("SELECT @@aurora_server_id, @@innodb_read_only", "SELECT @@report_host, @@read_only")
 READ_ONLY_ERRORS = (1290, 1836)  # --read-only option / running in read-only mode
 LOST_CONNECTION_ERRORS = (2003, 2006, 2013)
 
@@ -94,7 +97,7 @@ def engine(
             return current.engine
         if current is not None:
             current.engine.dispose()
-        tunnel = _open_tunnel_to(on, config, backend) or Tunnel(on, config=config, backend=backend).open()
+        tunnel = find_open(on, config, backend) or Tunnel(on, config=config, backend=backend).open()
         secret = credentials(config, backend)
         url = URL.create(
             "mysql+pymysql", username=secret.username, password=secret.password,
@@ -106,16 +109,6 @@ def engine(
         )  # fmt: skip
         _connections[key] = _Connection(tunnel, made)
         return made
-
-
-def _open_tunnel_to(on: str, config: Any, backend: Backend) -> Tunnel | None:
-    """A tunnel the learner already opened to the same target of the same lab (reused, not duplicated)."""
-    for candidate in open_tunnels():
-        same_lab = (candidate.config.lab, candidate.config.learner) == (config.lab, config.learner)
-        same_place = (candidate.backend.name, candidate.backend.region) == (backend.name, backend.region)
-        if candidate.to == on and candidate.remote_port is None and same_lab and same_place:
-            return candidate
-    return None
 
 
 def close_engines() -> None:
@@ -177,10 +170,10 @@ def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | 
     try:
         with fresh.connect() as connection:
             try:
-                row = connection.execute(text("SELECT @@aurora_server_id, @@innodb_read_only")).one()
+                row = connection.execute(text(IDENTITY_QUERIES[0])).one()
             except sqlalchemy.exc.DBAPIError:  # 1193: not Aurora
                 connection.rollback()
-                row = connection.execute(text("SELECT @@report_host, @@read_only")).one()
+                row = connection.execute(text(IDENTITY_QUERIES[1])).one()
     except sqlalchemy.exc.DBAPIError as exc:
         raise explain(exc, on, tunnel_for(made)) from None
     finally:

@@ -66,6 +66,13 @@ NODE_KEY_PAIR = "key-pair"
 NODE_INSTANCE = "instance"
 
 
+def cluster_roles(cluster: dict) -> tuple[str | None, tuple[str, ...]]:
+    """(writer, sorted readers) of a described DB cluster, from its members' IsClusterWriter flags."""
+    members = cluster.get("DBClusterMembers", [])
+    writer = next((m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")), None)
+    return writer, tuple(sorted(m["DBInstanceIdentifier"] for m in members if not m.get("IsClusterWriter")))
+
+
 def reader_node(index: int) -> str:
     """Node name of the index-th reader (1-based)."""
     return f"db-reader-{index}"

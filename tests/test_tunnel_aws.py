@@ -32,6 +32,7 @@ from labkit.apply import apply
 from labkit.backend import FAKE_CREDENTIALS, AwsBackend
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
+from labkit.sandbox.state import pid_alive
 from labkit.tunnel import PLUGIN_INSTALL, Tunnel, TunnelTiming, close_all, diagnose, open_tunnels
 from labkit.tunnel.readiness import SSM_POLICY, SSM_POLICY_ARN
 
@@ -214,23 +215,6 @@ def roundtrip(port: int, payload: bytes) -> bytes:
     return bytes(received)
 
 
-def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if not Path("/proc/self/stat").exists():
-        return True
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
@@ -323,7 +307,7 @@ def test_the_plugin_runs_as_the_aws_cli_runs_it_and_the_port_forwards_to_the_clu
     aws.ssm.stubber.assert_no_pending_responses()
     assert aws.ssm.operations == ["describe_instance_information", "start_session", "terminate_session"]
     assert not tunnel.is_open and tunnel not in open_tunnels()
-    assert not alive(run["pid"])
+    assert not pid_alive(run["pid"])
     with pytest.raises(ProcessLookupError):
         os.killpg(run["pgid"], 0)  # nothing of the plugin's process group is left
     assert port_is_free(tunnel.port)
@@ -341,7 +325,7 @@ def test_the_context_manager_closes_the_tunnel(aws):
         assert roundtrip(tunnel.port, b"SELECT 1") == b"SELECT 1"
         [run] = aws.plugin_runs()
     aws.ssm.stubber.assert_no_pending_responses()
-    assert not tunnel.is_open and not alive(run["pid"])
+    assert not tunnel.is_open and not pid_alive(run["pid"])
     assert port_is_free(tunnel.port)
 
 
@@ -424,7 +408,7 @@ def test_a_plugin_that_exits_reports_its_stderr_and_ends_the_session(aws, monkey
     assert aws.ssm.operations[-1] == "terminate_session"
     assert not tunnel.is_open and tunnel not in open_tunnels()
     [run] = aws.plugin_runs()
-    assert not alive(run["pid"])
+    assert not pid_alive(run["pid"])
 
 
 def test_a_silent_plugin_is_killed_after_the_open_timeout(aws, monkeypatch):
@@ -440,7 +424,7 @@ def test_a_silent_plugin_is_killed_after_the_open_timeout(aws, monkeypatch):
     aws.ssm.stubber.assert_no_pending_responses()
     assert aws.ssm.operations[-1] == "terminate_session"
     [run] = aws.plugin_runs()
-    assert not alive(run["pid"]), "the plugin must not outlive the failed open"
+    assert not pid_alive(run["pid"]), "the plugin must not outlive the failed open"
     assert not tunnel.is_open and tunnel not in open_tunnels()
 
 

@@ -23,6 +23,7 @@ from conftest import sandbox_lab
 from labkit.apply import apply
 from labkit.backend import SandboxBackend
 from labkit.cli_sql import option_file
+from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 from labkit.resources.database import DATABASE_NAME
 from labkit.schema import create_schema
@@ -30,6 +31,7 @@ from labkit.security import revoke_rules
 from labkit.sql import close_engines, credentials, engine, sql, whoami
 from labkit.tunnel import close_all, tunnel
 from labkit.tunnel.readiness import SSM_POLICY_ARN
+from labkit.tunnel.target import running_instance
 
 LAB, LEARNER = "sqllab", "ana"
 
@@ -43,13 +45,7 @@ def lab(sandbox_home):
 
 
 def _instance_id(backend: SandboxBackend) -> str:
-    reservations = backend.client("ec2").describe_instances(
-        Filters=[
-            {"Name": "tag:labkit:node", "Values": ["instance"]},
-            {"Name": "instance-state-name", "Values": ["running"]},
-        ]
-    )["Reservations"]
-    return reservations[0]["Instances"][0]["InstanceId"]
+    return running_instance(backend, config=LabConfig(lab=LAB, learner=LEARNER))
 
 
 def _sessions(backend: SandboxBackend, state: str) -> list[dict]:

@@ -18,7 +18,8 @@ import pymysql
 from ..backend import Backend
 from ..config import lab_and_backend
 from ..errors import ConfigError, LabkitError
-from ..sql import credentials
+from ..sql import IDENTITY_QUERIES, credentials
+from ..tags import cluster_roles
 from ..tunnel import lab_cluster
 
 PROBE_TABLE = """
@@ -27,7 +28,6 @@ PROBE_TABLE = """
         served_by  VARCHAR(64) NOT NULL,
         written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
     ) ENGINE=InnoDB"""
-IDENTITY = ("SELECT @@aurora_server_id", "SELECT @@report_host")  # Aurora, then the sandbox's MariaDB
 
 
 @dataclass
@@ -128,7 +128,7 @@ class _Monitor(threading.Thread):
 
 
 def _identity(cursor: Any) -> str:
-    for query in IDENTITY:
+    for query in IDENTITY_QUERIES:
         try:
             cursor.execute(query)
             return str(cursor.fetchone()[0])
@@ -137,10 +137,9 @@ def _identity(cursor: Any) -> str:
     return "?"
 
 
-def _writer(config: Any, backend: Backend) -> tuple[str, list[str]]:
-    members = lab_cluster(config, backend).get("DBClusterMembers", [])
-    writer = next((m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]), "")
-    return writer, sorted(m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"])
+def _writer(config: Any, backend: Backend) -> tuple[str, tuple[str, ...]]:
+    writer, readers = cluster_roles(lab_cluster(config, backend))
+    return writer or "", readers
 
 
 def failover(

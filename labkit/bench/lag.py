@@ -20,6 +20,7 @@ from ..backend import Backend
 from ..config import lab_and_backend
 from ..errors import ConfigError
 from ..sql import credentials
+from ..tags import cluster_roles
 from ..tunnel import lab_cluster
 from .stats import percentile
 
@@ -71,11 +72,6 @@ class LagResult:
         return figure
 
 
-def _readers(config: Any, backend: Backend) -> list[str]:
-    members = lab_cluster(config, backend).get("DBClusterMembers", [])
-    return sorted(m["DBInstanceIdentifier"] for m in members if not m["IsClusterWriter"])
-
-
 def replica_lag(
     markers: int = 50,
     *,
@@ -93,7 +89,7 @@ def replica_lag(
     from .runner import _connection_point
 
     config, backend = lab_and_backend(config, backend)
-    readers = _readers(config, backend)
+    _, readers = cluster_roles(lab_cluster(config, backend))
     if not readers:
         raise ConfigError(
             "the cluster has no reader", field="readers", fix="create one (config readers=1, labkit apply)"

@@ -26,7 +26,7 @@ from ..config import lab_and_backend
 from ..errors import ConfigError, LabkitError
 from ..resources.database import DATABASE_NAME
 from ..sql import credentials
-from ..tunnel import Tunnel, open_tunnels, resolve_target
+from ..tunnel import Tunnel, find_open, resolve_target
 from . import harness, stats
 from .workloads import BENCH_TABLE, Workload, find_workload, pymysql_operation
 
@@ -215,7 +215,7 @@ def _connection_point(target: str, path: str, config: Any, backend: Backend) -> 
 
         yield direct
         return
-    reused = next((t for t in open_tunnels() if t.to == target and t.config.lab == config.lab), None)
+    reused = find_open(target, config, backend)
     tunnel = reused or Tunnel(target, config=config, backend=backend).open()
     try:
         yield lambda secret, timeout=60: _connect(tunnel.host, tunnel.port, secret, timeout)

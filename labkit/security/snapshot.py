@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from ..backend import Backend, get_backend
 from ..errors import LabkitError
-from ..tags import NODE_CLUSTER, NODE_INSTANCE, NODE_VPC, TAG_NODE, ec2_filters, resource_name, tag_dict
+from ..tags import NODE_CLUSTER, NODE_INSTANCE, NODE_VPC, TAG_NODE, cluster_roles, ec2_filters, resource_name, tag_dict
 from .model import (
     AclEntry,
     Cluster,
@@ -256,9 +256,7 @@ def _group_ids(raw: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _cluster(raw: dict[str, Any]) -> Cluster:
-    members = raw.get("DBClusterMembers", [])
-    writer = next((m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")), None)
-    readers = tuple(sorted(m["DBInstanceIdentifier"] for m in members if not m.get("IsClusterWriter")))
+    writer, readers = cluster_roles(raw)
     return Cluster(
         identifier=raw["DBClusterIdentifier"],
         endpoint=raw.get("Endpoint"),

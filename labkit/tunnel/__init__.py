@@ -10,7 +10,17 @@ from typing import Any
 
 from ..backend import Backend
 from .readiness import Check, Readiness, diagnose
-from .session import PLUGIN_INSTALL, Tunnel, TunnelTiming, close_all, open_tunnels, tunnel, wait_until_online
+from .session import (
+    PLUGIN_INSTALL,
+    Tunnel,
+    TunnelTiming,
+    close_all,
+    find_open,
+    local_port_free,
+    open_tunnels,
+    tunnel,
+    wait_until_online,
+)
 from .target import TunnelTarget, lab_cluster, resolve_target
 
 
@@ -32,7 +42,9 @@ __all__ = [
     "TunnelTiming",
     "close_all",
     "diagnose",
+    "find_open",
     "lab_cluster",
+    "local_port_free",
     "open_tunnels",
     "readiness",
     "resolve_target",

@@ -96,7 +96,7 @@ def _instance(backend: Backend, instance_id: str) -> dict[str, Any] | None:
     try:
         reservations = backend.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     except ClientError as exc:
-        if "NotFound" in exc.response.get("Error", {}).get("Code", "") or "Malformed" in str(exc):
+        if exc.response.get("Error", {}).get("Code", "").startswith("InvalidInstanceID"):  # NotFound, Malformed
             return None
         raise
     found = [i for r in reservations for i in r["Instances"]]

@@ -89,6 +89,31 @@ def open_tunnels() -> list[Tunnel]:
         return sorted(_open, key=lambda t: t.port or 0)
 
 
+def find_open(to: str, config: Any, backend: Backend) -> Tunnel | None:
+    """A tunnel already open to the same target of the same lab and backend (to reuse, not duplicate)."""
+    for candidate in open_tunnels():
+        same_lab = (candidate.config.lab, candidate.config.learner) == (config.lab, config.learner)
+        same_place = (candidate.backend.name, candidate.backend.region) == (backend.name, backend.region)
+        if candidate.to == to and candidate.remote_port is None and same_lab and same_place:
+            return candidate
+    return None
+
+
+def local_port_free(port: int) -> bool:
+    """Nothing holds 127.0.0.1:port (checked by binding, so no connection goes through a live tunnel).
+
+    SO_REUSEADDR as the plugin's own listener: a TIME_WAIT left by a closed tunnel holds nothing.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOCALHOST, port))
+        except OSError:
+            return False
+        return True
+
+
 class Tunnel:
     """A local port forwarded through the lab's EC2 instance to `to` (see the module docstring)."""
 
@@ -196,19 +221,17 @@ class Tunnel:
 
     def _free_local_port(self) -> int:
         """The requested port after checking nothing holds it (the plugin would hang), else a free one."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            if os.name != "nt":  # as the plugin's own listener: a TIME_WAIT left by a closed tunnel holds nothing
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((LOCALHOST, self.requested_port or 0))
-            except OSError:
-                raise ConfigError(
-                    f"local port {self.requested_port} is already in use on this machine",
-                    field="local_port",
-                    fix="choose another port, or leave local_port out to get a free one",
-                ) from None
-            port = int(probe.getsockname()[1])
-        return port
+        if self.requested_port is None:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((LOCALHOST, 0))
+                return int(probe.getsockname()[1])
+        if not local_port_free(self.requested_port):
+            raise ConfigError(
+                f"local port {self.requested_port} is already in use on this machine",
+                field="local_port",
+                fix="choose another port, or leave local_port out to get a free one",
+            )
+        return self.requested_port
 
     def _spawn(
         self, plugin: list[str], backend: Backend, response: dict[str, Any], target: TunnelTarget, port: int

@@ -109,7 +109,9 @@ def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
 def running_instance(backend: Backend, *, config: Any = None, instance_id: str | None = None) -> str:
     """The lab's (or the given) EC2 instance; it must exist and not be terminated."""
     ec2 = backend.client("ec2")
-    states = {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}
+    from ..security.snapshot import LIVE_INSTANCE_STATES
+
+    states = {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}
     if instance_id:
         try:
             reservations = ec2.describe_instances(InstanceIds=[instance_id], Filters=[states])["Reservations"]
