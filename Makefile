@@ -5,12 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test setup system lint unit notebooks bench down clean
+.PHONY: lab test setup system browser lint unit notebooks bench down clean
 
 setup: system $(STAMP)
 
 system:
 	@$(PYTHON) labkit/bootstrap.py
+
+browser:
+	@$(PYTHON) labkit/bootstrap.py --browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +29,7 @@ lint: setup
 	$(BIN)/ruff check labkit tests benchmarks
 	$(BIN)/ruff format --check labkit tests benchmarks
 
-unit: setup
+unit: setup browser
 	$(BIN)/pytest -q tests
 
 notebooks: setup

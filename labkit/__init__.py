@@ -58,6 +58,19 @@ _EXPORTS = {
     "failover": ".bench",
     "bench": ".bench",
     "sandbox": ".sandbox",
+    "WebApp": ".app.client",
+    "RunSummary": ".runbook",
+    "run_notebooks": ".runbook",
+    "CostEstimate": ".cost",
+    "ClassStatus": ".classroom",
+    "QuotaReport": ".classroom",
+    "ResetReport": ".classroom",
+    "class_check": ".classroom",
+    "class_reset": ".classroom",
+    "class_status": ".classroom",
+    "plan_cost": ".cost",
+    "running_cost": ".cost",
+    "web_app": ".app.client",
 }
 
 _MODULES = ("sandbox", "bench")  # public names that are modules
@@ -66,23 +79,32 @@ __all__ = [
     "ApplyResult",
     "AwsBackend",
     "Backend",
+    "ClassStatus",
     "ConfigError",
+    "CostEstimate",
     "LabConfig",
     "LabkitError",
     "Plan",
     "PlanStep",
+    "QuotaReport",
     "Reachability",
+    "ResetReport",
+    "RunSummary",
     "SandboxBackend",
     "SandboxError",
     "StepsFailed",
     "Tunnel",
     "Verdict",
+    "WebApp",
     "__version__",
     "apply",
     "bench",
     "benchmark",
     "can_reach",
     "checkpoint",
+    "class_check",
+    "class_reset",
+    "class_status",
     "close_engines",
     "config_form",
     "create_schema",
@@ -96,9 +118,12 @@ __all__ = [
     "get_backend",
     "lint",
     "plan",
+    "plan_cost",
     "readiness",
     "replica_lag",
     "revoke_rules",
+    "run_notebooks",
+    "running_cost",
     "sandbox",
     "security_groups",
     "sql",
@@ -106,6 +131,7 @@ __all__ = [
     "style_rules",
     "tunnel",
     "verify",
+    "web_app",
     "whoami",
 ]
 
@@ -151,16 +177,20 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from . import bench, sandbox
+    from .app.client import WebApp, web_app
     from .apply import ApplyResult, StepsFailed, apply, destroy, status, verify
     from .backend import AwsBackend, Backend, SandboxBackend, get_backend
     from .bench import benchmark, failover, replica_lag
     from .checkpoint import checkpoint
     from .checks import environment_report
+    from .classroom import ClassStatus, QuotaReport, ResetReport, class_check, class_reset, class_status
     from .config import LabConfig
+    from .cost import CostEstimate, plan_cost, running_cost
     from .endpoints import endpoints
     from .errors import ConfigError, LabkitError, SandboxError
     from .form import config_form
     from .plan import Plan, PlanStep, plan
+    from .runbook import RunSummary, run_notebooks
     from .schema import create_schema
     from .security import Reachability, Verdict, can_reach, lint, revoke_rules, security_groups, style_rules
     from .sql import close_engines, credentials, engine, sql, whoami

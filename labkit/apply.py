@@ -10,6 +10,7 @@ verifies by listing every resource type labkit creates.
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +25,26 @@ from .backend import Backend
 from .config import MAX_READERS, LabConfig
 from .display import Progress, progress_for, say
 from .errors import LabkitError
-from .plan import CREATE, USE, Plan, check_backend_region, lab_graph, read_plan, reversed_graph, stage_closure
+from .plan import (
+    CREATE,
+    USE,
+    Plan,
+    check_backend_region,
+    lab_graph,
+    read_plan,
+    reversed_graph,
+    stage_closure,
+    waves,
+)
 from .resources import Found, LabContext, Resource, Timing, error_code, step_scope
-from .resources.compute import Instance, KeyPair, NetworkInterface, Volume
+from .resources.compute import (
+    NODE_LEFTOVER_INTERFACES,
+    Instance,
+    KeyPair,
+    LeftoverInterfaces,
+    NetworkInterface,
+    Volume,
+)
 from .resources.database import (
     NODE_CLUSTER_SNAPSHOTS,
     Cluster,
@@ -37,12 +55,12 @@ from .resources.database import (
 )
 from .resources.iam import InstanceProfile, Role
 from .resources.network import InternetGateway, RouteTable, SecurityGroup, Subnet, Vpc
-from .tags import NODE_CLUSTER
+from .tags import NODE_CLUSTER, NODE_DB_SUBNETS, NODE_INSTANCE, NODE_PUBLIC_SUBNET, NODE_SG_APP, NODE_SG_DB
 
 # Every resource type labkit creates, dependents first; then what goes with them (listed to prove it went).
 DELETABLE_TYPES = (
     *(Instance, KeyPair, DbInstance, Cluster, ClusterSnapshots, DbSubnetGroup, InstanceProfile, Role),
-    *(SecurityGroup, RouteTable, Subnet, InternetGateway, Vpc),
+    *(LeftoverInterfaces, SecurityGroup, RouteTable, Subnet, InternetGateway, Vpc),
 )
 COMPANION_TYPES = (Volume, NetworkInterface, ClusterSecret)
 INVENTORY_COLUMNS = ["what", "node", "id", "state", "detail"]
@@ -227,12 +245,15 @@ def apply(
     timing: Timing | None = None,
     max_workers: int = 8,
     only: str | None = None,
+    quiet: bool = False,
 ) -> ApplyResult:
     """Create whatever the lab is missing, in dependency order, independent nodes at the same time.
 
     `only="network" | "database" | "compute"` builds one stage and what it depends on (one per notebook).
+    `quiet=True` shows no progress (the result says what happened).
     """
     started = time.monotonic()
+    stream = io.StringIO() if quiet else stream
     _finish_interrupted_runs()  # before reading the account: a step left running may still create
     backend = backend or config.make_backend()
     check_backend_region(config, backend)
@@ -319,7 +340,35 @@ def destroy_graph(config: LabConfig, found: Sequence[Found]) -> dict[str, Resour
     # Snapshots outlive their cluster: in the deletion order they come after it, as if it depended on them.
     graph[NODE_CLUSTER_SNAPSHOTS] = ClusterSnapshots(NODE_CLUSTER_SNAPSHOTS)
     graph[NODE_CLUSTER].depends_on += (NODE_CLUSTER_SNAPSHOTS,)
+    # Detached interfaces hold their subnet and groups: after the instance, before what they sit in.
+    holds = (NODE_PUBLIC_SUBNET, *NODE_DB_SUBNETS, NODE_SG_APP, NODE_SG_DB)
+    graph[NODE_LEFTOVER_INTERFACES] = LeftoverInterfaces(NODE_LEFTOVER_INTERFACES, holds)
+    graph[NODE_INSTANCE].depends_on += (NODE_LEFTOVER_INTERFACES,)
     return graph
+
+
+@dataclass
+class Teardown:
+    """What destroy deletes and in which order: the ids of each node, and the nodes that must go before it."""
+
+    graph: dict[str, Resource]
+    targets: dict[str, list[str]]
+    order: dict[str, list[str]]
+
+    def waves(self) -> list[list[str]]:
+        """Deletion waves: every node of a wave can go at once, after all earlier waves."""
+        return [sorted(wave) for wave in waves(self.order)]
+
+
+def teardown(config: LabConfig, found: Sequence[Found]) -> Teardown:
+    """The deletion plan for the resources `found` (from inventory(ctx, DELETABLE_TYPES))."""
+    graph = destroy_graph(config, found)
+    targets: dict[str, list[str]] = {}
+    for item in found:
+        if item.node in graph:
+            targets.setdefault(item.node, []).append(item.resource_id)
+    dependents = reversed_graph({name: node.depends_on for name, node in graph.items()})
+    return Teardown(graph, targets, _restricted(dependents, set(targets)))
 
 
 def _restricted(depends_on: Mapping[str, Sequence[str]], keep: set[str]) -> dict[str, list[str]]:
@@ -361,29 +410,25 @@ def destroy(
     stream: TextIO | None = None,
     timing: Timing | None = None,
     max_workers: int = 8,
+    quiet: bool = False,
 ) -> pd.DataFrame:
     """Delete every resource tagged with this lab and learner, dependents first; return what remains.
 
     The returned table comes from `verify` and is empty when the lab is gone. A step that still fails
-    after bounded retries raises StepsFailed (its `.remaining` holds the same table).
+    after bounded retries raises StepsFailed (its `.remaining` holds the same table). `quiet=True` shows
+    no progress.
     """
+    stream = io.StringIO() if quiet else stream
     _finish_interrupted_runs()
     backend = backend or config.make_backend()
     check_backend_region(config, backend)
     ctx = LabContext(config, backend, timing)
     say(f"deleting from: {backend.banner()}", stream)
-    found = inventory(ctx, DELETABLE_TYPES)
-    graph = destroy_graph(config, found)
-    targets: dict[str, list[str]] = {}
-    for item in found:
-        if item.node in graph:
-            targets.setdefault(item.node, []).append(item.resource_id)
-    dependents = reversed_graph({name: node.depends_on for name, node in graph.items()})
-    order = _restricted(dependents, set(targets))
-    progress = progress or progress_for("destroy", len(order), stream)
+    plan = teardown(config, inventory(ctx, DELETABLE_TYPES))
+    progress = progress or progress_for("destroy", len(plan.order), stream)
     run = run_graph(
-        order,
-        lambda node: _delete_step(ctx, graph[node], targets[node]),
+        plan.order,
+        lambda node: _delete_step(ctx, plan.graph[node], plan.targets[node]),
         progress,
         action=lambda node: "delete",
         keep_going=True,

@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 from .errors import LabkitError
 
 # Modules that add their own subcommands with a `register(subparsers)` function.
-COMMAND_MODULES = ("labkit.cli_lab", "labkit.cli_security", "labkit.cli_sql", "labkit.cli_bench")
+COMMAND_MODULES = (
+    "labkit.cli_lab",
+    "labkit.cli_security",
+    "labkit.cli_sql",
+    "labkit.cli_bench",
+    "labkit.cli_class",
+    "labkit.cli_run",
+)
 
 
 def _sandbox_up(args: argparse.Namespace) -> int:

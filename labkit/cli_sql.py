@@ -84,7 +84,10 @@ def _tunnel(args: argparse.Namespace) -> int:
     try:
         tunnel.open()
         if tunnel.target and tunnel.target.to_instance_itself:
-            print(f"tunnel open: {tunnel.address} -> {tunnel.target.describe()}\nPress Ctrl-C to close the tunnel.")
+            link = f"\nopen http://{tunnel.address}/ in your browser" if args.to == "app" else ""
+            print(
+                f"tunnel open: {tunnel.address} -> {tunnel.target.describe()}{link}\nPress Ctrl-C to close the tunnel."
+            )
         else:
             secret = credentials(config, backend)
             options = option_file(labkit_home(), tunnel, secret, DATABASE_NAME)
@@ -119,9 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `tunnel` and `sql` subcommands."""
     flags = _lab_flags()
     tunnel = subparsers.add_parser(
-        "tunnel", parents=[flags], help="hold a Session Manager port-forward open (writer, reader or an instance)"
+        "tunnel", parents=[flags], help="hold a Session Manager port-forward open (writer, reader, app or an instance)"
     )
-    tunnel.add_argument("to", help="writer, reader, a DB instance, an endpoint, or an EC2 instance id")
+    tunnel.add_argument(
+        "to", help="writer, reader, app (the web app), a DB instance, an endpoint, or an EC2 instance id"
+    )
     tunnel.add_argument("--port", type=int, default=None, help="local port (default: a free one)")
     tunnel.add_argument("--remote-port", type=int, default=None, help="port on the far side (an instance id needs one)")
     tunnel.set_defaults(handler=_tunnel)

@@ -40,7 +40,9 @@ class InProcessBackend:
     """Factory for a labkit Backend served by moto in-process (mock_aws); see the `moto_backend` fixture."""
 
     @staticmethod
-    def make(region: str = "us-east-1"):
+    def make(region: str = "us-east-1", credentials: dict[str, str] | None = None):
+        """`credentials` (aws_access_key_id, aws_secret_access_key): sign as that user, e.g. an IAM user under
+        moto's IAM enforcement; by default the fake credentials of the account's admin."""
         import boto3
 
         from labkit.backend import FAKE_CREDENTIALS, Backend
@@ -51,7 +53,7 @@ class InProcessBackend:
             def __init__(self) -> None:
                 super().__init__(region)
                 # One session for the backend's life, so the strict layer's event handlers see every call.
-                self._session = boto3.Session(region_name=region, **FAKE_CREDENTIALS)
+                self._session = boto3.Session(region_name=region, **(credentials or FAKE_CREDENTIALS))
 
             def session(self):
                 return self._session

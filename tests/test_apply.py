@@ -7,7 +7,7 @@ import io
 import pytest
 from conftest import strict_moto_backend
 
-from labkit.apply import apply, status
+from labkit.apply import apply, destroy, status
 from labkit.config import LabConfig
 from labkit.resources.compute import AMI_PARAMETER
 from labkit.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
@@ -129,3 +129,10 @@ def test_every_resource_carries_the_lab_learner_and_node_tags(strict_backend, la
             "vpc",
             "auroralab-learner1-vpc",
         )
+
+
+def test_quiet_apply_and_destroy_print_nothing(strict_backend, capsys):
+    config = LabConfig(learner="quiet")
+    result = apply(config, strict_backend, only="network", quiet=True)
+    assert result.created and capsys.readouterr().out == ""
+    assert destroy(config, strict_backend, quiet=True).empty and capsys.readouterr().out == ""

@@ -162,11 +162,11 @@ def test_failover_downtime_runs_from_the_first_failure_to_the_first_success_afte
     assert FailoverReport(unrelated, "a", "b", failover_at_s=1.0, acknowledged=2).downtime_s == 0.0
 
 
-def test_the_direct_path_on_aws_says_what_to_use_instead():
+def test_the_direct_path_on_aws_refuses_more_samples_than_run_command_returns():
     from labkit.backend import AwsBackend
     from labkit.config import LabConfig
     from labkit.errors import LabkitError
 
     with pytest.raises(LabkitError) as refused:  # raised before any AWS call: the test has no AWS to reach
-        benchmark("writer", path="direct", config=LabConfig(), backend=AwsBackend("us-east-1"))
-    assert refused.value.field == "path" and "tunnel" in refused.value.fix
+        benchmark("writer", path="direct", count=5000, config=LabConfig(), backend=AwsBackend("us-east-1"))
+    assert refused.value.field == "count" and "tunnel" in refused.value.fix

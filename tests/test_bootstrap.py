@@ -43,3 +43,14 @@ def test_each_missing_program_is_named(monkeypatch, name):
     monkeypatch.delenv("LABKIT_MARIADBD", raising=False)
     monkeypatch.setattr(bootstrap.shutil, "which", lambda n, path=None: None if n == name else "/x")
     assert bootstrap.missing_programs() == [name]
+
+
+def test_browser_adds_chromium_for_the_web_app_test(monkeypatch, capsys):
+    monkeypatch.setattr(bootstrap.shutil, "which", lambda n, path=None: None if n in ("chromium", "apt-get") else "/x")
+    monkeypatch.delenv("LABKIT_CHROMIUM", raising=False)
+    assert bootstrap.missing_programs() == [] and bootstrap.missing_programs(browser=True) == ["chromium"]
+    monkeypatch.setattr(bootstrap.platform, "system", lambda: "Darwin")
+    assert bootstrap.main(["--browser"]) == 1
+    assert "chromium" in capsys.readouterr().err
+    monkeypatch.setenv("LABKIT_CHROMIUM", "/opt/chrome/chrome")
+    assert bootstrap.main(["--browser"]) == 0

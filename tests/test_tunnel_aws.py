@@ -536,3 +536,24 @@ def test_a_tunnel_closed_under_a_connected_client_can_be_reopened_on_the_same_po
     client.close()
     with aws.tunnel(local_port=port) as again:
         assert roundtrip(again.port, b"again") == b"again"
+
+
+def test_the_app_tunnel_forwards_to_port_8080_on_the_instance_itself(aws):
+    aws.ssm.online()
+    response = {"SessionId": SESSION_ID, "TokenValue": TOKEN, "StreamUrl": STREAM_URL}
+    expected = {
+        "Target": aws.lab.instance_id,
+        "DocumentName": "AWS-StartPortForwardingSession",  # no remote host: the instance's own port
+        "Parameters": {"portNumber": ["8080"], "localPortNumber": ANY},
+        "Reason": "labkit tunnel to app",
+    }
+    aws.ssm.stubber.add_response("start_session", response, expected)
+    aws.ssm.terminate()
+    with Tunnel("app", config=aws.lab.config, backend=aws.backend, timing=FAST) as tunnel:
+        [run] = aws.plugin_runs()
+        assert json.loads(run["argv"][5])["Parameters"] == {
+            "portNumber": ["8080"],
+            "localPortNumber": [str(tunnel.port)],
+        }
+        assert tunnel.target.describe() == f"app: port 8080 on the instance via {aws.lab.instance_id}"
+    aws.ssm.stubber.assert_no_pending_responses()

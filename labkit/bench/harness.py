@@ -36,7 +36,7 @@ class Schedule:
 
 
 # (worker, seq, intended_ns, start_ns, end_ns, error or None, warmup)
-Row = tuple[int, int, int, int, int, str | None, bool]
+Row = tuple[int, int, int, int, int, "str | None", bool]  # quoted: evaluated at run time, on Python 3.9 too
 
 
 def run(make_operation: Callable[[int], Operation], schedule: Schedule) -> tuple[list[Row], int]:

@@ -2,7 +2,7 @@
 
 Paths: `tunnel` is what the notebook sees (through the Session Manager tunnel); `direct` is what an
 application inside the VPC sees (in the sandbox, straight to the MariaDB port; on AWS, the same harness run
-on the EC2 instance with Run Command). Comparing the two separates the tunnel's cost from the database's.
+on the EC2 instance with Run Command: remote.py). Comparing the two separates the tunnel's cost from the database's.
 """
 
 from __future__ import annotations
@@ -154,13 +154,7 @@ def benchmark(
     schedule = harness.Schedule(concurrency=concurrency, rate=rate, duration=duration, count=count, warmup=warmup)
     config, backend = lab_and_backend(config, backend)
     if path == "direct" and not backend.reaches_private_endpoints:
-        # Real AWS: the endpoints are private, so "direct" means running this harness on the instance with
-        # Run Command, which needs the instance role to read the cluster's secret. Not built yet (see README).
-        raise LabkitError(
-            "the direct path on AWS runs the benchmark on the instance, which labkit cannot do yet",
-            field="path",
-            fix="use path='tunnel' (and compare with the sandbox's direct path to see the tunnel's share)",
-        )
+        return _benchmark_on_instance(targets, chosen, schedule, seed, config, backend)
     secret = credentials(config, backend)
     if chosen.writes:
         run_on_writer(BENCH_TABLE, config, backend, secret, path)
@@ -185,6 +179,24 @@ def benchmark(
                         connection.close()
         frames.append(to_frame(rows, start_ns, target=target, path=path, workload=chosen.name))
     metadata = _metadata(config, backend, chosen, path, schedule, started)
+    return BenchResult(pd.concat(frames, ignore_index=True), metadata)
+
+
+def _benchmark_on_instance(
+    targets: list[str], chosen: Workload, schedule: harness.Schedule, seed: int, config: Any, backend: Backend
+) -> BenchResult:
+    """AWS's direct path: the harness runs on the lab's instance (Run Command), inside the VPC."""
+    from . import remote
+
+    remote.check_size(schedule)
+    started = datetime.now(UTC)
+    frames, instance_meta = [], {}
+    for target in targets:
+        spec = remote.spec_for(target, chosen, schedule, seed, SAMPLE_KEYS, config, backend)
+        rows, start_ns, instance_meta = remote.run_on_instance(spec, backend)
+        frames.append(to_frame(rows, start_ns, target=target, path="direct", workload=chosen.name))
+    metadata = _metadata(config, backend, chosen, "direct", schedule, started)
+    metadata.update({f"instance_{k}": v for k, v in instance_meta.items()}, ran_on="the lab's EC2 instance")
     return BenchResult(pd.concat(frames, ignore_index=True), metadata)
 
 

@@ -2,6 +2,9 @@
 
 Reads use the shop's `products` table (ids 1..N); inserts go to `bench_writes`, a table of their own, so a
 benchmark never changes the data the other notebooks show.
+
+Standard library only (labkit is imported only to report a bad name), because the benchmark's direct path on
+AWS ships this module to the EC2 instance with the harness (see onhost.py).
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from ..errors import ConfigError
 
 BENCH_TABLE = """
     CREATE TABLE IF NOT EXISTS bench_writes (
@@ -59,6 +60,8 @@ WORKLOADS = {
 
 def find_workload(name: str) -> Workload:
     if name not in WORKLOADS:
+        from ..errors import ConfigError  # imported here: on the instance this module runs without labkit
+
         raise ConfigError(f"unknown workload {name!r}", field="workload", fix=f"use one of {', '.join(WORKLOADS)}")
     return WORKLOADS[name]
 

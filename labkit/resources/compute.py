@@ -1,5 +1,7 @@
 """Compute: the EC2 instance (Amazon Linux 2023, IMDSv2 only, app group, SSM role) and the optional key pair.
 
+The instance's user data installs the lab's web app (labkit.app) as a service on 127.0.0.1:8080.
+
 The private key of a key pair is written once, with 0600 permissions, under the labkit home (never the
 repository), and never printed.
 """
@@ -15,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import LabkitError
 from ..home import labkit_home
-from ..tags import NODE_INSTANCE_PROFILE, NODE_KEY_PAIR, NODE_PUBLIC_SUBNET, NODE_SG_APP
+from ..tags import NODE_CLUSTER, NODE_INSTANCE_PROFILE, NODE_KEY_PAIR, NODE_PUBLIC_SUBNET, NODE_SG_APP
 from . import Found, LabContext, Resource, by_tags, error_code, paginate
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -93,6 +95,15 @@ def latest_ami(ctx: LabContext) -> str:
     return ctx.cached("ami", lambda: ctx.client("ssm").get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"])
 
 
+def app_user_data(ctx: LabContext) -> str:
+    """The script that installs the web app for this lab's cluster (see labkit.app.userdata)."""
+    from ..app.server import Settings
+    from ..app.userdata import render
+    from .database import DATABASE_NAME
+
+    return render(Settings(cluster=ctx.name(NODE_CLUSTER), region=ctx.config.region, database=DATABASE_NAME))
+
+
 def _profile_not_visible_yet(exc: ClientError) -> bool:
     message = exc.response.get("Error", {}).get("Message", "")
     return error_code(exc) == "InvalidParameterValue" and "iam" in message.lower()
@@ -121,6 +132,7 @@ class Instance(Resource):
             "SecurityGroupIds": [ctx.id_of(NODE_SG_APP)],
             "IamInstanceProfile": {"Name": ctx.id_of(NODE_INSTANCE_PROFILE)},
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},  # IMDSv2 only
+            "UserData": app_user_data(ctx),
             "TagSpecifications": ctx.tag_specifications(self.node, "instance", "volume", "network-interface"),
         }
         if NODE_KEY_PAIR in self.depends_on:
@@ -159,12 +171,37 @@ class Volume:
         return by_tags(ctx, cls.kind, volumes, "VolumeId")
 
 
+NODE_LEFTOVER_INTERFACES = "network-interfaces"  # not made by apply; destroy removes detached ones
+
+
+def _tagged_interfaces(ctx: LabContext) -> list[dict[str, Any]]:
+    return paginate(_ec2(ctx), "describe_network_interfaces", "NetworkInterfaces", Filters=ctx.filters())
+
+
 class NetworkInterface:
-    """Network interfaces tagged at launch; they go with the instance. Listed only to prove nothing is left."""
+    """Network interfaces in use, tagged at launch; they go with the instance. Listed to prove nothing is left."""
 
     kind = "Network interface"
 
     @classmethod
     def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        interfaces = paginate(_ec2(ctx), "describe_network_interfaces", "NetworkInterfaces", Filters=ctx.filters())
+        interfaces = [i for i in _tagged_interfaces(ctx) if i.get("Status") != "available"]
         return by_tags(ctx, cls.kind, interfaces, "NetworkInterfaceId", tags_key="TagSet", state_key="Status")
+
+
+class LeftoverInterfaces(Resource):
+    """Detached lab network interfaces (an instance's left behind): they hold their subnet and groups, so they go first."""
+
+    kind = "Network interface (detached)"
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        interfaces = [i for i in _tagged_interfaces(ctx) if i.get("Status") == "available"]
+        found = by_tags(ctx, cls.kind, interfaces, "NetworkInterfaceId", tags_key="TagSet", state_key="Status")
+        return [Found(f.kind, NODE_LEFTOVER_INTERFACES, f.resource_id, f.state) for f in found]
+
+    def create(self, ctx: LabContext) -> str:
+        raise LabkitError("labkit never creates detached network interfaces", field=self.node)
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.retry(lambda: _ec2(ctx).delete_network_interface(NetworkInterfaceId=resource_id), self.node)

@@ -1,6 +1,8 @@
 """IAM: the instance's role (trusted by EC2, with AmazonSSMManagedInstanceCore) and its instance profile.
 
-Both live under an IAM path of their own (/labkit/LAB/LEARNER/), so a listing by path finds exactly this
+The role also carries one inline policy for the web app on the instance: read this lab's cluster
+description and the cluster's managed master secret, nothing else (the secret is matched by the tag RDS
+puts on it, `aws:rds:primaryDBClusterArn`, so no other secret of the account is readable). Both live under an IAM path of their own (/labkit/LAB/LEARNER/), so a listing by path finds exactly this
 learner's roles; their tags are checked as well before anything is touched.
 """
 
@@ -8,11 +10,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
-from ..tags import NODE_IAM_ROLE
+from ..tags import NODE_CLUSTER, NODE_IAM_ROLE
 from . import Found, LabContext, Resource, paginate
 
 SSM_POLICY_NAME = "AmazonSSMManagedInstanceCore"
+APP_POLICY_NAME = "labkit-app-reads-its-cluster"
 TRUST_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -27,6 +31,33 @@ def _iam(ctx: LabContext) -> Any:
 
 def ssm_policy_arn(ctx: LabContext) -> str:
     return f"arn:{ctx.config.partition}:iam::aws:policy/{SSM_POLICY_NAME}"
+
+
+def app_policy(ctx: LabContext) -> dict[str, Any]:
+    """What the web app on the instance may do: describe its cluster, read that cluster's managed secret."""
+    partition, region, account = ctx.config.partition, ctx.config.region, ctx.account_id()
+    cluster_arn = f"arn:{partition}:rds:{region}:{account}:cluster:{ctx.name(NODE_CLUSTER)}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "DescribeTheLabCluster", "Effect": "Allow", "Action": "rds:DescribeDBClusters",
+             "Resource": cluster_arn},
+            {
+                "Sid": "ReadTheLabClusterSecret",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": f"arn:{partition}:secretsmanager:{region}:{account}:secret:rds!cluster-*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/aws:rds:primaryDBClusterArn": cluster_arn}},
+            },
+        ],
+    }  # fmt: skip
+
+
+def _current_app_policy(ctx: LabContext, role: str) -> dict[str, Any] | None:
+    if APP_POLICY_NAME not in _iam(ctx).list_role_policies(RoleName=role)["PolicyNames"]:
+        return None
+    document = _iam(ctx).get_role_policy(RoleName=role, PolicyName=APP_POLICY_NAME)["PolicyDocument"]
+    return json.loads(unquote(document)) if isinstance(document, str) else document
 
 
 class Role(Resource):
@@ -54,12 +85,20 @@ class Role(Resource):
         ctx.wait("iam", "role_exists", self.node, RoleName=resource_id)
 
     def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+        changes = []
         attached = _iam(ctx).list_attached_role_policies(RoleName=resource_id)["AttachedPolicies"]
-        if ssm_policy_arn(ctx) in [p["PolicyArn"] for p in attached]:
-            return []
-        if not dry_run:
-            _iam(ctx).attach_role_policy(RoleName=resource_id, PolicyArn=ssm_policy_arn(ctx))
-        return [f"attach {SSM_POLICY_NAME}"]
+        if ssm_policy_arn(ctx) not in [p["PolicyArn"] for p in attached]:
+            if not dry_run:
+                _iam(ctx).attach_role_policy(RoleName=resource_id, PolicyArn=ssm_policy_arn(ctx))
+            changes.append(f"attach {SSM_POLICY_NAME}")
+        wanted = app_policy(ctx)
+        if _current_app_policy(ctx, resource_id) != wanted:
+            if not dry_run:
+                _iam(ctx).put_role_policy(
+                    RoleName=resource_id, PolicyName=APP_POLICY_NAME, PolicyDocument=json.dumps(wanted)
+                )
+            changes.append(f"put the inline policy {APP_POLICY_NAME}")
+        return changes
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:
         """IAM's order: out of every instance profile, policies detached, inline policies deleted, then the role."""

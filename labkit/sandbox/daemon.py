@@ -1,4 +1,5 @@
-"""The sandbox daemon: a moto server (the AWS API) and the reconciler (the databases), in one detached process.
+"""The sandbox daemon: a moto server (the AWS API), the reconciler (the databases) and the app supervisor
+(each lab instance's web app), in one detached process.
 
 Started by `labkit sandbox up` in its own session so it outlives notebook kernels; stopped by SIGTERM,
 on which it stops every MariaDB server, deletes their data and removes the state file.
@@ -29,6 +30,7 @@ import boto3
 from botocore.config import Config
 
 from ..backend import FAKE_CREDENTIALS
+from .apps import AppSupervisor
 from .mariadb import find_binaries
 from .reconciler import ClusterView, Reconciler, secret_password
 from .sessions import SessionManager
@@ -124,6 +126,14 @@ def _regions_with_clusters() -> list[str]:
     return regions
 
 
+def _regions_with_instances() -> list[str]:
+    """Regions whose EC2 backend holds any instance."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    return [region for region, backend in ec2_backends[DEFAULT_ACCOUNT_ID].items() if backend.reservations]
+
+
 def _given_password(region: str, cluster: str) -> str | None:
     """A MasterUserPassword given at create time: moto never returns it (nor does AWS), so read its model."""
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -165,6 +175,7 @@ def run(home: Path, port: int, region: str) -> int:
 
     admin_password = _admin_password(home)
     reconciler = Reconciler(home / "data", binaries, admin_password, rds_clients, master_password)
+    apps = AppSupervisor(home, endpoint, lambda: [client("ec2", r) for r in _regions_with_instances()])
     threading.Thread(target=_warm_up, args=(client, region, reconciler), name="warm-up", daemon=True).start()
     state = SandboxState(
         daemon_pid=os.getpid(), endpoint_url=endpoint, port=port, region=region, home=str(home),
@@ -189,12 +200,19 @@ def run(home: Path, port: int, region: str) -> int:
             except Exception:  # keep serving; the log says what went wrong
                 log.exception("reconcile failed")
                 changed = True
+            try:
+                changed |= apps.reconcile()
+                changed |= apps.wait_started()
+            except Exception:
+                log.exception("app supervision failed")
             if changed:
                 state.instances, state.clusters = reconciler.snapshot()
+                state.apps = apps.snapshot()
                 state.generation += 1
                 write_state(state, home)
     finally:
         log.info("stopping")
+        apps.shutdown()
         reconciler.shutdown()
         server.shutdown()
         state_path(home).unlink(missing_ok=True)

@@ -2,10 +2,10 @@
 
 It takes the same arguments as AWS's plugin (the StartSession response, region, operation, profile, the
 request and the SSM endpoint), prints the same `Port N opened for sessionId ...` line, and forwards each
-local connection to the database the endpoint map chooses, as the SSM agent on the instance would. Before
-forwarding it asks the reachability engine whether the instance may open that connection under the
-current security groups, ACLs and routes, and refuses it (closing the local socket, as a timed-out
-remote connection looks through SSM) when the rules block it.
+local connection through the instance, as the SSM agent would: to the database the endpoint map chooses,
+or to a port on the instance itself (the web app the sandbox runs for it). The sandbox's network
+(network.py) refuses what the current security groups, ACLs and routes block, closing the local socket, as
+a timed-out remote connection looks through SSM.
 
     python -m labkit.sandbox.plugin AWS_SSM_START_SESSION_RESPONSE us-east-1 StartSession "" REQUEST URL
 """
@@ -21,41 +21,15 @@ import sys
 import threading
 from typing import Any
 
+from .network import InstanceNetwork, Refused
+
 RESPONSE_ENV = "AWS_SSM_START_SESSION_RESPONSE"
 BUFFER = 65536
-LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-class RulesView:
-    """The reachability engine over the account as it is now. It is described again only when the sandbox's
-    count of mutating API calls has moved (or the set of databases has), so checking a connection costs a
-    file read, and a rule revoked a moment ago still refuses the next connection."""
-
-    def __init__(self, backend: Any, instance_id: str) -> None:
-        self.backend = backend
-        self.instance_id = instance_id
-        self._lock = threading.Lock()
-        self._key: tuple[int, tuple[str, ...]] | None = None
-        self._engine: Any = None
-
-    def engine(self) -> Any:
-        from ..security.reach import Reachability
-        from .state import read_changes, require_running
-
-        databases = tuple(sorted(require_running().instances))
-        with self._lock:
-            key = (read_changes(), databases)
-            if key != self._key or key[0] < 0:
-                self._engine = Reachability.snapshot(
-                    self.backend, instance_ids=(self.instance_id,), db_identifiers=databases, lab=False
-                )
-                self._key = key
-            return self._engine
 
 
 class Forwarder:
@@ -70,7 +44,7 @@ class Forwarder:
         self.host = host
         self.port = port
         self.listener = listener
-        self.rules = RulesView(backend, target)
+        self.network = InstanceNetwork(backend, target)
 
     def serve(self) -> None:
         while True:
@@ -92,28 +66,9 @@ class Forwarder:
         _pump(client, upstream)
 
     def _connect(self) -> socket.socket:
-        from ..errors import LabkitError
-        from .endpoints import pick
-
         if not _session_active(self.backend, self.session_id):
             raise Refused(f"session {self.session_id} has been terminated")
-        if self.host in LOCAL_HOSTS:
-            raise Refused(f"nothing listens on port {self.port} of {self.target} in the sandbox")
-        try:
-            db_identifier, local_port, db_port = pick(self.host)
-        except LabkitError as exc:
-            raise Refused(exc.message) from None
-        if self.port != db_port:
-            raise Refused(f"{self.host} listens on {db_port}, not {self.port} (the connection would time out)")
-        verdict = self.rules.engine().check(self.target, db_identifier, self.port)
-        if not verdict.reachable:
-            blocked = verdict.blocked_by
-            raise Refused(f"{verdict.headline}: {blocked.rule if blocked else ''}")
-        return socket.create_connection(("127.0.0.1", local_port), timeout=5)
-
-
-class Refused(Exception):
-    pass
+        return self.network.connect(self.host, self.port)
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:
@@ -139,7 +94,7 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
 def _warm_up(forwarder: Forwarder) -> None:
     """Describe the rules once while the learner's client is still starting (errors wait for a connection)."""
     try:
-        forwarder.rules.engine()
+        forwarder.network.rules.engine()
     except Exception:
         pass
 

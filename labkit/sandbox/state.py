@@ -33,6 +33,7 @@ class SandboxState:
     generation: int = 0
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)
     clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # EC2 instance id -> its web app process
 
     def __repr__(self) -> str:
         count = len(self.instances)

@@ -1,4 +1,8 @@
-"""What a tunnel goes to: the lab's instance that carries it, and the remote host and port on the far side."""
+"""What a tunnel goes to: the lab's instance that carries it, and the remote host and port on the far side.
+
+`writer`, `reader`, a DB instance or an endpoint: the database, through the instance. `app`: port 8080 on
+the lab's instance itself (the web app). An instance id with a remote port: that port on that instance.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ from ..errors import ConfigError, LabkitError
 from ..tags import NODE_CLUSTER, NODE_INSTANCE, ec2_filters, resource_name
 
 DB_PORT = 3306
+APP_PORT = 8080  # the lab's web app on the instance (labkit.app.server)
 REMOTE_HOST_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 INSTANCE_DOCUMENT = "AWS-StartPortForwardingSession"
 KEYWORDS = ("writer", "reader")
+APP = "app"
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ def validate_to(to: str, remote_port: int | None) -> None:
     """Reject a bad target before any AWS call."""
     if not isinstance(to, str) or not to.strip():
         raise ConfigError(
-            "tunnel target is empty", field="to", fix="use 'writer', 'reader', an instance id or an endpoint"
+            "tunnel target is empty", field="to", fix="use 'writer', 'reader', 'app', an instance id or an endpoint"
         )
     if to.startswith("i-") and remote_port is None:
         raise ConfigError(
@@ -65,6 +71,8 @@ def validate_to(to: str, remote_port: int | None) -> None:
 def resolve_target(to: str, config: Any, backend: Backend, remote_port: int | None = None) -> TunnelTarget:
     """The instance carrying the tunnel and the far end: an endpoint of the lab's cluster, or the instance."""
     validate_to(to, remote_port)
+    if to == APP:  # the web app on the lab's instance itself
+        return TunnelTarget(to, running_instance(backend, config=config), "localhost", remote_port or APP_PORT)
     if to.startswith("i-"):
         return TunnelTarget(to, running_instance(backend, instance_id=to), "localhost", int(remote_port or 0))
     instance_id = running_instance(backend, config=config)

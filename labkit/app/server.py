@@ -1,0 +1,454 @@
+"""The lab's web app: a small shop on the EC2 instance, with Aurora as its data layer.
+
+It lists the latest orders (read through the cluster's reader endpoint) and has a form that adds one
+(written through the cluster endpoint, i.e. the writer). At start-up it looks up the cluster's endpoints
+and its managed secret with the instance role, then reads the master password from Secrets Manager; the
+password is never put in a page, a log line or an error. Input is validated and bound as SQL parameters,
+every value on the page is HTML-escaped, and /health reports whether writer and reader answer.
+
+This file is self-contained (standard library, PyMySQL and boto3) because EC2 user data copies it alone
+onto the instance, which runs it with Amazon Linux's Python 3.9 as a systemd service on 127.0.0.1:8080:
+only a Session Manager port-forward reaches it, no inbound rule is opened. The sandbox runs the very same
+file, passing `dial` so that connections go through the sandbox's network (which applies the security
+groups) instead of DNS.
+
+    LABKIT_APP_CLUSTER=lab-x-cluster LABKIT_APP_REGION=us-east-1 python3 server.py
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import logging
+import os
+import secrets
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+APP_PORT = 8080
+MAX_BODY = 8192
+CUSTOMER_MAX = 80
+QUANTITY_RANGE = (1, 100)
+ORDERS_SHOWN = 20
+RETRY_SETUP_SECONDS = 5.0
+HEADERS = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cache-Control", "no-store"),
+]
+Dial = Callable[[str, int, float], socket.socket]
+log = logging.getLogger("shop")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the app finds its cluster, and where it listens (from the environment user data writes)."""
+
+    cluster: str
+    region: str
+    database: str = "shop"
+    bind: str = "127.0.0.1"
+    port: int = APP_PORT
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        missing = [k for k in ("LABKIT_APP_CLUSTER", "LABKIT_APP_REGION") if not env.get(k)]
+        if missing:
+            raise SystemExit(f"shop: set {' and '.join(missing)} (EC2 user data writes them to /etc/labkit-app.env)")
+        return cls(
+            cluster=env["LABKIT_APP_CLUSTER"],
+            region=env["LABKIT_APP_REGION"],
+            database=env.get("LABKIT_APP_DATABASE", "shop"),
+            bind=env.get("LABKIT_APP_BIND", "127.0.0.1"),
+            port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
+        )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the app connects to: the two endpoints and the login from the cluster's secret."""
+
+    writer: str
+    reader: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+
+
+def discover(settings: Settings) -> Cluster:
+    """The cluster's endpoints (rds:DescribeDBClusters) and login (secretsmanager:GetSecretValue)."""
+    import boto3
+
+    rds = boto3.client("rds", region_name=settings.region)
+    found = rds.describe_db_clusters(DBClusterIdentifier=settings.cluster)["DBClusters"][0]
+    secret_arn = (found.get("MasterUserSecret") or {}).get("SecretArn")
+    if not secret_arn:
+        raise RuntimeError(f"cluster {settings.cluster} has no managed master secret")
+    secrets_client = boto3.client("secretsmanager", region_name=settings.region)
+    value = json.loads(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
+    return Cluster(
+        writer=found["Endpoint"],
+        reader=found.get("ReaderEndpoint") or found["Endpoint"],
+        port=int(found.get("Port") or 3306),
+        username=value.get("username") or found["MasterUsername"],
+        password=value["password"],
+    )
+
+
+class NotReady(Exception):
+    """The cluster could not be looked up yet (it may still be creating)."""
+
+
+class Database:
+    """Short connections per request: the endpoints' DNS moves with a failover, a pooled one would not."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        discover: Callable[[Settings], Cluster] = discover,
+        dial: Dial | None = None,
+        connect_timeout: float = 3.0,
+    ) -> None:
+        self.settings = settings
+        self._discover = discover
+        self.dial = dial
+        self.connect_timeout = connect_timeout
+        self._cluster: Cluster | None = None
+        self._failed_at = 0.0
+        self._failure = ""
+        self._lock = threading.Lock()
+
+    def cluster(self) -> Cluster:
+        """Looked up once; after a failure, again at most every few seconds."""
+        with self._lock:
+            if self._cluster is None:
+                if time.monotonic() - self._failed_at < RETRY_SETUP_SECONDS and self._failure:
+                    raise NotReady(self._failure)
+                try:
+                    self._cluster = self._discover(self.settings)
+                except Exception as exc:  # the page says why; the service keeps running
+                    self._failed_at, self._failure = time.monotonic(), _one_line(exc)
+                    raise NotReady(self._failure) from None
+            return self._cluster
+
+    def connect(self, role: str) -> Any:
+        import pymysql
+
+        cluster = self.cluster()
+        host = cluster.writer if role == "writer" else cluster.reader
+        connection = pymysql.connect(
+            host=host, port=cluster.port, user=cluster.username, password=cluster.password,
+            database=self.settings.database, connect_timeout=self.connect_timeout, read_timeout=10,
+            write_timeout=10, autocommit=True, charset="utf8mb4", defer_connect=self.dial is not None,
+        )  # fmt: skip
+        if self.dial is not None:
+            connection.connect(self.dial(host, cluster.port, self.connect_timeout))
+        return connection
+
+    def query(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        connection = self.connect(role)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
+
+    def execute(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one statement; returns the new row's AUTO_INCREMENT id."""
+        connection = self.connect(role)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                return int(cursor.lastrowid or 0)
+        finally:
+            connection.close()
+
+
+# ----- the shop's SQL: every value from a request is a bound parameter -----
+ORDERS_SQL = (
+    "SELECT o.id, o.created_at, o.customer, p.name, o.quantity FROM orders o "
+    "JOIN products p ON p.id = o.product_id ORDER BY o.id DESC LIMIT %s"
+)
+PRODUCTS_SQL = "SELECT id, name FROM products ORDER BY id"
+INSERT_SQL = "INSERT INTO orders (product_id, customer, quantity) VALUES (%s, %s, %s)"
+PING_SQL = "SELECT @@read_only"
+
+
+@dataclass(frozen=True)
+class Order:
+    product_id: int
+    customer: str
+    quantity: int
+
+
+def validate(form: dict[str, str]) -> tuple[Order | None, dict[str, str]]:
+    """The order a form describes, or the problem with each bad field."""
+    errors: dict[str, str] = {}
+    customer = " ".join(form.get("customer", "").split())
+    if not customer:
+        errors["customer"] = "Enter the customer's name."
+    elif len(customer) > CUSTOMER_MAX:
+        errors["customer"] = f"Use at most {CUSTOMER_MAX} characters."
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in customer):
+        errors["customer"] = "Use letters, digits and punctuation only."
+    product_id = _int(form.get("product_id", ""))
+    if product_id is None or product_id < 1:
+        errors["product_id"] = "Choose a product."
+    quantity = _int(form.get("quantity", ""))
+    low, high = QUANTITY_RANGE
+    if quantity is None or not low <= quantity <= high:
+        errors["quantity"] = f"Enter a whole number from {low} to {high}."
+    if errors:
+        return None, errors
+    assert product_id is not None and quantity is not None
+    return Order(product_id, customer, quantity), {}
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error for the page: its class and first line, never a password (none is ever put in one)."""
+    args = getattr(exc, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):  # PyMySQL: (errno, message)
+        return f"MySQL error {args[0]}: {args[1]}"
+    if isinstance(exc, OSError) and args and isinstance(args[0], str):
+        return args[0].splitlines()[0]  # a network error says what it is
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _error_code(exc: BaseException) -> int | None:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+# ----- HTML -----
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2rem;max-width:46rem;color:#222}"
+    "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem;text-align:left}"
+    ".note{background:#eef6ff;padding:.5rem}.bad{background:#fde8e8;padding:.5rem}.err{color:#b00}"
+    "label{display:block;margin:.4rem 0}"
+)
+
+
+def render_page(
+    orders: list[tuple[Any, ...]],
+    products: list[tuple[Any, ...]],
+    token: str,
+    *,
+    notice: str = "",
+    problem: str = "",
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> str:
+    """The shop page. Every value is escaped here, whatever its origin."""
+    e, errors, values = html.escape, errors or {}, values or {}
+
+    def error(name: str) -> str:
+        return f' <span class="err" id="{name}-error">{e(errors[name])}</span>' if name in errors else ""
+
+    rows = "".join(
+        f"<tr><td>{e(str(oid))}</td><td>{e(str(at))}</td><td>{e(str(customer))}</td>"
+        f"<td>{e(str(product))}</td><td>{e(str(quantity))}</td></tr>"
+        for oid, at, customer, product, quantity in orders
+    )
+    chosen = values.get("product_id", "")
+    options = "".join(
+        f'<option value="{e(str(pid))}"{" selected" if str(pid) == chosen else ""}>{e(str(name))}</option>'
+        for pid, name in products
+    )
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Lab shop</title>",
+        f"<style>{STYLE}</style></head><body><h1>Lab shop</h1>",
+        "<p>Orders are read from the cluster's <b>reader</b> endpoint; new ones are written to the "
+        "<b>writer</b> (the cluster endpoint).</p>",
+    ]
+    if notice:
+        parts.append(f'<p class="note" id="notice">{e(notice)}</p>')
+    if problem:
+        parts.append(f'<p class="bad" id="problem">{e(problem)}</p>')
+    parts += [
+        '<h2>Add an order</h2><form method="post" action="/orders">',
+        f'<input type="hidden" name="token" value="{e(token)}">',
+        f'<label>Customer <input name="customer" maxlength="{CUSTOMER_MAX}" value="{e(values.get("customer", ""))}">'
+        f"{error('customer')}</label>",
+        f'<label>Product <select name="product_id">{options}</select>{error("product_id")}</label>',
+        f'<label>Quantity <input name="quantity" type="number" min="{QUANTITY_RANGE[0]}" max="{QUANTITY_RANGE[1]}" '
+        f'value="{e(values.get("quantity", "1"))}">{error("quantity")}</label>',
+        '<button type="submit">Add order</button></form>',
+        f"<h2>Latest orders</h2><table id=orders><tr><th>#</th><th>when</th><th>customer</th><th>product</th>"
+        f"<th>qty</th></tr>{rows}</table></body></html>",
+    ]
+    return "".join(parts)
+
+
+# ----- the WSGI application -----
+class ShopApp:
+    """GET / (the page), POST /orders (add one), GET /health (writer and reader reachability, JSON)."""
+
+    def __init__(self, db: Database, token: str | None = None) -> None:
+        self.db = db
+        self.token = token or secrets.token_urlsafe(24)  # the form's anti-forgery token, per process
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
+        routes = {"/": ("GET", self.page), "/orders": ("POST", self.add), "/health": ("GET", self.health)}
+        if path not in routes:
+            return _respond(start_response, "404 Not Found", "text/plain", "not found\n")
+        allowed, handler = routes[path]
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            return _respond(start_response, "405 Method Not Allowed", "text/plain", "method not allowed\n",
+                            [("Allow", allowed)])  # fmt: skip
+        return handler(environ, start_response)
+
+    # -- pages --
+    def page(self, environ: dict[str, Any], start_response: Callable[..., Any], **form: Any) -> list[bytes]:
+        status = form.pop("status", "200 OK")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        added = _int((query.get("added") or [""])[0])
+        try:
+            orders = self.db.query("reader", ORDERS_SQL, (ORDERS_SHOWN,))
+            products = self.db.query("reader", PRODUCTS_SQL)
+        except Exception as exc:
+            return _respond(start_response, "503 Service Unavailable", "text/html",
+                            render_page([], [], self.token, problem=self._explain(exc)))  # fmt: skip
+        notice = form.pop("notice", "")
+        if added is not None and not notice:
+            if any(row[0] == added for row in orders):
+                notice = f"Order {added} was added on the writer and is now visible on the reader."
+            else:
+                notice = (
+                    f"Order {added} was added on the writer; the reader does not show it yet "
+                    "(replica lag is usually milliseconds). Reload the page."
+                )
+        body = render_page(orders, products, self.token, notice=notice, **form)
+        return _respond(start_response, status, "text/html", body)
+
+    def add(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        length = _int(environ.get("CONTENT_LENGTH") or "0")
+        if length is None or length > MAX_BODY:
+            return _respond(start_response, "413 Payload Too Large", "text/plain", "form too large\n")
+        raw = environ["wsgi.input"].read(length).decode("utf-8", errors="replace")
+        form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        if not hmac.compare_digest(form.get("token", ""), self.token) or not _same_origin(environ):
+            return _respond(start_response, "403 Forbidden", "text/plain", "the form is stale: reload the page\n")
+        order, errors = validate(form)
+        values = {k: form.get(k, "") for k in ("customer", "product_id", "quantity")}
+        if order is None:
+            return self.page(environ, start_response, status="400 Bad Request", errors=errors, values=values)
+        try:
+            new_id = self.db.execute("writer", INSERT_SQL, (order.product_id, order.customer, order.quantity))
+        except Exception as exc:
+            if _error_code(exc) == 1452:  # foreign key: no such product
+                errors = {"product_id": "That product does not exist."}
+                return self.page(environ, start_response, status="400 Bad Request", errors=errors, values=values)
+            return self.page(environ, start_response, status="503 Service Unavailable", problem=self._explain(exc),
+                             values=values)  # fmt: skip
+        log.info("order %d added", new_id)
+        start_response("303 See Other", [("Location", f"/?added={new_id}"), ("Content-Length", "0"), *HEADERS])
+        return [b""]
+
+    def health(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        report = {"database": self.db.settings.database}
+        for role in ("writer", "reader"):
+            report[role] = self.ping(role)
+        healthy = all(report[role]["ok"] for role in ("writer", "reader"))
+        status = "200 OK" if healthy else "503 Service Unavailable"
+        return _respond(start_response, status, "application/json", json.dumps(report, sort_keys=True) + "\n")
+
+    def ping(self, role: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            read_only = self.db.query(role, PING_SQL)[0][0]
+        except Exception as exc:
+            return {"ok": False, "error": _one_line(exc), "ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {"ok": True, "read_only": bool(read_only), "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+    @staticmethod
+    def _explain(exc: BaseException) -> str:
+        if isinstance(exc, NotReady):
+            return f"The database is not ready: {exc}"
+        if _error_code(exc) == 1146:
+            return "The shop's tables do not exist yet: create them with labkit.create_schema() (notebook 04)."
+        return f"The database did not answer: {_one_line(exc)}"
+
+
+def _same_origin(environ: dict[str, Any]) -> bool:
+    """A browser sends Origin with a POST: it must be this host (a form posted from another site is refused)."""
+    origin = environ.get("HTTP_ORIGIN")
+    if not origin or origin == "null":
+        return origin is None
+    return origin.split("://", 1)[-1] == environ.get("HTTP_HOST", "")
+
+
+def _respond(
+    start_response: Callable[..., Any], status: str, kind: str, body: str, extra: list[tuple[str, str]] | None = None
+) -> list[bytes]:
+    data = body.encode("utf-8")
+    headers = [("Content-Type", f"{kind}; charset=utf-8"), ("Content-Length", str(len(data))), *HEADERS]
+    start_response(status, headers + (extra or []))
+    return [data]
+
+
+# ----- the server -----
+class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class QuietHandler(WSGIRequestHandler):
+    """One access-log line per request: method, path without its query string, status."""
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        log.info("%s %s %s", self.command, self.path.split("?", 1)[0], code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info(format, *args)
+
+
+def make_app_server(settings: Settings, dial: Dial | None = None, port: int | None = None) -> WSGIServer:
+    app = ShopApp(Database(settings, dial=dial))
+    bind_port = settings.port if port is None else port
+    return make_server(settings.bind, bind_port, app, server_class=ThreadingServer, handler_class=QuietHandler)
+
+
+def serve(settings: Settings, dial: Dial | None = None, port: int | None = None) -> None:
+    """Look the cluster up (reported, not fatal, when it is not there yet), then serve until stopped."""
+    server = make_app_server(settings, dial, port)
+    app: ShopApp = server.get_app()  # type: ignore[assignment]
+    try:
+        app.db.cluster()
+        log.info("cluster %s found; credentials read from its secret", settings.cluster)
+    except NotReady as exc:
+        log.warning("cluster %s not ready yet (%s); retrying on each request", settings.cluster, exc)
+    host, bound = server.server_address[:2]
+    log.info("serving on http://%s:%s", host, bound)
+    print(f"shop listening on {host}:{bound}", flush=True)
+    server.serve_forever()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    serve(Settings.from_env())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

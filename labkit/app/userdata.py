@@ -1,0 +1,117 @@
+"""EC2 user data that installs the shop app as a systemd service, and the reading of it back.
+
+The script carries the app's source (gzip + base64, so it fits EC2's 16 KB limit), writes its settings to
+/etc/labkit-app.env, and starts `labkit-app.service` on 127.0.0.1:8080 as an unprivileged user. The sandbox
+reads the same user data back (`settings_from` and `source_from`) and runs the source it carries, so what
+the sandbox serves is exactly what an instance would install.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import re
+import shlex
+from importlib import resources
+
+from .server import APP_PORT, Settings
+
+ENV_MARKER = "LABKIT_APP_ENV"
+SOURCE_MARKER = "LABKIT_APP_SOURCE"
+USER_DATA_LIMIT = 16384  # bytes, before base64 (EC2's limit)
+PACKAGES = "'pymysql>=1.1' 'boto3>=1.28'"
+
+SCRIPT = """\
+#!/bin/bash
+# labkit: install the lab's shop app (labkit.app.server) as a systemd service on 127.0.0.1:{port}.
+set -euo pipefail
+exec > >(tee -a /var/log/labkit-app-install.log) 2>&1
+dnf install -y -q python3-pip
+python3 -m pip install --quiet {packages}
+id labkit-app >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin labkit-app
+install -d -m 0755 /opt/labkit
+base64 -d <<'{source_marker}' | gunzip > /opt/labkit/shop_app.py
+{source}
+{source_marker}
+cat > /etc/labkit-app.env <<'{env_marker}'
+{env}
+{env_marker}
+cat > /etc/systemd/system/labkit-app.service <<'UNIT'
+[Unit]
+Description=labkit lab shop (web app on Aurora)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+EnvironmentFile=/etc/labkit-app.env
+ExecStart=/usr/bin/python3 /opt/labkit/shop_app.py
+User=labkit-app
+Restart=always
+RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now labkit-app.service
+"""
+
+
+def app_source() -> str:
+    """The app's source, as installed on the instance."""
+    return (resources.files("labkit.app") / "server.py").read_text(encoding="utf-8")
+
+
+def app_environment(settings: Settings) -> dict[str, str]:
+    return {
+        "LABKIT_APP_CLUSTER": settings.cluster,
+        "LABKIT_APP_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+        "LABKIT_APP_DATABASE": settings.database,
+        "LABKIT_APP_BIND": settings.bind,
+        "LABKIT_APP_PORT": str(settings.port),
+    }
+
+
+def render(settings: Settings) -> str:
+    """The user data script for an instance serving the app for `settings.cluster`."""
+    packed = base64.encodebytes(gzip.compress(app_source().encode("utf-8"), mtime=0)).decode("ascii").strip()
+    env = "\n".join(f"{key}={shlex.quote(value)}" for key, value in app_environment(settings).items())
+    script = SCRIPT.format(
+        port=settings.port, packages=PACKAGES, source=packed, source_marker=SOURCE_MARKER, env=env,
+        env_marker=ENV_MARKER,
+    )  # fmt: skip
+    if len(script.encode()) > USER_DATA_LIMIT:
+        raise ValueError(f"user data is {len(script.encode())} bytes, over EC2's {USER_DATA_LIMIT}")
+    return script
+
+
+def _block(user_data: str, marker: str) -> str | None:
+    found = re.search(rf"<<'{marker}'[^\n]*\n(.*?)\n{marker}\n", user_data, re.S)
+    return found.group(1) if found else None
+
+
+def settings_from(user_data: str) -> Settings | None:
+    """The app settings a user data script carries (None: the instance does not run the app)."""
+    block = _block(user_data, ENV_MARKER)
+    if block is None:
+        return None
+    env = {}
+    for line in block.splitlines():
+        key, _, value = line.partition("=")
+        env[key] = (shlex.split(value) or [""])[0]
+    return Settings(
+        cluster=env["LABKIT_APP_CLUSTER"], region=env["LABKIT_APP_REGION"],
+        database=env.get("LABKIT_APP_DATABASE", "shop"), bind=env.get("LABKIT_APP_BIND", "127.0.0.1"),
+        port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
+    )  # fmt: skip
+
+
+def source_from(user_data: str) -> str | None:
+    """The app source a user data script installs."""
+    block = _block(user_data, SOURCE_MARKER)
+    return gzip.decompress(base64.b64decode(block)).decode("utf-8") if block is not None else None

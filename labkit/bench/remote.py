@@ -1,0 +1,149 @@
+"""Send the harness to the lab's instance with SSM Run Command, run it there, and fetch the samples back.
+
+On AWS the database endpoints are private, so the benchmark's direct path (the database as an application in
+the VPC sees it, without the tunnel) runs on the EC2 instance: `AWS-RunShellScript` unpacks the harness,
+the workloads, onhost.py and the web app's module into a temporary folder and runs onhost.py with
+the instance's Python; the instance role reads the cluster's secret. The samples come back in the command's
+standard output, which Run Command cuts at 24,000 characters: hence the sample limit below.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+import time
+from importlib import resources
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..backend import Backend
+from ..errors import ConfigError, LabkitError
+from ..resources.database import DATABASE_NAME
+from ..tags import NODE_CLUSTER, resource_name
+from ..tunnel import TunnelTiming, resolve_target, wait_until_online
+from . import harness
+from .onhost import MARKER, unpack
+from .workloads import Workload
+
+DOCUMENT = "AWS-RunShellScript"
+MAX_SAMPLES = 2000  # per target, warm-up included: packed, they fit Run Command's output
+SHIPPED = {  # file on the instance -> (package, file in labkit)
+    "onhost.py": ("labkit.bench", "onhost.py"),
+    "harness.py": ("labkit.bench", "harness.py"),
+    "workloads.py": ("labkit.bench", "workloads.py"),
+    "shop_app.py": ("labkit.app", "server.py"),
+}
+FINISHED = ("Success", "Cancelled", "TimedOut", "Failed", "Cancelling")
+
+
+def check_size(schedule: harness.Schedule) -> None:
+    """Refuse, before any call, a run whose samples could not come back through Run Command."""
+    if schedule.count is not None and schedule.count + schedule.warmup * schedule.concurrency > MAX_SAMPLES:
+        raise ConfigError(
+            f"count={schedule.count} with the warm-up is more than the {MAX_SAMPLES} samples the direct path on AWS "
+            "can bring back through Run Command's output",
+            field="count",
+            fix=f"use count <= {MAX_SAMPLES - schedule.warmup * schedule.concurrency}, or path='tunnel'",
+        )
+
+
+def payload() -> str:
+    """The shipped files as a gzip'd tar, base64 (deterministic: same labkit, same text)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+        for name, (package, file) in SHIPPED.items():
+            data = (resources.files(package) / file).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            archive.addfile(info, io.BytesIO(data))
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def command(spec: dict[str, Any], python: str = "python3") -> str:
+    """The shell script Run Command executes on the instance."""
+    encoded = base64.b64encode(json.dumps(spec).encode()).decode()
+    return "\n".join(
+        [
+            "set -euo pipefail",
+            "work=$(mktemp -d)",
+            "trap 'rm -rf \"$work\"' EXIT",
+            f"echo '{payload()}' | base64 -d | tar -xz -C \"$work\"",
+            f'cd "$work" && {python} onhost.py {encoded}',
+        ]
+    )
+
+
+def spec_for(
+    target: str, chosen: Workload, schedule: harness.Schedule, seed: int, keys: int, config: Any, backend: Backend
+) -> dict[str, Any]:
+    far = resolve_target(target, config, backend)
+    return {
+        "cluster": resource_name(config.lab, config.learner, NODE_CLUSTER),
+        "region": config.region,
+        "database": DATABASE_NAME,
+        "host": far.host,
+        "port": far.port,
+        "instance_id": far.instance_id,
+        "workload": chosen.name,
+        "schedule": {k: getattr(schedule, k) for k in ("concurrency", "rate", "duration", "count", "warmup")},
+        "seed": seed,
+        "keys": keys,
+    }
+
+
+def run_on_instance(
+    spec: dict[str, Any], backend: Backend, timing: TunnelTiming | None = None
+) -> tuple[list[harness.Row], int, dict[str, Any]]:
+    """Run the spec on its instance; returns the harness rows, their start (0) and the instance's metadata."""
+    timing = timing or TunnelTiming.for_backend(backend)
+    instance_id = spec["instance_id"]
+    wait_until_online(backend, instance_id, timing)
+    ssm = backend.client("ssm")
+    budget = int((spec["schedule"]["duration"] or 60) + 300)
+    sent = ssm.send_command(
+        InstanceIds=[instance_id],
+        DocumentName=DOCUMENT,
+        Comment=f"labkit bench {spec['workload']} on {spec['host']}"[:100],
+        Parameters={"commands": [command({k: v for k, v in spec.items() if k != "instance_id"})],
+                    "executionTimeout": [str(budget)]},
+        TimeoutSeconds=60,
+    )  # fmt: skip
+    command_id = sent["Command"]["CommandId"]
+    reply = _wait_for(ssm, command_id, instance_id, budget + 60, timing.first_delay)
+    if reply["Status"] != "Success":
+        detail = (reply.get("StandardErrorContent") or "").strip().splitlines()[-3:]
+        raise LabkitError(
+            f"the benchmark on {instance_id} ended {reply['Status']}: {' | '.join(detail) or 'no error output'}",
+            field="path",
+            fix="check the instance has the web app installed (user data) and labkit.web_app() works, or use path='tunnel'",
+        )
+    for line in (reply.get("StandardOutputContent") or "").splitlines():
+        if line.startswith(MARKER):
+            return unpack(line[len(MARKER) :])
+    raise LabkitError(
+        f"the benchmark on {instance_id} printed no samples",
+        field="path",
+        fix="run fewer requests: Run Command cuts its output at 24,000 characters",
+    )
+
+
+def _wait_for(ssm: Any, command_id: str, instance_id: str, timeout: float, delay: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+            if reply["Status"] in FINISHED:
+                return reply
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "InvocationDoesNotExist":  # not registered yet, right after sending
+                raise
+        if time.monotonic() > deadline:
+            raise LabkitError(
+                f"the benchmark on {instance_id} did not finish within {timeout:.0f} s",
+                field="duration",
+                fix="use a shorter duration or a smaller count",
+            )
+        time.sleep(delay)

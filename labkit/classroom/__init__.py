@@ -1,0 +1,16 @@
+"""The instructor's side: every learner's lab at a glance, a safe reset, and a quota check before class.
+
+- `class_status()`: each learner's lab resources across regions with state, age and cost per hour;
+- `class_reset()`: a dry run by default; with `yes=True`, deletes the chosen learners' labs (and only
+  resources tagged with that lab and learner) in dependency order, then verifies and writes a report;
+- `class_check(n)`: do n labs fit in the account's quotas, and what to change when they do not.
+"""
+
+from __future__ import annotations
+
+from .quotas import QuotaReport, class_check
+from .reset import ResetReport, class_reset
+from .scan import parse_age
+from .status import ClassStatus, class_status
+
+__all__ = ["ClassStatus", "QuotaReport", "ResetReport", "class_check", "class_reset", "class_status", "parse_age"]

@@ -1,0 +1,142 @@
+"""The web app in a real sandbox: run from the instance's user data, reached through a Session Manager tunnel,
+writing to the writer and reading from the reader, blocked by a revoked security-group rule, stopped and
+started with its instance."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import sandbox_lab
+
+from labkit.app.client import web_app
+from labkit.errors import ConfigError, LabkitError
+from labkit.sandbox.state import read_state
+from labkit.schema import create_schema
+from labkit.security import can_reach, revoke_rules
+from labkit.sql import close_engines, sql
+from labkit.tunnel import close_all
+from labkit.tunnel.target import running_instance
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab(sandbox_home):
+    config, backend = sandbox_lab("webapp", "ada")
+    create_schema(config=config, backend=backend)
+    yield config, backend
+    close_engines()
+    close_all()
+
+
+@pytest.fixture
+def app(lab):
+    config, backend = lab
+    opened = web_app(config, backend)
+    yield opened
+    opened.close()
+
+
+def test_health_through_the_tunnel_sees_a_writer_and_a_read_only_reader(app):
+    health = app.health().set_index("endpoint")
+    assert health.loc["writer", "ok"] and health.loc["reader", "ok"]
+    assert not health.loc["writer", "read_only"] and health.loc["reader", "read_only"]
+    assert app.url.startswith("http://127.0.0.1:")
+
+
+def test_an_order_added_through_the_app_is_on_the_reader_exactly_as_typed(lab, app):
+    config, backend = lab
+    hostile = "Robert'); DROP TABLE orders; -- <b>"
+    order_id = app.add_order(hostile, product_id=5, quantity=3)
+    deadline = time.monotonic() + 5
+    while True:
+        rows = sql("SELECT customer, product_id, quantity FROM orders WHERE id = :id", on="reader",
+                   params={"id": order_id}, config=config, backend=backend)  # fmt: skip
+        if len(rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert rows.to_dict("records") == [{"customer": hostile, "product_id": 5, "quantity": 3}]
+    status, _, page = app.request("GET", f"/?added={order_id}")
+    assert status == 200 and "Robert&#x27;); DROP TABLE orders; -- &lt;b&gt;" in page
+
+
+def test_the_app_refuses_bad_input_with_the_field_named(app):
+    with pytest.raises(ConfigError) as refused:
+        app.add_order("Ada", product_id=1, quantity=1000)
+    assert refused.value.field == "quantity"
+    with pytest.raises(ConfigError) as unknown:
+        app.add_order("Ada", product_id=9999, quantity=1)
+    assert unknown.value.field == "product_id" and "does not exist" in str(unknown.value)
+
+
+def test_a_revoked_database_rule_shows_up_as_a_failing_health_until_fixed(lab, app):
+    config, backend = lab
+    revoke_rules(config, "sg-db", 3306, backend=backend)
+    try:
+        health = app.health().set_index("endpoint")
+        assert not health.loc["writer", "ok"] and not health.loc["reader", "ok"]
+        assert "sg-db" in health.loc["writer", "error"] or "3306" in health.loc["writer", "error"]
+        status, _, _ = app.request("GET", "/health")
+        assert status == 503
+    finally:
+        verdict = can_reach("instance", "writer", 3306, config, backend)
+        for fix in verdict.fixes[:1]:
+            fix.apply(backend)
+    assert app.health()["ok"].all()
+
+
+def _app_state(instance_id: str, want_running: bool, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app = (read_state().apps or {}).get(instance_id)
+        if (app is not None and app["status"] == "running") == want_running:
+            return app or {}
+        time.sleep(0.05)
+    raise AssertionError(f"the app of {instance_id} did not become {'running' if want_running else 'stopped'}")
+
+
+def test_the_app_stops_and_starts_with_its_instance(lab):
+    config, backend = lab
+    instance_id = running_instance(backend, config=config)
+    before = _app_state(instance_id, True)
+    ec2 = backend.client("ec2")
+    ec2.stop_instances(InstanceIds=[instance_id])
+    _app_state(instance_id, False)
+    with pytest.raises(LabkitError):  # no tunnel to a stopped instance
+        web_app(config, backend, timeout=2)
+    ec2.start_instances(InstanceIds=[instance_id])
+    after = _app_state(instance_id, True)
+    assert after["pid"] != before["pid"]
+    with web_app(config, backend) as again:
+        assert again.health()["ok"].all()
+
+
+def test_cli_tunnel_app_prints_the_link_and_the_page_answers_through_it(lab):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    config, _ = lab
+    labkit = Path(sys.executable).with_name("labkit")
+    held = subprocess.Popen(
+        [str(labkit), "tunnel", "app", "--lab", config.lab, "--learner", config.learner],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in held.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        link = re.search(r"open (http://127\.0\.0\.1:\d+/) in your browser", "".join(lines))
+        assert link, "".join(lines)
+        assert "port 8080 on the instance" in "".join(lines)
+        with urllib.request.urlopen(link.group(1), timeout=15) as page:
+            assert page.status == 200 and b"Lab shop" in page.read()
+    finally:
+        held.send_signal(signal.SIGINT)
+        assert held.wait(30) == 0

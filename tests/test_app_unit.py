@@ -1,0 +1,294 @@
+"""The web app without a sandbox: pages, validation, escaping, bound parameters, the form token, health on
+a dead database; its user data; and the instance role's policy that lets it read its own cluster only."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import json
+import logging
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from labkit.app import server
+from labkit.app.server import Cluster, Database, NotReady, Settings, ShopApp, render_page, validate
+from labkit.app.userdata import USER_DATA_LIMIT, app_source, render, settings_from, source_from
+
+SETTINGS = Settings(cluster="lab-me-cluster", region="us-east-1")
+PASSWORD = "pw-Never-Shown-42"
+ORDERS = [(7, "2026-01-05 09:00:00", "Grace", "Blue Mug", 2)]
+PRODUCTS = [(1, "Red Mug"), (2, "Blue Mug")]
+
+
+class RecordingDb(Database):
+    """The app's Database with the network replaced by a recorder (SQL text and parameters kept apart)."""
+
+    def __init__(self, fail: BaseException | None = None, orders: list[Any] | None = None) -> None:
+        super().__init__(SETTINGS, discover=lambda s: Cluster("w.example", "r.example", 3306, "admin", PASSWORD))
+        self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
+        self.fail = fail
+        self.orders = ORDERS if orders is None else orders
+
+    def query(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        self.calls.append((role, statement, params))
+        if self.fail:
+            raise self.fail
+        if statement == server.ORDERS_SQL:
+            return self.orders
+        if statement == server.PRODUCTS_SQL:
+            return PRODUCTS
+        return [(1 if role == "reader" else 0,)]
+
+    def execute(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> int:
+        self.calls.append((role, statement, params))
+        if self.fail:
+            raise self.fail
+        return 42
+
+
+def call(app: ShopApp, method: str, path: str, form: dict[str, Any] | None = None, **environ: str):
+    body = urlencode(form).encode() if form is not None else b""
+    env = {"REQUEST_METHOD": method, "PATH_INFO": path.split("?")[0], "QUERY_STRING": path.partition("?")[2],
+           "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "HTTP_HOST": "127.0.0.1:8080", **environ}  # fmt: skip
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    text = b"".join(app(env, start_response)).decode()
+    return int(seen["status"].split()[0]), seen["headers"], text
+
+
+def order_form(app: ShopApp, **fields: Any) -> dict[str, Any]:
+    return {"token": app.token, "customer": "Ada", "product_id": "2", "quantity": "3", **fields}
+
+
+def test_page_lists_orders_from_the_reader_and_carries_security_headers():
+    db = RecordingDb()
+    status, headers, page = call(ShopApp(db), "GET", "/")
+    assert status == 200 and "Grace" in page and "Blue Mug" in page
+    assert {role for role, _, _ in db.calls} == {"reader"}, "the page reads through the reader endpoint only"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert PASSWORD not in page
+
+
+def test_a_valid_order_is_written_to_the_writer_with_bound_parameters_and_redirects():
+    db = RecordingDb()
+    app = ShopApp(db)
+    hostile = "Robert'); DROP TABLE orders; --"
+    status, headers, _ = call(app, "POST", "/orders", order_form(app, customer=hostile))
+    assert status == 303 and headers["Location"] == "/?added=42"
+    role, statement, params = db.calls[-1]
+    assert role == "writer" and statement == server.INSERT_SQL
+    assert params == (2, hostile, 3), "user input travels as parameters"
+    assert hostile not in statement and statement.count("%s") == 3
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"customer": ""}, "customer"),
+        ({"customer": "   "}, "customer"),
+        ({"customer": "x" * 81}, "customer"),
+        ({"customer": "bell\x07"}, "customer"),
+        ({"product_id": "abc"}, "product_id"),
+        ({"product_id": "0"}, "product_id"),
+        ({"quantity": "0"}, "quantity"),
+        ({"quantity": "101"}, "quantity"),
+        ({"quantity": "-1"}, "quantity"),
+        ({"quantity": "1e3"}, "quantity"),
+        ({"quantity": "٣"}, "quantity"),  # a non-ASCII digit is not a quantity
+    ],
+)
+def test_bad_fields_are_refused_with_a_message_and_nothing_is_written(fields, field):
+    db = RecordingDb()
+    app = ShopApp(db)
+    status, _, page = call(app, "POST", "/orders", order_form(app, **fields))
+    assert status == 400 and f'id="{field}-error"' in page
+    assert all(role != "writer" for role, _, _ in db.calls)
+
+
+def test_validate_normalises_whitespace_and_accepts_the_limits():
+    order, errors = validate({"customer": "  Ada   Lovelace ", "product_id": "1", "quantity": "100"})
+    assert not errors and order == server.Order(1, "Ada Lovelace", 100)
+    assert validate({"customer": "x" * 80, "product_id": "9", "quantity": "1"})[0] is not None
+
+
+def test_every_value_on_the_page_is_escaped():
+    script = "<script>alert('x')</script>"
+    page = render_page(
+        [(1, "t", script, script, 1)], [(1, script)], "tok\"en", errors={"customer": script},
+        values={"customer": script, "quantity": '"><b>'}, notice=script, problem=script,
+    )  # fmt: skip
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert 'value="tok&quot;en"' in page and '"><b>' not in page
+
+
+def test_a_refused_order_is_shown_again_escaped():
+    app = ShopApp(RecordingDb())
+    status, _, page = call(app, "POST", "/orders", order_form(app, customer="<img src=x>", quantity="500"))
+    assert status == 400 and "&lt;img src=x&gt;" in page and "<img src=x>" not in page
+
+
+def test_the_form_needs_the_token_and_a_same_origin_post():
+    db = RecordingDb()
+    app = ShopApp(db)
+    assert call(app, "POST", "/orders", order_form(app, token="forged"))[0] == 403
+    assert call(app, "POST", "/orders", order_form(app), HTTP_ORIGIN="http://evil.example")[0] == 403
+    assert call(app, "POST", "/orders", order_form(app), HTTP_ORIGIN="http://127.0.0.1:8080")[0] == 303
+    assert [role for role, _, _ in db.calls].count("writer") == 1
+
+
+def test_methods_paths_and_sizes():
+    app = ShopApp(RecordingDb())
+    assert call(app, "GET", "/nowhere")[0] == 404
+    status, headers, _ = call(app, "GET", "/orders")
+    assert status == 405 and headers["Allow"] == "POST"
+    assert call(app, "POST", "/", {})[0] == 405
+    big = {"token": app.token, "customer": "x" * 9000}
+    assert call(app, "POST", "/orders", big)[0] == 413
+
+
+def test_an_unknown_product_is_a_field_error_not_a_crash():
+    import pymysql
+
+    fk = pymysql.err.IntegrityError(1452, "Cannot add or update a child row: a foreign key constraint fails")
+    app = ShopApp(RecordingDb(fail=fk))
+    app.db.query = lambda *a, **k: PRODUCTS if a[1] == server.PRODUCTS_SQL else ORDERS  # reads still work
+    status, _, page = call(app, "POST", "/orders", order_form(app, product_id="999"))
+    assert status == 400 and "That product does not exist." in page
+
+
+def test_added_order_notice_says_whether_the_reader_has_it_yet():
+    app = ShopApp(RecordingDb())
+    assert "now visible on the reader" in call(app, "GET", "/?added=7")[2]
+    assert "does not show it yet" in call(app, "GET", "/?added=8")[2]
+
+
+def test_missing_tables_say_how_to_create_them():
+    import pymysql
+
+    app = ShopApp(RecordingDb(fail=pymysql.err.ProgrammingError(1146, "Table 'shop.orders' doesn't exist")))
+    status, _, page = call(app, "GET", "/")
+    assert status == 503 and "create_schema()" in page
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_health_on_a_dead_database_reports_both_down_without_the_password(caplog):
+    port = _closed_port()  # nothing listens: the real PyMySQL connect fails
+    db = Database(SETTINGS, discover=lambda s: Cluster("127.0.0.1", "127.0.0.1", port, "admin", PASSWORD))
+    caplog.set_level(logging.DEBUG)
+    status, _, body = call(ShopApp(db), "GET", "/health")
+    report = json.loads(body)
+    assert status == 503 and report["writer"]["ok"] is False and report["reader"]["ok"] is False
+    assert "2003" in report["writer"]["error"]  # MySQL's "can't connect" error
+    assert PASSWORD not in body and PASSWORD not in caplog.text
+
+
+def test_health_when_the_cluster_cannot_be_looked_up_yet():
+    def missing(settings: Settings) -> Cluster:
+        raise RuntimeError("DBClusterNotFoundFault: lab-me-cluster not found")
+
+    db = Database(SETTINGS, discover=missing)
+    status, _, body = call(ShopApp(db), "GET", "/health")
+    assert status == 503 and "DBClusterNotFoundFault" in json.loads(body)["writer"]["error"]
+    with pytest.raises(NotReady):  # within the retry pause it does not ask AWS again
+        db.cluster()
+
+
+def test_health_is_ok_when_both_answer_and_says_which_is_read_only():
+    status, _, body = call(ShopApp(RecordingDb()), "GET", "/health")
+    report = json.loads(body)
+    assert status == 200 and report["writer"]["read_only"] is False and report["reader"]["read_only"] is True
+
+
+def test_cluster_repr_hides_the_password():
+    assert PASSWORD not in repr(Cluster("w", "r", 3306, "admin", PASSWORD))
+
+
+# ----- user data -----
+
+
+def test_user_data_carries_the_app_and_its_settings_and_is_valid_bash(tmp_path: Path):
+    script = render(SETTINGS)
+    assert len(script.encode()) <= USER_DATA_LIMIT
+    assert source_from(script) == app_source()
+    assert settings_from(script) == SETTINGS
+    (tmp_path / "user-data.sh").write_text(script)
+    assert subprocess.run(["bash", "-n", str(tmp_path / "user-data.sh")], capture_output=True).returncode == 0
+    assert "LABKIT_APP_BIND=127.0.0.1" in script, "the app listens on the instance only: no inbound rule needed"
+    assert "User=labkit-app" in script and "NoNewPrivileges=yes" in script
+    assert PASSWORD not in script and "password" not in script.lower()
+
+
+def test_settings_from_other_user_data_is_none():
+    assert settings_from("#!/bin/bash\necho hello\n") is None
+    assert source_from("#!/bin/bash\n") is None
+
+
+def test_the_app_runs_on_amazon_linux_python_3_9():
+    ast.parse(app_source(), feature_version=(3, 9))
+    imports = {
+        node.names[0].name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "").split(".")[0]
+        for node in ast.walk(ast.parse(app_source()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+    assert "labkit" not in imports, "the file is copied alone onto the instance"
+    assert imports - {"__future__", "hmac", "html", "json", "logging", "os", "secrets", "socket", "socketserver",
+                      "sys", "threading", "time", "collections", "dataclasses", "typing", "urllib", "wsgiref",
+                      "boto3", "pymysql"} == set()  # fmt: skip
+
+
+# ----- provisioning: user data on the instance, the app's policy on the role -----
+
+
+def test_the_instance_gets_the_app_user_data_and_the_role_a_scoped_policy(strict_backend):
+    from labkit.apply import apply
+    from labkit.config import LabConfig
+    from labkit.resources.iam import APP_POLICY_NAME
+    from labkit.tags import NODE_CLUSTER, NODE_IAM_ROLE, resource_name
+    from labkit.tunnel.target import running_instance
+
+    config = LabConfig()
+    apply(config, strict_backend, stream=io.StringIO())
+    instance = running_instance(strict_backend, config=config)
+    reply = strict_backend.client("ec2").describe_instance_attribute(InstanceId=instance, Attribute="userData")
+    settings = settings_from(base64.b64decode(reply["UserData"]["Value"]).decode())
+    assert settings is not None and settings.cluster == resource_name(config.lab, config.learner, NODE_CLUSTER)
+
+    role = resource_name(config.lab, config.learner, NODE_IAM_ROLE)
+    document = strict_backend.client("iam").get_role_policy(RoleName=role, PolicyName=APP_POLICY_NAME)
+    statements = {s["Sid"]: s for s in document["PolicyDocument"]["Statement"]}
+    cluster_arn = statements["DescribeTheLabCluster"]["Resource"]
+    assert cluster_arn.endswith(f":cluster:{settings.cluster}") and "*" not in cluster_arn
+    secret = statements["ReadTheLabClusterSecret"]
+    assert secret["Action"] == "secretsmanager:GetSecretValue" and ":secret:rds!cluster-" in secret["Resource"]
+    assert secret["Condition"] == {"StringEquals": {"aws:ResourceTag/aws:rds:primaryDBClusterArn": cluster_arn}}
+
+
+def test_a_lost_app_policy_is_put_back_by_a_rerun(strict_backend):
+    from labkit.apply import apply
+    from labkit.config import LabConfig
+    from labkit.resources.iam import APP_POLICY_NAME
+    from labkit.tags import NODE_IAM_ROLE, resource_name
+
+    config = LabConfig()
+    apply(config, strict_backend, stream=io.StringIO(), only="compute")
+    role = resource_name(config.lab, config.learner, NODE_IAM_ROLE)
+    iam = strict_backend.client("iam")
+    iam.delete_role_policy(RoleName=role, PolicyName=APP_POLICY_NAME)
+    result = apply(config, strict_backend, stream=io.StringIO(), only="compute")
+    assert APP_POLICY_NAME in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    assert result.completed == [NODE_IAM_ROLE] and not result.created

@@ -1,0 +1,434 @@
+"""The least-privilege policies in policies/: enough for the whole workbook, nothing labkit never uses.
+
+1. An enforced run: in-process moto with IAM enforcement on, an IAM user holding only the learner policy
+   plans, builds (stage by stage, as the notebooks do), inspects and breaks-and-fixes the security groups,
+   diagnoses SSM readiness, reads the SQL credentials, destroys and verifies the lab; an action outside
+   the policy is denied.
+2. Coverage: every action that run needed (recorded by labkit.actions) is granted, every granted action
+   was needed (or is on a short, commented list of actions moto cannot exercise), and every AWS operation
+   named anywhere in the learner's code paths is granted.
+
+What moto cannot check (FACTS.md): its enforcement compares action names only. It denies any statement
+scoped to resource ARNs, ignores iam:PassRole, and evaluates conditions against request values it does
+not have; it also names the Resource Groups Tagging API `tagging:`, where AWS uses `tag:`. The enforced
+run therefore uses a copy of each policy with every Resource "*" and no Condition. Resource ARNs, tag
+conditions, iam:PassedToService, iam:PolicyARN and the authorization AWS does on the caller's behalf
+(ec2:CreateTags and rds:AddTagsToResource for tags on create, iam:PassRole, the RDS service-linked role,
+the managed master-password secret) are checked only by reading the policy (see policies/README.md)
+and on a real account.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore import xform_name
+from botocore.exceptions import ClientError
+from conftest import InProcessBackend
+
+from labkit.actions import ActionRecorder, iam_action, implied_actions, policy_actions, record_actions
+from labkit.backend import FAKE_CREDENTIALS, Backend
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICIES = ROOT / "policies"
+REGION = "us-east-1"
+MANAGED_POLICY_LIMIT = 6144  # characters, whitespace excluded: AWS's limit for a customer managed policy
+
+# Actions the learner policy grants that the in-process run cannot reach. Each must still be named in
+# the learner's code (checked below), and must leave this list once a recorded run reaches it.
+NOT_RECORDED_ON_MOTO = {
+    # labkit.tunnel (notebook 04): moto does not implement these SSM calls (in-process they raise
+    # NotImplementedError); the sandbox answers them in its own control plane, on AWS they open the
+    # port forward, wait for the agent, and end the session.
+    "ssm:StartSession": "labkit/tunnel/session.py",
+    "ssm:TerminateSession": "labkit/tunnel/session.py",
+    "ssm:DescribeInstanceInformation": "labkit/tunnel/session.py",
+    # the benchmark's direct path on AWS runs the harness on the instance with Run Command;
+    # tests/test_bench_remote.py runs the command it sends, with a stand-in agent.
+    "ssm:SendCommand": "labkit/bench/remote.py",
+    "ssm:GetCommandInvocation": "labkit/bench/remote.py",
+    # labkit.failover (notebook 05) probes live databases through the endpoints while it fails over;
+    # tests/test_bench_sandbox.py runs it on the real sandbox.
+    "rds:FailoverDBCluster": "labkit/bench/failover.py",
+    # labkit.cost asks the Pricing API only on the aws backend (the sandbox prices from its table), and
+    # moto does not implement it.
+    "pricing:GetProducts": "labkit/cost.py",
+    # destroy deletes detached lab-tagged network interfaces (AWS can leave one after an instance goes);
+    # moto removes an instance's interfaces with it, so a clean run finds none.
+    "ec2:DeleteNetworkInterface": "labkit/resources/compute.py",
+    # RouteTable.converge repairs a default route that points somewhere else; a clean run never meets one.
+    "ec2:ReplaceRoute": "labkit/resources/network.py",
+}
+
+# Operations the security views only *suggest* (Fix objects a learner may read, or run by hand); the
+# workbook applies none of them, so the learner policy does not grant them. They may appear only here.
+FIX_SUGGESTION_MODULES = {"labkit/security/lint.py", "labkit/security/paths.py", "labkit/security/routes.py"}
+FIX_SUGGESTIONS = {
+    "ec2:AllocateAddress",  # give an instance a public address
+    "ec2:AssociateAddress",
+    "ec2:CreateNetworkAclEntry",  # open a network ACL
+    "ec2:ReplaceNetworkAclEntry",
+    "ec2:CreateVpcPeeringConnection",  # connect two VPCs
+    "ec2:ModifyInstanceMetadataOptions",  # require IMDSv2 on an instance labkit did not make
+    "rds:ModifyDBInstance",  # make a public DB instance private
+}
+
+# Code that never runs with the learner's credentials, so the learner policy need not cover it.
+NOT_LEARNER_CODE = {
+    "labkit/sandbox": "the local control plane: moto and MariaDB with fake credentials, never an account",
+    "labkit/app": "the web app on the instance: it runs with the instance role and its inline policy",
+    "labkit/classroom": "the instructor's class view and reset: covered by the instructor policy",
+}
+
+# The instructor policy is attached together with the learner policy: `labkit run-notebooks` is the
+# learner's workbook, and `labkit class reset` deletes through labkit.apply.destroy, i.e. with the learner's
+# tag-scoped deletes, which hold for every learner. It adds exactly what labkit/classroom calls beyond them.
+
+SERVICES = (
+    "ec2",
+    "rds",
+    "iam",
+    "ssm",
+    "secretsmanager",
+    "sts",
+    "resourcegroupstaggingapi",
+    "pricing",
+    "service-quotas",
+)
+
+
+# ----- policies -----
+
+
+def load_policy(name: str) -> dict[str, Any]:
+    return json.loads((POLICIES / name).read_text())
+
+
+def moto_compatible(document: dict[str, Any]) -> dict[str, Any]:
+    """The copy moto can enforce: every Resource "*", no Condition, `tag:` spelled `tagging:`."""
+    derived = copy.deepcopy(document)
+    for statement in derived["Statement"]:
+        statement["Resource"] = "*"
+        statement.pop("Condition", None)
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        statement["Action"] = [re.sub(r"^tag:", "tagging:", action) for action in actions]
+    return derived
+
+
+def _sorted(actions: set[str]) -> str:
+    return "\n  ".join(sorted(actions)) or "(none)"
+
+
+# ----- operations named in the code -----
+
+
+def _operations() -> dict[str, set[str]]:
+    """snake_case operation name -> the IAM actions it may mean (list_tags_for_resource is in several services)."""
+    session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+    names: dict[str, set[str]] = {}
+    for service in SERVICES:
+        for operation in session._session.get_service_model(service).operation_names:
+            names.setdefault(xform_name(operation), set()).add(iam_action(service, operation))
+    return names
+
+
+def code_actions(scope: str = "labkit", skip: tuple[str, ...] = ()) -> dict[str, set[str]]:
+    """Every AWS operation named in the code (calls, paginator and ApiCall strings): IAM action -> files.
+
+    A name several services share (list_tags_for_resource) counts for the services the file names in quotes
+    (client("rds")), or for all of them when it names none.
+    """
+    operations = _operations()
+    words = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / scope).rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if any(relative.startswith(prefix + "/") for prefix in skip):
+            continue
+        text = path.read_text()
+        prefixes = {iam_action(service, "").rstrip(":") for service in SERVICES if f'"{service}"' in text}
+        for word in set(words.findall(text)) & operations.keys():
+            actions = {a for a in operations[word] if a.split(":")[0] in prefixes} or operations[word]
+            for action in actions:
+                found.setdefault(action, set()).add(relative)
+    return found
+
+
+def waiter_actions() -> set[str]:
+    """Waiters labkit uses (ctx.wait(service, name)) poll one describe operation each."""
+    session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+    calls = re.compile(r'wait\(\s*"(\w+)",\s*"(\w+)"')
+    actions = set()
+    for path in (ROOT / "labkit").rglob("*.py"):
+        for service, waiter in calls.findall(path.read_text()):
+            client = session.client(service)
+            actions.add(iam_action(service, client.get_waiter(waiter).config.operation))
+    return actions
+
+
+# ----- the enforced run -----
+
+
+def learner_user(document: dict[str, Any], user: str = "learner-ana") -> Backend:
+    """As the account's (un-enforced) admin: a user holding only `document`, and a backend with its keys."""
+    iam = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS).client("iam")
+    iam.create_user(UserName=user)
+    arn = iam.create_policy(PolicyName=f"{user}-policy", PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    credentials = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    return InProcessBackend.make(REGION, credentials)
+
+
+@dataclass
+class EnforcedRun:
+    recorder: ActionRecorder
+    error: BaseException | None
+    remaining_rows: int
+    denied: dict[str, str]  # action outside the policy -> how it was refused ("" when it was allowed)
+
+
+def _workbook(config: Any, backend: Backend) -> int:
+    """What the notebooks do with AWS, in their order; returns how many resources verify still finds."""
+    import labkit
+    from labkit.cost import running_cost
+    from labkit.tunnel.readiness import diagnose
+    from labkit.tunnel.target import running_instance
+
+    quiet = io.StringIO()
+    labkit.plan(config, backend)  # 00
+    for stage in ("network", "database", "compute"):  # 01, 02, 03: each stage re-reads the earlier ones
+        labkit.apply(config, backend, only=stage, stream=quiet)
+    labkit.security_groups(config, backend)  # 01: rules as tables, the lint
+    labkit.lint(config, backend)
+    labkit.revoke_rules(config, group="sg-db", port=3306, backend=backend)  # 03: break ...
+    verdict = labkit.can_reach("instance", "writer", 3306, config, backend=backend)
+    assert not verdict.reachable, verdict
+    verdict.fixes[0].apply(backend)  # ... and fix
+    assert labkit.can_reach("instance", "writer", 3306, config, backend=backend).reachable
+    labkit.apply(config, backend, stream=quiet)  # a rerun after a kernel restart: nothing to create
+    readiness = diagnose(backend, running_instance(backend, config=config))  # 04: before the tunnel
+    assert readiness.ready, readiness
+    labkit.credentials(config, backend)  # 04: the SQL engines' login
+    labkit.endpoints(config, backend)
+    labkit.status(config, backend)  # 02, 06: what exists
+    running_cost(config, backend)  # 00, 90: what the lab costs per hour
+    labkit.destroy(config, backend, stream=quiet)  # 06
+    return len(labkit.verify(config, backend))
+
+
+def _denied(backend: Backend) -> dict[str, str]:
+    """Calls outside the learner policy, made with the learner's keys: each must be refused."""
+    attempts = {
+        "iam:CreateUser": lambda: backend.client("iam").create_user(UserName="escalate"),
+        "ec2:AllocateAddress": lambda: backend.client("ec2").allocate_address(Domain="vpc"),
+        "secretsmanager:DeleteSecret": lambda: backend.client("secretsmanager").delete_secret(SecretId="anything"),
+    }
+    refusals = {}
+    for action, attempt in attempts.items():
+        try:
+            attempt()
+            refusals[action] = ""
+        except ClientError as exc:
+            status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+            refusals[action] = f"{status} {exc.response['Error'].get('Message', '')}"
+    return refusals
+
+
+@pytest.fixture(scope="module")
+def enforced_run(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnforcedRun]:
+    """The whole workbook once, as a user holding only the (moto-compatible) learner policy, recorded."""
+    from moto import mock_aws
+    from moto.core import enable_iam_authentication
+
+    from labkit.config import LabConfig
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LABKIT_HOME", str(tmp_path_factory.mktemp("labkit-home")))
+    # Every optional part on, so its calls are exercised: a key pair, SSH from one address, deletion
+    # protection (which destroy turns off first).
+    config = LabConfig(lab="least", learner="ana", key_pair=True, ssh_cidr="203.0.113.7/32", deletion_protection=True)
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        backend = learner_user(moto_compatible(load_policy("learner-policy.json")))
+        error, remaining, denied = None, -1, {}
+        with enable_iam_authentication():
+            with record_actions(backend) as recorder:
+                try:
+                    remaining = _workbook(config, backend)
+                except Exception as exc:  # reported by the tests below, with the actions it needed
+                    error = exc
+            denied = _denied(backend)
+    patch.undo()
+    yield EnforcedRun(recorder, error, remaining, denied)
+
+
+def test_the_whole_workbook_runs_with_only_the_learner_policy(enforced_run: EnforcedRun) -> None:
+    assert enforced_run.error is None, f"the run failed under the learner policy: {enforced_run.error!r}"
+    assert enforced_run.remaining_rows == 0, "destroy left lab resources behind"
+
+
+def test_an_action_outside_the_learner_policy_is_denied(enforced_run: EnforcedRun) -> None:
+    # HTTP 403 naming the action; moto's error body for JSON services (Secrets Manager) is XML that botocore
+    # cannot parse, so its code reads "403" there, but the message is the same.
+    assert enforced_run.denied, "nothing was tried"
+    for action, refusal in enforced_run.denied.items():
+        assert refusal.startswith("403 ") and f"not authorized to perform: {action}" in refusal, (
+            f"{action}: {refusal!r}"
+        )
+
+
+def test_the_run_recorded_what_it_needed(enforced_run: EnforcedRun) -> None:
+    """The recording is not empty or one-sided: the run called every service of the lab, and AWS's implied checks."""
+    called = enforced_run.recorder.called
+    assert {action.split(":")[0] for action in called} >= {"ec2", "rds", "iam", "ssm", "secretsmanager", "sts"}
+    assert {"ec2:RunInstances", "rds:CreateDBCluster", "iam:PutRolePolicy", "secretsmanager:GetSecretValue"} <= called
+    assert {"iam:PassRole", "ec2:CreateTags", "rds:AddTagsToResource"} <= enforced_run.recorder.implied
+
+
+def test_the_learner_policy_grants_every_action_the_run_needed(enforced_run: EnforcedRun) -> None:
+    missing = enforced_run.recorder.actions - policy_actions(load_policy("learner-policy.json"))
+    assert not missing, f"add to policies/learner-policy.json:\n  {_sorted(missing)}"
+
+
+def test_the_learner_policy_grants_nothing_the_workbook_never_uses(enforced_run: EnforcedRun) -> None:
+    assert enforced_run.error is None, "only a complete run shows what is unused"
+    granted = policy_actions(load_policy("learner-policy.json"))
+    unused = granted - enforced_run.recorder.actions - NOT_RECORDED_ON_MOTO.keys()
+    assert not unused, f"granted but never used; remove from policies/learner-policy.json:\n  {_sorted(unused)}"
+    reached = NOT_RECORDED_ON_MOTO.keys() & enforced_run.recorder.actions
+    assert not reached, f"the run now reaches these; take them off NOT_RECORDED_ON_MOTO:\n  {_sorted(reached)}"
+
+
+def test_every_operation_in_the_learner_code_is_granted() -> None:
+    """Cross-check from the source: calls the run cannot reach (a failover, a tunnel) are covered too."""
+    granted = policy_actions(load_policy("learner-policy.json"))
+    missing = {
+        action: ", ".join(sorted(files))
+        for action, files in code_actions(skip=tuple(NOT_LEARNER_CODE)).items()
+        if action not in granted and not (action in FIX_SUGGESTIONS and files <= FIX_SUGGESTION_MODULES)
+    }
+    missing.update({action: "a waiter" for action in waiter_actions() - granted})
+    assert not missing, "grant in policies/learner-policy.json:\n  " + "\n  ".join(
+        f"{action} ({where})" for action, where in sorted(missing.items())
+    )
+
+
+def test_the_allow_lists_name_real_code() -> None:
+    """NOT_RECORDED_ON_MOTO and FIX_SUGGESTIONS hold only operations the code names, where they say."""
+    named = code_actions(skip=tuple(NOT_LEARNER_CODE))
+    for action, where in NOT_RECORDED_ON_MOTO.items():
+        assert where in named.get(action, set()), f"{action} is not called in {where}"
+    for action in FIX_SUGGESTIONS:
+        assert named.get(action), f"{action} is suggested nowhere: drop it from FIX_SUGGESTIONS"
+        outside = named[action] - FIX_SUGGESTION_MODULES
+        assert not outside, f"{action} is called in {outside}: grant it instead of listing it as a suggestion"
+
+
+def test_policy_documents_are_well_formed_and_fit_a_managed_policy() -> None:
+    for name in ("learner-policy.json", "instructor-policy.json"):
+        document = load_policy(name)
+        assert document["Version"] == "2012-10-17"
+        sids = [s["Sid"] for s in document["Statement"]]
+        assert len(sids) == len(set(sids)), f"{name}: duplicate Sid"
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow" and statement["Resource"], statement["Sid"]
+            actions = statement["Action"]
+            assert all("*" not in action for action in actions), f"{name} {statement['Sid']}: no wildcards"
+            assert actions == sorted(actions), f"{name} {statement['Sid']}: keep actions sorted"
+        size = len(json.dumps(document, separators=(",", ":")))
+        assert size <= MANAGED_POLICY_LIMIT, (
+            f"{name} is {size} characters; a managed policy holds {MANAGED_POLICY_LIMIT}"
+        )
+
+
+def test_the_learner_policy_is_scoped_for_a_real_account() -> None:
+    """What moto cannot enforce, read from the document: IAM only under /labkit/, PassRole only to EC2,
+    changes only to lab-tagged resources, tags only at creation."""
+    statements = {s["Sid"]: s for s in load_policy("learner-policy.json")["Statement"]}
+    for statement in statements.values():
+        for action in statement["Action"]:
+            if action.startswith("iam:") and action not in ("iam:ListRoles", "iam:ListInstanceProfiles"):
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                assert all(":role/labkit/" in r or "instance-profile/labkit/" in r or "aws-service-role" in r
+                           for r in resources), f"{action} reaches beyond /labkit/"  # fmt: skip
+    passing = statements["PassLabRolesToEc2Only"]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+    for sid in ("ChangeOnlyLabNetworkAndInstance", "ChangeOnlyLabDatabases"):
+        assert statements[sid]["Condition"] == {"Null": {"aws:ResourceTag/labkit:lab": "false"}}
+        assert all(a.split(":")[1].startswith(("Delete", "Modify", "Terminate", "Revoke", "Authorize", "Attach",
+                                               "Detach", "Associate", "Disassociate", "Create", "Replace", "Failover"))
+                   for a in statements[sid]["Action"])  # fmt: skip
+    assert statements["TagOnlyWhileCreating"]["Condition"]["StringEquals"]["ec2:CreateAction"]
+    assert statements["AttachOnlyTheSsmPolicy"]["Condition"]["ArnEquals"]["iam:PolicyARN"].endswith(
+        "/AmazonSSMManagedInstanceCore"
+    )
+
+
+def test_the_instructor_policy_adds_exactly_the_class_actions() -> None:
+    """With the learner policy it covers every operation of labkit/classroom, and grants nothing else."""
+    learner = policy_actions(load_policy("learner-policy.json"))
+    instructor = policy_actions(load_policy("instructor-policy.json"))
+    assert not instructor & learner, "the instructor policy repeats learner actions; both are attached"
+    class_code = code_actions("labkit/classroom") if (ROOT / "labkit" / "classroom").exists() else {}
+    needed = class_code.keys() - learner
+    assert instructor == needed, (
+        f"grant in policies/instructor-policy.json:\n  {_sorted(needed - instructor)}\n"
+        f"granted but never used; remove:\n  {_sorted(instructor - needed)}"
+    )
+
+
+def test_moto_compatible_copy_drops_only_what_moto_cannot_check() -> None:
+    learner = load_policy("learner-policy.json")
+    derived = moto_compatible(learner)
+    assert all(s["Resource"] == "*" and "Condition" not in s for s in derived["Statement"])
+    assert policy_actions(derived) == policy_actions(learner)
+    assert moto_compatible({"Statement": [{"Action": "tag:GetResources", "Resource": "arn:x"}]})["Statement"] == [
+        {"Action": ["tagging:GetResources"], "Resource": "*"}
+    ]
+
+
+# ----- the recorder -----
+
+
+def test_iam_action_names_and_implied_checks() -> None:
+    assert iam_action("resourcegroupstaggingapi", "GetResources") == "tag:GetResources"
+    assert iam_action("service-quotas", "GetServiceQuota") == "servicequotas:GetServiceQuota"
+    assert iam_action("ec2", "RunInstances") == "ec2:RunInstances"
+    launch = {"IamInstanceProfile": {"Name": "p"}, "TagSpecifications": [{"ResourceType": "instance", "Tags": []}]}
+    assert implied_actions("ec2", "RunInstances", launch) == {"iam:PassRole", "ec2:CreateTags"}
+    assert implied_actions("ec2", "RunInstances", {}) == set()
+    assert implied_actions("rds", "CreateDBSubnetGroup", {"Tags": [{"Key": "k", "Value": "v"}]}) == {
+        "rds:AddTagsToResource"
+    }
+    assert "secretsmanager:CreateSecret" in implied_actions(
+        "rds", "CreateDBCluster", {"ManageMasterUserPassword": True}
+    )
+    assert implied_actions("iam", "CreateRole", {"Tags": [{"Key": "k", "Value": "v"}]}) == {"iam:TagRole"}
+
+
+def test_recorder_sees_calls_paginators_and_waiters_then_lets_go(fast_moto: None) -> None:
+    from moto import mock_aws
+
+    with mock_aws():
+        backend = InProcessBackend.make()
+        with record_actions(backend) as recorder:
+            ec2 = backend.client("ec2")
+            vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+            list(backend.client("iam").get_paginator("list_roles").paginate())
+            ec2.get_waiter("vpc_available").wait(VpcIds=[vpc])
+            backend.client("resourcegroupstaggingapi").get_resources()
+        backend.client("ec2").delete_vpc(VpcId=vpc)  # after the block: not recorded
+    assert recorder.called == {"ec2:CreateVpc", "iam:ListRoles", "ec2:DescribeVpcs", "tag:GetResources"}
+    assert recorder.implied == set()
+    assert "client" not in vars(backend), "the backend's client method is restored"
