@@ -13,11 +13,10 @@ import base64
 import io
 import json
 import tarfile
-import time
 from importlib import resources
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import WaiterError
 
 from ..backend import Backend
 from ..errors import ConfigError, LabkitError
@@ -131,19 +130,21 @@ def run_on_instance(
 
 
 def _wait_for(ssm: Any, command_id: str, instance_id: str, timeout: float, delay: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            reply = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-            if reply["Status"] in FINISHED:
-                return reply
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "InvocationDoesNotExist":  # not registered yet, right after sending
-                raise
-        if time.monotonic() > deadline:
-            raise LabkitError(
-                f"the benchmark on {instance_id} did not finish within {timeout:.0f} s",
-                field="duration",
-                fix="use a shorter duration or a smaller count",
-            )
-        time.sleep(delay)
+    """The command's final invocation, waited for with boto3's `command_executed` waiter (which also rides out
+    InvocationDoesNotExist right after sending); a failed command is returned, not raised, for its output."""
+    attempts = max(1, int(timeout / max(delay, 0.1)))
+    try:
+        ssm.get_waiter("command_executed").wait(
+            CommandId=command_id,
+            InstanceId=instance_id,
+            WaiterConfig={"Delay": max(1, round(delay)), "MaxAttempts": attempts},
+        )
+    except WaiterError as exc:
+        if exc.last_response.get("Status") in FINISHED:
+            return exc.last_response
+        raise LabkitError(
+            f"the benchmark on {instance_id} did not finish within {timeout:.0f} s",
+            field="duration",
+            fix="use a shorter duration or a smaller count",
+        ) from None
+    return ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)

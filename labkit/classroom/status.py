@@ -6,7 +6,6 @@ Learners are found by their tags (see scan.py); each learner's rows come from th
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ import pandas as pd
 from ..apply import inventory
 from ..backend import Backend
 from ..config import LabConfig
+from ..cost import hourly
 from ..errors import ConfigError
 from ..resources import LabContext
 from .scan import RegionScan, Seen, check_names, class_backends, format_age, now, scan
@@ -27,18 +27,10 @@ RUNNING_DB_STATES = ("available", "backing-up", "modifying", "configuring-enhanc
 COST_NOTE = "cost per hour counts EC2 instances, Aurora instances and public IPv4 addresses; not storage or I/O"
 
 
-def _hourly() -> Any:
-    """labkit.cost.hourly, or None while that module is not there."""
-    try:
-        return importlib.import_module("labkit.cost").hourly
-    except (ImportError, AttributeError):
-        return None
-
-
-def hourly_cost(seen: Seen | None, region: str, hourly: Any) -> float | None:
-    """What one resource costs per hour now (0.0 for what is free or stopped; None when unknown)."""
-    if seen is None or hourly is None:
-        return None if hourly is None else 0.0
+def hourly_cost(seen: Seen | None, region: str) -> float | None:
+    """What one resource costs per hour now (0.0 for what is free or stopped; None when no price is known)."""
+    if seen is None:
+        return 0.0
     total: float | None = 0.0
     parts: list[tuple[str, str]] = []
     if seen.kind == "EC2 instance" and seen.state in ("pending", "running"):
@@ -141,7 +133,7 @@ class ClassStatus:
         return head + self.learners.to_html(index=False) + self.resources.to_html(index=False)
 
 
-def learner_lab(region_scan: RegionScan, lab: str, learner: str, hourly: Any) -> LearnerLab:
+def learner_lab(region_scan: RegionScan, lab: str, learner: str) -> LearnerLab:
     """Inventory one learner's lab in one region and join the scan's state, age and size to each row."""
     backend = region_scan.backend
     config = LabConfig(lab=lab, learner=learner, region=backend.region, backend=backend.name)
@@ -160,7 +152,7 @@ def learner_lab(region_scan: RegionScan, lab: str, learner: str, hourly: Any) ->
             "id": found.resource_id,
             "state": found.state,
             "age": format_age(taken - created) if created else "",
-            "cost_per_hour": hourly_cost(item, backend.region, hourly) if item else (0.0 if hourly else None),
+            "cost_per_hour": hourly_cost(item, backend.region),
         }
         result.rows.append(row)
     return result
@@ -202,9 +194,5 @@ def class_status(
     check_names(lab, learners)
     chosen = class_backends(regions, backend, backends)
     scans = scan(chosen)
-    hourly = _hourly()
-    labs = [learner_lab(s, pair_lab, learner, hourly) for s, pair_lab, learner in select(scans, lab, learners)]
-    notes = [COST_NOTE]
-    if hourly is None:
-        notes.append("cost per hour unknown: labkit.cost is not available")
-    return ClassStatus(labs, [b.region for b in chosen], notes)
+    labs = [learner_lab(s, pair_lab, learner) for s, pair_lab, learner in select(scans, lab, learners)]
+    return ClassStatus(labs, [b.region for b in chosen], [COST_NOTE])
