@@ -10,10 +10,10 @@ export PYTHONHASHSEED := 0
 setup: system $(STAMP)
 
 system:
-	@$(PYTHON) labkit/bootstrap.py
+	@$(PYTHON) labkit/workbook/bootstrap.py
 
 browser:
-	@$(PYTHON) labkit/bootstrap.py --browser
+	@$(PYTHON) labkit/workbook/bootstrap.py --browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

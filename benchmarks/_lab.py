@@ -9,11 +9,11 @@ from typing import Any
 def fresh_lab(learner: str) -> tuple[Any, Any, Any]:
     """Start the sandbox, apply a lab for `learner`, load the schema; returns (config, backend, credentials)."""
     from labkit import sandbox
-    from labkit.apply import apply
-    from labkit.backend import SandboxBackend
+    from labkit.access.schema import create_schema
+    from labkit.access.sql import close_engines, credentials
+    from labkit.aws.backend import SandboxBackend
     from labkit.config import LabConfig
-    from labkit.schema import create_schema
-    from labkit.sql import close_engines, credentials
+    from labkit.lab.apply import apply
 
     sandbox.up()
     backend = SandboxBackend()

@@ -68,10 +68,10 @@ def bare_pymysql_p50(connect: object, count: int) -> float:
 
 def measure(seconds: float, rounds: int) -> None:
     from labkit import sandbox
+    from labkit.access.sql import close_engines
     from labkit.bench import benchmark, harness, stats
     from labkit.bench.runner import _connect, to_frame
     from labkit.bench.workloads import Workload, pymysql_operation
-    from labkit.sql import close_engines
 
     config, backend, secret = fresh_lab("reference")
     writer = next(name for name, info in sandbox.read_state().instances.items() if info["role"] == "writer")

@@ -31,7 +31,7 @@ def percentile_us(samples_ns: list[int], q: float) -> float:
 
 def measure(queries: int) -> dict[str, float]:
     from labkit import sandbox
-    from labkit.tunnel import tunnel
+    from labkit.access.tunnel import tunnel
 
     config, backend, secret = fresh_lab("tunnel")
 

@@ -17,10 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .backend import BACKENDS, Backend, get_backend
-from .errors import ConfigError
-from .home import labkit_home
-from .tags import (
+from labkit.aws.backend import BACKENDS, Backend, get_backend
+from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
     NODE_IAM_ROLE,
@@ -31,6 +29,8 @@ from .tags import (
     reader_node,
     resource_name,
 )
+from labkit.errors import ConfigError
+from labkit.home import labkit_home
 
 CONFIG_FILE_NAME = "lab.toml"
 MAX_READERS = 15  # Aurora allows up to 15 replicas per cluster

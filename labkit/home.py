@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from .errors import LabkitError
+from labkit.errors import LabkitError
 
 
 def _default_home() -> Path:

@@ -30,7 +30,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
     )
     from labkit import sandbox
-    from labkit.backend import is_loopback_url
+    from labkit.aws.backend import is_loopback_url
 
     state = sandbox.up(quiet=True)
     exports = sandbox.env_exports()

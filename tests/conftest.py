@@ -27,7 +27,7 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
-from labkit.backend import is_loopback_url  # noqa: E402
+from labkit.aws.backend import is_loopback_url  # noqa: E402
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -45,7 +45,7 @@ class InProcessBackend:
         moto's IAM enforcement; by default the fake credentials of the account's admin."""
         import boto3
 
-        from labkit.backend import FAKE_CREDENTIALS, Backend
+        from labkit.aws.backend import FAKE_CREDENTIALS, Backend
 
         class _InProcess(Backend):
             name = "sandbox"
@@ -101,7 +101,7 @@ def sandbox_home(tmp_path_factory: pytest.TempPathFactory):
 def sandbox_backend(sandbox_home):
     """A SandboxBackend on a freshly reset sandbox."""
     from labkit import sandbox
-    from labkit.backend import SandboxBackend
+    from labkit.aws.backend import SandboxBackend
 
     sandbox.reset()
     return SandboxBackend()
@@ -115,9 +115,9 @@ def sandbox_lab(lab: str, learner: str):
     import io
 
     from labkit import sandbox
-    from labkit.apply import apply
-    from labkit.backend import SandboxBackend
+    from labkit.aws.backend import SandboxBackend
     from labkit.config import LabConfig
+    from labkit.lab.apply import apply
 
     sandbox.reset()
     backend = SandboxBackend()

@@ -1,7 +1,7 @@
 """Fault injection for apply: make one chosen call of one step fail, the way AWS calls fail.
 
 A fault point is (step, operation, n): the n-th call of `operation` made while apply works on `step`
-(labkit marks each worker thread with the step it runs, see labkit.resources.current_step). Two modes:
+(labkit marks each worker thread with the step it runs, see labkit.lab.resources.current_step). Two modes:
 
 - "refused": the call never reaches AWS (throttled, a transient 5xx, a validation error);
 - "reply lost": AWS carries the call out but the reply never arrives (a read timeout), so the resource
@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ReadTimeoutError
 from strict import aws_error
 
-from labkit.resources import current_step
+from labkit.lab.resources import current_step
 
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
 MODES = ("refused", "reply lost")

@@ -17,9 +17,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from labkit.backend import FAKE_CREDENTIALS, Backend
+from labkit.aws.backend import FAKE_CREDENTIALS, Backend
+from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE
 from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, ENGINE_VERSION_PATTERN
-from labkit.tags import TAG_LAB, TAG_LEARNER, TAG_NODE
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import sandbox_lab
 
-from labkit.app.client import web_app
-from labkit.schema import create_schema
-from labkit.sql import close_engines, sql
-from labkit.tunnel import close_all
+from labkit.access.schema import create_schema
+from labkit.access.sql import close_engines, sql
+from labkit.access.tunnel import close_all
+from labkit.access.webapp import web_app
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(os.environ.get("LABKIT_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
@@ -33,7 +33,7 @@ def chromium_path() -> str:
         if name and (found := shutil.which(name)):
             return found
     raise AssertionError(
-        "no Chromium found: run `python3 labkit/bootstrap.py --browser` (Debian's chromium package) "
+        "no Chromium found: run `python3 labkit/workbook/bootstrap.py --browser` (Debian's chromium package) "
         "or set LABKIT_CHROMIUM to a Chrome/Chromium binary"
     )
 

@@ -9,14 +9,14 @@ import time
 import pytest
 from conftest import sandbox_lab
 
-from labkit.app.client import web_app
+from labkit.access.schema import create_schema
+from labkit.access.sql import close_engines, sql
+from labkit.access.tunnel import close_all
+from labkit.access.tunnel.target import running_instance
+from labkit.access.webapp import web_app
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.state import read_state
-from labkit.schema import create_schema
 from labkit.security import can_reach, revoke_rules
-from labkit.sql import close_engines, sql
-from labkit.tunnel import close_all
-from labkit.tunnel.target import running_instance
 
 pytestmark = pytest.mark.integration
 

@@ -255,11 +255,11 @@ def test_the_app_runs_on_amazon_linux_python_3_9():
 
 
 def test_the_instance_gets_the_app_user_data_and_the_role_a_scoped_policy(strict_backend):
-    from labkit.apply import apply
+    from labkit.access.tunnel.target import running_instance
+    from labkit.aws.tags import NODE_CLUSTER, NODE_IAM_ROLE, resource_name
     from labkit.config import LabConfig
-    from labkit.resources.iam import APP_POLICY_NAME
-    from labkit.tags import NODE_CLUSTER, NODE_IAM_ROLE, resource_name
-    from labkit.tunnel.target import running_instance
+    from labkit.lab.apply import apply
+    from labkit.lab.resources.iam import APP_POLICY_NAME
 
     config = LabConfig()
     apply(config, strict_backend, stream=io.StringIO())
@@ -279,10 +279,10 @@ def test_the_instance_gets_the_app_user_data_and_the_role_a_scoped_policy(strict
 
 
 def test_a_lost_app_policy_is_put_back_by_a_rerun(strict_backend):
-    from labkit.apply import apply
+    from labkit.aws.tags import NODE_IAM_ROLE, resource_name
     from labkit.config import LabConfig
-    from labkit.resources.iam import APP_POLICY_NAME
-    from labkit.tags import NODE_IAM_ROLE, resource_name
+    from labkit.lab.apply import apply
+    from labkit.lab.resources.iam import APP_POLICY_NAME
 
     config = LabConfig()
     apply(config, strict_backend, stream=io.StringIO(), only="compute")

@@ -7,10 +7,10 @@ import io
 import pytest
 from conftest import strict_moto_backend
 
-from labkit.apply import apply, destroy, status
+from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
 from labkit.config import LabConfig
-from labkit.resources.compute import AMI_PARAMETER
-from labkit.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
+from labkit.lab.apply import apply, destroy, status
+from labkit.lab.resources.compute import AMI_PARAMETER
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,14 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from conftest import sandbox_lab
 
-from labkit.backend import FAKE_CREDENTIALS, SandboxBackend
+from labkit.access.schema import create_schema
+from labkit.access.sql import close_engines
+from labkit.access.tunnel import close_all
+from labkit.access.tunnel.target import running_instance
+from labkit.aws.backend import FAKE_CREDENTIALS, SandboxBackend
 from labkit.bench import benchmark, harness, remote
 from labkit.bench.onhost import pack, unpack
 from labkit.errors import ConfigError, LabkitError
-from labkit.schema import create_schema
-from labkit.sql import close_engines
-from labkit.tunnel import close_all
-from labkit.tunnel.target import running_instance
 
 
 def test_pack_and_unpack_keep_every_sample_to_the_microsecond():

@@ -14,13 +14,13 @@ import pymysql
 import pytest
 from conftest import sandbox_lab
 
+from labkit.access.schema import create_schema
+from labkit.access.sql import close_engines, sql
+from labkit.access.tunnel import close_all
 from labkit.bench import benchmark, failover, replica_lag
 from labkit.home import labkit_home
-from labkit.sandbox.mariadb import ADMIN_USER
+from labkit.sandbox.engines.mariadb import ADMIN_USER
 from labkit.sandbox.state import read_state
-from labkit.schema import create_schema
-from labkit.sql import close_engines, sql
-from labkit.tunnel import close_all
 
 LAB, LEARNER = "benchlab", "bo"
 

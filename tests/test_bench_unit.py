@@ -163,7 +163,7 @@ def test_failover_downtime_runs_from_the_first_failure_to_the_first_success_afte
 
 
 def test_the_direct_path_on_aws_refuses_more_samples_than_run_command_returns():
-    from labkit.backend import AwsBackend
+    from labkit.aws.backend import AwsBackend
     from labkit.config import LabConfig
     from labkit.errors import LabkitError
 

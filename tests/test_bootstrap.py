@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labkit import bootstrap
+from labkit.workbook import bootstrap
 
 
 def test_nothing_to_do_when_everything_is_installed(monkeypatch):

@@ -6,10 +6,10 @@ import io
 
 import pytest
 
-from labkit.apply import apply, destroy
-from labkit.checkpoint import checkpoint
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
+from labkit.lab.apply import apply, destroy
+from labkit.workbook.checkpoints import checkpoint
 
 
 def test_checkpoints_follow_the_lab_through_its_stages(strict_backend):

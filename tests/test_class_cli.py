@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from labkit import cli_class
-from labkit.apply import apply, status
+from labkit.cli import classroom as cli_class
 from labkit.config import LabConfig
+from labkit.lab.apply import apply, status
 
 
 def run(*argv: str) -> int:

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from strict import aws_error
 
-from labkit.apply import DELETABLE_TYPES, apply, inventory, status, verify
+from labkit.aws.tags import lab_tags
 from labkit.classroom import class_reset, class_status, parse_age
 from labkit.classroom.scan import scan
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
-from labkit.resources import LabContext, Timing
-from labkit.resources.compute import AMI_PARAMETER
-from labkit.tags import lab_tags
+from labkit.lab.apply import DELETABLE_TYPES, apply, inventory, status, verify
+from labkit.lab.resources import LabContext, Timing
+from labkit.lab.resources.compute import AMI_PARAMETER
 
 FAST = Timing(poll_seconds=0.01, retry_attempts=4, retry_first_delay=0.01, retry_max_delay=0.02)
 LAB, LEARNERS = "auroralab", ("alice", "bob", "carol")

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from labkit import cli_lab
+from labkit.cli import lab as cli_lab
 from labkit.config import LabConfig
 
 
@@ -105,7 +105,7 @@ def test_register_adds_the_four_commands_with_their_flags():
 
 
 def test_the_labkit_command_runs_these_subcommands(cli, capsys):
-    from labkit import cli as labkit_cli
+    from labkit.cli import main as labkit_cli
 
     assert labkit_cli.main(["plan", "--json", "--readers", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["readers"] == 0

@@ -9,14 +9,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from labkit import cost
-from labkit.apply import apply
-from labkit.backend import FAKE_CREDENTIALS
+from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, LabConfig
-from labkit.cost import CostEstimate, Prices, PriceTable, hourly, plan_cost, running_cost
 from labkit.errors import LabkitError
-from labkit.plan import plan
-from labkit.resources.database import SERVERLESS_CLASS
+from labkit.lab import cost
+from labkit.lab.apply import apply
+from labkit.lab.cost import CostEstimate, Prices, PriceTable, hourly, plan_cost, running_cost
+from labkit.lab.plan import plan
+from labkit.lab.resources.database import SERVERLESS_CLASS
 
 TABLE_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
 EC2_SIZES = [f"{family}.{size}" for family in ("t3", "t4g") for size in ("micro", "small", "medium", "large")]

@@ -4,7 +4,7 @@
    plans, builds (stage by stage, as the notebooks do), inspects and breaks-and-fixes the security groups,
    diagnoses SSM readiness, reads the SQL credentials, destroys and verifies the lab; an action outside
    the policy is denied.
-2. Coverage: every action that run needed (recorded by labkit.actions) is granted, every granted action
+2. Coverage: every action that run needed (recorded by labkit.aws.actions) is granted, every granted action
    was needed (or is on a short, commented list of actions moto cannot exercise), and every AWS operation
    named anywhere in the learner's code paths is granted.
 
@@ -35,8 +35,8 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 from conftest import InProcessBackend
 
-from labkit.actions import ActionRecorder, iam_action, implied_actions, policy_actions, record_actions
-from labkit.backend import FAKE_CREDENTIALS, Backend
+from labkit.aws.actions import ActionRecorder, iam_action, implied_actions, policy_actions, record_actions
+from labkit.aws.backend import FAKE_CREDENTIALS, Backend
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
@@ -46,12 +46,12 @@ MANAGED_POLICY_LIMIT = 6144  # characters, whitespace excluded: AWS's limit for 
 # Actions the learner policy grants that the in-process run cannot reach. Each must still be named in
 # the learner's code (checked below), and must leave this list once a recorded run reaches it.
 NOT_RECORDED_ON_MOTO = {
-    # labkit.tunnel (notebook 04): moto does not implement these SSM calls (in-process they raise
+    # labkit.access.tunnel (notebook 04): moto does not implement these SSM calls (in-process they raise
     # NotImplementedError); the sandbox answers them in its own control plane, on AWS they open the
     # port forward, wait for the agent, and end the session.
-    "ssm:StartSession": "labkit/tunnel/session.py",
-    "ssm:TerminateSession": "labkit/tunnel/session.py",
-    "ssm:DescribeInstanceInformation": "labkit/tunnel/session.py",
+    "ssm:StartSession": "labkit/access/tunnel/session.py",
+    "ssm:TerminateSession": "labkit/access/tunnel/session.py",
+    "ssm:DescribeInstanceInformation": "labkit/access/tunnel/session.py",
     # the benchmark's direct path on AWS runs the harness on the instance with Run Command;
     # tests/test_bench_remote.py runs the command it sends, with a stand-in agent.
     "ssm:SendCommand": "labkit/bench/remote.py",
@@ -59,14 +59,14 @@ NOT_RECORDED_ON_MOTO = {
     # labkit.failover (notebook 05) probes live databases through the endpoints while it fails over;
     # tests/test_bench_sandbox.py runs it on the real sandbox.
     "rds:FailoverDBCluster": "labkit/bench/failover.py",
-    # labkit.cost asks the Pricing API only on the aws backend (the sandbox prices from its table), and
+    # labkit.lab.cost asks the Pricing API only on the aws backend (the sandbox prices from its table), and
     # moto does not implement it.
-    "pricing:GetProducts": "labkit/cost.py",
+    "pricing:GetProducts": "labkit/lab/cost.py",
     # destroy deletes detached lab-tagged network interfaces (AWS can leave one after an instance goes);
     # moto removes an instance's interfaces with it, so a clean run finds none.
-    "ec2:DeleteNetworkInterface": "labkit/resources/compute.py",
+    "ec2:DeleteNetworkInterface": "labkit/lab/resources/compute.py",
     # RouteTable.converge repairs a default route that points somewhere else; a clean run never meets one.
-    "ec2:ReplaceRoute": "labkit/resources/network.py",
+    "ec2:ReplaceRoute": "labkit/lab/resources/network.py",
 }
 
 # Operations the security views only *suggest* (Fix objects a learner may read, or run by hand); the
@@ -90,7 +90,7 @@ NOT_LEARNER_CODE = {
 }
 
 # The instructor policy is attached together with the learner policy: `labkit run-notebooks` is the
-# learner's workbook, and `labkit class reset` deletes through labkit.apply.destroy, i.e. with the learner's
+# learner's workbook, and `labkit class reset` deletes through labkit.lab.apply.destroy, i.e. with the learner's
 # tag-scoped deletes, which hold for every learner. It adds exactly what labkit/classroom calls beyond them.
 
 SERVICES = (
@@ -200,9 +200,9 @@ class EnforcedRun:
 def _workbook(config: Any, backend: Backend) -> int:
     """What the notebooks do with AWS, in their order; returns how many resources verify still finds."""
     import labkit
-    from labkit.cost import running_cost
-    from labkit.tunnel.readiness import diagnose
-    from labkit.tunnel.target import running_instance
+    from labkit.access.tunnel.readiness import diagnose
+    from labkit.access.tunnel.target import running_instance
+    from labkit.lab.cost import running_cost
 
     quiet = io.StringIO()
     labkit.plan(config, backend)  # 00

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from labkit.apply import apply, destroy, status
 from labkit.config import LabConfig
 from labkit.display import Progress
-from labkit.plan import plan
+from labkit.lab.apply import apply, destroy, status
+from labkit.lab.plan import plan
 
 
 def rules_of(ec2, group_id: str) -> list[dict]:

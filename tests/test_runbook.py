@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from labkit.errors import ConfigError
-from labkit.runbook import choose_notebooks, run_notebooks
+from labkit.workbook.runner import choose_notebooks, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -164,7 +164,7 @@ def test_reset_wipes_control_plane_and_databases(sandbox_backend):
 def test_status_json_and_env_from_the_cli(sandbox_backend):
     _cluster(sandbox_backend, "cli", readers=1)
     out = subprocess.run(
-        [sys.executable, "-m", "labkit.cli", "sandbox", "status", "--json"],
+        [sys.executable, "-m", "labkit.cli.main", "sandbox", "status", "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -176,7 +176,7 @@ def test_status_json_and_env_from_the_cli(sandbox_backend):
     writer = info["instances"]["cli-writer"]
     assert writer["role"] == "writer" and writer["port"] > 0 and writer["endpoint"].startswith("cli-writer.")
     env = subprocess.run(
-        [sys.executable, "-m", "labkit.cli", "sandbox", "env"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "labkit.cli.main", "sandbox", "env"], capture_output=True, text=True, check=True
     ).stdout
     assert f"export AWS_ENDPOINT_URL={info['endpoint_url']}" in env
     assert "export AWS_ACCESS_KEY_ID=testing" in env
@@ -210,7 +210,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(own_home):
 
 
 def test_down_leaves_no_mariadb_process(own_home):
-    from labkit.backend import SandboxBackend
+    from labkit.aws.backend import SandboxBackend
 
     sandbox.up(quiet=True)
     _cluster(SandboxBackend(), "orphans")
@@ -259,7 +259,7 @@ def test_unwritable_home_names_the_variable(tmp_path, monkeypatch):
 def test_cli_error_has_no_traceback(tmp_path):
     env = dict(os.environ, LABKIT_HOME=str(tmp_path / "h"), LABKIT_MARIADBD="/nonexistent/mariadbd")
     result = subprocess.run(
-        [sys.executable, "-m", "labkit.cli", "sandbox", "up"], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "labkit.cli.main", "sandbox", "up"], capture_output=True, text=True, env=env
     )
     assert result.returncode == 2
     assert "LABKIT_MARIADBD" in result.stderr and "Traceback" not in result.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 
 from labkit import sandbox
-from labkit.apply import apply, destroy
 from labkit.config import LabConfig
+from labkit.lab.apply import apply, destroy
 from labkit.sandbox.state import pid_alive, read_state
 from labkit.security import can_reach
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_security_lab import Lab, build_lab
 
-from labkit.cli import main
+from labkit.cli.main import main
 from labkit.security.tables import COLUMNS
 
 

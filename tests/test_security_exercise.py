@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from labkit.apply import apply
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
+from labkit.lab.apply import apply
 from labkit.security import can_reach, revoke_rules, security_groups
 
 

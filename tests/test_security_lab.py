@@ -20,8 +20,8 @@ from typing import Any
 
 from conftest import InProcessBackend
 
-from labkit.backend import Backend
-from labkit.tags import (
+from labkit.aws.backend import Backend
+from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
     NODE_DB_SUBNETS,
@@ -248,9 +248,9 @@ def test_built_lab_is_tagged_and_private() -> None:
 
 
 def test_lab_applied_by_default_has_no_findings_and_reaches_the_writer(moto_backend) -> None:
-    from labkit.apply import apply
     from labkit.config import LabConfig
-    from labkit.resources import Timing
+    from labkit.lab.apply import apply
+    from labkit.lab.resources import Timing
     from labkit.security import can_reach, lint
 
     config = LabConfig(lab=LAB, learner="applied")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from test_security_lab import Lab, build_lab
 
+from labkit.aws.tags import lab_tags
 from labkit.security import lint
-from labkit.tags import lab_tags
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pymysql
 import pytest
 import sqlalchemy
 
+from labkit.access.schema import create_schema, sample_orders, sample_products
+from labkit.access.sql import Credentials, engine, explain, sql
 from labkit.errors import ConfigError
-from labkit.schema import create_schema, sample_orders, sample_products
-from labkit.sql import Credentials, engine, explain, sql
 
 
 class Exploding:
@@ -95,18 +95,18 @@ def test_schema_size_is_checked_before_any_call(count):
 
 
 def test_every_public_name_resolves_and_functions_win_over_submodules():
-    import labkit.apply  # records the submodule on the package, as any internal import does
-    import labkit.sql
-    import labkit.tunnel.session
+    import labkit.access.sql
+    import labkit.access.tunnel.session
+    import labkit.lab.apply  # records the submodule on the package, as any internal import does
 
     for name in labkit.__all__:
         assert getattr(labkit, name) is not None, name
-    assert callable(labkit.apply) and labkit.apply.__module__ == "labkit.apply"
-    assert callable(labkit.sql) and labkit.sql.__module__ == "labkit.sql"
-    assert callable(labkit.tunnel) and labkit.tunnel.__module__ == "labkit.tunnel.session"
+    assert callable(labkit.apply) and labkit.apply.__module__ == "labkit.lab.apply"
+    assert callable(labkit.sql) and labkit.sql.__module__ == "labkit.access.sql"
+    assert callable(labkit.tunnel) and labkit.tunnel.__module__ == "labkit.access.tunnel.session"
 
 
 def test_small_tools_do_not_load_the_whole_api():
-    probe = "import sys, labkit.backend, labkit.sandbox.plugin; print('pandas' in sys.modules)"
+    probe = "import sys, labkit.aws.backend, labkit.sandbox.procs.session_plugin; print('pandas' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "False"

@@ -6,10 +6,10 @@ import io
 
 import pytest
 
-from labkit.apply import apply
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
-from labkit.plan import lab_graph, stage_closure
+from labkit.lab.apply import apply
+from labkit.lab.plan import lab_graph, stage_closure
 
 
 def _depends_on(config: LabConfig) -> dict[str, list[str]]:

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 from strict import StrictViolation
 
-from labkit.tags import lab_tags
+from labkit.aws.tags import lab_tags
 
 TAGS = lab_tags("strict", "tester", "x")
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"

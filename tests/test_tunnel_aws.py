@@ -28,13 +28,13 @@ from botocore.stub import ANY, Stubber
 from conftest import InProcessBackend
 from moto import mock_aws
 
-from labkit.apply import apply
-from labkit.backend import FAKE_CREDENTIALS, AwsBackend
+from labkit.access.tunnel import PLUGIN_INSTALL, Tunnel, TunnelTiming, close_all, diagnose, open_tunnels
+from labkit.access.tunnel.readiness import SSM_POLICY, SSM_POLICY_ARN
+from labkit.aws.backend import FAKE_CREDENTIALS, AwsBackend
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
+from labkit.lab.apply import apply
 from labkit.sandbox.state import pid_alive
-from labkit.tunnel import PLUGIN_INSTALL, Tunnel, TunnelTiming, close_all, diagnose, open_tunnels
-from labkit.tunnel.readiness import SSM_POLICY, SSM_POLICY_ARN
 
 FAKES = Path(__file__).with_name("fakes")
 PLUGIN = FAKES / "session-manager-plugin"

@@ -20,18 +20,18 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import sandbox_lab
 
-from labkit.apply import apply
-from labkit.backend import SandboxBackend
-from labkit.cli_sql import option_file
+from labkit.access.schema import create_schema
+from labkit.access.sql import close_engines, credentials, engine, sql, whoami
+from labkit.access.tunnel import close_all, tunnel
+from labkit.access.tunnel.readiness import SSM_POLICY_ARN
+from labkit.access.tunnel.target import running_instance
+from labkit.aws.backend import SandboxBackend
+from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
-from labkit.resources.database import DATABASE_NAME
-from labkit.schema import create_schema
+from labkit.lab.apply import apply
+from labkit.lab.resources.database import DATABASE_NAME
 from labkit.security import revoke_rules
-from labkit.sql import close_engines, credentials, engine, sql, whoami
-from labkit.tunnel import close_all, tunnel
-from labkit.tunnel.readiness import SSM_POLICY_ARN
-from labkit.tunnel.target import running_instance
 
 LAB, LEARNER = "sqllab", "ana"
 
@@ -254,7 +254,7 @@ OWNER = textwrap.dedent(
     """
     import json, sys, time
     from labkit.config import LabConfig
-    from labkit.tunnel import tunnel
+    from labkit.access.tunnel import tunnel
     opened = tunnel("writer", config=LabConfig(lab=sys.argv[1], learner=sys.argv[2])).open()
     print(json.dumps({"group": opened._process.pid, "session": opened.session_id}), flush=True)
     if sys.argv[3] == "wait":

@@ -14,7 +14,7 @@ import re
 import shlex
 from importlib import resources
 
-from .server import APP_PORT, Settings
+from labkit.app.server import APP_PORT, Settings
 
 ENV_MARKER = "LABKIT_APP_ENV"
 SOURCE_MARKER = "LABKIT_APP_SOURCE"

@@ -8,12 +8,12 @@ replica lag and a failover.
 
 from __future__ import annotations
 
-from .failover import FailoverReport, failover
-from .harness import Schedule
-from .lag import LagResult, replica_lag
-from .runner import BenchResult, benchmark, tunnel_cost
-from .stats import bootstrap_median_difference, percentile, summarize
-from .workloads import WORKLOADS
+from labkit.bench.failover import FailoverReport, failover
+from labkit.bench.harness import Schedule
+from labkit.bench.lag import LagResult, replica_lag
+from labkit.bench.runner import BenchResult, benchmark, tunnel_cost
+from labkit.bench.stats import bootstrap_median_difference, percentile, summarize
+from labkit.bench.workloads import WORKLOADS
 
 __all__ = [
     "WORKLOADS",

@@ -15,12 +15,12 @@ from typing import Any
 import pandas as pd
 import pymysql
 
-from ..backend import Backend
-from ..config import lab_and_backend
-from ..errors import ConfigError, LabkitError
-from ..sql import IDENTITY_QUERIES, credentials
-from ..tags import cluster_roles
-from ..tunnel import lab_cluster
+from labkit.access.sql import IDENTITY_QUERIES, credentials
+from labkit.access.tunnel import lab_cluster
+from labkit.aws.backend import Backend
+from labkit.aws.tags import cluster_roles
+from labkit.config import lab_and_backend
+from labkit.errors import ConfigError, LabkitError
 
 PROBE_TABLE = """
     CREATE TABLE IF NOT EXISTS bench_failover (
@@ -155,7 +155,7 @@ def failover(
     """Fail the cluster over to a reader while probing the cluster endpoint every `interval` s."""
     if not 0.01 <= interval <= 5:
         raise ConfigError(f"interval={interval!r}", field="interval", fix="probe every 0.01 to 5 s (default 0.1)")
-    from .runner import _connection_point, run_on_writer
+    from labkit.bench.runner import _connection_point, run_on_writer
 
     config, backend = lab_and_backend(config, backend)
     writer_before, readers = _writer(config, backend)

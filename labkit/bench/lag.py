@@ -16,13 +16,13 @@ from typing import Any
 import pandas as pd
 import pymysql
 
-from ..backend import Backend
-from ..config import lab_and_backend
-from ..errors import ConfigError
-from ..sql import credentials
-from ..tags import cluster_roles
-from ..tunnel import lab_cluster
-from .stats import percentile
+from labkit.access.sql import credentials
+from labkit.access.tunnel import lab_cluster
+from labkit.aws.backend import Backend
+from labkit.aws.tags import cluster_roles
+from labkit.bench.stats import percentile
+from labkit.config import lab_and_backend
+from labkit.errors import ConfigError
 
 MARKER_TABLE = """
     CREATE TABLE IF NOT EXISTS bench_lag (
@@ -86,7 +86,7 @@ def replica_lag(
         raise ConfigError(f"markers={markers!r}", field="markers", fix="use 1 to 10000")
     if timeout <= 0:
         raise ConfigError(f"timeout={timeout!r}", field="timeout", fix="a positive number of seconds")
-    from .runner import _connection_point
+    from labkit.bench.runner import _connection_point
 
     config, backend = lab_and_backend(config, backend)
     _, readers = cluster_roles(lab_cluster(config, backend))

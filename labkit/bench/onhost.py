@@ -20,8 +20,8 @@ import zlib
 from typing import Any
 
 try:  # inside labkit
-    from ..app.server import Settings, discover
-    from . import harness, workloads
+    from labkit.app.server import Settings, discover
+    from labkit.bench import harness, workloads
 except ImportError:  # on the instance: shipped side by side, the app module as shop_app.py
     import harness  # type: ignore[no-redef]
     import workloads  # type: ignore[no-redef]

@@ -18,14 +18,14 @@ from typing import Any
 
 from botocore.exceptions import WaiterError
 
-from ..backend import Backend
-from ..errors import ConfigError, LabkitError
-from ..resources.database import DATABASE_NAME
-from ..tags import NODE_CLUSTER, resource_name
-from ..tunnel import TunnelTiming, resolve_target, wait_until_online
-from . import harness
-from .onhost import MARKER, unpack
-from .workloads import Workload
+from labkit.access.tunnel import TunnelTiming, resolve_target, wait_until_online
+from labkit.aws.backend import Backend
+from labkit.aws.tags import NODE_CLUSTER, resource_name
+from labkit.bench import harness
+from labkit.bench.onhost import MARKER, unpack
+from labkit.bench.workloads import Workload
+from labkit.errors import ConfigError, LabkitError
+from labkit.lab.resources.database import DATABASE_NAME
 
 DOCUMENT = "AWS-RunShellScript"
 MAX_SAMPLES = 2000  # per target, warm-up included: packed, they fit Run Command's output

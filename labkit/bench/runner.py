@@ -21,14 +21,14 @@ from typing import Any
 import pandas as pd
 import pymysql
 
-from ..backend import Backend
-from ..config import lab_and_backend
-from ..errors import ConfigError, LabkitError
-from ..resources.database import DATABASE_NAME
-from ..sql import credentials
-from ..tunnel import Tunnel, find_open, resolve_target
-from . import harness, stats
-from .workloads import BENCH_TABLE, Workload, find_workload, pymysql_operation
+from labkit.access.sql import credentials
+from labkit.access.tunnel import Tunnel, find_open, resolve_target
+from labkit.aws.backend import Backend
+from labkit.bench import harness, stats
+from labkit.bench.workloads import BENCH_TABLE, Workload, find_workload, pymysql_operation
+from labkit.config import lab_and_backend
+from labkit.errors import ConfigError, LabkitError
+from labkit.lab.resources.database import DATABASE_NAME
 
 PATHS = ("tunnel", "direct")
 MAX_CONCURRENCY = 64
@@ -67,12 +67,12 @@ class BenchResult:
         )
 
     def plot_distribution(self) -> Any:
-        from .plots import distribution
+        from labkit.bench.plots import distribution
 
         return distribution(self.samples)
 
     def plot_timeline(self) -> Any:
-        from .plots import timeline
+        from labkit.bench.plots import timeline
 
         return timeline(self.samples)
 
@@ -186,7 +186,7 @@ def _benchmark_on_instance(
     targets: list[str], chosen: Workload, schedule: harness.Schedule, seed: int, config: Any, backend: Backend
 ) -> BenchResult:
     """AWS's direct path: the harness runs on the lab's instance (Run Command), inside the VPC."""
-    from . import remote
+    from labkit.bench import remote
 
     remote.check_size(schedule)
     started = datetime.now(UTC)
@@ -266,7 +266,7 @@ def _setup_error(exc: pymysql.err.MySQLError, target: str) -> LabkitError:
 def _metadata(
     config: Any, backend: Backend, chosen: Workload, path: str, schedule: harness.Schedule, started: datetime
 ) -> dict[str, Any]:
-    from .. import __version__
+    from labkit import __version__
 
     return {
         "backend": backend.name,

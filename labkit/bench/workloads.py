@@ -60,7 +60,7 @@ WORKLOADS = {
 
 def find_workload(name: str) -> Workload:
     if name not in WORKLOADS:
-        from ..errors import ConfigError  # imported here: on the instance this module runs without labkit
+        from labkit.errors import ConfigError  # imported here: on the instance this module runs without labkit
 
         raise ConfigError(f"unknown workload {name!r}", field="workload", fix=f"use one of {', '.join(WORKLOADS)}")
     return WORKLOADS[name]

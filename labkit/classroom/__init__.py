@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from .quotas import QuotaReport, class_check
-from .reset import ResetReport, class_reset
-from .scan import parse_age
-from .status import ClassStatus, class_status
+from labkit.classroom.quotas import QuotaReport, class_check
+from labkit.classroom.reset import ResetReport, class_reset
+from labkit.classroom.scan import parse_age
+from labkit.classroom.status import ClassStatus, class_status
 
 __all__ = ["ClassStatus", "QuotaReport", "ResetReport", "class_check", "class_reset", "class_status", "parse_age"]

@@ -15,11 +15,11 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from ..backend import Backend
-from ..config import LabConfig
-from ..errors import ConfigError
-from ..plan import check_backend_region
-from ..resources import paginate
+from labkit.aws.backend import Backend
+from labkit.config import LabConfig
+from labkit.errors import ConfigError
+from labkit.lab.plan import check_backend_region
+from labkit.lab.resources import paginate
 
 STANDARD_FAMILIES = tuple("acdhimrtz")  # "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
 # moto in-process raises NotImplementedError; the moto server answers 500 with HTML (ResponseParserError)

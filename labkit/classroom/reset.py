@@ -1,7 +1,7 @@
 """Reset a class: delete the chosen learners' labs, and nothing else, in an order AWS accepts.
 
 A dry run (the default) shows each deletion in its wave, plus what looked related but will not be
-touched and why. With `yes=True` each learner's lab goes through `labkit.apply.destroy` (dependents
+touched and why. With `yes=True` each learner's lab goes through `labkit.lab.apply.destroy` (dependents
 first, bounded retries, deletion protection off, no final snapshot, detached interfaces removed, then a
 verify); learners run side by side, and one failure stops neither the other learners nor the parts of
 the same lab that do not wait for it. The report (JSON and a table) says what was deleted, what failed
@@ -24,15 +24,15 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from ..apply import DELETABLE_TYPES, StepsFailed, Teardown, describe_error, destroy, inventory, teardown
-from ..backend import Backend
-from ..config import LabConfig
-from ..display import Progress, markdown_table, say
-from ..errors import ConfigError
-from ..home import labkit_home
-from ..resources import LabContext, Timing
-from .scan import RegionScan, Seen, check_names, class_backends, format_age, now, parse_age, scan
-from .status import valid_pair
+from labkit.aws.backend import Backend
+from labkit.classroom.scan import RegionScan, Seen, check_names, class_backends, format_age, now, parse_age, scan
+from labkit.classroom.status import valid_pair
+from labkit.config import LabConfig
+from labkit.display import Progress, markdown_table, say
+from labkit.errors import ConfigError
+from labkit.home import labkit_home
+from labkit.lab.apply import DELETABLE_TYPES, StepsFailed, Teardown, describe_error, destroy, inventory, teardown
+from labkit.lab.resources import LabContext, Timing
 
 PLAN_COLUMNS = ["region", "learner", "wave", "what", "node", "id"]
 SKIP_COLUMNS = ["region", "what", "id", "lab", "learner", "reason"]

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..backend import Backend, get_backend
-from ..config import LabConfig
-from ..errors import ConfigError
-from ..resources import paginate
-from ..tags import TAG_LAB, TAG_LEARNER, tag_dict
+from labkit.aws.backend import Backend, get_backend
+from labkit.aws.tags import TAG_LAB, TAG_LEARNER, tag_dict
+from labkit.config import LabConfig
+from labkit.errors import ConfigError
+from labkit.lab.resources import paginate
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 GLOBAL = "global"  # the region column of IAM resources

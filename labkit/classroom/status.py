@@ -13,13 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..apply import inventory
-from ..backend import Backend
-from ..config import LabConfig
-from ..cost import hourly
-from ..errors import ConfigError
-from ..resources import LabContext
-from .scan import RegionScan, Seen, check_names, class_backends, format_age, now, scan
+from labkit.aws.backend import Backend
+from labkit.classroom.scan import RegionScan, Seen, check_names, class_backends, format_age, now, scan
+from labkit.config import LabConfig
+from labkit.errors import ConfigError
+from labkit.lab.apply import inventory
+from labkit.lab.cost import hourly
+from labkit.lab.resources import LabContext
 
 RESOURCE_COLUMNS = ["region", "lab", "learner", "what", "node", "id", "state", "age", "cost_per_hour"]
 LEARNER_COLUMNS = ["region", "lab", "learner", "resources", "age", "cost_per_hour"]

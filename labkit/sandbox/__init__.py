@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .control import down, env_exports, reset, status, up, wait_for_databases
-from .endpoints import endpoint_map, resolve
-from .state import SandboxState, read_state
+from labkit.sandbox.control import down, env_exports, reset, status, up, wait_for_databases
+from labkit.sandbox.state import SandboxState, read_state
+from labkit.sandbox.vpc.dns import endpoint_map, resolve
 
 __all__ = [
     "SandboxState",

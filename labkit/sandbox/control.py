@@ -13,11 +13,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ..backend import DEFAULT_REGION, FAKE_CREDENTIALS
-from ..errors import SandboxError
-from ..home import labkit_home
-from .mariadb import find_binaries, port_in_use
-from .state import SandboxState, pid_alive, process_cmdline, read_state, state_path, terminate
+from labkit.aws.backend import DEFAULT_REGION, FAKE_CREDENTIALS
+from labkit.errors import SandboxError
+from labkit.home import labkit_home
+from labkit.sandbox.engines.mariadb import find_binaries, port_in_use
+from labkit.sandbox.state import SandboxState, pid_alive, process_cmdline, read_state, state_path, terminate
 
 PORT_ENV = "LABKIT_SANDBOX_PORT"
 START_TIMEOUT = 30.0
@@ -55,7 +55,7 @@ def _requested_port() -> int:
 def _clean_stale(home: Path, state: SandboxState | None) -> None:
     """Remove what a dead sandbox left: its processes (only ours, checked by command line) and its data."""
     if state is not None:
-        if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon" in process_cmdline(state.daemon_pid):
+        if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon.main" in process_cmdline(state.daemon_pid):
             _stop_group(state.daemon_pid)
         for instance in state.instances.values():
             pid = instance.get("pid")
@@ -88,7 +88,7 @@ def up(region: str | None = None, quiet: bool = True) -> SandboxState:
     env["PYTHONUNBUFFERED"] = "1"
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "labkit.sandbox.daemon", "--home", str(home), "--port", str(port),
+            [sys.executable, "-m", "labkit.sandbox.daemon.main", "--home", str(home), "--port", str(port),
              "--region", region],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
             close_fds=True,
@@ -133,7 +133,7 @@ def down(quiet: bool = True) -> bool:
         return False
     ports = [state.port, *(i.get("port") for i in state.instances.values())]
     pids = [state.daemon_pid, *(i.get("pid") for i in state.instances.values())]
-    if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon" in process_cmdline(state.daemon_pid):
+    if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon.main" in process_cmdline(state.daemon_pid):
         _stop_group(state.daemon_pid)
     _clean_stale(home, state)
     leftovers = [p for p in pids if p and pid_alive(p) and str(home) in process_cmdline(p)]
@@ -170,7 +170,7 @@ def status() -> dict[str, Any]:
 def reset(timeout: float = 30.0) -> None:
     """Wipe the control plane (every AWS resource) and, through the reconciler, every database."""
     home = labkit_home()
-    from .state import require_running
+    from labkit.sandbox.state import require_running
 
     state = require_running(home)
     request = urllib.request.Request(f"{state.endpoint_url}/moto-api/reset", method="POST", data=b"")
@@ -186,7 +186,7 @@ def reset(timeout: float = 30.0) -> None:
 
 def env_exports(region: str | None = None) -> dict[str, str]:
     """Environment variables that point the AWS CLI or any boto3 program at the running sandbox."""
-    from .state import require_running
+    from labkit.sandbox.state import require_running
 
     state = require_running()
     region = region or state.region

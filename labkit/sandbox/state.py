@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SandboxError
-from ..home import labkit_home
+from labkit.errors import SandboxError
+from labkit.home import labkit_home
 
 STATE_FILE = "sandbox.json"
 CHANGES_FILE = "api-changes"

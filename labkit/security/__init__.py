@@ -10,14 +10,14 @@ the rule that decides.
 
 from __future__ import annotations
 
-from .changes import revoke_rules
-from .fixes import ApiCall, Fix
-from .lint import Finding, LintReport, lint, lint_snapshot
-from .model import Snapshot
-from .paths import Endpoint, Hop
-from .reach import Reachability, Verdict, can_reach
-from .snapshot import gather
-from .tables import security_groups, style_rules
+from labkit.security.changes import revoke_rules
+from labkit.security.fixes import ApiCall, Fix
+from labkit.security.lint import Finding, LintReport, lint, lint_snapshot
+from labkit.security.model import Snapshot
+from labkit.security.paths import Endpoint, Hop
+from labkit.security.reach import Reachability, Verdict, can_reach
+from labkit.security.snapshot import gather
+from labkit.security.tables import security_groups, style_rules
 
 __all__ = [
     "ApiCall",

@@ -6,11 +6,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..backend import Backend
-from ..errors import ConfigError
-from ..tags import resource_name
-from .fixes import revoke
-from .tables import security_groups
+from labkit.aws.backend import Backend
+from labkit.aws.tags import resource_name
+from labkit.errors import ConfigError
+from labkit.security.fixes import revoke
+from labkit.security.tables import security_groups
 
 DIRECTIONS = ("ingress", "egress")  # as the rules table writes them
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore import xform_name
 
-from ..backend import Backend
+from labkit.aws.backend import Backend
 
 
 @dataclass(frozen=True)

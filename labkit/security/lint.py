@@ -11,12 +11,12 @@ from typing import Any, overload
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from ..backend import Backend
-from ..tags import NODE_SG_APP, NODE_SG_DB
-from .fixes import ApiCall, Fix, authorize, revoke
-from .model import Rule, Snapshot
-from .snapshot import gather
-from .tables import (
+from labkit.aws.backend import Backend
+from labkit.aws.tags import NODE_SG_APP, NODE_SG_DB
+from labkit.security.fixes import ApiCall, Fix, authorize, revoke
+from labkit.security.model import Rule, Snapshot
+from labkit.security.snapshot import gather
+from labkit.security.tables import (
     MYSQL_PORT,
     SEVERITY_ORDER,
     SSH_PORT,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fixes import ApiCall, Fix, authorize
-from .model import AclEntry, Network, NetworkAcl, Rule, Snapshot, contains, network
-from .tables import peer_text, ports_text
+from labkit.security.fixes import ApiCall, Fix, authorize
+from labkit.security.model import AclEntry, Network, NetworkAcl, Rule, Snapshot, contains, network
+from labkit.security.tables import peer_text, ports_text
 
 EPHEMERAL_PORTS = (1024, 65535)
 IMPLICIT_DENY = 32767

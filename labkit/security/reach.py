@@ -11,13 +11,13 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..backend import Backend
-from ..errors import LabkitError
-from .fixes import Fix
-from .model import Database, Instance, Snapshot, network
-from .paths import EPHEMERAL_PORTS, Endpoint, Hop, acl_hop, security_group_hop
-from .routes import internet_route_hop, local_route_hop, peering_hops, public_address_hop, via_nat
-from .snapshot import gather
+from labkit.aws.backend import Backend
+from labkit.errors import LabkitError
+from labkit.security.fixes import Fix
+from labkit.security.model import Database, Instance, Snapshot, network
+from labkit.security.paths import EPHEMERAL_PORTS, Endpoint, Hop, acl_hop, security_group_hop
+from labkit.security.routes import internet_route_hop, local_route_hop, peering_hops, public_address_hop, via_nat
+from labkit.security.snapshot import gather
 
 LAB_ENDPOINTS = ("instance", "writer", "reader", "internet")
 

@@ -3,9 +3,9 @@ public address), and other VPCs (an active peering connection and routes both wa
 
 from __future__ import annotations
 
-from .fixes import ApiCall, Fix
-from .model import Route, RouteTable, Snapshot, contains
-from .paths import Endpoint, Hop
+from labkit.security.fixes import ApiCall, Fix
+from labkit.security.model import Route, RouteTable, Snapshot, contains
+from labkit.security.paths import Endpoint, Hop
 
 
 def _table_label(table: RouteTable, subnet_id: str) -> str:

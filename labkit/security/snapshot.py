@@ -12,10 +12,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..backend import Backend, get_backend
-from ..errors import LabkitError
-from ..tags import NODE_CLUSTER, NODE_INSTANCE, NODE_VPC, TAG_NODE, cluster_roles, ec2_filters, resource_name, tag_dict
-from .model import (
+from labkit.aws.backend import Backend, get_backend
+from labkit.aws.tags import (
+    NODE_CLUSTER,
+    NODE_INSTANCE,
+    NODE_VPC,
+    TAG_NODE,
+    cluster_roles,
+    ec2_filters,
+    resource_name,
+    tag_dict,
+)
+from labkit.errors import LabkitError
+from labkit.security.model import (
     AclEntry,
     Cluster,
     Database,
@@ -42,7 +51,7 @@ def lab_config(config: Any | None) -> Any:
     if config is not None:
         return config
     try:
-        from ..config import LabConfig  # type: ignore[import-not-found,unused-ignore]
+        from labkit.config import LabConfig  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise LabkitError(
             "no lab config was given and labkit.config is not available",

@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from ..backend import Backend
-from .model import ALL_PORTS, Rule, Snapshot
-from .snapshot import gather
+from labkit.aws.backend import Backend
+from labkit.security.model import ALL_PORTS, Rule, Snapshot
+from labkit.security.snapshot import gather
 
 COLUMNS = ["group", "group_id", "direction", "protocol", "ports", "peer", "description", "risk", "rule_id"]
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}

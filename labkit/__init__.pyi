@@ -1,0 +1,24 @@
+# The public API of labkit, listed once: each line names where a public name lives.
+# `labkit/__init__.py` serves these lazily (lazy_loader.attach_stub); type checkers and IDEs read them here.
+# Result types, backends and helpers live in their subpackages (labkit.lab, labkit.access, labkit.aws, ...).
+
+from . import bench, sandbox
+from .access.endpoints import endpoints
+from .access.schema import create_schema
+from .access.sql import close_engines, credentials, engine, sql, whoami
+from .access.tunnel import readiness, tunnel
+from .access.webapp import web_app
+from .bench import benchmark, failover, replica_lag
+from .classroom import class_check, class_reset, class_status
+from .config import LabConfig
+from .errors import ConfigError, LabkitError
+from .lab.apply import apply, destroy, status, verify
+from .lab.cost import plan_cost, running_cost
+from .lab.plan import plan
+from .security import can_reach, lint, revoke_rules, security_groups, style_rules
+from .workbook.checkpoints import checkpoint
+from .workbook.doctor import environment_report
+from .workbook.form import config_form
+from .workbook.runner import run_notebooks
+
+__version__: str

@@ -1,0 +1,1 @@
+"""Reaching the lab once it exists: Session Manager tunnels, SQL, the shop schema, endpoints, the web app."""

@@ -1,0 +1,94 @@
+"""Run a session plugin and end it, and its session, when the process that opened the tunnel goes away.
+
+A notebook kernel that is killed (restart, crash, `kill -9`) runs no cleanup code. This guard is the
+plugin's parent: it watches the tunnel owner's pid, and when that process is gone it terminates the SSM
+session and the plugin, so neither a process nor a session outlives the kernel. It is run by file path,
+not as part of the labkit package, so it starts in milliseconds; it imports labkit only to clean up.
+
+    python guard.py --owner PID --backend sandbox|aws --region R --session-id ID [--endpoint-url U] -- PLUGIN...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+POLL_SECONDS = 0.25
+
+
+def _owner_gone(owner: int) -> bool:
+    if os.getppid() != owner:  # reparented: the owner exited
+        return True
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def _terminate_session(args: argparse.Namespace) -> None:
+    """Best effort: end the session on the service (a leaked session stays open until its idle timeout)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    try:
+        from labkit.aws.backend import AwsBackend, SandboxBackend
+
+        backend = (
+            SandboxBackend(args.region, args.endpoint_url) if args.backend == "sandbox" else AwsBackend(args.region)
+        )
+        backend.client("ssm").terminate_session(SessionId=args.session_id)
+    except Exception as exc:  # the guard must still stop the plugin
+        try:  # the owner that read our stderr may be gone with it
+            sys.stderr.write(f"guard: could not terminate session {args.session_id}: {exc}\n")
+        except OSError:
+            pass
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(3)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+        del sys.path[0]  # run by path: do not let this folder's modules shadow top-level names
+    parser = argparse.ArgumentParser(prog="labkit-tunnel-guard")
+    parser.add_argument("--owner", type=int, required=True)
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--session-id", required=True)
+    parser.add_argument("--endpoint-url", default="")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    stopping = []
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stopping.append(True))
+    child = subprocess.Popen(command)
+    while True:
+        try:
+            code = child.wait(POLL_SECONDS)
+            return code
+        except subprocess.TimeoutExpired:
+            pass
+        if stopping:
+            _stop(child)
+            return 0
+        if _owner_gone(args.owner):
+            _terminate_session(args)
+            _stop(child)
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""What a tunnel goes to: the lab's instance that carries it, and the remote host and port on the far side.
+
+`writer`, `reader`, a DB instance or an endpoint: the database, through the instance. `app`: port 8080 on
+the lab's instance itself (the web app). An instance id with a remote port: that port on that instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labkit.aws.backend import Backend
+from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE, ec2_filters, resource_name
+from labkit.errors import ConfigError, LabkitError
+
+DB_PORT = 3306
+APP_PORT = 8080  # the lab's web app on the instance (labkit.app.server)
+REMOTE_HOST_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
+INSTANCE_DOCUMENT = "AWS-StartPortForwardingSession"
+KEYWORDS = ("writer", "reader")
+APP = "app"
+
+
+@dataclass(frozen=True)
+class TunnelTarget:
+    """`name` as the learner gave it; traffic enters `instance_id` and goes on to `host:port`."""
+
+    name: str
+    instance_id: str
+    host: str
+    port: int
+
+    @property
+    def to_instance_itself(self) -> bool:
+        return self.host == "localhost"
+
+    @property
+    def document(self) -> str:
+        return INSTANCE_DOCUMENT if self.to_instance_itself else REMOTE_HOST_DOCUMENT
+
+    def parameters(self, local_port: int) -> dict[str, list[str]]:
+        """StartSession parameters, as the AWS CLI sends them (every value a list of strings)."""
+        params = {"portNumber": [str(self.port)], "localPortNumber": [str(local_port)]}
+        if not self.to_instance_itself:
+            params = {"host": [self.host], **params}
+        return params
+
+    def describe(self) -> str:
+        far = f"port {self.port} on the instance" if self.to_instance_itself else f"{self.host}:{self.port}"
+        return f"{self.name}: {far} via {self.instance_id}"
+
+
+def validate_to(to: str, remote_port: int | None) -> None:
+    """Reject a bad target before any AWS call."""
+    if not isinstance(to, str) or not to.strip():
+        raise ConfigError(
+            "tunnel target is empty", field="to", fix="use 'writer', 'reader', 'app', an instance id or an endpoint"
+        )
+    if to.startswith("i-") and remote_port is None:
+        raise ConfigError(
+            f"a tunnel to the instance {to} itself needs the port to reach on it",
+            field="remote_port",
+            fix="pass remote_port=8080 (the web app) or another port the instance listens on",
+        )
+    if remote_port is not None and not (isinstance(remote_port, int) and 1 <= remote_port <= 65535):
+        raise ConfigError(f"remote_port {remote_port!r} is not a TCP port", field="remote_port", fix="use 1 to 65535")
+
+
+def resolve_target(to: str, config: Any, backend: Backend, remote_port: int | None = None) -> TunnelTarget:
+    """The instance carrying the tunnel and the far end: an endpoint of the lab's cluster, or the instance."""
+    validate_to(to, remote_port)
+    if to == APP:  # the web app on the lab's instance itself
+        return TunnelTarget(to, running_instance(backend, config=config), "localhost", remote_port or APP_PORT)
+    if to.startswith("i-"):
+        return TunnelTarget(to, running_instance(backend, instance_id=to), "localhost", int(remote_port or 0))
+    instance_id = running_instance(backend, config=config)
+    host, port = _endpoint(to, config, backend)
+    return TunnelTarget(to, instance_id, host, remote_port or port)
+
+
+def lab_cluster(config: Any, backend: Backend) -> dict[str, Any]:
+    """The lab's Aurora cluster description, or a LabkitError that says how to create it."""
+    identifier = resource_name(config.lab, config.learner, NODE_CLUSTER)
+    try:
+        return backend.client("rds").describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "DBClusterNotFoundFault":
+            raise LabkitError(
+                f"the lab's cluster {identifier} does not exist",
+                field="cluster",
+                fix="create it first (notebook 02_database, or `labkit up`)",
+            ) from None
+        raise
+
+
+def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
+    if to in KEYWORDS:
+        cluster = lab_cluster(config, backend)
+        key = "Endpoint" if to == "writer" else "ReaderEndpoint"
+        return cluster[key], int(cluster.get("Port") or DB_PORT)
+    if "." in to:  # an endpoint host name
+        return to, DB_PORT
+    try:  # a DB instance identifier
+        instance = backend.client("rds").describe_db_instances(DBInstanceIdentifier=to)["DBInstances"][0]
+    except ClientError:
+        raise LabkitError(
+            f"{to!r} is not a DB instance of this account and region",
+            field="to",
+            fix="use 'writer', 'reader', a DB instance identifier, an endpoint or an EC2 instance id",
+        ) from None
+    endpoint = instance.get("Endpoint") or {}
+    return endpoint.get("Address", ""), int(endpoint.get("Port") or DB_PORT)
+
+
+def running_instance(backend: Backend, *, config: Any = None, instance_id: str | None = None) -> str:
+    """The lab's (or the given) EC2 instance; it must exist and not be terminated."""
+    ec2 = backend.client("ec2")
+    from labkit.security.snapshot import LIVE_INSTANCE_STATES
+
+    states = {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}
+    if instance_id:
+        try:
+            reservations = ec2.describe_instances(InstanceIds=[instance_id], Filters=[states])["Reservations"]
+        except ClientError:
+            reservations = []
+    else:
+        filters = [*ec2_filters(config.lab, config.learner, NODE_INSTANCE), states]
+        reservations = ec2.describe_instances(Filters=filters)["Reservations"]
+    found = sorted(i["InstanceId"] for r in reservations for i in r["Instances"])
+    if not found:
+        what = instance_id or f"the lab's instance ({resource_name(config.lab, config.learner, NODE_INSTANCE)})"
+        raise LabkitError(
+            f"{what} does not exist: the tunnel runs through it",
+            field="instance",
+            fix="create it first (notebook 03_compute, or `labkit up`)",
+        )
+    return found[0]

@@ -1,0 +1,134 @@
+"""Which IAM actions labkit needs: record them from a run, read them from a policy, compare the two.
+
+A botocore `before-call` hook names every request as the IAM action it needs (`ec2:RunInstances`), plus
+the actions AWS also checks on the caller's behalf for some calls (`iam:PassRole` for an instance with
+a profile, `ec2:CreateTags` for tags given at creation). The policies in `policies/` are checked
+against such a recording (tests/test_policies.py), so a call added to labkit cannot silently fail with
+AccessDenied in a learner's account, and a policy never grants what labkit does not use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from labkit.aws.backend import Backend
+
+# boto3 service name -> IAM action prefix, where the two differ (every other service uses its own name).
+IAM_PREFIXES = {
+    "resourcegroupstaggingapi": "tag",
+    "service-quotas": "servicequotas",
+}
+
+# Create calls whose Tags/TagSpecifications AWS authorizes as a separate tagging action of the caller.
+_TAG_ON_CREATE = {"ec2": "ec2:CreateTags", "rds": "rds:AddTagsToResource"}
+_IAM_TAG_ON_CREATE = {"CreateRole": "iam:TagRole", "CreateInstanceProfile": "iam:TagInstanceProfile"}
+# RDS makes the cluster's master-user secret with the caller's permissions (ManageMasterUserPassword).
+_MANAGED_SECRET = ("secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:RotateSecret")
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action an API operation needs, e.g. ("resourcegroupstaggingapi", "GetResources") -> tag:GetResources."""
+    return f"{IAM_PREFIXES.get(service, service)}:{operation}"
+
+
+def implied_actions(service: str, operation: str, params: dict[str, Any]) -> set[str]:
+    """Actions AWS authorizes for the caller besides the operation's own (tag on create, pass a role)."""
+    implied: set[str] = set()
+    if operation.startswith(("Create", "RunInstances", "Authorize")):
+        if service == "ec2" and params.get("TagSpecifications"):
+            implied.add(_TAG_ON_CREATE["ec2"])
+        if service == "rds" and params.get("Tags"):
+            implied.add(_TAG_ON_CREATE["rds"])
+        if service == "iam" and params.get("Tags") and operation in _IAM_TAG_ON_CREATE:
+            implied.add(_IAM_TAG_ON_CREATE[operation])
+    if service == "ec2" and operation == "RunInstances" and params.get("IamInstanceProfile"):
+        implied.add("iam:PassRole")
+    if service == "rds" and operation == "CreateDBCluster":
+        implied.add("iam:CreateServiceLinkedRole")  # AWSServiceRoleForRDS, on an account's first cluster
+        if params.get("ManageMasterUserPassword"):
+            implied.update(_MANAGED_SECRET)
+    return implied
+
+
+class ActionRecorder:
+    """Collects the IAM actions of every request made through the clients it is attached to (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.called: set[str] = set()  # the operations' own actions
+        self.implied: set[str] = set()  # actions AWS checks on the caller's behalf
+        self._lock = threading.Lock()
+        self._unique_id = f"labkit-actions-{id(self)}"
+
+    @property
+    def actions(self) -> set[str]:
+        """Every action the recorded requests need."""
+        return self.called | self.implied
+
+    def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        service = model.service_model.service_name
+        with self._lock:
+            self.called.add(iam_action(service, model.name))
+            self.implied |= implied_actions(service, model.name, params or {})
+
+    def attach(self, client: Any) -> None:
+        """Record the requests of one botocore client (idempotent). The hook sees the caller's parameters."""
+        client.meta.events.register("before-parameter-build", self._record, unique_id=self._unique_id)
+
+    def detach(self, client: Any) -> None:
+        client.meta.events.unregister("before-parameter-build", unique_id=self._unique_id)
+
+    @contextlib.contextmanager
+    def watching(self, backend: Backend) -> Iterator[ActionRecorder]:
+        """Within the block, record every request made through `backend`: its cached clients from
+        `backend.client(...)`, and clients made straight from its session when it keeps one session."""
+        original = backend.client
+        attached: dict[int, Any] = {}
+        events = backend.session().events
+
+        def client(service: str) -> Any:
+            made = original(service)
+            if id(made) not in attached:
+                self.attach(made)
+                attached[id(made)] = made
+            return made
+
+        backend.client = client  # type: ignore[method-assign]
+        events.register("before-parameter-build", self._record, unique_id=self._unique_id)
+        try:
+            yield self
+        finally:
+            del backend.client  # the instance attribute goes; the class's method is back
+            events.unregister("before-parameter-build", unique_id=self._unique_id)
+            for made in attached.values():
+                self.detach(made)
+
+
+@contextlib.contextmanager
+def record_actions(backend: Backend) -> Iterator[ActionRecorder]:
+    """Record the IAM actions of every AWS request made through `backend` within the block."""
+    with ActionRecorder().watching(backend) as recorder:
+        yield recorder
+
+
+def _as_list(value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def policy_actions(document: dict[str, Any]) -> set[str]:
+    """The actions an IAM policy document allows (its Allow statements' Action entries, as written)."""
+    return {
+        action
+        for statement in _as_list_of_statements(document)
+        if statement.get("Effect") == "Allow"
+        for action in _as_list(statement.get("Action"))
+    }
+
+
+def _as_list_of_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = document.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)

@@ -1,0 +1,156 @@
+"""`labkit class status | reset | check`: the instructor's commands.
+
+`status` lists every learner's lab (all labs unless --lab) across the --region flags; `reset` is a dry
+run unless --yes, and deletes only resources tagged with the lab and a chosen learner; `check` compares
+what --learners N labs need with the account's quotas. Exit codes: 0 done, 1 something failed or does
+not fit, 2 bad input (the error names the flag and the fix, before any AWS call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from labkit.aws.backend import Backend
+from labkit.config import LabConfig
+from labkit.errors import ConfigError, LabkitError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def backends_for(backend: str, regions: Sequence[str]) -> list[Backend]:
+    """One backend per region (tests replace this to use in-process moto)."""
+    from labkit.classroom.scan import class_backends
+
+    return class_backends(regions, backend)
+
+
+def backend_for(config: LabConfig) -> Backend:
+    """The backend of `class check` (tests replace this)."""
+    return config.make_backend()
+
+
+def _class_flags(*, lab_help: str) -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("class")
+    group.add_argument("--config", default=None, help="lab config TOML for defaults (default: the home's lab.toml)")
+    group.add_argument("--lab", default=None, help=lab_help)
+    group.add_argument("--learner", action="append", default=[], help="only this learner (repeatable)")
+    group.add_argument("--region", action="append", default=[], help="a region to look in (repeatable)")
+    group.add_argument("--backend", default=None, choices=("sandbox", "aws"), help="where the labs live")
+    flags.add_argument("--json", action="store_true", help="machine-readable output (progress goes to stderr)")
+    return flags
+
+
+def _class_scope(args: argparse.Namespace) -> tuple[LabConfig, list[Backend]]:
+    base = LabConfig.load(args.config)
+    regions = args.region or [base.region]
+    return base, backends_for(args.backend or base.backend, regions)
+
+
+def _handle(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return action(args)
+        except LabkitError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT if isinstance(exc, ConfigError) else EXIT_FAILED
+
+    return handler
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from labkit.classroom import class_status
+
+    _, backends = _class_scope(args)
+    result = class_status(lab=args.lab, learners=args.learner, backends=backends)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result)
+    return EXIT_OK
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from labkit.classroom import class_reset
+    from labkit.classroom.scan import check_names, parse_age
+
+    base = LabConfig.load(args.config)
+    check_names(args.lab, args.learner)
+    parse_age(args.older_than, field="--older-than")  # refuse bad input before any backend is made
+    _, backends = _class_scope(args)
+    report = class_reset(
+        lab=args.lab or base.lab,
+        learners=args.learner,
+        backends=backends,
+        older_than=args.older_than,
+        yes=args.yes,
+        report_dir=args.report_dir,
+        stream=sys.stderr if args.json else sys.stdout,
+    )
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.table())
+        for kind, path in report.files.items():
+            print(f"report ({kind}): {path}")
+        if report.dry_run:
+            print("nothing was deleted: run again with --yes to delete the resources above")
+    return EXIT_OK if report.dry_run or report.ok else EXIT_FAILED
+
+
+def _check(args: argparse.Namespace) -> int:
+    from labkit.classroom import class_check
+    from labkit.cli.lab import config_from_args
+
+    config = config_from_args(args)
+    report = class_check(args.learners, config, backend_for(config))
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _learner_count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of learners") from None
+
+
+def register(subparsers: Any) -> None:
+    """Add `class` with `status`, `reset` and `check` to a `labkit` parser's subparsers."""
+    from labkit.cli.lab import add_config_arguments
+
+    parser = subparsers.add_parser("class", help="instructor: every learner's lab, a safe reset, quota check")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    status = actions.add_parser(
+        "status",
+        parents=[_class_flags(lab_help="only this lab (default: every lab)")],
+        help="every learner's lab resources with state, age and cost per hour; totals",
+    )
+    status.set_defaults(handler=_handle(_status))
+
+    reset = actions.add_parser(
+        "reset",
+        parents=[_class_flags(lab_help="the lab to reset (default: the config's lab)")],
+        help="delete learners' labs (a dry run unless --yes); never touches anything else",
+    )
+    reset.add_argument("--older-than", default=None, metavar="AGE", help="only labs begun before this: 45m, 2h, 1d")
+    reset.add_argument("--yes", action="store_true", help="really delete (without it: a dry run)")
+    reset.add_argument("--report-dir", default=None, help="where the report goes (default: LABKIT_HOME/reports)")
+    reset.set_defaults(handler=_handle(_reset))
+
+    check = actions.add_parser("check", help="do N labs fit in the account's quotas in this region?")
+    check.add_argument("--learners", type=_learner_count, required=True, metavar="N", help="number of learners")
+    add_config_arguments(check)
+    check.set_defaults(handler=_handle(_check))

@@ -1,0 +1,137 @@
+"""`labkit tunnel` and `labkit sql`: the database from a terminal, through Session Manager.
+
+`labkit tunnel writer` holds a port-forward open until Ctrl-C and says how to connect any MySQL client.
+The password is not printed: a client option file (mode 0600, deleted when the tunnel closes) holds it
+for the `mariadb`/`mysql` client, and the AWS CLI command that reads the secret is shown for other tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from labkit.access.tunnel import local_port_free
+from labkit.cli.security import _lab_flags, config_from_args
+
+
+def sweep_option_files(folder: Path) -> None:
+    """Delete option files left by a tunnel that was killed (nothing listens on their port any more)."""
+    for stale in folder.glob("*-*.cnf"):
+        port = stale.stem.rpartition("-")[2]
+        if port.isdigit() and local_port_free(int(port)):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def option_file(home: Path, tunnel: Any, credentials: Any, database: str) -> Path:
+    """A [client] option file for this tunnel, readable only by its owner (stale ones are swept first)."""
+    folder = home / "tunnels"
+    folder.mkdir(parents=True, exist_ok=True)
+    sweep_option_files(folder)
+    path = folder / f"{tunnel.to}-{tunnel.port}.cnf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(
+            f"[client]\nhost={tunnel.host}\nport={tunnel.port}\nuser={credentials.username}\n"
+            f"password={credentials.password}\ndatabase={database}\n"
+        )
+    return path
+
+
+def connect_help(tunnel: Any, credentials: Any, backend: Any, database: str, options: Path) -> str:
+    """How to connect a client through the tunnel, without the password itself."""
+    fetch = ["aws", "secretsmanager", "get-secret-value", "--secret-id", credentials.secret_arn]
+    fetch += ["--query", "SecretString", "--output", "text", "--region", backend.region]
+    if backend.endpoint_url():
+        fetch += ["--endpoint-url", backend.endpoint_url()]
+    return "\n".join(
+        [
+            f"tunnel open: {tunnel.address} -> {tunnel.target.describe()}",
+            f"  host     {tunnel.host}",
+            f"  port     {tunnel.port}",
+            f"  user     {credentials.username}",
+            f"  database {database}",
+            f"  password in Secrets Manager: {credentials.secret_arn}",
+            "connect:",
+            f"  mariadb --defaults-extra-file={shlex.quote(str(options))}      (the file is deleted on close)",
+            f"  the password, for other clients: {shlex.join(fetch)}",
+            "Press Ctrl-C to close the tunnel.",
+        ]
+    )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM closes the tunnel the way Ctrl-C does
+
+
+def _tunnel(args: argparse.Namespace) -> int:
+    from labkit.access.sql import credentials
+    from labkit.access.tunnel import Tunnel
+    from labkit.home import labkit_home
+    from labkit.lab.resources.database import DATABASE_NAME
+
+    config = config_from_args(args)
+    backend = config.make_backend()
+    tunnel = Tunnel(args.to, args.port, remote_port=args.remote_port, config=config, backend=backend)
+    signal.signal(signal.SIGTERM, _interrupt)
+    options: Path | None = None
+    try:
+        tunnel.open()
+        if tunnel.target and tunnel.target.to_instance_itself:
+            link = f"\nopen http://{tunnel.address}/ in your browser" if args.to == "app" else ""
+            print(
+                f"tunnel open: {tunnel.address} -> {tunnel.target.describe()}{link}\nPress Ctrl-C to close the tunnel."
+            )
+        else:
+            secret = credentials(config, backend)
+            options = option_file(labkit_home(), tunnel, secret, DATABASE_NAME)
+            print(connect_help(tunnel, secret, backend, DATABASE_NAME, options), flush=True)
+        while tunnel.is_open:
+            time.sleep(0.5)
+        print("the session plugin stopped; the tunnel is closed")
+        return 1
+    except KeyboardInterrupt:
+        print("\nclosing the tunnel")
+        return 0
+    finally:
+        tunnel.close()
+        if options is not None:
+            with contextlib.suppress(OSError):
+                options.unlink()
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from labkit.access.sql import close_engines, sql
+
+    config = config_from_args(args)
+    try:
+        frame = sql(args.query, on=args.on, config=config)
+    finally:
+        close_engines()
+    print(frame.to_string(index=False))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `tunnel` and `sql` subcommands."""
+    flags = _lab_flags()
+    tunnel = subparsers.add_parser(
+        "tunnel", parents=[flags], help="hold a Session Manager port-forward open (writer, reader, app or an instance)"
+    )
+    tunnel.add_argument(
+        "to", help="writer, reader, app (the web app), a DB instance, an endpoint, or an EC2 instance id"
+    )
+    tunnel.add_argument("--port", type=int, default=None, help="local port (default: a free one)")
+    tunnel.add_argument("--remote-port", type=int, default=None, help="port on the far side (an instance id needs one)")
+    tunnel.set_defaults(handler=_tunnel)
+
+    query = subparsers.add_parser("sql", parents=[flags], help="run one SQL statement and print the result table")
+    query.add_argument("query", help="the SQL statement")
+    query.add_argument("--on", default="writer", help="writer (default), reader, or a DB instance identifier")
+    query.set_defaults(handler=_sql)

@@ -1,0 +1,235 @@
+"""Database: the DB subnet group, the Aurora MySQL cluster, its writer and its readers.
+
+The cluster is encrypted, keeps one day of backups, lets RDS manage the master password in Secrets Manager
+(labkit reads it from the secret only to connect, and never shows it), and is reachable only from inside the VPC through the `db` security group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labkit.aws.tags import NODE_CLUSTER, NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS, NODE_SG_DB
+from labkit.errors import LabkitError
+from labkit.lab.resources import Found, LabContext, Resource, error_code, paginate
+
+ENGINE = "aurora-mysql"
+MASTER_USERNAME = "admin"
+DATABASE_NAME = "shop"  # the lab schema's database, created with the cluster as Aurora does
+SERVERLESS_CLASS = "db.serverless"
+NODE_CLUSTER_SNAPSHOTS = "cluster-snapshots"  # not made by apply; destroy removes them after the cluster
+
+
+def _rds(ctx: LabContext) -> Any:
+    return ctx.client("rds")
+
+
+def cluster_arn(ctx: LabContext) -> str:
+    config = ctx.config
+    return f"arn:{config.partition}:rds:{config.region}:{ctx.account_id()}:cluster:{ctx.name(NODE_CLUSTER)}"
+
+
+class DbSubnetGroup(Resource):
+    kind = "DB subnet group"
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        # describe_db_subnet_groups returns no tags, and the tagging API does not list subnet groups.
+        found = []
+        for group in paginate(_rds(ctx), "describe_db_subnet_groups", "DBSubnetGroups"):
+            if not group["DBSubnetGroupName"].startswith(ctx.name_prefix):
+                continue
+            tags = _rds(ctx).list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"]
+            if ctx.is_ours(tags):
+                found.append(Found(cls.kind, ctx.node_of(tags), group["DBSubnetGroupName"], group["SubnetGroupStatus"]))
+        return found
+
+    def create(self, ctx: LabContext) -> str:
+        return _rds(ctx).create_db_subnet_group(
+            DBSubnetGroupName=ctx.name(self.node),
+            DBSubnetGroupDescription="labkit: the database subnets, in two availability zones",
+            SubnetIds=[ctx.id_of(node) for node in NODE_DB_SUBNETS],
+            Tags=ctx.tags(self.node),
+        )["DBSubnetGroup"]["DBSubnetGroupName"]
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.retry(lambda: _rds(ctx).delete_db_subnet_group(DBSubnetGroupName=resource_id), self.node)
+
+
+class _NotWhileDeleting(Resource):
+    """An RDS resource that cannot be reused while a delete of the same name is still under way."""
+
+    def find_all(self, ctx: LabContext) -> list[Found]:
+        found = super().find_all(ctx)
+        for item in found:
+            if item.state == "deleting":
+                raise LabkitError(
+                    f"{item.kind} {item.resource_id} is still being deleted",
+                    field=item.node,
+                    fix="wait until `labkit status` no longer lists it, then run apply again",
+                )
+        return found
+
+
+class Cluster(_NotWhileDeleting):
+    kind = "Aurora cluster"
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        found = []
+        for cluster in paginate(_rds(ctx), "describe_db_clusters", "DBClusters"):
+            if ctx.is_ours(cluster.get("TagList")):
+                node = ctx.node_of(cluster.get("TagList"))
+                found.append(
+                    Found(
+                        cls.kind,
+                        node,
+                        cluster["DBClusterIdentifier"],
+                        cluster["Status"],
+                        cluster.get("Endpoint", ""),
+                    )
+                )
+        return found
+
+    def create(self, ctx: LabContext) -> str:
+        config = ctx.config
+        params: dict[str, Any] = {
+            "DBClusterIdentifier": ctx.name(self.node),
+            "Engine": ENGINE,
+            "EngineVersion": config.engine_version,
+            "MasterUsername": MASTER_USERNAME,
+            "DatabaseName": DATABASE_NAME,
+            "ManageMasterUserPassword": True,
+            "DBSubnetGroupName": ctx.id_of(NODE_DB_SUBNET_GROUP),
+            "VpcSecurityGroupIds": [ctx.id_of(NODE_SG_DB)],
+            "StorageEncrypted": True,
+            "BackupRetentionPeriod": 1,
+            "DeletionProtection": config.deletion_protection,
+            "CopyTagsToSnapshot": True,
+            "Tags": ctx.tags(self.node),
+        }
+        if config.db_instance_class == SERVERLESS_CLASS:
+            params["ServerlessV2ScalingConfiguration"] = {"MinCapacity": 0.5, "MaxCapacity": 2}
+        return _rds(ctx).create_db_cluster(**params)["DBCluster"]["DBClusterIdentifier"]
+
+    def _describe(self, ctx: LabContext, identifier: str) -> dict[str, Any]:
+        return _rds(ctx).describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]
+
+    def wait(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.wait("rds", "db_cluster_available", self.node, DBClusterIdentifier=resource_id)
+
+    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+        wanted = ctx.config.deletion_protection
+        if bool(self._describe(ctx, resource_id).get("DeletionProtection")) == wanted:
+            return []
+        if not dry_run:
+            _rds(ctx).modify_db_cluster(
+                DBClusterIdentifier=resource_id, DeletionProtection=wanted, ApplyImmediately=True
+            )
+        return [f"turn deletion protection {'on' if wanted else 'off'}"]
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        """Deletion protection off first, then delete without a final snapshot (a lab keeps no data)."""
+        if self._describe(ctx, resource_id).get("DeletionProtection"):
+            _rds(ctx).modify_db_cluster(
+                DBClusterIdentifier=resource_id, DeletionProtection=False, ApplyImmediately=True
+            )
+        ctx.retry(
+            lambda: _rds(ctx).delete_db_cluster(DBClusterIdentifier=resource_id, SkipFinalSnapshot=True),
+            self.node,
+        )
+        ctx.wait("rds", "db_cluster_deleted", self.node, DBClusterIdentifier=resource_id)
+
+
+class DbInstance(_NotWhileDeleting):
+    """An instance of the cluster. The first one created (the `db-writer` node) becomes the writer."""
+
+    kind = "Aurora instance"
+
+    def __init__(self, node: str, depends_on: tuple[str, ...], *, promotion_tier: int) -> None:
+        super().__init__(node, depends_on)
+        self.promotion_tier = promotion_tier
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        found = []
+        for instance in paginate(_rds(ctx), "describe_db_instances", "DBInstances"):
+            if ctx.is_ours(instance.get("TagList")):
+                address = instance.get("Endpoint", {}).get("Address", "")
+                node = ctx.node_of(instance.get("TagList"))
+                found.append(
+                    Found(
+                        cls.kind,
+                        node,
+                        instance["DBInstanceIdentifier"],
+                        instance["DBInstanceStatus"],
+                        address,
+                    )
+                )
+        return found
+
+    def create(self, ctx: LabContext) -> str:
+        return _rds(ctx).create_db_instance(
+            DBInstanceIdentifier=ctx.name(self.node),
+            DBClusterIdentifier=ctx.id_of(NODE_CLUSTER),
+            Engine=ENGINE,
+            DBInstanceClass=ctx.config.db_instance_class,
+            PubliclyAccessible=False,
+            PromotionTier=self.promotion_tier,
+            Tags=ctx.tags(self.node),
+        )["DBInstance"]["DBInstanceIdentifier"]
+
+    def wait(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.wait("rds", "db_instance_available", self.node, DBInstanceIdentifier=resource_id)
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.retry(lambda: _rds(ctx).delete_db_instance(DBInstanceIdentifier=resource_id), self.node)
+        ctx.wait("rds", "db_instance_deleted", self.node, DBInstanceIdentifier=resource_id)
+
+
+class ClusterSnapshots(Resource):
+    """Snapshots of the cluster, which carry its tags (CopyTagsToSnapshot) and can outlive it."""
+
+    kind = "Cluster snapshot"
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        snapshots = paginate(_rds(ctx), "describe_db_cluster_snapshots", "DBClusterSnapshots")
+        return [
+            Found(
+                cls.kind,
+                NODE_CLUSTER_SNAPSHOTS,
+                s["DBClusterSnapshotIdentifier"],
+                s.get("Status", ""),
+                s["SnapshotType"],
+            )
+            for s in snapshots
+            if ctx.is_ours(s.get("TagList"))
+        ]
+
+    def create(self, ctx: LabContext) -> str:
+        raise LabkitError("labkit never takes snapshots", field=self.node)
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        try:
+            _rds(ctx).delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=resource_id)
+        except ClientError as exc:  # AWS removes automated snapshots itself, with the cluster
+            if error_code(exc) != "InvalidDBClusterSnapshotStateFault":
+                raise
+
+
+class ClusterSecret:
+    """The master-password secret RDS made for the cluster; RDS deletes it with the cluster. Listed for verify."""
+
+    kind = "Secrets Manager secret"
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        arn = cluster_arn(ctx)
+        secrets = paginate(ctx.client("secretsmanager"), "list_secrets", "SecretList")
+        return [
+            Found(cls.kind, NODE_CLUSTER, secret["Name"], "exists", "master password")
+            for secret in secrets
+            if {"Key": "aws:rds:primaryDBClusterArn", "Value": arn} in secret.get("Tags", [])
+        ]

@@ -1,0 +1,153 @@
+"""IAM: the instance's role (trusted by EC2, with AmazonSSMManagedInstanceCore) and its instance profile.
+
+The role also carries one inline policy for the web app on the instance: read this lab's cluster
+description and the cluster's managed master secret, nothing else (the secret is matched by the tag RDS
+puts on it, `aws:rds:primaryDBClusterArn`, so no other secret of the account is readable). Both live under an IAM path of their own (/labkit/LAB/LEARNER/), so a listing by path finds exactly this
+learner's roles; their tags are checked as well before anything is touched.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from labkit.aws.tags import NODE_CLUSTER, NODE_IAM_ROLE
+from labkit.lab.resources import Found, LabContext, Resource, paginate
+
+SSM_POLICY_NAME = "AmazonSSMManagedInstanceCore"
+APP_POLICY_NAME = "labkit-app-reads-its-cluster"
+TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+)
+
+
+def _iam(ctx: LabContext) -> Any:
+    return ctx.client("iam")
+
+
+def ssm_policy_arn(ctx: LabContext) -> str:
+    return f"arn:{ctx.config.partition}:iam::aws:policy/{SSM_POLICY_NAME}"
+
+
+def app_policy(ctx: LabContext) -> dict[str, Any]:
+    """What the web app on the instance may do: describe its cluster, read that cluster's managed secret."""
+    partition, region, account = ctx.config.partition, ctx.config.region, ctx.account_id()
+    cluster_arn = f"arn:{partition}:rds:{region}:{account}:cluster:{ctx.name(NODE_CLUSTER)}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "DescribeTheLabCluster", "Effect": "Allow", "Action": "rds:DescribeDBClusters",
+             "Resource": cluster_arn},
+            {
+                "Sid": "ReadTheLabClusterSecret",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": f"arn:{partition}:secretsmanager:{region}:{account}:secret:rds!cluster-*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/aws:rds:primaryDBClusterArn": cluster_arn}},
+            },
+        ],
+    }  # fmt: skip
+
+
+def _current_app_policy(ctx: LabContext, role: str) -> dict[str, Any] | None:
+    if APP_POLICY_NAME not in _iam(ctx).list_role_policies(RoleName=role)["PolicyNames"]:
+        return None
+    document = _iam(ctx).get_role_policy(RoleName=role, PolicyName=APP_POLICY_NAME)["PolicyDocument"]
+    return json.loads(unquote(document)) if isinstance(document, str) else document
+
+
+class Role(Resource):
+    kind = "IAM role"
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        found = []
+        for role in paginate(_iam(ctx), "list_roles", "Roles", PathPrefix=ctx.iam_path):
+            tags = _iam(ctx).get_role(RoleName=role["RoleName"])["Role"].get("Tags")  # list_roles omits tags
+            if ctx.is_ours(tags):
+                found.append(Found(cls.kind, ctx.node_of(tags), role["RoleName"], "exists", role["Arn"]))
+        return found
+
+    def create(self, ctx: LabContext) -> str:
+        return _iam(ctx).create_role(
+            RoleName=ctx.name(self.node),
+            Path=ctx.iam_path,
+            AssumeRolePolicyDocument=TRUST_POLICY,
+            Description="labkit: lets the lab instance register with Systems Manager",
+            Tags=ctx.tags(self.node),
+        )["Role"]["RoleName"]
+
+    def wait(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.wait("iam", "role_exists", self.node, RoleName=resource_id)
+
+    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+        changes = []
+        attached = _iam(ctx).list_attached_role_policies(RoleName=resource_id)["AttachedPolicies"]
+        if ssm_policy_arn(ctx) not in [p["PolicyArn"] for p in attached]:
+            if not dry_run:
+                _iam(ctx).attach_role_policy(RoleName=resource_id, PolicyArn=ssm_policy_arn(ctx))
+            changes.append(f"attach {SSM_POLICY_NAME}")
+        wanted = app_policy(ctx)
+        if _current_app_policy(ctx, resource_id) != wanted:
+            if not dry_run:
+                _iam(ctx).put_role_policy(
+                    RoleName=resource_id, PolicyName=APP_POLICY_NAME, PolicyDocument=json.dumps(wanted)
+                )
+            changes.append(f"put the inline policy {APP_POLICY_NAME}")
+        return changes
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        """IAM's order: out of every instance profile, policies detached, inline policies deleted, then the role."""
+        iam = _iam(ctx)
+        for profile in iam.list_instance_profiles_for_role(RoleName=resource_id)["InstanceProfiles"]:
+            iam.remove_role_from_instance_profile(
+                InstanceProfileName=profile["InstanceProfileName"], RoleName=resource_id
+            )
+        for policy in iam.list_attached_role_policies(RoleName=resource_id)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=resource_id, PolicyArn=policy["PolicyArn"])
+        for name in iam.list_role_policies(RoleName=resource_id)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=resource_id, PolicyName=name)
+        ctx.retry(lambda: iam.delete_role(RoleName=resource_id), self.node)
+
+
+class InstanceProfile(Resource):
+    kind = "IAM instance profile"
+
+    @classmethod
+    def list_tagged(cls, ctx: LabContext) -> list[Found]:
+        found = []
+        for profile in paginate(_iam(ctx), "list_instance_profiles", "InstanceProfiles", PathPrefix=ctx.iam_path):
+            name = profile["InstanceProfileName"]
+            tags = _iam(ctx).get_instance_profile(InstanceProfileName=name)["InstanceProfile"].get("Tags")
+            if ctx.is_ours(tags):
+                found.append(Found(cls.kind, ctx.node_of(tags), name, "exists", profile["Arn"]))
+        return found
+
+    def create(self, ctx: LabContext) -> str:
+        return _iam(ctx).create_instance_profile(
+            InstanceProfileName=ctx.name(self.node), Path=ctx.iam_path, Tags=ctx.tags(self.node)
+        )["InstanceProfile"]["InstanceProfileName"]
+
+    def _roles(self, ctx: LabContext, name: str) -> list[str]:
+        profile = _iam(ctx).get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        return [role["RoleName"] for role in profile.get("Roles", [])]
+
+    def wait(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.wait("iam", "instance_profile_exists", self.node, InstanceProfileName=resource_id)
+
+    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+        role = ctx.ids.get(NODE_IAM_ROLE)
+        if role is not None and role in self._roles(ctx, resource_id):
+            return []
+        if not dry_run:
+            _iam(ctx).add_role_to_instance_profile(InstanceProfileName=resource_id, RoleName=ctx.id_of(NODE_IAM_ROLE))
+        return ["add the role"]
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        for role in self._roles(ctx, resource_id):
+            _iam(ctx).remove_role_from_instance_profile(InstanceProfileName=resource_id, RoleName=role)
+        ctx.retry(lambda: _iam(ctx).delete_instance_profile(InstanceProfileName=resource_id), self.node)

@@ -1,0 +1,1 @@
+"""The sandbox's data plane: one module per database engine, behind one small interface."""

@@ -1,0 +1,321 @@
+"""Real MariaDB server processes for the sandbox's data plane: find, template, start, replicate, promote, stop."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+
+from labkit.errors import SandboxError
+
+MARIADBD_ENV = "LABKIT_MARIADBD"
+ADMIN_USER = "rdsadmin"  # as on Aurora, a hidden administrative account the learner never uses
+REPLICATION_USER = "rdsrepladmin"
+
+# Small footprint: a lab instance needs a few MB of buffer pool, not the default 128 MB.
+SERVER_OPTIONS = [
+    "--innodb-log-file-size=8M",
+    "--innodb-buffer-pool-size=16M",
+    "--performance-schema=0",
+    "--skip-name-resolve",
+    "--max-connections=200",
+    "--character-set-server=utf8mb4",
+    "--collation-server=utf8mb4_general_ci",
+]
+
+# What an Aurora MySQL master user may do: everything a DBA needs, but not SUPER or READ_ONLY ADMIN,
+# so a reader's read_only really refuses the learner's writes.
+MASTER_PRIVILEGES = (
+    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, "
+    "SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, BINLOG MONITOR, "
+    "CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER"
+)
+
+
+def install_hint() -> str:
+    """How to get MariaDB on this platform."""
+    if platform.system() == "Darwin":
+        return f"`brew install mariadb sysbench`, or set {MARIADBD_ENV}=/path/to/mariadbd"
+    if shutil.which("apt-get"):
+        return f"`sudo apt-get install mariadb-server mariadb-client sysbench`, or set {MARIADBD_ENV}=/path/to/mariadbd"
+    return f"install MariaDB 10.6 or newer with your package manager, or set {MARIADBD_ENV}=/path/to/mariadbd"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """The MariaDB programs the sandbox runs."""
+
+    mariadbd: Path
+    install_db: Path
+
+    def version(self) -> str:
+        out = subprocess.run([str(self.mariadbd), "--version"], capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+
+def find_binaries() -> Binaries:
+    """Locate mariadbd (LABKIT_MARIADBD first, then PATH and the usual sbin directories)."""
+    explicit = os.environ.get(MARIADBD_ENV)
+    if explicit:
+        server = Path(explicit)
+        if not (server.is_file() and os.access(server, os.X_OK)):
+            raise SandboxError(
+                f"{explicit} is not an executable mariadbd",
+                field=MARIADBD_ENV,
+                fix=f"point {MARIADBD_ENV} at the mariadbd program, or unset it to search PATH",
+            )
+    else:
+        search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"])
+        found = shutil.which("mariadbd", path=search) or shutil.which("mysqld", path=search)
+        if not found:
+            raise SandboxError(
+                "MariaDB server (mariadbd) not found; the sandbox runs real MariaDB as its databases",
+                field="mariadbd",
+                fix=install_hint(),
+            )
+        server = Path(found)
+    candidates = [server.parent, server.parent.parent / "bin", server.parent.parent / "scripts"]
+    search_path = os.pathsep.join([*(str(c) for c in candidates), os.environ.get("PATH", ""), "/usr/bin"])
+    installer = shutil.which("mariadb-install-db", path=search_path) or shutil.which(
+        "mysql_install_db", path=search_path
+    )
+    if not installer:
+        raise SandboxError(
+            f"found {server} but not mariadb-install-db beside it",
+            field="mariadb-install-db",
+            fix=install_hint(),
+        )
+    return Binaries(server, Path(installer))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _user_args() -> list[str]:
+    return ["--user=root"] if os.geteuid() == 0 else []
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the sandbox daemon dies, so no server outlives it (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def ensure_template(binaries: Binaries, root: Path, admin_password: str) -> Path:
+    """An initialised data directory to copy for each new instance (made once, about 1 s)."""
+    template = root / "template"
+    if (template / "mysql" / "global_priv.MAD").exists() and (template / ".labkit-ready").exists():
+        return template
+    shutil.rmtree(template, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "template.log"
+    with log.open("w") as out:
+        result = subprocess.run(
+            [str(binaries.install_db), "--no-defaults", f"--datadir={template}", "--skip-test-db",
+             "--auth-root-authentication-method=normal", *_user_args(), *SERVER_OPTIONS[:2]],
+            stdout=out, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    if result.returncode != 0:
+        raise SandboxError(
+            f"mariadb-install-db failed (see {log})", field="mariadb", fix="check the log; " + install_hint()
+        )
+    bootstrap_sql = (
+        "FLUSH PRIVILEGES;\n"
+        f"CREATE USER '{ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '{admin_password}';\n"
+        f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;\n"
+    )
+    with log.open("a") as out:
+        result = subprocess.run(
+            [str(binaries.mariadbd), "--no-defaults", "--bootstrap", f"--datadir={template}",
+             *_user_args(), *SERVER_OPTIONS[:2]],
+            input=bootstrap_sql.encode(), stdout=out, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    if result.returncode != 0:
+        raise SandboxError(f"MariaDB bootstrap failed (see {log})", field="mariadb", fix=install_hint())
+    (template / ".labkit-ready").write_text("ok")
+    return template
+
+
+class MariaDBServer:
+    """One mariadbd process standing in for one Aurora DB instance."""
+
+    def __init__(self, name: str, datadir: Path, port: int, server_id: int, admin_password: str) -> None:
+        self.name = name
+        self.datadir = datadir
+        self.port = port
+        self.server_id = server_id
+        self.admin_password = admin_password
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, binaries: Binaries, template: Path) -> None:
+        """Copy the template and start the server (returns at once; see wait_ready)."""
+        if not self.datadir.exists():
+            shutil.copytree(template, self.datadir, symlinks=True)
+        args = [
+            str(binaries.mariadbd), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+            "--bind-address=127.0.0.1", f"--socket={socket_path(self.datadir, self.server_id)}",
+            f"--pid-file={self.datadir / 'mysqld.pid'}", f"--log-error={self.datadir / 'error.log'}",
+            f"--server-id={self.server_id}", f"--report-host={self.name}", "--log-bin=binlog", "--log-slave-updates", "--gtid-strict-mode=1",
+            "--binlog-format=ROW", "--read-only=1", *_user_args(), *SERVER_OPTIONS,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process and self.process.poll() is not None:
+                raise SandboxError(
+                    f"mariadbd for {self.name} exited with code {self.process.returncode}: {self.error_tail()}",
+                    field=self.name,
+                    fix=f"see {self.datadir / 'error.log'}",
+                )
+            try:
+                self.admin().close()
+                return
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline:
+                    raise SandboxError(
+                        f"mariadbd for {self.name} did not accept connections within {timeout:.0f} s",
+                        field=self.name,
+                        fix=f"see {self.datadir / 'error.log'}",
+                    ) from None
+                time.sleep(0.02)
+
+    def error_tail(self, lines: int = 3) -> str:
+        try:
+            text = (self.datadir / "error.log").read_text(errors="replace")
+        except OSError:
+            return "(no error log)"
+        errors = [line for line in text.strip().splitlines() if "[ERROR]" in line]
+        return " | ".join(errors[-lines:]) or "(no errors logged)"
+
+    def admin(self) -> pymysql.connections.Connection:
+        """An administrative connection (the hidden rdsadmin account)."""
+        return pymysql.connect(
+            host="127.0.0.1", port=self.port, user=ADMIN_USER, password=self.admin_password,
+            autocommit=True, connect_timeout=2,
+        )  # fmt: skip
+
+    def execute(self, *statements: str, args: tuple[object, ...] | None = None) -> list[tuple[object, ...]]:
+        """Run statements as the admin; returns the last statement's rows."""
+        rows: list[tuple[object, ...]] = []
+        with self.admin() as conn, conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement, args if "%s" in statement else None)
+                rows = list(cur.fetchall())
+        return rows
+
+    def bootstrap_writer(
+        self, master_user: str, master_password: str, database: str | None, repl_password: str
+    ) -> None:
+        """First writer of a cluster: the learner's master user, the initial database, the replication user."""
+        statements = [
+            "SET GLOBAL read_only = 0",
+            f"CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'127.0.0.1' IDENTIFIED BY %s",
+            f"GRANT REPLICATION SLAVE ON *.* TO '{REPLICATION_USER}'@'127.0.0.1'",
+        ]
+        for statement in statements:
+            self.execute(statement, args=(repl_password,))
+        self.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", args=(master_user, master_password))
+        self.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO %s@'%%' WITH GRANT OPTION", args=(master_user,))
+        if database:
+            quoted = database.replace("`", "``")
+            self.execute(f"CREATE DATABASE IF NOT EXISTS `{quoted}`")
+
+    def replicate_from(self, writer_port: int, repl_password: str) -> None:
+        """Become a read-only replica of the writer on `writer_port` (GTID replication)."""
+        self.execute(
+            "SET GLOBAL read_only = 1",
+            "STOP SLAVE",
+            "SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos",
+        )
+        self.execute(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, "
+            f"MASTER_USER='{REPLICATION_USER}', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, "
+            "MASTER_CONNECT_RETRY=1",
+            args=(writer_port, repl_password),
+        )
+        self.execute("START SLAVE")
+
+    def fence(self) -> str:
+        """Stop taking writes (the old writer in a failover); returns its last GTID position."""
+        rows = self.execute("SET GLOBAL read_only = 1", "SELECT @@gtid_binlog_pos")
+        return str(rows[0][0]) if rows else ""
+
+    def promote(self, catch_up_to: str | None, timeout: float = 10.0) -> None:
+        """Become the writer: apply everything the old writer committed, stop replicating, accept writes."""
+        if catch_up_to:
+            self.execute(f"SELECT MASTER_GTID_WAIT(%s, {timeout})", args=(catch_up_to,))
+        self.execute("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = 0")
+
+    def replication_source_port(self) -> int | None:
+        with self.admin() as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            row = cur.fetchone()
+        return int(row["Master_Port"]) if row else None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process (SIGTERM, then SIGKILL)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def remove(self) -> None:
+        """Kill the process and delete its data: nothing is kept, so there is nothing to flush."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+        shutil.rmtree(self.datadir, ignore_errors=True)
+        socket_path(self.datadir, self.server_id).unlink(missing_ok=True)
+
+
+def socket_path(datadir: Path, server_id: int) -> Path:
+    """A Unix socket path short enough for the 107-byte limit, however deep the labkit home is."""
+    digest = hashlib.sha1(str(datadir.parent).encode()).hexdigest()[:10]
+    runtime = Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    return runtime / f"{server_id}.sock"
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)

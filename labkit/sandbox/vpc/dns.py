@@ -1,0 +1,71 @@
+"""The sandbox's DNS: which local port an RDS endpoint name reaches, as Aurora's DNS would answer.
+
+The cluster endpoint goes to the writer; the reader endpoint rotates over the replicas per new connection
+(and reaches the writer when a cluster has no replicas, as on Aurora); an instance endpoint to that instance.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+from labkit.errors import SandboxError
+from labkit.sandbox.state import SandboxState, require_running
+
+DB_PORT = 3306  # the port every sandbox endpoint reports, as Aurora MySQL's do
+UNKNOWN_HOST_WAIT = 3.0  # the reconciler records a new instance within about a second
+_rotation = itertools.count()
+_rotation_lock = threading.Lock()
+
+
+def endpoint_map(state: SandboxState) -> dict[str, list[str]]:
+    """Endpoint host name -> the DB instances behind it (in rotation order for a reader endpoint)."""
+    mapping: dict[str, list[str]] = {}
+    for name, cluster in state.clusters.items():
+        writer = cluster.get("writer")
+        readers = list(cluster.get("readers") or [])
+        if cluster.get("endpoint") and writer:
+            mapping[cluster["endpoint"]] = [writer]
+        if cluster.get("reader_endpoint"):
+            mapping[cluster["reader_endpoint"]] = readers or ([writer] if writer else [])
+        del name
+    for name, instance in state.instances.items():
+        if instance.get("endpoint"):
+            mapping[instance["endpoint"]] = [name]
+    return mapping
+
+
+def _pick(instances: list[str]) -> str:
+    with _rotation_lock:
+        return instances[next(_rotation) % len(instances)]
+
+
+def resolve(host: str, timeout: float = 30.0) -> tuple[str, int]:
+    """The 127.0.0.1 port a new connection to `host` reaches; waits while the database is still starting."""
+    _, port, _ = pick(host, timeout)
+    return "127.0.0.1", port
+
+
+def pick(host: str, timeout: float = 30.0) -> tuple[str, int, int]:
+    """For a new connection to `host`: the DB instance that takes it, its local port, and the endpoint's port."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while True:
+        state = require_running()
+        targets = endpoint_map(state).get(host, [])
+        if not targets:  # not (yet) a known endpoint: a typo should not hang for the full timeout
+            deadline = min(deadline, started + UNKNOWN_HOST_WAIT)
+        ready = [t for t in targets if state.instances.get(t, {}).get("status") == "available"]
+        if ready:
+            chosen = _pick(ready)
+            return chosen, int(state.instances[chosen]["port"]), DB_PORT
+        if time.monotonic() > deadline:
+            known = sorted(endpoint_map(state))
+            raise SandboxError(
+                f"no running database answers for {host}",
+                field="endpoint",
+                fix="use an endpoint from describe_db_clusters / describe_db_instances"
+                + (f"; known: {', '.join(known)}" if known else "; the sandbox has no DB instances yet"),
+            )
+        time.sleep(0.02)

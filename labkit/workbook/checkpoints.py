@@ -1,0 +1,93 @@
+"""The checkpoint at the end of each notebook: is the learner's lab where this step should leave it?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labkit.aws.backend import Backend
+from labkit.config import LabConfig
+from labkit.lab.apply import status, verify
+from labkit.lab.plan import STAGES, lab_graph, stage_of
+
+STEPS = ("setup", *STAGES, "sql", "benchmark", "cleanup")
+
+
+@dataclass
+class Checkpoint:
+    """A plain verdict, and each problem with what to do about it."""
+
+    step: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __repr__(self) -> str:
+        if self.ok:
+            return f"Checkpoint {self.step}: ready."
+        return f"Checkpoint {self.step}: NOT ready\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+def _missing_nodes(config: LabConfig, stage: str, backend: Backend | None) -> list[str]:
+    wanted = [node for node in lab_graph(config) if stage_of(node) == stage]
+    existing = set(status(config, backend)["node"])
+    return [f"{node} does not exist: rerun the apply cell above" for node in wanted if node not in existing]
+
+
+def _sql_problems(config: LabConfig, backend: Backend | None) -> list[str]:
+    """The schema is on the writer, the reader has replicated it, and each endpoint lands on the right role."""
+    from labkit.access.sql import close_engines, sql, whoami
+    from labkit.errors import LabkitError
+
+    problems = []
+    try:
+        count = "SELECT COUNT(*) AS n FROM products"
+        on_writer = int(sql(count, config=config, backend=backend)["n"][0])
+        on_reader = int(sql(count, on="reader", config=config, backend=backend)["n"][0])
+        if on_writer == 0:
+            problems.append("the products table is empty: rerun the create_schema cell")
+        elif on_reader != on_writer:
+            problems.append(f"the reader has {on_reader} products, the writer {on_writer}: is replication running?")
+        if bool(whoami("writer", config=config, backend=backend)["read_only"][0]):
+            problems.append("the writer endpoint reached a read-only instance")
+        if not bool(whoami("reader", config=config, backend=backend)["read_only"][0]):
+            problems.append("the reader endpoint reached a writable instance")
+    except LabkitError as exc:
+        problems.append(f"{exc.message} (fix: {exc.fix})" if exc.fix else exc.message)
+    finally:
+        close_engines()
+    return problems
+
+
+def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | None = None) -> Checkpoint:
+    """Check the state a notebook should leave: `setup`, `network`, `database`, `compute`, `sql`, `benchmark` or `cleanup`."""
+    if step not in STEPS:
+        from labkit.errors import ConfigError
+
+        raise ConfigError(f"unknown checkpoint {step!r}", field="step", fix=f"use one of {', '.join(STEPS)}")
+    result = Checkpoint(step)
+    if step == "setup":
+        from labkit.workbook.doctor import environment_report
+
+        report = environment_report(backend)
+        bad = report[report["status"] != "ok"]
+        result.problems = [f"{check}: {row['detail']}" for check, row in bad.iterrows()]
+        return result
+    config = config or LabConfig.load()
+    if step == "cleanup":
+        left = verify(config, backend)
+        result.problems = [f"{r.what} {r.id} remains: run `labkit.destroy(config)` again" for r in left.itertuples()]
+        return result
+    if step in ("sql", "benchmark"):  # after a failover too: each endpoint must land on the right role
+        result.problems = _sql_problems(config, backend)
+        return result
+    result.problems = _missing_nodes(config, step, backend)
+    if step == "compute" and result.ok:
+        from labkit.security import can_reach, lint
+
+        verdict = can_reach("instance", "writer", 3306, config, backend)
+        if not verdict.reachable:
+            result.problems.append(f"the instance cannot reach the writer on 3306: {verdict.headline}")
+        result.problems += [f"lint: {finding.finding}" for finding in lint(config, backend).high]
+    return result
