@@ -11,9 +11,9 @@ def fresh_lab(learner: str) -> tuple[Any, Any, Any]:
     from labkit import sandbox
     from labkit.access.schema import create_schema
     from labkit.access.sql import close_engines, credentials
-    from labkit.aws.backend import SandboxBackend
     from labkit.config import LabConfig
     from labkit.lab.apply import apply
+    from labkit.sandbox.backend import SandboxBackend
 
     sandbox.up()
     backend = SandboxBackend()

@@ -27,7 +27,7 @@ def rss_mib(pid: int) -> float:
 
 def one_run(cluster: str) -> dict[str, float]:
     from labkit import sandbox
-    from labkit.aws.backend import SandboxBackend
+    from labkit.sandbox.backend import SandboxBackend
 
     marks = {"start": time.monotonic()}
     sandbox.up()

@@ -129,7 +129,7 @@ class WebApp:
             except LabkitError:
                 if time.monotonic() > deadline:
                     raise
-            time.sleep(1.0 if self.tunnel.backend.name == "aws" else 0.1)
+            time.sleep(self.tunnel.backend.app_timing.poll_seconds)
 
 
 def web_app(
@@ -149,7 +149,7 @@ def web_app(
     tunnel = Tunnel("app", local_port, config=config, backend=backend).open()
     app = WebApp(tunnel)
     try:
-        app.wait_until_answering(timeout if timeout is not None else (600.0 if backend.name == "aws" else 15.0))
+        app.wait_until_answering(timeout if timeout is not None else backend.app_timing.start_timeout)
     except BaseException:
         tunnel.close()
         raise

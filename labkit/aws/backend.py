@@ -1,15 +1,17 @@
-"""The two backends behind one interface: the embedded sandbox (default) and real AWS (explicit opt-in).
+"""The backends behind one interface, and their registry: real AWS here, the sandbox in labkit.sandbox.
 
-Every boto3 client in labkit comes from `Backend.client`; no other module builds its own. The backend
-decides only where the calls go (and, in the sandbox, how a database endpoint maps to a local port).
+Every boto3 client in labkit comes from `Backend.client`; no other module builds its own. A backend decides
+where the calls go, how a database endpoint is reached, and how patient callers must be; code elsewhere
+reads those attributes and never asks which backend it has. Backends register by name (`@register`); the
+sandbox's registers itself through the `labkit.backends` entry point, so this layer never imports it.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import ipaddress
 import os
 import shutil
-import sys
 import threading
 from abc import ABC, abstractmethod
 from typing import Any
@@ -18,11 +20,13 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
+from labkit.aws.patience import AppTiming, Timing, TunnelTiming
 from labkit.errors import BackendError
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-BACKENDS = ("sandbox", "aws")
+BACKENDS = ("sandbox", "aws")  # the choices a learner has; each is registered below or by its own package
+ENTRY_POINT_GROUP = "labkit.backends"
 
 
 def is_loopback_url(url: str) -> bool:
@@ -40,7 +44,11 @@ class Backend(ABC):
     """Where AWS calls go and how database endpoints are reached."""
 
     name: str
-    reaches_private_endpoints = False  # can this machine connect to a DB endpoint without a tunnel?
+    reaches_private_endpoints: bool = False  # can this machine connect to a DB endpoint without a tunnel?
+    prices_from_api: bool = False  # ask the AWS Pricing API before the bundled price table
+    timing: Timing  # provisioning polls and retries
+    tunnel_timing: TunnelTiming  # opening a Session Manager tunnel
+    app_timing: AppTiming  # the web app answering through its tunnel
 
     def __init__(self, region: str | None = None) -> None:
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
@@ -86,52 +94,40 @@ class Backend(ABC):
         return f"<{type(self).__name__} region={self.region} endpoint={self.endpoint_url() or 'aws'}>"
 
 
-class SandboxBackend(Backend):
-    """The embedded sandbox: a local moto server plus MariaDB processes; fake credentials, loopback only."""
-
-    name = "sandbox"
-    reaches_private_endpoints = True  # the databases are local processes
-
-    def __init__(self, region: str | None = None, endpoint: str | None = None) -> None:
-        super().__init__(region)
-        self._endpoint = endpoint
-
-    def endpoint_url(self) -> str:
-        if self._endpoint is None:
-            from labkit.sandbox import state
-
-            self._endpoint = state.require_running().endpoint_url
-        if not is_loopback_url(self._endpoint):
-            raise BackendError(
-                f"the sandbox endpoint {self._endpoint} is not on loopback",
-                field="endpoint",
-                fix="the sandbox only ever listens on 127.0.0.1; restart it with `labkit sandbox up`",
-            )
-        return self._endpoint
-
-    def session(self) -> boto3.Session:
-        return boto3.Session(region_name=self.region, **FAKE_CREDENTIALS)
-
-    def client_config(self) -> Config:
-        # moto answers at once; a 500 is an unimplemented call, so retrying it only wastes time.
-        return Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=60)
-
-    def resolve(self, host: str, port: int) -> tuple[str, int]:
-        from labkit.sandbox.vpc.dns import resolve
-
-        return resolve(host)
-
-    def session_plugin(self) -> list[str]:
-        return [sys.executable, "-m", "labkit.sandbox.procs.session_plugin"]
-
-    def banner(self) -> str:
-        return f"backend=sandbox account={self.account_id()} region={self.region} endpoint={self.endpoint_url()}"
+_registry: dict[str, type[Backend]] = {}
 
 
+def register(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: make `cls` the backend called `cls.name`."""
+    _registry[cls.name] = cls
+    return cls
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The registered backend called `name`, loading its package through the entry point if need be."""
+    if name not in _registry:
+        for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+            entry.load()  # the module registers its class as it is imported
+    if name not in _registry:
+        raise BackendError(
+            f"unknown backend {name!r}",
+            field="backend",
+            fix="use 'sandbox' (the default, local and free) or 'aws' (your real account, costs money)",
+        )
+    return _registry[name]
+
+
+@register
 class AwsBackend(Backend):
     """Real AWS through the standard boto3 credential chain. Never the default."""
 
     name = "aws"
+    prices_from_api = True
+    timing = Timing(poll_seconds=None, retry_attempts=10, retry_first_delay=2.0, retry_max_delay=30.0)
+    tunnel_timing = TunnelTiming(
+        online_timeout=300, connect_timeout=120, open_timeout=30, first_delay=2.0, max_delay=15.0
+    )
+    app_timing = AppTiming(start_timeout=600.0, poll_seconds=1.0)
 
     def session(self) -> boto3.Session:
         return boto3.Session(region_name=self.region)
@@ -150,12 +146,4 @@ class AwsBackend(Backend):
 def get_backend(name: str | None = None, region: str | None = None) -> Backend:
     """The backend named by `name`, else LABKIT_BACKEND, else the sandbox."""
     chosen = (name or os.environ.get("LABKIT_BACKEND") or "sandbox").strip().lower()
-    if chosen == "sandbox":
-        return SandboxBackend(region)
-    if chosen == "aws":
-        return AwsBackend(region)
-    raise BackendError(
-        f"unknown backend {chosen!r}",
-        field="backend",
-        fix="use 'sandbox' (the default, local and free) or 'aws' (your real account, costs money)",
-    )
+    return backend_class(chosen)(region)

@@ -18,8 +18,9 @@ from typing import Any
 
 from botocore.exceptions import WaiterError
 
-from labkit.access.tunnel import TunnelTiming, resolve_target, wait_until_online
+from labkit.access.tunnel import resolve_target, wait_until_online
 from labkit.aws.backend import Backend
+from labkit.aws.patience import TunnelTiming
 from labkit.aws.tags import NODE_CLUSTER, resource_name
 from labkit.bench import harness
 from labkit.bench.onhost import MARKER, unpack
@@ -97,7 +98,7 @@ def run_on_instance(
     spec: dict[str, Any], backend: Backend, timing: TunnelTiming | None = None
 ) -> tuple[list[harness.Row], int, dict[str, Any]]:
     """Run the spec on its instance; returns the harness rows, their start (0) and the instance's metadata."""
-    timing = timing or TunnelTiming.for_backend(backend)
+    timing = timing or backend.tunnel_timing
     instance_id = spec["instance_id"]
     wait_until_online(backend, instance_id, timing)
     ssm = backend.client("ssm")

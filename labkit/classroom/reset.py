@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from labkit.aws.backend import Backend
+from labkit.aws.patience import Timing
 from labkit.classroom.scan import RegionScan, Seen, check_names, class_backends, format_age, now, parse_age, scan
 from labkit.classroom.status import valid_pair
 from labkit.config import LabConfig
@@ -32,7 +33,7 @@ from labkit.display import Progress, markdown_table, say
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
 from labkit.lab.apply import DELETABLE_TYPES, StepsFailed, Teardown, describe_error, destroy, inventory, teardown
-from labkit.lab.resources import LabContext, Timing
+from labkit.lab.resources import LabContext
 
 PLAN_COLUMNS = ["region", "learner", "wave", "what", "node", "id"]
 SKIP_COLUMNS = ["region", "what", "id", "lab", "learner", "reason"]

@@ -22,6 +22,8 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.aws.backend import Backend
+from labkit.aws.errors import error_code
+from labkit.aws.patience import Timing
 from labkit.aws.tags import NODE_CLUSTER, NODE_DB_SUBNETS, NODE_INSTANCE, NODE_PUBLIC_SUBNET, NODE_SG_APP, NODE_SG_DB
 from labkit.config import MAX_READERS, LabConfig
 from labkit.display import Progress, progress_for, say
@@ -37,7 +39,7 @@ from labkit.lab.plan import (
     stage_closure,
     waves,
 )
-from labkit.lab.resources import Found, LabContext, Resource, Timing, error_code, step_scope
+from labkit.lab.resources import Found, LabContext, Resource, step_scope
 from labkit.lab.resources.compute import (
     NODE_LEFTOVER_INTERFACES,
     Instance,

@@ -219,7 +219,7 @@ class Prices:
     @classmethod
     def for_backend(cls, backend: Backend | None) -> Prices:
         """On the aws backend, the Pricing API with the table behind it; elsewhere the table alone."""
-        if backend is None or backend.name != "aws":
+        if backend is None or not backend.prices_from_api:
             return cls()
         config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10)
         client = backend.session().client("pricing", region_name=PRICING_REGION, config=config)

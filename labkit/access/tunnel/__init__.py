@@ -12,7 +12,6 @@ from labkit.access.tunnel.readiness import Check, Readiness, diagnose
 from labkit.access.tunnel.session import (
     PLUGIN_INSTALL,
     Tunnel,
-    TunnelTiming,
     close_all,
     find_open,
     local_port_free,
@@ -22,6 +21,7 @@ from labkit.access.tunnel.session import (
 )
 from labkit.access.tunnel.target import TunnelTarget, lab_cluster, resolve_target
 from labkit.aws.backend import Backend
+from labkit.aws.patience import TunnelTiming
 
 
 def readiness(config: Any | None = None, backend: Backend | None = None) -> Readiness:

@@ -34,13 +34,13 @@ def _owner_gone(owner: int) -> bool:
 
 def _terminate_session(args: argparse.Namespace) -> None:
     """Best effort: end the session on the service (a leaked session stays open until its idle timeout)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the guard runs as a script
     try:
-        from labkit.aws.backend import AwsBackend, SandboxBackend
+        from labkit.aws.backend import get_backend  # only when needed: the guard starts light
 
-        backend = (
-            SandboxBackend(args.region, args.endpoint_url) if args.backend == "sandbox" else AwsBackend(args.region)
-        )
+        backend = get_backend(args.backend, args.region)
+        if args.endpoint_url:  # the endpoint the tunnel was opened against (a sandbox's)
+            backend = type(backend)(args.region, endpoint=args.endpoint_url)
         backend.client("ssm").terminate_session(SessionId=args.session_id)
     except Exception as exc:  # the guard must still stop the plugin
         try:  # the owner that read our stderr may be gone with it

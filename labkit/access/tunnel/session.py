@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from botocore.exceptions import ClientError
 from labkit.access.tunnel.readiness import diagnose
 from labkit.access.tunnel.target import TunnelTarget, resolve_target
 from labkit.aws.backend import Backend
+from labkit.aws.patience import TunnelTiming
 from labkit.errors import ConfigError, LabkitError
 
 LOCALHOST = "127.0.0.1"
@@ -50,23 +50,6 @@ Session Manager needs AWS's session-manager-plugin on this machine (version 1.2.
   macOS: brew install --cask session-manager-plugin
   Windows: run https://s3.amazonaws.com/session-manager-downloads/plugin/latest/windows/SessionManagerPluginSetup.exe
 Then check with `session-manager-plugin --version`, and open the tunnel again."""
-
-
-@dataclass(frozen=True)
-class TunnelTiming:
-    """How long to wait for each stage. The sandbox answers at once; a new EC2 instance takes minutes."""
-
-    online_timeout: float  # for the SSM agent to register after every check passes
-    connect_timeout: float  # for start_session to stop answering TargetNotConnected
-    open_timeout: float  # for the plugin to report its port
-    first_delay: float
-    max_delay: float
-
-    @classmethod
-    def for_backend(cls, backend: Backend) -> TunnelTiming:
-        if backend.name == "aws":
-            return cls(online_timeout=300, connect_timeout=120, open_timeout=30, first_delay=2.0, max_delay=15.0)
-        return cls(online_timeout=5, connect_timeout=5, open_timeout=30, first_delay=0.1, max_delay=0.5)
 
 
 _open: set[Tunnel] = set()
@@ -199,7 +182,7 @@ class Tunnel:
             if self.is_open:
                 return self
             backend = self.backend
-            timing = self._timing or TunnelTiming.for_backend(backend)
+            timing = self._timing or backend.tunnel_timing
             target = resolve_target(self.to, self.config, backend, self.remote_port)
             port = self._free_local_port()
             wait_until_online(backend, target.instance_id, timing)

@@ -18,52 +18,13 @@ from typing import Any, ClassVar, TypeVar
 from botocore.exceptions import ClientError, WaiterError
 
 from labkit.aws.backend import Backend
+from labkit.aws.errors import RETRYABLE_CODES, error_code
+from labkit.aws.patience import Timing
 from labkit.aws.tags import TAG_NODE, ec2_filters, is_lab_resource, lab_tags, resource_name, tag_dict
 from labkit.config import LabConfig
 from labkit.errors import LabkitError
 
 T = TypeVar("T")
-
-# Errors that mean "something still depends on this, try again shortly" during deletion.
-RETRYABLE_CODES = frozenset(
-    {
-        "DependencyViolation",
-        "DeleteConflict",
-        "InvalidDBSubnetGroupStateFault",
-        "InvalidDBClusterStateFault",
-        "InvalidDBInstanceState",
-        "InvalidDBInstanceStateFault",
-        "ResourceInUse",
-        "IncorrectState",
-    }
-)
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a ClientError ('' for anything else)."""
-    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-
-
-def is_not_found(exc: BaseException) -> bool:
-    """True for the many spellings of 'that resource does not exist'."""
-    code = error_code(exc)
-    return "NotFound" in code or code == "NoSuchEntity"
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How long to wait between polls and retries. The sandbox answers at once; AWS takes minutes."""
-
-    poll_seconds: float | None  # None: each boto3 waiter's own delay
-    retry_attempts: int
-    retry_first_delay: float
-    retry_max_delay: float
-
-    @classmethod
-    def for_backend(cls, backend: Backend) -> Timing:
-        if backend.name == "aws":
-            return cls(poll_seconds=None, retry_attempts=10, retry_first_delay=2.0, retry_max_delay=30.0)
-        return cls(poll_seconds=0.2, retry_attempts=6, retry_first_delay=0.05, retry_max_delay=0.5)
 
 
 @dataclass(frozen=True)
@@ -102,7 +63,7 @@ class LabContext:
     def __init__(self, config: LabConfig, backend: Backend, timing: Timing | None = None) -> None:
         self.config = config
         self.backend = backend
-        self.timing = timing or Timing.for_backend(backend)
+        self.timing = timing or backend.timing
         self.ids: dict[str, str] = {}
         self.notes: list[str] = []
         self._cache: dict[str, Any] = {}

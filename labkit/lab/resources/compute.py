@@ -15,10 +15,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from labkit.aws.errors import error_code
 from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE_PROFILE, NODE_KEY_PAIR, NODE_PUBLIC_SUBNET, NODE_SG_APP
 from labkit.errors import LabkitError
 from labkit.home import labkit_home
-from labkit.lab.resources import Found, LabContext, Resource, by_tags, error_code, paginate
+from labkit.lab.resources import Found, LabContext, Resource, by_tags, paginate
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]

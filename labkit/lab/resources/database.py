@@ -10,9 +10,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from labkit.aws.errors import error_code
 from labkit.aws.tags import NODE_CLUSTER, NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS, NODE_SG_DB
 from labkit.errors import LabkitError
-from labkit.lab.resources import Found, LabContext, Resource, error_code, paginate
+from labkit.lab.resources import Found, LabContext, Resource, paginate
 
 ENGINE = "aurora-mysql"
 MASTER_USERNAME = "admin"

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from labkit.aws.errors import is_not_found
 from labkit.aws.tags import NODE_INTERNET_GATEWAY, NODE_PUBLIC_SUBNET, NODE_SG_APP, NODE_SG_DB, NODE_VPC
 from labkit.errors import LabkitError
-from labkit.lab.resources import Adopted, Found, LabContext, Resource, by_tags, is_not_found, paginate
+from labkit.lab.resources import Adopted, Found, LabContext, Resource, by_tags, paginate
 
 ANYWHERE = "0.0.0.0/0"
 MYSQL_PORT = 3306

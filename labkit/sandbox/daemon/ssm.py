@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.aws.backend import SandboxBackend
+from labkit.sandbox.backend import SandboxBackend
 
 SUPPORTED_DOCUMENTS = ("AWS-StartPortForwardingSessionToRemoteHost", "AWS-StartPortForwardingSession")
 HANDLED = ("StartSession", "TerminateSession", "ResumeSession", "DescribeSessions", "DescribeInstanceInformation")

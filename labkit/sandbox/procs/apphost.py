@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
 
     from labkit.app.userdata import settings_from
-    from labkit.aws.backend import SandboxBackend, is_loopback_url
+    from labkit.aws.backend import is_loopback_url
+    from labkit.sandbox.backend import SandboxBackend
     from labkit.sandbox.vpc.network import InstanceNetwork
 
     if not is_loopback_url(args.endpoint):

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     response, request = json.loads(raw_response), json.loads(args[4])
     region, endpoint = args[1], args[5]
 
-    from labkit.aws.backend import SandboxBackend, is_loopback_url
+    from labkit.aws.backend import is_loopback_url
+    from labkit.sandbox.backend import SandboxBackend
 
     if not is_loopback_url(endpoint):
         sys.stderr.write(f"the sandbox plugin only talks to a loopback endpoint, not {endpoint}\n")

@@ -16,15 +16,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from strict import aws_error
+from support.strict import aws_error
 
+from labkit.aws.patience import Timing
 from labkit.aws.tags import lab_tags
 from labkit.classroom import class_reset, class_status, parse_age
 from labkit.classroom.scan import scan
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
 from labkit.lab.apply import DELETABLE_TYPES, apply, inventory, status, verify
-from labkit.lab.resources import LabContext, Timing
+from labkit.lab.resources import LabContext
 from labkit.lab.resources.compute import AMI_PARAMETER
 
 FAST = Timing(poll_seconds=0.01, retry_attempts=4, retry_first_delay=0.01, retry_max_delay=0.02)

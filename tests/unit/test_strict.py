@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
-from strict import StrictViolation
+from support.strict import StrictViolation
 
 from labkit.aws.tags import lab_tags
 

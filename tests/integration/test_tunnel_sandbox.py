@@ -18,19 +18,19 @@ from pathlib import Path
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
-from conftest import sandbox_lab
+from support.sandbox_lab import sandbox_lab
 
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, credentials, engine, sql, whoami
 from labkit.access.tunnel import close_all, tunnel
 from labkit.access.tunnel.readiness import SSM_POLICY_ARN
 from labkit.access.tunnel.target import running_instance
-from labkit.aws.backend import SandboxBackend
 from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.apply import apply
 from labkit.lab.resources.database import DATABASE_NAME
+from labkit.sandbox.backend import SandboxBackend
 from labkit.security import revoke_rules
 
 LAB, LEARNER = "sqllab", "ana"

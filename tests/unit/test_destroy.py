@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from labkit.aws.patience import Timing
 from labkit.aws.tags import lab_tags
 from labkit.config import LabConfig
 from labkit.lab.apply import StepsFailed, apply, destroy, status, verify
-from labkit.lab.resources import Timing
 
 FAST = Timing(poll_seconds=0.01, retry_attempts=5, retry_first_delay=0.01, retry_max_delay=0.02)
 

@@ -33,12 +33,12 @@ import boto3
 import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError
-from conftest import InProcessBackend
+from support.backends import InProcessBackend
 
 from labkit.aws.actions import ActionRecorder, iam_action, implied_actions, policy_actions, record_actions
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 REGION = "us-east-1"
 MANAGED_POLICY_LIMIT = 6144  # characters, whitespace excluded: AWS's limit for a customer managed policy

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import sandbox_lab
+from support.sandbox_lab import sandbox_lab
 
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
@@ -21,7 +21,7 @@ from labkit.access.tunnel import close_all
 from labkit.access.webapp import web_app
 
 pytestmark = pytest.mark.integration
-ARTIFACTS = Path(os.environ.get("LABKIT_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("LABKIT_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 CHROMIUM_FLAGS = [  # the machine has no network beyond loopback: no background traffic, no sandbox as root
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",

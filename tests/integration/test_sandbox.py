@@ -210,7 +210,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(own_home):
 
 
 def test_down_leaves_no_mariadb_process(own_home):
-    from labkit.aws.backend import SandboxBackend
+    from labkit.sandbox.backend import SandboxBackend
 
     sandbox.up(quiet=True)
     _cluster(SandboxBackend(), "orphans")

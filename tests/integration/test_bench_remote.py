@@ -21,16 +21,17 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from conftest import sandbox_lab
+from support.sandbox_lab import sandbox_lab
 
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines
 from labkit.access.tunnel import close_all
 from labkit.access.tunnel.target import running_instance
-from labkit.aws.backend import FAKE_CREDENTIALS, SandboxBackend
+from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.bench import benchmark, harness, remote
 from labkit.bench.onhost import pack, unpack
 from labkit.errors import ConfigError, LabkitError
+from labkit.sandbox.backend import SandboxBackend
 
 
 def test_pack_and_unpack_keep_every_sample_to_the_microsecond():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import strict_moto_backend
+from support.backends import strict_moto_backend
 
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
 from labkit.config import LabConfig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_security_lab import Lab, build_lab
+from support.labs import Lab, build_lab
 
 from labkit.cli.main import main
 from labkit.security.tables import COLUMNS

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ReadTimeoutError
-from strict import aws_error
+from support.strict import aws_error
 
 from labkit.lab.resources import current_step
 

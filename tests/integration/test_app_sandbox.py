@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import sandbox_lab
+from support.sandbox_lab import sandbox_lab
 
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql

@@ -14,7 +14,7 @@ import pytest
 from labkit.errors import ConfigError
 from labkit.workbook.runner import choose_notebooks, run_notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, name: str, *cells: str, raises: tuple[int, ...] = ()) -> Path:

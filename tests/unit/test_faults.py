@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from faults import MODES, FaultInjector, FaultPoint
+from support.faults import MODES, FaultInjector, FaultPoint
 
+from labkit.aws.patience import Timing
 from labkit.config import LabConfig
 from labkit.display import QuietProgress
 from labkit.lab.apply import StepsFailed, apply, destroy
 from labkit.lab.plan import plan
-from labkit.lab.resources import Timing
 
 FULL_LAB = LabConfig(readers=1, key_pair=True, ssh_cidr="203.0.113.7")
 FAST = Timing(poll_seconds=0.01, retry_attempts=4, retry_first_delay=0.01, retry_max_delay=0.02)

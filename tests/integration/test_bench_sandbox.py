@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pymysql
 import pytest
-from conftest import sandbox_lab
+from support.sandbox_lab import sandbox_lab
 
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql

@@ -1,6 +1,6 @@
 """Re-run every notebook in order against a fresh sandbox and save the outputs (what nbval then checks).
 
-    .venv/bin/python tests/refresh_notebooks.py [notebooks/01_network.ipynb ...]
+    .venv/bin/python tests/support/refresh_notebooks.py [notebooks/01_network.ipynb ...]
 
 Uses the same setup as notebooks/conftest.py, so committed outputs come from the same kind of run.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "notebooks"))
 
 import conftest as notebook_setup  # noqa: E402

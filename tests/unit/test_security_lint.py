@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_security_lab import Lab, build_lab
+from support.labs import Lab, build_lab
 
 from labkit.aws.tags import lab_tags
 from labkit.security import lint

@@ -3,7 +3,7 @@
 Moto does not implement Session Manager's session calls, so the backend's SSM client is a real boto3 client
 under botocore's Stubber: every call is checked against the queued expectation and the real API model, and
 a call nothing was queued for fails. Its endpoint is loopback port 9, so a call that escapes (the tunnel's
-guard process builds its own client) can never reach AWS. The plugin is tests/fakes/session-manager-plugin,
+guard process builds its own client) can never reach AWS. The plugin is tests/support/fakes/session-manager-plugin,
 which records how it was run and forwards the local port to an echo server.
 """
 
@@ -25,18 +25,19 @@ import boto3
 import pytest
 from botocore import xform_name
 from botocore.stub import ANY, Stubber
-from conftest import InProcessBackend
 from moto import mock_aws
+from support.backends import InProcessBackend
 
-from labkit.access.tunnel import PLUGIN_INSTALL, Tunnel, TunnelTiming, close_all, diagnose, open_tunnels
+from labkit.access.tunnel import PLUGIN_INSTALL, Tunnel, close_all, diagnose, open_tunnels
 from labkit.access.tunnel.readiness import SSM_POLICY, SSM_POLICY_ARN
 from labkit.aws.backend import FAKE_CREDENTIALS, AwsBackend
+from labkit.aws.patience import TunnelTiming
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.apply import apply
 from labkit.sandbox.state import pid_alive
 
-FAKES = Path(__file__).with_name("fakes")
+FAKES = Path(__file__).resolve().parents[1] / "support" / "fakes"
 PLUGIN = FAKES / "session-manager-plugin"
 REGION = "us-east-1"
 SSM_ENDPOINT = "http://127.0.0.1:9"  # loopback, and nothing listens on the discard port

@@ -1,0 +1,47 @@
+"""Integration tests: a real sandbox (moto server + MariaDB) in a temporary LABKIT home, shared by the session.
+
+Every test in this folder is marked `integration`, so `pytest -m "not integration"` runs the fast half.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from labkit.aws.backend import is_loopback_url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def sandbox_home(tmp_path_factory: pytest.TempPathFactory):
+    """A real sandbox (moto server + MariaDB) in a temporary LABKIT home, for the whole test session."""
+    from labkit import sandbox
+
+    home = tmp_path_factory.mktemp("labkit-home")
+    previous = os.environ.get("LABKIT_HOME")
+    os.environ["LABKIT_HOME"] = str(home)
+    state = sandbox.up(quiet=True)
+    assert is_loopback_url(state.endpoint_url)
+    yield home
+    sandbox.down(quiet=True)
+    if previous is None:
+        os.environ.pop("LABKIT_HOME", None)
+    else:
+        os.environ["LABKIT_HOME"] = previous
+
+
+@pytest.fixture
+def sandbox_backend(sandbox_home):
+    """A SandboxBackend on a freshly reset sandbox."""
+    from labkit import sandbox
+    from labkit.sandbox.backend import SandboxBackend
+
+    sandbox.reset()
+    return SandboxBackend()
