@@ -12,8 +12,10 @@ from .bench import benchmark, failover, replica_lag
 from .classroom import class_check, class_reset, class_status
 from .config import LabConfig
 from .errors import ConfigError, LabkitError
-from .lab.apply import apply, destroy, status, verify
+from .lab.apply import apply
 from .lab.cost import plan_cost, running_cost
+from .lab.destroy import destroy
+from .lab.inventory import status, verify
 from .lab.plan import plan
 from .security import can_reach, lint, revoke_rules, security_groups, style_rules
 from .workbook.checkpoints import checkpoint

@@ -1,7 +1,8 @@
 """The lab's inputs as one validated object: every bad value is refused here, before any AWS call.
 
 Settable in Python (`LabConfig(readers=2)`), from a TOML file (`LabConfig.load(path)`) and from CLI flags.
-Each rule raises a ConfigError that names the field and says how to fix it.
+Each rule raises a ConfigError that names the field and says how to fix it. Each field carries its flag's help
+text as metadata, so the `labkit` config flags are generated from the fields and a new field gets its flag.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-from labkit.aws.backend import BACKENDS, Backend, get_backend
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
@@ -31,6 +31,9 @@ from labkit.aws.tags import (
 )
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
+
+if TYPE_CHECKING:
+    from labkit.aws.backend import Backend
 
 CONFIG_FILE_NAME = "lab.toml"
 MAX_READERS = 15  # Aurora allows up to 15 replicas per cluster
@@ -76,7 +79,7 @@ NAME_LIMITS = {
 @lru_cache(maxsize=1)
 def _botocore_session() -> Any:
     """One botocore session for reading its bundled data (regions, partitions, the EC2 model)."""
-    import botocore.session
+    import botocore.session  # start-up time: `labkit --help` builds the parser from LabConfig without botocore
 
     return botocore.session.get_session()
 
@@ -113,21 +116,48 @@ def _suggest(value: str, choices: frozenset[str] | tuple[str, ...]) -> str:
 
 @dataclass(eq=True)
 class LabConfig:
-    """Everything that decides what the lab creates. Invalid values raise ConfigError at once."""
+    """Everything that decides what the lab creates. Invalid values raise ConfigError at once.
 
-    lab: str = "auroralab"
-    learner: str = "learner1"
-    region: str = "us-east-1"
-    backend: str = "sandbox"
-    vpc: str = "create"
-    vpc_cidr: str = "10.42.0.0/16"
-    engine_version: str = "8.0.mysql_aurora.3.08.0"
-    db_instance_class: str = "db.t4g.medium"
-    readers: int = 1
-    instance_type: str = "t3.micro"
-    ssh_cidr: str | None = None
-    key_pair: bool = False
-    deletion_protection: bool = False
+    `metadata["help"]` is the field's `--flag` help in `labkit plan --help`; kept here so a field and its
+    flag cannot drift apart.
+    """
+
+    lab: str = dataclasses.field(
+        default="auroralab", metadata={"help": "lab name, the first part of every resource name (default auroralab)"}
+    )
+    learner: str = dataclasses.field(
+        default="learner1", metadata={"help": "learner name, the second part of every resource name (default learner1)"}
+    )
+    region: str = dataclasses.field(default="us-east-1", metadata={"help": "AWS region code (default us-east-1)"})
+    backend: str = dataclasses.field(
+        default="sandbox", metadata={"help": "sandbox (local, free; the default) or aws (your real account)"}
+    )
+    vpc: str = dataclasses.field(
+        default="create",
+        metadata={"help": "'create' (default), 'default' (the region's default VPC) or an existing VPC id"},
+    )
+    vpc_cidr: str = dataclasses.field(
+        default="10.42.0.0/16", metadata={"help": "IPv4 block of a created VPC (default 10.42.0.0/16)"}
+    )
+    engine_version: str = dataclasses.field(
+        default="8.0.mysql_aurora.3.08.0", metadata={"help": "Aurora MySQL 3 version (default 8.0.mysql_aurora.3.08.0)"}
+    )
+    db_instance_class: str = dataclasses.field(
+        default="db.t4g.medium", metadata={"help": "class of the writer and readers (default db.t4g.medium)"}
+    )
+    readers: int = dataclasses.field(default=1, metadata={"help": "number of reader instances, 0 to 15 (default 1)"})
+    instance_type: str = dataclasses.field(
+        default="t3.micro", metadata={"help": "EC2 instance type (default t3.micro)"}
+    )
+    ssh_cidr: str | None = dataclasses.field(
+        default=None, metadata={"help": "allow SSH from this one address (a /32); 'none' for no SSH (the default)"}
+    )
+    key_pair: bool = dataclasses.field(
+        default=False, metadata={"help": "create a key pair and keep its private key under the labkit home"}
+    )
+    deletion_protection: bool = dataclasses.field(
+        default=False, metadata={"help": "protect the cluster from deletion (destroy turns it off first)"}
+    )
 
     def __post_init__(self) -> None:
         for name, value in _validated(self).items():
@@ -158,6 +188,8 @@ class LabConfig:
 
     def make_backend(self) -> Backend:
         """The backend this config names, in its region."""
+        from labkit.aws.backend import get_backend  # start-up time: boto3; `labkit --help` reads this module
+
         return get_backend(self.backend, self.region)
 
     # ----- dict, TOML -----
@@ -231,6 +263,13 @@ def field_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(LabConfig))
 
 
+@lru_cache(maxsize=1)
+def bool_fields() -> tuple[str, ...]:
+    """The on/off fields, from their type: they take `--x/--no-x` flags and 'yes'/'off' text."""
+    hints = get_type_hints(LabConfig)
+    return tuple(name for name in field_names() if hints[name] is bool)
+
+
 # ----- coercion of text values (CLI flags, environment) -----
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -241,7 +280,7 @@ def _coerce(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if name in ("key_pair", "deletion_protection"):
+    if name in bool_fields():
         if text.lower() in _TRUE:
             return True
         if text.lower() in _FALSE:
@@ -313,6 +352,8 @@ def _check_region(value: Any) -> str:
 
 
 def _check_backend(value: Any) -> str:
+    from labkit.aws.backend import BACKENDS  # start-up time: boto3; `labkit --help` reads this module
+
     text = _require_str("backend", value, "sandbox").lower()
     if text not in BACKENDS:
         raise ConfigError(

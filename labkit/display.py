@@ -18,7 +18,7 @@ def in_notebook() -> bool:
     if "ipykernel" not in sys.modules:
         return False
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # loaded already in a kernel; a terminal never pays for IPython
     except ImportError:  # pragma: no cover
         return False
     shell = get_ipython()
@@ -33,7 +33,7 @@ def say(message: str, stream: TextIO | None = None) -> None:
 def show(thing: Any, stream: TextIO | None = None) -> None:
     """Display a table or plan: rich output in a notebook, text in a terminal."""
     if in_notebook() and stream is None:
-        from IPython.display import display
+        from IPython.display import display  # only inside a kernel (see in_notebook)
 
         display(thing)
     elif isinstance(thing, pd.DataFrame):
@@ -111,8 +111,8 @@ class WidgetProgress(Progress):
     """An ipywidgets bar and a short log of each resource, updated in place in the notebook."""
 
     def __init__(self, title: str, total: int) -> None:
-        import ipywidgets as widgets
-        from IPython.display import display
+        import ipywidgets as widgets  # heavy dependency: a terminal run never builds the widget
+        from IPython.display import display  # only inside a kernel (see progress_for)
 
         super().__init__(title, total)
         self._bar = widgets.IntProgress(value=0, min=0, max=max(total, 1), description=title, bar_style="info")

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.access.tunnel.target import DB_PORT, lab_cluster
+from labkit.access.lookup import db_instance, lab_cluster
+from labkit.access.tunnel.target import DB_PORT
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
 from labkit.config import lab_and_backend
@@ -32,10 +33,9 @@ def endpoints(config: Any | None = None, backend: Backend | None = None) -> pd.D
             "behind it": ", ".join(readers) or writer or "",
         },
     ]
-    rds = backend.client("rds")
     members = [("writer", writer)] if writer else []
     for role, identifier in members + [("reader", reader) for reader in readers]:
-        instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        instance = db_instance(backend, identifier)
         address = instance.get("Endpoint") or {}
         rows.append(
             {

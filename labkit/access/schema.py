@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy
 from sqlalchemy import text
 
-from labkit.access.sql import engine, explain
+from labkit.access.sql import explain, lab_engine
 from labkit.aws.backend import Backend
 from labkit.errors import ConfigError
 
@@ -81,9 +81,9 @@ def create_schema(products: int = 100, *, config: Any | None = None, backend: Ba
             field="products",
             fix=f"use 1 to {len(COLOURS) * len(THINGS)} sample products",
         )
-    made = engine("writer", config=config, backend=backend)
+    writer = lab_engine("writer", config=config, backend=backend)
     try:
-        with made.begin() as connection:
+        with writer.engine.begin() as connection:
             for ddl in TABLES.values():
                 connection.execute(text(ddl))
             connection.execute(
@@ -105,5 +105,5 @@ def create_schema(products: int = 100, *, config: Any | None = None, backend: Ba
                 for table in TABLES
             ]
     except sqlalchemy.exc.DBAPIError as exc:
-        raise explain(exc, "writer", None) from None
+        raise explain(exc, "writer", None, writer.dialect) from None
     return pd.DataFrame(counts)

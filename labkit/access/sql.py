@@ -23,19 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
-from labkit.access.tunnel import Tunnel, find_open, lab_cluster
+from labkit.access.dialects import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, dialect_for
+from labkit.access.lookup import lab_cluster
+from labkit.access.tunnel import Tunnel, find_open
 from labkit.access.tunnel.target import validate_to
 from labkit.aws.backend import Backend
 from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
-
-CONNECT_ARGS = {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60, "charset": "utf8mb4"}
-# Which instance answered, and is it read-only: Aurora names itself in @@aurora_server_id; MariaDB (the
-# sandbox) in @@report_host, which the sandbox sets to the DB instance identifier.
-IDENTITY_QUERIES = ("SELECT @@aurora_server_id, @@innodb_read_only", "SELECT @@report_host, @@read_only")
-READ_ONLY_ERRORS = (1290, 1836)  # --read-only option / running in read-only mode
-LOST_CONNECTION_ERRORS = (2003, 2006, 2013)
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,10 @@ class Credentials:
 def credentials(config: Any | None = None, backend: Backend | None = None) -> Credentials:
     """Read the master credentials from the secret RDS manages for the lab's cluster."""
     config, backend = lab_and_backend(config, backend)
-    cluster = lab_cluster(config, backend)
+    return _credentials_of(lab_cluster(config, backend), backend)
+
+
+def _credentials_of(cluster: dict[str, Any], backend: Backend) -> Credentials:
     arn = (cluster.get("MasterUserSecret") or {}).get("SecretArn")
     if not arn:
         raise LabkitError(
@@ -66,12 +64,15 @@ def credentials(config: Any | None = None, backend: Backend | None = None) -> Cr
 
 
 @dataclass
-class _Connection:
+class LabEngine:
+    """An engine, the tunnel under it, and the dialect of the cluster at its far end (to word its errors)."""
+
     tunnel: Tunnel
     engine: Engine
+    dialect: Dialect
 
 
-_connections: dict[tuple[Any, ...], _Connection] = {}
+_connections: dict[tuple[Any, ...], LabEngine] = {}
 _connections_lock = threading.Lock()
 
 
@@ -82,10 +83,22 @@ def engine(
     config: Any | None = None,
     backend: Backend | None = None,
 ) -> Engine:
-    """A SQLAlchemy engine (PyMySQL) for 'writer', 'reader' or a DB instance, through a tunnel it opens.
+    """A SQLAlchemy engine for 'writer', 'reader' or a DB instance, through a tunnel it opens; its driver is
+    the one the cluster's engine needs (PyMySQL for Aurora MySQL).
 
     One engine and one tunnel per target are kept and reused; a closed tunnel is opened again.
     """
+    return lab_engine(on, database=database, config=config, backend=backend).engine
+
+
+def lab_engine(
+    on: str = "writer",
+    *,
+    database: str | None = DATABASE_NAME,
+    config: Any | None = None,
+    backend: Backend | None = None,
+) -> LabEngine:
+    """`engine()` with the tunnel and the dialect it was made with."""
     if isinstance(on, str) and on.startswith("i-"):
         raise ConfigError("SQL goes to a database, not an EC2 instance", field="on", fix="use 'writer' or 'reader'")
     validate_to(on, None)
@@ -94,21 +107,23 @@ def engine(
     with _connections_lock:
         current = _connections.get(key)
         if current is not None and current.tunnel.is_open:
-            return current.engine
+            return current
         if current is not None:
             current.engine.dispose()
         tunnel = find_open(on, config, backend) or Tunnel(on, config=config, backend=backend).open()
-        secret = credentials(config, backend)
+        cluster = lab_cluster(config, backend)
+        dialect = dialect_for(cluster.get("Engine"))
+        secret = _credentials_of(cluster, backend)
         url = URL.create(
-            "mysql+pymysql", username=secret.username, password=secret.password,
+            dialect.driver, username=secret.username, password=secret.password,
             host=tunnel.host, port=tunnel.port, database=database,
         )  # fmt: skip
         made = sqlalchemy.create_engine(
             url, pool_pre_ping=True, pool_size=4, max_overflow=4,
-            connect_args=CONNECT_ARGS,
+            connect_args=dict(dialect.connect_args),
         )  # fmt: skip
-        _connections[key] = _Connection(tunnel, made)
-        return made
+        _connections[key] = LabEngine(tunnel, made, dialect)
+        return _connections[key]
 
 
 def close_engines() -> None:
@@ -119,12 +134,6 @@ def close_engines() -> None:
     for each in connections:
         each.engine.dispose()
         each.tunnel.close()
-
-
-def tunnel_for(engine_: Engine) -> Tunnel | None:
-    """The tunnel an engine from `engine()` goes through."""
-    with _connections_lock:
-        return next((c.tunnel for c in _connections.values() if c.engine is engine_), None)
 
 
 def sql(
@@ -147,54 +156,63 @@ def sql(
             field="params",
             fix='write the query with named placeholders, e.g. "WHERE id = :id", and pass params={"id": 7}',
         )
-    made = engine(on, config=config, backend=backend)
+    opened = lab_engine(on, config=config, backend=backend)
     try:
-        with made.begin() as connection:
+        with opened.engine.begin() as connection:
             result = connection.execute(text(query), params or {})
             if result.returns_rows:
                 return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             return pd.DataFrame({"rows_affected": [result.rowcount]})
     except sqlalchemy.exc.DBAPIError as exc:
-        raise explain(exc, on, tunnel_for(made)) from None
+        raise explain(exc, on, opened.tunnel, opened.dialect) from None
 
 
 def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:
     """Which DB instance answers on `on`, and whether it is read-only.
 
-    Aurora names itself in `@@aurora_server_id`; MariaDB (the sandbox) in `@@report_host`, which the sandbox
-    sets to the DB instance identifier. Each call uses a new connection, as the reader endpoint balances
+    The dialect's identity queries are tried in order (Aurora names itself in `@@aurora_server_id`; MariaDB,
+    the sandbox, in `@@report_host`). Each call uses a new connection, as the reader endpoint balances
     per connection.
     """
-    made = engine(on, config=config, backend=backend)
-    fresh = sqlalchemy.create_engine(made.url, poolclass=NullPool, connect_args=CONNECT_ARGS)
+    opened = lab_engine(on, config=config, backend=backend)
+    fresh = sqlalchemy.create_engine(
+        opened.engine.url, poolclass=NullPool, connect_args=dict(opened.dialect.connect_args)
+    )
     try:
         with fresh.connect() as connection:
-            try:
-                row = connection.execute(text(IDENTITY_QUERIES[0])).one()
-            except sqlalchemy.exc.DBAPIError:  # 1193: not Aurora
-                connection.rollback()
-                row = connection.execute(text(IDENTITY_QUERIES[1])).one()
+            row = _identity(connection, opened.dialect)
     except sqlalchemy.exc.DBAPIError as exc:
-        raise explain(exc, on, tunnel_for(made)) from None
+        raise explain(exc, on, opened.tunnel, opened.dialect) from None
     finally:
         fresh.dispose()
-    tunnel = tunnel_for(made)
+    tunnel = opened.tunnel
     endpoint = tunnel.target.host if tunnel and tunnel.target else on
     return pd.DataFrame([{"on": on, "endpoint": endpoint, "instance": row[0], "read_only": bool(int(row[1]))}])
 
 
-def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None) -> LabkitError:
+def _identity(connection: Any, dialect: Dialect) -> Any:
+    """The first of the dialect's identity queries the server knows (the others raise, e.g. 1193 on MariaDB)."""
+    *others, last = dialect.identity_queries
+    for query in others:
+        try:
+            return connection.execute(text(query)).one()
+        except sqlalchemy.exc.DBAPIError:
+            connection.rollback()
+    return connection.execute(text(last)).one()
+
+
+def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None, dialect: Dialect) -> LabkitError:
     """A database error as a LabkitError that says what it means here and what to do."""
-    original = exc.orig
-    code = original.args[0] if original is not None and original.args and isinstance(original.args[0], int) else 0
-    message = str(original.args[1]) if original is not None and len(original.args) > 1 else str(exc)
-    if code in READ_ONLY_ERRORS:
+    code = dialect.error_code(exc.orig)
+    message = dialect.error_message(exc.orig, fallback=str(exc))
+    kind = dialect.kind(code)
+    if kind == READ_ONLY:
         return LabkitError(
             f"{on} is read-only: {message}",
             field="on",
             fix="Aurora readers only serve reads; send writes to the writer (on='writer', the cluster endpoint)",
         )
-    if code in LOST_CONNECTION_ERRORS:
+    if kind == LOST_CONNECTION:
         refusal = tunnel.recent_refusal() if tunnel else None
         if refusal:
             return LabkitError(
@@ -208,12 +226,12 @@ def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None) -> L
             fix="check the tunnel is open (labkit.tunnel) and that the instance can reach the database "
             f"(labkit.can_reach('instance', '{on}'))",
         )
-    if code == 1045:
+    if kind == ACCESS_DENIED:
         return LabkitError(
             f"the database refused the master user: {message}",
             field="credentials",
             fix="the password comes from the cluster's secret; if it was rotated a moment ago, retry",
         )
-    if code in (1049, 1146):
+    if kind == NO_SCHEMA:
         return LabkitError(message, field="schema", fix="create the lab schema first: labkit.create_schema()")
-    return LabkitError(f"{on}: MySQL error {code}: {message}", field="query", fix="check the SQL statement")
+    return LabkitError(f"{on}: {dialect.server} error {code}: {message}", field="query", fix="check the SQL statement")

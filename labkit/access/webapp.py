@@ -18,7 +18,9 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
+from labkit.access.tunnel import Tunnel
 from labkit.aws.backend import Backend
+from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
 
 TOKEN = re.compile(r'name="token" value="([^"]*)"')
@@ -140,9 +142,6 @@ def web_app(
     timeout: float | None = None,
 ) -> WebApp:
     """Open a tunnel to the lab's web app (port 8080 on the instance) and wait until it answers."""
-    from labkit.access.tunnel import Tunnel
-    from labkit.config import lab_and_backend
-
     if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r} is not a positive number of seconds", field="timeout", fix="e.g. 30")
     config, backend = lab_and_backend(config, backend)

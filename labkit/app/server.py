@@ -91,7 +91,7 @@ class Cluster:
 
 def discover(settings: Settings) -> Cluster:
     """The cluster's endpoints (rds:DescribeDBClusters) and login (secretsmanager:GetSecretValue)."""
-    import boto3
+    import boto3  # shipped standalone: if it is missing, the page says so (NotReady) and the service lives on
 
     rds = boto3.client("rds", region_name=settings.region)
     found = rds.describe_db_clusters(DBClusterIdentifier=settings.cluster)["DBClusters"][0]
@@ -146,7 +146,7 @@ class Database:
             return self._cluster
 
     def connect(self, role: str) -> Any:
-        import pymysql
+        import pymysql  # shipped standalone (see discover): a missing driver fails a request, not the service
 
         cluster = self.cluster()
         host = cluster.writer if role == "writer" else cluster.reader

@@ -8,12 +8,14 @@ sandbox's registers itself through the `labkit.backends` entry point, so this la
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import ipaddress
 import os
 import shutil
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -46,6 +48,7 @@ class Backend(ABC):
     name: str
     reaches_private_endpoints: bool = False  # can this machine connect to a DB endpoint without a tunnel?
     prices_from_api: bool = False  # ask the AWS Pricing API before the bundled price table
+    free: bool = False  # True when nothing it creates is billed (prices then show what AWS would charge)
     timing: Timing  # provisioning polls and retries
     tunnel_timing: TunnelTiming  # opening a Session Manager tunnel
     app_timing: AppTiming  # the web app answering through its tunnel
@@ -89,6 +92,23 @@ class Backend(ABC):
     def banner(self) -> str:
         """One line that says which account and region changes will land in."""
         return f"backend={self.name} account={self.account_id()} region={self.region}"
+
+    def service_checks(self) -> list[tuple[str, bool, str]]:
+        """(check, ok, detail) rows for a service this backend runs on this machine, for the environment report,
+        which asks the AWS API only when they all pass. AWS runs its own service: none."""
+        return []
+
+    def program_checks(self, version_of: Callable[..., str | None]) -> list[tuple[str, bool, str]]:
+        """(check, ok, detail) rows for programs this backend needs on this machine; `version_of(program, *args)`
+        is the first line the program prints, or None when it is not installed. AWS needs none."""
+        return []
+
+    @contextlib.contextmanager
+    def private_run(self) -> Iterator[str]:
+        """Ready this backend for a headless workbook run in a LABKIT home of the run's own (LABKIT_HOME is set)
+        and yield the line that says where the run's calls go. AWS needs nothing started: its banner names the
+        account and region before anything runs."""
+        yield self.banner()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} region={self.region} endpoint={self.endpoint_url() or 'aws'}>"

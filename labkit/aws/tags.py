@@ -65,6 +65,15 @@ NODE_INSTANCE_PROFILE = "instance-profile"
 NODE_KEY_PAIR = "key-pair"
 NODE_INSTANCE = "instance"
 
+# States in which an EC2 instance still counts as the lab's instance: one shutting down or terminated is gone
+# for good (a new one replaces it), so lookups and security views skip it.
+LAB_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
+
+
+def live_instance_filter() -> dict[str, object]:
+    """The describe_instances filter that leaves out instances shutting down or terminated."""
+    return {"Name": "instance-state-name", "Values": list(LAB_INSTANCE_STATES)}
+
 
 def cluster_roles(cluster: dict) -> tuple[str | None, tuple[str, ...]]:
     """(writer, sorted readers) of a described DB cluster, from its members' IsClusterWriter flags."""

@@ -15,10 +15,12 @@ from typing import Any
 import pandas as pd
 import pymysql
 
-from labkit.access.sql import IDENTITY_QUERIES, credentials
-from labkit.access.tunnel import lab_cluster
+from labkit.access.dialects import AURORA_MYSQL
+from labkit.access.lookup import lab_cluster
+from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
+from labkit.bench.connect import connection_point, run_on_writer
 from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
 
@@ -69,7 +71,7 @@ class FailoverReport:
         )
 
     def plot(self) -> Any:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # heavy dependency: loaded only when a plot is asked for
 
         figure, axes = plt.subplots(figsize=(8, 3))
         for (ok, served_by), group in self.probes.groupby(["ok", "served_by"], dropna=False, sort=False):
@@ -128,7 +130,8 @@ class _Monitor(threading.Thread):
 
 
 def _identity(cursor: Any) -> str:
-    for query in IDENTITY_QUERIES:
+    """Which instance answered: the probe speaks PyMySQL, so it asks with the MySQL dialect's queries."""
+    for query in AURORA_MYSQL.identity_queries:
         try:
             cursor.execute(query)
             return str(cursor.fetchone()[0])
@@ -155,15 +158,13 @@ def failover(
     """Fail the cluster over to a reader while probing the cluster endpoint every `interval` s."""
     if not 0.01 <= interval <= 5:
         raise ConfigError(f"interval={interval!r}", field="interval", fix="probe every 0.01 to 5 s (default 0.1)")
-    from labkit.bench.runner import _connection_point, run_on_writer
-
     config, backend = lab_and_backend(config, backend)
     writer_before, readers = _writer(config, backend)
     if not readers:
         raise ConfigError("a failover needs a reader to promote", field="readers", fix="set readers=1 and apply")
     secret = credentials(config, backend)
     run_on_writer(PROBE_TABLE, config, backend, secret, path)
-    with _connection_point("writer", path, config, backend) as connect:
+    with connection_point("writer", path, config, backend) as connect:
         monitor = _Monitor(lambda: _probe_connection(connect, secret), interval)
         monitor.start()
         time.sleep(baseline)

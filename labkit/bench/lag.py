@@ -16,10 +16,11 @@ from typing import Any
 import pandas as pd
 import pymysql
 
+from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
-from labkit.access.tunnel import lab_cluster
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
+from labkit.bench.connect import connection_point
 from labkit.bench.stats import percentile
 from labkit.config import lab_and_backend
 from labkit.errors import ConfigError
@@ -57,7 +58,7 @@ class LagResult:
         return pd.DataFrame(rows)
 
     def plot(self) -> Any:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # heavy dependency: loaded only when a plot is asked for
 
         figure, axes = plt.subplots(figsize=(8, 3.5))
         for reader, group in self.samples.groupby("reader", sort=True):
@@ -86,8 +87,6 @@ def replica_lag(
         raise ConfigError(f"markers={markers!r}", field="markers", fix="use 1 to 10000")
     if timeout <= 0:
         raise ConfigError(f"timeout={timeout!r}", field="timeout", fix="a positive number of seconds")
-    from labkit.bench.runner import _connection_point
-
     config, backend = lab_and_backend(config, backend)
     _, readers = cluster_roles(lab_cluster(config, backend))
     if not readers:
@@ -97,11 +96,11 @@ def replica_lag(
     secret = credentials(config, backend)
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(_connection_point("writer", path, config, backend))(secret)
+        writer = stack.enter_context(connection_point("writer", path, config, backend))(secret)
         stack.callback(writer.close)
         polls = {}
         for reader in readers:
-            connection = stack.enter_context(_connection_point(reader, path, config, backend))(secret)
+            connection = stack.enter_context(connection_point(reader, path, config, backend))(secret)
             stack.callback(connection.close)
             polls[reader] = connection
         with writer.cursor() as cursor:

@@ -19,6 +19,8 @@ import sys
 import zlib
 from typing import Any
 
+import pymysql
+
 try:  # inside labkit
     from labkit.app.server import Settings, discover
     from labkit.bench import harness, workloads
@@ -63,8 +65,6 @@ def unpack(text: str) -> tuple[list[Any], int, dict[str, Any]]:
 
 def run(spec: dict[str, Any]) -> str:
     """Run the benchmark the spec describes; returns the packed samples."""
-    import pymysql
-
     login = discover(Settings(cluster=spec["cluster"], region=spec["region"], database=spec["database"]))
     host, port = spec.get("connect_to") or (spec["host"], spec["port"])  # connect_to: tests only, as curl's
 

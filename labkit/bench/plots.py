@@ -19,7 +19,7 @@ def _label(group: pd.DataFrame) -> str:
 
 def distribution(samples: pd.DataFrame) -> Any:
     """ECDF of latency per target, log-scaled in microseconds, with p50 and p99 marked."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy dependency: loaded only when a plot is drawn
 
     figure, axes = plt.subplots(figsize=(8, 4))
     for _, group in _measured(samples).groupby(["target", "path", "workload"], sort=False):
@@ -41,7 +41,7 @@ def distribution(samples: pd.DataFrame) -> Any:
 
 def timeline(samples: pd.DataFrame) -> Any:
     """Latency of every request against when it was meant to be sent: stalls and drifts show up here."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy dependency: loaded only when a plot is drawn
 
     figure, axes = plt.subplots(figsize=(8, 4))
     for _, group in _measured(samples).groupby(["target", "path", "workload"], sort=False):

@@ -21,14 +21,16 @@ from typing import Any
 import pandas as pd
 import pymysql
 
+from labkit import __version__
+from labkit.access.dialects import AURORA_MYSQL, NO_SCHEMA
 from labkit.access.sql import credentials
-from labkit.access.tunnel import Tunnel, find_open, resolve_target
 from labkit.aws.backend import Backend
-from labkit.bench import harness, stats
+from labkit.bench import harness, remote, stats
+from labkit.bench.connect import connection_point, run_on_writer
+from labkit.bench.plots import distribution, timeline
 from labkit.bench.workloads import BENCH_TABLE, Workload, find_workload, pymysql_operation
 from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
-from labkit.lab.resources.database import DATABASE_NAME
 
 PATHS = ("tunnel", "direct")
 MAX_CONCURRENCY = 64
@@ -67,13 +69,9 @@ class BenchResult:
         )
 
     def plot_distribution(self) -> Any:
-        from labkit.bench.plots import distribution
-
         return distribution(self.samples)
 
     def plot_timeline(self) -> Any:
-        from labkit.bench.plots import timeline
-
         return timeline(self.samples)
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
@@ -161,7 +159,7 @@ def benchmark(
     frames = []
     started = datetime.now(UTC)
     for target in targets:
-        with _connection_point(target, path, config, backend) as connect:
+        with connection_point(target, path, config, backend) as connect:
             opened: list[Any] = []
 
             def make_operation(worker: int, connect=connect, opened=opened) -> harness.Operation:
@@ -186,8 +184,6 @@ def _benchmark_on_instance(
     targets: list[str], chosen: Workload, schedule: harness.Schedule, seed: int, config: Any, backend: Backend
 ) -> BenchResult:
     """AWS's direct path: the harness runs on the lab's instance (Run Command), inside the VPC."""
-    from labkit.bench import remote
-
     remote.check_size(schedule)
     started = datetime.now(UTC)
     frames, instance_meta = [], {}
@@ -215,49 +211,11 @@ def to_frame(rows: list[harness.Row], start_ns: int, **labels: str) -> pd.DataFr
     return frame
 
 
-@contextlib.contextmanager
-def _connection_point(target: str, path: str, config: Any, backend: Backend) -> Any:
-    """A connect(secret) function for the target on the path; a tunnel opened here is closed after."""
-    far = resolve_target(target, config, backend)
-    if path == "direct":
-
-        def direct(secret: Any, timeout: float = 60) -> Any:
-            host, port = backend.resolve(far.host, far.port)  # the reader endpoint balances per connection
-            return _connect(host, port, secret, timeout)
-
-        yield direct
-        return
-    reused = find_open(target, config, backend)
-    tunnel = reused or Tunnel(target, config=config, backend=backend).open()
-    try:
-        yield lambda secret, timeout=60: _connect(tunnel.host, tunnel.port, secret, timeout)
-    finally:
-        if reused is None:
-            tunnel.close()
-
-
-def _connect(host: str, port: int, secret: Any, timeout: float = 60) -> Any:
-    return pymysql.connect(
-        host=host, port=port, user=secret.username, password=secret.password, database=DATABASE_NAME,
-        autocommit=True, connect_timeout=min(10, timeout), read_timeout=timeout, write_timeout=timeout,
-    )  # fmt: skip
-
-
-def run_on_writer(statement: str, config: Any, backend: Backend, secret: Any, path: str) -> None:
-    """One statement on the writer, on its own connection (the benchmark tables are created this way)."""
-    with _connection_point("writer", path, config, backend) as connect:
-        connection = connect(secret)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(statement)
-        finally:
-            connection.close()
-
-
 def _setup_error(exc: pymysql.err.MySQLError, target: str) -> LabkitError:
-    code = exc.args[0] if exc.args else 0
-    if code in (1049, 1146):
-        return LabkitError(str(exc.args[1]), field="schema", fix="create the lab schema first: labkit.create_schema()")
+    mysql = AURORA_MYSQL  # the benchmark times raw PyMySQL requests: its errors are the MySQL dialect's
+    if mysql.kind(mysql.error_code(exc)) == NO_SCHEMA:
+        message = mysql.error_message(exc, fallback=str(exc))
+        return LabkitError(message, field="schema", fix="create the lab schema first: labkit.create_schema()")
     return LabkitError(
         f"could not connect to {target}: {exc}", field="targets", fix="check labkit.whoami(target) works"
     )
@@ -266,8 +224,6 @@ def _setup_error(exc: pymysql.err.MySQLError, target: str) -> LabkitError:
 def _metadata(
     config: Any, backend: Backend, chosen: Workload, path: str, schedule: harness.Schedule, started: datetime
 ) -> dict[str, Any]:
-    from labkit import __version__
-
     return {
         "backend": backend.name,
         "region": backend.region,

@@ -1,7 +1,7 @@
 """Reset a class: delete the chosen learners' labs, and nothing else, in an order AWS accepts.
 
 A dry run (the default) shows each deletion in its wave, plus what looked related but will not be
-touched and why. With `yes=True` each learner's lab goes through `labkit.lab.apply.destroy` (dependents
+touched and why. With `yes=True` each learner's lab goes through `labkit.lab.destroy.destroy` (dependents
 first, bounded retries, deletion protection off, no final snapshot, detached interfaces removed, then a
 verify); learners run side by side, and one failure stops neither the other learners nor the parts of
 the same lab that do not wait for it. The report (JSON and a table) says what was deleted, what failed
@@ -32,7 +32,10 @@ from labkit.config import LabConfig
 from labkit.display import Progress, markdown_table, say
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
-from labkit.lab.apply import DELETABLE_TYPES, StepsFailed, Teardown, describe_error, destroy, inventory, teardown
+from labkit.lab.apply import StepsFailed, describe_error
+from labkit.lab.destroy import Teardown, destroy, teardown
+from labkit.lab.graph import deletion_order
+from labkit.lab.inventory import inventory
 from labkit.lab.resources import LabContext
 
 PLAN_COLUMNS = ["region", "learner", "wave", "what", "node", "id"]
@@ -230,7 +233,7 @@ def target(region_scan: RegionScan, lab: str, learner: str) -> Target:
     """Inventory one learner's lab the way destroy does, and plan its deletion."""
     backend = region_scan.backend
     config = LabConfig(lab=lab, learner=learner, region=backend.region, backend=backend.name)
-    found = inventory(LabContext(config, backend), DELETABLE_TYPES)
+    found = inventory(LabContext(config, backend), deletion_order())
     return Target(region_scan, config, teardown(config, found), {f.node: f.kind for f in found})
 
 

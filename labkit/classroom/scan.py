@@ -1,9 +1,10 @@
 """A class-wide look at one region: every lab resource by its tags, and what merely looks like one.
 
 The Resource Groups Tagging API misses DB subnet groups, key pairs and network interfaces (FACTS.md), so
-this reads each type with its own describe call, as the per-learner inventory does. It also keeps what
-is *not* a lab resource but looks related (an untagged VPC named like a lab, half-tagged resources), so
-reset can say what it leaves alone and why.
+this reads every registered type that carries the lab tags with its own describe call, as the per-learner
+inventory does (labkit.lab.resources.registry). It also keeps what is *not* a lab resource but looks
+related (an untagged VPC named like a lab, half-tagged resources), so reset can say what it leaves alone
+and why.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from labkit.aws.backend import Backend, get_backend
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, tag_dict
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
-from labkit.lab.resources import paginate
+from labkit.lab.resources import ResourceType
+from labkit.lab.resources.registry import scanned_types
 
-LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 GLOBAL = "global"  # the region column of IAM resources
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]|min|mins|hours?|days?)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hour": 3600, "hours": 3600}
@@ -134,102 +135,47 @@ def _when(value: Any) -> datetime | None:
     return None
 
 
-def _seen(region: str, kind: str, resource_id: str, tags: list[dict[str, str]] | None, **facts: Any) -> Seen:
+def _seen(
+    region: str, resource_type: type[ResourceType], item: dict[str, Any], tags: list[dict[str, str]] | None
+) -> Seen:
+    describe = resource_type.listing()
     found = tag_dict(tags)
-    name = facts.pop("name", None) or found.get("Name", "")
-    return Seen(region, kind, resource_id, name, found.get(TAG_LAB), found.get(TAG_LEARNER), **facts)
+    return Seen(
+        region,
+        resource_type.kind_of(item),
+        resource_type.id_of(item),
+        (item.get(describe.name) if describe.name else None) or found.get("Name", ""),
+        found.get(TAG_LAB),
+        found.get(TAG_LEARNER),
+        state=resource_type.state_of(item),
+        created=_when(item.get(describe.created)),
+        size=str(item.get(describe.size) or ""),
+        public_ip=bool(describe.public_ip) and describe.public_ip in item,
+    )
 
 
-def _ec2(region: str, ec2: Any) -> list[Seen]:
-    seen = []
-    for vpc in paginate(ec2, "describe_vpcs", "Vpcs"):
-        if not vpc.get("IsDefault"):
-            seen.append(_seen(region, "VPC", vpc["VpcId"], vpc.get("Tags"), state=vpc.get("State", "")))
-    for subnet in paginate(ec2, "describe_subnets", "Subnets"):
-        seen.append(_seen(region, "Subnet", subnet["SubnetId"], subnet.get("Tags"), state=subnet.get("State", "")))
-    for group in paginate(ec2, "describe_security_groups", "SecurityGroups"):
-        if group["GroupName"] != "default":
-            seen.append(_seen(region, "Security group", group["GroupId"], group.get("Tags"), name=group["GroupName"]))
-    for gateway in paginate(ec2, "describe_internet_gateways", "InternetGateways"):
-        seen.append(_seen(region, "Internet gateway", gateway["InternetGatewayId"], gateway.get("Tags")))
-    filters = [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
-    for reservation in paginate(ec2, "describe_instances", "Reservations", Filters=filters):
-        for i in reservation["Instances"]:
-            facts = {"state": i["State"]["Name"], "created": _when(i.get("LaunchTime")), "size": i["InstanceType"]}
-            seen.append(
-                _seen(region, "EC2 instance", i["InstanceId"], i.get("Tags"), **facts, public_ip="PublicIpAddress" in i)
-            )
-    for pair in ec2.describe_key_pairs()["KeyPairs"]:
-        seen.append(_seen(region, "Key pair", pair["KeyName"], pair.get("Tags"), created=_when(pair.get("CreateTime"))))
-    for eni in paginate(ec2, "describe_network_interfaces", "NetworkInterfaces"):
-        seen.append(
-            _seen(
-                region, "Network interface", eni["NetworkInterfaceId"], eni.get("TagSet"), state=eni.get("Status", "")
-            )
-        )
-    for address in ec2.describe_addresses()["Addresses"]:
-        seen.append(
-            _seen(
-                region,
-                "Elastic IP",
-                address.get("AllocationId", address.get("PublicIp", "")),
-                address.get("Tags"),
-                public_ip=True,
-            )
-        )
-    return seen  # fmt: skip
+def _read(region: str, client: Any, resource_type: type[ResourceType]) -> list[Seen]:
+    """Every resource of one type, whoever owns it, with its tags (read one by one where the listing omits them)."""
+    return [
+        _seen(region, resource_type, item, resource_type.tags_of(client, item))
+        for item in resource_type.all_items(client)
+    ]
 
 
-def _rds(region: str, rds: Any) -> list[Seen]:
-    seen = []
-    for cluster in paginate(rds, "describe_db_clusters", "DBClusters"):
-        facts = {"state": cluster["Status"], "created": _when(cluster.get("ClusterCreateTime"))}
-        seen.append(_seen(region, "Aurora cluster", cluster["DBClusterIdentifier"], cluster.get("TagList"), **facts))
-    for instance in paginate(rds, "describe_db_instances", "DBInstances"):
-        facts = {"state": instance["DBInstanceStatus"], "created": _when(instance.get("InstanceCreateTime"))}
-        kind = "Aurora instance" if instance.get("DBClusterIdentifier") else "RDS instance"
-        ident = instance["DBInstanceIdentifier"]
-        seen.append(_seen(region, kind, ident, instance.get("TagList"), **facts, size=instance["DBInstanceClass"]))
-    for snap in paginate(rds, "describe_db_cluster_snapshots", "DBClusterSnapshots"):
-        facts = {"state": snap.get("Status", ""), "created": _when(snap.get("SnapshotCreateTime"))}
-        seen.append(
-            _seen(region, "Cluster snapshot", snap["DBClusterSnapshotIdentifier"], snap.get("TagList"), **facts)
-        )
-    for group in paginate(rds, "describe_db_subnet_groups", "DBSubnetGroups"):
-        if group["DBSubnetGroupName"] != "default":  # describe omits tags: one list_tags call per group
-            tags = rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"]
-            seen.append(
-                _seen(region, "DB subnet group", group["DBSubnetGroupName"], tags, state=group["SubnetGroupStatus"])
-            )
-    return seen  # fmt: skip
-
-
-def _iam(iam: Any) -> list[Seen]:
-    """Roles and instance profiles: tags are read only under /labkit/ (where labkit puts them); others by name."""
-    seen = []
-    for role in paginate(iam, "list_roles", "Roles"):
-        tags = (
-            iam.get_role(RoleName=role["RoleName"])["Role"].get("Tags") if role["Path"].startswith("/labkit/") else None
-        )
-        seen.append(_seen(GLOBAL, "IAM role", role["RoleName"], tags, created=_when(role.get("CreateDate"))))
-    for profile in paginate(iam, "list_instance_profiles", "InstanceProfiles"):
-        name = profile["InstanceProfileName"]
-        tags = (
-            iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"].get("Tags")
-            if profile["Path"].startswith("/labkit/")
-            else None
-        )
-        seen.append(_seen(GLOBAL, "IAM instance profile", name, tags, created=_when(profile.get("CreateDate"))))
-    return seen  # fmt: skip
+def _read_all(backend: Backend, types: Sequence[type[ResourceType]], region: str) -> list[Seen]:
+    return [seen for t in types for seen in _read(region, backend.client(t.listing().service), t)]
 
 
 def scan(backends: Sequence[Backend]) -> list[RegionScan]:
     """Read every region once. IAM is global: its resources join the first region where their learner has
     regional resources (else the first region), so each is listed, and deleted, once."""
-    scans = [RegionScan(b, _ec2(b.region, b.client("ec2")) + _rds(b.region, b.client("rds"))) for b in backends]
+    types = scanned_types()
+    regional = [t for t in types if not t.listing().is_global]
+    global_types = [t for t in types if t.listing().is_global]
+    scans = [RegionScan(b, _read_all(b, regional, b.region)) for b in backends]
     if not scans:
         return scans
-    for item in _iam(backends[0].client("iam")):
+    for item in _read_all(backends[0], global_types, GLOBAL):
         home = next((s for s in scans if (item.lab, item.learner) in s.pairs()), scans[0])
         home.seen.append(item)
     return scans

@@ -17,8 +17,8 @@ from labkit.aws.backend import Backend
 from labkit.classroom.scan import RegionScan, Seen, check_names, class_backends, format_age, now, scan
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
-from labkit.lab.apply import inventory
 from labkit.lab.cost import hourly
+from labkit.lab.inventory import inventory
 from labkit.lab.resources import LabContext
 
 RESOURCE_COLUMNS = ["region", "lab", "learner", "what", "node", "id", "state", "age", "cost_per_hour"]

@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
+from collections.abc import Sequence
 
-from labkit.cli.security import _lab_flags, config_from_args
+import labkit
+from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
+from labkit.cli.options import config_from_args, lab_flags, print_json
 
 
+class _WorkloadNames(Sequence[str]):
+    """The `--workload` choices, read from labkit.bench only when `bench` parses or prints its help.
+
+    labkit.bench loads pandas, and `labkit --help` must not. argparse reads the choices only to check a
+    value or to print `bench --help`.
+    """
+
+    def _names(self) -> list[str]:
+        return sorted(labkit.bench.WORKLOADS)
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override]
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+@handles_errors(failed=EXIT_BAD_INPUT)
 def _bench(args: argparse.Namespace) -> int:
-    from labkit.access.sql import close_engines
-    from labkit.bench import benchmark
-
     config = config_from_args(args)
     try:
-        result = benchmark(
+        result = labkit.benchmark(
             args.target or ["writer"], workload=args.workload, path=args.path, concurrency=args.concurrency,
             rate=args.rate, duration=args.duration, count=args.count, config=config,
         )  # fmt: skip
     finally:
-        close_engines()
+        labkit.close_engines()
     summary = result.summary()
     if args.save:
         result.save(args.save)
@@ -29,7 +46,7 @@ def _bench(args: argparse.Namespace) -> int:
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             for row in summary.to_dict(orient="records")
         ]
-        print(json.dumps({"summary": records, "metadata": result.metadata}, indent=2, default=str))
+        print_json({"summary": records, "metadata": result.metadata})
     else:
         print(summary.round(1).to_string(index=False))
     return 0
@@ -37,14 +54,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `bench` subcommand."""
-    from labkit.bench.workloads import WORKLOADS
-
-    bench = subparsers.add_parser("bench", parents=[_lab_flags()], help="latency benchmark of writer and reader")
+    bench = subparsers.add_parser("bench", parents=[lab_flags()], help="latency benchmark of writer and reader")
     bench.add_argument("--target", action="append", help="writer (default), reader or a DB instance; repeatable")
     bench.add_argument(
         "--path", default="tunnel", choices=("tunnel", "direct"), help="through the tunnel or from inside"
     )
-    bench.add_argument("--workload", default="point", choices=sorted(WORKLOADS), help="what each request does")
+    workload = bench.add_argument("--workload", default="point", help="what each request does")
+    # Set after add_argument, which would otherwise list the choices (and import pandas) at once.
+    workload.choices = _WorkloadNames()
     bench.add_argument("--concurrency", type=int, default=1, help="workers, each with its own connection")
     bench.add_argument("--rate", type=float, default=None, help="fixed rate in requests/s (default: closed loop)")
     amount = bench.add_mutually_exclusive_group()

@@ -9,28 +9,25 @@ not fit, 2 bad input (the error names the flag and the fix, before any AWS call)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from labkit.aws.backend import Backend
+import labkit
+from labkit.cli import options
+from labkit.cli.exits import EXIT_FAILED, EXIT_OK, handles_errors
+from labkit.cli.options import BACKEND_CHOICES, add_config_arguments, config_from_args, print_json
 from labkit.config import LabConfig
-from labkit.errors import ConfigError, LabkitError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+if TYPE_CHECKING:
+    from labkit.aws.backend import Backend
 
 
 def backends_for(backend: str, regions: Sequence[str]) -> list[Backend]:
     """One backend per region (tests replace this to use in-process moto)."""
-    from labkit.classroom.scan import class_backends
+    from labkit.classroom.scan import class_backends  # start-up time: labkit.classroom loads pandas
 
     return class_backends(regions, backend)
-
-
-def backend_for(config: LabConfig) -> Backend:
-    """The backend of `class check` (tests replace this)."""
-    return config.make_backend()
 
 
 def _class_flags(*, lab_help: str) -> argparse.ArgumentParser:
@@ -40,7 +37,7 @@ def _class_flags(*, lab_help: str) -> argparse.ArgumentParser:
     group.add_argument("--lab", default=None, help=lab_help)
     group.add_argument("--learner", action="append", default=[], help="only this learner (repeatable)")
     group.add_argument("--region", action="append", default=[], help="a region to look in (repeatable)")
-    group.add_argument("--backend", default=None, choices=("sandbox", "aws"), help="where the labs live")
+    group.add_argument("--backend", default=None, choices=BACKEND_CHOICES, help="where the labs live")
     flags.add_argument("--json", action="store_true", help="machine-readable output (progress goes to stderr)")
     return flags
 
@@ -51,42 +48,26 @@ def _class_scope(args: argparse.Namespace) -> tuple[LabConfig, list[Backend]]:
     return base, backends_for(args.backend or base.backend, regions)
 
 
-def _handle(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            return action(args)
-        except LabkitError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT if isinstance(exc, ConfigError) else EXIT_FAILED
-
-    return handler
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
+@handles_errors()
 def _status(args: argparse.Namespace) -> int:
-    from labkit.classroom import class_status
-
     _, backends = _class_scope(args)
-    result = class_status(lab=args.lab, learners=args.learner, backends=backends)
+    result = labkit.class_status(lab=args.lab, learners=args.learner, backends=backends)
     if args.json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         print(result)
     return EXIT_OK
 
 
+@handles_errors()
 def _reset(args: argparse.Namespace) -> int:
-    from labkit.classroom import class_reset
-    from labkit.classroom.scan import check_names, parse_age
+    from labkit.classroom.scan import check_names, parse_age  # start-up time: labkit.classroom loads pandas
 
     base = LabConfig.load(args.config)
     check_names(args.lab, args.learner)
     parse_age(args.older_than, field="--older-than")  # refuse bad input before any backend is made
     _, backends = _class_scope(args)
-    report = class_reset(
+    report = labkit.class_reset(
         lab=args.lab or base.lab,
         learners=args.learner,
         backends=backends,
@@ -96,7 +77,7 @@ def _reset(args: argparse.Namespace) -> int:
         stream=sys.stderr if args.json else sys.stdout,
     )
     if args.json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print(report.table())
         for kind, path in report.files.items():
@@ -106,14 +87,12 @@ def _reset(args: argparse.Namespace) -> int:
     return EXIT_OK if report.dry_run or report.ok else EXIT_FAILED
 
 
+@handles_errors()
 def _check(args: argparse.Namespace) -> int:
-    from labkit.classroom import class_check
-    from labkit.cli.lab import config_from_args
-
     config = config_from_args(args)
-    report = class_check(args.learners, config, backend_for(config))
+    report = labkit.class_check(args.learners, config, options.backend_for(config))
     if args.json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print(report)
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -128,7 +107,6 @@ def _learner_count(text: str) -> int:
 
 def register(subparsers: Any) -> None:
     """Add `class` with `status`, `reset` and `check` to a `labkit` parser's subparsers."""
-    from labkit.cli.lab import add_config_arguments
 
     parser = subparsers.add_parser("class", help="instructor: every learner's lab, a safe reset, quota check")
     actions = parser.add_subparsers(dest="action", required=True)
@@ -138,7 +116,7 @@ def register(subparsers: Any) -> None:
         parents=[_class_flags(lab_help="only this lab (default: every lab)")],
         help="every learner's lab resources with state, age and cost per hour; totals",
     )
-    status.set_defaults(handler=_handle(_status))
+    status.set_defaults(handler=_status)
 
     reset = actions.add_parser(
         "reset",
@@ -148,9 +126,9 @@ def register(subparsers: Any) -> None:
     reset.add_argument("--older-than", default=None, metavar="AGE", help="only labs begun before this: 45m, 2h, 1d")
     reset.add_argument("--yes", action="store_true", help="really delete (without it: a dry run)")
     reset.add_argument("--report-dir", default=None, help="where the report goes (default: LABKIT_HOME/reports)")
-    reset.set_defaults(handler=_handle(_reset))
+    reset.set_defaults(handler=_reset)
 
     check = actions.add_parser("check", help="do N labs fit in the account's quotas in this region?")
     check.add_argument("--learners", type=_learner_count, required=True, metavar="N", help="number of learners")
     add_config_arguments(check)
-    check.set_defaults(handler=_handle(_check))
+    check.set_defaults(handler=_check)

@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from labkit.cli.security import _lab_flags, config_from_args
+import labkit
+from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
+from labkit.cli.options import config_from_args, lab_flags, print_json
 
 
+@handles_errors(failed=EXIT_BAD_INPUT)
 def _run(args: argparse.Namespace) -> int:
-    from labkit.workbook.runner import run_notebooks
-
     config = config_from_args(args)
     backend = args.backend or "sandbox"  # the aws backend is never chosen by a config file alone
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     if backend == "aws":
         print("running the workbook against your AWS account: it creates and deletes a whole lab", flush=True)
-    summary = run_notebooks(
+    summary = labkit.run_notebooks(
         args.notebooks, out=args.out, backend=backend, config=config, only=only, timeout=args.timeout,
         keep_going=args.keep_going,
     )  # fmt: skip
-    print(json.dumps(summary.to_dict(), indent=2) if args.json else str(summary))
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print(summary)
     return 0 if summary.ok else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `run-notebooks` subcommand."""
     run = subparsers.add_parser(
-        "run-notebooks", parents=[_lab_flags()], help="execute the workbook headless, in order, and summarize"
+        "run-notebooks", parents=[lab_flags()], help="execute the workbook headless, in order, and summarize"
     )
     run.add_argument("--notebooks", default="notebooks", help="the folder of NN_name.ipynb notebooks")
     run.add_argument("--out", default=None, help="where the executed copies and summary go (default: under the home)")

@@ -16,12 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labkit.access.tunnel import local_port_free
-from labkit.cli.security import _lab_flags, config_from_args
+import labkit
+from labkit.cli import options
+from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
+from labkit.cli.options import config_from_args, lab_flags
+from labkit.home import labkit_home
 
 
 def sweep_option_files(folder: Path) -> None:
     """Delete option files left by a tunnel that was killed (nothing listens on their port any more)."""
+    from labkit.access.tunnel import local_port_free  # start-up time: the tunnel package loads boto3
+
     for stale in folder.glob("*-*.cnf"):
         port = stale.stem.rpartition("-")[2]
         if port.isdigit() and local_port_free(int(port)):
@@ -70,17 +75,16 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM closes the tunnel the way Ctrl-C does
 
 
+@handles_errors(failed=EXIT_BAD_INPUT)
 def _tunnel(args: argparse.Namespace) -> int:
-    from labkit.access.sql import credentials
-    from labkit.access.tunnel import Tunnel
-    from labkit.home import labkit_home
-    from labkit.lab.resources.database import DATABASE_NAME
+    from labkit.access.tunnel import Tunnel  # start-up time: the tunnel package loads boto3
+    from labkit.lab.resources.database import DATABASE_NAME  # start-up time: the resources load boto3
 
     config = config_from_args(args)
-    backend = config.make_backend()
+    backend = options.backend_for(config)
     tunnel = Tunnel(args.to, args.port, remote_port=args.remote_port, config=config, backend=backend)
     signal.signal(signal.SIGTERM, _interrupt)
-    options: Path | None = None
+    option_path: Path | None = None
     try:
         tunnel.open()
         if tunnel.target and tunnel.target.to_instance_itself:
@@ -89,9 +93,9 @@ def _tunnel(args: argparse.Namespace) -> int:
                 f"tunnel open: {tunnel.address} -> {tunnel.target.describe()}{link}\nPress Ctrl-C to close the tunnel."
             )
         else:
-            secret = credentials(config, backend)
-            options = option_file(labkit_home(), tunnel, secret, DATABASE_NAME)
-            print(connect_help(tunnel, secret, backend, DATABASE_NAME, options), flush=True)
+            secret = labkit.credentials(config, backend)
+            option_path = option_file(labkit_home(), tunnel, secret, DATABASE_NAME)
+            print(connect_help(tunnel, secret, backend, DATABASE_NAME, option_path), flush=True)
         while tunnel.is_open:
             time.sleep(0.5)
         print("the session plugin stopped; the tunnel is closed")
@@ -101,26 +105,25 @@ def _tunnel(args: argparse.Namespace) -> int:
         return 0
     finally:
         tunnel.close()
-        if options is not None:
+        if option_path is not None:
             with contextlib.suppress(OSError):
-                options.unlink()
+                option_path.unlink()
 
 
+@handles_errors(failed=EXIT_BAD_INPUT)
 def _sql(args: argparse.Namespace) -> int:
-    from labkit.access.sql import close_engines, sql
-
     config = config_from_args(args)
     try:
-        frame = sql(args.query, on=args.on, config=config)
+        frame = labkit.sql(args.query, on=args.on, config=config)
     finally:
-        close_engines()
+        labkit.close_engines()
     print(frame.to_string(index=False))
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `tunnel` and `sql` subcommands."""
-    flags = _lab_flags()
+    flags = lab_flags()
     tunnel = subparsers.add_parser(
         "tunnel", parents=[flags], help="hold a Session Manager port-forward open (writer, reader, app or an instance)"
     )

@@ -1,17 +1,14 @@
-"""Run the plan: create what is missing, each node as soon as what it needs is usable; destroy in reverse.
+"""Apply the plan: create what is missing, each node as soon as what it needs is usable.
 
 Apply reads the account first (so a rerun, or a run after a failure or a kernel restart, creates only
 what is missing), prints where changes will land, then works through the graph with a thread pool:
 a node starts the moment all its dependencies are usable, so the EC2 and IAM branch never waits for
-the cluster. Destroy deletes every resource tagged with this lab and learner, dependents first, then
-verifies by listing every resource type labkit creates.
+the cluster. The same graph runner deletes, in reverse, for destroy.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,48 +21,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from labkit.aws.backend import Backend
 from labkit.aws.errors import error_code
 from labkit.aws.patience import Timing
-from labkit.aws.tags import NODE_CLUSTER, NODE_DB_SUBNETS, NODE_INSTANCE, NODE_PUBLIC_SUBNET, NODE_SG_APP, NODE_SG_DB
-from labkit.config import MAX_READERS, LabConfig
+from labkit.config import LabConfig
 from labkit.display import Progress, progress_for, say
 from labkit.errors import LabkitError
-from labkit.lab.plan import (
-    CREATE,
-    USE,
-    Plan,
-    check_backend_region,
-    lab_graph,
-    read_plan,
-    reversed_graph,
-    stage_closure,
-    waves,
-)
-from labkit.lab.resources import Found, LabContext, Resource, step_scope
-from labkit.lab.resources.compute import (
-    NODE_LEFTOVER_INTERFACES,
-    Instance,
-    KeyPair,
-    LeftoverInterfaces,
-    NetworkInterface,
-    Volume,
-)
-from labkit.lab.resources.database import (
-    NODE_CLUSTER_SNAPSHOTS,
-    Cluster,
-    ClusterSecret,
-    ClusterSnapshots,
-    DbInstance,
-    DbSubnetGroup,
-)
-from labkit.lab.resources.iam import InstanceProfile, Role
-from labkit.lab.resources.network import InternetGateway, RouteTable, SecurityGroup, Subnet, Vpc
-
-# Every resource type labkit creates, dependents first; then what goes with them (listed to prove it went).
-DELETABLE_TYPES = (
-    *(Instance, KeyPair, DbInstance, Cluster, ClusterSnapshots, DbSubnetGroup, InstanceProfile, Role),
-    *(LeftoverInterfaces, SecurityGroup, RouteTable, Subnet, InternetGateway, Vpc),
-)
-COMPANION_TYPES = (Volume, NetworkInterface, ClusterSecret)
-INVENTORY_COLUMNS = ["what", "node", "id", "state", "detail"]
+from labkit.lab.graph import lab_graph, stage_closure
+from labkit.lab.plan import CREATE, USE, Plan, check_backend_region, read_plan
+from labkit.lab.resources import LabContext, Resource, step_scope
 
 
 class StepsFailed(LabkitError):
@@ -109,7 +70,7 @@ def run_graph(
 
     On a failure, no new node starts unless `keep_going` (then only nodes that need the failed one wait).
     """
-    _finish_interrupted_runs()
+    finish_interrupted_runs()
     run = GraphRun()
     pending = {node: [d for d in deps if d in depends_on] for node, deps in depends_on.items()}
     running: dict[Future[str], str] = {}
@@ -146,7 +107,7 @@ def run_graph(
 _interrupted_pools: list[Any] = []
 
 
-def _finish_interrupted_runs() -> None:
+def finish_interrupted_runs() -> None:
     """Let the steps an interrupted run left going finish first, so a rerun never races them to a create."""
     while _interrupted_pools:
         _interrupted_pools.pop().shutdown(wait=True)
@@ -173,7 +134,7 @@ def _pool(max_workers: int) -> Any:
     return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="labkit")
 
 
-def _first_unexpected(failures: Mapping[str, BaseException]) -> BaseException | None:
+def first_unexpected(failures: Mapping[str, BaseException]) -> BaseException | None:
     """A failure that is a bug rather than an AWS, network or user problem (it keeps its traceback)."""
     for exc in failures.values():
         if not isinstance(exc, LabkitError | ClientError | BotoCoreError):
@@ -233,7 +194,10 @@ def _apply_step(ctx: LabContext, resource: Resource, plan: Plan, fixed: dict[str
             ctx.ids[node] = step.resource_id
             verb = "exists"
         resource.wait(ctx, ctx.ids[node])
-        fixes = fixed[node] = resource.converge(ctx, ctx.ids[node])
+        changes = resource.converge(ctx, ctx.ids[node])
+        for change in changes:
+            change.make()
+        fixes = fixed[node] = [change.description for change in changes]
     outcome = f"{verb} {ctx.ids[node]}" + (f"; {'; '.join(fixes)}" if fixes else "")
     return f"{outcome} ({time.monotonic() - started:.1f} s)"
 
@@ -256,13 +220,13 @@ def apply(
     """
     started = time.monotonic()
     stream = io.StringIO() if quiet else stream
-    _finish_interrupted_runs()  # before reading the account: a step left running may still create
+    finish_interrupted_runs()  # before reading the account: a step left running may still create
     backend = backend or config.make_backend()
     check_backend_region(config, backend)
     ctx = LabContext(config, backend, timing)
     graph = lab_graph(config)
     if only is not None:
-        keep = stage_closure({n: list(r.depends_on) for n, r in graph.items()}, only)
+        keep = stage_closure(graph, only)
         graph = {node: resource for node, resource in graph.items() if node in keep}
     before = read_plan(ctx, graph)
     say(f"changes go to: {before.banner}", stream)
@@ -289,7 +253,7 @@ def apply(
 
 
 def _raise_apply_failure(run: GraphRun) -> None:
-    unexpected = _first_unexpected(run.failed)
+    unexpected = first_unexpected(run.failed)
     if unexpected is not None:
         raise unexpected
     node, exc = next(iter(run.failed.items()))
@@ -300,155 +264,3 @@ def _raise_apply_failure(run: GraphRun) -> None:
         field=node,
         fix="fix the cause and run apply again (it resumes where it stopped), or destroy to remove what was made",
     ) from exc
-
-
-# ----- inventory, status, verify -----
-
-
-def inventory(ctx: LabContext, types: Sequence[Any] = DELETABLE_TYPES + COMPANION_TYPES) -> list[Found]:
-    """Every resource tagged with this lab and learner, read type by type with describe calls."""
-    found: list[Found] = []
-    for resource_type in types:
-        # Within a type, by node then id: describe calls list in creation order, which concurrency varies.
-        found.extend(sorted(resource_type.list_tagged(ctx), key=lambda f: (f.node or "", f.resource_id)))
-    return found
-
-
-def _frame(found: Sequence[Found]) -> pd.DataFrame:
-    rows = [{"what": f.kind, "node": f.node, "id": f.resource_id, "state": f.state, "detail": f.detail} for f in found]
-    return pd.DataFrame(rows, columns=INVENTORY_COLUMNS)
-
-
-def status(config: LabConfig, backend: Backend | None = None) -> pd.DataFrame:
-    """Every lab resource that exists now (what, node, id, state, detail such as an endpoint)."""
-    backend = backend or config.make_backend()
-    check_backend_region(config, backend)
-    return _frame(inventory(LabContext(config, backend)))
-
-
-def verify(config: LabConfig, backend: Backend | None = None) -> pd.DataFrame:
-    """What remains of the lab: one row per resource of any type labkit creates. Empty means clean."""
-    return status(config, backend)
-
-
-# ----- destroy -----
-
-
-def destroy_graph(config: LabConfig, found: Sequence[Found]) -> dict[str, Resource]:
-    """The full graph of a lab that made its own VPC, with every reader and key pair that exists."""
-    indexes = [int(m.group(1)) for f in found if (m := re.fullmatch(r"db-reader-(\d+)", f.node))]
-    readers = min(max([config.readers, *indexes]), MAX_READERS)
-    graph = lab_graph(dataclasses.replace(config, vpc="create"), readers=readers, key_pair=True)
-    # Snapshots outlive their cluster: in the deletion order they come after it, as if it depended on them.
-    graph[NODE_CLUSTER_SNAPSHOTS] = ClusterSnapshots(NODE_CLUSTER_SNAPSHOTS)
-    graph[NODE_CLUSTER].depends_on += (NODE_CLUSTER_SNAPSHOTS,)
-    # Detached interfaces hold their subnet and groups: after the instance, before what they sit in.
-    holds = (NODE_PUBLIC_SUBNET, *NODE_DB_SUBNETS, NODE_SG_APP, NODE_SG_DB)
-    graph[NODE_LEFTOVER_INTERFACES] = LeftoverInterfaces(NODE_LEFTOVER_INTERFACES, holds)
-    graph[NODE_INSTANCE].depends_on += (NODE_LEFTOVER_INTERFACES,)
-    return graph
-
-
-@dataclass
-class Teardown:
-    """What destroy deletes and in which order: the ids of each node, and the nodes that must go before it."""
-
-    graph: dict[str, Resource]
-    targets: dict[str, list[str]]
-    order: dict[str, list[str]]
-
-    def waves(self) -> list[list[str]]:
-        """Deletion waves: every node of a wave can go at once, after all earlier waves."""
-        return [sorted(wave) for wave in waves(self.order)]
-
-
-def teardown(config: LabConfig, found: Sequence[Found]) -> Teardown:
-    """The deletion plan for the resources `found` (from inventory(ctx, DELETABLE_TYPES))."""
-    graph = destroy_graph(config, found)
-    targets: dict[str, list[str]] = {}
-    for item in found:
-        if item.node in graph:
-            targets.setdefault(item.node, []).append(item.resource_id)
-    dependents = reversed_graph({name: node.depends_on for name, node in graph.items()})
-    return Teardown(graph, targets, _restricted(dependents, set(targets)))
-
-
-def _restricted(depends_on: Mapping[str, Sequence[str]], keep: set[str]) -> dict[str, list[str]]:
-    """The graph over `keep` only, where a dropped node's edges pass through to its own neighbours."""
-    result: dict[str, list[str]] = {}
-    for node in keep:
-        seen: set[str] = set()
-        stack, reached = list(depends_on[node]), set()
-        while stack:
-            other = stack.pop()
-            if other in seen or other not in depends_on:
-                continue
-            seen.add(other)
-            if other in keep:
-                reached.add(other)
-            else:
-                stack.extend(depends_on[other])
-        result[node] = sorted(reached)
-    return result
-
-
-def _delete_step(ctx: LabContext, resource: Resource, resource_ids: list[str]) -> str:
-    started = time.monotonic()
-    with step_scope(resource.node):
-        for resource_id in resource_ids:
-            try:
-                resource.delete(ctx, resource_id)
-            except Exception as exc:
-                if "NotFound" not in error_code(exc) and error_code(exc) != "NoSuchEntity":
-                    raise
-    return f"deleted {', '.join(resource_ids)} ({time.monotonic() - started:.1f} s)"
-
-
-def destroy(
-    config: LabConfig,
-    backend: Backend | None = None,
-    *,
-    progress: Progress | None = None,
-    stream: TextIO | None = None,
-    timing: Timing | None = None,
-    max_workers: int = 8,
-    quiet: bool = False,
-) -> pd.DataFrame:
-    """Delete every resource tagged with this lab and learner, dependents first; return what remains.
-
-    The returned table comes from `verify` and is empty when the lab is gone. A step that still fails
-    after bounded retries raises StepsFailed (its `.remaining` holds the same table). `quiet=True` shows
-    no progress.
-    """
-    stream = io.StringIO() if quiet else stream
-    _finish_interrupted_runs()
-    backend = backend or config.make_backend()
-    check_backend_region(config, backend)
-    ctx = LabContext(config, backend, timing)
-    say(f"deleting from: {backend.banner()}", stream)
-    plan = teardown(config, inventory(ctx, DELETABLE_TYPES))
-    progress = progress or progress_for("destroy", len(plan.order), stream)
-    run = run_graph(
-        plan.order,
-        lambda node: _delete_step(ctx, plan.graph[node], plan.targets[node]),
-        progress,
-        action=lambda node: "delete",
-        keep_going=True,
-        max_workers=max_workers,
-    )
-    remaining = verify(config, backend)
-    progress.close(f"{len(run.done)} deleted, {len(run.failed)} failed, {len(remaining)} resources remain")
-    if run.failed:
-        unexpected = _first_unexpected(run.failed)
-        if unexpected is not None:
-            raise unexpected
-        node, exc = next(iter(run.failed.items()))
-        error = StepsFailed(
-            f"destroy could not delete {node}: {describe_error(exc)}; {len(remaining)} resources remain",
-            failures=run.failed,
-            field=node,
-            fix="run destroy again in a minute (AWS may still be releasing it); `labkit status` lists what is left",
-        )
-        error.remaining = remaining
-        raise error from exc
-    return remaining

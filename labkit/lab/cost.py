@@ -12,9 +12,10 @@ import dataclasses
 import html
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -22,27 +23,27 @@ import pandas as pd
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit.aws.backend import Backend
+from labkit.aws.backend import Backend, backend_class
+from labkit.aws.errors import error_code
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
-from labkit.lab.plan import Plan, check_backend_region, lab_graph
-from labkit.lab.resources import LabContext, paginate
-from labkit.lab.resources.compute import LIVE_INSTANCE_STATES
+from labkit.lab.graph import deletion_order, lab_graph
+from labkit.lab.plan import Plan, check_backend_region
+from labkit.lab.resources import LabContext, ResourceType, paginate
+from labkit.lab.resources.compute import LIVE_INSTANCE_STATES, Instance
 from labkit.lab.resources.database import SERVERLESS_CLASS
+from labkit.lab.resources.registry import companions_of
 
 HOURS_PER_DAY = 24
 HOURS_PER_MONTH = 730  # AWS's own convention for monthly prices
-ROOT_VOLUME_GIB = 8  # the Amazon Linux 2023 AMI's root volume (gp3)
 SERVERLESS_MIN_ACU = 0.5  # the lab's Serverless v2 minimum capacity (labkit.lab.resources.database)
 PRICING_REGION = "us-east-1"  # the Pricing API answers in a few regions only; us-east-1 is one
 COLUMNS = ["item", "size", "count", "usd_per_hour", "source"]
 
-# Services priced per size (an instance type or class), per unit and hour, per unit and month, and by use.
+# Services priced per size (an instance type or class, asked of the Pricing API on AWS). Every other service
+# of the table is priced per unit: by the hour, by the month or by use, as the table's section says.
 SIZED_SERVICES = ("ec2", "aurora-mysql")
-HOURLY_UNIT_SERVICES = ("public-ipv4", "aurora-serverless-acu")
-MONTHLY_UNIT_SERVICES = ("secret", "ebs-gp3", "ebs-gp2", "aurora-storage")
-USAGE_SERVICES = ("aurora-io",)
-SERVICES = SIZED_SERVICES + HOURLY_UNIT_SERVICES + MONTHLY_UNIT_SERVICES + USAGE_SERVICES
+SECTIONS = ("hourly", "monthly", "usage")
 
 NO_PRICE = "no price"
 PRICING_API = "AWS Pricing API"
@@ -87,6 +88,15 @@ class PriceTable:
         """How a row names this table as its source."""
         return f"price table {self.as_of}"
 
+    @cached_property
+    def services(self) -> tuple[str, ...]:
+        """Every service the table prices in some region, the sized ones first."""
+        found = dict.fromkeys(SIZED_SERVICES)
+        for prices in self._regions.values():
+            for section in SECTIONS:
+                found.update(dict.fromkeys(prices.get(section, {})))
+        return tuple(found)
+
     def sizes(self, service: str, region: str) -> frozenset[str]:
         """The sizes the table prices for a sized service (ec2, aurora-mysql) in a region."""
         return frozenset(self._regions.get(region, {}).get("hourly", {}).get(service, {}))
@@ -100,8 +110,9 @@ class PriceTable:
         service = _require_text("service", service, "ec2")
         size = _require_text("size", size, "t3.micro")
         region = _require_text("region", region, "us-east-1")
-        if service not in SERVICES:
-            raise ConfigError(f"unknown service {service!r}", field="service", fix=f"use one of {', '.join(SERVICES)}")
+        if service not in self.services:
+            fix = f"use one of {', '.join(self.services)}"
+            raise ConfigError(f"unknown service {service!r}", field="service", fix=fix)
         prices = self._regions.get(region)
         if prices is None:
             return None
@@ -110,9 +121,10 @@ class PriceTable:
             return None if acu is None else round(acu * SERVERLESS_MIN_ACU, 6)
         if service in SIZED_SERVICES:
             return prices["hourly"].get(service, {}).get(size)
-        if service in USAGE_SERVICES:
+        section = next((name for name in ("hourly", "monthly") if service in prices.get(name, {})), None)
+        if section is None:  # billed by use (aurora-io), or not priced in this region
             return None
-        section, per = ("hourly", 1) if service in HOURLY_UNIT_SERVICES else ("monthly", self.hours_per_month)
+        per = 1 if section == "hourly" else self.hours_per_month
         ((unit, price),) = prices[section][service].items()
         quantity = _units(size, unit)
         return None if quantity is None else quantity * price / per
@@ -253,9 +265,7 @@ class Prices:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code", "error")
-    return type(exc).__name__
+    return error_code(exc) or ("error" if isinstance(exc, ClientError) else type(exc).__name__)
 
 
 # ----- estimates -----
@@ -393,7 +403,7 @@ def _usage_notes(table: PriceTable, region: str) -> list[str]:
 
 def _backend_notes(backend_name: str, region: str, prices: Prices) -> list[str]:
     notes = []
-    if backend_name != "aws":
+    if backend_class(backend_name).free:
         notes.append(f"the sandbox itself is free: these are what the same resources would cost on AWS in {region}")
     if not prices.table.region_supported(region):
         notes.append(
@@ -421,6 +431,16 @@ def _check_config(config: Any) -> LabConfig:
     return config
 
 
+def priced_counts(kinds: Counter[str]) -> list[tuple[type[ResourceType], int]]:
+    """Each priced type with how many of it a lab has (a companion: as many as its owner), in creation order,
+    then the companions (what goes with the instance and the cluster)."""
+    deletable = deletion_order()
+    companions = companions_of(deletable)
+    counted = [(cls, kinds[cls.kind]) for cls in reversed(deletable)]
+    counted += [(companion, kinds[owner.kind]) for companion, owner in companions.items()]
+    return [(cls, count) for cls, count in counted if cls.prices and count]
+
+
 def plan_cost(config: LabConfig, plan: Plan | None = None, *, prices: Prices | None = None) -> CostEstimate:
     """Cost per hour of the lab as the plan (or, with no plan, the config) would build it. No AWS call
     on the sandbox; on the aws backend the Pricing API is asked first."""
@@ -432,33 +452,16 @@ def plan_cost(config: LabConfig, plan: Plan | None = None, *, prices: Prices | N
             "the plan was made for another config", field="plan", fix="pass the config the plan was made with"
         )
     if prices is None:
-        prices = Prices.for_backend(config.make_backend() if config.backend == "aws" else None)
-    kinds = [step.kind for step in plan.steps] if plan else [node.kind for node in lab_graph(config).values()]
-    db_instances, instances = kinds.count("Aurora instance"), kinds.count("EC2 instance")
+        prices = Prices.for_backend(config.make_backend() if backend_class(config.backend).prices_from_api else None)
+    kinds = Counter(step.kind for step in plan.steps) if plan else Counter(n.kind for n in lab_graph(config).values())
     region = config.region
-    lines = []
-    if db_instances:
-        lines.append(_line(prices, "Aurora writer", "aurora-mysql", config.db_instance_class, 1, region))
-    if db_instances > 1:
-        lines.append(
-            _line(prices, "Aurora readers", "aurora-mysql", config.db_instance_class, db_instances - 1, region)
-        )
-    if instances:
-        lines += [
-            _line(prices, "EC2 instance", "ec2", config.instance_type, instances, region),
-            _line(prices, "public IPv4 address", "public-ipv4", "address", instances, region),
-            _line(
-                prices,
-                "EBS gp3 root volume",
-                "ebs-gp3",
-                str(ROOT_VOLUME_GIB),
-                instances,
-                region,
-                f"{ROOT_VOLUME_GIB} GiB",
-            ),
-        ]
-    if "Aurora cluster" in kinds:
-        lines.append(_line(prices, "Secrets Manager secret (master password)", "secret", "secret", 1, region))
+    lines = [
+        _line(prices, row.item, row.service, row.size_for(config), row.count(count), region, row.label)
+        for resource_type, count in priced_counts(kinds)
+        for row in resource_type.prices
+        if row.count(count)
+    ]
+    instances = kinds[Instance.kind]
     notes = _backend_notes(config.backend, region, prices) + prices.notes + _usage_notes(prices.table, region)
     if config.vpc != "create" and instances:
         notes.append("the public IPv4 row assumes the existing public subnet gives instances a public address")
@@ -533,7 +536,7 @@ def _volume_lines(ctx: LabContext, prices: Prices) -> list[CostLine]:
         if ctx.is_ours(volume.get("Tags")):
             kind, size = volume.get("VolumeType", "standard"), volume["Size"]
             service = f"ebs-{kind}"
-            if service in SERVICES:
+            if service in prices.table.services:
                 lines.append(
                     _line(prices, f"EBS {kind} volume", service, str(size), 1, ctx.config.region, f"{size} GiB")
                 )

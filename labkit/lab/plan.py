@@ -1,173 +1,28 @@
-"""The lab as a dependency graph, and the plan: per node, what it is, what it needs, and what apply would do.
+"""The plan: per node of the lab graph, what it is, what it needs, whether it exists, and what apply would do.
 
-`plan()` only reads the account. The waves are the earliest moment each node can start: every node in a
-wave depends only on nodes of earlier waves, so apply can run a wave's nodes at the same time.
+`plan()` only reads the account (pyinfra's facts before operations): apply carries out exactly what it says.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from labkit.aws.backend import Backend
-from labkit.aws.tags import (
-    NODE_CLUSTER,
-    NODE_DB_SUBNET_GROUP,
-    NODE_DB_SUBNETS,
-    NODE_IAM_ROLE,
-    NODE_INSTANCE,
-    NODE_INSTANCE_PROFILE,
-    NODE_INTERNET_GATEWAY,
-    NODE_KEY_PAIR,
-    NODE_PUBLIC_SUBNET,
-    NODE_ROUTE_TABLE,
-    NODE_SG_APP,
-    NODE_SG_DB,
-    NODE_VPC,
-    NODE_WRITER,
-    reader_node,
-)
+from labkit.aws.errors import error_code
 from labkit.config import LabConfig
 from labkit.display import markdown_table
-from labkit.errors import ConfigError, LabkitError
+from labkit.errors import ConfigError
+from labkit.lab.graph import critical_path, lab_graph, waves
 from labkit.lab.resources import Found, LabContext, Resource, step_scope
-from labkit.lab.resources.compute import Instance, KeyPair
-from labkit.lab.resources.database import Cluster, DbInstance, DbSubnetGroup
-from labkit.lab.resources.iam import InstanceProfile, Role
-from labkit.lab.resources.network import (
-    AppSecurityGroup,
-    DbSecurityGroup,
-    ExistingSubnet,
-    ExistingVpc,
-    InternetGateway,
-    RouteTable,
-    Subnet,
-    Vpc,
-)
 
 CREATE, NOTHING, USE, COMPLETE = "create", "none", "use", "complete"
-
-
-def network_nodes(config: LabConfig) -> list[Resource]:
-    """A new VPC with its gateway, route table and subnets; or an existing VPC's subnets, used as they are."""
-    if config.vpc != "create":
-        subnets = [NODE_PUBLIC_SUBNET, *NODE_DB_SUBNETS]
-        return [ExistingVpc(NODE_VPC), *(ExistingSubnet(node, [NODE_VPC]) for node in subnets)]
-    public_cidr, db_a_cidr, db_b_cidr = config.subnet_cidrs()
-    return [
-        Vpc(NODE_VPC),
-        InternetGateway(NODE_INTERNET_GATEWAY, [NODE_VPC]),
-        Subnet(NODE_PUBLIC_SUBNET, (NODE_VPC,), cidr=public_cidr, zone_index=0, public=True),
-        Subnet(NODE_DB_SUBNETS[0], (NODE_VPC,), cidr=db_a_cidr, zone_index=0, public=False),
-        Subnet(NODE_DB_SUBNETS[1], (NODE_VPC,), cidr=db_b_cidr, zone_index=1, public=False),
-        RouteTable(NODE_ROUTE_TABLE, [NODE_INTERNET_GATEWAY, NODE_PUBLIC_SUBNET]),
-    ]
-
-
-def lab_graph(config: LabConfig, *, readers: int | None = None, key_pair: bool | None = None) -> dict[str, Resource]:
-    """Every node of the lab, keyed by node name, in a valid creation order."""
-    readers = config.readers if readers is None else readers
-    key_pair = config.key_pair if key_pair is None else key_pair
-    nodes = network_nodes(config)
-    nodes += [
-        AppSecurityGroup(NODE_SG_APP, [NODE_VPC]),
-        DbSecurityGroup(NODE_SG_DB, [NODE_VPC, NODE_SG_APP]),
-        DbSubnetGroup(NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS),
-        Cluster(NODE_CLUSTER, [NODE_DB_SUBNET_GROUP, NODE_SG_DB]),
-        DbInstance(NODE_WRITER, (NODE_CLUSTER,), promotion_tier=0),
-        # Readers join after the writer: Aurora makes the first instance to come up the writer.
-        *(DbInstance(reader_node(i), (NODE_WRITER,), promotion_tier=1) for i in range(1, readers + 1)),
-        Role(NODE_IAM_ROLE),
-        InstanceProfile(NODE_INSTANCE_PROFILE, [NODE_IAM_ROLE]),
-    ]
-    instance_needs = [NODE_PUBLIC_SUBNET, NODE_SG_APP, NODE_INSTANCE_PROFILE]
-    if config.vpc == "create":
-        instance_needs.insert(1, NODE_ROUTE_TABLE)  # the SSM agent needs its route out when it boots
-    if key_pair:
-        nodes.append(KeyPair(NODE_KEY_PAIR))
-        instance_needs.append(NODE_KEY_PAIR)
-    nodes.append(Instance(NODE_INSTANCE, instance_needs))
-    return {node.node: node for node in nodes}
-
-
-# The lab is built in three stages, one notebook each; a stage brings along whatever it depends on.
-STAGES = ("network", "database", "compute")
-
-
-def stage_of(node: str) -> str:
-    """Which stage (notebook) creates this node."""
-    if node in (NODE_DB_SUBNET_GROUP, NODE_CLUSTER, NODE_WRITER) or node.startswith("db-reader-"):
-        return "database"
-    if node in (NODE_IAM_ROLE, NODE_INSTANCE_PROFILE, NODE_KEY_PAIR, NODE_INSTANCE):
-        return "compute"
-    return "network"
-
-
-def stage_closure(depends_on: Mapping[str, Sequence[str]], stage: str) -> set[str]:
-    """The nodes of `stage` and everything they depend on."""
-    if stage not in STAGES:
-        from labkit.errors import ConfigError
-
-        raise ConfigError(f"unknown stage {stage!r}", field="only", fix=f"use one of {', '.join(STAGES)}")
-    keep: set[str] = set()
-    stack = [node for node in depends_on if stage_of(node) == stage]
-    while stack:
-        node = stack.pop()
-        if node not in keep:
-            keep.add(node)
-            stack.extend(p for p in depends_on[node] if p in depends_on)
-    return keep
-
-
-# ----- graph arithmetic -----
-
-
-def waves(depends_on: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """Topological levels: wave k holds the nodes whose longest chain of dependencies has length k."""
-    level: dict[str, int] = {}
-
-    def depth(node: str, trail: tuple[str, ...] = ()) -> int:
-        if node in trail:
-            raise LabkitError(f"dependency cycle: {' -> '.join((*trail, node))}")
-        if node not in level:
-            parents = [p for p in depends_on[node] if p in depends_on]
-            level[node] = 1 + max((depth(p, (*trail, node)) for p in parents), default=-1)
-        return level[node]
-
-    for node in depends_on:
-        depth(node)
-    grouped: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for node in depends_on:
-        grouped[level[node]].append(node)
-    return grouped
-
-
-def critical_path(depends_on: Mapping[str, Sequence[str]]) -> list[str]:
-    """The longest chain of dependencies: the waits that cannot overlap, however many run at once."""
-    best: dict[str, list[str]] = {}
-    for wave in waves(depends_on):
-        for node in wave:
-            parents = [best[p] for p in depends_on[node] if p in best]
-            best[node] = [*max(parents, key=len, default=[]), node]
-    return max(best.values(), key=len, default=[])
-
-
-def reversed_graph(depends_on: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """Dependents instead of dependencies: the order in which things can be deleted."""
-    dependents: dict[str, list[str]] = {node: [] for node in depends_on}
-    for node, parents in depends_on.items():
-        for parent in parents:
-            if parent in dependents:
-                dependents[parent].append(node)
-    return dependents
-
-
-# ----- the plan -----
 
 
 @dataclass(frozen=True)
@@ -303,16 +158,10 @@ def check_backend_region(config: LabConfig, backend: Backend) -> None:
 
 def check_region_enabled(ctx: LabContext) -> None:
     """A region that is opt-in and not enabled in this account cannot be used."""
-    from botocore.exceptions import ClientError
-
     try:
         regions = ctx.client("ec2").describe_regions(RegionNames=[ctx.config.region], AllRegions=True)["Regions"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in (
-            "OptInRequired",
-            "AuthFailure",
-            "UnauthorizedOperation",
-        ):
+        if error_code(exc) in ("OptInRequired", "AuthFailure", "UnauthorizedOperation"):
             regions = [{"OptInStatus": "not-opted-in"}]
         else:
             raise
@@ -345,7 +194,7 @@ def _plan_step(ctx: LabContext, resource: Resource, matches: list[Found], wave: 
         action, detail = USE, found.detail
     else:
         ctx.ids[resource.node] = found.resource_id
-        fixes = resource.converge(ctx, found.resource_id, dry_run=True)
+        fixes = [change.description for change in resource.converge(ctx, found.resource_id)]
         action, detail = (COMPLETE, "; ".join(fixes)) if fixes else (NOTHING, found.state)
     if found is not None:
         ctx.ids[resource.node] = found.resource_id

@@ -1,20 +1,21 @@
-"""The embedded sandbox backend: a local moto server for the AWS API and real MariaDB for the databases."""
+"""The embedded sandbox backend: a local moto server for the AWS API and real database servers for the data plane.
 
-from __future__ import annotations
+The sandbox by the process each part runs in:
 
-from labkit.sandbox.control import down, env_exports, reset, status, up, wait_for_databases
-from labkit.sandbox.state import SandboxState, read_state
-from labkit.sandbox.vpc.dns import endpoint_map, resolve
+    client (the learner's kernel, the CLI)  control (up, down, status, reset, env), backend, vpc/dns,
+                                            engines/base (only to ask: is the lab's engine installed?)
+    daemon (`up` starts it detached)        daemon/: main (entry point), changes, ssm + inprocess, reconciler,
+                                            apps; engines/: base (the data-plane interface), mariadb
+    session plugin (a tunnel starts it)     procs/session_plugin, vpc/network, vpc/dns, backend
+    app host (the daemon starts one per     procs/apphost, vpc/network, vpc/dns, backend
+      lab instance's web app)
+    every process                           state (the state file), processes (pids and ports)
 
-__all__ = [
-    "SandboxState",
-    "down",
-    "endpoint_map",
-    "env_exports",
-    "read_state",
-    "reset",
-    "resolve",
-    "status",
-    "up",
-    "wait_for_databases",
-]
+Runs in every sandbox process (each imports a submodule), so it does nothing: the public names are listed once,
+in `__init__.pyi`, and lazy_loader serves them on first use; the session plugin and the app hosts do not load
+the client's control code or boto3.
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,5 +1,8 @@
-"""The sandbox as a Backend (runs in the learner's process): calls go to the local moto server, database
-endpoints resolve to local MariaDB ports, and the session plugin is labkit's stand-in.
+"""The sandbox as a Backend: calls go to the local moto server, database endpoints resolve to the local ports
+of the sandbox's database servers, and the session plugin is labkit's stand-in.
+
+Runs in the client (the learner's kernel, the CLI) and in the processes that call the sandbox's API from outside
+the daemon: the session plugin and the app hosts. The daemon reads its own state in process (daemon/inprocess.py).
 
 Registered under the name "sandbox" when this module is imported (pyproject's `labkit.backends` entry point
 names it), so the AWS layer below never imports the sandbox.
@@ -7,24 +10,28 @@ names it), so the AWS layer below never imports the sandbox.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Callable, Iterator
 
 import boto3
 from botocore.config import Config
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend, is_loopback_url, register
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
-from labkit.errors import BackendError
+from labkit.errors import BackendError, LabkitError
 from labkit.sandbox import state
 from labkit.sandbox.vpc import dns
 
 
 @register
 class SandboxBackend(Backend):
-    """The embedded sandbox: a local moto server plus MariaDB processes; fake credentials, loopback only."""
+    """The embedded sandbox: a local moto server plus database server processes; fake credentials, loopback only."""
 
     name = "sandbox"
     reaches_private_endpoints = True  # the databases are local processes
+    free = True
     timing = Timing(poll_seconds=0.2, retry_attempts=6, retry_first_delay=0.05, retry_max_delay=0.5)
     tunnel_timing = TunnelTiming(online_timeout=5, connect_timeout=5, open_timeout=30, first_delay=0.1, max_delay=0.5)
     app_timing = AppTiming(start_timeout=15.0, poll_seconds=0.1)
@@ -59,3 +66,44 @@ class SandboxBackend(Backend):
 
     def banner(self) -> str:
         return f"backend=sandbox account={self.account_id()} region={self.region} endpoint={self.endpoint_url()}"
+
+    # The environment report and the headless workbook run (labkit.workbook) ask these; each imports the
+    # client's control code when called, because the session plugin and the app hosts import this module too.
+    def service_checks(self) -> list[tuple[str, bool, str]]:
+        """Is the sandbox running (its AWS API is only asked when it is)?"""
+        from labkit.sandbox.control import status  # start-up time of the session plugin and app hosts
+
+        info = status()
+        if not info["running"]:
+            return [("sandbox", False, "not running: run `labkit.sandbox.up()`")]
+        return [("sandbox", True, f"running, AWS API at {info['endpoint_url']}")]
+
+    def program_checks(self, version_of: Callable[..., str | None]) -> list[tuple[str, bool, str]]:
+        """The database server the sandbox runs, and the MariaDB client and sysbench the workbook uses."""
+        from labkit.sandbox.engines.mariadb import find_binaries  # start-up time, as above
+
+        rows = []
+        try:
+            binaries = find_binaries()
+            rows.append(("mariadb server", True, binaries.version().replace(str(binaries.mariadbd), "mariadbd")))
+        except LabkitError as exc:
+            rows.append(("mariadb server", False, exc.fix or exc.message))
+        for check, program in (("mariadb client", "mariadb"), ("sysbench", "sysbench")):
+            version = version_of(program, "--version")
+            rows.append((check, version is not None, version or "not found: make lab installs it"))
+        return rows
+
+    @contextlib.contextmanager
+    def private_run(self) -> Iterator[str]:
+        """A sandbox of the run's own in its LABKIT home, its API exported to the kernels (and no AWS_ settings
+        of this machine leaking into them); stopped when the run ends."""
+        from labkit.sandbox import control  # start-up time, as above
+
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            del os.environ[name]
+        running = control.up(quiet=True)
+        try:
+            os.environ.update(control.env_exports())
+            yield f"backend=sandbox (its own, at {running.endpoint_url})"
+        finally:
+            control.down(quiet=True)

@@ -1,4 +1,8 @@
-"""Start, stop, inspect and reset the embedded sandbox (the `labkit sandbox ...` commands, also from Python)."""
+"""Start, stop, inspect and reset the embedded sandbox (the `labkit sandbox ...` commands, also from Python).
+
+Runs in the client: the learner's kernel or the CLI. It starts the daemon as a detached process and then talks
+to it only through the state file and the moto server's own admin API (/moto-api/).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ from typing import Any
 from labkit.aws.backend import DEFAULT_REGION, FAKE_CREDENTIALS
 from labkit.errors import SandboxError
 from labkit.home import labkit_home
-from labkit.sandbox.engines.mariadb import find_binaries, port_in_use
-from labkit.sandbox.state import SandboxState, pid_alive, process_cmdline, read_state, state_path, terminate
+from labkit.sandbox.engines.base import check_installed
+from labkit.sandbox.processes import pid_alive, port_in_use, process_cmdline, terminate
+from labkit.sandbox.state import SandboxState, read_state, require_running, state_path
 
 PORT_ENV = "LABKIT_SANDBOX_PORT"
 START_TIMEOUT = 30.0
@@ -79,7 +84,7 @@ def up(region: str | None = None, quiet: bool = True) -> SandboxState:
     if existing is not None and _is_healthy(existing):
         _announce(existing, quiet)
         return existing
-    find_binaries()  # fail fast, with install steps, before starting anything
+    check_installed()  # the lab's database engine: fail fast, with install steps, before starting anything
     port = _requested_port()
     _clean_stale(home, existing)
     log_file = home / "sandbox.log"
@@ -170,8 +175,6 @@ def status() -> dict[str, Any]:
 def reset(timeout: float = 30.0) -> None:
     """Wipe the control plane (every AWS resource) and, through the reconciler, every database."""
     home = labkit_home()
-    from labkit.sandbox.state import require_running
-
     state = require_running(home)
     request = urllib.request.Request(f"{state.endpoint_url}/moto-api/reset", method="POST", data=b"")
     urllib.request.urlopen(request, timeout=10).close()
@@ -186,8 +189,6 @@ def reset(timeout: float = 30.0) -> None:
 
 def env_exports(region: str | None = None) -> dict[str, str]:
     """Environment variables that point the AWS CLI or any boto3 program at the running sandbox."""
-    from labkit.sandbox.state import require_running
-
     state = require_running()
     region = region or state.region
     return {

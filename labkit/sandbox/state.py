@@ -1,18 +1,20 @@
-"""The sandbox's state file: ports, pids and the endpoint map, written by the daemon, read by everyone else."""
+"""The sandbox's state file: ports, pids and the endpoint map, written by the daemon, read by everyone else.
+
+Runs in every sandbox process: the daemon writes it; the client, the session plugin and the app hosts read it
+(the file is how they learn where the API and each database are). Light on purpose: standard library only.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labkit.errors import SandboxError
 from labkit.home import labkit_home
+from labkit.sandbox.processes import pid_alive
 
 STATE_FILE = "sandbox.json"
 CHANGES_FILE = "api-changes"
@@ -88,30 +90,6 @@ def write_state(state: SandboxState, home: Path) -> None:
     os.replace(tmp, path)
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc (macOS): kill(0) is all we have
-
-
-def process_cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def require_running(home: Path | None = None) -> SandboxState:
     """The state of a running sandbox, or a SandboxError that says how to start one."""
     state = read_state(home)
@@ -122,17 +100,3 @@ def require_running(home: Path | None = None) -> SandboxState:
             fix="start it with `labkit sandbox up` in a terminal, or `labkit.sandbox.up()` in a notebook",
         )
     return state
-
-
-def terminate(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)

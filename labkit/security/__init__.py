@@ -10,6 +10,8 @@ the rule that decides.
 
 from __future__ import annotations
 
+import lazy_loader
+
 from labkit.security.changes import revoke_rules
 from labkit.security.fixes import ApiCall, Fix
 from labkit.security.lint import Finding, LintReport, lint, lint_snapshot
@@ -17,7 +19,10 @@ from labkit.security.model import Snapshot
 from labkit.security.paths import Endpoint, Hop
 from labkit.security.reach import Reachability, Verdict, can_reach
 from labkit.security.snapshot import gather
-from labkit.security.tables import security_groups, style_rules
+
+# The rules tables need pandas and the engine does not: their names load on first use, so the sandbox's
+# port-forwarder (which checks every connection with the reachability engine) starts without pandas.
+__getattr__, _, _ = lazy_loader.attach(__name__, submod_attrs={"tables": ["security_groups", "style_rules"]})
 
 __all__ = [
     "ApiCall",
@@ -37,3 +42,7 @@ __all__ = [
     "security_groups",
     "style_rules",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

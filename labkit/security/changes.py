@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from labkit.aws.backend import Backend
 from labkit.aws.tags import resource_name
 from labkit.errors import ConfigError
 from labkit.security.fixes import revoke
-from labkit.security.tables import security_groups
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DIRECTIONS = ("ingress", "egress")  # as the rules table writes them
 
@@ -26,6 +26,8 @@ def revoke_rules(
         raise ConfigError(
             f"unknown direction {direction!r}", field="direction", fix="use 'ingress' (inbound) or 'egress' (outbound)"
         )
+    from labkit.security.tables import security_groups  # heavy dependency (pandas): the result is a rules table
+
     backend = backend or config.make_backend()
     rules = security_groups(config, backend)
     name = resource_name(config.lab, config.learner, group)

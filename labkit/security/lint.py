@@ -6,27 +6,19 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
-
-import pandas as pd
-from pandas.io.formats.style import Styler
+from typing import TYPE_CHECKING, Any, overload
 
 from labkit.aws.backend import Backend
 from labkit.aws.tags import NODE_SG_APP, NODE_SG_DB
 from labkit.security.fixes import ApiCall, Fix, authorize, revoke
-from labkit.security.model import Rule, Snapshot
+from labkit.security.model import Rule, Snapshot, lab_group_ids
+from labkit.security.risks import MYSQL_PORT, SEVERITY_ORDER, SSH_PORT, Risk, rule_risks
 from labkit.security.snapshot import gather
-from labkit.security.tables import (
-    MYSQL_PORT,
-    SEVERITY_ORDER,
-    SSH_PORT,
-    Risk,
-    highlight_by_severity,
-    lab_group_ids,
-    peer_text,
-    ports_text,
-    rule_risks,
-)
+from labkit.security.wording import peer_text, ports_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pandas.io.formats.style import Styler
 
 APP_TO_DB_DESCRIPTION = "MySQL from the app tier"
 
@@ -77,6 +69,8 @@ class LintReport(Sequence[Finding]):
 
     def frame(self) -> pd.DataFrame:
         """Findings as a DataFrame: severity, check, resource, finding, fix (summary), change (boto3 code)."""
+        import pandas as pd  # heavy dependency: the lint runs without it; only a report shown as a table needs it
+
         rows = [
             {
                 "severity": f.severity,
@@ -92,7 +86,9 @@ class LintReport(Sequence[Finding]):
 
     def styled(self) -> Styler:
         """The findings table for a notebook, rows coloured by severity."""
-        return highlight_by_severity(self.frame(), "severity", "labkit-lint")
+        from labkit.security.tables import style_findings  # heavy dependency (pandas), as in frame()
+
+        return style_findings(self.frame())
 
     def summary(self) -> str:
         if not self.findings:

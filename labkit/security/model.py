@@ -318,3 +318,11 @@ class Snapshot:
     def peering_between(self, vpc_a: str, vpc_b: str) -> Peering | None:
         wanted = frozenset((vpc_a, vpc_b))
         return next((p for p in self.peerings if p.vpc_ids == wanted and p.active), None)
+
+
+def lab_group_ids(snapshot: Snapshot) -> list[str]:
+    """The lab's own groups, plus any group attached to the lab's instance or databases."""
+    found = set(snapshot.scope.group_nodes) if snapshot.scope else set()
+    for holder in [*snapshot.instances.values(), *snapshot.databases.values()]:
+        found.update(holder.group_ids)
+    return sorted(found)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from labkit.security.fixes import ApiCall, Fix, authorize
 from labkit.security.model import AclEntry, Network, NetworkAcl, Rule, Snapshot, contains, network
-from labkit.security.tables import peer_text, ports_text
+from labkit.security.wording import peer_text, ports_text
 
 EPHEMERAL_PORTS = (1024, 65535)
 IMPLICIT_DENY = 32767

@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labkit.aws.backend import Backend, get_backend
+from labkit.aws.errors import error_code, is_not_found
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_INSTANCE,
@@ -20,9 +21,11 @@ from labkit.aws.tags import (
     TAG_NODE,
     cluster_roles,
     ec2_filters,
+    live_instance_filter,
     resource_name,
     tag_dict,
 )
+from labkit.config import LabConfig
 from labkit.errors import LabkitError
 from labkit.security.model import (
     AclEntry,
@@ -43,22 +46,11 @@ from labkit.security.model import (
 )
 
 FILTER_CHUNK = 100
-LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
 def lab_config(config: Any | None) -> Any:
     """The given config, or the default lab config (`LabConfig.load()`) when None."""
-    if config is not None:
-        return config
-    try:
-        from labkit.config import LabConfig  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise LabkitError(
-            "no lab config was given and labkit.config is not available",
-            field="config",
-            fix="pass config= (anything with .lab, .learner and .region)",
-        ) from exc
-    return LabConfig.load()
+    return config if config is not None else LabConfig.load()
 
 
 def backend_for(config: Any | None, backend: Backend | None) -> Backend:
@@ -305,7 +297,7 @@ class _Gatherer:
             except ClientError as exc:
                 if required:
                     raise LabkitError(
-                        f"security group {group_id} was not found ({exc.response['Error'].get('Code')})",
+                        f"security group {group_id} was not found ({error_code(exc)})",
                         field="group_ids",
                         fix="check the id and the region (labkit looks in the backend's region)",
                     ) from exc
@@ -328,7 +320,7 @@ class _Gatherer:
         try:
             raw = self.rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
         except ClientError as exc:
-            if exc.response["Error"].get("Code") in ("DBClusterNotFoundFault", "DBClusterNotFound"):
+            if is_not_found(exc):  # DBClusterNotFoundFault
                 return None
             raise
         if not raw:
@@ -344,7 +336,7 @@ class _Gatherer:
             try:
                 raws = self.rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
             except ClientError as exc:
-                if exc.response["Error"].get("Code") == "DBInstanceNotFound":
+                if is_not_found(exc):  # DBInstanceNotFound
                     continue
                 raise
             for raw in raws:
@@ -448,10 +440,7 @@ def _lab_scope(gatherer: _Gatherer, config: Any) -> LabScope:
     lab, learner = config.lab, config.learner
     groups = gatherer.groups_by_filter(ec2_filters(lab, learner))
     group_nodes = {g["GroupId"]: tag_dict(g.get("Tags")).get(TAG_NODE, "") for g in groups}
-    instance_filters = [
-        *ec2_filters(lab, learner, NODE_INSTANCE),
-        {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES},
-    ]
+    instance_filters = [*ec2_filters(lab, learner, NODE_INSTANCE), live_instance_filter()]
     instances = gatherer.instances_by(Filters=instance_filters)
     cluster = gatherer.cluster(resource_name(lab, learner, NODE_CLUSTER))
     vpcs = _pages(gatherer.ec2, "describe_vpcs", "Vpcs", Filters=ec2_filters(lab, learner, NODE_VPC))
@@ -495,7 +484,7 @@ def _explicit_instances(gatherer: _Gatherer, instance_ids: list[str]) -> None:
         gatherer.instances_by(InstanceIds=instance_ids)
     except ClientError as exc:
         raise LabkitError(
-            f"instance {', '.join(instance_ids)} was not found ({exc.response['Error'].get('Code')})",
+            f"instance {', '.join(instance_ids)} was not found ({error_code(exc)})",
             field="instance",
             fix="check the instance id and the region",
         ) from exc

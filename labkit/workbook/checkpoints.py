@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from labkit.access.sql import close_engines, sql, whoami
 from labkit.aws.backend import Backend
 from labkit.config import LabConfig
-from labkit.lab.apply import status, verify
-from labkit.lab.plan import STAGES, lab_graph, stage_of
+from labkit.errors import ConfigError, LabkitError
+from labkit.lab.graph import STAGES, lab_graph, stage_of
+from labkit.lab.inventory import status, verify
+from labkit.security import can_reach, lint
+from labkit.workbook.doctor import environment_report
 
 STEPS = ("setup", *STAGES, "sql", "benchmark", "cleanup")
 
@@ -30,16 +34,13 @@ class Checkpoint:
 
 
 def _missing_nodes(config: LabConfig, stage: str, backend: Backend | None) -> list[str]:
-    wanted = [node for node in lab_graph(config) if stage_of(node) == stage]
+    wanted = [node for node, resource in lab_graph(config).items() if stage_of(resource) == stage]
     existing = set(status(config, backend)["node"])
     return [f"{node} does not exist: rerun the apply cell above" for node in wanted if node not in existing]
 
 
 def _sql_problems(config: LabConfig, backend: Backend | None) -> list[str]:
     """The schema is on the writer, the reader has replicated it, and each endpoint lands on the right role."""
-    from labkit.access.sql import close_engines, sql, whoami
-    from labkit.errors import LabkitError
-
     problems = []
     try:
         count = "SELECT COUNT(*) AS n FROM products"
@@ -63,13 +64,9 @@ def _sql_problems(config: LabConfig, backend: Backend | None) -> list[str]:
 def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | None = None) -> Checkpoint:
     """Check the state a notebook should leave: `setup`, `network`, `database`, `compute`, `sql`, `benchmark` or `cleanup`."""
     if step not in STEPS:
-        from labkit.errors import ConfigError
-
         raise ConfigError(f"unknown checkpoint {step!r}", field="step", fix=f"use one of {', '.join(STEPS)}")
     result = Checkpoint(step)
     if step == "setup":
-        from labkit.workbook.doctor import environment_report
-
         report = environment_report(backend)
         bad = report[report["status"] != "ok"]
         result.problems = [f"{check}: {row['detail']}" for check, row in bad.iterrows()]
@@ -84,8 +81,6 @@ def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | No
         return result
     result.problems = _missing_nodes(config, step, backend)
     if step == "compute" and result.ok:
-        from labkit.security import can_reach, lint
-
         verdict = can_reach("instance", "writer", 3306, config, backend)
         if not verdict.reachable:
             result.problems.append(f"the instance cannot reach the writer on 3306: {verdict.headline}")

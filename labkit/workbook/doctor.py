@@ -1,4 +1,8 @@
-"""Is this machine ready for the lab? One table of checks, each with a plain status and detail."""
+"""Is this machine ready for the lab? One table of checks, each with a plain status and detail.
+
+What a backend needs besides Python packages (the sandbox: its server running, MariaDB and sysbench installed)
+comes from the backend itself (`service_checks`, `program_checks`), so this report never asks which one it has.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from labkit.aws.backend import Backend, get_backend
-from labkit.errors import LabkitError
+from labkit.workbook.bootstrap import SBIN
 
 PACKAGES = ("labkit", "boto3", "moto", "pandas", "sqlalchemy", "pymysql", "ipywidgets", "jupyterlab")
 
@@ -23,9 +27,9 @@ class Check:
     detail: str
 
 
-def _version_of(program: str, *args: str) -> str | None:
-    from labkit.workbook.bootstrap import SBIN
-
+def program_version(program: str, *args: str) -> str | None:
+    """The first line `program *args` prints (its path if it prints nothing); None when it is not installed.
+    Looks in the sbin directories too, where distributions put database servers."""
     path = shutil.which(program, path=SBIN)
     if not path:
         return None
@@ -43,33 +47,11 @@ def _package_checks() -> list[Check]:
     return checks
 
 
-def _program_checks(backend: Backend) -> list[Check]:
-    if backend.name != "sandbox":
-        return []
-    from labkit.sandbox.engines.mariadb import find_binaries
-
-    checks = []
-    try:
-        binaries = find_binaries()
-        checks.append(Check("mariadb server", True, binaries.version().replace(str(binaries.mariadbd), "mariadbd")))
-    except LabkitError as exc:
-        checks.append(Check("mariadb server", False, exc.fix or exc.message))
-    client = _version_of("mariadb", "--version")
-    checks.append(Check("mariadb client", client is not None, client or "not found: make lab installs it"))
-    bench = _version_of("sysbench", "--version")
-    checks.append(Check("sysbench", bench is not None, bench or "not found: make lab installs it"))
-    return checks
-
-
 def _backend_checks(backend: Backend) -> list[Check]:
-    checks = [Check("backend", True, backend.name)]
-    if backend.name == "sandbox":
-        from labkit import sandbox
-
-        info = sandbox.status()
-        if not info["running"]:
-            return [*checks, Check("sandbox", False, "not running: run `labkit.sandbox.up()`")]
-        checks.append(Check("sandbox", True, f"running, AWS API at {info['endpoint_url']}"))
+    """The backend's name, its own service (if it runs one here), and then, if that is up, its AWS API."""
+    checks = [Check("backend", True, backend.name), *(Check(*row) for row in backend.service_checks())]
+    if not all(check.ok for check in checks):
+        return checks
     try:
         checks.append(Check("AWS API", True, f"account {backend.account_id()}, region {backend.region}"))
     except Exception as exc:  # any failure here is the answer the learner needs
@@ -78,9 +60,13 @@ def _backend_checks(backend: Backend) -> list[Check]:
 
 
 def environment_report(backend: Backend | None = None) -> pd.DataFrame:
-    """Everything the lab needs, checked: backend, sandbox, AWS API, MariaDB, sysbench, package versions."""
+    """Everything the lab needs, checked: backend, its service and AWS API, the programs it needs, packages."""
     backend = backend or get_backend()
-    checks = [*_backend_checks(backend), *_program_checks(backend), *_package_checks()]
+    checks = [
+        *_backend_checks(backend),
+        *(Check(*row) for row in backend.program_checks(program_version)),
+        *_package_checks(),
+    ]
     frame = pd.DataFrame([c.__dict__ for c in checks])
     frame["ok"] = frame["ok"].map({True: "ok", False: "MISSING"})
     return frame.rename(columns={"ok": "status"}).set_index("check")

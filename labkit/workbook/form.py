@@ -14,7 +14,7 @@ class ConfigForm:
     """The widgets for a LabConfig. Display it, edit it (or not), then call `save()`."""
 
     def __init__(self, config: LabConfig | None = None) -> None:
-        import ipywidgets as widgets
+        import ipywidgets as widgets  # heavy dependency, and only a notebook shows the form
 
         self.base = config or LabConfig.load()
         style = {"description_width": "150px"}
@@ -44,7 +44,7 @@ class ConfigForm:
         return config
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from IPython.display import display  # heavy dependency, and only a notebook displays it
 
         display(self.box)
 

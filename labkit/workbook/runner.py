@@ -12,6 +12,7 @@ reported `skipped`) unless `keep_going`.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import time
@@ -23,8 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.aws.backend import get_backend
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
+from labkit.home import labkit_home
 
 LEARNER_NOTEBOOKS = "[0-8][0-9]_*.ipynb"  # 90 and up are the instructor's; name them in `only` to run them
 ALL_NOTEBOOKS = "[0-9][0-9]_*.ipynb"
@@ -87,8 +90,6 @@ class RunSummary:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        import html
-
         return f"<p><b>{html.escape(self.headline())}</b></p>{self.to_frame().to_html(index=False)}"
 
     def write(self) -> None:
@@ -124,12 +125,10 @@ def choose_notebooks(folder: str | Path, only: Sequence[str] | None = None) -> l
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str], drop_prefix: str | None = None) -> Iterator[None]:
-    """Set environment variables for the run (kernels inherit them); restore the old ones after."""
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the run (kernels inherit them); restore all of them after, whatever the
+    backend changed in between."""
     saved = dict(os.environ)
-    if drop_prefix:
-        for name in [n for n in os.environ if n.startswith(drop_prefix)]:
-            del os.environ[name]
     os.environ.update(values)
     try:
         yield
@@ -149,8 +148,6 @@ def run_notebooks(
     keep_going: bool = False,
 ) -> RunSummary:
     """Execute the workbook's notebooks in order against `backend` and return the summary (also written out)."""
-    from labkit.home import labkit_home
-
     backend = LabConfig(backend=backend).backend  # a typo fails here, naming the field
     if not (isinstance(timeout, int | float) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r}", field="timeout", fix="seconds per cell, e.g. 900")
@@ -162,31 +159,13 @@ def run_notebooks(
     home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     env = {"LABKIT_HOME": str(home), "LABKIT_BACKEND": backend, "PYTHONHASHSEED": "0"}
-    with _environment(env, drop_prefix="AWS_" if backend == "sandbox" else None):
+    with _environment(env):
         config.save()
-        with _backend_for_run(backend) as banner:
+        with get_backend(backend).private_run() as banner:  # the sandbox: one of the run's own
             runs = _execute_all(chosen, out, timeout, keep_going)
     summary = RunSummary(runs, backend, banner, out, datetime.now(UTC).isoformat(), time.monotonic() - started)
     summary.write()
     return summary
-
-
-@contextlib.contextmanager
-def _backend_for_run(backend: str) -> Iterator[str]:
-    """On the sandbox: a sandbox of the run's own, its API exported to the kernels. On AWS: say where."""
-    from labkit.aws.backend import get_backend
-
-    if backend == "aws":
-        yield get_backend("aws").banner()  # account and region, before anything runs
-        return
-    from labkit import sandbox
-
-    state = sandbox.up(quiet=True)
-    try:
-        os.environ.update(sandbox.env_exports())
-        yield f"backend=sandbox (its own, at {state.endpoint_url})"
-    finally:
-        sandbox.down(quiet=True)
 
 
 def _execute_all(chosen: list[Path], out: Path, timeout: float, keep_going: bool) -> list[NotebookRun]:
@@ -204,9 +183,9 @@ def _execute_all(chosen: list[Path], out: Path, timeout: float, keep_going: bool
 
 def execute(path: Path, copy: Path, timeout: float) -> NotebookRun:
     """Run one notebook in a fresh kernel (cells tagged raises-exception may raise); save the executed copy."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    import nbformat  # heavy dependency: only a headless run needs nbformat and nbclient (jupyter_client, zmq)
+    from nbclient import NotebookClient  # heavy dependency, as above
+    from nbclient.exceptions import CellExecutionError  # heavy dependency, as above
 
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(

@@ -9,10 +9,10 @@ import time
 import pytest
 from support.sandbox_lab import sandbox_lab
 
+from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
-from labkit.access.tunnel.target import running_instance
 from labkit.access.webapp import web_app
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.state import read_state

@@ -23,10 +23,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from support.sandbox_lab import sandbox_lab
 
+from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines
 from labkit.access.tunnel import close_all
-from labkit.access.tunnel.target import running_instance
 from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.bench import benchmark, harness, remote
 from labkit.bench.onhost import pack, unpack

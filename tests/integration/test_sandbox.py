@@ -15,7 +15,9 @@ import pytest
 
 from labkit import sandbox
 from labkit.errors import SandboxError
-from labkit.sandbox.state import pid_alive, read_state
+from labkit.sandbox.engines.base import engine_class
+from labkit.sandbox.processes import pid_alive
+from labkit.sandbox.state import read_state
 
 PASSWORD_GIVEN = "Lab-pass-1234"
 
@@ -93,6 +95,14 @@ def test_each_instance_is_its_own_mariadb_process(sandbox_backend):
     assert all(pid_alive(pid) for pid in pids)
     roles = sorted(i["role"] for i in state.instances.values())
     assert roles == ["reader", "reader", "writer"]
+
+
+def test_each_server_answers_the_engine_identity_sql_with_its_instance_identifier(sandbox_backend):
+    cluster = _cluster(sandbox_backend, "names")
+    password = _password(sandbox_backend, cluster)
+    identity = engine_class(cluster["Engine"]).identity_sql
+    for endpoint, instance in ((cluster["Endpoint"], "names-writer"), (cluster["ReaderEndpoint"], "names-reader-1")):
+        assert _query(_connect(sandbox_backend, endpoint, password), identity) == [(instance,)]
 
 
 def test_reader_endpoint_rotates_over_replicas_per_connection(sandbox_backend):

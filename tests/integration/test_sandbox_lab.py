@@ -6,8 +6,10 @@ import io
 
 from labkit import sandbox
 from labkit.config import LabConfig
-from labkit.lab.apply import apply, destroy
-from labkit.sandbox.state import pid_alive, read_state
+from labkit.lab.apply import apply
+from labkit.lab.destroy import destroy
+from labkit.sandbox.processes import pid_alive
+from labkit.sandbox.state import read_state
 from labkit.security import can_reach
 
 

@@ -20,11 +20,11 @@ import pytest
 from botocore.exceptions import ClientError
 from support.sandbox_lab import sandbox_lab
 
+from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, credentials, engine, sql, whoami
 from labkit.access.tunnel import close_all, tunnel
 from labkit.access.tunnel.readiness import SSM_POLICY_ARN
-from labkit.access.tunnel.target import running_instance
 from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError

@@ -20,27 +20,15 @@ from botocore.exceptions import ClientError
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE
 from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, ENGINE_VERSION_PATTERN
+from labkit.lab.resources.compute import LIVE_INSTANCE_STATES
+from labkit.lab.resources.registry import tagged_creates
 
-LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
 PASSWORD_FORBIDDEN = set('/"@ ')
 LAB_TAG_KEYS = {TAG_LAB, TAG_LEARNER, TAG_NODE}
 
-# Create calls that must tag what they make, and where their tags are.
-TAGGED_CREATES = {
-    ("ec2", "CreateVpc"): "TagSpecifications",
-    ("ec2", "CreateSubnet"): "TagSpecifications",
-    ("ec2", "CreateInternetGateway"): "TagSpecifications",
-    ("ec2", "CreateRouteTable"): "TagSpecifications",
-    ("ec2", "CreateSecurityGroup"): "TagSpecifications",
-    ("ec2", "CreateKeyPair"): "TagSpecifications",
-    ("ec2", "RunInstances"): "TagSpecifications",
-    ("rds", "CreateDBSubnetGroup"): "Tags",
-    ("rds", "CreateDBCluster"): "Tags",
-    ("rds", "CreateDBInstance"): "Tags",
-    ("iam", "CreateRole"): "Tags",
-    ("iam", "CreateInstanceProfile"): "Tags",
-}
+# Create calls that must tag what they make, and where their tags are: each registered type declares its own.
+TAGGED_CREATES = tagged_creates()
 
 
 class StrictViolation(AssertionError):

@@ -255,7 +255,7 @@ def test_the_app_runs_on_amazon_linux_python_3_9():
 
 
 def test_the_instance_gets_the_app_user_data_and_the_role_a_scoped_policy(strict_backend):
-    from labkit.access.tunnel.target import running_instance
+    from labkit.access.lookup import running_instance
     from labkit.aws.tags import NODE_CLUSTER, NODE_IAM_ROLE, resource_name
     from labkit.config import LabConfig
     from labkit.lab.apply import apply

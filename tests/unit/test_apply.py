@@ -9,7 +9,9 @@ from support.backends import strict_moto_backend
 
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
 from labkit.config import LabConfig
-from labkit.lab.apply import apply, destroy, status
+from labkit.lab.apply import apply
+from labkit.lab.destroy import destroy
+from labkit.lab.inventory import status
 from labkit.lab.resources.compute import AMI_PARAMETER
 
 

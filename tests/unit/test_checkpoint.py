@@ -8,7 +8,8 @@ import pytest
 
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
-from labkit.lab.apply import apply, destroy
+from labkit.lab.apply import apply
+from labkit.lab.destroy import destroy
 from labkit.workbook.checkpoints import checkpoint
 
 

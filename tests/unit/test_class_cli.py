@@ -9,8 +9,10 @@ import json
 import pytest
 
 from labkit.cli import classroom as cli_class
+from labkit.cli import options
 from labkit.config import LabConfig
-from labkit.lab.apply import apply, status
+from labkit.lab.apply import apply
+from labkit.lab.inventory import status
 
 
 def run(*argv: str) -> int:
@@ -23,7 +25,7 @@ def run(*argv: str) -> int:
 @pytest.fixture
 def two_learners(strict_backend, monkeypatch):
     monkeypatch.setattr(cli_class, "backends_for", lambda backend, regions: [strict_backend])
-    monkeypatch.setattr(cli_class, "backend_for", lambda config: strict_backend)
+    monkeypatch.setattr(options, "backend_for", lambda config: strict_backend)
     for learner, cidr in (("ann", "10.42.0.0/16"), ("ben", "10.43.0.0/16")):
         apply(LabConfig(learner=learner, readers=0, vpc_cidr=cidr), strict_backend, stream=io.StringIO())
     return strict_backend

@@ -24,7 +24,9 @@ from labkit.classroom import class_reset, class_status, parse_age
 from labkit.classroom.scan import scan
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
-from labkit.lab.apply import DELETABLE_TYPES, apply, inventory, status, verify
+from labkit.lab.apply import apply
+from labkit.lab.graph import deletion_order
+from labkit.lab.inventory import inventory, status, verify
 from labkit.lab.resources import LabContext
 from labkit.lab.resources.compute import AMI_PARAMETER
 
@@ -41,7 +43,7 @@ def learner_config(learner: str, **changes: object) -> LabConfig:
 def lab_ids(backend, learner: str, lab: str = LAB) -> set[str]:
     """What destroy would delete for one learner (the types reset deletes)."""
     config = LabConfig(lab=lab, learner=learner)
-    return {f.resource_id for f in inventory(LabContext(config, backend), DELETABLE_TYPES)}
+    return {f.resource_id for f in inventory(LabContext(config, backend), deletion_order())}
 
 
 class Bystanders:

@@ -9,14 +9,17 @@ import json
 import pytest
 
 from labkit.cli import lab as cli_lab
+from labkit.cli import main as labkit_cli
+from labkit.cli import options
+from labkit.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED
 from labkit.config import LabConfig
 
 
 @pytest.fixture
 def cli(strict_backend, monkeypatch):
     """Run a labkit subcommand against the strict in-process backend; return its exit code."""
-    monkeypatch.setattr(cli_lab, "backend_for", lambda config: strict_backend)
-    return lambda *argv: cli_lab.main(list(argv))
+    monkeypatch.setattr(options, "backend_for", lambda config: strict_backend)
+    return lambda *argv: labkit_cli.main(list(argv))
 
 
 def lab_vpcs(backend) -> list:
@@ -37,7 +40,7 @@ def test_a_bad_value_exits_non_zero_with_the_message_no_traceback_and_nothing_cr
     for flags, field in BAD_FLAGS:
         code = cli("up", "--yes", *flags)
         out, err = capsys.readouterr()
-        assert code == cli_lab.EXIT_BAD_INPUT, flags
+        assert code == EXIT_BAD_INPUT, flags
         assert err.startswith(f"error: {field}: "), err
         assert "fix:" in err and "Traceback" not in err + out
     assert lab_vpcs(strict_backend) == []
@@ -88,7 +91,7 @@ def test_flags_override_the_config_file(cli, capsys, tmp_path):
 
 def test_up_without_yes_and_without_a_terminal_refuses(cli, strict_backend, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    assert cli("up") == cli_lab.EXIT_FAILED
+    assert cli("up") == EXIT_FAILED
     err = capsys.readouterr().err
     assert "without confirmation" in err and "--yes" in err
     assert lab_vpcs(strict_backend) == []
@@ -105,9 +108,7 @@ def test_register_adds_the_four_commands_with_their_flags():
 
 
 def test_the_labkit_command_runs_these_subcommands(cli, capsys):
-    from labkit.cli import main as labkit_cli
-
     assert labkit_cli.main(["plan", "--json", "--readers", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["readers"] == 0
-    assert labkit_cli.main(["up", "--yes", "--readers", "16"]) == cli_lab.EXIT_BAD_INPUT
+    assert labkit_cli.main(["up", "--yes", "--readers", "16"]) == EXIT_BAD_INPUT
     assert "error: readers:" in capsys.readouterr().err

@@ -9,7 +9,9 @@ import pytest
 from labkit.aws.patience import Timing
 from labkit.aws.tags import lab_tags
 from labkit.config import LabConfig
-from labkit.lab.apply import StepsFailed, apply, destroy, status, verify
+from labkit.lab.apply import StepsFailed, apply
+from labkit.lab.destroy import destroy
+from labkit.lab.inventory import status, verify
 
 FAST = Timing(poll_seconds=0.01, retry_attempts=5, retry_first_delay=0.01, retry_max_delay=0.02)
 

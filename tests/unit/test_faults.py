@@ -15,7 +15,8 @@ from support.faults import MODES, FaultInjector, FaultPoint
 from labkit.aws.patience import Timing
 from labkit.config import LabConfig
 from labkit.display import QuietProgress
-from labkit.lab.apply import StepsFailed, apply, destroy
+from labkit.lab.apply import StepsFailed, apply
+from labkit.lab.destroy import destroy
 from labkit.lab.plan import plan
 
 FULL_LAB = LabConfig(readers=1, key_pair=True, ssh_cidr="203.0.113.7")

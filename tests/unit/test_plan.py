@@ -13,7 +13,8 @@ from labkit.config import LabConfig
 from labkit.display import Progress
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.apply import apply
-from labkit.lab.plan import CREATE, NOTHING, USE, critical_path, lab_graph, plan, waves
+from labkit.lab.graph import critical_path, lab_graph, waves
+from labkit.lab.plan import CREATE, NOTHING, USE, plan
 
 DATABASE_NODES = {"db-subnet-group", NODE_CLUSTER, NODE_WRITER, "db-reader-1"}
 FAST = Timing(poll_seconds=0.02, retry_attempts=4, retry_first_delay=0.01, retry_max_delay=0.05)

@@ -64,7 +64,7 @@ NOT_RECORDED_ON_MOTO = {
     "pricing:GetProducts": "labkit/lab/cost.py",
     # destroy deletes detached lab-tagged network interfaces (AWS can leave one after an instance goes);
     # moto removes an instance's interfaces with it, so a clean run finds none.
-    "ec2:DeleteNetworkInterface": "labkit/lab/resources/compute.py",
+    "ec2:DeleteNetworkInterface": "labkit/lab/resources/network.py",
     # RouteTable.converge repairs a default route that points somewhere else; a clean run never meets one.
     "ec2:ReplaceRoute": "labkit/lab/resources/network.py",
 }
@@ -90,7 +90,7 @@ NOT_LEARNER_CODE = {
 }
 
 # The instructor policy is attached together with the learner policy: `labkit run-notebooks` is the
-# learner's workbook, and `labkit class reset` deletes through labkit.lab.apply.destroy, i.e. with the learner's
+# learner's workbook, and `labkit class reset` deletes through labkit.lab.destroy.destroy, i.e. with the learner's
 # tag-scoped deletes, which hold for every learner. It adds exactly what labkit/classroom calls beyond them.
 
 SERVICES = (
@@ -200,8 +200,8 @@ class EnforcedRun:
 def _workbook(config: Any, backend: Backend) -> int:
     """What the notebooks do with AWS, in their order; returns how many resources verify still finds."""
     import labkit
+    from labkit.access.lookup import running_instance
     from labkit.access.tunnel.readiness import diagnose
-    from labkit.access.tunnel.target import running_instance
     from labkit.lab.cost import running_cost
 
     quiet = io.StringIO()

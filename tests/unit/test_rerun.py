@@ -9,7 +9,9 @@ import pytest
 
 from labkit.config import LabConfig
 from labkit.display import Progress
-from labkit.lab.apply import apply, destroy, status
+from labkit.lab.apply import apply
+from labkit.lab.destroy import destroy
+from labkit.lab.inventory import status
 from labkit.lab.plan import plan
 
 

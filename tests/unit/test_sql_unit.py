@@ -10,6 +10,7 @@ import pymysql
 import pytest
 import sqlalchemy
 
+from labkit.access.dialects import AURORA_MYSQL
 from labkit.access.schema import create_schema, sample_orders, sample_products
 from labkit.access.sql import Credentials, engine, explain, sql
 from labkit.errors import ConfigError
@@ -52,15 +53,15 @@ def test_sql_goes_to_databases_not_instances():
 
 
 def test_read_only_errors_say_to_use_the_writer():
-    error = explain(_db_error(1290, "running with the --read-only option"), "reader", None)
+    error = explain(_db_error(1290, "running with the --read-only option"), "reader", None, AURORA_MYSQL)
     assert error.field == "on" and "read-only" in error.message and "writer" in error.fix
 
 
 def test_a_refused_connection_is_blamed_on_the_rule_that_blocks_it():
     refusal = "i-1 -> db on tcp 3306: BLOCKED at security group ingress: no ingress rule allows tcp 3306"
-    blamed = explain(_db_error(2013, "Lost connection"), "writer", FakeTunnel(refusal))
+    blamed = explain(_db_error(2013, "Lost connection"), "writer", FakeTunnel(refusal), AURORA_MYSQL)
     assert blamed.field == "security groups" and refusal in blamed.message and "can_reach" in blamed.fix
-    lost = explain(_db_error(2013, "Lost connection"), "writer", FakeTunnel(None))
+    lost = explain(_db_error(2013, "Lost connection"), "writer", FakeTunnel(None), AURORA_MYSQL)
     assert lost.field == "tunnel"
 
 
@@ -68,7 +69,7 @@ def test_a_refused_connection_is_blamed_on_the_rule_that_blocks_it():
     ("code", "field"), [(1045, "credentials"), (1146, "schema"), (1049, "schema"), (1064, "query")]
 )
 def test_other_database_errors_name_their_field(code, field):
-    assert explain(_db_error(code, "message"), "writer", None).field == field
+    assert explain(_db_error(code, "message"), "writer", None, AURORA_MYSQL).field == field
 
 
 def test_credentials_never_show_the_password():

@@ -9,28 +9,24 @@ import pytest
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
 from labkit.lab.apply import apply
-from labkit.lab.plan import lab_graph, stage_closure
-
-
-def _depends_on(config: LabConfig) -> dict[str, list[str]]:
-    return {node: list(resource.depends_on) for node, resource in lab_graph(config).items()}
+from labkit.lab.graph import lab_graph, stage_closure
 
 
 def test_network_stage_has_no_database_or_compute():
-    keep = stage_closure(_depends_on(LabConfig()), "network")
+    keep = stage_closure(lab_graph(LabConfig()), "network")
     assert {"vpc", "sg-app", "sg-db", "route-table-public"} <= keep
     assert not keep & {"cluster", "db-writer", "instance", "iam-role"}
 
 
 def test_database_stage_brings_its_network_but_not_compute():
-    keep = stage_closure(_depends_on(LabConfig(readers=2)), "database")
+    keep = stage_closure(lab_graph(LabConfig(readers=2)), "database")
     assert {"cluster", "db-writer", "db-reader-1", "db-reader-2", "db-subnet-group", "sg-db"} <= keep
     assert not keep & {"instance", "iam-role", "instance-profile"}
 
 
 def test_unknown_stage_is_refused_before_any_call():
     with pytest.raises(ConfigError) as error:
-        stage_closure(_depends_on(LabConfig()), "everything")
+        stage_closure(lab_graph(LabConfig()), "everything")
     assert error.value.field == "only"
 
 

@@ -35,7 +35,7 @@ from labkit.aws.patience import TunnelTiming
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.apply import apply
-from labkit.sandbox.state import pid_alive
+from labkit.sandbox.processes import pid_alive
 
 FAKES = Path(__file__).resolve().parents[1] / "support" / "fakes"
 PLUGIN = FAKES / "session-manager-plugin"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from labkit.access.lookup import running_instance
 from labkit.access.tunnel.readiness import Check, Readiness, diagnose
 from labkit.access.tunnel.session import (
     PLUGIN_INSTALL,
@@ -19,16 +20,14 @@ from labkit.access.tunnel.session import (
     tunnel,
     wait_until_online,
 )
-from labkit.access.tunnel.target import TunnelTarget, lab_cluster, resolve_target
+from labkit.access.tunnel.target import TunnelTarget, resolve_target
 from labkit.aws.backend import Backend
 from labkit.aws.patience import TunnelTiming
+from labkit.config import lab_and_backend
 
 
 def readiness(config: Any | None = None, backend: Backend | None = None) -> Readiness:
     """Session Manager readiness of the lab's instance (see `diagnose`)."""
-    from labkit.access.tunnel.target import running_instance
-    from labkit.config import lab_and_backend
-
     config, backend = lab_and_backend(config, backend)
     return diagnose(backend, running_instance(backend, config=config))
 
@@ -43,7 +42,6 @@ __all__ = [
     "close_all",
     "diagnose",
     "find_open",
-    "lab_cluster",
     "local_port_free",
     "open_tunnels",
     "readiness",

@@ -11,9 +11,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from labkit.access.lookup import find_instance
 from labkit.aws.backend import Backend
 from labkit.aws.tags import NODE_INSTANCE_PROFILE, TAG_LAB, TAG_LEARNER, resource_name, tag_dict
 from labkit.errors import LabkitError
+from labkit.security.reach import Reachability
 
 SSM_POLICY = "AmazonSSMManagedInstanceCore"
 SSM_POLICY_ARN = f"arn:aws:iam::aws:policy/{SSM_POLICY}"
@@ -82,7 +84,7 @@ def _cell(text: str) -> str:
 
 def diagnose(backend: Backend, instance_id: str) -> Readiness:
     """Check, in order: the instance runs, has a profile, the profile's role has the SSM policy, it can reach SSM."""
-    instance = _instance(backend, instance_id)
+    instance = find_instance(backend, instance_id)
     checks = [_running(instance_id, instance)]
     if instance is not None:
         profile_check, role = _profile(backend, instance)
@@ -90,17 +92,6 @@ def diagnose(backend: Backend, instance_id: str) -> Readiness:
         checks.append(_policy(backend, role))
         checks.append(_route_to_ssm(backend, instance))
     return Readiness(instance_id, tuple(checks))
-
-
-def _instance(backend: Backend, instance_id: str) -> dict[str, Any] | None:
-    try:
-        reservations = backend.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code", "").startswith("InvalidInstanceID"):  # NotFound, Malformed
-            return None
-        raise
-    found = [i for r in reservations for i in r["Instances"]]
-    return found[0] if found else None
 
 
 def _running(instance_id: str, instance: dict[str, Any] | None) -> Check:
@@ -169,8 +160,6 @@ def _route_to_ssm(backend: Backend, instance: dict[str, Any]) -> Check:
     endpoints = _ssm_vpc_endpoints(backend, instance.get("VpcId"))
     if len(endpoints) == len(SSM_SERVICES):
         return Check(name, True, "through interface VPC endpoints for " + ", ".join(SSM_SERVICES))
-    from labkit.security.reach import Reachability
-
     verdict = Reachability.snapshot(backend, instance_ids=(instance["InstanceId"],), lab=False).check(
         instance["InstanceId"], "internet", 443
     )

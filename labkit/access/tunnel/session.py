@@ -30,9 +30,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labkit.access.tunnel.readiness import diagnose
-from labkit.access.tunnel.target import TunnelTarget, resolve_target
+from labkit.access.tunnel.target import TunnelTarget, resolve_target, validate_to
 from labkit.aws.backend import Backend
+from labkit.aws.errors import backoff, error_code, error_message
 from labkit.aws.patience import TunnelTiming
+from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 
 LOCALHOST = "127.0.0.1"
@@ -118,8 +120,6 @@ class Tunnel:
                 field="local_port",
                 fix="pick a port from 1024 to 65535, or leave it out to get a free one",
             )
-        from labkit.access.tunnel.target import validate_to
-
         validate_to(to, remote_port)
         self.to = to
         self.requested_port = local_port
@@ -153,8 +153,6 @@ class Tunnel:
     @property
     def config(self) -> Any:
         if self._config is None:
-            from labkit.config import LabConfig
-
             self._config = LabConfig.load()
         return self._config
 
@@ -340,8 +338,7 @@ def tunnel(
 def wait_until_online(backend: Backend, instance_id: str, timing: TunnelTiming) -> None:
     """Return when Session Manager reports the instance Online; raise with the diagnosis when it cannot be."""
     ssm = backend.client("ssm")
-    deadline = time.monotonic() + timing.online_timeout
-    delay = timing.first_delay
+    pauses = backoff(timing.first_delay, timing.max_delay, time.monotonic() + timing.online_timeout)
     while True:
         try:
             found = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
@@ -352,7 +349,7 @@ def wait_until_online(backend: Backend, instance_id: str, timing: TunnelTiming) 
         readiness = diagnose(backend, instance_id)
         if not readiness.ready:
             raise readiness.error()
-        if time.monotonic() > deadline:
+        if next(pauses, None) is None:  # out of time
             raise LabkitError(
                 f"{instance_id} passes every check but its SSM agent has not come Online "
                 f"within {timing.online_timeout:.0f} s",
@@ -360,14 +357,11 @@ def wait_until_online(backend: Backend, instance_id: str, timing: TunnelTiming) 
                 fix="a new instance takes a minute or two; if it stays offline, check the AMI runs the SSM agent "
                 "(Amazon Linux does) and reboot it",
             )
-        time.sleep(delay)
-        delay = min(delay * 2, timing.max_delay)
 
 
 def _start_session(ssm: Any, target: TunnelTarget, port: int, timing: TunnelTiming) -> dict[str, Any]:
     """start_session, retrying TargetNotConnected (an agent that has only just registered) for a bounded time."""
-    deadline = time.monotonic() + timing.connect_timeout
-    delay = timing.first_delay
+    pauses = backoff(timing.first_delay, timing.max_delay, time.monotonic() + timing.connect_timeout)
     while True:
         try:
             return ssm.start_session(
@@ -377,11 +371,8 @@ def _start_session(ssm: Any, target: TunnelTarget, port: int, timing: TunnelTimi
                 Reason=f"labkit tunnel to {target.name}"[:256],
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code != "TargetNotConnected" or time.monotonic() > deadline:
+            if error_code(exc) != "TargetNotConnected" or next(pauses, None) is None:
                 raise _api_error("start_session", exc) from None
-        time.sleep(delay)
-        delay = min(delay * 2, timing.max_delay)
 
 
 def _terminate(ssm: Any, session_id: str | None) -> None:
@@ -394,8 +385,7 @@ def _terminate(ssm: Any, session_id: str | None) -> None:
 
 
 def _api_error(operation: str, exc: ClientError) -> LabkitError:
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "")
+    code = error_code(exc)
     fixes = {
         "TargetNotConnected": "the instance's SSM agent is not connected; wait a minute after it starts, then retry",
         "AccessDeniedException": "your identity needs ssm:StartSession, ssm:TerminateSession and "
@@ -403,7 +393,7 @@ def _api_error(operation: str, exc: ClientError) -> LabkitError:
         "InvalidDocument": "use the AWS-StartPortForwardingSessionToRemoteHost document",
     }
     return LabkitError(
-        f"ssm.{operation} failed: {code}: {error.get('Message', '')}".rstrip(": "),
+        f"ssm.{operation} failed: {code}: {error_message(exc)}".rstrip(": "),
         field="ssm",
         fix=fixes.get(code, "check the instance and your permissions, then retry"),
     )

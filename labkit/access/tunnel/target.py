@@ -11,8 +11,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from labkit.access.lookup import db_instance, lab_cluster, running_instance
 from labkit.aws.backend import Backend
-from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE, ec2_filters, resource_name
 from labkit.errors import ConfigError, LabkitError
 
 DB_PORT = 3306
@@ -80,21 +80,6 @@ def resolve_target(to: str, config: Any, backend: Backend, remote_port: int | No
     return TunnelTarget(to, instance_id, host, remote_port or port)
 
 
-def lab_cluster(config: Any, backend: Backend) -> dict[str, Any]:
-    """The lab's Aurora cluster description, or a LabkitError that says how to create it."""
-    identifier = resource_name(config.lab, config.learner, NODE_CLUSTER)
-    try:
-        return backend.client("rds").describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "DBClusterNotFoundFault":
-            raise LabkitError(
-                f"the lab's cluster {identifier} does not exist",
-                field="cluster",
-                fix="create it first (notebook 02_database, or `labkit up`)",
-            ) from None
-        raise
-
-
 def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
     if to in KEYWORDS:
         cluster = lab_cluster(config, backend)
@@ -103,7 +88,7 @@ def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
     if "." in to:  # an endpoint host name
         return to, DB_PORT
     try:  # a DB instance identifier
-        instance = backend.client("rds").describe_db_instances(DBInstanceIdentifier=to)["DBInstances"][0]
+        instance = db_instance(backend, to)
     except ClientError:
         raise LabkitError(
             f"{to!r} is not a DB instance of this account and region",
@@ -112,28 +97,3 @@ def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
         ) from None
     endpoint = instance.get("Endpoint") or {}
     return endpoint.get("Address", ""), int(endpoint.get("Port") or DB_PORT)
-
-
-def running_instance(backend: Backend, *, config: Any = None, instance_id: str | None = None) -> str:
-    """The lab's (or the given) EC2 instance; it must exist and not be terminated."""
-    ec2 = backend.client("ec2")
-    from labkit.security.snapshot import LIVE_INSTANCE_STATES
-
-    states = {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}
-    if instance_id:
-        try:
-            reservations = ec2.describe_instances(InstanceIds=[instance_id], Filters=[states])["Reservations"]
-        except ClientError:
-            reservations = []
-    else:
-        filters = [*ec2_filters(config.lab, config.learner, NODE_INSTANCE), states]
-        reservations = ec2.describe_instances(Filters=filters)["Reservations"]
-    found = sorted(i["InstanceId"] for r in reservations for i in r["Instances"])
-    if not found:
-        what = instance_id or f"the lab's instance ({resource_name(config.lab, config.learner, NODE_INSTANCE)})"
-        raise LabkitError(
-            f"{what} does not exist: the tunnel runs through it",
-            field="instance",
-            fix="create it first (notebook 03_compute, or `labkit up`)",
-        )
-    return found[0]

@@ -9,20 +9,24 @@ repository), and never printed.
 from __future__ import annotations
 
 import os
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.aws.errors import error_code
+from labkit.app.server import Settings
+from labkit.app.userdata import render
+from labkit.aws.errors import error_code, error_message
 from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE_PROFILE, NODE_KEY_PAIR, NODE_PUBLIC_SUBNET, NODE_SG_APP
-from labkit.errors import LabkitError
 from labkit.home import labkit_home
-from labkit.lab.resources import Found, LabContext, Resource, by_tags, paginate
+from labkit.lab.resources.base import Change, LabContext, Resource, ResourceType
+from labkit.lab.resources.database import DATABASE_NAME
+from labkit.lab.resources.registry import Describe, PriceRow, TaggedCreate, register
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+ROOT_VOLUME_GIB = 8  # the Amazon Linux 2023 AMI's root volume (gp3)
 
 
 def _ec2(ctx: LabContext) -> Any:
@@ -43,17 +47,15 @@ def _write_private_key(path: Path, material: str) -> None:
     path.chmod(0o600)
 
 
+@register("key-pair")
 class KeyPair(Resource):
     kind = "Key pair"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        pairs = _ec2(ctx).describe_key_pairs(Filters=ctx.filters())["KeyPairs"]
-        return [  # the name is the id learners use (ssh -i NAME.pem); moto deletes by name only
-            Found(cls.kind, ctx.node_of(p.get("Tags")), p["KeyName"], "exists", p.get("KeyPairId", ""))
-            for p in pairs
-            if ctx.is_ours(p.get("Tags"))
-        ]
+    # The name is the id learners use (ssh -i NAME.pem); moto deletes by name only.
+    describe = Describe(
+        "ec2", "describe_key_pairs", "KeyPairs", "KeyName", state="", detail="KeyPairId", created="CreateTime"
+    )
+    stage = "compute"
+    tagged_create = TaggedCreate("CreateKeyPair", "TagSpecifications")
 
     def create(self, ctx: LabContext) -> str:
         reply = _ec2(ctx).create_key_pair(
@@ -65,7 +67,7 @@ class KeyPair(Resource):
         _write_private_key(key_path(ctx), reply["KeyMaterial"])
         return reply["KeyName"]
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
         """A key pair whose private key was lost (e.g. a create whose reply never arrived) is replaced."""
         if key_path(ctx).exists():
             return []
@@ -78,10 +80,13 @@ class KeyPair(Resource):
         if in_use:
             ctx.notes.append(f"the private key of {ctx.name(self.node)} is not in {key_path(ctx).parent}")
             return []
-        if not dry_run:
-            _ec2(ctx).delete_key_pair(KeyName=resource_id)
-            ctx.ids[self.node] = self.create(ctx)
-        return ["replace the key pair: its private key is missing here"]
+        return [
+            Change("replace the key pair: its private key is missing here", partial(self._replace, ctx, resource_id))
+        ]
+
+    def _replace(self, ctx: LabContext, resource_id: str) -> None:
+        _ec2(ctx).delete_key_pair(KeyName=resource_id)
+        ctx.ids[self.node] = self.create(ctx)
 
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("ec2", "key_pair_exists", self.node, KeyNames=[resource_id])
@@ -98,30 +103,33 @@ def latest_ami(ctx: LabContext) -> str:
 
 def app_user_data(ctx: LabContext) -> str:
     """The script that installs the web app for this lab's cluster (see labkit.app.userdata)."""
-    from labkit.app.server import Settings
-    from labkit.app.userdata import render
-    from labkit.lab.resources.database import DATABASE_NAME
-
     return render(Settings(cluster=ctx.name(NODE_CLUSTER), region=ctx.config.region, database=DATABASE_NAME))
 
 
 def _profile_not_visible_yet(exc: ClientError) -> bool:
-    message = exc.response.get("Error", {}).get("Message", "")
-    return error_code(exc) == "InvalidParameterValue" and "iam" in message.lower()
+    return error_code(exc) == "InvalidParameterValue" and "iam" in error_message(exc).lower()
 
 
+@register("instance")
 class Instance(Resource):
     kind = "EC2 instance"
+    describe = Describe(
+        "ec2", "describe_instances", "Reservations", "InstanceId", detail="PublicIpAddress", created="LaunchTime",
+        size="InstanceType", public_ip="PublicIpAddress",
+        filters=({"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES},),
+    )  # fmt: skip
+    stage = "compute"
+    tagged_create = TaggedCreate("RunInstances", "TagSpecifications")
+    companions = ("volume", "network-interface")
+    prices = (
+        PriceRow("EC2 instance", "ec2", size_setting="instance_type"),
+        PriceRow("public IPv4 address", "public-ipv4", size="address"),
+    )
     leaving_states = ("shutting-down",)
 
     @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        filters = [*ctx.filters(), {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]
-        reservations = paginate(_ec2(ctx), "describe_instances", "Reservations", Filters=filters)
-        instances = [i for r in reservations for i in r["Instances"]]
-        found = by_tags(ctx, cls.kind, instances, "InstanceId")
-        addresses = {i["InstanceId"]: i.get("PublicIpAddress", "") for i in instances}
-        return [Found(f.kind, f.node, f.resource_id, f.state, addresses[f.resource_id]) for f in found]
+    def items_of(cls, reply_items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [instance for reservation in reply_items for instance in reservation["Instances"]]
 
     def create(self, ctx: LabContext) -> str:
         params: dict[str, Any] = {
@@ -142,16 +150,8 @@ class Instance(Resource):
 
     def _run(self, ctx: LabContext, params: dict[str, Any]) -> str:
         """run_instances, retried while a new instance profile is not yet visible to EC2 (IAM is eventually consistent)."""
-        delay = ctx.timing.retry_first_delay
-        for attempt in range(1, ctx.timing.retry_attempts + 1):
-            try:
-                return _ec2(ctx).run_instances(**params)["Instances"][0]["InstanceId"]
-            except ClientError as exc:
-                if not _profile_not_visible_yet(exc) or attempt == ctx.timing.retry_attempts:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, ctx.timing.retry_max_delay)
-        raise LabkitError("unreachable")  # pragma: no cover
+        run = _ec2(ctx).run_instances
+        return ctx.retry(lambda: run(**params)["Instances"][0]["InstanceId"], self.node, _profile_not_visible_yet)
 
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("ec2", "instance_running", self.node, InstanceIds=[resource_id])
@@ -161,48 +161,10 @@ class Instance(Resource):
         ctx.wait("ec2", "instance_terminated", self.node, InstanceIds=[resource_id])
 
 
-class Volume:
+@register("volume")
+class Volume(ResourceType):
     """EBS volumes tagged at launch; they go with the instance. Listed only to prove nothing is left."""
 
     kind = "EBS volume"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        volumes = paginate(_ec2(ctx), "describe_volumes", "Volumes", Filters=ctx.filters())
-        return by_tags(ctx, cls.kind, volumes, "VolumeId")
-
-
-NODE_LEFTOVER_INTERFACES = "network-interfaces"  # not made by apply; destroy removes detached ones
-
-
-def _tagged_interfaces(ctx: LabContext) -> list[dict[str, Any]]:
-    return paginate(_ec2(ctx), "describe_network_interfaces", "NetworkInterfaces", Filters=ctx.filters())
-
-
-class NetworkInterface:
-    """Network interfaces in use, tagged at launch; they go with the instance. Listed to prove nothing is left."""
-
-    kind = "Network interface"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        interfaces = [i for i in _tagged_interfaces(ctx) if i.get("Status") != "available"]
-        return by_tags(ctx, cls.kind, interfaces, "NetworkInterfaceId", tags_key="TagSet", state_key="Status")
-
-
-class LeftoverInterfaces(Resource):
-    """Detached lab network interfaces (an instance's left behind): they hold their subnet and groups, so they go first."""
-
-    kind = "Network interface (detached)"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        interfaces = [i for i in _tagged_interfaces(ctx) if i.get("Status") == "available"]
-        found = by_tags(ctx, cls.kind, interfaces, "NetworkInterfaceId", tags_key="TagSet", state_key="Status")
-        return [Found(f.kind, NODE_LEFTOVER_INTERFACES, f.resource_id, f.state) for f in found]
-
-    def create(self, ctx: LabContext) -> str:
-        raise LabkitError("labkit never creates detached network interfaces", field=self.node)
-
-    def delete(self, ctx: LabContext, resource_id: str) -> None:
-        ctx.retry(lambda: _ec2(ctx).delete_network_interface(NetworkInterfaceId=resource_id), self.node)
+    describe = Describe("ec2", "describe_volumes", "Volumes", "VolumeId")
+    prices = (PriceRow("EBS gp3 root volume", "ebs-gp3", size=str(ROOT_VOLUME_GIB), label=f"{ROOT_VOLUME_GIB} GiB"),)

@@ -6,6 +6,7 @@ The cluster is encrypted, keeps one day of backups, lets RDS manage the master p
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -13,7 +14,8 @@ from botocore.exceptions import ClientError
 from labkit.aws.errors import error_code
 from labkit.aws.tags import NODE_CLUSTER, NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS, NODE_SG_DB
 from labkit.errors import LabkitError
-from labkit.lab.resources import Found, LabContext, Resource, paginate
+from labkit.lab.resources.base import Change, Found, LabContext, Resource, ResourceType
+from labkit.lab.resources.registry import Describe, PriceRow, TaggedCreate, register
 
 ENGINE = "aurora-mysql"
 MASTER_USERNAME = "admin"
@@ -31,20 +33,28 @@ def cluster_arn(ctx: LabContext) -> str:
     return f"arn:{config.partition}:rds:{config.region}:{ctx.account_id()}:cluster:{ctx.name(NODE_CLUSTER)}"
 
 
+@register("db-subnet-group")
 class DbSubnetGroup(Resource):
     kind = "DB subnet group"
+    # describe_db_subnet_groups returns no tags, and the tagging API does not list subnet groups.
+    describe = Describe(
+        "rds", "describe_db_subnet_groups", "DBSubnetGroups", "DBSubnetGroupName", tags="", state="SubnetGroupStatus"
+    )
+    stage = "database"
+    tagged_create = TaggedCreate("CreateDBSubnetGroup", "Tags")
+    deleted_after = ("db-cluster", "db-instance")  # InvalidDBSubnetGroupStateFault while a database uses it
 
     @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        # describe_db_subnet_groups returns no tags, and the tagging API does not list subnet groups.
-        found = []
-        for group in paginate(_rds(ctx), "describe_db_subnet_groups", "DBSubnetGroups"):
-            if not group["DBSubnetGroupName"].startswith(ctx.name_prefix):
-                continue
-            tags = _rds(ctx).list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"]
-            if ctx.is_ours(tags):
-                found.append(Found(cls.kind, ctx.node_of(tags), group["DBSubnetGroupName"], group["SubnetGroupStatus"]))
-        return found
+    def keep(cls, item: dict[str, Any]) -> bool:
+        return item["DBSubnetGroupName"] != "default"
+
+    @classmethod
+    def may_be_ours(cls, ctx: LabContext, item: dict[str, Any]) -> bool:
+        return item["DBSubnetGroupName"].startswith(ctx.name_prefix)  # before one tag call per group
+
+    @classmethod
+    def tags_of(cls, client: Any, item: dict[str, Any]) -> list[dict[str, str]] | None:
+        return client.list_tags_for_resource(ResourceName=item["DBSubnetGroupArn"])["TagList"]
 
     def create(self, ctx: LabContext) -> str:
         return _rds(ctx).create_db_subnet_group(
@@ -73,25 +83,17 @@ class _NotWhileDeleting(Resource):
         return found
 
 
+@register("db-cluster")
 class Cluster(_NotWhileDeleting):
     kind = "Aurora cluster"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        found = []
-        for cluster in paginate(_rds(ctx), "describe_db_clusters", "DBClusters"):
-            if ctx.is_ours(cluster.get("TagList")):
-                node = ctx.node_of(cluster.get("TagList"))
-                found.append(
-                    Found(
-                        cls.kind,
-                        node,
-                        cluster["DBClusterIdentifier"],
-                        cluster["Status"],
-                        cluster.get("Endpoint", ""),
-                    )
-                )
-        return found
+    describe = Describe(
+        "rds", "describe_db_clusters", "DBClusters", "DBClusterIdentifier", tags="TagList", state="Status",
+        detail="Endpoint", created="ClusterCreateTime",
+    )  # fmt: skip
+    stage = "database"
+    tagged_create = TaggedCreate("CreateDBCluster", "Tags")
+    deleted_after = ("db-instance",)  # a cluster goes after its instances
+    companions = ("cluster-secret",)
 
     def create(self, ctx: LabContext) -> str:
         config = ctx.config
@@ -120,15 +122,17 @@ class Cluster(_NotWhileDeleting):
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("rds", "db_cluster_available", self.node, DBClusterIdentifier=resource_id)
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
         wanted = ctx.config.deletion_protection
         if bool(self._describe(ctx, resource_id).get("DeletionProtection")) == wanted:
             return []
-        if not dry_run:
-            _rds(ctx).modify_db_cluster(
-                DBClusterIdentifier=resource_id, DeletionProtection=wanted, ApplyImmediately=True
-            )
-        return [f"turn deletion protection {'on' if wanted else 'off'}"]
+        modify = partial(
+            _rds(ctx).modify_db_cluster,
+            DBClusterIdentifier=resource_id,
+            DeletionProtection=wanted,
+            ApplyImmediately=True,
+        )
+        return [Change(f"turn deletion protection {'on' if wanted else 'off'}", modify)]
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:
         """Deletion protection off first, then delete without a final snapshot (a lab keeps no data)."""
@@ -143,32 +147,29 @@ class Cluster(_NotWhileDeleting):
         ctx.wait("rds", "db_cluster_deleted", self.node, DBClusterIdentifier=resource_id)
 
 
+@register("db-instance")
 class DbInstance(_NotWhileDeleting):
     """An instance of the cluster. The first one created (the `db-writer` node) becomes the writer."""
 
     kind = "Aurora instance"
+    describe = Describe(
+        "rds", "describe_db_instances", "DBInstances", "DBInstanceIdentifier", tags="TagList",
+        state="DBInstanceStatus", detail="Endpoint.Address", created="InstanceCreateTime", size="DBInstanceClass",
+    )  # fmt: skip
+    stage = "database"
+    tagged_create = TaggedCreate("CreateDBInstance", "Tags")
+    prices = (
+        PriceRow("Aurora writer", "aurora-mysql", size_setting="db_instance_class", per="first"),
+        PriceRow("Aurora readers", "aurora-mysql", size_setting="db_instance_class", per="others"),
+    )
 
     def __init__(self, node: str, depends_on: tuple[str, ...], *, promotion_tier: int) -> None:
         super().__init__(node, depends_on)
         self.promotion_tier = promotion_tier
 
     @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        found = []
-        for instance in paginate(_rds(ctx), "describe_db_instances", "DBInstances"):
-            if ctx.is_ours(instance.get("TagList")):
-                address = instance.get("Endpoint", {}).get("Address", "")
-                node = ctx.node_of(instance.get("TagList"))
-                found.append(
-                    Found(
-                        cls.kind,
-                        node,
-                        instance["DBInstanceIdentifier"],
-                        instance["DBInstanceStatus"],
-                        address,
-                    )
-                )
-        return found
+    def kind_of(cls, item: dict[str, Any]) -> str:
+        return cls.kind if item.get("DBClusterIdentifier") else "RDS instance"  # not in a cluster: not Aurora
 
     def create(self, ctx: LabContext) -> str:
         return _rds(ctx).create_db_instance(
@@ -189,25 +190,17 @@ class DbInstance(_NotWhileDeleting):
         ctx.wait("rds", "db_instance_deleted", self.node, DBInstanceIdentifier=resource_id)
 
 
+@register("cluster-snapshots")
 class ClusterSnapshots(Resource):
     """Snapshots of the cluster, which carry its tags (CopyTagsToSnapshot) and can outlive it."""
 
     kind = "Cluster snapshot"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        snapshots = paginate(_rds(ctx), "describe_db_cluster_snapshots", "DBClusterSnapshots")
-        return [
-            Found(
-                cls.kind,
-                NODE_CLUSTER_SNAPSHOTS,
-                s["DBClusterSnapshotIdentifier"],
-                s.get("Status", ""),
-                s["SnapshotType"],
-            )
-            for s in snapshots
-            if ctx.is_ours(s.get("TagList"))
-        ]
+    describe = Describe(
+        "rds", "describe_db_cluster_snapshots", "DBClusterSnapshots", "DBClusterSnapshotIdentifier", tags="TagList",
+        state="Status", detail="SnapshotType", created="SnapshotCreateTime",
+    )  # fmt: skip
+    cleanup_node = NODE_CLUSTER_SNAPSHOTS
+    deleted_after = ("db-cluster",)  # snapshots outlive their cluster: they go after it
 
     def create(self, ctx: LabContext) -> str:
         raise LabkitError("labkit never takes snapshots", field=self.node)
@@ -220,17 +213,22 @@ class ClusterSnapshots(Resource):
                 raise
 
 
-class ClusterSecret:
+@register("cluster-secret")
+class ClusterSecret(ResourceType):
     """The master-password secret RDS made for the cluster; RDS deletes it with the cluster. Listed for verify."""
 
     kind = "Secrets Manager secret"
+    describe = Describe("secretsmanager", "list_secrets", "SecretList", "Name", state="")
+    lab_tagged = False  # RDS tags it with its cluster's ARN, not with the lab tags
+    prices = (PriceRow("Secrets Manager secret (master password)", "secret", size="secret"),)
 
     @classmethod
     def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        arn = cluster_arn(ctx)
-        secrets = paginate(ctx.client("secretsmanager"), "list_secrets", "SecretList")
+        """The secret whose `aws:rds:primaryDBClusterArn` tag names this lab's cluster."""
+        owner = {"Key": "aws:rds:primaryDBClusterArn", "Value": cluster_arn(ctx)}
+        secrets = cls.all_items(ctx.client("secretsmanager"))
         return [
-            Found(cls.kind, NODE_CLUSTER, secret["Name"], "exists", "master password")
+            Found(cls.kind, NODE_CLUSTER, cls.id_of(secret), "exists", "master password")
             for secret in secrets
-            if {"Key": "aws:rds:primaryDBClusterArn", "Value": arn} in secret.get("Tags", [])
+            if owner in secret.get("Tags", [])
         ]

@@ -9,11 +9,14 @@ learner's roles; their tags are checked as well before anything is touched.
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
 from labkit.aws.tags import NODE_CLUSTER, NODE_IAM_ROLE
-from labkit.lab.resources import Found, LabContext, Resource, paginate
+from labkit.lab.resources.base import Change, LabContext, Resource
+from labkit.lab.resources.registry import Describe, TaggedCreate, register
 
 SSM_POLICY_NAME = "AmazonSSMManagedInstanceCore"
 APP_POLICY_NAME = "labkit-app-reads-its-cluster"
@@ -60,17 +63,35 @@ def _current_app_policy(ctx: LabContext, role: str) -> dict[str, Any] | None:
     return json.loads(unquote(document)) if isinstance(document, str) else document
 
 
-class Role(Resource):
-    kind = "IAM role"
+class _UnderLabkitPath(Resource):
+    """An IAM type labkit keeps under /labkit/LAB/LEARNER/: listed by that path, its tags read one by one."""
 
     @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        found = []
-        for role in paginate(_iam(ctx), "list_roles", "Roles", PathPrefix=ctx.iam_path):
-            tags = _iam(ctx).get_role(RoleName=role["RoleName"])["Role"].get("Tags")  # list_roles omits tags
-            if ctx.is_ours(tags):
-                found.append(Found(cls.kind, ctx.node_of(tags), role["RoleName"], "exists", role["Arn"]))
-        return found
+    def lab_params(cls, ctx: LabContext) -> dict[str, Any]:
+        return {"PathPrefix": ctx.iam_path}
+
+    @classmethod
+    def tags_of(cls, client: Any, item: dict[str, Any]) -> list[dict[str, str]] | None:
+        """The listing omits tags; they are read only under /labkit/, where labkit puts what it makes."""
+        return cls.read_tags(client, item) if item["Path"].startswith("/labkit/") else None
+
+    @classmethod
+    @abstractmethod
+    def read_tags(cls, client: Any, item: dict[str, Any]) -> list[dict[str, str]] | None:
+        """The item's tags, read with the type's own get call."""
+
+
+@register("iam-role")
+class Role(_UnderLabkitPath):
+    kind = "IAM role"
+    describe = Describe("iam", "list_roles", "Roles", "RoleName", tags="", state="", detail="Arn", created="CreateDate")
+    stage = "compute"
+    tagged_create = TaggedCreate("CreateRole", "Tags")
+    deleted_after = ("instance-profile",)  # DeleteConflict while the role is in a profile
+
+    @classmethod
+    def read_tags(cls, client: Any, item: dict[str, Any]) -> list[dict[str, str]] | None:
+        return client.get_role(RoleName=item["RoleName"])["Role"].get("Tags")
 
     def create(self, ctx: LabContext) -> str:
         return _iam(ctx).create_role(
@@ -84,20 +105,19 @@ class Role(Resource):
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("iam", "role_exists", self.node, RoleName=resource_id)
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
         changes = []
         attached = _iam(ctx).list_attached_role_policies(RoleName=resource_id)["AttachedPolicies"]
         if ssm_policy_arn(ctx) not in [p["PolicyArn"] for p in attached]:
-            if not dry_run:
-                _iam(ctx).attach_role_policy(RoleName=resource_id, PolicyArn=ssm_policy_arn(ctx))
-            changes.append(f"attach {SSM_POLICY_NAME}")
+            attach = partial(_iam(ctx).attach_role_policy, RoleName=resource_id, PolicyArn=ssm_policy_arn(ctx))
+            changes.append(Change(f"attach {SSM_POLICY_NAME}", attach))
         wanted = app_policy(ctx)
         if _current_app_policy(ctx, resource_id) != wanted:
-            if not dry_run:
-                _iam(ctx).put_role_policy(
-                    RoleName=resource_id, PolicyName=APP_POLICY_NAME, PolicyDocument=json.dumps(wanted)
-                )
-            changes.append(f"put the inline policy {APP_POLICY_NAME}")
+            document = json.dumps(wanted)
+            put = partial(
+                _iam(ctx).put_role_policy, RoleName=resource_id, PolicyName=APP_POLICY_NAME, PolicyDocument=document
+            )
+            changes.append(Change(f"put the inline policy {APP_POLICY_NAME}", put))
         return changes
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:
@@ -114,18 +134,20 @@ class Role(Resource):
         ctx.retry(lambda: iam.delete_role(RoleName=resource_id), self.node)
 
 
-class InstanceProfile(Resource):
+@register("instance-profile")
+class InstanceProfile(_UnderLabkitPath):
     kind = "IAM instance profile"
+    describe = Describe(
+        "iam", "list_instance_profiles", "InstanceProfiles", "InstanceProfileName", tags="", state="", detail="Arn",
+        created="CreateDate",
+    )  # fmt: skip
+    stage = "compute"
+    tagged_create = TaggedCreate("CreateInstanceProfile", "Tags")
 
     @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        found = []
-        for profile in paginate(_iam(ctx), "list_instance_profiles", "InstanceProfiles", PathPrefix=ctx.iam_path):
-            name = profile["InstanceProfileName"]
-            tags = _iam(ctx).get_instance_profile(InstanceProfileName=name)["InstanceProfile"].get("Tags")
-            if ctx.is_ours(tags):
-                found.append(Found(cls.kind, ctx.node_of(tags), name, "exists", profile["Arn"]))
-        return found
+    def read_tags(cls, client: Any, item: dict[str, Any]) -> list[dict[str, str]] | None:
+        profile = client.get_instance_profile(InstanceProfileName=item["InstanceProfileName"])["InstanceProfile"]
+        return profile.get("Tags")
 
     def create(self, ctx: LabContext) -> str:
         return _iam(ctx).create_instance_profile(
@@ -139,13 +161,15 @@ class InstanceProfile(Resource):
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("iam", "instance_profile_exists", self.node, InstanceProfileName=resource_id)
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
         role = ctx.ids.get(NODE_IAM_ROLE)
         if role is not None and role in self._roles(ctx, resource_id):
             return []
-        if not dry_run:
+
+        def add_role() -> None:
             _iam(ctx).add_role_to_instance_profile(InstanceProfileName=resource_id, RoleName=ctx.id_of(NODE_IAM_ROLE))
-        return ["add the role"]
+
+        return [Change("add the role", add_role)]
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:
         for role in self._roles(ctx, resource_id):

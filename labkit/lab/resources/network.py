@@ -7,15 +7,18 @@ admits nothing unless SSH from one /32 is asked for, and sends out only HTTPS (S
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from labkit.aws.errors import is_not_found
 from labkit.aws.tags import NODE_INTERNET_GATEWAY, NODE_PUBLIC_SUBNET, NODE_SG_APP, NODE_SG_DB, NODE_VPC
 from labkit.errors import LabkitError
-from labkit.lab.resources import Adopted, Found, LabContext, Resource, by_tags, paginate
+from labkit.lab.resources.base import Adopted, Change, Found, LabContext, Resource, ResourceType, paginate
+from labkit.lab.resources.registry import Describe, TaggedCreate, register
 
 ANYWHERE = "0.0.0.0/0"
 MYSQL_PORT = 3306
+NODE_LEFTOVER_INTERFACES = "network-interfaces"  # not made by apply; destroy removes detached ones
 
 
 def _ec2(ctx: LabContext) -> Any:
@@ -57,13 +60,16 @@ def availability_zones(ctx: LabContext) -> list[str]:
     return ctx.cached("zones", compute)
 
 
+@register("vpc")
 class Vpc(Resource):
     kind = "VPC"
+    describe = Describe("ec2", "describe_vpcs", "Vpcs", "VpcId")
+    stage = "network"
+    tagged_create = TaggedCreate("CreateVpc", "TagSpecifications")
 
     @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        vpcs = paginate(_ec2(ctx), "describe_vpcs", "Vpcs", Filters=ctx.filters())
-        return by_tags(ctx, cls.kind, [v for v in vpcs if not v.get("IsDefault")], "VpcId")
+    def keep(cls, item: dict[str, Any]) -> bool:
+        return not item.get("IsDefault")  # the default VPC is never a lab's
 
     def create(self, ctx: LabContext) -> str:
         spec = ctx.tag_specifications(self.node, "vpc")
@@ -72,30 +78,26 @@ class Vpc(Resource):
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("ec2", "vpc_available", self.node, VpcIds=[resource_id])
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
-        fixes = []
-        for attribute in (
-            "enableDnsSupport",
-            "enableDnsHostnames",
-        ):  # endpoints resolve to names inside the VPC
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
+        changes = []
+        for attribute in ("enableDnsSupport", "enableDnsHostnames"):  # endpoints resolve to names inside the VPC
             key = attribute[0].upper() + attribute[1:]
             if not _ec2(ctx).describe_vpc_attribute(VpcId=resource_id, Attribute=attribute)[key]["Value"]:
-                fixes.append(f"turn on {attribute}")
-                if not dry_run:
-                    _ec2(ctx).modify_vpc_attribute(VpcId=resource_id, **{key: {"Value": True}})
-        return fixes
+                turn_on = partial(_ec2(ctx).modify_vpc_attribute, VpcId=resource_id, **{key: {"Value": True}})
+                changes.append(Change(f"turn on {attribute}", turn_on))
+        return changes
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:
         ctx.retry(lambda: _ec2(ctx).delete_vpc(VpcId=resource_id), self.node)
 
 
+@register("internet-gateway")
 class InternetGateway(Resource):
     kind = "Internet gateway"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        gateways = paginate(_ec2(ctx), "describe_internet_gateways", "InternetGateways", Filters=ctx.filters())
-        return by_tags(ctx, cls.kind, gateways, "InternetGatewayId")
+    describe = Describe("ec2", "describe_internet_gateways", "InternetGateways", "InternetGatewayId")
+    stage = "network"
+    tagged_create = TaggedCreate("CreateInternetGateway", "TagSpecifications")
+    deleted_after = ("instance",)  # AWS refuses to detach it while an instance has a public address
 
     def create(self, ctx: LabContext) -> str:
         spec = ctx.tag_specifications(self.node, "internet-gateway")
@@ -105,13 +107,14 @@ class InternetGateway(Resource):
         gateway = _ec2(ctx).describe_internet_gateways(InternetGatewayIds=[gateway_id])["InternetGateways"][0]
         return [a["VpcId"] for a in gateway.get("Attachments", [])]
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
-        vpc_id = ctx.ids.get(NODE_VPC)
-        if vpc_id in self._attached_vpcs(ctx, resource_id):
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
+        if ctx.ids.get(NODE_VPC) in self._attached_vpcs(ctx, resource_id):
             return []
-        if not dry_run:
+
+        def attach() -> None:
             _ec2(ctx).attach_internet_gateway(InternetGatewayId=resource_id, VpcId=ctx.id_of(NODE_VPC))
-        return ["attach to the VPC"]
+
+        return [Change("attach to the VPC", attach)]
 
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("ec2", "internet_gateway_exists", self.node, InternetGatewayIds=[resource_id])
@@ -125,19 +128,19 @@ class InternetGateway(Resource):
         ctx.retry(lambda: _ec2(ctx).delete_internet_gateway(InternetGatewayId=resource_id), self.node)
 
 
+@register("subnet")
 class Subnet(Resource):
     kind = "Subnet"
+    describe = Describe("ec2", "describe_subnets", "Subnets", "SubnetId")
+    stage = "network"
+    tagged_create = TaggedCreate("CreateSubnet", "TagSpecifications")
+    deleted_after = ("instance", "db-subnet-group")  # AWS refuses while an instance or a database is in it
 
     def __init__(self, node: str, depends_on: tuple[str, ...], *, cidr: str, zone_index: int, public: bool) -> None:
         super().__init__(node, depends_on)
         self.cidr = cidr
         self.zone_index = zone_index
         self.public = public
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        subnets = paginate(_ec2(ctx), "describe_subnets", "Subnets", Filters=ctx.filters())
-        return by_tags(ctx, cls.kind, subnets, "SubnetId")
 
     def create(self, ctx: LabContext) -> str:
         zone = availability_zones(ctx)[self.zone_index]
@@ -148,15 +151,17 @@ class Subnet(Resource):
             TagSpecifications=ctx.tag_specifications(self.node, "subnet"),
         )["Subnet"]["SubnetId"]
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
         if not self.public:
             return []
         subnet = _ec2(ctx).describe_subnets(SubnetIds=[resource_id])["Subnets"][0]
         if subnet.get("MapPublicIpOnLaunch"):
             return []
-        if not dry_run:  # a public address lets the SSM agent reach SSM without any inbound rule
-            _ec2(ctx).modify_subnet_attribute(SubnetId=resource_id, MapPublicIpOnLaunch={"Value": True})
-        return ["give instances a public address"]
+        # A public address lets the SSM agent reach SSM without any inbound rule.
+        make_public = partial(
+            _ec2(ctx).modify_subnet_attribute, SubnetId=resource_id, MapPublicIpOnLaunch={"Value": True}
+        )
+        return [Change("give instances a public address", make_public)]
 
     def wait(self, ctx: LabContext, resource_id: str) -> None:
         ctx.wait("ec2", "subnet_available", self.node, SubnetIds=[resource_id])
@@ -165,15 +170,14 @@ class Subnet(Resource):
         ctx.retry(lambda: _ec2(ctx).delete_subnet(SubnetId=resource_id), self.node)
 
 
+@register("route-table")
 class RouteTable(Resource):
     """The public subnet's route table: everything outside the VPC goes to the internet gateway."""
 
     kind = "Route table"
-
-    @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        tables = paginate(_ec2(ctx), "describe_route_tables", "RouteTables", Filters=ctx.filters())
-        return by_tags(ctx, cls.kind, tables, "RouteTableId")
+    describe = Describe("ec2", "describe_route_tables", "RouteTables", "RouteTableId")
+    stage = "network"
+    tagged_create = TaggedCreate("CreateRouteTable", "TagSpecifications")
 
     def create(self, ctx: LabContext) -> str:
         spec = ctx.tag_specifications(self.node, "route-table")
@@ -184,24 +188,26 @@ class RouteTable(Resource):
     def _table(self, ctx: LabContext, table_id: str) -> dict[str, Any]:
         return _ec2(ctx).describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
-        table, fixes = self._table(ctx, resource_id), []
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
+        table, changes = self._table(ctx, resource_id), []
         gateway_id, subnet_id = ctx.ids.get(NODE_INTERNET_GATEWAY), ctx.ids.get(NODE_PUBLIC_SUBNET)
         default = [r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE]
         if not default or default[0].get("GatewayId") != gateway_id:
-            fixes.append("route 0.0.0.0/0 to the internet gateway")
-            if not dry_run:
-                call = _ec2(ctx).replace_route if default else _ec2(ctx).create_route
-                call(
-                    RouteTableId=resource_id,
-                    DestinationCidrBlock=ANYWHERE,
-                    GatewayId=ctx.id_of(NODE_INTERNET_GATEWAY),
-                )
+            call = _ec2(ctx).replace_route if default else _ec2(ctx).create_route
+            changes.append(
+                Change("route 0.0.0.0/0 to the internet gateway", partial(self._route_out, ctx, call, resource_id))
+            )
         if subnet_id is None or subnet_id not in [a.get("SubnetId") for a in table.get("Associations", [])]:
-            fixes.append("associate with the public subnet")
-            if not dry_run:
-                _ec2(ctx).associate_route_table(RouteTableId=resource_id, SubnetId=ctx.id_of(NODE_PUBLIC_SUBNET))
-        return fixes
+            changes.append(Change("associate with the public subnet", partial(self._associate, ctx, resource_id)))
+        return changes
+
+    @staticmethod
+    def _route_out(ctx: LabContext, call: Any, table_id: str) -> None:
+        call(RouteTableId=table_id, DestinationCidrBlock=ANYWHERE, GatewayId=ctx.id_of(NODE_INTERNET_GATEWAY))
+
+    @staticmethod
+    def _associate(ctx: LabContext, table_id: str) -> None:
+        _ec2(ctx).associate_route_table(RouteTableId=table_id, SubnetId=ctx.id_of(NODE_PUBLIC_SUBNET))
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:
         for association in self._table(ctx, resource_id).get("Associations", []):
@@ -257,14 +263,18 @@ def _revoke(ctx: LabContext, existing: dict[str, Any]) -> None:
             raise
 
 
+@register("security-group")
 class SecurityGroup(Resource):
     kind = "Security group"
+    describe = Describe("ec2", "describe_security_groups", "SecurityGroups", "GroupId", name="GroupName")
+    stage = "network"
+    tagged_create = TaggedCreate("CreateSecurityGroup", "TagSpecifications")
+    deleted_after = ("instance", "db-cluster", "db-instance")  # AWS refuses while anything uses the group
     description: ClassVar[str]
 
     @classmethod
-    def list_tagged(cls, ctx: LabContext) -> list[Found]:
-        groups = paginate(_ec2(ctx), "describe_security_groups", "SecurityGroups", Filters=ctx.filters())
-        return by_tags(ctx, cls.kind, groups, "GroupId")
+    def keep(cls, item: dict[str, Any]) -> bool:
+        return item["GroupName"] != "default"  # every VPC's own group, never a lab's
 
     def create(self, ctx: LabContext) -> str:
         return _ec2(ctx).create_security_group(
@@ -281,28 +291,26 @@ class SecurityGroup(Resource):
         """The rules this step is responsible for (in its own group or, for `db`, in the `app` group)."""
         return []
 
-    def converge(self, ctx: LabContext, resource_id: str, *, dry_run: bool = False) -> list[str]:
+    def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
         wanted = self.rules(ctx)
         groups = {self.node: resource_id} | {r.group: ctx.ids.get(r.group) for r in wanted}
         groups |= {r.peer: ctx.ids.get(r.peer) for r in wanted if r.peer}
         group_ids = sorted({gid for gid in groups.values() if gid})
         existing = _rules_of(ctx, group_ids)
-        fixes = []
+        changes = []
         for rule in existing:  # a new group lets everything out; the lab opens only what it needs
             if rule["GroupId"] == resource_id and _is_allow_all_egress(rule):
-                fixes.append("remove the allow-all outbound rule")
-                if not dry_run:
-                    _revoke(ctx, rule)
+                changes.append(Change("remove the allow-all outbound rule", partial(_revoke, ctx, rule)))
         for rule in wanted:
             group_id, peer_id = groups.get(rule.group), groups.get(rule.peer) if rule.peer else None
             if group_id and any(_matches(e, rule, group_id, peer_id) for e in existing):
                 continue
-            fixes.append(f"add rule: {rule.description}")
-            if not dry_run:
-                self._authorize(ctx, rule, ctx.id_of(rule.group), ctx.id_of(rule.peer) if rule.peer else None)
-        return fixes
+            changes.append(Change(f"add rule: {rule.description}", partial(self._authorize, ctx, rule)))
+        return changes
 
-    def _authorize(self, ctx: LabContext, rule: Rule, group_id: str, peer_id: str | None) -> None:
+    def _authorize(self, ctx: LabContext, rule: Rule) -> None:
+        """Add `rule`, between groups that exist by now (apply made them first)."""
+        group_id, peer_id = ctx.id_of(rule.group), ctx.id_of(rule.peer) if rule.peer else None
         permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port}
         if rule.cidr is not None:
             permission["IpRanges"] = [{"CidrIp": rule.cidr, "Description": rule.description}]
@@ -342,6 +350,59 @@ class DbSecurityGroup(SecurityGroup):
             Rule(self.node, False, MYSQL_PORT, "MySQL from the app tier", peer=NODE_SG_APP),
             Rule(NODE_SG_APP, True, MYSQL_PORT, "MySQL to the database tier", peer=NODE_SG_DB),
         ]
+
+
+# ----- network interfaces and addresses: made with an instance (or by hand), never by apply -----
+
+
+INTERFACES = Describe(  # one call lists both kinds; Status tells them apart
+    "ec2", "describe_network_interfaces", "NetworkInterfaces", "NetworkInterfaceId", tags="TagSet", state="Status"
+)
+
+
+@register("detached-interfaces")
+class LeftoverInterfaces(Resource):
+    """Detached lab network interfaces (an instance's left behind): they hold their subnet and groups, so they go first."""
+
+    kind = "Network interface (detached)"
+    describe = INTERFACES
+    cleanup_node = NODE_LEFTOVER_INTERFACES
+    deleted_after = ("instance",)
+    holds = ("subnet", "security-group")
+
+    @classmethod
+    def keep(cls, item: dict[str, Any]) -> bool:
+        return item.get("Status") == "available"
+
+    def create(self, ctx: LabContext) -> str:
+        raise LabkitError("labkit never creates detached network interfaces", field=self.node)
+
+    def delete(self, ctx: LabContext, resource_id: str) -> None:
+        ctx.retry(lambda: _ec2(ctx).delete_network_interface(NetworkInterfaceId=resource_id), self.node)
+
+
+@register("network-interface")
+class NetworkInterface(ResourceType):
+    """Network interfaces in use, tagged at launch; they go with the instance. Listed to prove nothing is left."""
+
+    kind = "Network interface"
+    describe = INTERFACES
+
+    @classmethod
+    def keep(cls, item: dict[str, Any]) -> bool:
+        return item.get("Status") != "available"
+
+
+@register("elastic-ip")
+class ElasticIp(ResourceType):
+    """Elastic IPs: labkit makes none, but one tagged with a lab is billed by the hour, so the class view lists it."""
+
+    kind = "Elastic IP"
+    describe = Describe("ec2", "describe_addresses", "Addresses", "AllocationId", public_ip="PublicIp")
+
+    @classmethod
+    def id_of(cls, item: dict[str, Any]) -> str:
+        return str(item.get("AllocationId", item.get("PublicIp", "")))
 
 
 # ----- an existing VPC (the default one, or one named by id): used, never created or deleted -----
@@ -400,16 +461,20 @@ def chosen_subnets(ctx: LabContext) -> dict[str, str]:
     return ctx.cached("existing-subnets", compute)
 
 
+@register("existing-vpc")
 class ExistingVpc(Adopted):
     kind = "VPC (existing)"
+    stage = "network"
 
     def find(self, ctx: LabContext) -> Found:
         vpc = existing_vpc(ctx)
         return Found(self.kind, self.node, vpc["VpcId"], vpc.get("State", ""), vpc.get("CidrBlock", ""))
 
 
+@register("existing-subnet")
 class ExistingSubnet(Adopted):
     kind = "Subnet (existing)"
+    stage = "network"
 
     def find(self, ctx: LabContext) -> Found:
         return Found(self.kind, self.node, chosen_subnets(ctx)[self.node], "available")

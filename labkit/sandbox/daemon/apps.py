@@ -1,10 +1,11 @@
 """Run the web app of each running lab instance, as its user data would on EC2.
 
-For every EC2 instance in the control plane whose user data installs the lab's app, the supervisor
-extracts the app source and settings from that user data and runs the source as a local process while
-the instance is running (stopped with it, started again with it, removed when it is terminated). The
-process listens on a free local port that stands for the instance's port 8080; its database connections
-go through the sandbox's network (network.py), so the security groups decide what it reaches.
+Runs in the daemon, on its main loop; each app runs in an app host process (procs/apphost.py) it starts.
+For every EC2 instance in the control plane whose user data installs the lab's app, the supervisor extracts
+the app source and settings from that user data and runs the source as a local process while the instance
+is running (stopped with it, started again with it, removed when it is terminated). The process listens on
+a free local port that stands for the instance's port 8080; its database connections go through the
+sandbox's network (vpc/network.py), so the security groups decide what it reaches.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from labkit.app.userdata import settings_from, source_from
 from labkit.aws.backend import FAKE_CREDENTIALS
-from labkit.sandbox.engines.mariadb import _die_with_parent, free_port
+from labkit.sandbox.processes import die_with_parent, free_port, port_in_use, terminate
 
 log = logging.getLogger("labkit.sandbox.daemon.apps")
 READY_TIMEOUT = 15.0
@@ -113,7 +114,7 @@ class AppSupervisor:
         with open(log_file, "ab") as output:
             process = subprocess.Popen(
                 command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
         log.info("instance %s: app started on port %d (stands for %d), pid %d", instance_id, port, instance_port,
                  process.pid)  # fmt: skip
@@ -125,7 +126,7 @@ class AppSupervisor:
             app.status, app.error = "failed", _tail(app.log_file)
             log.error("app of %s exited: %s", app.instance_id, app.error)
             return True
-        if app.status == "starting" and _listening(app.port):
+        if app.status == "starting" and port_in_use(app.port):
             app.status = "running"
             return True
         return False
@@ -142,8 +143,6 @@ class AppSupervisor:
 
     @staticmethod
     def _stop(app: AppProcess) -> None:
-        from labkit.sandbox.state import terminate
-
         terminate(app.process.pid, grace=5)
         app.process.wait(timeout=10)
 
@@ -161,14 +160,6 @@ class AppSupervisor:
             }
             for instance_id, app in self.apps.items()
         }  # fmt: skip
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _tail(path: Path, lines: int = 3) -> str:

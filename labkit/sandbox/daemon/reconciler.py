@@ -1,9 +1,12 @@
-"""Make the data plane match the control plane: one MariaDB per Aurora DB instance, replicas following the writer.
+"""Make the data plane match the control plane: one database server per Aurora DB instance, replicas following
+the writer.
 
-The reconciler reads RDS state through the same public describe calls a learner's code makes. It starts a
-server for each new instance, removes the server of each deleted one, bootstraps a cluster's first writer
-(master user from the managed secret, initial database), points replicas at the writer, and carries out a
-failover for real: fence the old writer, let the new one catch up, promote it, re-point the rest.
+Runs in the daemon, on its main loop. The reconciler reads RDS state through the same public describe calls a
+learner's code makes. It starts a server for each new instance, removes the server of each deleted one,
+bootstraps a cluster's first writer (master user from the managed secret, initial database), points replicas at
+the writer, and carries out a failover for real: fence the old writer, let the new one catch up, promote it,
+re-point the rest. It drives servers only through the engine interface (engines/base.py), choosing the engine
+by each cluster's `Engine`; a cluster of an engine the sandbox does not run gets no servers.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.sandbox.engines.mariadb import Binaries, MariaDBServer, ensure_template, free_port
+from labkit.errors import SandboxError
+from labkit.sandbox.engines.base import DEFAULT_ENGINE, DatabaseEngine, DatabaseServer, engine_class
+from labkit.sandbox.processes import free_port
 
 log = logging.getLogger("labkit.sandbox.daemon.reconciler")
-
-AURORA_MYSQL_ENGINES = ("aurora-mysql", "aurora", "mysql", "mariadb")
 
 
 @dataclass
@@ -29,6 +32,7 @@ class ClusterView:
     """What the control plane says a cluster should look like."""
 
     identifier: str
+    engine: str  # the cluster's Engine, which picks the data-plane engine
     endpoint: str
     reader_endpoint: str
     port: int
@@ -47,23 +51,21 @@ class InstanceView:
 
 
 class Reconciler:
-    """Owns the MariaDB processes; `reconcile()` is safe to call as often as you like."""
+    """Owns the database server processes; `reconcile()` is safe to call as often as you like."""
 
     def __init__(
         self,
         data_root: Path,
-        binaries: Binaries,
         admin_password: str,
         rds_clients: Callable[[], list[Any]],
         master_password: Callable[[Any, ClusterView], str],
     ) -> None:
         self.data_root = data_root
-        self.binaries = binaries
         self.admin_password = admin_password
         self.repl_password = admin_password
         self.rds_clients = rds_clients
         self.master_password = master_password
-        self.servers: dict[str, MariaDBServer] = {}
+        self.servers: dict[str, DatabaseServer] = {}
         self.roles: dict[str, str] = {}
         self.cluster_of: dict[str, str] = {}
         self.endpoints: dict[str, str] = {}
@@ -73,8 +75,17 @@ class Reconciler:
         self.errors: dict[str, str] = {}
         self.next_server_id = 1
         self.lock = threading.Lock()
-        self.template: Path | None = None
-        self.template_lock = threading.Lock()
+        self._engines: dict[type[DatabaseEngine], DatabaseEngine] = {}
+        self._engines_lock = threading.Lock()
+        self._unsupported: set[str] = set()  # clusters already logged as running an engine the sandbox lacks
+
+    def engine(self, rds_engine: str) -> DatabaseEngine:
+        """The data-plane engine for a cluster `Engine` (one instance per engine: one template, one binary path)."""
+        cls = engine_class(rds_engine)
+        with self._engines_lock:
+            if cls not in self._engines:
+                self._engines[cls] = cls()
+            return self._engines[cls]
 
     # ---- reading the control plane -------------------------------------------------------------
 
@@ -85,15 +96,17 @@ class Reconciler:
         for rds in self.rds_clients():
             for page in rds.get_paginator("describe_db_clusters").paginate():
                 for c in page["DBClusters"]:
-                    if not str(c.get("Engine", "")).startswith(AURORA_MYSQL_ENGINES):
+                    engine = self._engine_or_none(c)
+                    if engine is None:
                         continue
                     members = c.get("DBClusterMembers", [])
                     writer = next((m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")), None)
                     view = ClusterView(
                         identifier=c["DBClusterIdentifier"],
+                        engine=str(c["Engine"]),
                         endpoint=c.get("Endpoint", ""),
                         reader_endpoint=c.get("ReaderEndpoint", ""),
-                        port=int(c.get("Port") or 3306),
+                        port=int(c.get("Port") or engine.default_port),
                         master_username=c.get("MasterUsername") or "admin",
                         database=c.get("DatabaseName"),
                         secret_arn=(c.get("MasterUserSecret") or {}).get("SecretArn"),
@@ -113,6 +126,16 @@ class Reconciler:
                         endpoint=(i.get("Endpoint") or {}).get("Address", ""),
                     )
         return clusters, instances, client_of
+
+    def _engine_or_none(self, cluster: dict[str, Any]) -> DatabaseEngine | None:
+        """The cluster's data-plane engine, or None (logged once) when the sandbox runs none for its Engine."""
+        try:
+            return self.engine(str(cluster.get("Engine", "")))
+        except SandboxError as exc:
+            if cluster["DBClusterIdentifier"] not in self._unsupported:
+                self._unsupported.add(cluster["DBClusterIdentifier"])
+                log.warning("cluster %s gets no databases: %s", cluster["DBClusterIdentifier"], exc.message)
+            return None
 
     # ---- acting on the data plane --------------------------------------------------------------
 
@@ -137,7 +160,7 @@ class Reconciler:
                 changed = True
             new = [view for name, view in instances.items() if name not in self.servers]
             if new:
-                self._start(new)
+                self._start(new, clusters)
                 changed = True
             for view in clusters.values():
                 try:
@@ -149,23 +172,21 @@ class Reconciler:
             self.clusters = clusters
             return changed
 
-    def prepare(self) -> None:
-        """Make the data-directory template (once per labkit home) before the first instance needs it."""
-        with self.template_lock:
-            if self.template is None:
-                self.template = ensure_template(self.binaries, self.data_root, self.admin_password)
+    def prepare(self, rds_engine: str = DEFAULT_ENGINE) -> None:
+        """Make the engine's template (once per labkit home) before the first instance needs it."""
+        self.engine(rds_engine).prepare(self.data_root, self.admin_password)
 
-    def _start(self, views: list[InstanceView]) -> None:
-        self.prepare()
-        assert self.template is not None
+    def _start(self, views: list[InstanceView], clusters: dict[str, ClusterView]) -> None:
         for view in views:
-            server = MariaDBServer(
+            rds_engine = clusters[view.cluster].engine
+            self.prepare(rds_engine)
+            server = self.engine(rds_engine).server(
                 view.identifier, self.data_root / "instances" / view.identifier, free_port(),
                 self.next_server_id, self.admin_password,
             )  # fmt: skip
             self.next_server_id += 1
-            log.info("starting mariadbd for %s on port %d", view.identifier, server.port)
-            server.start(self.binaries, self.template)
+            log.info("starting the %s server of %s on port %d", rds_engine, view.identifier, server.port)
+            server.start()
             self.servers[view.identifier] = server
             self.cluster_of[view.identifier] = view.cluster
             self.endpoints[view.identifier] = view.endpoint
@@ -212,6 +233,7 @@ class Reconciler:
         return changed
 
     def _failover(self, cluster: str, old: str | None, new: str) -> None:
+        """Aurora's failover, for real: fence the old writer, let the new one catch up to it, promote it."""
         log.info("failover of %s: %s -> %s", cluster, old, new)
         position = None
         if old and old in self.servers:

@@ -1,9 +1,11 @@
 """Session Manager for the sandbox: the SSM calls moto lacks, answered from the control plane's own state.
 
+Runs in the daemon, as WSGI middleware in front of moto, in the moto server's request threads.
 StartSession, TerminateSession, DescribeSessions and DescribeInstanceInformation, in AWS's JSON wire format,
 so the tunnel code makes exactly the calls it makes on AWS. An instance is Online when the readiness
 diagnosis passes (running, instance profile, role with the SSM policy, outbound https), as the real agent
-registers only then. The data channel is `labkit.sandbox.plugin`, which stands in for session-manager-plugin.
+registers only then. The diagnosis reads moto's backends in this process (inprocess.py), never this server's
+own HTTP API. The data channel is `labkit.sandbox.procs.session_plugin`, the stand-in session-manager-plugin.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.sandbox.backend import SandboxBackend
+from labkit.sandbox.daemon.inprocess import InProcessBackend
 
 SUPPORTED_DOCUMENTS = ("AWS-StartPortForwardingSessionToRemoteHost", "AWS-StartPortForwardingSession")
 HANDLED = ("StartSession", "TerminateSession", "ResumeSession", "DescribeSessions", "DescribeInstanceInformation")
@@ -58,14 +60,13 @@ class Session:
 class SessionManager:
     """WSGI middleware: answers the SSM session calls, passes everything else to moto."""
 
-    def __init__(self, app: Any, endpoint: Callable[[], str], changes: Any = None) -> None:
+    def __init__(self, app: Any, changes: Any = None) -> None:
         self.app = app
-        self.endpoint = endpoint
         self.changes = changes  # the daemon's ApiChanges: while its count stands, readiness stands too
         self._readiness: dict[tuple[str, int, str], bool] = {}
         self.sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
-        self._backends: dict[str, SandboxBackend] = {}
+        self._backends: dict[str, InProcessBackend] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -171,7 +172,7 @@ class SessionManager:
     def _online(self, region: str, instance_ids: Iterable[str] | None) -> dict[str, str]:
         """Instance id -> private address, for the instances whose agent would be registered and Online."""
         with self._lock:
-            backend = self._backends.setdefault(region, SandboxBackend(region, endpoint=self.endpoint()))
+            backend = self._backends.setdefault(region, InProcessBackend(region))
         ec2 = backend.client("ec2")
         params: dict[str, Any] = {"Filters": [{"Name": "instance-state-name", "Values": ["running"]}]}
         if instance_ids is not None:
@@ -186,7 +187,8 @@ class SessionManager:
                 online[instance["InstanceId"]] = instance.get("PrivateIpAddress", "")
         return online
 
-    def _ready(self, backend: SandboxBackend, instance_id: str) -> bool:
+    def _ready(self, backend: InProcessBackend, instance_id: str) -> bool:
+        # start-up time: labkit.access loads pandas (about 0.7 s); the daemon reports ready before the first call
         from labkit.access.tunnel.readiness import diagnose
 
         count = self.changes.count if self.changes is not None else -1

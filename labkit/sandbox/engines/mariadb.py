@@ -1,17 +1,19 @@
-"""Real MariaDB server processes for the sandbox's data plane: find, template, start, replicate, promote, stop."""
+"""The MariaDB engine: real mariadbd processes for Aurora MySQL clusters, replicating with GTIDs.
+
+Runs in the daemon (the reconciler starts, replicates, fences and promotes these servers through the engine
+interface in base.py); the client calls only `check_installed` (through base.check_installed) and the doctor
+`find_binaries`. Every MariaDB-specific statement, option and error of the sandbox's data plane is here.
+"""
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import platform
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from pathlib import Path
 import pymysql
 
 from labkit.errors import SandboxError
+from labkit.sandbox.engines.base import DatabaseEngine, DatabaseServer, register
+from labkit.sandbox.processes import die_with_parent
 
 MARIADBD_ENV = "LABKIT_MARIADBD"
 ADMIN_USER = "rdsadmin"  # as on Aurora, a hidden administrative account the learner never uses
@@ -100,30 +104,8 @@ def find_binaries() -> Binaries:
     return Binaries(server, Path(installer))
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _user_args() -> list[str]:
     return ["--user=root"] if os.geteuid() == 0 else []
-
-
-def _die_with_parent() -> None:
-    """In the child: receive SIGTERM when the sandbox daemon dies, so no server outlives it (Linux)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def ensure_template(binaries: Binaries, root: Path, admin_password: str) -> Path:
@@ -161,27 +143,71 @@ def ensure_template(binaries: Binaries, root: Path, admin_password: str) -> Path
     return template
 
 
-class MariaDBServer:
+@register
+class MariaDBEngine(DatabaseEngine):
+    """Aurora MySQL as MariaDB: one template data directory per labkit home, copied for each new instance."""
+
+    rds_engines = ("aurora-mysql", "aurora", "mysql", "mariadb")
+    default_port = 3306
+    identity_sql = "SELECT @@report_host"  # each server starts with --report-host=<DB instance identifier>
+
+    def __init__(self) -> None:
+        self._binaries: Binaries | None = None
+        self._template: Path | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def binaries(self) -> Binaries:
+        if self._binaries is None:
+            self._binaries = find_binaries()
+        return self._binaries
+
+    def check_installed(self) -> None:
+        self._binaries = find_binaries()
+
+    def prepare(self, data_root: Path, admin_password: str) -> None:
+        with self._lock:
+            if self._template is None:
+                self._template = ensure_template(self.binaries, data_root, admin_password)
+
+    def server(self, name: str, datadir: Path, port: int, server_id: int, admin_password: str) -> MariaDBServer:
+        if self._template is None:
+            raise SandboxError("the MariaDB template is not prepared", field=name, fix="call prepare() first")
+        return MariaDBServer(name, datadir, port, server_id, admin_password, self.binaries, self._template)
+
+
+class MariaDBServer(DatabaseServer):
     """One mariadbd process standing in for one Aurora DB instance."""
 
-    def __init__(self, name: str, datadir: Path, port: int, server_id: int, admin_password: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        datadir: Path,
+        port: int,
+        server_id: int,
+        admin_password: str,
+        binaries: Binaries,
+        template: Path,
+    ) -> None:
         self.name = name
         self.datadir = datadir
         self.port = port
         self.server_id = server_id
         self.admin_password = admin_password
+        self.binaries = binaries
+        self.template = template
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, binaries: Binaries, template: Path) -> None:
+    def start(self) -> None:
         """Copy the template and start the server (returns at once; see wait_ready)."""
         if not self.datadir.exists():
-            shutil.copytree(template, self.datadir, symlinks=True)
+            shutil.copytree(self.template, self.datadir, symlinks=True)
         args = [
-            str(binaries.mariadbd), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+            str(self.binaries.mariadbd), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
             "--bind-address=127.0.0.1", f"--socket={socket_path(self.datadir, self.server_id)}",
             f"--pid-file={self.datadir / 'mysqld.pid'}", f"--log-error={self.datadir / 'error.log'}",
             f"--server-id={self.server_id}", f"--report-host={self.name}", "--log-bin=binlog", "--log-slave-updates", "--gtid-strict-mode=1",
@@ -189,7 +215,7 @@ class MariaDBServer:
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -281,6 +307,7 @@ class MariaDBServer:
         self.execute("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = 0")
 
     def replication_source_port(self) -> int | None:
+        """The writer's port from SHOW SLAVE STATUS (None when it replicates from nobody)."""
         with self.admin() as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
             cur.execute("SHOW SLAVE STATUS")
             row = cur.fetchone()
@@ -315,7 +342,3 @@ def socket_path(datadir: Path, server_id: int) -> Path:
     runtime = Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
     runtime.mkdir(mode=0o700, exist_ok=True)
     return runtime / f"{server_id}.sock"
-
-
-def new_secret() -> str:
-    return secrets.token_urlsafe(24)

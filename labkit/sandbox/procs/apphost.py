@@ -5,7 +5,9 @@ takes its settings from the same user data, and serves it on the given local por
 sandbox's network for the instance, so the app's database connections obey the security groups. The AWS
 API calls the app makes (describe its cluster, read its secret) go to the sandbox through AWS_ENDPOINT_URL.
 
-    python -m labkit.sandbox.apphost --source F --user-data U --instance i-... --region R --endpoint URL --port P
+Runs as its own process, one per running lab instance with the app, started (and stopped) by the daemon.
+
+    python -m labkit.sandbox.procs.apphost --source F --user-data U --instance i-... --region R --endpoint URL --port P
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from labkit.app.userdata import settings_from
+from labkit.aws.backend import is_loopback_url
+from labkit.sandbox.backend import SandboxBackend
+from labkit.sandbox.vpc.network import InstanceNetwork
+
 
 def load_source(path: Path) -> ModuleType:
+    """The app source as a module named `shop_app`, as the instance's service would import it."""
     spec = importlib.util.spec_from_file_location("shop_app", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -34,12 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-
-    from labkit.app.userdata import settings_from
-    from labkit.aws.backend import is_loopback_url
-    from labkit.sandbox.backend import SandboxBackend
-    from labkit.sandbox.vpc.network import InstanceNetwork
-
     if not is_loopback_url(args.endpoint):
         parser.error(f"the sandbox app host only talks to a loopback endpoint, not {args.endpoint}")
     settings = settings_from(Path(args.user_data).read_text())

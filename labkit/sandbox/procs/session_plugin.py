@@ -7,7 +7,11 @@ or to a port on the instance itself (the web app the sandbox runs for it). The s
 (network.py) refuses what the current security groups, ACLs and routes block, closing the local socket, as
 a timed-out remote connection looks through SSM.
 
-    python -m labkit.sandbox.plugin AWS_SSM_START_SESSION_RESPONSE us-east-1 StartSession "" REQUEST URL
+Runs as its own process, started by a tunnel (labkit.access.tunnel) in the learner's kernel or CLI where AWS's
+plugin would be. It starts light: importing it loads neither boto3 nor pandas; boto3 comes with `main`, and
+the reachability engine (pandas) in a background thread after the port is announced.
+
+    python -m labkit.sandbox.procs.session_plugin AWS_SSM_START_SESSION_RESPONSE us-east-1 StartSession "" REQUEST URL
 """
 
 from __future__ import annotations
@@ -118,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     response, request = json.loads(raw_response), json.loads(args[4])
     region, endpoint = args[1], args[5]
 
+    # start-up time: boto3 (about 0.1 s) loads when the plugin runs, not when `labkit.sandbox` tools import it
     from labkit.aws.backend import is_loopback_url
-    from labkit.sandbox.backend import SandboxBackend
+    from labkit.sandbox.backend import SandboxBackend  # start-up time: as above (it imports boto3)
 
     if not is_loopback_url(endpoint):
         sys.stderr.write(f"the sandbox plugin only talks to a loopback endpoint, not {endpoint}\n")

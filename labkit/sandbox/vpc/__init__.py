@@ -1,2 +1,4 @@
-"""The sandbox's VPC as its processes see it: DNS for RDS endpoints, and where a connection lands and
-whether the security groups, ACLs and routes allow it. Used by the kernel, the session plugin and app hosts."""
+"""The sandbox's VPC as its processes see it. Runs in the processes that reach a database or an instance:
+DNS for RDS endpoints (dns.py: the client, the session plugin and the app hosts), and where a connection from
+an instance lands and whether the security groups, ACLs and routes allow it (network.py: the session plugin
+and the app hosts)."""

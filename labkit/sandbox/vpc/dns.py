@@ -2,6 +2,9 @@
 
 The cluster endpoint goes to the writer; the reader endpoint rotates over the replicas per new connection
 (and reaches the writer when a cluster has no replicas, as on Aurora); an instance endpoint to that instance.
+
+Runs in the client (a kernel reaching a database directly), the session plugin and the app hosts; it reads the
+state file the daemon writes, so it costs no API call.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import time
 from labkit.errors import SandboxError
 from labkit.sandbox.state import SandboxState, require_running
 
-DB_PORT = 3306  # the port every sandbox endpoint reports, as Aurora MySQL's do
 UNKNOWN_HOST_WAIT = 3.0  # the reconciler records a new instance within about a second
 _rotation = itertools.count()
 _rotation_lock = threading.Lock()
@@ -36,6 +38,12 @@ def endpoint_map(state: SandboxState) -> dict[str, list[str]]:
     return mapping
 
 
+def _endpoint_port(state: SandboxState, instance: str) -> int:
+    """The port the DB instance's endpoints report (its cluster's Port, as RDS sets per engine); 0 when unknown."""
+    cluster = state.instances.get(instance, {}).get("cluster")
+    return int(state.clusters.get(cluster or "", {}).get("port") or 0)
+
+
 def _pick(instances: list[str]) -> str:
     with _rotation_lock:
         return instances[next(_rotation) % len(instances)]
@@ -56,10 +64,10 @@ def pick(host: str, timeout: float = 30.0) -> tuple[str, int, int]:
         targets = endpoint_map(state).get(host, [])
         if not targets:  # not (yet) a known endpoint: a typo should not hang for the full timeout
             deadline = min(deadline, started + UNKNOWN_HOST_WAIT)
-        ready = [t for t in targets if state.instances.get(t, {}).get("status") == "available"]
+        ready = [t for t in targets if _endpoint_port(state, t) and state.instances[t].get("status") == "available"]
         if ready:
             chosen = _pick(ready)
-            return chosen, int(state.instances[chosen]["port"]), DB_PORT
+            return chosen, int(state.instances[chosen]["port"]), _endpoint_port(state, chosen)
         if time.monotonic() > deadline:
             known = sorted(endpoint_map(state))
             raise SandboxError(

@@ -5,6 +5,8 @@ and checked with the reachability engine against the security groups, ACLs and r
 one the rules block is refused with the rule that decides. A connection to the instance's own port reaches
 the process the sandbox runs for it there (the web app). Both the session plugin (traffic arriving through
 Session Manager) and the web app (its database connections) go through here.
+
+Runs in the session plugin and in the app hosts: never in the daemon, whose API it calls to describe the rules.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import socket
 import threading
 from typing import Any
+
+from labkit.errors import LabkitError
+from labkit.sandbox.state import read_changes, require_running
+from labkit.sandbox.vpc.dns import pick
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
@@ -33,7 +39,7 @@ class RulesView:
         self._engine: Any = None
 
     def engine(self) -> Any:
-        from labkit.sandbox.state import read_changes, require_running
+        # start-up time: the reachability engine loads boto3 (about 0.15 s); the session plugin announces its port first
         from labkit.security.reach import Reachability
 
         databases = tuple(sorted(require_running().instances))
@@ -59,10 +65,7 @@ class InstanceNetwork:
         return socket.create_connection(("127.0.0.1", self.local_port(host, port)), timeout=timeout)
 
     def local_port(self, host: str, port: int) -> int:
-        from labkit.errors import LabkitError
-        from labkit.sandbox.state import require_running
-        from labkit.sandbox.vpc.dns import pick
-
+        """The 127.0.0.1 port a connection from the instance to `host:port` reaches, or Refused with the reason."""
         if host in LOCAL_HOSTS:
             app = require_running().apps.get(self.instance_id) or {}
             if app.get("status") != "running" or int(app.get("instance_port", 0)) != port:

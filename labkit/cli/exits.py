@@ -1,0 +1,47 @@
+"""The exit codes of `labkit`, and the one path from an error to an exit code.
+
+Every subcommand handler is wrapped by `handles_errors`, so a user mistake prints `error: what: fix` on
+stderr and never a traceback; `main` only dispatches. A bad input exits 2 before any AWS call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+
+from labkit.errors import ConfigError, LabkitError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Resumable commands (`up`, `down`, ...) say how to carry on after Ctrl-C.
+RESUME_HINT = "interrupted: run the same command again, it picks up where it stopped"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def handles_errors(*, failed: int = EXIT_FAILED, interrupted: str | None = None) -> Callable[[Handler], Handler]:
+    """Wrap a handler: a ConfigError exits EXIT_BAD_INPUT, any other LabkitError `failed`, Ctrl-C 130.
+
+    `failed` is EXIT_BAD_INPUT for the commands that have always exited 2 on every labkit error
+    (rules, lint, reach, tunnel, sql, bench, run-notebooks, sandbox): scripts may rely on it, and there 1
+    already means "a finding" or "blocked". `interrupted` is printed on Ctrl-C when given.
+    """
+
+    def decorate(action: Handler) -> Handler:
+        @functools.wraps(action)
+        def handler(args: argparse.Namespace) -> int:
+            try:
+                return action(args)
+            except LabkitError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT if isinstance(exc, ConfigError) else failed
+            except KeyboardInterrupt:
+                if interrupted:
+                    print(interrupted, file=sys.stderr)
+                return EXIT_INTERRUPTED
+
+        return handler
+
+    return decorate

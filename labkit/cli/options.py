@@ -1,0 +1,73 @@
+"""The options `labkit` commands share, and what they become: a LabConfig, a backend, JSON on stdout.
+
+Two sets of flags: the lab flags (--config --lab --learner --region --backend) of the commands that look at
+an existing lab, and the config flags of plan/up/down/status and `class check`, generated from LabConfig's
+fields (each field's help is its metadata), so a new config field gets its flag without an edit here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+from labkit.config import LabConfig, bool_fields, field_names
+
+if TYPE_CHECKING:
+    from labkit.aws.backend import Backend
+
+# labkit.aws.backend.BACKENDS, spelled out because importing it loads boto3 (a test keeps the two equal).
+BACKEND_CHOICES = ("sandbox", "aws")
+
+
+def lab_flags() -> argparse.ArgumentParser:
+    """A parent parser with the flags that name a lab: --config, --lab, --learner, --region, --backend."""
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("lab")
+    group.add_argument("--config", default=None, help="lab config TOML (default: the home's lab.toml)")
+    group.add_argument("--lab", default=None, help="lab name (labkit:lab tag)")
+    group.add_argument("--learner", default=None, help="learner name (labkit:learner tag)")
+    group.add_argument("--region", default=None, help="AWS region")
+    group.add_argument("--backend", default=None, choices=BACKEND_CHOICES, help="where the lab lives")
+    return flags
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every LabConfig field as a flag (`--db-instance-class X`, `--key-pair/--no-key-pair`), plus --config,
+    --yes and --json. A flag left out stays None, so the config file's value wins."""
+    group = parser.add_argument_group("lab config (flags override the config file)")
+    for field in dataclasses.fields(LabConfig):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help")
+        if field.name in bool_fields():
+            group.add_argument(
+                flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            group.add_argument(flag, dest=field.name, default=None, metavar=field.name.upper(), help=help_text)
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML lab config to start from (default: LABKIT_HOME/lab.toml)"
+    )
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts, CI)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
+
+
+def config_from_args(args: argparse.Namespace) -> LabConfig:
+    """The config file (or the home's lab.toml, or the defaults), overridden by any config flag given.
+
+    Works for both flag sets: a field without a flag on this command is simply not overridden.
+    """
+    base = LabConfig.load(args.config).to_dict()
+    flags = {name: getattr(args, name) for name in field_names() if getattr(args, name, None) is not None}
+    return LabConfig.from_mapping({**base, **flags}, source="the command line")
+
+
+def backend_for(config: LabConfig) -> Backend:
+    """The backend a command works on (the one place tests replace to run on in-process moto)."""
+    return config.make_backend()
+
+
+def print_json(data: Any, *, sort_keys: bool = False) -> None:
+    """What --json prints: indented, with anything JSON lacks (dates, paths) as text."""
+    print(json.dumps(data, indent=2, default=str, sort_keys=sort_keys))

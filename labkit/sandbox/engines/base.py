@@ -1,0 +1,131 @@
+"""The data-plane interface: what the reconciler needs from a database engine, and the registry that picks one.
+
+Runs in the daemon (the reconciler drives servers through this interface only) and in the client (`up` asks
+the lab's engine whether it is installed before starting anything). An engine is chosen by the `Engine` of the
+Aurora cluster in the control plane ("aurora-mysql" -> MariaDB). A second engine is one new module in this
+package: a `DatabaseEngine` subclass decorated with `@register`; `engine_class` finds it on first use.
+
+The interface speaks in Aurora's roles, not in one server's commands: a cluster's first writer is bootstrapped,
+readers replicate from the writer, and a failover fences the old writer and promotes the new one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from labkit.errors import SandboxError
+
+DEFAULT_ENGINE = "aurora-mysql"  # the lab's cluster engine: `up` checks it is installed before starting anything
+
+
+class DatabaseServer(ABC):
+    """One database server process standing in for one Aurora DB instance."""
+
+    name: str  # the DB instance identifier; the server names itself so (see DatabaseEngine.identity_sql)
+    datadir: Path
+    port: int  # the local port it listens on (127.0.0.1)
+    server_id: int  # unique among the sandbox's servers (replication needs it)
+
+    @property
+    @abstractmethod
+    def pid(self) -> int | None:
+        """The server process's pid (None before start and after stop)."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the process from the engine's template; return at once (see wait_ready)."""
+
+    @abstractmethod
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until it accepts connections; a SandboxError naming its log when it exits or times out."""
+
+    @abstractmethod
+    def bootstrap_writer(
+        self, master_user: str, master_password: str, database: str | None, repl_password: str
+    ) -> None:
+        """A cluster's first writer: accept writes, create the master user, the initial database and replication."""
+
+    @abstractmethod
+    def replicate_from(self, writer_port: int, repl_password: str) -> None:
+        """Become a read-only replica of the writer listening on `writer_port`."""
+
+    @abstractmethod
+    def replication_source_port(self) -> int | None:
+        """The port of the server it replicates from (None for a writer)."""
+
+    @abstractmethod
+    def fence(self) -> str:
+        """Stop taking writes (the old writer in a failover); returns its last replication position."""
+
+    @abstractmethod
+    def promote(self, catch_up_to: str | None, timeout: float = 10.0) -> None:
+        """Become the writer: apply everything up to `catch_up_to`, stop replicating, accept writes."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process, keeping its data."""
+
+    @abstractmethod
+    def remove(self) -> None:
+        """Stop the process and delete its data (the DB instance was deleted in the control plane)."""
+
+
+class DatabaseEngine(ABC):
+    """One database engine's data plane: where its programs are, its template, and a server per DB instance."""
+
+    rds_engines: ClassVar[tuple[str, ...]]  # the cluster `Engine` values it serves, e.g. ("aurora-mysql",)
+    default_port: ClassVar[int]  # the endpoint port when a cluster names none (as RDS's default for the engine)
+    identity_sql: ClassVar[str]  # answers the DB instance identifier: how a client tells writer from reader
+
+    @abstractmethod
+    def check_installed(self) -> None:
+        """Raise a SandboxError with install steps when the engine's server programs are missing."""
+
+    @abstractmethod
+    def prepare(self, data_root: Path, admin_password: str) -> None:
+        """Make what every new server starts from (an initialised data directory); idempotent and thread-safe."""
+
+    @abstractmethod
+    def server(self, name: str, datadir: Path, port: int, server_id: int, admin_password: str) -> DatabaseServer:
+        """A server for DB instance `name` (not started); call `prepare` first."""
+
+
+_registry: dict[str, type[DatabaseEngine]] = {}
+
+
+def register(cls: type[DatabaseEngine]) -> type[DatabaseEngine]:
+    """Class decorator: `cls` serves every cluster engine in `cls.rds_engines`."""
+    for name in cls.rds_engines:
+        _registry[name] = cls
+    return cls
+
+
+def _load_engine_modules() -> None:
+    """Import every module of this package once; each registers its engine as it is imported."""
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if module.name != "base":
+            importlib.import_module(f"{package}.{module.name}")
+
+
+def engine_class(rds_engine: str) -> type[DatabaseEngine]:
+    """The data-plane engine for an Aurora cluster's `Engine`, or a SandboxError saying which the sandbox runs."""
+    if rds_engine not in _registry:
+        _load_engine_modules()
+    if rds_engine not in _registry:
+        known = ", ".join(sorted(_registry)) or "none"
+        raise SandboxError(
+            f"the sandbox has no database engine for {rds_engine!r}",
+            field="Engine",
+            fix=f"create the cluster with one of the engines the sandbox runs: {known}",
+        )
+    return _registry[rds_engine]
+
+
+def check_installed(rds_engine: str = DEFAULT_ENGINE) -> None:
+    """Fail fast, with install steps, when the server programs of `rds_engine` are missing."""
+    engine_class(rds_engine)().check_installed()
