@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test setup system browser lint unit notebooks bench down clean
+.PHONY: lab test setup system browser lint unit integration notebooks bench down clean
 
 setup: system $(STAMP)
 
@@ -29,14 +29,19 @@ lint: setup
 	$(BIN)/ruff check labkit tests benchmarks
 	$(BIN)/ruff format --check labkit tests benchmarks
 
-unit: setup browser
-	$(BIN)/pytest -q tests
+# The fast half: in-process moto, spread over the cores (each worker has its own moto).
+unit: setup
+	$(BIN)/pytest -q -p no:cacheprovider -m "not integration" -n auto --dist load tests
+
+# One real sandbox for the session, so one process.
+integration: setup browser
+	$(BIN)/pytest -q -p no:cacheprovider -m integration tests
 
 notebooks: setup
 	$(BIN)/pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with=notebooks/sanitize.cfg notebooks
 
-test: lint unit notebooks
+test: lint unit integration notebooks
 
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py

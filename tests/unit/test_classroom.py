@@ -86,15 +86,26 @@ def detached_interface(backend, learner: str) -> str:
     return eni["NetworkInterface"]["NetworkInterfaceId"]
 
 
+def build_class(backend, *, alice_older: bool = False):
+    """A class of three learners plus bystanders; returns (backend, bystanders, carol's detached interface)."""
+    apply(learner_config("alice"), backend, stream=io.StringIO())
+    if alice_older:
+        time.sleep(1.1)  # alice's lab is measurably older than the others (ages are whole seconds)
+    apply(learner_config("bob", deletion_protection=True, key_pair=True), backend, stream=io.StringIO())
+    apply(learner_config("carol"), backend, stream=io.StringIO())
+    eni = detached_interface(backend, "carol")
+    return backend, Bystanders(backend), eni
+
+
 @pytest.fixture
 def klass(strict_backend):
-    """A class of three learners plus bystanders; returns (backend, bystanders, carol's detached interface)."""
-    apply(learner_config("alice"), strict_backend, stream=io.StringIO())
-    time.sleep(1.1)  # alice's lab is measurably older than the others (for --older-than)
-    apply(learner_config("bob", deletion_protection=True, key_pair=True), strict_backend, stream=io.StringIO())
-    apply(learner_config("carol"), strict_backend, stream=io.StringIO())
-    eni = detached_interface(strict_backend, "carol")
-    return strict_backend, Bystanders(strict_backend), eni
+    return build_class(strict_backend)
+
+
+@pytest.fixture
+def aged_klass(strict_backend):
+    """The class, with alice's lab begun a second before the others' (for ages and --older-than)."""
+    return build_class(strict_backend, alice_older=True)
 
 
 # ----- status -----
@@ -137,8 +148,8 @@ def test_status_filters_by_lab_and_learner(klass):
     assert caught.value.field == "lab"
 
 
-def test_a_learners_age_is_its_oldest_resource(klass):
-    backend, _, _ = klass
+def test_a_learners_age_is_its_oldest_resource(aged_klass):
+    backend, _, _ = aged_klass
     (region,) = scan([backend])
     created = {learner: region.created(LAB, learner) for learner in LEARNERS}
     assert created["alice"] < created["bob"] and created["alice"] < created["carol"]
@@ -246,8 +257,8 @@ def test_reset_of_one_learner_leaves_the_others(klass, tmp_path):
     bystanders.survived(backend)
 
 
-def test_older_than_resets_only_labs_begun_before_the_cutoff(klass, tmp_path, monkeypatch):
-    backend, _, _ = klass
+def test_older_than_resets_only_labs_begun_before_the_cutoff(aged_klass, tmp_path, monkeypatch):
+    backend, _, _ = aged_klass
     (region,) = scan([backend])
     frozen = max(region.created(LAB, learner) for learner in LEARNERS) + timedelta(seconds=1)
     monkeypatch.setattr("labkit.classroom.reset.now", lambda: frozen)  # ages measured at one instant

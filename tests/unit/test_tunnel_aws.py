@@ -46,7 +46,7 @@ SESSION_ID = "ada-0123456789abcdef0"
 TOKEN = "AAEAAdTokenValueThatMustNeverAppearInArgv0123456789"
 STREAM_URL = f"wss://ssmmessages.{REGION}.amazonaws.com/v1/data-channel/{SESSION_ID}?role=publish_subscribe"
 EXIT_ERROR = "fake plugin: cannot open the data channel"  # what the stand-in prints in mode "exit"
-FAST = TunnelTiming(online_timeout=1, connect_timeout=1, open_timeout=5, first_delay=0.01, max_delay=0.05)
+FAST = TunnelTiming(online_timeout=0.5, connect_timeout=0.5, open_timeout=5, first_delay=0.01, max_delay=0.05)
 PLENTY = 200  # responses queued where the tunnel retries until a deadline (it needs about 20 a second)
 
 
