@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from labkit.aws.backend import BACKENDS
 from labkit.config import LabConfig
 
 # Fields a learner edits in 00_setup; the rest keep their defaults (or the saved values).
@@ -19,7 +20,7 @@ class ConfigForm:
         self.base = config or LabConfig.load()
         style = {"description_width": "150px"}
         self.widgets: dict[str, Any] = {
-            "backend": widgets.Dropdown(options=["sandbox", "aws"], value=self.base.backend, description="backend"),
+            "backend": widgets.Dropdown(options=list(BACKENDS), value=self.base.backend, description="backend"),
             "region": widgets.Text(value=self.base.region, description="region"),
             "learner": widgets.Text(value=self.base.learner, description="learner"),
             "db_instance_class": widgets.Text(value=self.base.db_instance_class, description="db_instance_class"),
