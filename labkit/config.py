@@ -114,6 +114,13 @@ def _suggest(value: str, choices: frozenset[str] | tuple[str, ...]) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
+def _default_backend() -> str:
+    """The backend when neither a flag nor a config file names one: LABKIT_BACKEND, else the sandbox."""
+    from labkit.aws.backend import backend_from_env  # start-up time: boto3; `labkit --help` reads this module
+
+    return backend_from_env() or "sandbox"
+
+
 @dataclass(eq=True)
 class LabConfig:
     """Everything that decides what the lab creates. Invalid values raise ConfigError at once.
@@ -130,7 +137,8 @@ class LabConfig:
     )
     region: str = dataclasses.field(default="us-east-1", metadata={"help": "AWS region code (default us-east-1)"})
     backend: str = dataclasses.field(
-        default="sandbox", metadata={"help": "sandbox (local, free; the default) or aws (your real account)"}
+        default_factory=_default_backend,
+        metadata={"help": "sandbox (local, free) or aws (your real account); default: LABKIT_BACKEND, else sandbox"},
     )
     vpc: str = dataclasses.field(
         default="create",
@@ -303,7 +311,7 @@ def _validated(config: LabConfig) -> dict[str, Any]:
     values = {
         "lab": _check_name_part("lab", config.lab),
         "learner": _check_name_part("learner", config.learner),
-        "region": _check_region(config.region),
+        "region": check_region(config.region),
         "backend": _check_backend(config.backend),
         "vpc": _check_vpc(config.vpc),
         "vpc_cidr": _check_vpc_cidr(config.vpc_cidr),
@@ -340,13 +348,16 @@ def _check_name_part(field: str, value: Any) -> str:
     return text
 
 
-def _check_region(value: Any) -> str:
-    text = _require_str("region", value, "us-east-1")
+REGION_FIX = "use a region code such as us-east-1, eu-west-1 or ap-southeast-2"
+
+
+def check_region(value: Any, *, field: str = "region", fix: str = REGION_FIX) -> str:
+    """The region code, stripped; anything but a real AWS region with EC2 and RDS raises a ConfigError naming
+    `field` (the config field, or the environment variable or file the value came from)."""
+    text = _require_str(field, value, "us-east-1")
     if text not in known_regions():
         raise ConfigError(
-            f"{text!r} is not an AWS region with EC2 and RDS{_suggest(text, known_regions())}",
-            field="region",
-            fix="use a region code such as us-east-1, eu-west-1 or ap-southeast-2",
+            f"{text!r} is not an AWS region with EC2 and RDS{_suggest(text, known_regions())}", field=field, fix=fix
         )
     return text
 

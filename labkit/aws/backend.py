@@ -23,12 +23,13 @@ import boto3
 from botocore.config import Config
 
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
-from labkit.errors import BackendError
+from labkit.errors import BackendError, ConfigError
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 BACKENDS = ("sandbox", "aws")  # the choices a learner has; each is registered below or by its own package
 ENTRY_POINT_GROUP = "labkit.backends"
+BACKEND_ENV = "LABKIT_BACKEND"  # chooses the backend when neither a flag nor a config file names one
 
 
 def is_loopback_url(url: str) -> bool:
@@ -163,7 +164,22 @@ class AwsBackend(Backend):
         return [found] if found else None
 
 
+def backend_from_env() -> str | None:
+    """The backend LABKIT_BACKEND names (None when it is unset or empty); any other value is refused."""
+    raw = os.environ.get(BACKEND_ENV, "").strip()
+    if not raw:
+        return None
+    if raw.lower() not in BACKENDS:
+        raise ConfigError(
+            f"{raw!r} is not a backend",
+            field=BACKEND_ENV,
+            fix=f"set {BACKEND_ENV}=sandbox (local and free) or {BACKEND_ENV}=aws (your real account, costs money), "
+            "or unset it for the sandbox",
+        )
+    return raw.lower()
+
+
 def get_backend(name: str | None = None, region: str | None = None) -> Backend:
     """The backend named by `name`, else LABKIT_BACKEND, else the sandbox."""
-    chosen = (name or os.environ.get("LABKIT_BACKEND") or "sandbox").strip().lower()
+    chosen = (name or backend_from_env() or "sandbox").strip().lower()
     return backend_class(chosen)(region)

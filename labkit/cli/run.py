@@ -11,8 +11,11 @@ from labkit.cli.options import config_from_args, lab_flags, print_json
 
 @handles_errors(failed=EXIT_BAD_INPUT)
 def _run(args: argparse.Namespace) -> int:
+    from labkit.aws.backend import backend_from_env  # start-up time: boto3; `labkit --help` reads this module
+
     config = config_from_args(args)
-    backend = args.backend or "sandbox"  # the aws backend is never chosen by a config file alone
+    # --backend, else LABKIT_BACKEND, else the sandbox: the aws backend is never chosen by a config file alone
+    backend = args.backend or backend_from_env() or "sandbox"
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     if backend == "aws":
         print("running the workbook against your AWS account: it creates and deletes a whole lab", flush=True)

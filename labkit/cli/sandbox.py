@@ -6,10 +6,15 @@ Exit codes: `status` returns 1 when the sandbox is not running; any labkit error
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 
 import labkit
 from labkit.cli.exits import EXIT_BAD_INPUT, Handler, handles_errors
 from labkit.cli.options import print_json
+from labkit.errors import SandboxError
+
+NAME_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 @handles_errors(failed=EXIT_BAD_INPUT)
@@ -59,10 +64,18 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_lines(exports: dict[str, str]) -> list[str]:
+    """`export NAME=value` lines a POSIX shell can eval: names checked, values shell-quoted."""
+    for name in exports:
+        if not NAME_PATTERN.fullmatch(name):
+            raise SandboxError(f"{name!r} is not an environment variable name", field="sandbox env", fix="report it")
+    return [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]
+
+
 @handles_errors(failed=EXIT_BAD_INPUT)
 def _env(args: argparse.Namespace) -> int:
-    for name, value in labkit.sandbox.env_exports(args.region).items():
-        print(f"export {name}={value}")
+    lines = export_lines(labkit.sandbox.env_exports(args.region))  # every value checked before any is printed
+    print("\n".join(lines))
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from labkit.aws.backend import DEFAULT_REGION, FAKE_CREDENTIALS
+from labkit.aws.backend import DEFAULT_REGION, FAKE_CREDENTIALS, is_loopback_url
+from labkit.config import check_region
 from labkit.errors import SandboxError
 from labkit.home import labkit_home
 from labkit.sandbox.engines.base import check_installed
@@ -25,7 +27,9 @@ from labkit.sandbox.processes import pid_alive, port_in_use, process_cmdline, te
 from labkit.sandbox.state import SandboxState, read_state, require_running, state_path
 
 PORT_ENV = "LABKIT_SANDBOX_PORT"
+REGION_ENV = "AWS_DEFAULT_REGION"
 START_TIMEOUT = 30.0
+ENDPOINT_PATTERN = re.compile(r"http://[A-Za-z0-9.:\[\]-]+")  # what the daemon writes: http://127.0.0.1:PORT
 
 
 def _answers(endpoint_url: str) -> bool:
@@ -77,8 +81,22 @@ def _stop_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def _region_to_start(region: str | None) -> str:
+    """The region a new sandbox reports: `region`, else AWS_DEFAULT_REGION, else us-east-1. Only a real AWS
+    region passes: the region ends up in `labkit sandbox env`'s shell exports."""
+    if region:
+        return check_region(region)
+    from_env = os.environ.get(REGION_ENV)
+    if from_env:
+        return check_region(
+            from_env, field=REGION_ENV, fix=f"set {REGION_ENV} to a region code such as us-east-1, or unset it"
+        )
+    return DEFAULT_REGION
+
+
 def up(region: str | None = None, quiet: bool = True) -> SandboxState:
     """Start the sandbox, or reuse the running one. Returns its state."""
+    region = _region_to_start(region)  # a bad region is refused before anything starts
     home = labkit_home()
     existing = read_state(home)
     if existing is not None and _is_healthy(existing):
@@ -88,7 +106,6 @@ def up(region: str | None = None, quiet: bool = True) -> SandboxState:
     port = _requested_port()
     _clean_stale(home, existing)
     log_file = home / "sandbox.log"
-    region = region or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     env["PYTHONUNBUFFERED"] = "1"
     with log_file.open("ab") as log:
@@ -188,11 +205,25 @@ def reset(timeout: float = 30.0) -> None:
 
 
 def env_exports(region: str | None = None) -> dict[str, str]:
-    """Environment variables that point the AWS CLI or any boto3 program at the running sandbox."""
+    """Environment variables that point the AWS CLI or any boto3 program at the running sandbox.
+
+    Every value is checked (a real region, a loopback http endpoint): `labkit sandbox env` prints them for a
+    shell to eval, and the state file they come from may have been written by an older labkit."""
     state = require_running()
-    region = region or state.region
+    restart = "run `labkit sandbox down`, then `labkit sandbox up`"
+    if region:
+        region = check_region(region)
+    else:
+        region = check_region(state.region, field=f"the sandbox's region (in {state_path()})", fix=restart)
+    endpoint = state.endpoint_url
+    if not (isinstance(endpoint, str) and ENDPOINT_PATTERN.fullmatch(endpoint) and is_loopback_url(endpoint)):
+        raise SandboxError(
+            f"the recorded endpoint {endpoint!r} is not a loopback http address",
+            field=f"the sandbox's endpoint (in {state_path()})",
+            fix=restart,
+        )
     return {
-        "AWS_ENDPOINT_URL": state.endpoint_url,
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
         "AWS_REGION": region,

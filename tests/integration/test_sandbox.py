@@ -282,3 +282,26 @@ def test_an_unknown_endpoint_fails_fast_and_lists_the_known_ones(sandbox_backend
         sandbox.resolve("typo.cluster-abc.us-east-1.rds.amazonaws.com")
     assert time.monotonic() - started < 10
     assert error.value.field == "endpoint" and "known.cluster-" in str(error.value)
+
+
+# ---- safe exports (issue #14, item 6) --------------------------------------------------------------
+
+
+def test_env_exports_round_trip_through_bash_eval_and_a_hostile_region_is_refused(sandbox_home, tmp_path):
+    labkit_cli = [sys.executable, "-m", "labkit.cli.main", "sandbox"]
+    expected = sandbox.env_exports()
+    names = " ".join(f'"${name}"' for name in expected)
+    script = f"eval \"$({' '.join(labkit_cli)} env)\"; printf '%s\\0' {names}"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, check=True)
+    assert done.stdout.decode().split("\0")[:-1] == list(expected.values())
+
+    marker = tmp_path / "pwned"
+    for region in (f"us-east-1$(touch {marker})", "us-east-1'\ntouch " + str(marker)):
+        env = dict(os.environ, AWS_DEFAULT_REGION=region)
+        refused = subprocess.run([*labkit_cli, "up"], capture_output=True, text=True, env=env)
+        assert refused.returncode == 2 and "AWS_DEFAULT_REGION" in refused.stderr and "Traceback" not in refused.stderr
+        printed = subprocess.run([*labkit_cli, "env", "--region", region], capture_output=True, text=True)
+        assert printed.returncode == 2 and printed.stdout == "" and "not an AWS region" in printed.stderr
+        subprocess.run(["bash", "-c", 'eval "$1"', "bash", printed.stdout], check=True)
+    assert not marker.exists()
+    assert sandbox.status()["region"] == "us-east-1"
