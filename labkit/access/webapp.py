@@ -20,12 +20,14 @@ import pandas as pd
 
 from labkit.access.tunnel import Tunnel
 from labkit.aws.backend import Backend
+from labkit.aws.errors import backoff
 from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
 
 TOKEN = re.compile(r'name="token" value="([^"]*)"')
 FIELD_ERROR = re.compile(r'id="(\w+)-error">([^<]*)<')
 PROBLEM = re.compile(r'id="problem">([^<]*)<')
+ON_THE_READER = "is now visible on the reader"  # the app's notice once the reader shows an added order
 HTTP_TIMEOUT = 15.0
 
 
@@ -94,8 +96,13 @@ class WebApp:
         ]
         return pd.DataFrame(rows)
 
-    def add_order(self, customer: str, product_id: int, quantity: int = 1) -> int:
-        """Submit the page's form, as a browser does; returns the new order's id."""
+    def add_order(self, customer: str, product_id: int, quantity: int = 1, *, reader_wait: float = 5.0) -> int:
+        """Submit the page's form, as a browser does; returns the new order's id.
+
+        Like a browser, it follows the app's redirect to the page that says whether the reader shows the order yet,
+        reloading it while the reader lags (replication is asynchronous, usually milliseconds behind), for at
+        most `reader_wait` seconds: the next cell's read on the reader then sees the order it just added.
+        """
         status, _, page = self.request("GET", "/")
         token = TOKEN.search(page)
         if token is None:
@@ -109,6 +116,7 @@ class WebApp:
                 "quantity": quantity}  # fmt: skip
         status, headers, page = self.request("POST", "/orders", urlencode(form))
         if status == 303:
+            self._reload_until_the_reader_shows_it(headers["location"], reader_wait)
             return int(headers["location"].rpartition("=")[2])
         errors = {name: html.unescape(message) for name, message in FIELD_ERROR.findall(page)}
         if errors:
@@ -120,6 +128,16 @@ class WebApp:
             field="app",
             fix="check app.health()",
         )
+
+    def _reload_until_the_reader_shows_it(self, location: str, timeout: float) -> bool:
+        """GET the page the app redirected to until it reports the order on the reader, or `timeout` s pass."""
+        pauses = backoff(0.01, 0.2, deadline=time.monotonic() + timeout)
+        while True:
+            _, _, page = self.request("GET", location)
+            if ON_THE_READER in page:
+                return True
+            if next(pauses, None) is None:
+                return False
 
     def wait_until_answering(self, timeout: float) -> None:
         """Block until the app answers HTTP (any status) or `timeout` s pass."""

@@ -4,16 +4,18 @@ started with its instance."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
-from support.sandbox_lab import sandbox_lab
+from support.sandbox_lab import admin_connection, replication_paused, sandbox_lab
 
 from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
 from labkit.access.webapp import web_app
+from labkit.aws.tags import reader_node, resource_name
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.state import read_state
 from labkit.security import can_reach, revoke_rules
@@ -59,6 +61,42 @@ def test_an_order_added_through_the_app_is_on_the_reader_exactly_as_typed(lab, a
     assert rows.to_dict("records") == [{"customer": hostile, "product_id": 5, "quantity": 3}]
     status, _, page = app.request("GET", f"/?added={order_id}")
     assert status == 200 and "Robert&#x27;); DROP TABLE orders; -- &lt;b&gt;" in page
+
+
+def _on_the_reader(order_id: int, config, backend) -> list[dict]:
+    rows = sql("SELECT customer, product_id, quantity FROM orders WHERE id = :id", on="reader",
+               params={"id": order_id}, config=config, backend=backend)  # fmt: skip
+    return rows.to_dict("records")
+
+
+def test_an_added_order_comes_back_once_the_reader_shows_it_as_a_browser_reloading_would(lab, app):
+    config, backend = lab
+    reader = resource_name(config.lab, config.learner, reader_node(1))
+
+    def resume() -> None:
+        with admin_connection(reader) as admin, admin.cursor() as cursor:
+            cursor.execute("START SLAVE SQL_THREAD")
+
+    with replication_paused(reader):
+        timer = threading.Timer(0.8, resume)  # the replica catches up 0.8 s after the write
+        timer.start()
+        started = time.monotonic()
+        order_id = app.add_order("Grace", product_id=12, quantity=3)
+        waited = time.monotonic() - started
+        timer.join()
+        assert _on_the_reader(order_id, config, backend) == [{"customer": "Grace", "product_id": 12, "quantity": 3}]
+    assert waited >= 0.7, "add_order returned before the reader showed the order"
+
+
+def test_a_reader_that_never_catches_up_costs_at_most_the_wait(lab, app):
+    config, backend = lab
+    reader = resource_name(config.lab, config.learner, reader_node(1))
+    with replication_paused(reader):
+        started = time.monotonic()
+        order_id = app.add_order("Linus", product_id=3, quantity=1, reader_wait=0.5)
+        waited = time.monotonic() - started
+        assert _on_the_reader(order_id, config, backend) == [], "the reader was paused: the order is not there yet"
+    assert 0.5 <= waited < 3
 
 
 def test_the_app_refuses_bad_input_with_the_field_named(app):

@@ -10,17 +10,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pymysql
 import pytest
-from support.sandbox_lab import sandbox_lab
+from support.sandbox_lab import admin_connection, sandbox_lab
 
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
 from labkit.bench import benchmark, failover, replica_lag
-from labkit.home import labkit_home
-from labkit.sandbox.engines.mariadb import ADMIN_USER
-from labkit.sandbox.state import read_state
 
 LAB, LEARNER = "benchlab", "bo"
 
@@ -32,13 +28,6 @@ def lab(sandbox_home):
     yield config, backend
     close_engines()
     close_all()
-
-
-def _admin(instance: str) -> pymysql.connections.Connection:
-    """The sandbox's hidden admin account on one DB instance (test-only: to stop replication on purpose)."""
-    password = (labkit_home() / "data" / "admin.secret").read_text().strip()
-    port = read_state().instances[instance]["port"]
-    return pymysql.connect(host="127.0.0.1", port=port, user=ADMIN_USER, password=password, autocommit=True)
 
 
 def test_writer_and_reader_on_both_paths_keep_every_sample(lab, tmp_path):
@@ -81,7 +70,7 @@ def test_replica_lag_is_small_and_sees_a_stopped_replica(lab):
     assert summary["markers"][0] == 10 and summary["errors"][0] == 0
     assert summary["p50_ms"][0] < 200
     reader = summary["reader"][0]
-    admin = _admin(reader)
+    admin = admin_connection(reader)
     with admin.cursor() as cursor:
         cursor.execute("STOP SLAVE SQL_THREAD")
     found = {}

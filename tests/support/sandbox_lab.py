@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+import pymysql
+
+from labkit.home import labkit_home
+from labkit.sandbox.engines.mariadb import ADMIN_USER
+from labkit.sandbox.state import read_state
+
 
 def sandbox_lab(lab: str, learner: str):
     """Reset the sandbox and apply a whole lab (writer + reader + instance); returns (config, backend).
@@ -21,3 +30,24 @@ def sandbox_lab(lab: str, learner: str):
     apply(config, backend, stream=io.StringIO())
     sandbox.wait_for_databases(2)
     return config, backend
+
+
+def admin_connection(instance: str) -> pymysql.connections.Connection:
+    """The sandbox's hidden admin account on one DB instance (test-only: to stop replication on purpose)."""
+    password = (labkit_home() / "data" / "admin.secret").read_text().strip()
+    port = read_state().instances[instance]["port"]
+    return pymysql.connect(host="127.0.0.1", port=port, user=ADMIN_USER, password=password, autocommit=True)
+
+
+@contextlib.contextmanager
+def replication_paused(instance: str) -> Iterator[pymysql.connections.Connection]:
+    """The replica `instance` stops applying what the writer sends until the block ends (or the caller resumes it)."""
+    admin = admin_connection(instance)
+    with admin.cursor() as cursor:
+        cursor.execute("STOP SLAVE SQL_THREAD")
+    try:
+        yield admin
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("START SLAVE SQL_THREAD")
+        admin.close()
