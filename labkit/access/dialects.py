@@ -35,6 +35,11 @@ class Dialect(ABC):
     lost_connection_errors: ClassVar[frozenset[Any]]
     access_denied_errors: ClassVar[frozenset[Any]]
     no_schema_errors: ClassVar[frozenset[Any]]
+    # Reading your own writes on a reader (Aurora's aurora_replica_read_consistency = SESSION): the writer's
+    # replication position after a commit, and a bounded wait until a replica has applied it. Empty where the
+    # engine's replicas offer neither; reads on a reader are then eventual, as Aurora's are by default.
+    position_query: ClassVar[str] = ""
+    wait_query: ClassVar[str] = ""  # named parameters :position and :seconds
 
     @abstractmethod
     def error_code(self, error: BaseException | None) -> Any:
@@ -76,6 +81,10 @@ class AuroraMySQL(Dialect):
     lost_connection_errors = frozenset({2003, 2006, 2013})  # can't connect / server has gone away / lost
     access_denied_errors = frozenset({1045})
     no_schema_errors = frozenset({1049, 1146})  # unknown database / table doesn't exist
+    # MariaDB's GTIDs (the sandbox). Aurora MySQL's replicas read the cluster volume and have no such position:
+    # there the first query fails with 1193 (unknown variable) and reads stay eventual, typically 20 ms behind.
+    position_query = "SELECT @@gtid_binlog_pos"
+    wait_query = "SELECT MASTER_GTID_WAIT(:position, :seconds)"
 
     def error_code(self, error: BaseException | None) -> int:
         args = getattr(error, "args", ())

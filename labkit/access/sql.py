@@ -32,6 +32,8 @@ from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
+READ_YOUR_WRITES_SECONDS = 2.0  # how long a read on a reader waits for this process's last write, at most
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -147,6 +149,8 @@ def sql(
     """Run one statement in its own transaction and return the rows (or `rows_affected`) as a DataFrame.
 
     Placeholders are named (`:id`) and bound by the driver; a list of dicts runs the statement once per dict.
+    A read on the reader sees this process's earlier writes where the engine can say how far a replica has got
+    (the sandbox's MariaDB; it waits up to READ_YOUR_WRITES_SECONDS); on Aurora it is eventual, usually 20 ms.
     """
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("the query is empty", field="query", fix="pass one SQL statement as a string")
@@ -157,14 +161,46 @@ def sql(
             fix='write the query with named placeholders, e.g. "WHERE id = :id", and pass params={"id": 7}',
         )
     opened = lab_engine(on, config=config, backend=backend)
+    config, backend = lab_and_backend(config, backend)
+    lab = (config.lab, config.learner, backend.name, backend.region)
     try:
         with opened.engine.begin() as connection:
+            if on == "reader":
+                _catch_up(connection, opened.dialect, _last_writes.get(lab))
             result = connection.execute(text(query), params or {})
-            if result.returns_rows:
-                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-            return pd.DataFrame({"rows_affected": [result.rowcount]})
+            frame = (
+                pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+                if result.returns_rows
+                else pd.DataFrame({"rows_affected": [result.rowcount]})
+            )
+        if on == "writer" and not result.returns_rows:
+            _remember_write(lab, opened)
+        return frame
     except sqlalchemy.exc.DBAPIError as exc:
         raise explain(exc, on, opened.tunnel, opened.dialect) from None
+
+
+# The writer's replication position after this process's last write, per lab: a later read on a reader waits
+# until the reader has applied it, so a notebook reads what it just wrote (writes by others stay eventual).
+_last_writes: dict[tuple[str, ...], str] = {}
+
+
+def _remember_write(lab: tuple[str, ...], opened: LabEngine) -> None:
+    if not opened.dialect.position_query:
+        return
+    try:
+        with opened.engine.connect() as connection:
+            position = connection.execute(text(opened.dialect.position_query)).scalar()
+    except sqlalchemy.exc.DBAPIError:
+        return  # an engine without positions (Aurora MySQL): reads on readers stay eventual
+    if position:
+        _last_writes[lab] = str(position)
+
+
+def _catch_up(connection: Any, dialect: Dialect, position: str | None) -> None:
+    """Wait, on the connection the read will use, until its replica has applied `position` (bounded)."""
+    if position and dialect.wait_query:
+        connection.execute(text(dialect.wait_query), {"position": position, "seconds": READ_YOUR_WRITES_SECONDS})
 
 
 def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:

@@ -12,19 +12,21 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
-from support.sandbox_lab import sandbox_lab
+from support.sandbox_lab import admin_connection, replication_paused, sandbox_lab
 
 from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
-from labkit.access.sql import close_engines, credentials, engine, sql, whoami
+from labkit.access.sql import READ_YOUR_WRITES_SECONDS, close_engines, credentials, engine, sql, whoami
 from labkit.access.tunnel import close_all, tunnel
 from labkit.access.tunnel.readiness import SSM_POLICY_ARN
+from labkit.aws.tags import reader_node, resource_name
 from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
@@ -369,3 +371,45 @@ def test_cli_sql_prints_the_result_table(lab):
     )  # fmt: skip
     assert refused.returncode == 2
     assert "read-only" in refused.stderr + refused.stdout
+
+
+def _resume_after(reader: str, seconds: float) -> threading.Timer:
+    def resume() -> None:
+        with admin_connection(reader) as admin, admin.cursor() as cursor:
+            cursor.execute("START SLAVE SQL_THREAD")
+
+    timer = threading.Timer(seconds, resume)
+    timer.start()
+    return timer
+
+
+def test_a_read_on_the_reader_sees_what_this_process_just_wrote_on_the_writer(lab):
+    config, backend = lab
+    create_schema(config=config, backend=backend)
+    reader = resource_name(config.lab, config.learner, reader_node(1))
+    with replication_paused(reader):
+        timer = _resume_after(reader, 0.8)  # the replica applies the write 0.8 s after it commits
+        sql(
+            "INSERT INTO orders (product_id, customer, quantity) VALUES (7, 'Barbara', 2)",
+            config=config,
+            backend=backend,
+        )
+        started = time.monotonic()
+        rows = sql("SELECT customer FROM orders ORDER BY id DESC LIMIT 1", on="reader", config=config, backend=backend)
+        waited = time.monotonic() - started
+        timer.join()
+    assert rows["customer"].tolist() == ["Barbara"], "the reader answered before it had the write"
+    assert waited >= 0.5
+
+
+def test_a_reader_that_does_not_catch_up_delays_a_read_by_a_bounded_wait_only(lab):
+    config, backend = lab
+    create_schema(config=config, backend=backend)
+    reader = resource_name(config.lab, config.learner, reader_node(1))
+    with replication_paused(reader):
+        sql("INSERT INTO orders (product_id, customer, quantity) VALUES (7, 'Ken', 1)", config=config, backend=backend)
+        started = time.monotonic()
+        rows = sql("SELECT customer FROM orders ORDER BY id DESC LIMIT 1", on="reader", config=config, backend=backend)
+        waited = time.monotonic() - started
+    assert rows["customer"].tolist() != ["Ken"], "replication was paused: reads stay eventual past the wait"
+    assert READ_YOUR_WRITES_SECONDS - 0.1 <= waited < READ_YOUR_WRITES_SECONDS + 2

@@ -12,7 +12,7 @@ import sqlalchemy
 
 from labkit.access.dialects import AURORA_MYSQL
 from labkit.access.schema import create_schema, sample_orders, sample_products
-from labkit.access.sql import Credentials, engine, explain, sql
+from labkit.access.sql import Credentials, LabEngine, _last_writes, _remember_write, engine, explain, sql
 from labkit.errors import ConfigError
 
 
@@ -111,3 +111,12 @@ def test_small_tools_do_not_load_the_whole_api():
     probe = "import sys, labkit.aws.backend, labkit.sandbox.procs.session_plugin; print('pandas' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "False"
+
+
+def test_a_write_on_an_engine_without_replication_positions_leaves_reads_eventual():
+    # Aurora MySQL's replicas have no GTID position to wait for: the position query fails there (1193) and
+    # labkit remembers nothing, so a later read on the reader does not wait. SQLite fails the query the same way.
+    lab = ("lab", "ada", "aws", "us-east-1")
+    _remember_write(lab, LabEngine(tunnel=None, engine=sqlalchemy.create_engine("sqlite://"), dialect=AURORA_MYSQL))
+    assert lab not in _last_writes
+    assert AURORA_MYSQL.position_query and AURORA_MYSQL.wait_query  # the sandbox's MariaDB has them
