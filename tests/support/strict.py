@@ -70,6 +70,8 @@ class StrictLayer:
         events.register("after-call.rds.CreateDBCluster", self._cluster_created)
         events.register("after-call.rds.DescribeDBClusters", self._report_creating)
         events.register("before-parameter-build.ec2.TerminateInstances", self._instances_terminating)
+        events.register("before-parameter-build.iam.ListInstanceProfiles", self._remember_path_prefix)
+        events.register("after-call.iam.ListInstanceProfiles", self._filter_by_path_prefix)
         return self
 
     def _checks(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], None]]:
@@ -305,6 +307,16 @@ class StrictLayer:
                     cluster["Status"] = "creating"
 
     # ----- IAM -----
+    @staticmethod
+    def _remember_path_prefix(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["strict_path_prefix"] = params.get("PathPrefix", "/")
+
+    @staticmethod
+    def _filter_by_path_prefix(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """AWS lists only the profiles under PathPrefix; moto ignores it for ListInstanceProfiles."""
+        prefix = context.get("strict_path_prefix", "/")
+        parsed["InstanceProfiles"] = [p for p in parsed.get("InstanceProfiles", []) if p["Path"].startswith(prefix)]
+
     def check_delete_role(self, params: dict[str, Any]) -> None:
         profiles = self.client("iam").list_instance_profiles_for_role(RoleName=params["RoleName"])["InstanceProfiles"]
         if profiles:

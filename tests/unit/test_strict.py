@@ -271,3 +271,29 @@ def test_refusals_are_recorded(strict_backend, ec2, network):
     allow_mysql_from(ec2, network["db"], network["app"])
     refused("DependencyViolation", ec2.delete_security_group, GroupId=network["app"])
     assert strict_backend.strict.refusals == [("DeleteSecurityGroup", "DependencyViolation")]
+
+
+def test_instance_profiles_are_listed_under_the_path_prefix_only(strict_backend):
+    iam = strict_backend.client("iam")
+    for learner in ("alice", "carol"):
+        iam.create_instance_profile(
+            InstanceProfileName=f"lab-{learner}-profile",
+            Path=f"/labkit/lab/{learner}/",
+            Tags=lab_tags("lab", learner, "p"),
+        )
+    listed = iam.list_instance_profiles(PathPrefix="/labkit/lab/carol/")["InstanceProfiles"]
+    assert [p["InstanceProfileName"] for p in listed] == ["lab-carol-profile"]
+    assert len(iam.list_instance_profiles()["InstanceProfiles"]) >= 2
+
+
+def test_an_iam_resource_deleted_between_listing_and_reading_its_tags_is_gone_not_an_error(strict_backend):
+    from labkit.lab.resources.iam import InstanceProfile, Role
+
+    iam = strict_backend.client("iam")
+    tags = lab_tags("lab", "dave", "p")
+    profile = iam.create_instance_profile(InstanceProfileName="lab-dave-profile", Path="/labkit/lab/dave/", Tags=tags)
+    role = iam.create_role(RoleName="lab-dave-role", Path="/labkit/lab/dave/", AssumeRolePolicyDocument="{}", Tags=tags)
+    iam.delete_instance_profile(InstanceProfileName="lab-dave-profile")  # another reset got there first
+    iam.delete_role(RoleName="lab-dave-role")
+    assert InstanceProfile.tags_of(iam, profile["InstanceProfile"]) is None
+    assert Role.tags_of(iam, role["Role"]) is None

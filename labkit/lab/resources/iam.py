@@ -14,6 +14,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
+from botocore.exceptions import ClientError
+
+from labkit.aws.errors import is_not_found
 from labkit.aws.tags import NODE_CLUSTER, NODE_IAM_ROLE
 from labkit.lab.resources.base import Change, LabContext, Resource
 from labkit.lab.resources.registry import Describe, TaggedCreate, register
@@ -72,8 +75,16 @@ class _UnderLabkitPath(Resource):
 
     @classmethod
     def tags_of(cls, client: Any, item: dict[str, Any]) -> list[dict[str, str]] | None:
-        """The listing omits tags; they are read only under /labkit/, where labkit puts what it makes."""
-        return cls.read_tags(client, item) if item["Path"].startswith("/labkit/") else None
+        """The listing omits tags; they are read only under /labkit/, where labkit puts what it makes. One deleted
+        between the listing and the read (another learner's reset, a class scan during a destroy) is gone: None."""
+        if not item["Path"].startswith("/labkit/"):
+            return None
+        try:
+            return cls.read_tags(client, item)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
 
     @classmethod
     @abstractmethod
