@@ -17,12 +17,16 @@ def _default_home() -> Path:
 
 
 def labkit_home(create: bool = True) -> Path:
-    """The labkit home directory; created (and checked writable) when `create` is true."""
+    """The labkit home directory; created 0700 (and checked writable) when `create` is true."""
     home = Path(os.environ.get("LABKIT_HOME") or _default_home()).expanduser().resolve()
     if not create:
         return home
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        try:
+            home.mkdir(mode=0o700, parents=True)  # one owner per home: nothing in it for other local users
+            home.chmod(0o700)  # mkdir's mode is filtered by the umask; this is not
+        except FileExistsError:
+            pass  # an existing home keeps its mode (LABKIT_HOME may be a directory the learner chose)
         probe = home / f".write-test-{os.getpid()}-{threading.get_ident()}"  # unique: callers run concurrently
         probe.write_text("ok")
         probe.unlink(missing_ok=True)

@@ -85,8 +85,10 @@ def write_state(state: SandboxState, home: Path) -> None:
     """Write atomically, so a reader never sees half a file."""
     path = state_path(home)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(state.to_json(), indent=2, sort_keys=True))
-    os.chmod(tmp, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the owner's only, from the first byte
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(json.dumps(state.to_json(), indent=2, sort_keys=True))
     os.replace(tmp, path)
 
 

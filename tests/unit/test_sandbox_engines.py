@@ -41,7 +41,7 @@ def test_a_server_needs_the_engine_prepared_first():
     engine = MariaDBEngine()
     engine._binaries = object()  # no mariadbd needed: it must refuse before using them
     with pytest.raises(SandboxError) as refused:
-        engine.server("db-1", Path("/nonexistent"), 1, 1, "pw")
+        engine.server("db-1", Path("/nonexistent"), 1, 1, "pw", "repl-pw")
     assert "prepare" in refused.value.fix
 
 
@@ -103,10 +103,13 @@ class FakeEngine(DatabaseEngine):
     def check_installed(self) -> None:
         pass
 
-    def prepare(self, data_root: Path, admin_password: str) -> None:
+    def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
         self.calls.append(("prepare", str(data_root)))
 
-    def server(self, name: str, datadir: Path, port: int, server_id: int, admin_password: str) -> DatabaseServer:
+    def server(
+        self, name: str, datadir: Path, port: int, server_id: int, admin_password: str, repl_password: str
+    ) -> DatabaseServer:
+        assert repl_password and repl_password != admin_password, "the replication user has its own password"
         return FakeServer(name, port, server_id, self.calls)
 
 

@@ -37,7 +37,7 @@ from werkzeug.serving import make_server
 from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.sandbox.daemon.apps import AppSupervisor
 from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, WakeOnChange
-from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, secret_password
+from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_master_password
 from labkit.sandbox.daemon.ssm import SessionManager
 from labkit.sandbox.engines.base import check_installed
 from labkit.sandbox.state import SandboxState, changes_path, state_path, write_state
@@ -107,12 +107,12 @@ def run(home: Path, port: int, region: str) -> int:
 
     def master_password(rds: Any, cluster: ClusterView) -> str:
         client_region = rds.meta.region_name
-        if cluster.secret_arn:
-            return secret_password(client("secretsmanager", client_region), cluster.secret_arn)
+        if cluster.secret_arn:  # generated for this cluster and stored in its secret (not moto's constant)
+            return managed_master_password(client("secretsmanager", client_region), cluster.secret_arn)
         return _given_password(client_region, cluster.identifier) or ""
 
     admin_password = _admin_password(home)
-    reconciler = Reconciler(home / "data", admin_password, rds_clients, master_password)
+    reconciler = Reconciler(home / "data", admin_password, rds_clients, master_password, _repl_password(home))
     apps = AppSupervisor(home, endpoint, lambda: [client("ec2", r) for r in _regions_with_instances()])
     threading.Thread(target=_warm_up, args=(client, region, reconciler), name="warm-up", daemon=True).start()
     state = SandboxState(
@@ -178,11 +178,26 @@ def _warm_up(client: Any, region: str, reconciler: Reconciler) -> None:
 
 def _admin_password(home: Path) -> str:
     """The hidden admin password, kept in the home directory (0600), the same for the template's life."""
-    path = home / "data" / "admin.secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
+    return _secret_file(home / "data" / "admin.secret")
+
+
+def _repl_password(home: Path) -> str:
+    """The replication user's password: its own, not the admin's; kept beside it (0600)."""
+    return _secret_file(home / "data" / "repl.secret")
+
+
+def _secret_file(path: Path) -> str:
+    """A generated secret kept in `path`: made once, created 0600 (never readable by anyone else, not even
+    for a moment) in a 0700 directory; an existing file's and directory's modes are tightened."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
         path.chmod(0o600)
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
     return path.read_text().strip()
 
 

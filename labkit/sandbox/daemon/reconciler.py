@@ -3,7 +3,8 @@ the writer.
 
 Runs in the daemon, on its main loop. The reconciler reads RDS state through the same public describe calls a
 learner's code makes. It starts a server for each new instance, removes the server of each deleted one,
-bootstraps a cluster's first writer (master user from the managed secret, initial database), points replicas at
+bootstraps a cluster's first writer (master user with a password generated for the cluster and stored in its
+managed secret, initial database), points replicas at
 the writer, and carries out a failover for real: fence the old writer, let the new one catch up, promote it,
 re-point the rest. It drives servers only through the engine interface (engines/base.py), choosing the engine
 by each cluster's `Engine`; a cluster of an engine the sandbox does not run gets no servers.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -59,10 +61,11 @@ class Reconciler:
         admin_password: str,
         rds_clients: Callable[[], list[Any]],
         master_password: Callable[[Any, ClusterView], str],
+        repl_password: str | None = None,
     ) -> None:
         self.data_root = data_root
         self.admin_password = admin_password
-        self.repl_password = admin_password
+        self.repl_password = repl_password or new_password()  # never the admin's: its own account, its own secret
         self.rds_clients = rds_clients
         self.master_password = master_password
         self.servers: dict[str, DatabaseServer] = {}
@@ -72,6 +75,7 @@ class Reconciler:
         self.writers: dict[str, str] = {}
         self.clusters: dict[str, ClusterView] = {}
         self.bootstrapped: set[str] = set()
+        self.master_passwords: dict[str, str] = {}  # cluster -> its master password, until its writer is bootstrapped
         self.errors: dict[str, str] = {}
         self.next_server_id = 1
         self.lock = threading.Lock()
@@ -157,6 +161,7 @@ class Reconciler:
             for cluster in [c for c in self.writers if c not in clusters]:
                 self.writers.pop(cluster, None)
                 self.bootstrapped.discard(cluster)
+                self.master_passwords.pop(cluster, None)
                 changed = True
             new = [view for name, view in instances.items() if name not in self.servers]
             if new:
@@ -174,7 +179,7 @@ class Reconciler:
 
     def prepare(self, rds_engine: str = DEFAULT_ENGINE) -> None:
         """Make the engine's template (once per labkit home) before the first instance needs it."""
-        self.engine(rds_engine).prepare(self.data_root, self.admin_password)
+        self.engine(rds_engine).prepare(self.data_root, self.admin_password, self.repl_password)
 
     def _start(self, views: list[InstanceView], clusters: dict[str, ClusterView]) -> None:
         for view in views:
@@ -182,7 +187,7 @@ class Reconciler:
             self.prepare(rds_engine)
             server = self.engine(rds_engine).server(
                 view.identifier, self.data_root / "instances" / view.identifier, free_port(),
-                self.next_server_id, self.admin_password,
+                self.next_server_id, self.admin_password, self.repl_password,
             )  # fmt: skip
             self.next_server_id += 1
             log.info("starting the %s server of %s on port %d", rds_engine, view.identifier, server.port)
@@ -203,6 +208,10 @@ class Reconciler:
             self.errors[view.identifier] = str(exc)
 
     def _converge_cluster(self, cluster: ClusterView, instances: dict[str, InstanceView], rds: Any) -> bool:
+        if cluster.identifier not in self.bootstrapped and cluster.identifier not in self.master_passwords:
+            # as soon as the cluster is seen, not when its writer is up: its secret holds the cluster's own
+            # password before any client (the lab's app, labkit.sql) can read and keep it
+            self.master_passwords[cluster.identifier] = self.master_password(rds, cluster)
         members = [m for m in cluster.members if m in self.servers and m in instances and self.roles.get(m) != "failed"]
         writer = cluster.writer if cluster.writer in members else None
         if writer is None:
@@ -210,11 +219,12 @@ class Reconciler:
         changed = False
         previous = self.writers.get(cluster.identifier)
         if cluster.identifier not in self.bootstrapped:
-            password = self.master_password(rds, cluster)
+            password = self.master_passwords[cluster.identifier]
             self.servers[writer].bootstrap_writer(
                 cluster.master_username, password, cluster.database, self.repl_password
             )
             self.bootstrapped.add(cluster.identifier)
+            self.master_passwords.pop(cluster.identifier, None)
             changed = True
         elif previous != writer:
             self._failover(cluster.identifier, previous, writer)
@@ -295,7 +305,23 @@ def _status(role: str | None) -> str:
     return "failed" if role == "failed" else "configuring"
 
 
-def secret_password(secrets_client: Any, secret_arn: str) -> str:
-    """The password stored in an RDS-managed secret."""
-    value = secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"]
-    return json.loads(value)["password"]
+def new_password() -> str:
+    """A strong generated password (32 URL-safe characters: no quote or backslash to escape anywhere)."""
+    return secrets.token_urlsafe(24)
+
+
+def managed_master_password(secrets_client: Any, secret_arn: str) -> str:
+    """The cluster's master password, generated for it on first use and stored in its managed secret.
+
+    moto's managed secret holds the same fixed password for every cluster. On the first bootstrap of a cluster's
+    writer the secret still has only the version moto made, so a strong password is generated and put as its new
+    current value; afterwards (a daemon restart, a retried bootstrap, a learner's own rotation) the current value
+    is used as it is, so the password never changes under a client that already read it.
+    """
+    versions = secrets_client.describe_secret(SecretId=secret_arn).get("VersionIdsToStages") or {}
+    value = json.loads(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
+    if len(versions) > 1:
+        return str(value["password"])
+    value["password"] = new_password()
+    secrets_client.put_secret_value(SecretId=secret_arn, SecretString=json.dumps(value))
+    return str(value["password"])

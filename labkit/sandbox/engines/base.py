@@ -86,11 +86,17 @@ class DatabaseEngine(ABC):
         """Raise a SandboxError with install steps when the engine's server programs are missing."""
 
     @abstractmethod
-    def prepare(self, data_root: Path, admin_password: str) -> None:
-        """Make what every new server starts from (an initialised data directory); idempotent and thread-safe."""
+    def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
+        """Make what every new server starts from (an initialised data directory); idempotent and thread-safe.
+
+        Its only accounts are the hidden admin and the replication user, each with its own password, made outside
+        any log a learner can read; nothing in `data_root` is readable by another local user.
+        """
 
     @abstractmethod
-    def server(self, name: str, datadir: Path, port: int, server_id: int, admin_password: str) -> DatabaseServer:
+    def server(
+        self, name: str, datadir: Path, port: int, server_id: int, admin_password: str, repl_password: str
+    ) -> DatabaseServer:
         """A server for DB instance `name` (not started); call `prepare` first."""
 
 

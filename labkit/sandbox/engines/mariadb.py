@@ -11,6 +11,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -27,6 +28,12 @@ from labkit.sandbox.processes import die_with_parent
 MARIADBD_ENV = "LABKIT_MARIADBD"
 ADMIN_USER = "rdsadmin"  # as on Aurora, a hidden administrative account the learner never uses
 REPLICATION_USER = "rdsrepladmin"
+TEMPLATE_DIR = "template-v2"  # v2: no root or anonymous account, replication user made without the binlog
+# Accounts mariadb-install-db makes without a password (root@localhost, root@127.0.0.1, root@::1, anonymous):
+# the sandbox has none; the hidden admin account is the only way in besides the learner's master user.
+PASSWORDLESS_USERS = ("root", "")
+# mariadbd's creation modes (environment variables it reads): files and directories for its owner only.
+PRIVATE_MODES = {"UMASK": "0600", "UMASK_DIR": "0700"}
 
 # Small footprint: a lab instance needs a few MB of buffer pool, not the default 128 MB.
 SERVER_OPTIONS = [
@@ -108,39 +115,86 @@ def _user_args() -> list[str]:
     return ["--user=root"] if os.geteuid() == 0 else []
 
 
-def ensure_template(binaries: Binaries, root: Path, admin_password: str) -> Path:
-    """An initialised data directory to copy for each new instance (made once, about 1 s)."""
-    template = root / "template"
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed and make it readable by its owner only (0700)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def _server_env() -> dict[str, str]:
+    return {**os.environ, **PRIVATE_MODES}
+
+
+def ensure_template(binaries: Binaries, root: Path, admin_password: str, repl_password: str) -> Path:
+    """An initialised data directory to copy for each new instance (made once, about 1 s).
+
+    It has two accounts besides MariaDB's locked `mariadb.sys`: the hidden admin and the replication user, each
+    with its own password; mariadb-install-db's passwordless root and anonymous accounts are dropped. The
+    bootstrap runs without a binary log, so neither password is in any binlog a learner can read.
+    """
+    private_dir(root)
+    template = root / TEMPLATE_DIR
     if (template / "mysql" / "global_priv.MAD").exists() and (template / ".labkit-ready").exists():
+        owner_only(template)
         return template
-    shutil.rmtree(template, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(template, ignore_errors=True)  # a half-made template from an interrupted run: no data in it
     log = root / "template.log"
-    with log.open("w") as out:
+    with _private_file(log).open("w") as out:
         result = subprocess.run(
             [str(binaries.install_db), "--no-defaults", f"--datadir={template}", "--skip-test-db",
              "--auth-root-authentication-method=normal", *_user_args(), *SERVER_OPTIONS[:2]],
-            stdout=out, stderr=subprocess.STDOUT, check=False,
+            stdout=out, stderr=subprocess.STDOUT, check=False, env=_server_env(),
         )  # fmt: skip
     if result.returncode != 0:
         raise SandboxError(
             f"mariadb-install-db failed (see {log})", field="mariadb", fix="check the log; " + install_hint()
         )
+    for password in (admin_password, repl_password):
+        if not password or "'" in password or "\\" in password:
+            raise SandboxError(
+                "a sandbox account password is empty or not quotable",
+                field="admin.secret",
+                fix="remove data/admin.secret and data/repl.secret from the labkit home, then `labkit sandbox up`",
+            )
+    passwordless = ", ".join(f"'{user}'" for user in PASSWORDLESS_USERS)
     bootstrap_sql = (
+        f"DELETE FROM mysql.global_priv WHERE User IN ({passwordless});\n"
+        f"DELETE FROM mysql.proxies_priv WHERE User IN ({passwordless});\n"
         "FLUSH PRIVILEGES;\n"
         f"CREATE USER '{ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '{admin_password}';\n"
         f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;\n"
+        f"CREATE USER '{REPLICATION_USER}'@'127.0.0.1' IDENTIFIED BY '{repl_password}';\n"
+        f"GRANT REPLICATION SLAVE ON *.* TO '{REPLICATION_USER}'@'127.0.0.1';\n"
     )
     with log.open("a") as out:
         result = subprocess.run(
             [str(binaries.mariadbd), "--no-defaults", "--bootstrap", f"--datadir={template}",
              *_user_args(), *SERVER_OPTIONS[:2]],
-            input=bootstrap_sql.encode(), stdout=out, stderr=subprocess.STDOUT, check=False,
+            input=bootstrap_sql.encode(), stdout=out, stderr=subprocess.STDOUT, check=False, env=_server_env(),
         )  # fmt: skip
     if result.returncode != 0:
         raise SandboxError(f"MariaDB bootstrap failed (see {log})", field="mariadb", fix=install_hint())
-    (template / ".labkit-ready").write_text("ok")
+    _private_file(template / ".labkit-ready").write_text("ok")
+    owner_only(template)
     return template
+
+
+def owner_only(tree: Path) -> None:
+    """Take every group and other permission bit off `tree` and everything in it (symlinks are not followed)."""
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            path.chmod(stat.S_IMODE(mode) & 0o700)
+
+
+def _private_file(path: Path) -> Path:
+    """Create `path` empty if missing, readable and writable by its owner only (0600)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
+    return path
 
 
 @register
@@ -165,15 +219,19 @@ class MariaDBEngine(DatabaseEngine):
     def check_installed(self) -> None:
         self._binaries = find_binaries()
 
-    def prepare(self, data_root: Path, admin_password: str) -> None:
+    def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
         with self._lock:
             if self._template is None:
-                self._template = ensure_template(self.binaries, data_root, admin_password)
+                self._template = ensure_template(self.binaries, data_root, admin_password, repl_password)
 
-    def server(self, name: str, datadir: Path, port: int, server_id: int, admin_password: str) -> MariaDBServer:
+    def server(
+        self, name: str, datadir: Path, port: int, server_id: int, admin_password: str, repl_password: str
+    ) -> MariaDBServer:
         if self._template is None:
             raise SandboxError("the MariaDB template is not prepared", field=name, fix="call prepare() first")
-        return MariaDBServer(name, datadir, port, server_id, admin_password, self.binaries, self._template)
+        return MariaDBServer(
+            name, datadir, port, server_id, admin_password, self.binaries, self._template, repl_password
+        )
 
 
 class MariaDBServer(DatabaseServer):
@@ -188,6 +246,7 @@ class MariaDBServer(DatabaseServer):
         admin_password: str,
         binaries: Binaries,
         template: Path,
+        repl_password: str,
     ) -> None:
         self.name = name
         self.datadir = datadir
@@ -196,6 +255,7 @@ class MariaDBServer(DatabaseServer):
         self.admin_password = admin_password
         self.binaries = binaries
         self.template = template
+        self.repl_password = repl_password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -205,7 +265,9 @@ class MariaDBServer(DatabaseServer):
     def start(self) -> None:
         """Copy the template and start the server (returns at once; see wait_ready)."""
         if not self.datadir.exists():
+            private_dir(self.datadir.parent)
             shutil.copytree(self.template, self.datadir, symlinks=True)
+        owner_only(self.datadir)  # also a data directory made before the sandbox kept everything private
         args = [
             str(self.binaries.mariadbd), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
             "--bind-address=127.0.0.1", f"--socket={socket_path(self.datadir, self.server_id)}",
@@ -215,7 +277,7 @@ class MariaDBServer(DatabaseServer):
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent, env=_server_env(),
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -229,7 +291,6 @@ class MariaDBServer(DatabaseServer):
                 )
             try:
                 self.admin().close()
-                return
             except pymysql.err.OperationalError:
                 if time.monotonic() > deadline:
                     raise SandboxError(
@@ -238,6 +299,25 @@ class MariaDBServer(DatabaseServer):
                         fix=f"see {self.datadir / 'error.log'}",
                     ) from None
                 time.sleep(0.02)
+                continue
+            self.secure_accounts()
+            return
+
+    def secure_accounts(self) -> None:
+        """No passwordless account, and the replication user with its own password, on this server.
+
+        The template already is so; this also fixes a data directory made from an older template. Binary logging
+        is off for these statements, so they reach no binlog, no replica and no `SHOW BINLOG EVENTS`.
+        """
+        with self.admin() as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")
+            cur.execute("SELECT User, Host FROM mysql.global_priv WHERE User IN %s", (PASSWORDLESS_USERS,))
+            for user, host in list(cur.fetchall()):
+                cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+            repl = f"'{REPLICATION_USER}'@'127.0.0.1'"
+            cur.execute(f"CREATE USER IF NOT EXISTS {repl} IDENTIFIED BY %s", (self.repl_password,))
+            cur.execute(f"ALTER USER {repl} IDENTIFIED BY %s", (self.repl_password,))
+            cur.execute(f"GRANT REPLICATION SLAVE ON *.* TO {repl}")
 
     def error_tail(self, lines: int = 3) -> str:
         try:
@@ -266,14 +346,12 @@ class MariaDBServer(DatabaseServer):
     def bootstrap_writer(
         self, master_user: str, master_password: str, database: str | None, repl_password: str
     ) -> None:
-        """First writer of a cluster: the learner's master user, the initial database, the replication user."""
-        statements = [
-            "SET GLOBAL read_only = 0",
-            f"CREATE USER IF NOT EXISTS '{REPLICATION_USER}'@'127.0.0.1' IDENTIFIED BY %s",
-            f"GRANT REPLICATION SLAVE ON *.* TO '{REPLICATION_USER}'@'127.0.0.1'",
-        ]
-        for statement in statements:
-            self.execute(statement, args=(repl_password,))
+        """First writer of a cluster: the learner's master user and the initial database (replicated to readers).
+
+        The replication user is not made here: every server has it from start (see secure_accounts), outside the
+        binlog, so its password never reaches one.
+        """
+        self.execute("SET GLOBAL read_only = 0")
         self.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", args=(master_user, master_password))
         self.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO %s@'%%' WITH GRANT OPTION", args=(master_user,))
         if database:
@@ -341,4 +419,5 @@ def socket_path(datadir: Path, server_id: int) -> Path:
     digest = hashlib.sha1(str(datadir.parent).encode()).hexdigest()[:10]
     runtime = Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
     runtime.mkdir(mode=0o700, exist_ok=True)
+    runtime.chmod(0o700)
     return runtime / f"{server_id}.sock"
