@@ -137,7 +137,7 @@ def _lab_databases(snapshot: Snapshot, role: str) -> list[Database]:
         raise LabkitError(
             f"the lab has no Aurora cluster, so there is no {role} to reach",
             field=role,
-            fix="create the cluster first (labkit apply), or pass a DB instance identifier",
+            fix="create the cluster first (`labkit up`, or labkit.apply() in a notebook), or pass a DB instance identifier",
         )
     names = [cluster.writer] if role == "writer" else list(cluster.readers) or [cluster.writer]
     return [snapshot.databases[n] for n in names if n and n in snapshot.databases]
@@ -181,7 +181,11 @@ def resolve(snapshot: Snapshot, name: str) -> list[Endpoint]:
     if name == "instance":
         instances = [snapshot.instances[i] for i in (snapshot.scope.instance_ids if snapshot.scope else ())]
         if not instances:
-            raise LabkitError("the lab has no EC2 instance yet", field="instance", fix="create it first (labkit apply)")
+            raise LabkitError(
+                "the lab has no EC2 instance yet",
+                field="instance",
+                fix="create it first (`labkit up`, or labkit.apply() in a notebook)",
+            )
         return [_instance_endpoint(instances[0])]
     if name in ("writer", "reader"):
         return [_database_endpoint(snapshot, db) for db in _lab_databases(snapshot, name)]
