@@ -160,24 +160,43 @@ def sql(
             field="params",
             fix='write the query with named placeholders, e.g. "WHERE id = :id", and pass params={"id": 7}',
         )
-    opened = lab_engine(on, config=config, backend=backend)
     config, backend = lab_and_backend(config, backend)
     lab = (config.lab, config.learner, backend.name, backend.region)
-    try:
-        with opened.engine.begin() as connection:
-            if on == "reader":
-                _catch_up(connection, opened.dialect, _last_writes.get(lab))
-            result = connection.execute(text(query), params or {})
-            frame = (
-                pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-                if result.returns_rows
-                else pd.DataFrame({"rows_affected": [result.rowcount]})
-            )
-        if on == "writer" and not result.returns_rows:
-            _remember_write(lab, opened)
-        return frame
-    except sqlalchemy.exc.DBAPIError as exc:
-        raise explain(exc, on, opened.tunnel, opened.dialect) from None
+    for attempt in (1, 2):
+        opened = lab_engine(on, config=config, backend=backend)
+        try:
+            return _run(opened, on, lab, query, params)
+        except sqlalchemy.exc.DBAPIError as exc:
+            if attempt == 1 and opened.dialect.kind(opened.dialect.error_code(exc.orig)) == ACCESS_DENIED:
+                _forget(opened)  # RDS rotates a managed secret (every 7 days): read it again and try once more
+                continue
+            raise explain(exc, on, opened.tunnel, opened.dialect) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _run(
+    opened: LabEngine, on: str, lab: tuple[str, ...], query: str, params: Mapping[str, Any] | Sequence[Any] | None
+) -> pd.DataFrame:
+    with opened.engine.begin() as connection:
+        if on == "reader":
+            _catch_up(connection, opened.dialect, _last_writes.get(lab))
+        result = connection.execute(text(query), params or {})
+        frame = (
+            pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            if result.returns_rows
+            else pd.DataFrame({"rows_affected": [result.rowcount]})
+        )
+    if on == "writer" and not result.returns_rows:
+        _remember_write(lab, opened)
+    return frame
+
+
+def _forget(opened: LabEngine) -> None:
+    """Drop a cached engine (its tunnel stays open), so the next call reads the cluster's secret again."""
+    with _connections_lock:
+        for key in [key for key, value in _connections.items() if value is opened]:
+            del _connections[key]
+    opened.engine.dispose()
 
 
 # The writer's replication position after this process's last write, per lab: a later read on a reader waits

@@ -40,6 +40,7 @@ CUSTOMER_MAX = 80
 QUANTITY_RANGE = (1, 100)
 ORDERS_SHOWN = 20
 RETRY_SETUP_SECONDS = 5.0
+ACCESS_DENIED = 1045  # MySQL: the user or password was refused (a rotated secret, read again)
 HEADERS = [
     (
         "Content-Security-Policy",
@@ -148,7 +149,19 @@ class Database:
     def connect(self, role: str) -> Any:
         import pymysql  # shipped standalone (see discover): a missing driver fails a request, not the service
 
-        cluster = self.cluster()
+        try:
+            return self._connect(role, self.cluster())
+        except pymysql.err.OperationalError as exc:
+            if not exc.args or exc.args[0] != ACCESS_DENIED:
+                raise
+        # RDS rotates a managed secret (every 7 days by default): read it again and try once more
+        with self._lock:
+            self._cluster = None
+        return self._connect(role, self.cluster())
+
+    def _connect(self, role: str, cluster: Cluster) -> Any:
+        import pymysql  # shipped standalone, as in connect
+
         host = cluster.writer if role == "writer" else cluster.reader
         connection = pymysql.connect(
             host=host, port=cluster.port, user=cluster.username, password=cluster.password,

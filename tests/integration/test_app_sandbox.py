@@ -8,14 +8,14 @@ import threading
 import time
 
 import pytest
-from support.sandbox_lab import admin_connection, replication_paused, sandbox_lab
+from support.sandbox_lab import admin_connection, replication_paused, rotate_master_password, sandbox_lab
 
 from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
 from labkit.access.webapp import web_app
-from labkit.aws.tags import reader_node, resource_name
+from labkit.aws.tags import NODE_WRITER, reader_node, resource_name
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.state import read_state
 from labkit.security import can_reach, revoke_rules
@@ -178,3 +178,12 @@ def test_cli_tunnel_app_prints_the_link_and_the_page_answers_through_it(lab):
     finally:
         held.send_signal(signal.SIGINT)
         assert held.wait(30) == 0
+
+
+def test_the_app_reads_a_rotated_secret_again_and_keeps_serving(lab, app):
+    config, backend = lab
+    assert app.health()["ok"].all()
+    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_WRITER))
+    health = app.health()
+    assert health["ok"].all(), health.to_string()
+    assert app.add_order("Frances", product_id=4, quantity=1) > 0

@@ -19,14 +19,14 @@ from pathlib import Path
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
-from support.sandbox_lab import admin_connection, replication_paused, sandbox_lab
+from support.sandbox_lab import admin_connection, replication_paused, rotate_master_password, sandbox_lab
 
 from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
 from labkit.access.sql import READ_YOUR_WRITES_SECONDS, close_engines, credentials, engine, sql, whoami
 from labkit.access.tunnel import close_all, tunnel
 from labkit.access.tunnel.readiness import SSM_POLICY_ARN
-from labkit.aws.tags import reader_node, resource_name
+from labkit.aws.tags import NODE_WRITER, reader_node, resource_name
 from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
@@ -413,3 +413,12 @@ def test_a_reader_that_does_not_catch_up_delays_a_read_by_a_bounded_wait_only(la
         waited = time.monotonic() - started
     assert rows["customer"].tolist() != ["Ken"], "replication was paused: reads stay eventual past the wait"
     assert READ_YOUR_WRITES_SECONDS - 0.1 <= waited < READ_YOUR_WRITES_SECONDS + 2
+
+
+def test_sql_reads_a_rotated_secret_again(lab):
+    config, backend = lab
+    assert sql("SELECT 1 AS one", config=config, backend=backend)["one"].tolist() == [1]  # an engine is cached
+    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_WRITER))
+    engine("writer", config=config, backend=backend).dispose()  # the pool's next connection logs in anew
+    assert sql("SELECT 2 AS two", config=config, backend=backend)["two"].tolist() == [2]
+    assert sql("SELECT 3 AS three", on="reader", config=config, backend=backend)["three"].tolist() == [3]

@@ -51,3 +51,21 @@ def replication_paused(instance: str) -> Iterator[pymysql.connections.Connection
         with admin.cursor() as cursor:
             cursor.execute("START SLAVE SQL_THREAD")
         admin.close()
+
+
+def rotate_master_password(config, backend, writer: str) -> str:
+    """Rotate the cluster's master password as RDS does: change it on the database, then put it in the secret."""
+    import json
+    import secrets
+
+    from labkit.access.lookup import lab_cluster
+
+    cluster = lab_cluster(config, backend)
+    password = secrets.token_urlsafe(24)
+    with admin_connection(writer) as admin, admin.cursor() as cursor:
+        cursor.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (cluster["MasterUsername"], password))
+    arn = cluster["MasterUserSecret"]["SecretArn"]
+    client = backend.client("secretsmanager")
+    value = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+    client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "password": password}))
+    return password
