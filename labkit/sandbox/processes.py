@@ -17,7 +17,12 @@ from pathlib import Path
 
 
 def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists and is not a zombie."""
+    """True when a process with this pid exists and has not finished exiting.
+
+    A zombie counts as dead only once its whole thread group has exited: the main thread of a multi-threaded
+    process turns zombie first, while another thread still runs do_exit (freeing the address space) and holds
+    the process's open files, so its flocks and listening sockets until it is done.
+    """
     if not pid:
         return False
     try:
@@ -28,9 +33,10 @@ def pid_alive(pid: int | None) -> bool:
         return True
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+            fields = stat.read().rsplit(")", 1)[1].split()  # fields[0] is the state, fields[17] num_threads
     except OSError:
         return True  # no /proc (macOS): kill(0) is all we have
+    return fields[0] != "Z" or int(fields[17]) > 1
 
 
 def process_cmdline(pid: int) -> str:

@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from labkit.access.tunnel.readiness import SSM_POLICY_ARN
 from labkit.config import LabConfig
 from labkit.lab.apply import apply
 from labkit.sandbox.daemon.ssm import SessionManager
+from labkit.sandbox.processes import pid_alive
 
 SANDBOX = Path(__file__).resolve().parents[2] / "labkit" / "sandbox"
 
@@ -124,3 +126,25 @@ def test_describe_instance_information_reads_the_control_plane_in_process(lab_in
         )
     assert status == 200 and offline["InstanceInformationList"] == []
     assert refused == 400 and error["__type"] == "TargetNotConnected"
+
+
+def test_a_process_whose_main_thread_has_exited_is_alive_until_its_last_thread_ends():
+    # A multi-threaded process exits thread by thread: its main thread is a zombie while another thread still
+    # runs (and still holds the process's files, its flocks among them). Until the last one ends it is alive.
+    script = (
+        "import ctypes, sys, threading, time\n"
+        "threading.Thread(target=lambda: (sys.stdin.readline(), time.sleep(0.05))).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the main thread did not exit"
+            time.sleep(0.01)
+        assert pid_alive(child.pid), "the main thread is a zombie, but another thread still runs"
+    finally:
+        child.stdin.write("done\n")
+        child.stdin.close()
+        child.wait(10)
+    assert not pid_alive(child.pid)
