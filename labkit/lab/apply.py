@@ -8,7 +8,9 @@ the cluster. The same graph runner deletes, in reverse, for destroy.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,9 +26,11 @@ from labkit.aws.patience import Timing
 from labkit.config import LabConfig
 from labkit.display import Progress, progress_for, say
 from labkit.errors import LabkitError
+from labkit.home import labkit_home
 from labkit.lab.graph import lab_graph, stage_closure
 from labkit.lab.plan import CREATE, USE, Plan, check_backend_region, read_plan
 from labkit.lab.resources import LabContext, Resource, step_scope
+from labkit.locks import exclusive, lab_lock_path
 
 
 class StepsFailed(LabkitError):
@@ -142,6 +146,25 @@ def first_unexpected(failures: Mapping[str, BaseException]) -> BaseException | N
     return None
 
 
+# ----- one at a time -----
+
+
+def lab_turn(config: LabConfig, stream: TextIO | None) -> contextlib.AbstractContextManager[None]:
+    """Apply and destroy of one lab and learner take turns on this machine (a file lock in the LABKIT home), so
+    two at once never both find a resource missing and create it twice. Held for one call, never longer: a
+    waiting caller is told who it waits for, and a holder that dies releases it."""
+
+    def waiting(pid: int | None) -> None:
+        who = f" (pid {pid})" if pid else ""
+        say(
+            f"another apply or destroy of lab {config.lab}, learner {config.learner} is running on this machine{who};"
+            " waiting for it to finish",
+            stream,
+        )
+
+    return exclusive(lab_lock_path(labkit_home(), config.lab, config.learner), on_wait=waiting)
+
+
 # ----- apply -----
 
 
@@ -219,37 +242,40 @@ def apply(
     `quiet=True` shows no progress (the result says what happened).
     """
     started = time.monotonic()
-    stream = io.StringIO() if quiet else stream
-    finish_interrupted_runs()  # before reading the account: a step left running may still create
-    backend = backend or config.make_backend()
-    check_backend_region(config, backend)
-    ctx = LabContext(config, backend, timing)
-    graph = lab_graph(config)
-    if only is not None:
-        keep = stage_closure(graph, only)
-        graph = {node: resource for node, resource in graph.items() if node in keep}
-    before = read_plan(ctx, graph)
-    say(f"changes go to: {before.banner}", stream)
-    say(f"plan: {before.summary()}", stream)
-    for note in before.notes:
-        say(f"note: {note}", stream)
-    progress = progress or progress_for("apply", len(graph), stream)
-    fixed: dict[str, list[str]] = {}
-    run = run_graph(
-        before.depends_on(),
-        lambda node: _apply_step(ctx, graph[node], before, fixed),
-        progress,
-        action=lambda node: before.step(node).action,
-        keep_going=False,
-        max_workers=max_workers,
-    )
-    created = [s.node for s in before.steps if s.action == CREATE and s.node in run.done]
-    completed = [s.node for s in before.steps if s.action != CREATE and fixed.get(s.node)]
-    if run.failed:
-        progress.close(f"stopped: {len(run.failed)} failed, {len(run.done)} done, {len(run.not_started)} not started")
-        _raise_apply_failure(run)
-    progress.close(f"done: {len(created)} created, {len(completed)} completed, {len(graph)} in the lab")
-    return ApplyResult(dict(ctx.ids), created, completed, time.monotonic() - started, before)
+    notice, stream = (sys.stderr if quiet else stream), (io.StringIO() if quiet else stream)
+    with lab_turn(config, notice):  # one apply or destroy of this lab and learner at a time
+        finish_interrupted_runs()  # before reading the account: a step left running may still create
+        backend = backend or config.make_backend()
+        check_backend_region(config, backend)
+        ctx = LabContext(config, backend, timing)
+        graph = lab_graph(config)
+        if only is not None:
+            keep = stage_closure(graph, only)
+            graph = {node: resource for node, resource in graph.items() if node in keep}
+        before = read_plan(ctx, graph)
+        say(f"changes go to: {before.banner}", stream)
+        say(f"plan: {before.summary()}", stream)
+        for note in before.notes:
+            say(f"note: {note}", stream)
+        progress = progress or progress_for("apply", len(graph), stream)
+        fixed: dict[str, list[str]] = {}
+        run = run_graph(
+            before.depends_on(),
+            lambda node: _apply_step(ctx, graph[node], before, fixed),
+            progress,
+            action=lambda node: before.step(node).action,
+            keep_going=False,
+            max_workers=max_workers,
+        )
+        created = [s.node for s in before.steps if s.action == CREATE and s.node in run.done]
+        completed = [s.node for s in before.steps if s.action != CREATE and fixed.get(s.node)]
+        if run.failed:
+            progress.close(
+                f"stopped: {len(run.failed)} failed, {len(run.done)} done, {len(run.not_started)} not started"
+            )
+            _raise_apply_failure(run)
+        progress.close(f"done: {len(created)} created, {len(completed)} completed, {len(graph)} in the lab")
+        return ApplyResult(dict(ctx.ids), created, completed, time.monotonic() - started, before)
 
 
 def _raise_apply_failure(run: GraphRun) -> None:

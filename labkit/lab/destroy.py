@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,14 @@ from labkit.aws.errors import is_not_found
 from labkit.aws.patience import Timing
 from labkit.config import MAX_READERS, LabConfig
 from labkit.display import Progress, progress_for, say
-from labkit.lab.apply import StepsFailed, describe_error, finish_interrupted_runs, first_unexpected, run_graph
+from labkit.lab.apply import (
+    StepsFailed,
+    describe_error,
+    finish_interrupted_runs,
+    first_unexpected,
+    lab_turn,
+    run_graph,
+)
 from labkit.lab.graph import deletion_order, lab_graph, reversed_graph, waves, with_cleanup_nodes
 from labkit.lab.inventory import inventory, verify
 from labkit.lab.plan import check_backend_region
@@ -107,35 +115,36 @@ def destroy(
     after bounded retries raises StepsFailed (its `.remaining` holds the same table). `quiet=True` shows
     no progress.
     """
-    stream = io.StringIO() if quiet else stream
-    finish_interrupted_runs()
-    backend = backend or config.make_backend()
-    check_backend_region(config, backend)
-    ctx = LabContext(config, backend, timing)
-    say(f"deleting from: {backend.banner()}", stream)
-    plan = teardown(config, inventory(ctx, deletion_order()))
-    progress = progress or progress_for("destroy", len(plan.order), stream)
-    run = run_graph(
-        plan.order,
-        lambda node: _delete_step(ctx, plan.graph[node], plan.targets[node]),
-        progress,
-        action=lambda node: "delete",
-        keep_going=True,
-        max_workers=max_workers,
-    )
-    remaining = verify(config, backend)
-    progress.close(f"{len(run.done)} deleted, {len(run.failed)} failed, {len(remaining)} resources remain")
-    if run.failed:
-        unexpected = first_unexpected(run.failed)
-        if unexpected is not None:
-            raise unexpected
-        node, exc = next(iter(run.failed.items()))
-        error = StepsFailed(
-            f"destroy could not delete {node}: {describe_error(exc)}; {len(remaining)} resources remain",
-            failures=run.failed,
-            field=node,
-            fix="run destroy again in a minute (AWS may still be releasing it); `labkit status` lists what is left",
+    notice, stream = (sys.stderr if quiet else stream), (io.StringIO() if quiet else stream)
+    with lab_turn(config, notice):  # one apply or destroy of this lab and learner at a time
+        finish_interrupted_runs()
+        backend = backend or config.make_backend()
+        check_backend_region(config, backend)
+        ctx = LabContext(config, backend, timing)
+        say(f"deleting from: {backend.banner()}", stream)
+        plan = teardown(config, inventory(ctx, deletion_order()))
+        progress = progress or progress_for("destroy", len(plan.order), stream)
+        run = run_graph(
+            plan.order,
+            lambda node: _delete_step(ctx, plan.graph[node], plan.targets[node]),
+            progress,
+            action=lambda node: "delete",
+            keep_going=True,
+            max_workers=max_workers,
         )
-        error.remaining = remaining
-        raise error from exc
-    return remaining
+        remaining = verify(config, backend)
+        progress.close(f"{len(run.done)} deleted, {len(run.failed)} failed, {len(remaining)} resources remain")
+        if run.failed:
+            unexpected = first_unexpected(run.failed)
+            if unexpected is not None:
+                raise unexpected
+            node, exc = next(iter(run.failed.items()))
+            error = StepsFailed(
+                f"destroy could not delete {node}: {describe_error(exc)}; {len(remaining)} resources remain",
+                failures=run.failed,
+                field=node,
+                fix="run destroy again in a minute (AWS may still be releasing it); `labkit status` lists what is left",
+            )
+            error.remaining = remaining
+            raise error from exc
+        return remaining

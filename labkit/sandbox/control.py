@@ -22,6 +22,7 @@ from labkit.aws.backend import DEFAULT_REGION, FAKE_CREDENTIALS, is_loopback_url
 from labkit.config import check_region
 from labkit.errors import SandboxError
 from labkit.home import labkit_home
+from labkit.locks import daemon_lock_path, exclusive, holder_pid, is_held, sandbox_lock_path
 from labkit.sandbox.engines.base import check_installed
 from labkit.sandbox.processes import pid_alive, port_in_use, process_cmdline, terminate
 from labkit.sandbox.state import SandboxState, read_state, require_running, state_path
@@ -30,6 +31,7 @@ PORT_ENV = "LABKIT_SANDBOX_PORT"
 REGION_ENV = "AWS_DEFAULT_REGION"
 START_TIMEOUT = 30.0
 ENDPOINT_PATTERN = re.compile(r"http://[A-Za-z0-9.:\[\]-]+")  # what the daemon writes: http://127.0.0.1:PORT
+DAEMON_MODULE = "labkit.sandbox.daemon.main"
 
 
 def _answers(endpoint_url: str) -> bool:
@@ -61,11 +63,37 @@ def _requested_port() -> int:
     return port
 
 
-def _clean_stale(home: Path, state: SandboxState | None) -> None:
-    """Remove what a dead sandbox left: its processes (only ours, checked by command line) and its data."""
+def _is_daemon_of(pid: int, home: Path) -> bool:
+    """True when `pid` runs the sandbox daemon with `--home` this home (its command line says so)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False  # gone, or no /proc (macOS): then only the state file's pid is known
+    if DAEMON_MODULE not in args or "--home" not in args:
+        return False
+    given = args[args.index("--home") + 1 :]
+    return bool(given) and Path(given[0]).expanduser().resolve() == home
+
+
+def _daemons_of(home: Path, state: SandboxState | None) -> list[int]:
+    """Every live daemon process of this home: the state file's, the lifetime lock's holder, and any other whose
+    command line names this home (one started by an older labkit, or by hand)."""
+    candidates = {holder_pid(daemon_lock_path(home))}
     if state is not None:
-        if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon.main" in process_cmdline(state.daemon_pid):
-            _stop_group(state.daemon_pid)
+        candidates.add(state.daemon_pid)
+    with contextlib.suppress(OSError):
+        candidates |= {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+    return sorted(
+        pid for pid in candidates if pid and pid != os.getpid() and pid_alive(pid) and _is_daemon_of(pid, home)
+    )
+
+
+def _clean_stale(home: Path, state: SandboxState | None) -> None:
+    """Stop every daemon of this home and remove what a dead sandbox left: its database processes (only ours,
+    checked by command line) and its data."""
+    for pid in _daemons_of(home, state):
+        _stop_group(pid)
+    if state is not None:
         for instance in state.instances.values():
             pid = instance.get("pid")
             if pid and pid_alive(pid) and str(home) in process_cmdline(pid):
@@ -74,11 +102,24 @@ def _clean_stale(home: Path, state: SandboxState | None) -> None:
     shutil.rmtree(home / "data" / "instances", ignore_errors=True)
 
 
+def _owner_lock(home: Path) -> Any:
+    """The home's start/stop lock: a second `up` waits for the first and then reuses its sandbox."""
+
+    def waiting(pid: int | None) -> None:
+        who = f" (pid {pid})" if pid else ""
+        print(f"another `labkit sandbox up` or `down` for {home} is under way{who}; waiting for it", file=sys.stderr)
+
+    return exclusive(sandbox_lock_path(home), on_wait=waiting)
+
+
 def _stop_group(pid: int) -> None:
     """Stop the daemon gracefully, then anything left in its process group."""
     terminate(pid, grace=15)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5  # SIGKILL is not instant: wait until it is gone (and its locks released)
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _region_to_start(region: str | None) -> str:
@@ -95,9 +136,17 @@ def _region_to_start(region: str | None) -> str:
 
 
 def up(region: str | None = None, quiet: bool = True) -> SandboxState:
-    """Start the sandbox, or reuse the running one. Returns its state."""
+    """Start the sandbox, or reuse the running one. Returns its state.
+
+    One owner per home: concurrent calls take turns (a file lock), so the second one reuses what the first started.
+    """
     region = _region_to_start(region)  # a bad region is refused before anything starts
     home = labkit_home()
+    with _owner_lock(home):
+        return _up(home, region, quiet)
+
+
+def _up(home: Path, region: str, quiet: bool) -> SandboxState:
     existing = read_state(home)
     if existing is not None and _is_healthy(existing):
         _announce(existing, quiet)
@@ -105,6 +154,13 @@ def up(region: str | None = None, quiet: bool = True) -> SandboxState:
     check_installed()  # the lab's database engine: fail fast, with install steps, before starting anything
     port = _requested_port()
     _clean_stale(home, existing)
+    if is_held(daemon_lock_path(home)):
+        holder = holder_pid(daemon_lock_path(home))
+        raise SandboxError(
+            f"a sandbox daemon (pid {holder}) that labkit cannot stop still owns {home}",
+            field="sandbox",
+            fix=f"stop process {holder} by hand, then run `labkit sandbox up` again",
+        )
     log_file = home / "sandbox.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     env["PYTHONUNBUFFERED"] = "1"
@@ -147,19 +203,23 @@ def _log_tail(path: Path, lines: int = 5) -> str:
 
 
 def down(quiet: bool = True) -> bool:
-    """Stop the sandbox: no process and no listening port left behind. Returns True if one was running."""
+    """Stop the sandbox: no daemon of this home, no process and no listening port left behind. Returns True if
+    one was running."""
     home = labkit_home()
-    state = read_state(home)
-    if state is None:
-        _clean_stale(home, None)
-        return False
-    ports = [state.port, *(i.get("port") for i in state.instances.values())]
-    pids = [state.daemon_pid, *(i.get("pid") for i in state.instances.values())]
-    if pid_alive(state.daemon_pid) and "labkit.sandbox.daemon.main" in process_cmdline(state.daemon_pid):
-        _stop_group(state.daemon_pid)
-    _clean_stale(home, state)
-    leftovers = [p for p in pids if p and pid_alive(p) and str(home) in process_cmdline(p)]
-    listening = [p for p in ports if p and port_in_use(p)]
+    with _owner_lock(home):
+        state = read_state(home)
+        daemons = _daemons_of(home, state)
+        if state is None and not daemons:
+            _clean_stale(home, None)
+            return False
+        instances = state.instances.values() if state is not None else []
+        ports = [state.port if state is not None else None, *(i.get("port") for i in instances)]
+        pids = [*daemons, *(i.get("pid") for i in instances)]
+        _clean_stale(home, state)
+        leftovers = [p for p in pids if p and pid_alive(p) and str(home) in process_cmdline(p)]
+        if is_held(daemon_lock_path(home)):
+            leftovers.append(holder_pid(daemon_lock_path(home)))
+        listening = [p for p in ports if p and port_in_use(p)]
     if leftovers:
         raise SandboxError(f"processes {leftovers} survived `down`", field="sandbox", fix="kill them by hand")
     if not quiet:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pymysql
@@ -17,7 +20,7 @@ from labkit import sandbox
 from labkit.errors import SandboxError
 from labkit.sandbox.engines.base import engine_class
 from labkit.sandbox.processes import pid_alive
-from labkit.sandbox.state import read_state
+from labkit.sandbox.state import read_state, state_path
 
 PASSWORD_GIVEN = "Lab-pass-1234"
 
@@ -305,3 +308,82 @@ def test_env_exports_round_trip_through_bash_eval_and_a_hostile_region_is_refuse
         subprocess.run(["bash", "-c", 'eval "$1"', "bash", printed.stdout], check=True)
     assert not marker.exists()
     assert sandbox.status()["region"] == "us-east-1"
+
+
+# ---- one owner per home -------------------------------------------------------------------------------
+
+
+def _daemons_of(home: Path) -> list[int]:
+    """Every live sandbox daemon whose command line names this home (read from /proc, not from labkit)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if (
+            b"labkit.sandbox.daemon.main" in args
+            and str(home.resolve()).encode() in args
+            and pid_alive(int(entry.name))
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+class _Signal(io.StringIO):
+    """stderr that sets `event` once a caller says it waits for another `sandbox up`."""
+
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def write(self, text: str) -> int:
+        if "waiting for it" in text:
+            self.event.set()
+        return super().write(text)
+
+
+def test_two_concurrent_ups_share_one_daemon_and_down_leaves_none(own_home, monkeypatch):
+    """The first `up` to decide it must start a daemon waits until the second has decided the same (no lock: both
+    start one, the race a learner hit) or says it waits its turn (then it finds the first one's sandbox)."""
+    from labkit.sandbox import control
+
+    other_arrived, calls, count = threading.Event(), [], threading.Lock()
+    real_check_installed = control.check_installed
+
+    def check_installed() -> None:  # up() calls it once it has found no healthy sandbox, before starting one
+        with count:
+            calls.append(threading.get_ident())
+            first = len(calls) == 1
+        if first:
+            assert other_arrived.wait(timeout=60), "the second up neither tried to start a daemon nor waited"
+        else:
+            other_arrived.set()
+        real_check_installed()
+
+    monkeypatch.setattr(control, "check_installed", check_installed)
+    monkeypatch.setattr(sys, "stderr", _Signal(other_arrived))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        states = [f.result() for f in [pool.submit(sandbox.up, quiet=True) for _ in range(2)]]
+    assert states[0].daemon_pid == states[1].daemon_pid and states[0].endpoint_url == states[1].endpoint_url
+    assert _daemons_of(own_home) == [states[0].daemon_pid]
+    assert sandbox.down(quiet=True) is True
+    assert _daemons_of(own_home) == [] and read_state() is None
+
+
+def test_a_second_daemon_for_the_same_home_exits_at_once(own_home):
+    state = sandbox.up(quiet=True)
+    second = subprocess.run(
+        [sys.executable, "-m", "labkit.sandbox.daemon.main", "--home", str(own_home.resolve()), "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert second.returncode == 3 and f"pid {state.daemon_pid}" in second.stderr
+    assert _daemons_of(own_home) == [state.daemon_pid] and sandbox.status()["running"]
+    assert read_state().daemon_pid == state.daemon_pid
+
+
+def test_down_stops_a_daemon_the_state_file_forgot(own_home):
+    state = sandbox.up(quiet=True)
+    state_path().unlink()
+    assert sandbox.down(quiet=True) is True
+    assert not pid_alive(state.daemon_pid) and _daemons_of(own_home) == []

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import collections
+import io
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -142,3 +145,49 @@ def test_a_lab_in_an_existing_vpc_uses_its_subnets_and_never_deletes_them(strict
     assert destroy(config, strict_backend).empty
     assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]
     assert len(ec2.describe_subnets(SubnetIds=subnets)["Subnets"]) == 3
+
+
+class _Signal(io.StringIO):
+    """A progress stream that sets `event` once a caller writes that it waits for another apply."""
+
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def write(self, text: str) -> int:
+        if "waiting for it to finish" in text:
+            self.event.set()
+        return super().write(text)
+
+
+def test_two_concurrent_applies_of_one_lab_create_each_resource_once(strict_backend, monkeypatch):
+    """The first apply to read the account waits, after reading, until the second has either read it too (no lock:
+    both find everything missing, the race a learner hit) or says it waits its turn (then it reads after)."""
+    import labkit.lab.apply as apply_module
+
+    config, other_arrived, reads, count = LabConfig(), threading.Event(), [], threading.Lock()
+    real_read_plan = apply_module.read_plan
+
+    def read_plan(ctx, graph):
+        result = real_read_plan(ctx, graph)
+        with count:
+            reads.append(threading.get_ident())
+            first = len(reads) == 1
+        if first:
+            assert other_arrived.wait(timeout=60), "the second apply neither read the account nor waited"
+        else:
+            other_arrived.set()
+        return result
+
+    monkeypatch.setattr(apply_module, "read_plan", read_plan)
+    streams = [_Signal(other_arrived), _Signal(other_arrived)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = [f.result() for f in [pool.submit(apply, config, strict_backend, stream=s) for s in streams]]
+    assert sorted(len(r.created) for r in results) == [0, len(results[0].ids)]
+    assert results[0].ids == results[1].ids
+    assert sum("waiting for it to finish" in s.getvalue() for s in streams) == 1
+    everything = status(config, strict_backend)
+    per_node = collections.Counter(zip(everything["what"], everything["node"], strict=True))
+    assert max(per_node.values()) == 1
+    assert plan(config, strict_backend).duplicates == {}
+    assert strict_backend.strict.refusals == []

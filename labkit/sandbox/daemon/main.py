@@ -35,6 +35,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
 from labkit.aws.backend import FAKE_CREDENTIALS
+from labkit.locks import daemon_lock_path, holder_pid, try_acquire
 from labkit.sandbox.daemon.apps import AppSupervisor
 from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, WakeOnChange
 from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_master_password
@@ -83,6 +84,10 @@ def _given_password(region: str, cluster: str) -> str | None:
 
 def run(home: Path, port: int, region: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    lifetime_lock = try_acquire(daemon_lock_path(home))  # one daemon per home: held (open) until this process ends
+    if lifetime_lock is None:
+        log.error("another sandbox daemon (pid %s) owns %s; exiting", holder_pid(daemon_lock_path(home)), home)
+        return 3
     check_installed()  # the lab's database engine
     wake = threading.Event()
     stop = threading.Event()
