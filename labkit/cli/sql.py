@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shlex
 import signal
 import time
@@ -39,7 +40,7 @@ def option_file(home: Path, tunnel: Any, credentials: Any, database: str) -> Pat
     folder = home / "tunnels"
     folder.mkdir(parents=True, exist_ok=True)
     sweep_option_files(folder)
-    path = folder / f"{tunnel.to}-{tunnel.port}.cnf"
+    path = folder / f"{re.sub(r'[^A-Za-z0-9.-]', '_', tunnel.to).lstrip('.')}-{tunnel.port}.cnf"  # stays in folder
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(

@@ -258,3 +258,25 @@ def test_cli_with_an_invalid_labkit_backend_exits_2_with_the_fix(tmp_path):
     result = labkit_cli("plan", "--json", env=env)
     assert result.returncode == 2 and result.stdout == ""
     assert "LABKIT_BACKEND" in result.stderr and "fix:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("target", ["../../x", "writer/../../etc", "..", "a b", "writer;rm", ".hidden", "x" * 300])
+def test_a_tunnel_target_that_is_not_a_host_name_is_refused_before_any_call(target):
+    from labkit.access.tunnel.target import validate_to
+
+    with pytest.raises(ConfigError) as refused:
+        validate_to(target, None)
+    assert refused.value.field == "to"
+
+
+def test_an_option_file_stays_in_the_home_whatever_the_target_is_called(tmp_path):
+    from types import SimpleNamespace
+
+    from labkit.cli.sql import option_file
+
+    tunnel = SimpleNamespace(to="../../escaped", port=13306, host="127.0.0.1")
+    secret = SimpleNamespace(username="admin", password="not-shown")
+    path = option_file(tmp_path, tunnel, secret, "shop")
+    assert path.resolve().parent == (tmp_path / "tunnels").resolve()
+    assert not (tmp_path.parent / "escaped-13306.cnf").exists()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

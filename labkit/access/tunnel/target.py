@@ -6,6 +6,7 @@ the lab's instance itself (the web app). An instance id with a remote port: that
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ REMOTE_HOST_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 INSTANCE_DOCUMENT = "AWS-StartPortForwardingSession"
 KEYWORDS = ("writer", "reader")
 APP = "app"
+# A keyword, an instance or DB instance identifier, or an endpoint: a DNS name's letters, digits, '-' and '.'
+TARGET_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,12 @@ def validate_to(to: str, remote_port: int | None) -> None:
     if not isinstance(to, str) or not to.strip():
         raise ConfigError(
             "tunnel target is empty", field="to", fix="use 'writer', 'reader', 'app', an instance id or an endpoint"
+        )
+    if not TARGET_PATTERN.fullmatch(to) or ".." in to:
+        raise ConfigError(
+            f"{to!r} is not a tunnel target",
+            field="to",
+            fix="use 'writer', 'reader', 'app', a DB instance identifier, an endpoint host name or an instance id",
         )
     if to.startswith("i-") and remote_port is None:
         raise ConfigError(
