@@ -24,7 +24,9 @@ def _up(args: argparse.Namespace) -> int:
         print_json(labkit.sandbox.status())
     else:
         print(f"sandbox ready: AWS API at {state.endpoint_url}, region {state.region}")
-        print('explore it with the AWS CLI:  eval "$(labkit sandbox env)"  then  aws rds describe-db-clusters')
+        print(
+            'explore it with the AWS CLI:  eval "$(labkit sandbox env)"  then  aws --endpoint-url "$AWS_ENDPOINT_URL" rds describe-db-clusters'
+        )
     return 0
 
 
