@@ -16,6 +16,13 @@ def _default_home() -> Path:
     return Path.cwd() / ".labkit"
 
 
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed and make it readable by its owner only (0700), whatever the umask."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 def labkit_home(create: bool = True) -> Path:
     """The labkit home directory; created 0700 (and checked writable) when `create` is true."""
     home = Path(os.environ.get("LABKIT_HOME") or _default_home()).expanduser().resolve()

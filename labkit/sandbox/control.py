@@ -24,7 +24,7 @@ from labkit.errors import SandboxError
 from labkit.home import labkit_home
 from labkit.locks import daemon_lock_path, exclusive, holder_pid, is_held, sandbox_lock_path
 from labkit.sandbox.engines.base import check_installed
-from labkit.sandbox.processes import pid_alive, port_in_use, process_cmdline, terminate
+from labkit.sandbox.processes import all_pids, pid_alive, port_in_use, process_args, process_cmdline, terminate
 from labkit.sandbox.state import SandboxState, read_state, require_running, state_path
 
 PORT_ENV = "LABKIT_SANDBOX_PORT"
@@ -65,10 +65,7 @@ def _requested_port() -> int:
 
 def _is_daemon_of(pid: int, home: Path) -> bool:
     """True when `pid` runs the sandbox daemon with `--home` this home (its command line says so)."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return False  # gone, or no /proc (macOS): then only the state file's pid is known
+    args = process_args(pid)  # [] when gone, or without /proc (macOS): then only the state file's pid is known
     if DAEMON_MODULE not in args or "--home" not in args:
         return False
     given = args[args.index("--home") + 1 :]
@@ -81,8 +78,7 @@ def _daemons_of(home: Path, state: SandboxState | None) -> list[int]:
     candidates = {holder_pid(daemon_lock_path(home))}
     if state is not None:
         candidates.add(state.daemon_pid)
-    with contextlib.suppress(OSError):
-        candidates |= {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+    candidates |= set(all_pids())
     return sorted(
         pid for pid in candidates if pid and pid != os.getpid() and pid_alive(pid) and _is_daemon_of(pid, home)
     )

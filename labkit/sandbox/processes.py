@@ -39,12 +39,26 @@ def pid_alive(pid: int | None) -> bool:
     return fields[0] != "Z" or int(fields[17]) > 1
 
 
+def process_args(pid: int) -> list[str]:
+    """The arguments `pid` was started with ([] when unknown: gone, or no /proc as on macOS)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return []
+    return raw.removesuffix("\0").split("\0") if raw else []  # each argument ends with a NUL
+
+
 def process_cmdline(pid: int) -> str:
     """The command line of `pid` ("" when unknown): proof a pid from a stale state file is still ours."""
+    return " ".join(process_args(pid))
+
+
+def all_pids() -> list[int]:
+    """Every process id on this machine ([] without /proc)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
     except OSError:
-        return ""
+        return []
 
 
 def terminate(pid: int, grace: float = 10.0) -> None:

@@ -4,11 +4,15 @@ started with its instance."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from support.sandbox_lab import admin_connection, replication_paused, rotate_master_password, sandbox_lab
+from support.sandbox_lab import (
+    replication_paused,
+    resume_replication_after,
+    rotate_master_password,
+    sandbox_lab,
+)
 
 from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
@@ -73,13 +77,8 @@ def test_an_added_order_comes_back_once_the_reader_shows_it_as_a_browser_reloadi
     config, backend = lab
     reader = resource_name(config.lab, config.learner, reader_node(1))
 
-    def resume() -> None:
-        with admin_connection(reader) as admin, admin.cursor() as cursor:
-            cursor.execute("START SLAVE SQL_THREAD")
-
     with replication_paused(reader):
-        timer = threading.Timer(0.8, resume)  # the replica catches up 0.8 s after the write
-        timer.start()
+        timer = resume_replication_after(reader, 0.8)  # the replica catches up 0.8 s after the write
         started = time.monotonic()
         order_id = app.add_order("Grace", product_id=12, quantity=3)
         waited = time.monotonic() - started

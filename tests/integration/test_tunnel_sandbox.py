@@ -12,14 +12,18 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
-from support.sandbox_lab import admin_connection, replication_paused, rotate_master_password, sandbox_lab
+from support.sandbox_lab import (
+    replication_paused,
+    resume_replication_after,
+    rotate_master_password,
+    sandbox_lab,
+)
 
 from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
@@ -373,22 +377,12 @@ def test_cli_sql_prints_the_result_table(lab):
     assert "read-only" in refused.stderr + refused.stdout
 
 
-def _resume_after(reader: str, seconds: float) -> threading.Timer:
-    def resume() -> None:
-        with admin_connection(reader) as admin, admin.cursor() as cursor:
-            cursor.execute("START SLAVE SQL_THREAD")
-
-    timer = threading.Timer(seconds, resume)
-    timer.start()
-    return timer
-
-
 def test_a_read_on_the_reader_sees_what_this_process_just_wrote_on_the_writer(lab):
     config, backend = lab
     create_schema(config=config, backend=backend)
     reader = resource_name(config.lab, config.learner, reader_node(1))
     with replication_paused(reader):
-        timer = _resume_after(reader, 0.8)  # the replica applies the write 0.8 s after it commits
+        timer = resume_replication_after(reader, 0.8)  # the replica applies the write 0.8 s after it commits
         sql(
             "INSERT INTO orders (product_id, customer, quantity) VALUES (7, 'Barbara', 2)",
             config=config,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import secrets
+import threading
 from collections.abc import Iterator
 
 import pymysql
 
+from labkit.access.lookup import lab_cluster
 from labkit.home import labkit_home
 from labkit.sandbox.engines.mariadb import ADMIN_USER
 from labkit.sandbox.state import read_state
@@ -55,11 +59,6 @@ def replication_paused(instance: str) -> Iterator[pymysql.connections.Connection
 
 def rotate_master_password(config, backend, writer: str) -> str:
     """Rotate the cluster's master password as RDS does: change it on the database, then put it in the secret."""
-    import json
-    import secrets
-
-    from labkit.access.lookup import lab_cluster
-
     cluster = lab_cluster(config, backend)
     password = secrets.token_urlsafe(24)
     with admin_connection(writer) as admin, admin.cursor() as cursor:
@@ -69,3 +68,15 @@ def rotate_master_password(config, backend, writer: str) -> str:
     value = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
     client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "password": password}))
     return password
+
+
+def resume_replication_after(instance: str, seconds: float) -> threading.Timer:
+    """Start the paused replica's SQL thread again after `seconds` (join the timer to wait for it)."""
+
+    def resume() -> None:
+        with admin_connection(instance) as admin, admin.cursor() as cursor:
+            cursor.execute("START SLAVE SQL_THREAD")
+
+    timer = threading.Timer(seconds, resume)
+    timer.start()
+    return timer

@@ -35,6 +35,7 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
 from labkit.aws.backend import FAKE_CREDENTIALS
+from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
 from labkit.sandbox.daemon.apps import AppSupervisor
 from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, WakeOnChange
@@ -194,8 +195,7 @@ def _repl_password(home: Path) -> str:
 def _secret_file(path: Path) -> str:
     """A generated secret kept in `path`: made once, created 0600 (never readable by anyone else, not even
     for a moment) in a 0700 directory; an existing file's and directory's modes are tightened."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
+    private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pymysql
 
 from labkit.errors import SandboxError
+from labkit.home import private_dir
 from labkit.sandbox.engines.base import DatabaseEngine, DatabaseServer, register
 from labkit.sandbox.processes import die_with_parent
 
@@ -113,13 +114,6 @@ def find_binaries() -> Binaries:
 
 def _user_args() -> list[str]:
     return ["--user=root"] if os.geteuid() == 0 else []
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if needed and make it readable by its owner only (0700)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
-    return path
 
 
 def _server_env() -> dict[str, str]:
@@ -418,6 +412,4 @@ def socket_path(datadir: Path, server_id: int) -> Path:
     """A Unix socket path short enough for the 107-byte limit, however deep the labkit home is."""
     digest = hashlib.sha1(str(datadir.parent).encode()).hexdigest()[:10]
     runtime = Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    runtime.chmod(0o700)
-    return runtime / f"{server_id}.sock"
+    return private_dir(runtime) / f"{server_id}.sock"
