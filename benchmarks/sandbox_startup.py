@@ -4,7 +4,8 @@
 
 Prints: cold `up` (a brand-new LABKIT home, so the MariaDB template is made too), warm `up` (template
 cached), each to the first successful query on both the writer and the reader endpoint of a new
-writer + reader cluster; and the resident memory of the daemon and each MariaDB server.
+writer + reader cluster (after the `db_instance_available` waiter, as a learner's code waits); the restore of
+that lab by `down` + `up` to its first query; and the resident memory of the daemon and each MariaDB server.
 """
 
 from __future__ import annotations
@@ -25,6 +26,34 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _query_both(cluster: dict, password: str) -> None:
+    from labkit import sandbox
+
+    for endpoint in (cluster["Endpoint"], cluster["ReaderEndpoint"]):
+        host, port = sandbox.resolve(endpoint)
+        with pymysql.connect(host=host, port=port, user="admin", password=password) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+
+
+def restore(cluster: str) -> float:
+    """`down`, then `up` until the lab's writer and reader answer again (the lab is kept on disk)."""
+    from labkit import sandbox
+    from labkit.sandbox.backend import SandboxBackend
+
+    sandbox.down()
+    started = time.monotonic()
+    sandbox.up()
+    backend = SandboxBackend()
+    rds = backend.client("rds")
+    rds.get_waiter("db_instance_available").wait(
+        Filters=[{"Name": "db-cluster-id", "Values": [cluster]}], WaiterConfig={"Delay": 0.05, "MaxAttempts": 600}
+    )
+    described = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+    secret = backend.client("secretsmanager").get_secret_value(SecretId=described["MasterUserSecret"]["SecretArn"])
+    _query_both(described, json.loads(secret["SecretString"])["password"])
+    return time.monotonic() - started
+
+
 def one_run(cluster: str) -> dict[str, float]:
     from labkit import sandbox
     from labkit.sandbox.backend import SandboxBackend
@@ -43,12 +72,12 @@ def one_run(cluster: str) -> dict[str, float]:
             Engine="aurora-mysql", DBInstanceClass="db.t4g.medium",
         )  # fmt: skip
     marks["created"] = time.monotonic()
+    rds.get_waiter("db_instance_available").wait(
+        Filters=[{"Name": "db-cluster-id", "Values": [cluster]}], WaiterConfig={"Delay": 0.05, "MaxAttempts": 600}
+    )
     secret = backend.client("secretsmanager").get_secret_value(SecretId=created["MasterUserSecret"]["SecretArn"])
     password = json.loads(secret["SecretString"])["password"]
-    for endpoint in (created["Endpoint"], created["ReaderEndpoint"]):
-        host, port = sandbox.resolve(endpoint)
-        with pymysql.connect(host=host, port=port, user="admin", password=password) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1")
+    _query_both(created, password)
     marks["queried"] = time.monotonic()
     state = sandbox.read_state()
     memory = {"daemon": rss_mib(state.daemon_pid)}
@@ -67,8 +96,10 @@ def main() -> None:
     os.environ["LABKIT_HOME"] = tempfile.mkdtemp(prefix="labkit-bench-")
     try:
         cold = one_run("cold")
+        sandbox.reset()
         sandbox.down()
         warm = one_run("warm")
+        restored = restore("warm")
     finally:
         sandbox.down()
     print(f"{'figure':32} {'cold home':>10} {'warm home':>10}")
@@ -76,6 +107,7 @@ def main() -> None:
         print(f"{key:32} {cold[key]:10.2f} {warm[key]:10.2f}")
     for key in sorted(k for k in warm if k.startswith("rss_")):
         print(f"{key:32} {cold.get(key.replace('warm', 'cold'), 0):10.1f} {warm[key]:10.1f}")
+    print(f"{'restore: down + up to first query':32} {'':10} {restored:10.2f}")
     total = sum(v for k, v in warm.items() if k.startswith("rss_"))
     print(f"{'rss total (warm) MiB':32} {'':10} {total:10.1f}")
 

@@ -36,5 +36,9 @@ class SandboxError(LabkitError):
     """The embedded sandbox cannot start, stop or answer."""
 
 
+class SandboxNotRunning(SandboxError):
+    """The command needs the sandbox, and it is not running (every command then exits 3)."""
+
+
 class BackendError(LabkitError):
     """The chosen backend (sandbox or AWS) cannot be used as asked."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
+import tempfile
 from pathlib import Path
 
 from labkit.errors import LabkitError
@@ -26,6 +26,12 @@ def private_dir(path: Path) -> Path:
 def labkit_home(create: bool = True) -> Path:
     """The labkit home directory; created 0700 (and checked writable) when `create` is true."""
     home = Path(os.environ.get("LABKIT_HOME") or _default_home()).expanduser().resolve()
+    if home.exists() and not home.is_dir():
+        raise LabkitError(
+            f"the labkit home {home} is a file, not a directory",
+            field="LABKIT_HOME",
+            fix="point LABKIT_HOME at a directory, e.g. `export LABKIT_HOME=$HOME/.labkit`",
+        )
     if not create:
         return home
     try:
@@ -34,9 +40,9 @@ def labkit_home(create: bool = True) -> Path:
             home.chmod(0o700)  # mkdir's mode is filtered by the umask; this is not
         except FileExistsError:
             pass  # an existing home keeps its mode (LABKIT_HOME may be a directory the learner chose)
-        probe = home / f".write-test-{os.getpid()}-{threading.get_ident()}"  # unique: callers run concurrently
-        probe.write_text("ok")
-        probe.unlink(missing_ok=True)
+        with tempfile.TemporaryFile(dir=home) as probe:  # nameless (O_TMPFILE): nothing left even on a failure
+            probe.write(b"ok")
+            probe.flush()
     except OSError as exc:
         raise LabkitError(
             f"cannot write to the labkit home directory {home} ({exc.strerror or exc})",

@@ -11,9 +11,10 @@ import functools
 import sys
 from collections.abc import Callable
 
-from labkit.errors import ConfigError, LabkitError
+from labkit.errors import ConfigError, LabkitError, SandboxNotRunning
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_NO_SANDBOX = 3  # every command that needs the sandbox, when it is not running: one code scripts can test
 
 # Resumable commands (`up`, `down`, ...) say how to carry on after Ctrl-C.
 RESUME_HINT = "interrupted: run the same command again, it picks up where it stopped"
@@ -22,7 +23,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def handles_errors(*, failed: int = EXIT_FAILED, interrupted: str | None = None) -> Callable[[Handler], Handler]:
-    """Wrap a handler: a ConfigError exits EXIT_BAD_INPUT, any other LabkitError `failed`, Ctrl-C 130.
+    """Wrap a handler: a ConfigError exits EXIT_BAD_INPUT, a sandbox that is not running EXIT_NO_SANDBOX, any
+    other LabkitError `failed`, Ctrl-C 130.
 
     `failed` is EXIT_BAD_INPUT for the commands that have always exited 2 on every labkit error
     (rules, lint, reach, tunnel, sql, bench, run-notebooks, sandbox): scripts may rely on it, and there 1
@@ -36,6 +38,8 @@ def handles_errors(*, failed: int = EXIT_FAILED, interrupted: str | None = None)
                 return action(args)
             except LabkitError as exc:
                 print(f"error: {exc}", file=sys.stderr)
+                if isinstance(exc, SandboxNotRunning):
+                    return EXIT_NO_SANDBOX
                 return EXIT_BAD_INPUT if isinstance(exc, ConfigError) else failed
             except KeyboardInterrupt:
                 if interrupted:

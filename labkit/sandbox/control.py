@@ -23,15 +23,25 @@ from labkit.config import check_region
 from labkit.errors import SandboxError
 from labkit.home import labkit_home
 from labkit.locks import daemon_lock_path, exclusive, holder_pid, is_held, sandbox_lock_path
+from labkit.sandbox.daemon.persist import SnapshotError, check_header, snapshot_path
 from labkit.sandbox.engines.base import check_installed
 from labkit.sandbox.processes import all_pids, pid_alive, port_in_use, process_args, process_cmdline, terminate
-from labkit.sandbox.state import SandboxState, read_state, require_running, state_path
+from labkit.sandbox.state import (
+    SandboxState,
+    is_daemon_of,
+    is_running,
+    read_state,
+    require_running,
+    state_path,
+)
 
 PORT_ENV = "LABKIT_SANDBOX_PORT"
 REGION_ENV = "AWS_DEFAULT_REGION"
 START_TIMEOUT = 30.0
 ENDPOINT_PATTERN = re.compile(r"http://[A-Za-z0-9.:\[\]-]+")  # what the daemon writes: http://127.0.0.1:PORT
-DAEMON_MODULE = "labkit.sandbox.daemon.main"
+LOG_ROTATE_BYTES = 5 * 1024 * 1024  # `up` starts a new sandbox.log beyond this (one previous log is kept)
+EXIT_SNAPSHOT = 4  # the daemon's exit code when the saved control plane cannot be loaded (daemon/main.py)
+SAVED_DATA = ("instances", "orphans", "databases.json")  # in data/, beside the snapshot: what a reset deletes
 
 
 def _answers(endpoint_url: str) -> bool:
@@ -43,8 +53,8 @@ def _answers(endpoint_url: str) -> bool:
         return False
 
 
-def _is_healthy(state: SandboxState) -> bool:
-    return state.ready and pid_alive(state.daemon_pid) and _answers(state.endpoint_url)
+def _is_healthy(state: SandboxState, home: Path) -> bool:
+    return is_running(state, home) and _answers(state.endpoint_url)
 
 
 def _requested_port() -> int:
@@ -63,15 +73,6 @@ def _requested_port() -> int:
     return port
 
 
-def _is_daemon_of(pid: int, home: Path) -> bool:
-    """True when `pid` runs the sandbox daemon with `--home` this home (its command line says so)."""
-    args = process_args(pid)  # [] when gone, or without /proc (macOS): then only the state file's pid is known
-    if DAEMON_MODULE not in args or "--home" not in args:
-        return False
-    given = args[args.index("--home") + 1 :]
-    return bool(given) and Path(given[0]).expanduser().resolve() == home
-
-
 def _daemons_of(home: Path, state: SandboxState | None) -> list[int]:
     """Every live daemon process of this home: the state file's, the lifetime lock's holder, and any other whose
     command line names this home (one started by an older labkit, or by hand)."""
@@ -80,13 +81,13 @@ def _daemons_of(home: Path, state: SandboxState | None) -> list[int]:
         candidates.add(state.daemon_pid)
     candidates |= set(all_pids())
     return sorted(
-        pid for pid in candidates if pid and pid != os.getpid() and pid_alive(pid) and _is_daemon_of(pid, home)
+        pid for pid in candidates if pid and pid != os.getpid() and process_args(pid) and is_daemon_of(pid, home)
     )
 
 
 def _clean_stale(home: Path, state: SandboxState | None) -> None:
-    """Stop every daemon of this home and remove what a dead sandbox left: its database processes (only ours,
-    checked by command line) and its data."""
+    """Stop every daemon of this home and what a dead one left running: its database processes (only ours,
+    checked by command line). The data stays: the next daemon starts each database on it again."""
     for pid in _daemons_of(home, state):
         _stop_group(pid)
     if state is not None:
@@ -95,7 +96,18 @@ def _clean_stale(home: Path, state: SandboxState | None) -> None:
             if pid and pid_alive(pid) and str(home) in process_cmdline(pid):
                 terminate(pid, grace=5)
     state_path(home).unlink(missing_ok=True)
-    shutil.rmtree(home / "data" / "instances", ignore_errors=True)
+
+
+def _wipe(home: Path) -> None:
+    """Delete the saved control plane and every database's data: only for an explicit reset."""
+    data = home / "data"
+    snapshot_path(home).unlink(missing_ok=True)
+    for name in SAVED_DATA:
+        target = data / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def _owner_lock(home: Path) -> Any:
@@ -144,10 +156,11 @@ def up(region: str | None = None, quiet: bool = True) -> SandboxState:
 
 def _up(home: Path, region: str, quiet: bool) -> SandboxState:
     existing = read_state(home)
-    if existing is not None and _is_healthy(existing):
+    if existing is not None and _is_healthy(existing, home):
         _announce(existing, quiet)
         return existing
     check_installed()  # the lab's database engine: fail fast, with install steps, before starting anything
+    check_header(snapshot_path(home))  # a snapshot this labkit cannot read: say so before starting anything
     port = _requested_port()
     _clean_stale(home, existing)
     if is_held(daemon_lock_path(home)):
@@ -157,7 +170,7 @@ def _up(home: Path, region: str, quiet: bool) -> SandboxState:
             field="sandbox",
             fix=f"stop process {holder} by hand, then run `labkit sandbox up` again",
         )
-    log_file = home / "sandbox.log"
+    log_file = _rotated(home / "sandbox.log")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     env["PYTHONUNBUFFERED"] = "1"
     with log_file.open("ab") as log:
@@ -174,6 +187,13 @@ def _up(home: Path, region: str, quiet: bool) -> SandboxState:
             _announce(state, quiet)
             return state
         if process.poll() is not None:
+            if process.returncode == EXIT_SNAPSHOT:
+                raise SnapshotError(
+                    f"the saved sandbox in {snapshot_path(home)} cannot be loaded: {_log_tail(log_file, 1)}",
+                    field="sandbox snapshot",
+                    fix="start empty with `labkit sandbox reset --yes` (this deletes the saved lab and its "
+                    "databases), or use the labkit and moto versions that saved it",
+                )
             raise SandboxError(
                 f"the sandbox daemon exited with code {process.returncode}: {_log_tail(log_file)}",
                 field="sandbox",
@@ -184,6 +204,16 @@ def _up(home: Path, region: str, quiet: bool) -> SandboxState:
     raise SandboxError(
         f"the sandbox did not start within {START_TIMEOUT:.0f} s", field="sandbox", fix=f"read {log_file}"
     )
+
+
+def _rotated(log_file: Path, keep_bytes: int = LOG_ROTATE_BYTES) -> Path:
+    """Start a new log when the current one is large; the previous one is kept as `sandbox.log.1`."""
+    try:
+        if log_file.stat().st_size > keep_bytes:
+            log_file.replace(log_file.with_name(log_file.name + ".1"))
+    except OSError:
+        pass  # no log yet (or it cannot be moved): keep appending
+    return log_file
 
 
 def _announce(state: SandboxState, quiet: bool) -> None:
@@ -198,15 +228,21 @@ def _log_tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def down(quiet: bool = True) -> bool:
+def down(quiet: bool = True, forget: bool = False) -> bool:
     """Stop the sandbox: no daemon of this home, no process and no listening port left behind. Returns True if
-    one was running."""
+    one was running.
+
+    The lab is kept (the AWS resources and every database's data): the next `up` brings it back as it was.
+    `forget=True` also deletes them, as `reset` does.
+    """
     home = labkit_home()
     with _owner_lock(home):
         state = read_state(home)
         daemons = _daemons_of(home, state)
         if state is None and not daemons:
             _clean_stale(home, None)
+            if forget:
+                _wipe(home)
             return False
         instances = state.instances.values() if state is not None else []
         ports = [state.port if state is not None else None, *(i.get("port") for i in instances)]
@@ -216,6 +252,8 @@ def down(quiet: bool = True) -> bool:
         if is_held(daemon_lock_path(home)):
             leftovers.append(holder_pid(daemon_lock_path(home)))
         listening = [p for p in ports if p and port_in_use(p)]
+        if forget and not leftovers:
+            _wipe(home)
     if leftovers:
         raise SandboxError(f"processes {leftovers} survived `down`", field="sandbox", fix="kill them by hand")
     if not quiet:
@@ -227,10 +265,10 @@ def status() -> dict[str, Any]:
     """Whether the sandbox runs, where its API is, and each DB instance's role, endpoint and local port."""
     home = labkit_home(create=False)
     state = read_state(home)
-    if state is None:
+    if state is None or not is_running(state, home):  # a state file left by a crash or a reboot says nothing
         return {"running": False, "home": str(home)}
     return {
-        "running": _is_healthy(state),
+        "running": _is_healthy(state, home),
         "home": str(home),
         "endpoint_url": state.endpoint_url,
         "region": state.region,
@@ -246,9 +284,22 @@ def status() -> dict[str, Any]:
 
 
 def reset(timeout: float = 30.0) -> None:
-    """Wipe the control plane (every AWS resource) and, through the reconciler, every database."""
+    """Wipe the control plane (every AWS resource) and every database: the only way the sandbox deletes a lab.
+
+    A running sandbox is wiped through its API and keeps running; a stopped one (or one whose saved state
+    cannot be loaded) has its saved state and data deleted on disk.
+    """
     home = labkit_home()
+    state = read_state(home)
+    if not is_running(state, home):
+        with _owner_lock(home):
+            if not is_running(read_state(home), home):
+                _clean_stale(home, read_state(home))
+                _wipe(home)
+                return
+        state = read_state(home)
     state = require_running(home)
+    shutil.rmtree(home / "data" / "orphans", ignore_errors=True)
     request = urllib.request.Request(f"{state.endpoint_url}/moto-api/reset", method="POST", data=b"")
     urllib.request.urlopen(request, timeout=10).close()
     deadline = time.monotonic() + timeout

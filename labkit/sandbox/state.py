@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import SandboxError
+from labkit.errors import SandboxNotRunning
 from labkit.home import labkit_home
-from labkit.sandbox.processes import pid_alive
+from labkit.sandbox.processes import pid_alive, process_args
 
 STATE_FILE = "sandbox.json"
 CHANGES_FILE = "api-changes"
+DAEMON_MODULE = "labkit.sandbox.daemon.main"
 
 
 @dataclass
@@ -92,13 +93,36 @@ def write_state(state: SandboxState, home: Path) -> None:
     os.replace(tmp, path)
 
 
+def is_daemon_of(pid: int | None, home: Path) -> bool:
+    """True when `pid` is alive and runs the sandbox daemon of this home (its command line says so).
+
+    After a reboot or a crash the state file's pid may belong to another process; only the command line tells.
+    Without /proc (macOS) the command line is unknown, and a live pid is taken at its word.
+    """
+    if not pid or not pid_alive(pid):
+        return False
+    args = process_args(pid)
+    if not args:
+        return True
+    if DAEMON_MODULE not in args or "--home" not in args:
+        return False
+    given = args[args.index("--home") + 1 :]
+    return bool(given) and Path(given[0]).expanduser().resolve() == home.expanduser().resolve()
+
+
+def is_running(state: SandboxState | None, home: Path | None = None) -> bool:
+    """True when the recorded daemon is ready and still the one that wrote the state file."""
+    return state is not None and state.ready and is_daemon_of(state.daemon_pid, home or labkit_home(create=False))
+
+
 def require_running(home: Path | None = None) -> SandboxState:
     """The state of a running sandbox, or a SandboxError that says how to start one."""
     state = read_state(home)
-    if state is None or not state.ready or not pid_alive(state.daemon_pid):
-        raise SandboxError(
+    if not is_running(state, home):
+        raise SandboxNotRunning(
             "the sandbox is not running",
             field="sandbox",
             fix="start it with `labkit sandbox up` in a terminal, or `labkit.sandbox.up()` in a notebook",
         )
+    assert state is not None
     return state

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import threading
 from collections.abc import Iterator
 
@@ -57,17 +56,16 @@ def replication_paused(instance: str) -> Iterator[pymysql.connections.Connection
         admin.close()
 
 
-def rotate_master_password(config, backend, writer: str) -> str:
-    """Rotate the cluster's master password as RDS does: change it on the database, then put it in the secret."""
-    cluster = lab_cluster(config, backend)
-    password = secrets.token_urlsafe(24)
-    with admin_connection(writer) as admin, admin.cursor() as cursor:
-        cursor.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (cluster["MasterUsername"], password))
-    arn = cluster["MasterUserSecret"]["SecretArn"]
+def rotate_master_password(config, backend, writer: str | None = None) -> str:
+    """Rotate the cluster's master password with RotateSecret, as RDS does every 7 days: the sandbox changes it on
+    the database, then in the secret. Returns the new password."""
+    arn = lab_cluster(config, backend)["MasterUserSecret"]["SecretArn"]
     client = backend.client("secretsmanager")
-    value = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
-    client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "password": password}))
-    return password
+    before = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])["password"]
+    client.rotate_secret(SecretId=arn)
+    after = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])["password"]
+    assert after != before, "RotateSecret left the password as it was"
+    return after
 
 
 def resume_replication_after(instance: str, seconds: float) -> threading.Timer:
@@ -80,3 +78,26 @@ def resume_replication_after(instance: str, seconds: float) -> threading.Timer:
     timer = threading.Timer(seconds, resume)
     timer.start()
     return timer
+
+
+def aurora_cluster(backend, name: str, nodes: tuple[str, ...] = ("a", "b")) -> tuple[dict, str]:
+    """A cluster of `nodes` DB instances made with plain RDS calls, waited for with the RDS waiter as a learner's
+    code waits; returns (the cluster as created, its master password from the managed secret)."""
+    rds = backend.client("rds")
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier=name, Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.08.0",
+        MasterUsername="admin", DatabaseName="shop", StorageEncrypted=True, ManageMasterUserPassword=True,
+    )["DBCluster"]  # fmt: skip
+    statuses = [
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine="aurora-mysql",
+            DBInstanceClass="db.t4g.medium",
+        )["DBInstance"]["DBInstanceStatus"]
+        for node in nodes
+    ]  # fmt: skip
+    assert set(statuses) == {"creating"}, statuses  # as AWS answers CreateDBInstance
+    rds.get_waiter("db_instance_available").wait(
+        Filters=[{"Name": "db-cluster-id", "Values": [name]}], WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}
+    )
+    secret = backend.client("secretsmanager").get_secret_value(SecretId=cluster["MasterUserSecret"]["SecretArn"])
+    return cluster, json.loads(secret["SecretString"])["password"]

@@ -7,6 +7,7 @@ failure), and `env` reads a hand-written state file whose daemon pid is this tes
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from labkit.cli.sandbox import export_lines
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox import control
-from labkit.sandbox.state import SandboxState, write_state
+from labkit.sandbox.state import DAEMON_MODULE, SandboxState, write_state
 
 BASH = shutil.which("bash")
 needs_bash = pytest.mark.skipif(BASH is None, reason="needs bash")
@@ -40,10 +41,15 @@ def hostile_regions(marker: Path) -> list[str]:
 
 
 def fake_running_sandbox(home: Path, region: str = "us-east-1") -> SandboxState:
-    """A state file that `require_running` accepts: ready, and its daemon pid (this process) alive."""
+    """A state file that `require_running` accepts: ready, and its daemon pid alive with the daemon's command line
+    for this home (a sleeping stand-in: what is tested is the state file's values, not the daemon)."""
     home.mkdir(parents=True, exist_ok=True)
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", DAEMON_MODULE, "--home", str(home.resolve())]
+    )
+    atexit.register(stand_in.kill)
     state = SandboxState(
-        daemon_pid=os.getpid(), endpoint_url="http://127.0.0.1:45678", port=45678, region=region, home=str(home),
+        daemon_pid=stand_in.pid, endpoint_url="http://127.0.0.1:45678", port=45678, region=region, home=str(home),
         log_file=str(home / "sandbox.log"), started_at=time.time(), ready=True,
     )  # fmt: skip
     write_state(state, home)

@@ -56,13 +56,20 @@ class FakeServer(DatabaseServer):
         self.calls = calls
         self.source: int | None = None
         self.running = False
+        self.dead = False  # set by a test: the process was killed
 
     @property
     def pid(self) -> int | None:
         return 4242 if self.running else None
 
+    def exited(self) -> bool:
+        return self.dead
+
+    def caught_up_position(self) -> str | None:
+        return f"received-by-{self.name}"
+
     def start(self) -> None:
-        self.running = True
+        self.running, self.dead = True, False
         self.calls.append(("start", self.name))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -70,6 +77,9 @@ class FakeServer(DatabaseServer):
 
     def bootstrap_writer(self, master_user: str, master_password: str, database: str | None, repl: str) -> None:
         self.calls.append(("bootstrap", self.name, master_user, master_password, database))
+
+    def set_password(self, user: str, password: str) -> None:
+        self.calls.append(("set_password", self.name, user))
 
     def replicate_from(self, writer_port: int, repl_password: str) -> None:
         self.source = writer_port
@@ -221,3 +231,148 @@ def test_deleting_an_instance_removes_its_server(tmp_path, fake_engine):
     rds.clusters[0]["DBClusterMembers"] = rds.clusters[0]["DBClusterMembers"][:1]
     assert reconciler.reconcile() is True
     assert ("remove", "shrink-r") in fake_engine.calls and set(reconciler.servers) == {"shrink-w"}
+
+
+# ----- health like Aurora's, and what survives a restart -----
+
+
+class FakeModel:
+    """Records what the reconciler writes back into the control plane (daemon/rdsmodel.py in the daemon)."""
+
+    def __init__(self, rds: FakeRds) -> None:
+        self.rds = rds
+        self.statuses: dict[str, list[str]] = {}
+        self.events: list[str] = []
+        self.forced: set[str] = set()
+
+    def set_status(self, region: str, instance: str, status: str) -> bool:
+        seen = self.statuses.setdefault(instance, [])
+        if not seen or seen[-1] != status:  # as moto's model: a state, not a log of calls
+            seen.append(status)
+        for described in self.rds.instances:
+            if described["DBInstanceIdentifier"] == instance:
+                described["DBInstanceStatus"] = status
+        return True
+
+    def take_forced_failover(self, region: str, instance: str) -> bool:
+        if instance in self.forced:
+            self.forced.discard(instance)
+            return True
+        return False
+
+    def fail_over(self, region: str, cluster: str, target: str) -> None:
+        self.rds.fail_over(cluster, target)
+
+    def add_event(self, region: str, source_type: str, source: str, message: str, categories: list[str]) -> None:
+        self.events.append(message)
+
+
+def _healthy(tmp_path: Path, rds: FakeRds, model: FakeModel) -> Reconciler:
+    reconciler = Reconciler(
+        tmp_path / "data", "admin-secret", lambda: [rds], lambda client, c: f"pw-{c.identifier}", model=model
+    )
+    _pass(reconciler)
+    return reconciler
+
+
+def _pass(reconciler: Reconciler) -> None:
+    """One pass of the daemon's loop: converge, (write the state file), publish the instance states."""
+    reconciler.reconcile()
+    reconciler.publish_states()
+
+
+def test_new_instances_are_creating_until_their_server_answers_in_its_role(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("grow", "aurora-fake", ["grow-w", "grow-r"], writer="grow-w")
+    for described in rds.instances:
+        described["DBInstanceStatus"] = "creating"  # as CreateDBInstance answers (rdsmodel.InstanceStates)
+    model = FakeModel(rds)
+    _healthy(tmp_path, rds, model)
+    assert model.statuses == {"grow-w": ["available"], "grow-r": ["available"]}
+
+
+def test_a_dead_reader_is_restarted_and_leaves_the_reader_endpoint_meanwhile(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("heal", "aurora-fake", ["heal-w", "heal-r"], writer="heal-w")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    fake_engine.calls.clear()
+    model.statuses.clear()
+    reconciler.servers["heal-r"].dead = True
+    assert reconciler.check_health() is True
+    assert reconciler.roles["heal-r"] == "restarted"
+    assert reconciler.snapshot()[1]["heal"]["readers"] == []  # out of the reader endpoint until it replicates
+    _pass(reconciler)
+    assert ("start", "heal-r") in fake_engine.calls
+    assert ("replicate", "heal-r", reconciler.servers["heal-w"].port) in fake_engine.calls
+    assert model.statuses["heal-r"] == ["rebooting", "available"]
+    assert reconciler.snapshot()[1]["heal"]["readers"] == ["heal-r"]
+    assert any("heal-r restarted" in e for e in model.events)
+    assert reconciler.check_health() is False
+
+
+def test_a_dead_writer_fails_over_to_a_reader_after_it_applied_all_it_received(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("auto", "aurora-fake", ["auto-a", "auto-b"], writer="auto-a")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    fake_engine.calls.clear()
+    reconciler.servers["auto-a"].dead = True
+    reconciler.check_health()
+    assert ("promote", "auto-b", "received-by-auto-b") in fake_engine.calls  # nothing it received is lost
+    assert rds.clusters[0]["DBClusterMembers"] == [
+        {"DBInstanceIdentifier": "auto-a", "IsClusterWriter": False},
+        {"DBInstanceIdentifier": "auto-b", "IsClusterWriter": True},
+    ]  # the control plane shows the new writer, as after Aurora's automatic failover
+    assert model.events[:2] == [
+        "Started cross AZ failover to DB instance: auto-b", "Completed failover to DB instance: auto-b"
+    ]  # fmt: skip
+    _pass(reconciler)  # the endpoints move to the new writer first
+    assert ("start", "auto-a") not in fake_engine.calls
+    assert reconciler.restart_pending() is True
+    _pass(reconciler)
+    assert ("replicate", "auto-a", reconciler.servers["auto-b"].port) in fake_engine.calls  # back, as a reader
+    assert reconciler.snapshot()[1]["auto"]["writer"] == "auto-b"
+    assert reconciler.snapshot()[1]["auto"]["readers"] == ["auto-a"]
+
+
+def test_reboot_with_force_failover_moves_the_writer_first(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("boot", "aurora-fake", ["boot-a", "boot-b"], writer="boot-a")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    fake_engine.calls.clear()
+    model.forced.add("boot-a")
+    model.set_status("", "boot-a", "rebooting")  # as RebootDBInstance(ForceFailover=True) leaves it
+    _pass(reconciler)
+    reconciler.restart_pending()
+    _pass(reconciler)
+    assert fake_engine.calls[:2] == [("fence", "boot-a"), ("promote", "boot-b", "position-of-boot-a")]
+    assert ("start", "boot-a") in fake_engine.calls
+    assert reconciler.snapshot()[1]["boot"]["writer"] == "boot-b"
+    assert model.statuses["boot-a"][-1] == "available"
+
+
+def test_a_restarted_daemon_reuses_server_ids_and_ports_and_never_bootstraps_twice(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("again", "aurora-fake", ["again-w", "again-r"], writer="again-w")
+    first = _healthy(tmp_path, rds, FakeModel(rds))
+    ids = {name: (server.server_id, server.port) for name, server in first.servers.items()}
+    first.shutdown()
+    fake_engine.calls.clear()
+    second = _healthy(tmp_path, rds, FakeModel(rds))
+    assert {name: (server.server_id, server.port) for name, server in second.servers.items()} == ids
+    assert not [c for c in fake_engine.calls if c[0] in ("bootstrap", "remove")]
+    assert ("promote", "again-w", None) in fake_engine.calls  # the writer takes writes again
+
+
+def test_data_of_an_instance_the_control_plane_forgot_is_moved_aside_not_reused(tmp_path, fake_engine):
+    leftover = tmp_path / "data" / "instances" / "fresh-w"
+    leftover.mkdir(parents=True)
+    (leftover / "rows").write_text("an old lab's data")
+    rds = FakeRds()
+    rds.cluster("fresh", "aurora-fake", ["fresh-w"], writer="fresh-w")
+    _healthy(tmp_path, rds, FakeModel(rds))
+    assert not leftover.exists()
+    kept = list((tmp_path / "data" / "orphans").glob("fresh-w-*/rows"))
+    assert len(kept) == 1 and kept[0].read_text() == "an old lab's data"

@@ -1,6 +1,7 @@
-"""Count the control plane's mutating API calls, and wake the reconciler after each one from outside.
+"""Save the control plane after each mutating API call, count the calls, and wake the reconciler after each one.
 
-Runs in the daemon, as WSGI middleware in front of moto (in the moto server's request threads). The count is
+Runs in the daemon, as WSGI middleware in front of moto (in the moto server's request threads). `SaveOnChange`
+makes each mutating call durable before its response goes out (persist.py), or fails it whole. The count is
 kept in a file (state.changes_path) so that other processes can tell cheaply whether the account changed: the
 session plugin and the app hosts re-read the security rules only when it moves, and the SSM emulation keeps
 its readiness verdicts while it stands.
@@ -9,13 +10,20 @@ its readiness verdicts while it stands.
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
+import re
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from labkit.sandbox.daemon.persist import ControlPlaneStore
 from labkit.sandbox.state import changes_path
+
+log = logging.getLogger("labkit.sandbox.daemon.changes")
 
 RECONCILER_AGENT = "labkit-reconciler"  # in the reconciler's User-Agent: its own calls do not wake it
 READ_ACTIONS = ("Describe", "List", "Get", "Search")
@@ -41,12 +49,34 @@ class ApiChanges:
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(str(self.count))
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(str(self.count))
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a full or read-only home: readers then see "unknown" and assume a change
+            log.warning("could not record the change count in %s: %s", self.path, exc)
+            tmp.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+
+
+ACTION_KEY = "labkit.action"  # the request's API action, parsed once by the outermost middleware
 
 
 def _action(environ: dict[str, Any]) -> str:
     """The API action of a request: from X-Amz-Target (JSON protocols) or the form body (query protocol)."""
+    if ACTION_KEY in environ:
+        return str(environ[ACTION_KEY])
+    environ[ACTION_KEY] = _parse_action(environ)
+    return str(environ[ACTION_KEY])
+
+
+def is_mutating(environ: dict[str, Any]) -> bool:
+    """True for a call that may change the account (every POST but reads and session calls)."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return False
+    return not _action(environ).startswith(READ_ACTIONS + SESSION_ACTIONS)
+
+
+def _parse_action(environ: dict[str, Any]) -> str:
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return target.rpartition(".")[2]
@@ -66,12 +96,90 @@ class WakeOnChange:
         self.changes = changes
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        is_post = environ.get("REQUEST_METHOD") == "POST"
-        action = _action(environ) if is_post else ""
+        mutating = is_mutating(environ)
         result = self.app(environ, start_response)
-        if is_post and not action.startswith(READ_ACTIONS + SESSION_ACTIONS):
+        if mutating:
             if self.changes is not None:  # before the response goes out: the caller's next step sees the new count
                 self.changes.bump()
             if RECONCILER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
                 self.wake.set()
         return result
+
+
+def call_buffered(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI app to the end and return its status, headers and body, so a middleware can act on the
+    outcome (or replace the answer) before anything reaches the caller."""
+    captured: dict[str, Any] = {"written": []}
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured.update(status=status, headers=headers)
+        return captured["written"].append
+
+    result = app(environ, capture)
+    try:
+        body = b"".join([*captured["written"], *result])
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return captured["status"], captured["headers"], body
+
+
+_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/")
+
+
+class SaveOnChange:
+    """WSGI middleware: a mutating call is saved (persist.py) before its response goes out, or fails whole.
+
+    Mutating calls take turns (a save covers exactly the calls before it). When the save fails (ENOSPC, EACCES)
+    the store has put the account back as it was, and the caller gets AWS's `ServiceUnavailable` (HTTP 503,
+    which SDKs retry) in its service's wire format, naming the cause and the fix; the daemon keeps serving.
+    """
+
+    def __init__(self, app: Any, store: ControlPlaneStore) -> None:
+        self.app = app
+        self.store = store
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not is_mutating(environ):
+            return self.app(environ, start_response)
+        with self.store.lock:
+            status, headers, body = call_buffered(self.app, environ)
+            try:
+                self.store.save()
+            except OSError as exc:
+                log.error("could not save the control plane (%s): %s rolled back", exc, _action(environ) or "call")
+                return _service_unavailable(environ, start_response, exc, self.store.path)
+        start_response(status, headers)
+        return [body]
+
+
+def _service_unavailable(environ: dict[str, Any], start_response: Any, exc: OSError, path: Path) -> list[bytes]:
+    """AWS's ServiceUnavailable in the caller's protocol (JSON, EC2 query, or the other query services)."""
+    message = (
+        f"The sandbox could not save this change to {path} ({exc.strerror or exc}); nothing was changed. "
+        f"Free some disk space or fix the permissions of {path.parent}, then retry."
+    )
+    request_id = secrets.token_hex(16)
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    service = (_SERVICE.search(auth) or [None, ""])[1]
+    if environ.get("HTTP_X_AMZ_TARGET") or "json" in environ.get("CONTENT_TYPE", ""):
+        body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", "ServiceUnavailable")]
+    elif service == "ec2":
+        body = (
+            "<Response><Errors><Error><Code>ServiceUnavailable</Code>"
+            f"<Message>{_xml(message)}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        ).encode()
+        headers = [("Content-Type", "text/xml")]
+    else:
+        body = (
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+            f"<Message>{_xml(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        headers = [("Content-Type", "text/xml")]
+    start_response("503 Service Unavailable", [*headers, ("x-amzn-RequestId", request_id)])
+    return [body]
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

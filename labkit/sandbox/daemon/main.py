@@ -2,8 +2,10 @@
 (the databases) and the app supervisor (each lab instance's web app), in one detached process.
 
 Runs as its own process: `labkit sandbox up` starts `python -m labkit.sandbox.daemon.main` in its own session so
-it outlives notebook kernels; stopped by SIGTERM, on which it stops every database server, deletes their data and
-removes the state file.
+it outlives notebook kernels. It is durable: the control plane is saved after every change (persist.py) and
+loaded at start, and the databases keep their data directories, so `down` + `up`, a crash or a reboot find the
+lab as it was. Stopped by SIGTERM, on which it stops every database server (keeping its data) and removes the
+state file (where it listens, which is no longer true).
 """
 
 from __future__ import annotations
@@ -37,21 +39,33 @@ from werkzeug.serving import make_server
 from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
+from labkit.sandbox.daemon import rdsmodel
 from labkit.sandbox.daemon.apps import AppSupervisor
-from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, WakeOnChange
-from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_master_password
+from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, SaveOnChange, WakeOnChange
+from labkit.sandbox.daemon.persist import ControlPlaneStore, SnapshotError
+from labkit.sandbox.daemon.rdsmodel import InstanceStates
+from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_master_password, new_password
+from labkit.sandbox.daemon.rotation import RotateManagedSecrets
 from labkit.sandbox.daemon.ssm import SessionManager
 from labkit.sandbox.engines.base import check_installed
 from labkit.sandbox.state import SandboxState, changes_path, state_path, write_state
+from labkit.sandbox.vpc.lean import ensure_models
 
 log = logging.getLogger("labkit.sandbox")
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
+FULL_PASS_SECONDS = 15.0  # the fallback: a full pass (API reads) even when nothing said something changed
+EXIT_SNAPSHOT = 4  # the saved control plane cannot be loaded: `up` shows why and the way out
 
 
-def _moto_server(port: int, wake: threading.Event, changes: ApiChanges) -> Any:
+def _moto_server(
+    port: int, wake: threading.Event, changes: ApiChanges, store: ControlPlaneStore, reconciler: Reconciler
+) -> Any:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log
     sessions = SessionManager(DomainDispatcherApplication(create_backend_app), changes)
-    app = WakeOnChange(sessions, wake, changes)
+    rotation = RotateManagedSecrets(
+        sessions, reconciler.cluster_of_secret, reconciler.set_master_password, new_password
+    )
+    app = WakeOnChange(SaveOnChange(InstanceStates(rotation, wake), store), wake, changes)
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
@@ -90,14 +104,14 @@ def run(home: Path, port: int, region: str) -> int:
         log.error("another sandbox daemon (pid %s) owns %s; exiting", holder_pid(daemon_lock_path(home)), home)
         return 3
     check_installed()  # the lab's database engine
+    store = ControlPlaneStore(home, DEFAULT_ACCOUNT_ID)
+    try:
+        store.load()  # before serving: nobody sees an empty account that is not
+    except SnapshotError as exc:
+        log.error("%s; fix: %s", exc.message, exc.fix)
+        return EXIT_SNAPSHOT
     wake = threading.Event()
     stop = threading.Event()
-    server = _moto_server(port, wake, ApiChanges(home))
-    port = server.server_port
-    endpoint = f"http://127.0.0.1:{port}"
-    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
-    log.info("moto server on %s", endpoint)
-
     session = boto3.Session(**FAKE_CREDENTIALS)
     config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
     clients: dict[str, Any] = {}
@@ -118,9 +132,18 @@ def run(home: Path, port: int, region: str) -> int:
         return _given_password(client_region, cluster.identifier) or ""
 
     admin_password = _admin_password(home)
-    reconciler = Reconciler(home / "data", admin_password, rds_clients, master_password, _repl_password(home))
+    reconciler = Reconciler(
+        home / "data", admin_password, rds_clients, master_password, _repl_password(home), model=rdsmodel
+    )
+    changes = ApiChanges(home)
+    server = _moto_server(port, wake, changes, store, reconciler)  # the reconciler's clients call it from now on
+    port = server.server_port
+    endpoint = f"http://127.0.0.1:{port}"
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
+    log.info("moto server on %s", endpoint)
+
     apps = AppSupervisor(home, endpoint, lambda: [client("ec2", r) for r in _regions_with_instances()])
-    threading.Thread(target=_warm_up, args=(client, region, reconciler), name="warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(client, region, reconciler, home), name="warm-up", daemon=True).start()
     state = SandboxState(
         daemon_pid=os.getpid(), endpoint_url=endpoint, port=port, region=region, home=str(home),
         log_file=str(home / "sandbox.log"), started_at=time.time(), ready=True,
@@ -131,16 +154,43 @@ def run(home: Path, port: int, region: str) -> int:
         stop.set()
         wake.set()
 
+    child_exited = threading.Event()
+
+    def on_child_exit(signum: int, frame: Any) -> None:  # a database or an app died (or a helper ended)
+        child_exited.set()
+        wake.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGCHLD, on_child_exit)
+    seen_changes, last_full = -1, 0.0
     try:
         while not stop.is_set():
             wake.wait(POLL_SECONDS)
             wake.clear()
             if stop.is_set():
                 break
+            # Event-driven: a full pass (API reads) only when an API call or a process exit says something
+            # changed, or as a slow fallback; otherwise an idle sandbox costs a few process polls a second.
+            exited = child_exited.is_set()
+            child_exited.clear()
+            changed = False
             try:
-                changed = reconciler.reconcile()
+                changed = reconciler.check_health()
+            except Exception:
+                log.exception("health check failed")
+            due = (
+                changed
+                or exited
+                or changes.count != seen_changes
+                or apps.restart_due()  # an app waiting out its RestartSec (no API call)
+                or time.monotonic() - last_full > FULL_PASS_SECONDS
+            )
+            if not due:
+                continue
+            seen_changes, last_full = changes.count, time.monotonic()
+            try:
+                changed |= reconciler.reconcile()
             except Exception:  # keep serving; the log says what went wrong
                 log.exception("reconcile failed")
                 changed = True
@@ -153,18 +203,44 @@ def run(home: Path, port: int, region: str) -> int:
                 state.instances, state.clusters = reconciler.snapshot()
                 state.apps = apps.snapshot()
                 state.generation += 1
-                write_state(state, home)
+                _save(store, state, home)
+            try:
+                if reconciler.publish_states():  # `available` only once the state file can resolve it
+                    _save(store, None, home)
+            except Exception:
+                log.exception("publishing instance states failed")
+            try:
+                if reconciler.restart_pending():  # old writers of failovers, now that clients moved on
+                    wake.set()
+            except Exception:
+                log.exception("restart after failover failed")
     finally:
         log.info("stopping")
         apps.shutdown()
-        reconciler.shutdown()
+        reconciler.shutdown()  # stops the servers; their data stays
         server.shutdown()
+        _save(store, None, home)
         state_path(home).unlink(missing_ok=True)
         changes_path(home).unlink(missing_ok=True)
     return 0
 
 
-def _warm_up(client: Any, region: str, reconciler: Reconciler) -> None:
+def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> None:
+    """Save what a reconciler pass changed (moto and the state file); a failed write is logged, never fatal:
+    the next pass tries again, and no data is touched."""
+    try:
+        store.save(rollback=False)
+    except OSError as exc:
+        log.error("could not save the control plane: %s (will retry)", exc)
+    if state is None:
+        return
+    try:
+        write_state(state, home)
+    except OSError as exc:
+        log.error("could not write the state file: %s (will retry)", exc)
+
+
+def _warm_up(client: Any, region: str, reconciler: Reconciler, home: Path) -> None:
     """Load moto's service models and the lab engine's template now, so the learner's first calls are fast."""
     calls = [
         ("sts", "get_caller_identity"), ("ec2", "describe_vpcs"), ("rds", "describe_db_clusters"),
@@ -180,6 +256,10 @@ def _warm_up(client: Any, region: str, reconciler: Reconciler) -> None:
         reconciler.prepare()
     except Exception:
         log.exception("preparing the database template failed")
+    try:
+        ensure_models(home)  # the trimmed service models tunnels and app hosts load (vpc/lean.py), made once
+    except Exception:
+        log.exception("preparing the trimmed service models failed")
 
 
 def _admin_password(home: Path) -> str:

@@ -8,25 +8,33 @@ managed secret, initial database), points replicas at
 the writer, and carries out a failover for real: fence the old writer, let the new one catch up, promote it,
 re-point the rest. It drives servers only through the engine interface (engines/base.py), choosing the engine
 by each cluster's `Engine`; a cluster of an engine the sandbox does not run gets no servers.
+
+What it knows about each server (its server id, port, and which clusters are bootstrapped) is kept in
+`data/databases.json`, so a restarted daemon starts each instance's server on its own data directory, and a
+cluster's writer is never bootstrapped twice. A server's data is deleted only when its DB instance is deleted.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from labkit.errors import SandboxError
+from labkit.home import private_dir
 from labkit.sandbox.engines.base import DEFAULT_ENGINE, DatabaseEngine, DatabaseServer, engine_class
-from labkit.sandbox.processes import free_port
+from labkit.sandbox.processes import free_port, port_in_use
 
 log = logging.getLogger("labkit.sandbox.daemon.reconciler")
+RECORDS_FILE = "databases.json"
 
 
 @dataclass
@@ -50,6 +58,16 @@ class InstanceView:
     identifier: str
     cluster: str
     endpoint: str
+    status: str = "available"
+
+
+class ControlPlaneModel(Protocol):
+    """What Aurora's control plane does on its own (daemon/rdsmodel.py writes it into moto's state)."""
+
+    def set_status(self, region: str, instance: str, status: str) -> bool: ...
+    def take_forced_failover(self, region: str, instance: str) -> bool: ...
+    def fail_over(self, region: str, cluster: str, target: str) -> None: ...
+    def add_event(self, region: str, source_type: str, source: str, message: str, categories: list[str]) -> None: ...
 
 
 class Reconciler:
@@ -62,12 +80,17 @@ class Reconciler:
         rds_clients: Callable[[], list[Any]],
         master_password: Callable[[Any, ClusterView], str],
         repl_password: str | None = None,
+        model: ControlPlaneModel | None = None,
     ) -> None:
         self.data_root = data_root
         self.admin_password = admin_password
         self.repl_password = repl_password or new_password()  # never the admin's: its own account, its own secret
         self.rds_clients = rds_clients
         self.master_password = master_password
+        self.model = model  # None: nothing is written back (states stay as the control plane has them)
+        self.region_of: dict[str, str] = {}  # cluster -> its region
+        self._observed: dict[str, InstanceView] = {}
+        self.pending_restarts: dict[str, str] = {}  # instance -> its event message, restarted after a failover
         self.servers: dict[str, DatabaseServer] = {}
         self.roles: dict[str, str] = {}
         self.cluster_of: dict[str, str] = {}
@@ -82,6 +105,46 @@ class Reconciler:
         self._engines: dict[type[DatabaseEngine], DatabaseEngine] = {}
         self._engines_lock = threading.Lock()
         self._unsupported: set[str] = set()  # clusters already logged as running an engine the sandbox lacks
+        self.records: dict[str, dict[str, Any]] = {}  # instance -> {server_id, port}: what a restart reuses
+        self._load_records()
+
+    # ---- what survives a restart ---------------------------------------------------------------
+
+    @property
+    def records_path(self) -> Path:
+        return self.data_root / RECORDS_FILE
+
+    def _load_records(self) -> None:
+        try:
+            saved = json.loads(self.records_path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:  # damaged: start servers fresh-numbered, but touch no data
+            log.error("ignoring %s: %s", self.records_path, exc)
+            return
+        self.records = dict(saved.get("servers", {}))
+        self.bootstrapped = set(saved.get("bootstrapped", []))
+        self.next_server_id = max(
+            [int(saved.get("next_server_id", 1)), *(r["server_id"] + 1 for r in self.records.values())]
+        )
+
+    def _save_records(self) -> None:
+        """Write what a restart needs (atomically, owner-only); a failed write is logged and retried next pass."""
+        data = {
+            "servers": self.records,
+            "bootstrapped": sorted(self.bootstrapped),
+            "next_server_id": self.next_server_id,
+        }
+        tmp = self.records_path.with_name(f".{RECORDS_FILE}.tmp")
+        try:
+            private_dir(self.data_root)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(data, indent=1, sort_keys=True))
+            os.replace(tmp, self.records_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.error("could not save %s: %s (will retry)", self.records_path, exc)
 
     def engine(self, rds_engine: str) -> DatabaseEngine:
         """The data-plane engine for a cluster `Engine` (one instance per engine: one template, one binary path)."""
@@ -119,6 +182,7 @@ class Reconciler:
                     )
                     clusters[view.identifier] = view
                     client_of[view.identifier] = rds
+                    self.region_of[view.identifier] = str(getattr(getattr(rds, "meta", None), "region_name", ""))
             for page in rds.get_paginator("describe_db_instances").paginate():
                 for i in page["DBInstances"]:
                     cluster = i.get("DBClusterIdentifier")
@@ -128,6 +192,7 @@ class Reconciler:
                         identifier=i["DBInstanceIdentifier"],
                         cluster=cluster,
                         endpoint=(i.get("Endpoint") or {}).get("Address", ""),
+                        status=str(i.get("DBInstanceStatus") or "available"),
                     )
         return clusters, instances, client_of
 
@@ -151,14 +216,15 @@ class Reconciler:
             gone_names = [name for name in self.servers if name not in instances]
             _in_parallel([self.servers[name].remove for name in gone_names])
             for gone in gone_names:
-                log.info("instance %s deleted: stopped its server", gone)
+                log.info("instance %s deleted: stopped its server and deleted its data", gone)
+                self.records.pop(gone, None)
                 self.servers.pop(gone)
                 self.roles.pop(gone, None)
                 self.errors.pop(gone, None)
                 self.cluster_of.pop(gone, None)
                 self.endpoints.pop(gone, None)
                 changed = True
-            for cluster in [c for c in self.writers if c not in clusters]:
+            for cluster in [c for c in {*self.writers, *self.bootstrapped} if c not in clusters]:
                 self.writers.pop(cluster, None)
                 self.bootstrapped.discard(cluster)
                 self.master_passwords.pop(cluster, None)
@@ -167,14 +233,18 @@ class Reconciler:
             if new:
                 self._start(new, clusters)
                 changed = True
+            changed |= self._reboot_requested(instances, clusters)
             for view in clusters.values():
                 try:
                     changed |= self._converge_cluster(view, instances, client_of[view.identifier])
                 except Exception:  # one broken cluster must not stall the others
                     log.exception("could not converge cluster %s", view.identifier)
+            self._observed = instances  # statuses are published after the state file has the endpoints
             if self.clusters != clusters:
                 changed = True
             self.clusters = clusters
+            if changed:
+                self._save_records()
             return changed
 
     def prepare(self, rds_engine: str = DEFAULT_ENGINE) -> None:
@@ -185,15 +255,23 @@ class Reconciler:
         for view in views:
             rds_engine = clusters[view.cluster].engine
             self.prepare(rds_engine)
+            datadir = self.data_root / "instances" / view.identifier
+            record = self.records.get(view.identifier)
+            if record is None:  # a new instance: its own server id, and no data but the template's
+                _move_aside(datadir, self.data_root / "orphans")
+                record = {"server_id": self.next_server_id, "port": 0}
+                self.next_server_id += 1
+            port = record["port"] if record["port"] and not port_in_use(record["port"]) else free_port()
             server = self.engine(rds_engine).server(
-                view.identifier, self.data_root / "instances" / view.identifier, free_port(),
-                self.next_server_id, self.admin_password, self.repl_password,
+                view.identifier, datadir, port, record["server_id"], self.admin_password, self.repl_password,
             )  # fmt: skip
-            self.next_server_id += 1
+            self.records[view.identifier] = {"server_id": record["server_id"], "port": port}
             log.info("starting the %s server of %s on port %d", rds_engine, view.identifier, server.port)
             server.start()
             self.servers[view.identifier] = server
             self.cluster_of[view.identifier] = view.cluster
+            if view.status == "available":  # restored after a restart: not answering until its server is up
+                self._set_status(view.identifier, "starting")
             self.endpoints[view.identifier] = view.endpoint
             self.roles[view.identifier] = "starting"
         with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
@@ -226,6 +304,10 @@ class Reconciler:
             self.bootstrapped.add(cluster.identifier)
             self.master_passwords.pop(cluster.identifier, None)
             changed = True
+        elif previous is None:  # a restarted daemon: the writer's server starts read-only, as every server does
+            log.info("resuming %s as the writer of %s", writer, cluster.identifier)
+            self.servers[writer].promote(catch_up_to=None)
+            changed = True
         elif previous != writer:
             self._failover(cluster.identifier, previous, writer)
             changed = True
@@ -235,12 +317,176 @@ class Reconciler:
         for member in members:
             if member == writer:
                 continue
+            if self.roles.get(member) == "rebooting":
+                continue
             if self.roles.get(member) != "reader" or self.servers[member].replication_source_port() != writer_port:
                 log.info("pointing %s at writer %s", member, writer)
                 self.servers[member].replicate_from(writer_port, self.repl_password)
                 self.roles[member] = "reader"
                 changed = True
         return changed
+
+    # ---- the master password, rotated as RDS rotates it -----------------------------------------
+
+    def cluster_of_secret(self, secret_arn: str) -> str | None:
+        """The cluster whose managed master secret `secret_arn` is (None for any other secret)."""
+        with self.lock:
+            return next((c.identifier for c in self.clusters.values() if c.secret_arn == secret_arn), None)
+
+    def set_master_password(self, cluster: str, password: str) -> None:
+        """Change the cluster's master password on its writer (the readers get it through replication)."""
+        with self.lock:
+            writer = self.writers.get(cluster)
+            view = self.clusters.get(cluster)
+            if writer is None or view is None or writer not in self.servers:
+                raise SandboxError(
+                    f"cluster {cluster} has no running writer", field=cluster, fix="wait until it is available"
+                )
+            self.servers[writer].set_password(view.master_username, password)
+
+    # ---- health, as Aurora's control plane keeps it ---------------------------------------------
+
+    def check_health(self) -> bool:
+        """Notice dead servers (no API call: each process is asked whether it exited). A dead reader is
+        restarted; a dead writer is failed over to a healthy reader first, as Aurora does, and then restarted
+        as a reader. Returns True when anything changed."""
+        with self.lock:
+            dead = [
+                name
+                for name, server in self.servers.items()
+                if server.exited() and self.roles.get(name) != "failed" and name not in self.pending_restarts
+            ]
+            for name in dead:
+                cluster = self.cluster_of.get(name, "")
+                try:
+                    if self.writers.get(cluster) == name:
+                        self._writer_died(cluster, name)
+                    else:
+                        self._restart(name, f"DB instance {name} restarted after its database process exited")
+                except Exception:
+                    log.exception("could not recover %s", name)
+            return bool(dead)
+
+    def restart_pending(self) -> bool:
+        """Restart the old writers of failovers, once the state file points clients at the new writers (a
+        restart takes a second or two; clients should not wait for it)."""
+        with self.lock:
+            pending = {name: message for name, message in self.pending_restarts.items() if name in self.servers}
+            self.pending_restarts.clear()
+            for name, message in pending.items():
+                try:
+                    self._restart(name, message)
+                except Exception:
+                    log.exception("could not restart %s", name)
+            return bool(pending)
+
+    def _writer_died(self, cluster: str, writer: str) -> None:
+        log.warning("the writer %s of %s is dead", writer, cluster)
+        target = self._failover_target(cluster, exclude=writer)
+        if target is None:  # no healthy reader: Aurora restarts the writer in place
+            self._restart(writer, f"DB instance {writer} restarted after its database process exited")
+            return
+        self._event(cluster, "db-cluster", cluster, f"Started cross AZ failover to DB instance: {target}", ["failover"])
+        server = self.servers[target]
+        self.roles[writer] = "failed-over"
+        server.promote(catch_up_to=server.caught_up_position())  # apply all it received: nothing acknowledged lost
+        self.writers[cluster] = target
+        self.roles[target] = "writer"
+        if self.model is not None:
+            self.model.fail_over(self.region_of.get(cluster, ""), cluster, target)
+        self._event(cluster, "db-cluster", cluster, f"Completed failover to DB instance: {target}", ["failover"])
+        self.pending_restarts[writer] = f"DB instance {writer} restarted after its database process exited"
+
+    def _failover_target(self, cluster: str, exclude: str) -> str | None:
+        readers = [
+            name for name, of in self.cluster_of.items()
+            if of == cluster and name != exclude and self.roles.get(name) == "reader" and not self.servers[name].exited()
+        ]  # fmt: skip
+        return min(readers) if readers else None
+
+    def _restart(self, name: str, message: str) -> None:
+        """Start a server again on its data (`rebooting` meanwhile, out of the reader endpoint). Its role is
+        settled by the next converge: the writer accepts writes again, a reader replicates from the writer."""
+        cluster = self.cluster_of.get(name, "")
+        self._set_status(name, "rebooting")
+        was = self.roles.get(name)
+        self.roles[name] = "rebooting"
+        if self.writers.get(cluster) == name:
+            self.writers.pop(cluster)  # converge promotes it again (a server always starts read-only)
+        server = self.servers[name]
+        server.stop()
+        server.start()
+        try:
+            server.wait_ready()
+        except Exception as exc:
+            log.error("instance %s failed to restart: %s", name, exc)
+            self.roles[name] = "failed"
+            self.errors[name] = str(exc)
+            self._set_status(name, "failed")
+            return
+        self.roles[name] = "restarted" if was != "writer" else "restarted-writer"
+        self._event(cluster, "db-instance", name, message, ["availability"])
+
+    def _reboot_requested(self, instances: dict[str, InstanceView], clusters: dict[str, ClusterView]) -> bool:
+        """RebootDBInstance (the instance shows `rebooting`): restart its server; with ForceFailover on the
+        writer, fail over to a reader first, as Aurora does."""
+        changed = False
+        for name, view in instances.items():
+            if view.status != "rebooting" or name not in self.servers or self.roles.get(name) == "rebooting":
+                continue
+            cluster = view.cluster
+            region = self.region_of.get(cluster, "")
+            forced = self.model is not None and self.model.take_forced_failover(region, name)
+            target = self._failover_target(cluster, exclude=name) if forced else None
+            if forced and self.writers.get(cluster) == name and target is not None:
+                self._event(
+                    cluster, "db-cluster", cluster, f"Started cross AZ failover to DB instance: {target}", ["failover"]
+                )
+                self._failover(cluster, name, target)
+                self.writers[cluster] = target
+                self.roles[target] = "writer"
+                if self.model is not None:
+                    self.model.fail_over(region, cluster, target)
+                clusters[cluster].writer = target  # what this pass observed is now out of date
+                self._event(
+                    cluster, "db-cluster", cluster, f"Completed failover to DB instance: {target}", ["failover"]
+                )
+            if self.writers.get(cluster) == target and target is not None:
+                self.pending_restarts[name] = f"DB instance {name} restarted"  # once the endpoints moved
+            else:
+                self._restart(name, f"DB instance {name} restarted")
+            changed = True
+        return changed
+
+    def publish_states(self) -> bool:
+        """`available` once a server answers in its role (`creating` and `rebooting` until then).
+
+        Called after the state file (the endpoint map) is written: when a waiter sees `available`, a client can
+        resolve the endpoint and connect, as on AWS. Returns True when a status changed.
+        """
+        changed = False
+        with self.lock:
+            for name, view in self._observed.items():
+                before = view.status
+                self._publish(name, view)
+                changed |= view.status != before
+        return changed
+
+    def _publish(self, name: str, view: InstanceView) -> None:
+        if self.roles.get(name) in ("writer", "reader") and view.status in ("creating", "rebooting", "starting"):
+            self._set_status(name, "available")
+            view.status = "available"
+        elif self.roles.get(name) == "failed" and view.status != "failed":
+            self._set_status(name, "failed")
+            view.status = "failed"
+
+    def _set_status(self, name: str, status: str) -> None:
+        if self.model is not None:
+            self.model.set_status(self.region_of.get(self.cluster_of.get(name, ""), ""), name, status)
+
+    def _event(self, cluster: str, source_type: str, source: str, message: str, categories: list[str]) -> None:
+        if self.model is not None:
+            self.model.add_event(self.region_of.get(cluster, ""), source_type, source, message, categories)
 
     def _failover(self, cluster: str, old: str | None, new: str) -> None:
         """Aurora's failover, for real: fence the old writer, let the new one catch up to it, promote it."""
@@ -252,9 +498,10 @@ class Reconciler:
         self.servers[new].promote(catch_up_to=position)
 
     def shutdown(self) -> None:
-        """Stop every server and delete its data."""
+        """Stop every server cleanly, keeping its data (the next daemon starts it again)."""
         with self.lock:
-            _in_parallel([server.remove for server in self.servers.values()])
+            _in_parallel([server.stop for server in self.servers.values()])
+            self._save_records()
             self.servers.clear()
             self.roles.clear()
 
@@ -290,6 +537,16 @@ class Reconciler:
                 for name, view in self.clusters.items()
             }
         return instances, clusters
+
+
+def _move_aside(datadir: Path, orphans: Path) -> None:
+    """Data of an instance the control plane does not know (left by a sandbox whose control plane was lost) is
+    kept under `orphans/`, never deleted, and never served as a new instance's database."""
+    if datadir.exists():
+        orphans.mkdir(mode=0o700, exist_ok=True)
+        target = orphans / f"{datadir.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        log.warning("moving the data of an unknown instance %s aside to %s", datadir.name, target)
+        datadir.rename(target)
 
 
 def _in_parallel(actions: list[Callable[[], None]]) -> None:

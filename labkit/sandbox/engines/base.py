@@ -36,6 +36,14 @@ class DatabaseServer(ABC):
         """The server process's pid (None before start and after stop)."""
 
     @abstractmethod
+    def exited(self) -> bool:
+        """True when the process was started and has since exited (crashed or killed): Aurora would notice."""
+
+    @abstractmethod
+    def caught_up_position(self) -> str | None:
+        """On a replica: everything it has received from the writer (what a promotion must apply first)."""
+
+    @abstractmethod
     def start(self) -> None:
         """Start the process from the engine's template; return at once (see wait_ready)."""
 
@@ -48,6 +56,10 @@ class DatabaseServer(ABC):
         self, master_user: str, master_password: str, database: str | None, repl_password: str
     ) -> None:
         """A cluster's first writer: accept writes, create the master user, the initial database and replication."""
+
+    @abstractmethod
+    def set_password(self, user: str, password: str) -> None:
+        """On the writer: give the learner's `user` a new password (replicated to readers, never as text)."""
 
     @abstractmethod
     def replicate_from(self, writer_port: int, repl_password: str) -> None:

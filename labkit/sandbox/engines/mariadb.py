@@ -7,6 +7,7 @@ interface in base.py); the client calls only `check_installed` (through base.che
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -45,6 +46,18 @@ SERVER_OPTIONS = [
     "--max-connections=200",
     "--character-set-server=utf8mb4",
     "--collation-server=utf8mb4_general_ci",
+]
+# Aurora acknowledges a commit once its shared storage has it, so a failover never loses an acknowledged write.
+# MariaDB's lossless semi-synchronous replication gives the same promise across servers: with AFTER_SYNC the
+# writer answers a commit only after a replica has received it (and a promotion applies all it received).
+# A writer with no replica connected does not wait (wait_no_slave off); a dead replica costs at most the timeout
+# once, after which the writer goes on alone until a replica reconnects.
+SEMI_SYNC_OPTIONS = [
+    "--rpl-semi-sync-master-enabled=ON",
+    "--rpl-semi-sync-slave-enabled=ON",
+    "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+    "--rpl-semi-sync-master-wait-no-slave=OFF",
+    "--rpl-semi-sync-master-timeout=2000",
 ]
 
 # What an Aurora MySQL master user may do: everything a DBA needs, but not SUPER or READ_ONLY ADMIN,
@@ -256,6 +269,16 @@ class MariaDBServer(DatabaseServer):
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def caught_up_position(self) -> str | None:
+        """The GTID position this replica has received (its relay log), to be applied before a promotion."""
+        with self.admin() as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            row = cur.fetchone()
+        return str(row["Gtid_IO_Pos"]) if row and row.get("Gtid_IO_Pos") else None
+
     def start(self) -> None:
         """Copy the template and start the server (returns at once; see wait_ready)."""
         if not self.datadir.exists():
@@ -267,7 +290,7 @@ class MariaDBServer(DatabaseServer):
             "--bind-address=127.0.0.1", f"--socket={socket_path(self.datadir, self.server_id)}",
             f"--pid-file={self.datadir / 'mysqld.pid'}", f"--log-error={self.datadir / 'error.log'}",
             f"--server-id={self.server_id}", f"--report-host={self.name}", "--log-bin=binlog", "--log-slave-updates", "--gtid-strict-mode=1",
-            "--binlog-format=ROW", "--read-only=1", *_user_args(), *SERVER_OPTIONS,
+            "--binlog-format=ROW", "--read-only=1", *_user_args(), *SERVER_OPTIONS, *SEMI_SYNC_OPTIONS,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -346,11 +369,19 @@ class MariaDBServer(DatabaseServer):
         binlog, so its password never reaches one.
         """
         self.execute("SET GLOBAL read_only = 0")
-        self.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", args=(master_user, master_password))
+        self.execute(  # by its hash: the statement reaches the binlog (and the replicas), the password never does
+            "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s",
+            args=(master_user, native_hash(master_password)),
+        )
         self.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO %s@'%%' WITH GRANT OPTION", args=(master_user,))
         if database:
             quoted = database.replace("`", "``")
             self.execute(f"CREATE DATABASE IF NOT EXISTS `{quoted}`")
+
+    def set_password(self, user: str, password: str) -> None:
+        """ALTER USER with the password's hash (mysql_native_password: *SHA1(SHA1(password))), so the binlog,
+        and the replicas that apply it, carry the hash only, as mysql.global_priv does."""
+        self.execute("ALTER USER %s@'%%' IDENTIFIED BY PASSWORD %s", args=(user, native_hash(password)))
 
     def replicate_from(self, writer_port: int, repl_password: str) -> None:
         """Become a read-only replica of the writer on `writer_port` (GTID replication)."""
@@ -397,6 +428,7 @@ class MariaDBServer(DatabaseServer):
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        _forget_socket(self.datadir, self.server_id)
 
     def remove(self) -> None:
         """Kill the process and delete its data: nothing is kept, so there is nothing to flush."""
@@ -405,7 +437,20 @@ class MariaDBServer(DatabaseServer):
             self.process.wait()
         self.process = None
         shutil.rmtree(self.datadir, ignore_errors=True)
-        socket_path(self.datadir, self.server_id).unlink(missing_ok=True)
+        _forget_socket(self.datadir, self.server_id)
+
+
+def native_hash(password: str) -> str:
+    """mysql_native_password's stored form of a password, `*` + SHA1(SHA1(password)) in upper-case hex."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+
+
+def _forget_socket(datadir: Path, server_id: int) -> None:
+    """Remove a stopped server's socket, and its runtime folder once no server of the home has one there."""
+    path = socket_path(datadir, server_id)
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: another server of this home still runs
+        path.parent.rmdir()
 
 
 def socket_path(datadir: Path, server_id: int) -> Path:

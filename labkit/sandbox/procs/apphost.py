@@ -21,7 +21,7 @@ from types import ModuleType
 
 from labkit.app.userdata import settings_from
 from labkit.aws.backend import is_loopback_url
-from labkit.sandbox.backend import SandboxBackend
+from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         parser.error(f"{args.user_data} does not install the lab's app")
     app = load_source(Path(args.source))
-    network = InstanceNetwork(SandboxBackend(args.region, endpoint=args.endpoint), args.instance)
+    network = InstanceNetwork(LeanBackend(args.region, endpoint=args.endpoint), args.instance)  # lighter per app
     app.serve(app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"}), dial=network.dial, port=args.port)
     return 0
 

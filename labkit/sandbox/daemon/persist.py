@@ -1,0 +1,296 @@
+"""Keep the control plane on disk: moto's whole in-memory account, saved after every change, loaded at start.
+
+Runs in the daemon. moto keeps every resource in Python objects and has no persistence of its own (its
+maintainers point to the request recorder and seeded ids). Replaying recorded requests is not exact: ids
+come from a random generator that reads also draw from, timestamps would be those of the replay, and the
+reconciler's own calls (generated passwords) would have to be replayed in the same interleaving. Saving the
+objects themselves is exact: the same ids, timestamps, states and cross-references, by construction.
+
+So after each mutating API call (and each reconciler pass that changed a resource) the daemon pickles the
+sandbox account's backends of every service in use and replaces the snapshot file atomically, *before* the
+call's response goes out: an acknowledged call survives `kill -9` of the daemon. If the write fails (a full
+disk, a read-only home) the in-memory account is put back as it was, so the call failed as a whole and
+nothing is half applied, and the caller gets an AWS-shaped `ServiceUnavailable` error naming the cause.
+
+Two kinds of moto objects cannot be pickled as they are, and are rebuilt on load: private keys (KMS keys)
+go as DER bytes; `defaultdict`s with a lambda factory and dict subclasses whose `__init__` takes arguments
+are rebuilt without calling it. AWS's own managed IAM policies (about 1,300 per partition, 24 MB) are not
+stored unless attached; they are rebuilt from moto's bundled data, as a fresh account has them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import pickle
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import SandboxError
+
+log = logging.getLogger("labkit.sandbox.daemon.persist")
+SNAPSHOT_FILE = "control-plane.snapshot"
+FORMAT = 1  # bump when what is stored changes shape; an older snapshot is then refused with a way out
+SKIPPED_SERVICES = ("moto_api",)  # moto's own admin state (seeds, recorder), not the account's
+
+
+class SnapshotError(SandboxError):
+    """The saved control plane cannot be loaded (corrupt, or written by an incompatible version)."""
+
+
+def snapshot_path(home: Path) -> Path:
+    return home / "data" / SNAPSHOT_FILE
+
+
+def read_header(path: Path) -> dict[str, Any] | None:
+    """The snapshot's first line (format, versions, time), or None when there is no snapshot.
+
+    Cheap (no moto, no unpickling), so `labkit sandbox up` can refuse an incompatible snapshot before starting.
+    """
+    try:
+        with path.open("rb") as stream:
+            line = stream.readline(4096)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _unreadable(path, str(exc)) from None
+    try:
+        header = json.loads(line)
+        if not isinstance(header, dict) or "format" not in header:
+            raise ValueError("no header")
+    except ValueError:
+        raise _unreadable(path, "it is not a labkit sandbox snapshot (damaged or truncated)") from None
+    return header
+
+
+def check_header(path: Path) -> dict[str, Any] | None:
+    """The header of a snapshot this labkit can load; a SnapshotError with the way out otherwise."""
+    header = read_header(path)
+    if header is not None and header.get("format") != FORMAT:
+        raise SnapshotError(
+            f"the saved sandbox in {path} was written by labkit {header.get('labkit', '?')} in a format this labkit "
+            f"({_labkit_version()}) does not read",
+            field="sandbox snapshot",
+            fix=f"use labkit {header.get('labkit', '?')} to finish with that lab, or start empty with "
+            "`labkit sandbox reset --yes` (this deletes the saved lab and its databases)",
+        )
+    return header
+
+
+def _unreadable(path: Path, why: str) -> SnapshotError:
+    return SnapshotError(
+        f"the saved sandbox in {path} cannot be read: {why}",
+        field="sandbox snapshot",
+        fix="start empty with `labkit sandbox reset --yes` (this deletes the saved lab and its databases); "
+        f"or move {path} aside first to keep it",
+    )
+
+
+def _labkit_version() -> str:
+    from labkit import __version__
+
+    return __version__
+
+
+def _moto_version() -> str:
+    import moto
+
+    return str(moto.__version__)
+
+
+# ---- what is stored --------------------------------------------------------------------------------
+
+
+def _backend_dicts() -> Iterator[Any]:
+    """moto's per-service stores that hold anything (moto itself tracks which ones are in use)."""
+    from moto.core.base_backend import BackendDict
+
+    for backends in list(BackendDict._instances):
+        if getattr(backends, "service_name", None) not in SKIPPED_SERVICES:
+            yield backends
+
+
+def _account_state(account: str) -> dict[str, dict[str, Any]]:
+    """service name -> {region or partition -> backend} for one account."""
+    state: dict[str, dict[str, Any]] = {}
+    for backends in _backend_dicts():
+        if account in backends:
+            state[backends.service_name] = dict(dict.items(backends[account]))
+    return state
+
+
+def _restore_account(account: str, state: dict[str, dict[str, Any]]) -> None:
+    """Put `state` in place of the account's current backends (services not in it are emptied)."""
+    from moto.backends import get_backend
+
+    present = {backends.service_name: backends for backends in _backend_dicts()}
+    for name, backends in present.items():
+        if name not in state and account in backends:
+            dict.clear(backends[account])
+    for name, regions in state.items():
+        backends = present.get(name) or get_backend(name)  # type: ignore[call-overload]
+        per_account = backends[account]
+        dict.clear(per_account)
+        dict.update(per_account, regions)
+
+
+# ---- pickling what moto keeps ----------------------------------------------------------------------
+
+
+def _load_private_key(der: bytes) -> Any:
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+    return load_der_private_key(der, None)
+
+
+def _dict_of_dicts() -> defaultdict[str, dict[str, Any]]:
+    return defaultdict(dict)
+
+
+def _defaultdict_of(items: dict[Any, Any], factory: Callable[[], Any] | None) -> defaultdict[Any, Any]:
+    rebuilt: defaultdict[Any, Any] = defaultdict(factory or _dict_of_dicts)
+    rebuilt.update(items)
+    return rebuilt
+
+
+def _dict_subclass(cls: type, items: dict[Any, Any], attributes: dict[str, Any]) -> Any:
+    rebuilt = cls.__new__(cls)
+    dict.update(rebuilt, items)
+    rebuilt.__dict__.update(attributes)
+    return rebuilt
+
+
+@cache
+def _aws_policy_data() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return dict(json.loads(aws_managed_policies_data))
+
+
+def _aws_policy(name: str, account: str, partition: str, policy_id: str) -> Any:
+    from moto.iam.models import AWSManagedPolicy
+
+    policy = AWSManagedPolicy.from_data(name, account, partition, _aws_policy_data()[name])
+    policy.id = policy_id  # moto draws a random PolicyId; keep the one the learner may have seen
+    return policy
+
+
+class _Pickler(pickle.Pickler):
+    """moto's objects, with the few that pickle cannot take as they are rebuilt on load (see the module doc).
+
+    Only `reducer_override` is defined (no `persistent_id`): the C pickler then calls into Python for objects
+    of classes only, not for each of the ~200,000 strings, which halves the time of a save.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        if cls.__name__ == "AWSManagedPolicy" and not obj.attachment_count and obj.name in _aws_policy_data():
+            return _aws_policy, (obj.name, obj.account_id, obj.partition, obj.id)  # rebuilt as moto builds it
+        if cls.__module__.startswith("cryptography.") and hasattr(obj, "private_bytes"):
+            from cryptography.hazmat.primitives import serialization
+
+            der = obj.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            return _load_private_key, (der,)
+        if cls is defaultdict and getattr(obj.default_factory, "__name__", "") == "<lambda>":
+            return _defaultdict_of, (dict(obj), None)  # moto's only such factory: lambda: defaultdict(dict)
+        if isinstance(obj, dict) and cls not in (dict, defaultdict) and cls.__module__.startswith("moto."):
+            return _dict_subclass, (cls, dict(obj), dict(getattr(obj, "__dict__", {})))
+        return NotImplemented
+
+
+def dumps(state: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    return buffer.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    return pickle.loads(data)
+
+
+# ---- the store -------------------------------------------------------------------------------------
+
+
+class ControlPlaneStore:
+    """The sandbox account, saved to `home/data/control-plane.snapshot` and loaded from it."""
+
+    def __init__(self, home: Path, account: str) -> None:
+        self.path = snapshot_path(home)
+        self.account = account
+        self.lock = threading.RLock()  # one save (or rollback) at a time; held across a mutating call
+        self._last_good: bytes | None = None
+        self.saves = 0
+
+    def load(self) -> bool:
+        """Restore the saved account into moto; False when there is none (a new sandbox)."""
+        header = check_header(self.path)
+        if header is None:
+            return False
+        started = time.perf_counter()
+        try:
+            with self.path.open("rb") as stream:
+                stream.readline()
+                data = stream.read()
+            state = loads(data)
+        except Exception as exc:  # any failure to unpickle: damaged, or moto changed its classes
+            saved_moto = header.get("moto", "?")
+            raise _unreadable(
+                self.path,
+                f"{type(exc).__name__}: {exc} (saved with moto {saved_moto}, this is moto {_moto_version()})",
+            ) from None
+        _restore_account(self.account, state)
+        self._last_good = data
+        log.info("control plane restored from %s in %.0f ms", self.path, (time.perf_counter() - started) * 1e3)
+        return True
+
+    def save(self, rollback: bool = True) -> None:
+        """Write the account now. On failure raise the OSError, after putting the account back as last saved
+        when `rollback` (an API call that fails whole); the daemon's own changes are kept and saved next time."""
+        with self.lock:
+            data = dumps(_account_state(self.account))
+            try:
+                self._write(data)
+            except OSError:
+                if rollback:
+                    self.rollback()
+                raise
+            self._last_good = data
+            self.saves += 1
+
+    def rollback(self) -> None:
+        """Put the account back as it was at the last successful save (or load)."""
+        with self.lock:
+            if self._last_good is None:
+                _restore_account(self.account, {})
+            else:
+                _restore_account(self.account, loads(self._last_good))
+
+    def _write(self, data: bytes) -> None:
+        header = {
+            "format": FORMAT, "labkit": _labkit_version(), "moto": _moto_version(), "saved_at": time.time(),
+        }  # fmt: skip
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(json.dumps(header).encode() + b"\n")
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # never leave a partial file behind (it would fill the disk further)
+            raise
+
+    def forget(self) -> None:
+        """Delete the snapshot (an explicit reset only)."""
+        self.path.unlink(missing_ok=True)

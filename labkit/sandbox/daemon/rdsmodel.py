@@ -1,0 +1,137 @@
+"""What Aurora's control plane does on its own, written into moto's RDS state: instance states, failovers, events.
+
+Runs in the daemon (the reconciler's thread and the moto server's request threads). moto reports a DB instance
+`available` the moment it is created and never changes it; Aurora reports `creating` until the database
+answers, `rebooting` while it restarts, and on its own fails a cluster over when its writer dies, recording
+RDS events (`describe_events`). The API has no call for any of this, so the daemon writes moto's models
+directly, here and only here. Every change is saved with the control plane (persist.py).
+
+`InstanceStates` is WSGI middleware: a CreateDBInstance answers `creating` (as AWS does) and a RebootDBInstance
+`rebooting`, so a waiter started right after the call sees what it would see on AWS.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from labkit.sandbox.daemon.changes import call_buffered
+
+log = logging.getLogger("labkit.sandbox.daemon.rdsmodel")
+_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/rds/")
+_lock = threading.Lock()
+_forced_failovers: set[tuple[str, str]] = set()  # (region, instance) rebooted with ForceFailover=True
+
+
+def _backend(region: str) -> Any:
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return get_backend("rds")[DEFAULT_ACCOUNT_ID][region]
+
+
+def set_status(region: str, instance: str, status: str) -> bool:
+    """Set a DB instance's DBInstanceStatus; False when it no longer exists."""
+    model = _backend(region).databases.get(instance)
+    if model is None:
+        return False
+    if model.status != status:
+        log.info("DB instance %s: %s -> %s", instance, model.status, status)
+        model.status = status
+    return True
+
+
+def status(region: str, instance: str) -> str | None:
+    model = _backend(region).databases.get(instance)
+    return None if model is None else str(model.status)
+
+
+def take_forced_failover(region: str, instance: str) -> bool:
+    """True (once) when `instance` was rebooted with ForceFailover=True."""
+    with _lock:
+        if (region, instance) in _forced_failovers:
+            _forced_failovers.discard((region, instance))
+            return True
+        return False
+
+
+def fail_over(region: str, cluster: str, target: str) -> None:
+    """Make `target` the cluster's writer in the control plane (what FailoverDBCluster does)."""
+    backend = _backend(region)
+    backend.clusters[cluster].failover(backend.databases[target])
+
+
+def add_event(region: str, source_type: str, source: str, message: str, categories: list[str]) -> None:
+    """Record an RDS event, as Aurora does for a failover or a restart (see `describe_events`)."""
+    from moto.core.utils import utcnow
+    from moto.rds.models import Event
+
+    backend = _backend(region)
+    model = backend.databases.get(source) if source_type == "db-instance" else backend.clusters.get(source)
+    event = Event.__new__(Event)  # moto's constructor knows only a few event types
+    event.source_identifier = source
+    event.source_type = source_type
+    event.message = message
+    event.event_categories = categories
+    event.source_arn = getattr(model, "arn", "")
+    event.date = utcnow()
+    backend.events.append(event)
+    log.info("RDS event %s %s: %s", source_type, source, message)
+
+
+@dataclass
+class _Call:
+    action: str
+    region: str
+    instance: str
+    force_failover: bool
+
+
+def _call(environ: dict[str, Any]) -> _Call | None:
+    """The RDS call this request is, when it is one whose answer Aurora gives differently from moto."""
+    if environ.get("REQUEST_METHOD") != "POST" or "x-www-form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
+        return None
+    region = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if region is None:
+        return None
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(body)
+    form = parse_qs(body.decode(errors="replace"))
+    action = (form.get("Action") or [""])[0]
+    if action not in ("CreateDBInstance", "RebootDBInstance"):
+        return None
+    force = (form.get("ForceFailover") or ["false"])[0].lower() == "true"
+    return _Call(action, region.group(1), (form.get("DBInstanceIdentifier") or [""])[0], force)
+
+
+class InstanceStates:
+    """WSGI middleware: CreateDBInstance answers `creating`, RebootDBInstance `rebooting`, as on AWS."""
+
+    def __init__(self, app: Any, wake: threading.Event) -> None:
+        self.app = app
+        self.wake = wake
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        call = _call(environ)
+        if call is None:
+            return self.app(environ, start_response)
+        status_line, headers, body = call_buffered(self.app, environ)
+        if status_line.startswith("200"):
+            new_status = "creating" if call.action == "CreateDBInstance" else "rebooting"
+            if set_status(call.region, call.instance, new_status):
+                body = body.replace(
+                    b"<DBInstanceStatus>available</DBInstanceStatus>",
+                    f"<DBInstanceStatus>{new_status}</DBInstanceStatus>".encode(),
+                )
+                if call.force_failover:
+                    with _lock:
+                        _forced_failovers.add((call.region, call.instance))
+                self.wake.set()
+        headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in headers]
+        start_response(status_line, headers)
+        return [body]

@@ -1,0 +1,108 @@
+"""RotateSecret on a cluster's managed master secret, done as RDS does it: a new password on the database, then in
+the secret.
+
+Runs in the daemon, as WSGI middleware in front of moto (in the moto server's request threads). RDS rotates the
+secret it manages for a cluster (`ManageMasterUserPassword`) itself, every 7 days by default or when asked with
+`RotateSecret` ("Password management with Amazon Aurora and AWS Secrets Manager"): no Lambda function of the
+learner's is involved. moto would only add an AWSPENDING version and wait for a Lambda that never comes, so the
+daemon answers the call: it sets a generated password on the cluster's writer (replicated to the readers as a
+hash, never as text), then stores it as the secret's new AWSCURRENT version. Clients that kept the old password
+get "access denied" and read the secret again (labkit.sql and the web app do so once).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("labkit.sandbox.daemon.rotation")
+TARGET = "secretsmanager.RotateSecret"
+
+
+def _secrets_backend(region: str) -> Any:
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return get_backend("secretsmanager")[DEFAULT_ACCOUNT_ID][region]
+
+
+class RotateManagedSecrets:
+    """WSGI middleware: RotateSecret on a cluster's managed secret changes the database password, then the secret.
+
+    `cluster_of_secret(arn)` names the cluster whose managed secret `arn` is (None for any other secret, which
+    moto handles); `set_master_password(cluster, password)` changes it on the cluster's writer.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        cluster_of_secret: Callable[[str], str | None],
+        set_master_password: Callable[[str, str], None],
+        new_password: Callable[[], str],
+    ) -> None:
+        self.app = app
+        self.cluster_of_secret = cluster_of_secret
+        self.set_master_password = set_master_password
+        self.new_password = new_password
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET") != TARGET:
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            secret_id = str(json.loads(body or b"{}").get("SecretId", ""))
+        except ValueError:
+            secret_id = ""
+        region = _region(environ)
+        secret = _find(region, secret_id)
+        cluster = self.cluster_of_secret(secret.arn) if secret is not None else None
+        if secret is None or cluster is None:
+            return self.app(environ, start_response)  # not a cluster's managed secret: moto's behaviour
+        try:
+            version = self._rotate(region, secret, cluster)
+        except Exception as exc:  # the database refused or is down: nothing changed in the secret
+            log.exception("rotating the master password of %s failed", cluster)
+            return _error(start_response, "InternalServiceError", f"rotation of {cluster}'s password failed: {exc}")
+        answer = json.dumps({"ARN": secret.arn, "Name": secret.name, "VersionId": version}).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(answer)))])
+        return [answer]
+
+    def _rotate(self, region: str, secret: Any, cluster: str) -> str:
+        value = json.loads(secret.secret_string or "{}")
+        value["password"] = self.new_password()
+        self.set_master_password(cluster, value["password"])  # first the database, as RDS does
+        backend = _secrets_backend(region)
+        version = backend.put_secret_value(
+            secret_id=secret.arn, secret_string=json.dumps(value), secret_binary=None,  # type: ignore[arg-type]
+            client_request_token=None, version_stages=["AWSCURRENT"],  # type: ignore[arg-type]
+        )  # fmt: skip
+        log.info("rotated the master password of %s", cluster)
+        return str(json.loads(version)["VersionId"])  # moto answers PutSecretValue's JSON
+
+
+def _find(region: str, secret_id: str) -> Any:
+    backend = _secrets_backend(region)
+    if not secret_id or not backend._is_valid_identifier(secret_id):
+        return None
+    return backend.secrets[secret_id]
+
+
+_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/secretsmanager/")
+
+
+def _region(environ: dict[str, Any]) -> str:
+    found = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return found.group(1) if found else "us-east-1"
+
+
+def _error(start_response: Any, code: str, message: str) -> list[bytes]:
+    body = json.dumps({"__type": code, "message": message}).encode()
+    start_response(
+        "500 Internal Server Error", [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
+    )
+    return [body]
