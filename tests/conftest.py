@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 
+# The user's own config file, read by the guard below before it is replaced by an empty one.
+_USER_CONFIG_FILE = os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"
+
 # Before boto3 or moto is imported anywhere: fake credentials, no profile, strict EC2 validation.
 for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", "LABKIT_BACKEND"):
     os.environ.pop(_var, None)
@@ -26,14 +29,23 @@ os.environ.update(
 )
 
 import pytest  # noqa: E402
-
-from labkit.aws.backend import is_loopback_url  # noqa: E402
+from support.aws_guard import foreign_endpoints, refusal  # noqa: E402
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint and not is_loopback_url(endpoint):
-        pytest.exit(f"refusing to run: AWS_ENDPOINT_URL={endpoint} is not on loopback", returncode=3)
+    """Refuse to start while any AWS endpoint setting (variable or config file) points off loopback."""
+    found = foreign_endpoints(os.environ, extra_files=(_USER_CONFIG_FILE,))
+    if found:
+        pytest.exit(refusal(found), returncode=3)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Check again before every test, notebook cells included (fixtures never run for nbval cells): a test
+    or a cell that set an endpoint variable off loopback stops the run before the next one can use it."""
+    found = foreign_endpoints(os.environ)
+    if found:
+        pytest.exit(refusal(found), returncode=3)
 
 
 from support.backends import InProcessBackend, moto_speedups, strict_moto_backend  # noqa: E402

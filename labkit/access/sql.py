@@ -23,9 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from labkit.access.diagnosis import connection_failure
 from labkit.access.dialects import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, dialect_for
 from labkit.access.lookup import lab_cluster
 from labkit.access.tunnel import Tunnel, find_open
+from labkit.access.tunnel.session import moved
 from labkit.access.tunnel.target import validate_to
 from labkit.aws.backend import Backend
 from labkit.config import lab_and_backend
@@ -65,6 +67,33 @@ def _credentials_of(cluster: dict[str, Any], backend: Backend) -> Credentials:
     return Credentials(secret.get("username") or cluster["MasterUsername"], secret["password"], arn)
 
 
+class RotatingPassword:
+    """Gives every new connection the cluster's current master password: RDS rotates a managed secret (every 7
+    days by default), so one refused with access denied reads the secret again and connects once more. Installed
+    on each engine labkit makes (SQLAlchemy's do_connect event), so `engine()` in a learner's own code recovers
+    from a rotation as `sql()` does."""
+
+    def __init__(self, cluster: dict[str, Any], backend: Backend, dialect: Dialect, current: Credentials) -> None:
+        self.cluster, self.backend, self.dialect, self.current = cluster, backend, dialect, current
+        self._lock = threading.Lock()
+
+    def install(self, made: Engine) -> Engine:
+        sqlalchemy.event.listen(made, "do_connect", self.connect)
+        return made
+
+    def connect(self, dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        cparams["password"] = self.current.password
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.Error as exc:
+            if self.dialect.kind(self.dialect.error_code(exc)) != ACCESS_DENIED:
+                raise
+            with self._lock:
+                self.current = _credentials_of(self.cluster, self.backend)
+            cparams["password"] = self.current.password
+            return dialect.connect(*cargs, **cparams)
+
+
 @dataclass
 class LabEngine:
     """An engine, the tunnel under it, and the dialect of the cluster at its far end (to word its errors)."""
@@ -72,6 +101,14 @@ class LabEngine:
     tunnel: Tunnel
     engine: Engine
     dialect: Dialect
+    password: RotatingPassword | None = None
+
+    def fresh_engine(self) -> Engine:
+        """A pool-less engine to the same place (a new connection per use: the reader endpoint balances those)."""
+        made = sqlalchemy.create_engine(
+            self.engine.url, poolclass=NullPool, connect_args=dict(self.dialect.connect_args)
+        )
+        return self.password.install(made) if self.password else made
 
 
 _connections: dict[tuple[Any, ...], LabEngine] = {}
@@ -108,11 +145,21 @@ def lab_engine(
     key = (config.lab, config.learner, backend.name, backend.region, on, database)
     with _connections_lock:
         current = _connections.get(key)
-        if current is not None and current.tunnel.is_open:
+        # a restarted sandbox answers at a new address; a stopped one raises here (endpoint_url) with its fix
+        if current is not None and moved(current.tunnel, backend):
+            current.engine.dispose()
+            del _connections[key]
+            current = None
+        revived = current is not None and current.tunnel.revive()  # its session ended: reopened, saying why
+        if current is not None and current.tunnel.is_open and not revived:
             return current
         if current is not None:
-            current.engine.dispose()
-        tunnel = find_open(on, config, backend) or Tunnel(on, config=config, backend=backend).open()
+            current.engine.dispose()  # its connections went through the old session
+        tunnel = (
+            current.tunnel
+            if revived
+            else find_open(on, config, backend) or Tunnel(on, config=config, backend=backend).open()
+        )
         cluster = lab_cluster(config, backend)
         dialect = dialect_for(cluster.get("Engine"))
         secret = _credentials_of(cluster, backend)
@@ -124,7 +171,8 @@ def lab_engine(
             url, pool_pre_ping=True, pool_size=4, max_overflow=4,
             connect_args=dict(dialect.connect_args),
         )  # fmt: skip
-        _connections[key] = LabEngine(tunnel, made, dialect)
+        password = RotatingPassword(cluster, backend, dialect, secret)
+        _connections[key] = LabEngine(tunnel, password.install(made), dialect, password)
         return _connections[key]
 
 
@@ -160,24 +208,57 @@ def sql(
             field="params",
             fix='write the query with named placeholders, e.g. "WHERE id = :id", and pass params={"id": 7}',
         )
+    _check_binds(query, params)
     config, backend = lab_and_backend(config, backend)
     lab = (config.lab, config.learner, backend.name, backend.region)
     for attempt in (1, 2):
         opened = lab_engine(on, config=config, backend=backend)
         try:
             return _run(opened, on, lab, query, params)
-        except sqlalchemy.exc.DBAPIError as exc:
-            if attempt == 1 and opened.dialect.kind(opened.dialect.error_code(exc.orig)) == ACCESS_DENIED:
+        except _NotConnected as failed:  # the statement never reached the server: safe to try once more
+            if attempt == 1 and opened.dialect.kind(opened.dialect.error_code(failed.error.orig)) == ACCESS_DENIED:
                 _forget(opened)  # RDS rotates a managed secret (every 7 days): read it again and try once more
                 continue
+            if attempt == 1 and opened.tunnel.ended:
+                continue  # the session ended as we connected: lab_engine reopens it, once, saying why
+            raise explain(failed.error, on, opened.tunnel, opened.dialect) from None
+        except sqlalchemy.exc.DBAPIError as exc:
             raise explain(exc, on, opened.tunnel, opened.dialect) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _NotConnected(Exception):
+    """Connecting failed, so the statement was never sent (a retry cannot run it twice)."""
+
+    def __init__(self, error: sqlalchemy.exc.DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _check_binds(query: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> None:
+    """Every `:name` placeholder has a value, before any connection (SQLAlchemy would raise its own error after
+    opening the tunnel). `':abc'` inside quotes is a placeholder too, to SQLAlchemy: say how to write it."""
+    wanted = set(text(query).compile().params)
+    rows = [params] if isinstance(params, Mapping) else list(params or [{}])
+    for row in rows:
+        missing = sorted(wanted - set(row if isinstance(row, Mapping) else {}))
+        if missing:
+            raise ConfigError(
+                f"the query has placeholder{'s' if len(missing) > 1 else ''} {', '.join(':' + m for m in missing)} "
+                "with no value",
+                field="params",
+                fix=f"pass params={{{missing[0]!r}: ...}}, or write a literal colon as \\:{missing[0]}",
+            )
 
 
 def _run(
     opened: LabEngine, on: str, lab: tuple[str, ...], query: str, params: Mapping[str, Any] | Sequence[Any] | None
 ) -> pd.DataFrame:
-    with opened.engine.begin() as connection:
+    try:
+        connected = opened.engine.connect()
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise _NotConnected(exc) from exc
+    with connected as connection, connection.begin():
         if on == "reader":
             _catch_up(connection, opened.dialect, _last_writes.get(lab))
         result = connection.execute(text(query), params or {})
@@ -230,9 +311,7 @@ def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | 
     per connection.
     """
     opened = lab_engine(on, config=config, backend=backend)
-    fresh = sqlalchemy.create_engine(
-        opened.engine.url, poolclass=NullPool, connect_args=dict(opened.dialect.connect_args)
-    )
+    fresh = opened.fresh_engine()
     try:
         with fresh.connect() as connection:
             row = _identity(connection, opened.dialect)
@@ -268,19 +347,14 @@ def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None, dial
             fix="Aurora readers only serve reads; send writes to the writer (on='writer', the cluster endpoint)",
         )
     if kind == LOST_CONNECTION:
-        refusal = tunnel.recent_refusal() if tunnel else None
-        if refusal:
+        if tunnel is None:
             return LabkitError(
-                f"the connection to {on} was refused on the far side of the tunnel: {refusal}",
-                field="security groups",
-                fix=f"see labkit.can_reach('instance', '{on}') for the rule to add",
+                f"lost the connection to {on}: {message}",
+                field="tunnel",
+                fix=f"open a tunnel (labkit.tunnel('{on}')) and check labkit.can_reach('instance', '{on}')",
             )
-        return LabkitError(
-            f"lost the connection to {on}: {message}",
-            field="tunnel",
-            fix="check the tunnel is open (labkit.tunnel) and that the instance can reach the database "
-            f"(labkit.can_reach('instance', '{on}'))",
-        )
+        # a rule is blamed only when the reachability engine says one decides (AWS drops, the sandbox refuses)
+        return connection_failure(on, tunnel, message, tunnel.recent_refusal())
     if kind == ACCESS_DENIED:
         return LabkitError(
             f"the database refused the master user: {message}",

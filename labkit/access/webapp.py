@@ -62,10 +62,23 @@ class WebApp:
 
     # ----- HTTP -----
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, dict[str, str], str]:
-        """One HTTP request through the tunnel: (status, headers, text)."""
+        """One HTTP request through the tunnel: (status, headers, text).
+
+        A tunnel whose session has ended (Session Manager's idle timeout) is reopened once, saying why, before
+        the request is sent; one that ends as the request connects is reopened and the request sent again
+        (nothing was sent, so a form is never posted twice).
+        """
+        self.tunnel.revive()
         connection = http.client.HTTPConnection(self.tunnel.host, self.tunnel.port, timeout=HTTP_TIMEOUT)
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
         try:
+            try:
+                connection.connect()
+            except OSError:
+                if not self.tunnel.revive():  # not a session that ended: report the failure below
+                    raise
+                connection.close()
+                connection = http.client.HTTPConnection(self.tunnel.host, self.tunnel.port, timeout=HTTP_TIMEOUT)
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()

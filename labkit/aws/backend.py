@@ -30,6 +30,14 @@ FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "te
 BACKENDS = ("sandbox", "aws")  # the choices a learner has; each is registered below or by its own package
 ENTRY_POINT_GROUP = "labkit.backends"
 BACKEND_ENV = "LABKIT_BACKEND"  # chooses the backend when neither a flag nor a config file names one
+PLUGIN = "session-manager-plugin"
+# labkit passes the start-session response in the AWS_SSM_START_SESSION_RESPONSE environment variable, which only
+# plugin versions strictly newer than 1.2.497.0 read (awscli's customizations/sessionmanager.py compares with >).
+PLUGIN_NEWER_THAN = (1, 2, 497, 0)
+PLUGIN_UPDATE = (
+    "install or update AWS's session-manager-plugin: https://docs.aws.amazon.com/systems-manager/latest/userguide/"
+    "session-manager-working-with-install-plugin.html"
+)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -43,6 +51,21 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def plugin_version_check(printed: str | None) -> tuple[bool, str]:
+    """(ok, detail) for what `session-manager-plugin --version` printed (None: not installed)."""
+    if printed is None:
+        return False, f"not installed: {PLUGIN_UPDATE}"
+    found = printed.strip().split()[-1] if printed.strip() else ""
+    try:
+        version = tuple(int(part) for part in found.split("."))
+    except ValueError:
+        return False, f"cannot read its version from {printed!r}: {PLUGIN_UPDATE}"
+    newer_than = ".".join(map(str, PLUGIN_NEWER_THAN))
+    if version <= PLUGIN_NEWER_THAN:
+        return False, f"{found} is too old: labkit needs a version newer than {newer_than}; {PLUGIN_UPDATE}"
+    return True, found
+
+
 class Backend(ABC):
     """Where AWS calls go and how database endpoints are reached."""
 
@@ -50,6 +73,7 @@ class Backend(ABC):
     reaches_private_endpoints: bool = False  # can this machine connect to a DB endpoint without a tunnel?
     prices_from_api: bool = False  # ask the AWS Pricing API before the bundled price table
     free: bool = False  # True when nothing it creates is billed (prices then show what AWS would charge)
+    preflight_before_apply: bool = False  # apply runs `labkit preflight` first and stops on a failed check
     timing: Timing  # provisioning polls and retries
     tunnel_timing: TunnelTiming  # opening a Session Manager tunnel
     app_timing: AppTiming  # the web app answering through its tunnel
@@ -150,6 +174,8 @@ class AwsBackend(Backend):
     )
     app_timing = AppTiming(start_timeout=600.0, poll_seconds=1.0)
 
+    preflight_before_apply = True  # a real account: prove the lab will work before anything is created
+
     def session(self) -> boto3.Session:
         return boto3.Session(region_name=self.region)
 
@@ -160,8 +186,32 @@ class AwsBackend(Backend):
         return host, port
 
     def session_plugin(self) -> list[str] | None:
-        found = shutil.which("session-manager-plugin")
+        found = shutil.which(PLUGIN)
         return [found] if found else None
+
+    def service_checks(self) -> list[tuple[str, bool, str]]:
+        """Credentials the standard chain finds, and a region with EC2 and RDS; the AWS API is asked after."""
+        from labkit.config import check_region  # start-up time: the config module reads botocore's data lazily
+
+        credentials = self.session().get_credentials()
+        rows = [
+            (
+                "AWS credentials",
+                credentials is not None,
+                f"found ({credentials.method})"
+                if credentials is not None
+                else "none found: run `aws configure` (or `aws sso login --profile NAME` and set AWS_PROFILE)",
+            )
+        ]
+        try:
+            rows.append(("AWS region", True, check_region(self.region, field="region")))
+        except ConfigError as exc:
+            rows.append(("AWS region", False, f"{exc.message}; {exc.fix}"))
+        return rows
+
+    def program_checks(self, version_of: Callable[..., str | None]) -> list[tuple[str, bool, str]]:
+        """AWS's session-manager-plugin, new enough for how labkit runs it (every tunnel needs it)."""
+        return [(PLUGIN, *plugin_version_check(version_of(PLUGIN, "--version")))]
 
 
 def backend_from_env() -> str | None:

@@ -29,7 +29,9 @@ from labkit.errors import LabkitError
 from labkit.home import labkit_home
 from labkit.lab.graph import lab_graph, stage_closure
 from labkit.lab.plan import CREATE, USE, Plan, check_backend_region, read_plan
+from labkit.lab.preflight import require_preflight
 from labkit.lab.resources import LabContext, Resource, step_scope
+from labkit.lab.resources.base import Change, not_found_yet
 from labkit.locks import exclusive, lab_lock_path
 
 
@@ -204,6 +206,14 @@ class ApplyResult:
         return head + self.to_frame().to_html(index=False)
 
 
+def _converge(ctx: LabContext, resource: Resource, node: str) -> list[Change]:
+    """Find what an existing resource still lacks and make it (each change is safe to repeat)."""
+    changes = resource.converge(ctx, ctx.ids[node])
+    for change in changes:
+        change.make()
+    return changes
+
+
 def _apply_step(ctx: LabContext, resource: Resource, plan: Plan, fixed: dict[str, list[str]]) -> str:
     node, step = resource.node, plan.step(resource.node)
     started = time.monotonic()
@@ -217,9 +227,10 @@ def _apply_step(ctx: LabContext, resource: Resource, plan: Plan, fixed: dict[str
             ctx.ids[node] = step.resource_id
             verb = "exists"
         resource.wait(ctx, ctx.ids[node])
-        changes = resource.converge(ctx, ctx.ids[node])
-        for change in changes:
-            change.make()
+        if verb == "created":  # its first calls may not see it yet (EC2 eventual consistency): retry NotFound
+            changes = ctx.retry(lambda: _converge(ctx, resource, node), node, not_found_yet)
+        else:
+            changes = _converge(ctx, resource, node)
         fixes = fixed[node] = [change.description for change in changes]
     outcome = f"{verb} {ctx.ids[node]}" + (f"; {'; '.join(fixes)}" if fixes else "")
     return f"{outcome} ({time.monotonic() - started:.1f} s)"
@@ -247,6 +258,9 @@ def apply(
         finish_interrupted_runs()  # before reading the account: a step left running may still create
         backend = backend or config.make_backend()
         check_backend_region(config, backend)
+        checked = require_preflight(config, backend)  # on a real account: stop before creating anything
+        if checked is not None:
+            say(checked.headline(), stream)
         ctx = LabContext(config, backend, timing)
         graph = lab_graph(config)
         if only is not None:

@@ -15,14 +15,16 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit.aws.backend import Backend
-from labkit.aws.errors import error_code
+from labkit.aws.errors import error_code, error_message
 from labkit.config import LabConfig
 from labkit.display import markdown_table
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, LabkitError
 from labkit.lab.graph import critical_path, lab_graph, waves
 from labkit.lab.resources import Found, LabContext, Resource, step_scope
+from labkit.lab.resources.database import Cluster, DbInstance, engine_choice
 
 CREATE, NOTHING, USE, COMPLETE = "create", "none", "use", "complete"
+DATABASE_KINDS = (Cluster.kind, DbInstance.kind)  # creating one needs the engine version and an orderable class
 
 
 @dataclass(frozen=True)
@@ -157,12 +159,29 @@ def check_backend_region(config: LabConfig, backend: Backend) -> None:
 
 
 def check_region_enabled(ctx: LabContext) -> None:
-    """A region that is opt-in and not enabled in this account cannot be used."""
+    """A region that is opt-in and not enabled in this account cannot be used.
+
+    Only OptInRequired means that (EC2 API reference, "Error codes"); AuthFailure is bad credentials and
+    UnauthorizedOperation a missing ec2:DescribeRegions, each said as what it is.
+    """
     try:
         regions = ctx.client("ec2").describe_regions(RegionNames=[ctx.config.region], AllRegions=True)["Regions"]
     except ClientError as exc:
-        if error_code(exc) in ("OptInRequired", "AuthFailure", "UnauthorizedOperation"):
+        code = error_code(exc)
+        if code == "OptInRequired":
             regions = [{"OptInStatus": "not-opted-in"}]
+        elif code == "AuthFailure":
+            raise LabkitError(
+                f"AWS did not accept your credentials in {ctx.config.region} ({error_message(exc)})",
+                field="credentials",
+                fix="refresh them (`aws sso login`, or new access keys) and check the clock of this machine",
+            ) from None
+        elif code == "UnauthorizedOperation":
+            raise LabkitError(
+                "your identity may not call ec2:DescribeRegions",
+                field="permissions",
+                fix="attach the learner policy files (policies/learner-*.json); `labkit preflight` lists what is missing",
+            ) from None
         else:
             raise
     if regions and regions[0].get("OptInStatus") == "not-opted-in":
@@ -183,6 +202,8 @@ def read_plan(ctx: LabContext, graph: Mapping[str, Resource]) -> Plan:
         for name, resource in graph.items():
             with step_scope(name):
                 steps.append(_plan_step(ctx, resource, resource.find_all(ctx), wave_of[name]))
+    if any(step.action == CREATE and step.kind in DATABASE_KINDS for step in steps):
+        ctx.notes.append(engine_choice(ctx).describe())  # a retired version or unorderable class fails here
     return Plan(ctx.config, steps, banner=ctx.backend.banner(), notes=list(ctx.notes))
 
 

@@ -20,7 +20,7 @@ from botocore.config import Config
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend, is_loopback_url, register
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
-from labkit.errors import BackendError, LabkitError
+from labkit.errors import BackendError, ConfigError, LabkitError
 from labkit.sandbox import state
 from labkit.sandbox.vpc import dns
 
@@ -62,6 +62,15 @@ class SandboxBackend(Backend):
         return dns.resolve(host)
 
     def session_plugin(self) -> list[str]:
+        """The stand-in plugin; its settings (LABKIT_SSM_IDLE_TIMEOUT) are checked here, before a session starts."""
+        from labkit.sandbox.procs.session_plugin import BadSetting, idle_timeout
+
+        try:
+            idle_timeout()
+        except BadSetting as exc:
+            raise ConfigError(
+                str(exc), field="LABKIT_SSM_IDLE_TIMEOUT", fix="set it to a number of seconds above 0, or unset it"
+            ) from None
         return [sys.executable, "-m", "labkit.sandbox.procs.session_plugin"]
 
     def banner(self) -> str:

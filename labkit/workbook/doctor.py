@@ -7,6 +7,7 @@ comes from the backend itself (`service_checks`, `program_checks`), so this repo
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ class Check:
 def program_version(program: str, *args: str) -> str | None:
     """The first line `program *args` prints (its path if it prints nothing); None when it is not installed.
     Looks in the sbin directories too, where distributions put database servers."""
-    path = shutil.which(program, path=SBIN)
+    path = shutil.which(program, path=os.pathsep.join([os.environ.get("PATH", ""), SBIN]))  # PATH as it is now
     if not path:
         return None
     out = subprocess.run([path, *args], capture_output=True, text=True, check=False)

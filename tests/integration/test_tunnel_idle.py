@@ -118,6 +118,7 @@ def test_a_bad_timeout_setting_stops_the_tunnel_with_the_reason(lab, monkeypatch
     with pytest.raises(LabkitError) as refused:
         tunnel("writer", config=config, backend=backend).open()
     assert IDLE_ENV in refused.value.message and "positive number of seconds" in refused.value.message
+    assert refused.value.field == IDLE_ENV  # refused as a setting, before any session started
     assert not backend.client("ssm").describe_sessions(State="Active")["Sessions"]
 
 

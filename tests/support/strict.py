@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -19,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE
-from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, ENGINE_VERSION_PATTERN
+from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES
 from labkit.lab.resources.compute import LIVE_INSTANCE_STATES
 from labkit.lab.resources.registry import tagged_creates
 
@@ -29,6 +31,92 @@ LAB_TAG_KEYS = {TAG_LAB, TAG_LEARNER, TAG_NODE}
 
 # Create calls that must tag what they make, and where their tags are: each registered type declares its own.
 TAGGED_CREATES = tagged_creates()
+
+
+# Aurora MySQL 3 versions as RDS listed them in us-east-1 late in 2026 (Aurora MySQL release notes; 3.05 to 3.07
+# are deprecated, 3.04 and 3.10 are the long-term-support lines). A test can retire any of them.
+CATALOG_VERSIONS = {
+    "8.0.mysql_aurora.3.04.3": "available",
+    "8.0.mysql_aurora.3.04.4": "available",
+    "8.0.mysql_aurora.3.05.2": "deprecated",
+    "8.0.mysql_aurora.3.06.1": "deprecated",
+    "8.0.mysql_aurora.3.07.1": "deprecated",
+    "8.0.mysql_aurora.3.08.0": "available",
+    "8.0.mysql_aurora.3.08.2": "available",
+    "8.0.mysql_aurora.3.09.0": "available",
+    "8.0.mysql_aurora.3.10.0": "available",
+    "8.0.mysql_aurora.3.10.1": "available",
+}
+CATALOG_DEFAULT = "8.0.mysql_aurora.3.10.1"
+
+
+@dataclass
+class EngineCatalog:
+    """What RDS offers for aurora-mysql in the region: versions (with their status), the default, and the
+    instance classes orderable for each available version in the region's zones. moto has neither
+    describe_db_engine_versions nor any orderable option for aurora-mysql; this answers both, and a test can
+    `retire` a version (as Aurora does about 12 months after a non-LTS release) or make a class unorderable."""
+
+    zones: tuple[str, ...]
+    versions: dict[str, str] = field(default_factory=lambda: dict(CATALOG_VERSIONS))
+    default: str = CATALOG_DEFAULT
+    classes: tuple[str, ...] = AURORA_MYSQL_INSTANCE_CLASSES
+    unorderable: set[str] = field(default_factory=set)
+
+    def retire(self, version: str) -> None:
+        """Deprecate `version`; if it was the default, the newest available version becomes the default."""
+        self.versions[version] = "deprecated"
+        if self.default == version:
+            available = [v for v, status in self.versions.items() if status == "available"]
+            self.default = max(available, key=lambda v: tuple(int(p) for p in v.rpartition("aurora.")[2].split(".")))
+
+    def available(self, version: str) -> bool:
+        return self.versions.get(version) == "available"
+
+    def engine_versions(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("Engine") not in (None, "aurora-mysql"):
+            return {"DBEngineVersions": []}
+        chosen = [self.default] if params.get("DefaultOnly") else list(self.versions)
+        if params.get("EngineVersion"):
+            chosen = [v for v in chosen if v == params["EngineVersion"]]
+        if not params.get("IncludeAll"):
+            chosen = [v for v in chosen if self.available(v)]
+        return {
+            "DBEngineVersions": [
+                {"Engine": "aurora-mysql", "EngineVersion": v, "DBParameterGroupFamily": "aurora-mysql8.0",
+                 "MajorEngineVersion": "8.0", "Status": self.versions[v]}
+                for v in chosen
+            ]
+        }  # fmt: skip
+
+    def orderable(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("Engine") != "aurora-mysql":
+            return {"OrderableDBInstanceOptions": []}
+        versions = [v for v in self.versions if self.available(v)]
+        if params.get("EngineVersion"):
+            versions = [v for v in versions if v == params["EngineVersion"]]
+        classes = [c for c in self.classes if c not in self.unorderable]
+        if params.get("DBInstanceClass"):
+            classes = [c for c in classes if c == params["DBInstanceClass"]]
+        zones = [{"Name": zone} for zone in self.zones]
+        options = [
+            {"Engine": "aurora-mysql", "EngineVersion": v, "DBInstanceClass": c, "AvailabilityZones": zones,
+             "Vpc": True, "SupportsClusters": True}
+            for v in versions
+            for c in classes
+        ]  # fmt: skip
+        return {"OrderableDBInstanceOptions": options[: params.get("MaxRecords") or len(options)]}
+
+
+# Calls that name a just-created VPC or route table, and the NotFound code EC2 answers before it sees it.
+EVENTUALLY_CONSISTENT = {
+    "DescribeVpcs": ("VpcIds", "InvalidVpcID.NotFound"),
+    "DescribeVpcAttribute": ("VpcId", "InvalidVpcID.NotFound"),
+    "ModifyVpcAttribute": ("VpcId", "InvalidVpcID.NotFound"),
+    "DescribeRouteTables": ("RouteTableIds", "InvalidRouteTableID.NotFound"),
+    "CreateRoute": ("RouteTableId", "InvalidRouteTableID.NotFound"),
+    "AssociateRouteTable": ("RouteTableId", "InvalidRouteTableID.NotFound"),
+}
 
 
 class StrictViolation(AssertionError):
@@ -55,6 +143,9 @@ class StrictLayer:
         self._plain = boto3.Session(region_name=backend.region, **FAKE_CREDENTIALS)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.catalog = EngineCatalog(zones=tuple(f"{backend.region}{letter}" for letter in "abcdef"))
+        self.lag_after_create = 0  # NotFound answers about each new VPC or route table, as EC2 gives at first
+        self.unseen: dict[str, int] = {}  # id -> NotFound answers left
 
     # ----- wiring -----
     def install(self) -> StrictLayer:
@@ -67,6 +158,16 @@ class StrictLayer:
         if self.require_tags:
             for (service, operation), key in TAGGED_CREATES.items():
                 events.register(f"before-parameter-build.{service}.{operation}", self._tag_guard(operation, key))
+        for operation, answer in (
+            ("DescribeDBEngineVersions", self.catalog.engine_versions),
+            ("DescribeOrderableDBInstanceOptions", self.catalog.orderable),
+        ):
+            events.register(f"before-parameter-build.rds.{operation}", _keep_params)
+            events.register(f"before-call.rds.{operation}", _answer_from(answer))
+        for operation, key in (("CreateVpc", "Vpc"), ("CreateRouteTable", "RouteTable")):
+            events.register(f"after-call.ec2.{operation}", self._created_unseen(key))
+        for operation, (param, code) in EVENTUALLY_CONSISTENT.items():
+            events.register(f"before-parameter-build.ec2.{operation}", self._not_seen_yet(operation, param, code))
         events.register("after-call.rds.CreateDBCluster", self._cluster_created)
         events.register("after-call.rds.DescribeDBClusters", self._report_creating)
         events.register("before-parameter-build.ec2.TerminateInstances", self._instances_terminating)
@@ -184,6 +285,30 @@ class StrictLayer:
             if group and subnet_id in [s["SubnetIdentifier"] for s in group["Subnets"]]:
                 raise aws_error("DeleteSubnet", "DependencyViolation", f"the subnet {subnet_id} has dependencies (RDS)")
 
+    def _created_unseen(self, key: str) -> Callable[..., None]:
+        def handler(parsed: dict[str, Any], **_: Any) -> None:
+            if self.lag_after_create and key in parsed:
+                with self._lock:
+                    self.unseen[parsed[key][f"{key}Id"]] = self.lag_after_create
+
+        return handler
+
+    def _not_seen_yet(self, operation: str, param: str, code: str) -> Callable[..., None]:
+        """EC2 is eventually consistent: right after a create, calls naming the new id may say NotFound
+        (EC2 API reference, "Eventual consistency in the Amazon EC2 API")."""
+
+        def handler(params: dict[str, Any], **_: Any) -> None:
+            named = params.get(param)
+            for resource_id in named if isinstance(named, list) else [named]:
+                with self._lock:
+                    left = self.unseen.get(resource_id, 0)
+                    if left > 0:
+                        self.unseen[resource_id] = left - 1
+                        self.refusals.append((operation, code))
+                        raise aws_error(operation, code, f"The ID '{resource_id}' does not exist")
+
+        return handler
+
     def check_detach_internet_gateway(self, params: dict[str, Any]) -> None:
         vpc_id = params["VpcId"]
         mapped = [i for i in self._live_instances([{"Name": "vpc-id", "Values": [vpc_id]}]) if i.get("PublicIpAddress")]
@@ -228,7 +353,7 @@ class StrictLayer:
                 )
                 raise aws_error(operation, "InvalidParameterValue", message)
         version = params.get("EngineVersion")
-        if params.get("Engine") == "aurora-mysql" and version and not ENGINE_VERSION_PATTERN.match(version):
+        if params.get("Engine") == "aurora-mysql" and version and not self.catalog.available(version):
             raise aws_error(operation, "InvalidParameterCombination", f"Cannot find version {version} for aurora-mysql")
         group = params.get("DBSubnetGroupName")
         if group and group not in [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]]:
@@ -251,9 +376,9 @@ class StrictLayer:
         cluster = params.get("DBClusterIdentifier")
         if cluster and cluster not in [c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]]:
             raise aws_error(operation, "DBClusterNotFoundFault", f"DBCluster {cluster} not found")
-        if (
-            params.get("Engine") == "aurora-mysql"
-            and params.get("DBInstanceClass") not in AURORA_MYSQL_INSTANCE_CLASSES
+        if params.get("Engine") == "aurora-mysql" and (
+            params.get("DBInstanceClass") not in self.catalog.classes
+            or params.get("DBInstanceClass") in self.catalog.unorderable
         ):
             message = f"RDS does not support creating a DB instance with the class {params.get('DBInstanceClass')}"
             raise aws_error(operation, "InvalidParameterCombination", message)
@@ -322,6 +447,21 @@ class StrictLayer:
         if profiles:
             message = "Cannot delete entity, must remove roles from instance profile first."
             raise aws_error("DeleteRole", "DeleteConflict", message)
+
+
+def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context["strict_params"] = dict(params)
+
+
+def _answer_from(answer: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
+    """A before-call handler that answers the request itself: botocore then sends nothing (moto included)."""
+
+    def handler(context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        parsed = answer(context.get("strict_params", {}))
+        parsed["ResponseMetadata"] = {"HTTPStatusCode": 200}
+        return SimpleNamespace(status_code=200, headers={}), parsed
+
+    return handler
 
 
 def install_strict_layer(backend: Backend, **options: Any) -> StrictLayer:

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from support.backends import strict_moto_backend
+from support.strict import CATALOG_DEFAULT
 
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
 from labkit.config import LabConfig
@@ -72,7 +73,7 @@ def test_the_cluster_is_encrypted_private_backed_up_and_its_password_managed(str
     _, ids = lab
     rds = strict_backend.client("rds")
     cluster = rds.describe_db_clusters(DBClusterIdentifier=ids["cluster"])["DBClusters"][0]
-    assert cluster["Engine"] == "aurora-mysql" and cluster["EngineVersion"] == "8.0.mysql_aurora.3.08.0"
+    assert cluster["Engine"] == "aurora-mysql" and cluster["EngineVersion"] == CATALOG_DEFAULT  # resolved at plan
     assert cluster["StorageEncrypted"] is True
     assert cluster["BackupRetentionPeriod"] == 1
     assert cluster["DeletionProtection"] is False

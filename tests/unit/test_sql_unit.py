@@ -57,14 +57,6 @@ def test_read_only_errors_say_to_use_the_writer():
     assert error.field == "on" and "read-only" in error.message and "writer" in error.fix
 
 
-def test_a_refused_connection_is_blamed_on_the_rule_that_blocks_it():
-    refusal = "i-1 -> db on tcp 3306: BLOCKED at security group ingress: no ingress rule allows tcp 3306"
-    blamed = explain(_db_error(2013, "Lost connection"), "writer", FakeTunnel(refusal), AURORA_MYSQL)
-    assert blamed.field == "security groups" and refusal in blamed.message and "can_reach" in blamed.fix
-    lost = explain(_db_error(2013, "Lost connection"), "writer", FakeTunnel(None), AURORA_MYSQL)
-    assert lost.field == "tunnel"
-
-
 @pytest.mark.parametrize(
     ("code", "field"), [(1045, "credentials"), (1146, "schema"), (1049, "schema"), (1064, "query")]
 )
@@ -120,3 +112,12 @@ def test_a_write_on_an_engine_without_replication_positions_leaves_reads_eventua
     _remember_write(lab, LabEngine(tunnel=None, engine=sqlalchemy.create_engine("sqlite://"), dialect=AURORA_MYSQL))
     assert lab not in _last_writes
     assert AURORA_MYSQL.position_query and AURORA_MYSQL.wait_query  # the sandbox's MariaDB has them
+
+
+@pytest.mark.parametrize(
+    ("query", "params"), [("SELECT ':abc' AS x", None), ("SELECT :a, :b", {"a": 1}), ("SELECT :a", [{"a": 1}, {}])]
+)
+def test_a_placeholder_without_a_value_is_refused_before_any_connection(query, params):
+    with pytest.raises(ConfigError) as refused:
+        sql(query, params=params)  # no sandbox, no backend: refused first
+    assert refused.value.field == "params" and "\\:" in refused.value.fix

@@ -558,3 +558,13 @@ def test_the_app_tunnel_forwards_to_port_8080_on_the_instance_itself(aws):
         }
         assert tunnel.target.describe() == f"app: port 8080 on the instance via {aws.lab.instance_id}"
     aws.ssm.stubber.assert_no_pending_responses()
+
+
+def test_a_tunnel_goes_only_to_an_endpoint_of_this_accounts_databases(lab):
+    from labkit.access.tunnel.target import resolve_target
+
+    target = resolve_target(lab.endpoint, lab.config, lab.backend)
+    assert (target.host, target.port) == (lab.endpoint, 3306)
+    with pytest.raises(LabkitError) as refused:
+        resolve_target("example.com", lab.config, lab.backend)  # before: a held tunnel to nothing
+    assert refused.value.field == "to" and "labkit.endpoints(config)" in refused.value.fix

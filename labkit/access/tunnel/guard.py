@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         try:
             code = child.wait(POLL_SECONDS)
-            return code
+            return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + N, as the owner reads it
         except subprocess.TimeoutExpired:
             pass
         if stopping:

@@ -14,12 +14,19 @@ from botocore.exceptions import ClientError
 from labkit.access.lookup import find_instance
 from labkit.aws.backend import Backend
 from labkit.aws.tags import NODE_INSTANCE_PROFILE, TAG_LAB, TAG_LEARNER, resource_name, tag_dict
+from labkit.config import partition_of
 from labkit.errors import LabkitError
 from labkit.security.reach import Reachability
 
 SSM_POLICY = "AmazonSSMManagedInstanceCore"
-SSM_POLICY_ARN = f"arn:aws:iam::aws:policy/{SSM_POLICY}"
+SSM_POLICY_ARN = f"arn:aws:iam::aws:policy/{SSM_POLICY}"  # in the aws partition; see ssm_policy_arn
 SSM_SERVICES = ("ssm", "ssmmessages", "ec2messages")  # the agent talks to all three over https
+
+
+def ssm_policy_arn(region: str) -> str:
+    """The AWS-managed SSM policy's ARN in the region's partition (arn:aws-cn: in China, arn:aws-us-gov: in
+    GovCloud): AWS-managed policies live in each partition under its own prefix."""
+    return f"arn:{partition_of(region)}:iam::aws:policy/{SSM_POLICY}"
 
 
 @dataclass(frozen=True)
@@ -105,20 +112,30 @@ def _running(instance_id: str, instance: dict[str, Any] | None) -> Check:
         )
     state = instance["State"]["Name"]
     if state != "running":
-        return Check(
-            name, False, f"state is {state}", f"start it: aws ec2 start-instances --instance-ids {instance_id}"
-        )
+        admin = f"aws ec2 start-instances --instance-ids {instance_id}"
+        return Check(name, False, f"state is {state}", _replace_instance(instance_id, admin))
     return Check(name, True, "running")
+
+
+def _replace_instance(instance_id: str, admin_fix: str) -> str:
+    """A fix the learner policy allows (it grants terminating a lab instance, and labkit makes a new one), then
+    what an administrator could do instead (the learner policy grants neither StartInstances nor
+    AssociateIamInstanceProfile)."""
+    return (
+        f"replace it: aws ec2 terminate-instances --instance-ids {instance_id}, then `labkit up` makes a new one "
+        f"(an administrator can instead run: {admin_fix})"
+    )
 
 
 def _profile(backend: Backend, instance: dict[str, Any]) -> tuple[Check, dict[str, Any] | None]:
     name = "instance profile attached"
     arn = (instance.get("IamInstanceProfile") or {}).get("Arn")
     if not arn:
-        fix = (
-            "attach the lab's profile: aws ec2 associate-iam-instance-profile "
-            f"--instance-id {instance['InstanceId']} --iam-instance-profile Name={_lab_profile(instance)}"
+        admin = (
+            f"aws ec2 associate-iam-instance-profile --instance-id {instance['InstanceId']} "
+            f"--iam-instance-profile Name={_lab_profile(instance)}"
         )
+        fix = _replace_instance(instance["InstanceId"], admin)
         return Check(
             name, False, "the instance has no IAM instance profile, so the agent has no credentials", fix
         ), None
@@ -148,9 +165,10 @@ def _policy(backend: Backend, role: dict[str, Any] | None) -> Check:
     if role is None:
         return Check(name, False, "no role to check", "fix the instance profile first")
     attached = backend.client("iam").list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
-    if any(p["PolicyArn"] == SSM_POLICY_ARN for p in attached):
+    policy_arn = ssm_policy_arn(backend.region)
+    if any(p["PolicyArn"] == policy_arn for p in attached):
         return Check(name, True, f"attached to {role['RoleName']}")
-    fix = f"aws iam attach-role-policy --role-name {role['RoleName']} --policy-arn {SSM_POLICY_ARN}"
+    fix = f"aws iam attach-role-policy --role-name {role['RoleName']} --policy-arn {policy_arn}"
     return Check(name, False, f"{role['RoleName']} lacks it, so the agent cannot register", fix)
 
 

@@ -42,9 +42,13 @@ RESPONSE_ENV = "AWS_SSM_START_SESSION_RESPONSE"
 GUARD = Path(__file__).with_name("guard.py")
 PORT_OPENED = re.compile(r"Port (\d+) opened for sessionId (\S+?)\.?$")
 REFUSED = re.compile(r"^Connection to (\S+) refused: (.*)$")
+# What session-manager-plugin prints as a session ends on the service's side, e.g. at Session Manager's idle
+# timeout (20 minutes by default; AWS Systems Manager User Guide, "Specify an idle session timeout value").
+SESSION_ENDED = re.compile(r"Exiting session with sessionId:? (\S+?)\.?$")
+IDLE_TIMEOUT_NOTE = "Session Manager ends a port forward after 20 idle minutes by default"
 
 PLUGIN_INSTALL = """\
-Session Manager needs AWS's session-manager-plugin on this machine (version 1.2.497.0 or later):
+Session Manager needs AWS's session-manager-plugin on this machine (a version newer than 1.2.497.0):
   Debian/Ubuntu: curl -o /tmp/smp.deb https://s3.amazonaws.com/session-manager-downloads/plugin/latest/ubuntu_64bit/session-manager-plugin.deb && sudo dpkg -i /tmp/smp.deb
                  (arm64: .../plugin/latest/ubuntu_arm64/session-manager-plugin.deb)
   Amazon Linux/RHEL/Fedora: sudo yum install -y https://s3.amazonaws.com/session-manager-downloads/plugin/latest/linux_64bit/session-manager-plugin.rpm
@@ -75,13 +79,33 @@ def open_tunnels() -> list[Tunnel]:
 
 
 def find_open(to: str, config: Any, backend: Backend) -> Tunnel | None:
-    """A tunnel already open to the same target of the same lab and backend (to reuse, not duplicate)."""
+    """A tunnel already open to the same target of the same lab and backend (to reuse, not duplicate).
+
+    One whose session has ended since (its plugin exited, e.g. at Session Manager's idle timeout) is reopened
+    once, saying why, before it is returned: a dead tunnel is never handed out.
+    """
     for candidate in open_tunnels():
         same_lab = (candidate.config.lab, candidate.config.learner) == (config.lab, config.learner)
         same_place = (candidate.backend.name, candidate.backend.region) == (backend.name, backend.region)
         if candidate.to == to and candidate.remote_port is None and same_lab and same_place:
+            if moved(candidate, backend):
+                continue  # closed, saying why: a new tunnel is opened against where the backend is now
+            candidate.revive()
             return candidate
     return None
+
+
+def moved(candidate: Tunnel, backend: Backend) -> bool:
+    """Close `candidate` (saying why) when `backend` now answers at another endpoint than the one the tunnel
+    was opened against, as a restarted sandbox does: its session and plugin belong to the old one."""
+    then, now = candidate.backend.endpoint_url(), backend.endpoint_url()
+    if then == now:
+        return False
+    candidate.close()
+    from labkit.display import say  # pandas: only when there is something to say
+
+    say(f"tunnel to {candidate.to}: the {backend.name} now answers at {now}, not {then} (it was restarted); reopening")
+    return True
 
 
 def local_port_free(port: int) -> bool:
@@ -147,6 +171,51 @@ class Tunnel:
         return self._process is not None and self._process.poll() is None
 
     @property
+    def ended(self) -> bool:
+        """True when the tunnel was opened and not closed, but its plugin has exited since (the session ended)."""
+        return self._process is not None and self._process.poll() is not None
+
+    def end_reason(self) -> str:
+        """Why an ended tunnel ended, in one clause, from the plugin's last words."""
+        for reader in self._readers:  # the plugin has exited: its pipes are at EOF or close to it
+            reader.join(1.0)
+        if any(SESSION_ENDED.search(line) for line in self._output):
+            return f"the Session Manager session ended ({IDLE_TIMEOUT_NOTE})"
+        code = self._process.poll() if self._process is not None else None
+        how = f"was killed by signal {code - 128}" if code and code > 128 else f"exited with code {code}"
+        last = next((line for line in reversed(self._errors) if line), "")
+        return f"the session plugin {how}{': ' + last if last else ''}"
+
+    def revive(self) -> bool:
+        """Reopen an ended tunnel once, on the same local port when it is free, and say why in one line.
+
+        Returns True when it reopened one, False when there was nothing to do (open, or closed on purpose).
+        A failed reopen raises the reason it ended together with the reason it cannot reopen.
+        """
+        with self._lock:
+            if not self.ended:
+                return False
+            reason, old_address = self.end_reason(), self.address
+            self.close()
+            requested = self.requested_port
+            if self.port is not None and local_port_free(self.port):
+                self.requested_port = self.port  # keep the address the learner (and any engine URL) knows
+            try:
+                self.open()
+            except LabkitError as exc:
+                raise LabkitError(
+                    f"the tunnel to {self.to} at {old_address} is gone: {reason}; reopening it failed: {exc.message}",
+                    field=exc.field or "tunnel",
+                    fix=exc.fix,
+                ) from None
+            finally:
+                self.requested_port = requested
+            from labkit.display import say  # pandas: only when there is something to say
+
+            say(f"tunnel to {self.to}: {reason}; reopened at {self.address}")
+            return True
+
+    @property
     def address(self) -> str:
         return f"{self.host}:{self.port}" if self.port else "(not open)"
 
@@ -164,7 +233,7 @@ class Tunnel:
 
     def __repr__(self) -> str:
         far = self.target.describe() if self.target else self.to
-        state = "open" if self.is_open else "closed"
+        state = "open" if self.is_open else "ended" if self.ended else "closed"
         return f"<Tunnel {far} at {self.address} ({state})>"
 
     def __enter__(self) -> Tunnel:
@@ -183,11 +252,11 @@ class Tunnel:
             timing = self._timing or backend.tunnel_timing
             target = resolve_target(self.to, self.config, backend, self.remote_port)
             port = self._free_local_port()
+            plugin = backend.session_plugin()  # before any session starts: a bad plugin setting is refused first
             wait_until_online(backend, target.instance_id, timing)
             ssm = backend.client("ssm")
             response = _start_session(ssm, target, port, timing)
             self.target, self.session_id = target, response["SessionId"]
-            plugin = backend.session_plugin()
             if plugin is None:
                 _terminate(ssm, self.session_id)
                 raise LabkitError(
@@ -276,7 +345,7 @@ class Tunnel:
                 raise LabkitError(
                     f"the session plugin {why}: {detail}",
                     field="session-manager-plugin",
-                    fix="update session-manager-plugin to 1.2.497.0 or later, and check the local port is free",
+                    fix="update session-manager-plugin to a version newer than 1.2.497.0, and check the local port is free",
                 )
 
     def recent_refusal(self, within: float = 5.0, wait: float = 1.0) -> str | None:
@@ -389,7 +458,7 @@ def _api_error(operation: str, exc: ClientError) -> LabkitError:
     fixes = {
         "TargetNotConnected": "the instance's SSM agent is not connected; wait a minute after it starts, then retry",
         "AccessDeniedException": "your identity needs ssm:StartSession, ssm:TerminateSession and "
-        "ssm:DescribeInstanceInformation (see policies/learner-policy.json)",
+        "ssm:DescribeInstanceInformation (see policies/learner-read.json)",
         "InvalidDocument": "use the AWS-StartPortForwardingSessionToRemoteHost document",
     }
     return LabkitError(

@@ -89,13 +89,38 @@ def resolve_target(to: str, config: Any, backend: Backend, remote_port: int | No
     return TunnelTarget(to, instance_id, host, remote_port or port)
 
 
+def _database_endpoints(backend: Backend) -> dict[str, int]:
+    """Every cluster, reader and instance endpoint of the account in this region, with its port."""
+    rds = backend.client("rds")
+    found: dict[str, int] = {}
+    for page in rds.get_paginator("describe_db_clusters").paginate():
+        for cluster in page["DBClusters"]:
+            port = int(cluster.get("Port") or DB_PORT)
+            for key in ("Endpoint", "ReaderEndpoint"):
+                if cluster.get(key):
+                    found[cluster[key]] = port
+    for page in rds.get_paginator("describe_db_instances").paginate():
+        for instance in page["DBInstances"]:
+            endpoint = instance.get("Endpoint") or {}
+            if endpoint.get("Address"):
+                found[endpoint["Address"]] = int(endpoint.get("Port") or DB_PORT)
+    return found
+
+
 def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
     if to in KEYWORDS:
         cluster = lab_cluster(config, backend)
         key = "Endpoint" if to == "writer" else "ReaderEndpoint"
         return cluster[key], int(cluster.get("Port") or DB_PORT)
-    if "." in to:  # an endpoint host name
-        return to, DB_PORT
+    if "." in to:  # an endpoint host name: only one of this account's databases (not a tunnel to anywhere)
+        known = _database_endpoints(backend)
+        if to not in known:
+            raise LabkitError(
+                f"{to!r} is not an endpoint of a DB cluster or instance of this account and region",
+                field="to",
+                fix="use 'writer', 'reader', a DB instance identifier, or an endpoint that labkit.endpoints(config) lists",
+            )
+        return to, known[to]
     try:  # a DB instance identifier
         instance = db_instance(backend, to)
     except ClientError:

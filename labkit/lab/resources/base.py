@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from labkit.lab.resources.registry import Describe, PriceRow, TaggedCreate
 
 T = TypeVar("T")
+NOT_FOUND_ATTEMPTS = 5  # a new EC2 resource is visible everywhere within seconds; past that, NotFound is real
+
+
+def not_found_yet(exc: ClientError) -> bool:
+    """A NotFound about a resource created a moment ago: EC2 is eventually consistent, try again shortly."""
+    return "NotFound" in error_code(exc)
 
 
 @dataclass(frozen=True)
@@ -156,18 +162,31 @@ class LabContext:
 
     # ----- waiting and retrying -----
     def wait(self, service: str, waiter_name: str, what: str, **params: Any) -> None:
-        """Block until a boto3 waiter says the resource is ready; a timeout becomes a LabkitError."""
+        """Block until a boto3 waiter says the resource is ready; a timeout becomes a LabkitError.
+
+        A NotFound right after a create is EC2's eventual consistency ("Eventual consistency" in the EC2 API
+        reference): some waiters (vpc_available, subnet_available) fail on it at once, so it is retried a few
+        times with growing pauses before it counts.
+        """
         config: dict[str, Any] = {}
         if self.timing.poll_seconds is not None:
             config = {"Delay": self.timing.poll_seconds, "MaxAttempts": 300}
-        try:
-            self.client(service).get_waiter(waiter_name).wait(**params, **({"WaiterConfig": config} if config else {}))
-        except WaiterError as exc:
-            raise LabkitError(
-                f"{what} did not become ready: {exc.last_response.get('Error', {}).get('Message') or exc}",
-                field=what,
-                fix="look at `labkit status`; rerun apply to resume, or destroy to start over",
-            ) from None
+        waiter = self.client(service).get_waiter(waiter_name)
+        pauses = backoff(self.timing.retry_first_delay, self.timing.retry_max_delay)
+        for attempt in range(1, NOT_FOUND_ATTEMPTS + 1):
+            try:
+                waiter.wait(**params, **({"WaiterConfig": config} if config else {}))
+                return
+            except WaiterError as exc:
+                error = exc.last_response.get("Error", {})
+                if "NotFound" in error.get("Code", "") and attempt < NOT_FOUND_ATTEMPTS:
+                    next(pauses)
+                    continue
+                raise LabkitError(
+                    f"{what} did not become ready: {error.get('Message') or exc}",
+                    field=what,
+                    fix="look at `labkit status`; rerun apply to resume, or destroy to start over",
+                ) from None
 
     def retry(self, action: Callable[[], T], what: str, retryable: Callable[[ClientError], bool] | None = None) -> T:
         """Run `action`, retrying errors that pass with time ('still in use' by default) with growing pauses,

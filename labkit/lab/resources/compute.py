@@ -19,12 +19,20 @@ from labkit.app.server import Settings
 from labkit.app.userdata import render
 from labkit.aws.errors import error_code, error_message
 from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE_PROFILE, NODE_KEY_PAIR, NODE_PUBLIC_SUBNET, NODE_SG_APP
+from labkit.errors import ConfigError
 from labkit.home import labkit_home
 from labkit.lab.resources.base import Change, LabContext, Resource, ResourceType
 from labkit.lab.resources.database import DATABASE_NAME
 from labkit.lab.resources.registry import Describe, PriceRow, TaggedCreate, register
 
-AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+# AWS's public parameters naming the current Amazon Linux 2023 AMI, one per architecture (Amazon Linux 2023 User
+# Guide, "Launching AL2023 using the SSM parameter"). RunInstances refuses an AMI whose architecture the instance
+# type lacks, e.g. the x86_64 AMI on a Graviton t4g.micro (EC2 User Guide, "Instance types": processors).
+AMI_PARAMETERS = {
+    "x86_64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+    "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
+}
+AMI_PARAMETER = AMI_PARAMETERS["x86_64"]
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 ROOT_VOLUME_GIB = 8  # the Amazon Linux 2023 AMI's root volume (gp3)
 
@@ -96,9 +104,33 @@ class KeyPair(Resource):
         key_path(ctx).unlink(missing_ok=True)
 
 
+def instance_architecture(ctx: LabContext) -> str:
+    """The architecture the AMI must have for the configured instance type (x86_64 where it runs both)."""
+
+    def compute() -> str:
+        found = _ec2(ctx).describe_instance_types(InstanceTypes=[ctx.config.instance_type])["InstanceTypes"]
+        supported = found[0].get("ProcessorInfo", {}).get("SupportedArchitectures", []) if found else []
+        for architecture in AMI_PARAMETERS:
+            if architecture in supported:
+                return architecture
+        raise ConfigError(
+            f"{ctx.config.instance_type} runs {', '.join(supported) or 'no known architecture'}; "
+            "Amazon Linux 2023 needs x86_64 or arm64",
+            field="instance_type",
+            fix="use e.g. t3.micro (x86_64) or t4g.micro (arm64, Graviton)",
+        )
+
+    return ctx.cached("architecture", compute)
+
+
+def ami_parameter(ctx: LabContext) -> str:
+    """The public SSM parameter of the AMI that matches the instance type's architecture."""
+    return AMI_PARAMETERS[instance_architecture(ctx)]
+
+
 def latest_ami(ctx: LabContext) -> str:
-    """The current Amazon Linux 2023 AMI of the region, from AWS's public SSM parameter."""
-    return ctx.cached("ami", lambda: ctx.client("ssm").get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"])
+    """The current Amazon Linux 2023 AMI of the region for the instance type's architecture."""
+    return ctx.cached("ami", lambda: ctx.client("ssm").get_parameter(Name=ami_parameter(ctx))["Parameter"]["Value"])
 
 
 def app_user_data(ctx: LabContext) -> str:

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from labkit.aws.errors import error_code
 from labkit.aws.tags import NODE_CLUSTER, NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS, NODE_SG_DB
 from labkit.errors import LabkitError
+from labkit.lab.engine import NO_EXTENDED_SUPPORT, EngineChoice, choose_engine
 from labkit.lab.resources.base import Change, Found, LabContext, Resource, ResourceType
 from labkit.lab.resources.registry import Describe, PriceRow, TaggedCreate, register
 
@@ -26,6 +27,11 @@ NODE_CLUSTER_SNAPSHOTS = "cluster-snapshots"  # not made by apply; destroy remov
 
 def _rds(ctx: LabContext) -> Any:
     return ctx.client("rds")
+
+
+def engine_choice(ctx: LabContext) -> EngineChoice:
+    """The engine version and orderable class for a new cluster, resolved once per plan or apply."""
+    return ctx.cached("engine", lambda: choose_engine(ctx.backend, ctx.config))
 
 
 def cluster_arn(ctx: LabContext) -> str:
@@ -100,7 +106,8 @@ class Cluster(_NotWhileDeleting):
         params: dict[str, Any] = {
             "DBClusterIdentifier": ctx.name(self.node),
             "Engine": ENGINE,
-            "EngineVersion": config.engine_version,
+            "EngineVersion": engine_choice(ctx).version,
+            "EngineLifecycleSupport": NO_EXTENDED_SUPPORT,  # fail, never enrol in paid Extended Support
             "MasterUsername": MASTER_USERNAME,
             "DatabaseName": DATABASE_NAME,
             "ManageMasterUserPassword": True,

@@ -41,6 +41,7 @@ from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
 from labkit.sandbox.daemon import rdsmodel
 from labkit.sandbox.daemon.apps import AppSupervisor
+from labkit.sandbox.daemon.catalog import EngineCatalog
 from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, SaveOnChange, WakeOnChange
 from labkit.sandbox.daemon.persist import ControlPlaneStore, SnapshotError
 from labkit.sandbox.daemon.rdsmodel import InstanceStates
@@ -65,7 +66,7 @@ def _moto_server(
     rotation = RotateManagedSecrets(
         sessions, reconciler.cluster_of_secret, reconciler.set_master_password, new_password
     )
-    app = WakeOnChange(SaveOnChange(InstanceStates(rotation, wake), store), wake, changes)
+    app = WakeOnChange(SaveOnChange(InstanceStates(EngineCatalog(rotation), wake), store), wake, changes)
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 

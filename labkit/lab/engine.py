@@ -1,0 +1,210 @@
+"""The engine version and the DB instance class, checked against what RDS offers in the region, at plan time.
+
+A pinned minor version is a time bomb: Aurora keeps a non-LTS minor version about 12 months, and a retired one
+fails CreateDBCluster with "Cannot find version" (Aurora User Guide, "Amazon Aurora versions"). So the version
+is resolved when the plan is made, from `describe_db_engine_versions`: the region's default, the newest
+long-term-support line, or a pinned version that must still be offered and available. Then the DB instance
+class must be orderable for it in the region (`describe_orderable_db_instance_options`). A cluster is never
+enrolled in paid RDS Extended Support by accident: CreateDBCluster passes
+EngineLifecycleSupport=open-source-rds-extended-support-disabled (RDS API reference, CreateDBCluster), so a
+major version past its end of standard support fails to create instead of billing for Extended Support.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
+
+from labkit.aws.backend import Backend
+from labkit.aws.errors import error_code
+from labkit.config import LabConfig
+from labkit.errors import ConfigError
+
+ENGINE = "aurora-mysql"
+DEFAULT, LTS = "default", "lts"  # engine_version values resolved from the region's catalog
+# Long-term-support minor lines of Aurora MySQL 3, newest first (Aurora User Guide, "Long-term support (LTS)
+# and beta releases for Amazon Aurora MySQL": 3.10 and 3.04).
+LTS_LINES = ("3.10", "3.04")
+# ASCII digits only: `\d` also matches Arabic-Indic and other Unicode digits, which RDS does not accept.
+VERSION = re.compile(r"^8\.0\.mysql_aurora\.(3\.[0-9]{2})\.[0-9]+$", re.ASCII)
+NO_EXTENDED_SUPPORT = "open-source-rds-extended-support-disabled"
+AVAILABLE = "available"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The version a new cluster gets and where its instance class can run; `checked` is False when this
+    backend's catalog does not answer (then nothing was verified, and the plan says so)."""
+
+    version: str
+    how: str  # "pinned in the config", "the region's default", "the newest long-term-support version"
+    instance_class: str
+    zones: tuple[str, ...] = ()
+    checked: bool = True
+
+    def describe(self) -> str:
+        if not self.checked:
+            return f"engine {self.version} ({self.how}); not checked: this backend has no engine catalog"
+        where = f" in {', '.join(self.zones)}" if self.zones else ""
+        return f"engine {self.version} ({self.how}); {self.instance_class} orderable{where}"
+
+
+class CatalogMissing(Exception):
+    """The backend does not answer an RDS catalog call (moto does not implement describe_db_engine_versions)."""
+
+
+def _config_default() -> str:
+    return next(f for f in dataclasses.fields(LabConfig) if f.name == "engine_version").default  # type: ignore[return-value]
+
+
+def requested_version(config: LabConfig) -> str:
+    """What the config asks for: 'default', 'lts', or a pinned version.
+
+    The config's own default value counts as 'default': a learner who never chose a version gets the region's
+    current default, not a minor version that will retire under them.
+    """
+    value = config.engine_version.strip()
+    if value.lower() in (DEFAULT, LTS):
+        return value.lower()
+    return DEFAULT if value in ("", _config_default()) else value
+
+
+def _versions(rds: Any, **filters: Any) -> list[dict[str, Any]]:
+    try:
+        pages = rds.get_paginator("describe_db_engine_versions").paginate(Engine=ENGINE, **filters)
+        return [item for page in pages for item in page.get("DBEngineVersions", [])]
+    except (NotImplementedError, ResponseParserError):  # moto in-process, and moto's server (an HTML 500 page)
+        raise CatalogMissing from None
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500 or error_code(exc) in (
+            "500",
+            "InternalFailure",
+            "NotImplemented",
+        ):
+            raise CatalogMissing from None
+        raise
+
+
+def _mysql3(items: list[dict[str, Any]]) -> list[str]:
+    """Available Aurora MySQL 3 versions among `items`, oldest first."""
+    found = [
+        i["EngineVersion"]
+        for i in items
+        if i.get("Status", AVAILABLE) == AVAILABLE and VERSION.match(i["EngineVersion"])
+    ]
+    return sorted(found, key=_sort_key)
+
+
+def _sort_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.rpartition("aurora.")[2].split("."))
+
+
+def check_version_text(version: str) -> str:
+    """A pinned version must look like an Aurora MySQL 3 version, in ASCII digits, before any call."""
+    if not VERSION.match(version):
+        raise ConfigError(
+            f"{version!r} is not an Aurora MySQL 3 version",
+            field="engine_version",
+            fix="use 'default' (the region's default), 'lts' (the newest long-term-support line) or a version "
+            "such as 8.0.mysql_aurora.3.10.1 written in ASCII digits",
+        )
+    return version
+
+
+def resolve_version(rds: Any, config: LabConfig) -> tuple[str, str]:
+    """(version, how it was chosen), from the region's catalog. Raises ConfigError naming engine_version."""
+    wanted = requested_version(config)
+    region = config.region
+    if wanted == DEFAULT:
+        default = _mysql3(_versions(rds, DefaultOnly=True))
+        if default:
+            return default[-1], "the region's default"
+        newest = _mysql3(_versions(rds))  # the default is not a MySQL 3 version: the newest that is
+        if newest:
+            return newest[-1], "the newest Aurora MySQL 3 version (the region's default is not MySQL 3)"
+        raise ConfigError(
+            f"RDS offers no Aurora MySQL 3 version in {region}",
+            field="engine_version",
+            fix="choose another region (`labkit preflight` checks it)",
+        )
+    if wanted == LTS:
+        offered = _mysql3(_versions(rds))
+        for line in LTS_LINES:
+            on_line = [v for v in offered if VERSION.match(v).group(1) == line]  # type: ignore[union-attr]
+            if on_line:
+                return on_line[-1], "the newest long-term-support version"
+        raise ConfigError(
+            f"RDS offers no long-term-support Aurora MySQL version ({', '.join(LTS_LINES)}) in {region}",
+            field="engine_version",
+            fix="use engine_version = 'default'",
+        )
+    check_version_text(wanted)
+    pinned = _versions(rds, EngineVersion=wanted, IncludeAll=True)
+    status = pinned[0].get("Status", AVAILABLE) if pinned else "not offered"
+    if status != AVAILABLE:
+        newest = _mysql3(_versions(rds, DefaultOnly=True)) or _mysql3(_versions(rds))
+        raise ConfigError(
+            f"{wanted} is {status} in {region}: RDS would refuse to create a cluster on it "
+            "(Aurora retires a minor version about 12 months after its release)",
+            field="engine_version",
+            fix=f"use engine_version = 'default'{f' (today {newest[-1]})' if newest else ''} or 'lts'",
+        )
+    return wanted, "pinned in the config"
+
+
+def orderable_zones(rds: Any, version: str, instance_class: str) -> tuple[str, ...]:
+    """Availability zones where `instance_class` can run `version` (empty: not orderable in the region)."""
+    try:
+        pages = rds.get_paginator("describe_orderable_db_instance_options").paginate(
+            Engine=ENGINE, EngineVersion=version, DBInstanceClass=instance_class, Vpc=True
+        )
+        options = [option for page in pages for option in page.get("OrderableDBInstanceOptions", [])]
+    except NotImplementedError:
+        raise CatalogMissing from None
+    return tuple(sorted({zone["Name"] for option in options for zone in option.get("AvailabilityZones", [])})) or (
+        ("(region)",) if options else ()
+    )
+
+
+def _engine_known(rds: Any) -> bool:
+    """Whether the catalog knows the engine at all (moto has no orderable options for aurora-mysql)."""
+    return bool(
+        rds.describe_orderable_db_instance_options(Engine=ENGINE, MaxRecords=20).get("OrderableDBInstanceOptions")
+    )
+
+
+def choose_engine(backend: Backend, config: LabConfig) -> EngineChoice:
+    """Resolve the engine version and check the DB instance class is orderable for it; ConfigError when not."""
+    rds = backend.client("rds")
+    wanted = requested_version(config)
+    if wanted not in (DEFAULT, LTS):
+        check_version_text(wanted)
+    try:
+        version, how = resolve_version(rds, config)
+    except CatalogMissing:
+        return EngineChoice(_fallback(config), "as configured", config.db_instance_class, checked=False)
+    zones = orderable_zones(rds, version, config.db_instance_class)
+    if not zones:
+        if not _engine_known(rds):
+            return EngineChoice(version, how, config.db_instance_class, checked=False)
+        raise ConfigError(
+            f"{config.db_instance_class} cannot run {version} in {config.region}",
+            field="db_instance_class",
+            fix="use a class RDS offers for this version here, e.g. db.t4g.medium or db.r6g.large "
+            "(`aws rds describe-orderable-db-instance-options --engine aurora-mysql` lists them)",
+        )
+    return EngineChoice(version, how, config.db_instance_class, zones)
+
+
+def _fallback(config: LabConfig) -> str:
+    """The version a backend without a catalog gets: the pinned one, else the config's default when it is a
+    version, else the newest long-term-support line's first release (what 'lts' meant when this was written)."""
+    wanted = requested_version(config)
+    if wanted not in (DEFAULT, LTS):
+        return wanted
+    return _config_default() if VERSION.match(_config_default()) else f"8.0.mysql_aurora.{LTS_LINES[0]}.0"
