@@ -1,9 +1,10 @@
 """Which IAM actions labkit needs: record them from a run, read them from a policy, compare the two.
 
-A botocore `before-call` hook names every request as the IAM action it needs (`ec2:RunInstances`), plus
-the actions AWS also checks on the caller's behalf for some calls (`iam:PassRole` for an instance with
-a profile, `ec2:CreateTags` for tags given at creation). The policies in `policies/` are checked
-against such a recording (tests/test_policies.py), so a call added to labkit cannot silently fail with
+A botocore `before-parameter-build` hook names every request as the IAM action it needs (`ec2:RunInstances`),
+plus the actions AWS also checks on the caller's behalf for some calls (`iam:PassRole` for an instance with
+a profile, `ec2:CreateTags` for tags given at creation, what a managed master password needs), modelled from
+the AWS documentation cited beside each rule, not from what moto checks. The policies in `policies/` are checked
+against such a recording (tests/unit/test_policies.py), so a call added to labkit cannot silently fail with
 AccessDenied in a learner's account, and a policy never grants what labkit does not use.
 """
 
@@ -24,9 +25,21 @@ IAM_PREFIXES = {
 
 # Create calls whose Tags/TagSpecifications AWS authorizes as a separate tagging action of the caller.
 _TAG_ON_CREATE = {"ec2": "ec2:CreateTags", "rds": "rds:AddTagsToResource"}
-_IAM_TAG_ON_CREATE = {"CreateRole": "iam:TagRole", "CreateInstanceProfile": "iam:TagInstanceProfile"}
-# RDS makes the cluster's master-user secret with the caller's permissions (ManageMasterUserPassword).
-_MANAGED_SECRET = ("secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:RotateSecret")
+# IAM User Guide, "Permissions required for tagging IAM resources": tags in a create call need the tag action.
+_IAM_TAG_ON_CREATE = {
+    "CreateRole": "iam:TagRole",
+    "CreateInstanceProfile": "iam:TagInstanceProfile",
+    "CreateUser": "iam:TagUser",
+    "CreatePolicy": "iam:TagPolicy",
+}
+# ManageMasterUserPassword: RDS makes the cluster's master-user secret with the caller's permissions. The Aurora
+# User Guide, "Password management with Amazon Aurora and AWS Secrets Manager" (Permissions required for Secrets
+# Manager integration), lists exactly these for whoever creates or modifies a cluster that way.
+_MANAGED_SECRET = ("kms:DescribeKey", "secretsmanager:CreateSecret", "secretsmanager:TagResource")
+# IAM API reference, AddRoleToInstanceProfile: "The caller of this operation must be granted the PassRole
+# permission on the IAM role"; RunInstances with an instance profile checks iam:PassRole on its role too
+# (EC2 User Guide, "IAM roles for Amazon EC2": permissions to launch an instance with a role).
+_PASSES_A_ROLE = {("ec2", "RunInstances"): "IamInstanceProfile", ("iam", "AddRoleToInstanceProfile"): "RoleName"}
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -44,12 +57,19 @@ def implied_actions(service: str, operation: str, params: dict[str, Any]) -> set
             implied.add(_TAG_ON_CREATE["rds"])
         if service == "iam" and params.get("Tags") and operation in _IAM_TAG_ON_CREATE:
             implied.add(_IAM_TAG_ON_CREATE[operation])
-    if service == "ec2" and operation == "RunInstances" and params.get("IamInstanceProfile"):
+    passes = _PASSES_A_ROLE.get((service, operation))
+    if passes and params.get(passes):
         implied.add("iam:PassRole")
     if service == "rds" and operation == "CreateDBCluster":
-        implied.add("iam:CreateServiceLinkedRole")  # AWSServiceRoleForRDS, on an account's first cluster
-        if params.get("ManageMasterUserPassword"):
-            implied.update(_MANAGED_SECRET)
+        # RDS User Guide, "Using service-linked roles for Amazon RDS": the first cluster of an account creates
+        # AWSServiceRoleForRDS with the caller's iam:CreateServiceLinkedRole.
+        implied.add("iam:CreateServiceLinkedRole")
+    if (
+        service == "rds"
+        and operation in ("CreateDBCluster", "ModifyDBCluster")
+        and params.get("ManageMasterUserPassword")
+    ):
+        implied.update(_MANAGED_SECRET)
     return implied
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from labkit.aws.backend import Backend
 from labkit.classroom.scan import RegionScan, Seen, check_names, class_backends, format_age, now, scan
 from labkit.config import LabConfig
+from labkit.display import literal_html
 from labkit.errors import ConfigError
 from labkit.lab.cost import hourly
 from labkit.lab.inventory import inventory
@@ -130,7 +131,7 @@ class ClassStatus:
     def _repr_html_(self) -> str:
         totals = self.totals
         head = f"<p>{totals['learners']} learners, {totals['resources']} resources, cost per hour {totals['cost_per_hour']}</p>"
-        return head + self.learners.to_html(index=False) + self.resources.to_html(index=False)
+        return literal_html(head + self.learners.to_html(index=False) + self.resources.to_html(index=False))
 
 
 def learner_lab(region_scan: RegionScan, lab: str, learner: str) -> LearnerLab:

@@ -1,9 +1,11 @@
-"""`labkit class status | reset | check`: the instructor's commands.
+"""`labkit class status | reset | check | learners`: the instructor's commands.
 
 `status` lists every learner's lab (all labs unless --lab) across the --region flags; `reset` is a dry
 run unless --yes, and deletes only resources tagged with the lab and a chosen learner; `check` compares
-what --learners N labs need with the account's quotas. Exit codes: 0 done, 1 something failed or does
-not fit, 2 bad input (the error names the flag and the fix, before any AWS call).
+what --learners N labs need with the account's quotas; `learners create | list | delete` onboards a class
+(IAM users tagged for isolation, one 0600 credentials file each, never printed) and removes it once its labs
+are gone. Exit codes: 0 done, 1 something failed, was refused or does not fit, 2 bad input (the error names
+the flag and the fix, before any AWS call).
 """
 
 from __future__ import annotations
@@ -98,6 +100,96 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _learners_backend(args: argparse.Namespace) -> tuple[LabConfig, list[Backend]]:
+    base = LabConfig.load(args.config)
+    return base, backends_for(args.backend or base.backend, args.region or [base.region])
+
+
+def _print_learners(report: Any, as_json: bool) -> int:
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        print(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+@handles_errors()
+def _learners_create(args: argparse.Namespace) -> int:
+    from labkit.classroom.learners import learners_create, parse_names
+
+    LabConfig(lab=args.lab)  # refuse a bad lab, then bad names, before any backend is made
+    parse_names(args.names, args.lab)
+    _, backends = _learners_backend(args)
+    report = learners_create(
+        lab=args.lab, names=args.names, backend=backends[0], credentials_dir=args.dir, yes=args.yes
+    )
+    return _print_learners(report, args.json)
+
+
+@handles_errors()
+def _learners_list(args: argparse.Namespace) -> int:
+    from labkit.classroom.learners import learners_list
+
+    if args.lab is not None:
+        LabConfig(lab=args.lab)
+    _, backends = _learners_backend(args)
+    return _print_learners(learners_list(lab=args.lab, backend=backends[0]), args.json)
+
+
+@handles_errors()
+def _learners_delete(args: argparse.Namespace) -> int:
+    from labkit.classroom.learners import learners_delete, parse_names
+
+    LabConfig(lab=args.lab)
+    if args.names:
+        parse_names(args.names, args.lab)
+    _, backends = _learners_backend(args)
+    report = learners_delete(
+        lab=args.lab, names=args.names or (), backends=backends, credentials_dir=args.dir, yes=args.yes
+    )
+    return _print_learners(report, args.json)
+
+
+def _learners_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("learners")
+    group.add_argument("--config", default=None, help="lab config TOML for defaults (default: the home's lab.toml)")
+    group.add_argument("--region", action="append", default=[], help="a region (repeatable; delete looks in each)")
+    group.add_argument("--backend", default=None, choices=BACKEND_CHOICES, help="where the class lives")
+    flags.add_argument("--json", action="store_true", help="machine-readable output")
+    return flags
+
+
+# `class learners` verbs: name, handler, help, and whether it changes the account (then: --dir, --yes, a dry run
+# without --yes; --lab required) and whether --names is required.
+_LEARNER_VERBS = (
+    ("create", "_learners_create", True, True,
+     "create each learner's IAM user, policies and key (a dry run unless --yes); keys go to 0600 files"),
+    ("list", "_learners_list", False, False, "the learner identities labkit made"),
+    ("delete", "_learners_delete", True, False,
+     "delete learners whose labs are gone (a dry run unless --yes); refuses while a lab is left"),
+)  # fmt: skip
+
+
+def _register_learners(actions: Any) -> None:
+    learners = actions.add_parser("learners", help="onboard a class: one tagged IAM user per learner, or remove it")
+    verbs = learners.add_subparsers(dest="verb", required=True)
+    for name, handler, changes, names_required, help_text in _LEARNER_VERBS:
+        verb = verbs.add_parser(name, parents=[_learners_flags()], help=help_text)
+        verb.set_defaults(handler=globals()[handler])
+        verb.add_argument("--lab", required=changes, default=None, help="the lab (the learners' labkit:lab tag)")
+        if not changes:
+            continue
+        verb.add_argument(
+            "--names", required=names_required, default=None, metavar="A,B,...",
+            help="learner names, comma-separated" + ("" if names_required else " (default: every learner of the lab)"),
+        )  # fmt: skip
+        verb.add_argument(
+            "--dir", default=None, help="the credentials files' folder (default: LABKIT_HOME/learners/LAB)"
+        )
+        verb.add_argument("--yes", action="store_true", help=f"really {name} (without it: a dry run)")
+
+
 def _learner_count(text: str) -> int:
     try:
         return int(text)
@@ -106,7 +198,7 @@ def _learner_count(text: str) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `class` with `status`, `reset` and `check` to a `labkit` parser's subparsers."""
+    """Add `class` with `status`, `reset`, `check` and `learners` to a `labkit` parser's subparsers."""
 
     parser = subparsers.add_parser("class", help="instructor: every learner's lab, a safe reset, quota check")
     actions = parser.add_subparsers(dest="action", required=True)
@@ -132,3 +224,5 @@ def register(subparsers: Any) -> None:
     check.add_argument("--learners", type=_learner_count, required=True, metavar="N", help="number of learners")
     add_config_arguments(check)
     check.set_defaults(handler=_check)
+
+    _register_learners(actions)

@@ -16,12 +16,15 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from labkit.aws.errors import is_not_found
+from labkit.aws.errors import error_code, is_not_found
 from labkit.aws.tags import NODE_CLUSTER, NODE_IAM_ROLE
 from labkit.lab.resources.base import Change, LabContext, Resource
 from labkit.lab.resources.registry import Describe, TaggedCreate, register
 
 SSM_POLICY_NAME = "AmazonSSMManagedInstanceCore"
+# In a class account the instructor's permissions boundary caps every role a learner creates, and the learner
+# policies allow CreateRole only with it (policies/learner-compute.json, `labkit class learners create`).
+CLASS_BOUNDARY = "policy/labkit/labkit-instance-boundary"
 APP_POLICY_NAME = "labkit-app-reads-its-cluster"
 TRUST_POLICY = json.dumps(
     {
@@ -57,6 +60,19 @@ def app_policy(ctx: LabContext) -> dict[str, Any]:
             },
         ],
     }  # fmt: skip
+
+
+def class_boundary(ctx: LabContext) -> str | None:
+    """The class's permissions boundary when the account has one (a class account), else None (a learner's own
+    account): roles then carry it, as the learner policies require."""
+    arn = f"arn:{ctx.config.partition}:iam::{ctx.account_id()}:{CLASS_BOUNDARY}"
+    try:
+        _iam(ctx).get_policy(PolicyArn=arn)
+    except ClientError as exc:
+        if is_not_found(exc) or error_code(exc) in ("AccessDenied", "AccessDeniedException"):
+            return None
+        raise
+    return arn
 
 
 def _current_app_policy(ctx: LabContext, role: str) -> dict[str, Any] | None:
@@ -111,6 +127,7 @@ class Role(_UnderLabkitPath):
             AssumeRolePolicyDocument=TRUST_POLICY,
             Description="labkit: lets the lab instance register with Systems Manager",
             Tags=ctx.tags(self.node),
+            **({"PermissionsBoundary": boundary} if (boundary := class_boundary(ctx)) else {}),
         )["Role"]["RoleName"]
 
     def wait(self, ctx: LabContext, resource_id: str) -> None:

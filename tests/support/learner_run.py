@@ -1,0 +1,42 @@
+"""What the notebooks do with AWS, in their order, as one function: the learner's whole workbook.
+
+Shared by the policy tests (tests/unit/test_policies.py records the actions it needs under moto's IAM
+enforcement) and the ABAC matrix (tests/unit/test_abac_matrix.py runs it as a learner under the strict IAM
+evaluator).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from labkit.aws.backend import Backend
+
+
+def workbook(config: Any, backend: Backend) -> int:
+    """What the notebooks do with AWS, in their order; returns how many resources verify still finds."""
+    import labkit
+    from labkit.access.lookup import running_instance
+    from labkit.access.tunnel.readiness import diagnose
+    from labkit.lab.cost import running_cost
+
+    quiet = io.StringIO()
+    labkit.plan(config, backend)  # 00
+    for stage in ("network", "database", "compute"):  # 01, 02, 03: each stage re-reads the earlier ones
+        labkit.apply(config, backend, only=stage, stream=quiet)
+    labkit.security_groups(config, backend)  # 01: rules as tables, the lint
+    labkit.lint(config, backend)
+    labkit.revoke_rules(config, group="sg-db", port=3306, backend=backend)  # 03: break ...
+    verdict = labkit.can_reach("instance", "writer", 3306, config, backend=backend)
+    assert not verdict.reachable, verdict
+    verdict.fixes[0].apply(backend)  # ... and fix
+    assert labkit.can_reach("instance", "writer", 3306, config, backend=backend).reachable
+    labkit.apply(config, backend, stream=quiet)  # a rerun after a kernel restart: nothing to create
+    readiness = diagnose(backend, running_instance(backend, config=config))  # 04: before the tunnel
+    assert readiness.ready, readiness
+    labkit.credentials(config, backend)  # 04: the SQL engines' login
+    labkit.endpoints(config, backend)
+    labkit.status(config, backend)  # 02, 06: what exists
+    running_cost(config, backend)  # 00, 90: what the lab costs per hour
+    labkit.destroy(config, backend, stream=quiet)  # 06
+    return len(labkit.verify(config, backend))

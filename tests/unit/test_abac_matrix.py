@@ -1,0 +1,427 @@
+"""Per-learner isolation, proven with the real policies: a class of two learners and an instructor on one account.
+
+moto's IAM enforcement cannot evaluate conditions, policy variables or permissions boundaries (FACTS.md), so
+every request here goes through the strict evaluator (tests/support/iam_eval.py) with the policies exactly as
+`labkit class learners create` put them in the account, before moto serves it. The story:
+
+1. the account's admin makes an instructor holding only the instructor policies;
+2. the instructor onboards `ada` and `grace` with `learners_create` (users, tags, policies, 0600 key files);
+3. grace has a lab; ada runs the whole workbook (build, break and fix, readiness, credentials, destroy) as herself;
+4. the matrix: each action on grace's resources as grace (owner), ada (another learner) and the instructor;
+5. every escalation path a learner has is tried and denied, including through a role she may create;
+6. the instructor resets the class and removes the learners (refused while a lab is left).
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import json
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from support.backends import InProcessBackend
+from support.iam_eval import Principal, Request, evaluate
+from support.iam_requests import StrictIam, World, role_principal, user_principal
+from support.learner_run import workbook
+
+from labkit.aws.backend import FAKE_CREDENTIALS, Backend
+from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE, NODE_SG_DB, NODE_VPC, NODE_WRITER, ec2_filters
+from labkit.classroom.learners import learners_create, learners_delete, learners_list
+from labkit.classroom.policies import INSTRUCTOR_POLICIES, POLICY_PATH, policy_arn, policy_name, render, size
+from labkit.config import LabConfig
+
+REGION = "us-east-1"
+LAB = "class1"
+ROOT = Path(__file__).resolve().parents[2]
+
+ALLOWED, DENIED = "allowed", "denied"
+
+
+def _admin() -> Callable[[str], Any]:
+    session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+    clients: dict[str, Any] = {}
+    return lambda service: clients.setdefault(service, session.client(service))
+
+
+def _backend_of(credentials_file: Path) -> Backend:
+    parser = configparser.ConfigParser()
+    parser.read(credentials_file)
+    profile = parser["labkit"]
+    keys = {
+        "aws_access_key_id": profile["aws_access_key_id"],
+        "aws_secret_access_key": profile["aws_secret_access_key"],
+    }
+    return InProcessBackend.make(REGION, keys)
+
+
+@dataclass
+class Classroom:
+    admin: Callable[[str], Any]
+    world: World
+    account: str
+    instructor: Backend
+    learners: dict[str, Backend]
+    files: dict[str, Path]
+    onboarding: Any
+    folder: Path
+    principals: dict[str, Principal] = field(default_factory=dict)
+    enforcers: dict[str, StrictIam] = field(default_factory=dict)
+
+    def principal(self, who: str) -> Principal:
+        """`who`'s policies and tags as IAM holds them now (cached: nothing changes them during a test)."""
+        if who not in self.principals:
+            name = "instructor" if who == "instructor" else f"{LAB}-{who}"
+            self.principals[who] = user_principal(self.admin, name)
+        return self.principals[who]
+
+    def strict(self, who: str) -> StrictIam:
+        if who not in self.enforcers:
+            self.enforcers[who] = StrictIam(self.world, lambda: self.principal(who))
+        return self.enforcers[who]
+
+    def backend(self, who: str) -> Backend:
+        return self.instructor if who == "instructor" else self.learners[who]
+
+    def decide(self, who: str, service: str, operation: str, params: dict[str, Any]) -> str:
+        """Would AWS allow `who` this call? Every authorization of the call must be allowed."""
+        decided = self.strict(who).decide(service, operation, params)
+        return ALLOWED if all(d.decision.allowed for d in decided) else DENIED
+
+
+def _make_instructor(admin: Callable[[str], Any], account: str) -> dict[str, str]:
+    """As the account's admin: the instructor, holding only the instructor policies (no tags: not a learner)."""
+    iam = admin("iam")
+    iam.create_user(UserName="instructor")
+    for stem in INSTRUCTOR_POLICIES:
+        iam.create_policy(PolicyName=policy_name(stem), Path=POLICY_PATH, PolicyDocument=json.dumps(render(stem)))
+        iam.attach_user_policy(UserName="instructor", PolicyArn=policy_arn(stem, "aws", account))
+    key = iam.create_access_key(UserName="instructor")["AccessKey"]
+    return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+
+
+@pytest.fixture(scope="module")
+def classroom(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Classroom]:
+    from moto import mock_aws
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LABKIT_HOME", str(tmp_path_factory.mktemp("labkit-home")))
+    folder = tmp_path_factory.mktemp("keys")
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        admin = _admin()
+        account = admin("sts").get_caller_identity()["Account"]
+        world = World(admin, REGION, account)
+        instructor = InProcessBackend.make(REGION, _make_instructor(admin, account))
+        room = Classroom(admin, world, account, instructor, {}, {}, None, folder)
+        with room.strict("instructor").enforcing(instructor):
+            room.onboarding = learners_create(
+                lab=LAB, names="ada,grace", backend=instructor, credentials_dir=folder, yes=True
+            )
+        for row in room.onboarding.rows:
+            room.files[row.learner] = Path(row.credentials_file)
+            room.learners[row.learner] = _backend_of(Path(row.credentials_file))
+        # grace's lab: built by the account's admin with her tags (who builds it does not matter to the matrix;
+        # ada's own run below is the proof that a learner can build one).
+        labkit_apply(LabConfig(lab=LAB, learner="grace", key_pair=True), InProcessBackend.make(REGION))
+        yield room
+    patch.undo()
+
+
+def labkit_apply(config: LabConfig, backend: Backend) -> None:
+    import labkit
+
+    labkit.apply(config, backend, stream=io.StringIO())
+
+
+# ----- 2. onboarding -----
+
+
+def test_onboarding_made_tagged_users_with_private_key_files(classroom: Classroom) -> None:
+    report = classroom.onboarding
+    assert [(r.learner, r.result) for r in report.rows] == [("ada", "created"), ("grace", "created")]
+    assert set(report.policies.values()) <= {"created", "up to date"}
+    printed = str(report) + json.dumps(report.to_dict())
+    for learner, path in classroom.files.items():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        secret = configparser.ConfigParser()
+        secret.read(path)
+        assert secret["labkit"]["aws_secret_access_key"] not in printed, "a secret reached the report"
+        tags = classroom.principal(learner).tags
+        assert tags == {"labkit:lab": LAB, "labkit:learner": learner}
+        assert len(classroom.principal(learner).policies) == 4
+    listed = learners_list(lab=LAB, backend=classroom.instructor)
+    assert [(r.learner, r.policies, r.access_keys) for r in listed.rows] == [("ada", 4, 1), ("grace", 4, 1)]
+
+
+def test_onboarding_again_creates_nothing_and_issues_no_new_key(classroom: Classroom) -> None:
+    with classroom.strict("instructor").enforcing(classroom.instructor):
+        again = learners_create(lab=LAB, names=["ada"], backend=classroom.instructor, yes=True)
+    assert [r.result for r in again.rows] == ["exists"]
+    assert set(again.policies.values()) == {"up to date"}
+
+
+# ----- 3. a learner runs the whole workbook -----
+
+
+def test_a_learner_runs_the_whole_workbook_as_herself(classroom: Classroom) -> None:
+    config = LabConfig(lab=LAB, learner="ada", key_pair=True, ssh_cidr="203.0.113.7/32", deletion_protection=True)
+    strict = classroom.strict("ada")
+    with strict.enforcing(classroom.learners["ada"]):
+        remaining = workbook(config, classroom.learners["ada"])
+    denied = [f"{d.operation} {d.request.resource}: {d.decision.reason}" for d in strict.log if not d.decision.allowed]
+    assert not denied, denied
+    assert remaining == 0
+    assert {"iam:PassRole", "ec2:CreateTags", "secretsmanager:GetSecretValue"} <= {d.request.action for d in strict.log}
+
+
+# ----- 4. the matrix -----
+
+
+def _grace(classroom: Classroom) -> dict[str, str]:
+    """The ids of grace's resources."""
+    ec2, rds = classroom.admin("ec2"), classroom.admin("rds")
+
+    def one(node: str) -> str:
+        filters = ec2_filters(LAB, "grace", node)
+        if node == NODE_INSTANCE:
+            reservations = ec2.describe_instances(Filters=filters)["Reservations"]
+            return reservations[0]["Instances"][0]["InstanceId"]
+        if node == NODE_VPC:
+            return ec2.describe_vpcs(Filters=filters)["Vpcs"][0]["VpcId"]
+        return ec2.describe_security_groups(Filters=filters)["SecurityGroups"][0]["GroupId"]
+
+    cluster = f"{LAB}-grace-{NODE_CLUSTER}"
+    secret = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["MasterUserSecret"]["SecretArn"]
+    role = classroom.admin("iam").list_roles(PathPrefix=f"/labkit/{LAB}/grace/")["Roles"][0]["RoleName"]
+    return {
+        "instance": one(NODE_INSTANCE), "vpc": one(NODE_VPC), "sg": one(NODE_SG_DB), "cluster": cluster,
+        "writer": f"{LAB}-grace-{NODE_WRITER}", "secret": secret, "role": role,
+        "subgrp": f"{LAB}-grace-db-subnet-group",
+    }  # fmt: skip
+
+
+def _ada_tags(kind: str) -> list[dict[str, Any]]:
+    tags = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "ada"}]
+    return [{"ResourceType": kind, "Tags": tags}]
+
+
+RULE = {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
+WIDE = {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+ADA_RDS_TAGS = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "ada"}]
+
+# (row, service, operation, params from grace's ids, expected for grace / ada / the instructor)
+# fmt: off
+MATRIX: list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]], tuple[str, str, str]]] = [
+    ("describe instances", "ec2", "DescribeInstances", lambda g: {}, (ALLOWED, ALLOWED, ALLOWED)),
+    ("describe clusters", "rds", "DescribeDBClusters", lambda g: {}, (ALLOWED, ALLOWED, ALLOWED)),
+    ("terminate the instance", "ec2", "TerminateInstances", lambda g: {"InstanceIds": [g["instance"]]}, (ALLOWED, DENIED, ALLOWED)),
+    ("delete the DB security group", "ec2", "DeleteSecurityGroup", lambda g: {"GroupId": g["sg"]}, (ALLOWED, DENIED, ALLOWED)),
+    ("revoke a rule", "ec2", "RevokeSecurityGroupIngress", lambda g: {"GroupId": g["sg"], "IpPermissions": [RULE]}, (ALLOWED, DENIED, ALLOWED)),
+    ("authorize 0.0.0.0/0", "ec2", "AuthorizeSecurityGroupIngress", lambda g: {"GroupId": g["sg"], "IpPermissions": [WIDE]}, (ALLOWED, DENIED, DENIED)),
+    ("authorize, tagged as ada", "ec2", "AuthorizeSecurityGroupIngress",
+     lambda g: {"GroupId": g["sg"], "IpPermissions": [WIDE], "TagSpecifications": _ada_tags("security-group-rule")}, (DENIED, DENIED, DENIED)),
+    ("delete the VPC", "ec2", "DeleteVpc", lambda g: {"VpcId": g["vpc"]}, (ALLOWED, DENIED, ALLOWED)),
+    ("add a subnet to the VPC, tagged as ada", "ec2", "CreateSubnet",
+     lambda g: {"VpcId": g["vpc"], "CidrBlock": "10.0.200.0/24", "TagSpecifications": _ada_tags("subnet")}, (DENIED, DENIED, DENIED)),
+    ("claim the instance with ada's tags", "ec2", "CreateTags", lambda g: {"Resources": [g["instance"]], "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+    ("delete the cluster", "rds", "DeleteDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"], "SkipFinalSnapshot": True}, (ALLOWED, DENIED, ALLOWED)),
+    ("delete the writer", "rds", "DeleteDBInstance", lambda g: {"DBInstanceIdentifier": g["writer"]}, (ALLOWED, DENIED, ALLOWED)),
+    ("modify the cluster", "rds", "ModifyDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"], "DeletionProtection": False}, (ALLOWED, DENIED, ALLOWED)),
+    ("add an instance to the cluster, tagged as ada", "rds", "CreateDBInstance",
+     lambda g: {"DBInstanceIdentifier": "class1-ada-sneak", "DBClusterIdentifier": g["cluster"], "DBInstanceClass": "db.t4g.medium",
+                "Engine": "aurora-mysql", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+    ("re-tag the cluster as ada's", "rds", "AddTagsToResource",
+     lambda g: {"ResourceName": f"arn:aws:rds:{REGION}:123456789012:cluster:{g['cluster']}", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+    ("read the master password", "secretsmanager", "GetSecretValue", lambda g: {"SecretId": g["secret"]}, (ALLOWED, DENIED, DENIED)),
+    ("StartSession (port forward)", "ssm", "StartSession",
+     lambda g: {"Target": g["instance"], "DocumentName": "AWS-StartPortForwardingSessionToRemoteHost"}, (ALLOWED, DENIED, DENIED)),
+    ("SendCommand (shell script)", "ssm", "SendCommand",
+     lambda g: {"InstanceIds": [g["instance"]], "DocumentName": "AWS-RunShellScript"}, (ALLOWED, DENIED, DENIED)),
+    # grace may put a policy only on her role that carries the class boundary (labkit's role does)
+    ("put a policy on the role", "iam", "PutRolePolicy", lambda g: {"RoleName": g["role"], "PolicyName": "x", "PolicyDocument": "{}"},
+     (ALLOWED, DENIED, DENIED)),
+    ("delete the role", "iam", "DeleteRole", lambda g: {"RoleName": g["role"]}, (ALLOWED, DENIED, ALLOWED)),
+]
+# fmt: on
+MATRIX_RESULT: dict[str, tuple[str, str, str]] = {}
+
+
+@pytest.mark.parametrize("row", [m[0] for m in MATRIX])
+def test_the_matrix(classroom: Classroom, row: str) -> None:
+    """Action x who asks, on grace's resources: the owner, another learner, the instructor."""
+    _, service, operation, params, expected = next(m for m in MATRIX if m[0] == row)
+    ids = _grace(classroom)
+    got = tuple(classroom.decide(who, service, operation, params(ids)) for who in ("grace", "ada", "instructor"))
+    MATRIX_RESULT[row] = got  # type: ignore[assignment]
+    assert got == expected, f"{row}: (grace, ada, instructor) {got}, expected {expected}"
+
+
+def test_a_denied_call_never_reaches_the_account(classroom: Classroom) -> None:
+    """Through ada's real client: AccessDenied, and grace's instance and cluster are still there."""
+    ids = _grace(classroom)
+    ada = classroom.learners["ada"]
+    with classroom.strict("ada").enforcing(ada):
+        with pytest.raises(ClientError, match="AccessDenied"):
+            ada.client("ec2").terminate_instances(InstanceIds=[ids["instance"]])
+        with pytest.raises(ClientError, match="AccessDenied"):
+            ada.client("secretsmanager").get_secret_value(SecretId=ids["secret"])
+        assert ada.client("ec2").describe_instances(InstanceIds=[ids["instance"]])["Reservations"]
+    state = classroom.admin("ec2").describe_instances(InstanceIds=[ids["instance"]])["Reservations"][0]
+    assert state["Instances"][0]["State"]["Name"] == "running"
+
+
+# ----- 5. escalation -----
+
+
+def _boundary(classroom: Classroom) -> str:
+    return policy_arn("instance-boundary", "aws", classroom.account)
+
+
+def test_every_escalation_path_of_a_learner_is_denied(classroom: Classroom) -> None:
+    boundary, account = _boundary(classroom), classroom.account
+    own_path, grace_path = f"/labkit/{LAB}/ada/", f"/labkit/{LAB}/grace/"
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})  # fmt: skip
+    ada_tags = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "ada"}]
+    grace_tags = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "grace"}]
+    role = {"RoleName": f"{LAB}-ada-escalate", "AssumeRolePolicyDocument": trust}
+    admin_policy = f"arn:aws:iam::{account}:policy/AdministratorAccess"
+    attempts = {
+        "a role without the boundary": ("iam", "CreateRole", {**role, "Path": own_path, "Tags": ada_tags}),
+        "a role with the boundary in grace's path": (
+            "iam", "CreateRole", {**role, "Path": grace_path, "Tags": ada_tags, "PermissionsBoundary": boundary}),
+        "a role with the boundary tagged as grace": (
+            "iam", "CreateRole", {**role, "Path": own_path, "Tags": grace_tags, "PermissionsBoundary": boundary}),
+        "a role with another boundary": ("iam", "CreateRole", {**role, "Path": own_path, "Tags": ada_tags,
+                                                               "PermissionsBoundary": admin_policy}),
+        "a new user": ("iam", "CreateUser", {"UserName": "ada-2", "Path": "/labkit/class1/"}),
+        "a second key for herself": ("iam", "CreateAccessKey", {"UserName": f"{LAB}-ada"}),
+        "a policy on herself": ("iam", "AttachUserPolicy", {"UserName": f"{LAB}-ada", "PolicyArn": admin_policy}),
+        "re-tag herself as grace": ("iam", "TagUser", {"UserName": f"{LAB}-ada", "Tags": grace_tags}),
+        "rewrite the boundary": ("iam", "CreatePolicyVersion", {"PolicyArn": boundary, "PolicyDocument": "{}",
+                                                                "SetAsDefault": True}),
+        "rewrite her own policy": ("iam", "CreatePolicyVersion", {
+            "PolicyArn": policy_arn("learner-compute", "aws", account), "PolicyDocument": "{}", "SetAsDefault": True}),
+    }  # fmt: skip
+    results = {what: classroom.decide("ada", *call) for what, call in attempts.items()}
+    assert results == dict.fromkeys(attempts, DENIED), results
+    # the control: the one shape of role a learner may create
+    allowed = {**role, "Path": own_path, "Tags": ada_tags, "PermissionsBoundary": boundary}
+    assert classroom.decide("ada", "iam", "CreateRole", allowed) == ALLOWED
+
+
+def test_a_role_she_may_create_gives_her_nothing_more(classroom: Classroom) -> None:
+    """ada creates a bounded role and writes `"Action": "*"` into it (both allowed); the role, used from her
+    instance, still cannot leave her lab: the boundary caps it. Changing or removing the boundary is denied."""
+    boundary, ada = _boundary(classroom), classroom.learners["ada"]
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
+    tags = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "ada"}]
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    name = f"{LAB}-ada-everything"
+    with classroom.strict("ada").enforcing(ada):
+        iam = ada.client("iam")
+        iam.create_role(RoleName=name, Path=f"/labkit/{LAB}/ada/", AssumeRolePolicyDocument=json.dumps(trust),
+                        PermissionsBoundary=boundary, Tags=tags)  # fmt: skip
+        iam.put_role_policy(RoleName=name, PolicyName="everything", PolicyDocument=json.dumps(everything))
+        for call in (
+            lambda: iam.delete_role_permissions_boundary(RoleName=name),
+            lambda: iam.put_role_permissions_boundary(RoleName=name, PermissionsBoundary=boundary),
+            lambda: iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
+        ):
+            with pytest.raises(ClientError, match="AccessDenied"):
+                call()
+    role = role_principal(classroom.admin, name)
+    assert role.boundary is not None and role.tags == {"labkit:lab": LAB, "labkit:learner": "ada"}
+    ids = _grace(classroom)
+    secret_of_grace = classroom.world.secret(ids["secret"])
+    checks = {
+        "iam:CreateUser": Request("iam:CreateUser", f"arn:aws:iam::{classroom.account}:user/x"),
+        "ec2:TerminateInstances (grace)": Request("ec2:TerminateInstances", "arn:aws:ec2:us-east-1:1:instance/i-1"),
+        "secretsmanager:GetSecretValue (grace)": Request(
+            "secretsmanager:GetSecretValue", secret_of_grace.arn,
+            {f"aws:ResourceTag/{k}": v for k, v in (secret_of_grace.tags or {}).items()}),
+        "rds:DescribeDBClusters (grace)": Request(
+            "rds:DescribeDBClusters", f"arn:aws:rds:{REGION}:{classroom.account}:cluster:{ids['cluster']}"),
+    }  # fmt: skip
+    verdicts = {what: evaluate(role, request) for what, request in checks.items()}
+    assert not any(v.allowed for v in verdicts.values()), verdicts
+    assert all("boundary" in v.reason for v in verdicts.values()), verdicts
+    # ...while what the instance role is for stays possible: the agent's channel, her own cluster
+    own = Request("rds:DescribeDBClusters", f"arn:aws:rds:{REGION}:{classroom.account}:cluster:{LAB}-ada-cluster")
+    assert evaluate(role, own).allowed
+    assert evaluate(role, Request("ssmmessages:OpenDataChannel", "*")).allowed
+    with classroom.strict("ada").enforcing(ada):  # her own role: she may remove it again
+        ada.client("iam").delete_role_policy(RoleName=name, PolicyName="everything")
+        ada.client("iam").delete_role(RoleName=name)
+
+
+def test_pass_role_and_sessions_only_as_the_lab_uses_them(classroom: Classroom) -> None:
+    ada = classroom.principal("ada")
+    own_role = f"arn:aws:iam::{classroom.account}:role/labkit/{LAB}/ada/{LAB}-ada-iam-role"
+    grace_role = own_role.replace("/ada/", "/grace/").replace("-ada-", "-grace-")
+    to = {"iam:PassedToService": "lambda.amazonaws.com"}
+    assert not evaluate(ada, Request("iam:PassRole", own_role, to)).allowed, "own role to Lambda"
+    assert not evaluate(ada, Request("iam:PassRole", grace_role, {"iam:PassedToService": "ec2.amazonaws.com"})).allowed
+    assert evaluate(ada, Request("iam:PassRole", own_role, {"iam:PassedToService": "ec2.amazonaws.com"})).allowed
+    shell = f"arn:aws:ssm:{REGION}:{classroom.account}:document/SSM-SessionManagerRunShell"
+    assert not evaluate(ada, Request("ssm:StartSession", shell)).allowed, "an interactive shell"
+    other = f"arn:aws:ssm:{REGION}::document/AWS-RunPowerShellScript"
+    assert not evaluate(ada, Request("ssm:SendCommand", other)).allowed
+
+
+def test_a_principal_without_learner_tags_gets_nothing_from_the_learner_policies(classroom: Classroom) -> None:
+    """A policy variable with no value matches nothing: an untagged user holding the learner policies can
+    describe, but create, change and read secrets nowhere."""
+    ada = classroom.principal("ada")
+    untagged = Principal(ada.arn, ada.account, ada.policies, tags={}, username="someone")
+    ids = _grace(classroom)
+    for who in (untagged,):
+        request = Request("ec2:TerminateInstances", f"arn:aws:ec2:{REGION}:{classroom.account}:instance/{ids['instance']}",
+                          {"aws:ResourceTag/labkit:lab": LAB, "aws:ResourceTag/labkit:learner": "grace"})  # fmt: skip
+        assert not evaluate(who, request).allowed
+        assert evaluate(who, Request("ec2:DescribeInstances", "*")).allowed
+
+
+# ----- 6. the instructor resets the class -----
+
+
+def test_the_instructor_resets_every_learner_then_removes_them(classroom: Classroom) -> None:
+    import labkit
+
+    instructor, strict = classroom.instructor, classroom.strict("instructor")
+    start = len(strict.log)  # the matrix's questions are logged too; judge only the reset's calls
+    with strict.enforcing(instructor):
+        refused = learners_delete(lab=LAB, backend=instructor, credentials_dir=classroom.folder, yes=True)
+        assert {r.learner: r.result for r in refused.rows}["grace"] == "refused"
+        report = labkit.class_reset(lab=LAB, backend=instructor, yes=True, quiet=True)
+        assert report.ok, report.table()
+        gone = learners_delete(lab=LAB, backend=instructor, credentials_dir=classroom.folder, yes=True)
+    denied = [
+        f"{d.operation} {d.request.resource}: {d.decision.reason}" for d in strict.log[start:] if not d.decision.allowed
+    ]
+    assert not denied, denied
+    first, second = ({r.learner: r.result for r in report.rows} for report in (refused, gone))
+    assert {learner for learner, result in [*first.items(), *second.items()] if result == "deleted"} == {"ada", "grace"}
+    assert second["grace"] == "deleted"
+    assert not any(path.exists() for path in classroom.files.values()), "credentials files are removed"
+    assert classroom.admin("iam").list_users(PathPrefix="/labkit/")["Users"] == []
+    assert len(labkit.verify(LabConfig(lab=LAB, learner="grace"), InProcessBackend.make(REGION))) == 0
+
+
+def test_report_the_matrix_and_the_policy_sizes(classroom: Classroom, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a check: prints what the issue asks to report (run with -s)."""
+    from labkit.classroom.policies import ALL_POLICY_FILES
+
+    with capsys.disabled():
+        print("\nrow | grace (owner) | ada (other learner) | instructor")
+        for row, got in MATRIX_RESULT.items():
+            print(f"{row} | {' | '.join(got)}")
+        for stem in ALL_POLICY_FILES:
+            print(f"{stem}: {max(size(render(stem, p)) for p in ('aws', 'aws-cn', 'aws-us-gov'))} characters")
