@@ -1,38 +1,47 @@
 """Does labkit's harness measure the database, or itself? A side-by-side check against sysbench.
 
-    .venv/bin/python benchmarks/bench_reference.py [--seconds 5] [--rounds 3]
+    .venv/bin/python benchmarks/bench_reference.py [--seconds 4] [--rounds 3]
 
 In a fresh temporary LABKIT home: a sandbox, a lab, and sysbench's table `sbtest1` (10 000 rows) on the
-writer. Then, alternating in rounds against the same writer, direct to its MariaDB port, one connection
-each: labkit's closed-loop harness running the same point select sysbench runs
-(`SELECT c FROM sbtest1 WHERE id = ?`), and `sysbench oltp_point_select --threads=1`. sysbench is run with
-`--db-ps-mode=disable`, the text protocol PyMySQL also uses, so the two send the same bytes.
+writer. Then, in rounds against the same writer, direct to its MariaDB port, one connection each, the same
+point select (`SELECT c FROM sbtest1 WHERE id = ?`); a round is `--seconds` 1-second slices of every arm, the
+arms in a fresh random order each slice, so the machine's drift (other processes, the CPU's clock) lands on
+every arm alike:
+  - sysbench oltp_point_select --threads=1, prepared statements (its default) and text (--db-ps-mode=disable);
+  - labkit's closed-loop harness with the C path (libmysqlclient through mysql-connector-python's C API);
+  - labkit's closed-loop harness with the pure-Python path (PyMySQL).
+Both labkit paths speak the text protocol, as `--db-ps-mode=disable` does.
 
-Prints labkit p50 / sysbench avg and labkit p95 / sysbench p95 (goal: within 1.25x, i.e. the harness adds
-little of its own), and the tunnel's cost as labkit's point-select p50 through the tunnel / direct.
+Prints each round, then per labkit path the median over rounds of p50 / sysbench avg and p95 / sysbench p95
+against both sysbench modes (goal: the C path's p50 within 1.10x of sysbench text's average), and the
+tunnel's cost (labkit point select p50 through the tunnel / direct).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 
 from _lab import fresh_lab
 
 TABLE_SIZE = 10_000
+GOAL = 1.10
+SYSBENCH_MODES = {"sysbench prepared": [], "sysbench text": ["--db-ps-mode=disable"]}
 
 
 def sysbench(args: list[str], secret: object, port: int) -> str:
     command = [
         "sysbench", "oltp_point_select", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
         f"--mysql-user={secret.username}", f"--mysql-password={secret.password}", "--mysql-db=shop",
-        "--tables=1", f"--table-size={TABLE_SIZE}", "--threads=1", "--db-ps-mode=disable", *args,
+        "--tables=1", f"--table-size={TABLE_SIZE}", "--threads=1", "--histogram=on", *args,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:  # report sysbench's own message, never the command line (it holds the password)
@@ -40,96 +49,115 @@ def sysbench(args: list[str], secret: object, port: int) -> str:
     return done.stdout
 
 
-def sysbench_latency(output: str) -> tuple[float, float]:
-    """(avg, p95) in microseconds from sysbench's report (it prints milliseconds with two decimals)."""
-    avg = float(re.search(r"avg:\s+([\d.]+)", output).group(1)) * 1000
-    p95 = float(re.search(r"95th percentile:\s+([\d.]+)", output).group(1)) * 1000
-    return avg, p95
+def sysbench_slice(output: str) -> tuple[int, float, Counter[float]]:
+    """(events, latency sum in ms, histogram) from one sysbench run. Its summary prints milliseconds with two
+    decimals (10 us steps); the sum over the events and the histogram (`--histogram`, three decimals) are finer."""
+    events = int(re.search(r"total number of events:\s+(\d+)", output).group(1))
+    total_ms = float(re.search(r"sum:\s+([\d.]+)", output).group(1))
+    buckets = Counter()
+    for value, count in re.findall(r"^\s+([\d.]+)\s+\|\**\s+(\d+)\s*$", output, re.M):
+        buckets[float(value)] += int(count)
+    return events, total_ms, buckets
 
 
-def bare_pymysql_p50(connect: object, count: int) -> float:
-    """The same query in a plain timed loop, no harness: what the driver and the server cost alone."""
-    import random
-    import time
-
-    connection = connect()
-    cursor = connection.cursor()
-    rng = random.Random(1)
-    times = []
-    for index in range(count + 500):
-        begin = time.perf_counter_ns()
-        cursor.execute("SELECT c FROM sbtest1 WHERE id = %s", (rng.randint(1, TABLE_SIZE),))
-        cursor.fetchall()
-        if index >= 500:
-            times.append(time.perf_counter_ns() - begin)
-    connection.close()
-    return statistics.median(times) / 1000
+def sysbench_latency(slices: list[tuple[int, float, Counter[float]]]) -> tuple[float, float]:
+    """(avg, p95) in microseconds over a round's sysbench slices."""
+    events = sum(e for e, _, _ in slices)
+    histogram = sum((b for _, _, b in slices), Counter())
+    seen, total, p95 = 0, sum(histogram.values()), float("nan")
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= 0.95 * total:
+            p95 = value
+            break
+    return sum(t for _, t, _ in slices) / events * 1000, p95 * 1000
 
 
-def measure(seconds: float, rounds: int) -> None:
-    from labkit import sandbox
-    from labkit.access.sql import close_engines
-    from labkit.bench import benchmark, harness, stats
-    from labkit.bench.runner import _connect, to_frame
+def labkit_slice(driver: str, secret: object, port: int, seconds: float) -> list[float]:
+    """Latencies (us) of labkit's closed-loop harness on the same query, with the C or the pure-Python path."""
+    from labkit.bench import capi, harness
+    from labkit.bench.connect import connect
+    from labkit.bench.runner import to_frame
     from labkit.bench.workloads import Workload, pymysql_operation
 
+    same_query = Workload("point", "SELECT c FROM sbtest1 WHERE id = %s", False, "sysbench's point select")
+    opened = []
+
+    def make_operation(worker: int):
+        if driver == "capi":
+            connection = capi.connect("127.0.0.1", port, secret.username, secret.password, "shop")
+            opened.append(connection)
+            return capi.operation(connection, same_query, worker, TABLE_SIZE)
+        operation, connection = pymysql_operation(lambda: connect("127.0.0.1", port, secret), same_query, worker,
+                                                  TABLE_SIZE)  # fmt: skip
+        opened.append(connection)
+        return operation
+
+    rows, start = harness.run(make_operation, harness.Schedule(concurrency=1, duration=seconds, warmup=200))
+    for connection in opened:
+        connection.close()
+    frame = to_frame(rows, start, target="writer", path="direct", workload="point")
+    return frame[~frame["warmup"]]["latency_us"].tolist()
+
+
+def measure(seconds: int, rounds: int) -> None:
+    from labkit import sandbox
+    from labkit.access.sql import close_engines
+    from labkit.bench import capi, compare, stats
+
+    if not capi.available():
+        raise SystemExit("the C path needs mysql-connector-python==9.1.0: run `make setup`")
     config, backend, secret = fresh_lab("reference")
     writer = next(name for name, info in sandbox.read_state().instances.items() if info["role"] == "writer")
     port = sandbox.read_state().instances[writer]["port"]
     sysbench(["prepare"], secret, port)
 
-    same_query = Workload("point", "SELECT c FROM sbtest1 WHERE id = %s", False, "sysbench's point select")
-    ratios_avg, ratios_p95, rows = [], [], []
-    for round_number in range(1, rounds + 1):
-        samples, start = harness.run(
-            lambda worker: pymysql_operation(
-                lambda: _connect("127.0.0.1", port, secret), same_query, worker, TABLE_SIZE
-            )[0],
-            harness.Schedule(concurrency=1, duration=seconds, warmup=500),
-        )
-        frame = to_frame(samples, start, target="writer", path="direct", workload="point")
-        latency = frame[~frame["warmup"]]["latency_us"]
-        labkit_p50, labkit_p95 = stats.percentile(latency, 50), stats.percentile(latency, 95)
-        sb_avg, sb_p95 = sysbench_latency(sysbench([f"--time={seconds:g}", "run"], secret, port))
-        bare_p50 = bare_pymysql_p50(lambda: _connect("127.0.0.1", port, secret), len(latency))
-        ratios_avg.append(labkit_p50 / sb_avg)
-        ratios_p95.append(labkit_p95 / sb_p95)
-        rows.append((round_number, len(latency), labkit_p50, labkit_p95, sb_avg, sb_p95, bare_p50))
+    arms = [*SYSBENCH_MODES, "labkit C path", "labkit pure Python"]
+    results: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
+    order = random.Random(17)
+    for _ in range(rounds):  # each round: 1-second slices of every arm, in a random order each time
+        sysbench_slices: dict[str, list] = {arm: [] for arm in SYSBENCH_MODES}
+        latencies: dict[str, list[float]] = {"labkit C path": [], "labkit pure Python": []}
+        for _ in range(seconds):
+            for arm in order.sample(arms, len(arms)):
+                if arm in SYSBENCH_MODES:
+                    output = sysbench([*SYSBENCH_MODES[arm], "--time=1", "run"], secret, port)
+                    sysbench_slices[arm].append(sysbench_slice(output))
+                else:
+                    driver = "capi" if arm == "labkit C path" else "pymysql"
+                    latencies[arm] += labkit_slice(driver, secret, port, 1.0)
+        for arm, slices in sysbench_slices.items():
+            results[arm].append(sysbench_latency(slices))
+        for arm, values in latencies.items():
+            results[arm].append((stats.percentile(values, 50), stats.percentile(values, 95)))
     sysbench(["cleanup"], secret, port)
 
-    paths = {}
-    for path in ("direct", "tunnel"):
-        result = benchmark("writer", path=path, duration=seconds, warmup=200, config=config, backend=backend)
-        paths[path] = result.summary()["p50_us"][0]
+    paths = compare("writer", paths=("tunnel", "direct"), config=config, backend=backend).summary()
+    tunnel_cost = paths.set_index("path")["p50_us"]
     close_engines()
 
-    noop, start = harness.run(lambda worker: lambda: None, harness.Schedule(count=200_000, warmup=1000))
-    overhead = stats.percentile(to_frame(noop, start, target="-", path="-", workload="noop")["latency_us"], 50)
-
-    print(
-        "round  labkit samples  labkit p50  labkit p95  sysbench avg  sysbench p95  bare PyMySQL p50   (microseconds)"
-    )
-    for number, count, p50, p95, avg, sb95, bare in rows:
-        print(f"{number:5d}  {count:14d}  {p50:10.1f}  {p95:10.1f}  {avg:12.1f}  {sb95:12.1f}  {bare:16.1f}")
-    print(f"the harness's own cost per request (a no-op operation): p50 {overhead:.2f} us")
-    bare_ratio = statistics.median(r[2] / r[6] for r in rows)
-    print(f"labkit p50 / a bare PyMySQL loop's p50 (same query, no harness): {bare_ratio:.2f}x")
-    print(
-        f"labkit p50 / sysbench avg: {statistics.median(ratios_avg):.2f}x  (rounds: {', '.join(f'{r:.2f}' for r in ratios_avg)})"
-    )
-    print(
-        f"labkit p95 / sysbench p95: {statistics.median(ratios_p95):.2f}x  (rounds: {', '.join(f'{r:.2f}' for r in ratios_p95)})"
-    )
-    print(
-        f"goal within 1.25x: {'met' if max(statistics.median(ratios_avg), statistics.median(ratios_p95)) <= 1.25 else 'NOT met'}"
-    )
-    print(f"tunnel p50 / direct p50 (products point select): {paths['tunnel']:.1f} / {paths['direct']:.1f} us "
-          f"= {paths['tunnel'] / paths['direct']:.2f}x")  # fmt: skip
+    print(f"{rounds} rounds of {seconds} x 1 s slices per arm (random order), concurrency 1, same writer, "
+          "`SELECT c FROM sbtest1 WHERE id = ?`")  # fmt: skip
+    print("round  " + "  ".join(f"{arm:>22}" for arm in arms) + "   (p50 or avg / p95, microseconds)")
+    for index in range(rounds):
+        cells = [f"{results[arm][index][0]:9.1f} / {results[arm][index][1]:8.1f}" for arm in arms]
+        print(f"{index + 1:5d}  " + "  ".join(f"{cell:>22}" for cell in cells))
+    for arm in ("labkit C path", "labkit pure Python"):
+        for reference in SYSBENCH_MODES:
+            p50 = [results[arm][i][0] / results[reference][i][0] for i in range(rounds)]
+            p95 = [results[arm][i][1] / results[reference][i][1] for i in range(rounds)]
+            print(f"{arm} / {reference}: p50/avg {statistics.median(p50):.2f}x "
+                  f"(rounds {', '.join(f'{r:.2f}' for r in p50)}), p95/p95 {statistics.median(p95):.2f}x")  # fmt: skip
+    c_ratio = statistics.median(results["labkit C path"][i][0] / results["sysbench text"][i][0] for i in range(rounds))
+    print(f"goal: the C path's p50 within {GOAL:.2f}x of sysbench text's average: "
+          f"{'met' if c_ratio <= GOAL else 'NOT met'} ({c_ratio:.2f}x; C client {capi.version()})")  # fmt: skip
+    print(f"tunnel p50 / direct p50 (products point select, interleaved): {tunnel_cost['tunnel']:.1f} / "
+          f"{tunnel_cost['direct']:.1f} us = {tunnel_cost['tunnel'] / tunnel_cost['direct']:.2f}x")  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=int, default=4, help="1-second slices per arm per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("sysbench") is None:

@@ -2,12 +2,14 @@
 replica lag and a failover.
 
     benchmark(("writer", "reader"), workload="point", path="tunnel", count=1000)   a BenchResult
+    compare(("writer", "reader"), rounds=20, count=100)                            a Comparison (interleaved)
     replica_lag(markers=50)                                                         a LagResult
     failover()                                                                      a FailoverReport
 """
 
 from __future__ import annotations
 
+from labkit.bench.compare import Comparison, compare
 from labkit.bench.failover import FailoverReport, failover
 from labkit.bench.harness import Schedule
 from labkit.bench.lag import LagResult, replica_lag
@@ -18,11 +20,13 @@ from labkit.bench.workloads import WORKLOADS
 __all__ = [
     "WORKLOADS",
     "BenchResult",
+    "Comparison",
     "FailoverReport",
     "LagResult",
     "Schedule",
     "benchmark",
     "bootstrap_median_difference",
+    "compare",
     "failover",
     "percentile",
     "replica_lag",

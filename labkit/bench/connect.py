@@ -15,27 +15,62 @@ import pymysql
 
 from labkit.access.tunnel import Tunnel, find_open, resolve_target
 from labkit.aws.backend import Backend
+from labkit.errors import ConfigError
 from labkit.lab.resources.database import DATABASE_NAME
 
 Connect = Callable[..., Any]  # connect(secret, timeout=60) -> a PyMySQL connection
+PATHS = ("tunnel", "direct")
+
+
+def choose_path(path: str | None, backend: Backend, what: str) -> str:
+    """The path a function that connects from this machine takes: `direct` only where the backend reaches the
+    database endpoints (the sandbox); on AWS they resolve to private addresses (PubliclyAccessible=False,
+    botocore's CreateDBInstance documentation), so the default is the tunnel and `direct` is refused."""
+    if path is None:
+        return "direct" if backend.reaches_private_endpoints else "tunnel"
+    if path not in PATHS:
+        raise ConfigError(f"unknown path {path!r}", field="path", fix=f"use one of {', '.join(PATHS)}")
+    if path == "direct" and not backend.reaches_private_endpoints:
+        raise ConfigError(
+            f"{what} cannot connect straight to the database endpoints from this machine: on {backend.name} "
+            "they resolve to private addresses inside the VPC",
+            field="path",
+            fix="leave path unset (it follows the backend) or use path='tunnel'",
+        )
+    return path
+
+
+class Connector:
+    """connect(secret) opens a PyMySQL connection to one target on one path; .capi(secret) the same through
+    the C API (labkit.bench.capi). Where the far end is is asked at each connection (the reader endpoint
+    balances per connection)."""
+
+    def __init__(self, address: Callable[[], tuple[str, int]]) -> None:
+        self.address = address
+
+    def __call__(self, secret: Any, timeout: float = 60) -> Any:
+        host, port = self.address()
+        return connect(host, port, secret, timeout)
+
+    def capi(self, secret: Any, timeout: float = 60) -> Any:
+        from labkit.bench import capi  # the C extension loads only when the C path is used
+
+        host, port = self.address()
+        return capi.connect(host, port, secret.username, secret.password, DATABASE_NAME, timeout)
 
 
 @contextlib.contextmanager
-def connection_point(target: str, path: str, config: Any, backend: Backend) -> Iterator[Connect]:
-    """A connect(secret) function for the target on the path; a tunnel opened here is closed after."""
+def connection_point(target: str, path: str, config: Any, backend: Backend) -> Iterator[Connector]:
+    """A Connector for the target on the path; a tunnel opened here is closed after."""
     far = resolve_target(target, config, backend)
     if path == "direct":
-
-        def direct(secret: Any, timeout: float = 60) -> Any:
-            host, port = backend.resolve(far.host, far.port)  # the reader endpoint balances per connection
-            return connect(host, port, secret, timeout)
-
-        yield direct
+        choose_path(path, backend, f"a connection to {target}")  # never a raw connect timeout on AWS
+        yield Connector(lambda: backend.resolve(far.host, far.port))
         return
     reused = find_open(target, config, backend)
     tunnel = reused or Tunnel(target, config=config, backend=backend).open()
     try:
-        yield lambda secret, timeout=60: connect(tunnel.host, tunnel.port, secret, timeout)
+        yield Connector(lambda: (tunnel.host, tunnel.port))
     finally:
         if reused is None:
             tunnel.close()

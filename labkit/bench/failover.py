@@ -3,10 +3,19 @@
 Each probe is what an application does after a failover: a new connection to the cluster endpoint, a write
 (autocommit) and a read of which instance answered. The report says how long writes were impossible, which
 instance was the writer before and after, and proves that every write that was acknowledged is still there.
+
+The clock is the probes' own: downtime runs from the last write the old writer acknowledged to the first the
+new writer acknowledged. The API is asked only which instance is the writer, and at most once every
+`api_poll` seconds: RDS allows a sustained 12 requests per second per account and region, shared by a whole
+class ("Request throttling for the Amazon RDS API",
+https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/rds-api-throttling.html).
+Before the failover call, one probe warms the path (the first connection through a fresh tunnel takes
+about a second) and at least one write must be acknowledged by the old writer.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +29,7 @@ from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
-from labkit.bench.connect import connection_point, run_on_writer
+from labkit.bench.connect import choose_path, connection_point, run_on_writer
 from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
 
@@ -30,11 +39,15 @@ PROBE_TABLE = """
         served_by  VARCHAR(64) NOT NULL,
         written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
     ) ENGINE=InnoDB"""
+API_POLL_SECONDS = 2.0  # DescribeDBClusters at most every 2 s: 24 learners failing over at once stay under 12/s
+MIN_API_POLL_SECONDS = 1.0
+PROBE_CHECK_SECONDS = 0.05  # how often the waiting thread looks at the probes (local, no API call)
 
 
 @dataclass
 class FailoverReport:
-    """The probes (one row each), the writer before and after, the downtime, and the durability check."""
+    """The probes (one row each, with when each was sent, acknowledged and done), the writer before and
+    after, the moment of the failover call, and the durability check."""
 
     probes: pd.DataFrame
     writer_before: str
@@ -43,44 +56,59 @@ class FailoverReport:
     acknowledged: int
     lost: list[int] = field(default_factory=list)
 
+    def _window(self) -> tuple[float, float]:
+        """(last write acknowledged by the old writer, first acknowledged by the new writer), in seconds."""
+        acked = self.probes[self.probes["acknowledged"]]
+        old = acked[acked["served_by"] == self.writer_before]
+        last = old["acked_s"].max() if len(old) else acked[acked["acked_s"] <= self.failover_at_s]["acked_s"].max()
+        new = acked[(acked["served_by"] == self.writer_after) & (acked["acked_s"] > last)]
+        first = new["acked_s"].min() if len(new) else acked[acked["acked_s"] > last]["acked_s"].min()
+        return float(last), float(first)
+
     @property
     def downtime_s(self) -> float:
-        """From the first failed probe still running at the failover call to the first success after it
-        (0 when no probe failed: any outage was shorter than the probe interval)."""
-        after = self.probes[self.probes["done_s"] >= self.failover_at_s]
-        failed = after[~after["ok"]]
-        if failed.empty:
-            return 0.0
-        first_failure = failed["sent_s"].min()
-        recovered = after[(after["ok"]) & (after["sent_s"] > first_failure)]
-        end = recovered["done_s"].min() if len(recovered) else after["done_s"].max()
-        return float(end - first_failure)
+        """From the last write the old writer acknowledged to the first the new writer acknowledged: no probe
+        in flight at the failover call counts, only acknowledged writes (resolution: the probe interval)."""
+        last, first = self._window()
+        return max(0.0, first - last) if not (math.isnan(last) or math.isnan(first)) else float("nan")
 
     def summary(self) -> pd.DataFrame:
         ok = self.probes["ok"]
+        last, first = self._window()
         return pd.DataFrame(
             [
                 {"measure": "writer before", "value": self.writer_before},
                 {"measure": "writer after", "value": self.writer_after},
                 {"measure": "probes", "value": len(self.probes)},
                 {"measure": "failed probes", "value": int((~ok).sum())},
-                {"measure": "write downtime (s)", "value": round(self.downtime_s, 2)},
+                {"measure": "failover called at (s)", "value": round(self.failover_at_s, 3)},
+                {"measure": "last write on the old writer (s)", "value": round(last, 3)},
+                {"measure": "first write on the new writer (s)", "value": round(first, 3)},
+                {"measure": "write downtime (s)", "value": round(self.downtime_s, 3)},
                 {"measure": "writes acknowledged", "value": self.acknowledged},
                 {"measure": "acknowledged writes lost", "value": len(self.lost)},
             ]
         )
 
     def plot(self) -> Any:
+        """Each probe as a span from sent to done (a probe in flight at the call overlaps the call's line)."""
         import matplotlib.pyplot as plt  # heavy dependency: loaded only when a plot is asked for
 
         figure, axes = plt.subplots(figsize=(8, 3))
+        last, first = self._window()
+        if not (math.isnan(last) or math.isnan(first)):
+            axes.axvspan(last, first, color="red", alpha=0.12, label="no write acknowledged")
         for (ok, served_by), group in self.probes.groupby(["ok", "served_by"], dropna=False, sort=False):
             label = f"ok, served by {served_by}" if ok else "failed"
-            axes.plot(group["sent_s"], [1 if ok else 0] * len(group), "o" if ok else "x", ms=4, label=label)
-        axes.axvline(self.failover_at_s, color="grey", linestyle="--", label="failover_db_cluster")
+            y = 1 if ok else 0
+            axes.hlines([y] * len(group), group["sent_s"], group["done_s"], lw=6, label=label)
+            acked = group[group["acknowledged"]]
+            axes.plot(acked["acked_s"], [y] * len(acked), "|", color="black", ms=10)
+        axes.axvline(self.failover_at_s, color="grey", linestyle="--", label="failover_db_cluster called")
         axes.set_yticks([0, 1], ["failed", "ok"])
-        axes.set_xlabel("seconds")
-        axes.set_title(f"Probes of the cluster endpoint: {self.downtime_s:.1f} s without writes")
+        axes.set_ylim(-0.5, 1.5)
+        axes.set_xlabel("seconds (bars: each probe from sent to done; ticks: write acknowledged)")
+        axes.set_title(f"Probes of the cluster endpoint: {self.downtime_s:.2f} s without an acknowledged write")
         axes.legend(loc="center right", fontsize="small")
         figure.tight_layout()
         plt.close(figure)
@@ -88,6 +116,8 @@ class FailoverReport:
 
 
 class _Monitor(threading.Thread):
+    """Probes every `interval` s on its own thread; `acked` is set each time a write is acknowledged."""
+
     def __init__(self, connect: Any, interval: float) -> None:
         super().__init__(name="failover-monitor", daemon=True)
         self.connect = connect
@@ -96,36 +126,48 @@ class _Monitor(threading.Thread):
         self.stop = threading.Event()
         self.start_ns = time.perf_counter_ns()
         self.base = time.time_ns() // 1000
+        self.next_probe = 0
+
+    def probe_now(self) -> dict[str, Any]:
+        """One probe on the caller's thread (the warm-up), kept with the others."""
+        row = self._probe(self.base + self.next_probe)
+        self.next_probe += 1
+        self.rows.append(row)
+        return row
 
     def run(self) -> None:
+        begin = time.perf_counter_ns()
         index = 0
         while not self.stop.is_set():
-            intended = self.start_ns + int(index * self.interval * 1e9)
+            intended = begin + int(index * self.interval * 1e9)
             delay = (intended - time.perf_counter_ns()) / 1e9
             if delay > 0 and self.stop.wait(delay):
                 break
-            self.rows.append(self._probe(self.base + index))
+            self.probe_now()
             index += 1
 
+    def seconds(self) -> float:
+        return (time.perf_counter_ns() - self.start_ns) / 1e9
+
     def _probe(self, probe: int) -> dict[str, Any]:
-        sent = time.perf_counter_ns()
-        row: dict[str, Any] = {"probe": probe, "ok": False, "acknowledged": False, "served_by": None, "error": None}
+        row: dict[str, Any] = {"probe": probe, "sent_s": self.seconds(), "acked_s": float("nan"), "ok": False,
+                               "acknowledged": False, "served_by": None, "error": None}  # fmt: skip
         try:
             connection = self.connect()
             try:
                 with connection.cursor() as cursor:
                     served_by = _identity(cursor)
                     cursor.execute("INSERT INTO bench_failover (probe, served_by) VALUES (%s, %s)", (probe, served_by))
+                    row["acked_s"] = self.seconds()
                     row["acknowledged"] = True  # autocommit: the INSERT returned, so it committed
+                    row["served_by"] = served_by
                     cursor.execute("SELECT COUNT(*) FROM bench_failover WHERE probe = %s", (probe,))
                     row["ok"] = cursor.fetchone()[0] == 1
-                    row["served_by"] = served_by
             finally:
                 connection.close()
         except Exception as exc:
             row["error"] = f"{type(exc).__name__}: {exc}"[:200]
-        row["sent_s"] = (sent - self.start_ns) / 1e9
-        row["done_s"] = (time.perf_counter_ns() - self.start_ns) / 1e9
+        row["done_s"] = self.seconds()
         return row
 
 
@@ -140,40 +182,56 @@ def _identity(cursor: Any) -> str:
     return "?"
 
 
-def _writer(config: Any, backend: Backend) -> tuple[str, tuple[str, ...]]:
-    writer, readers = cluster_roles(lab_cluster(config, backend))
-    return writer or "", readers
-
-
 def failover(
     *,
     interval: float = 0.1,
     baseline: float = 1.0,
     settle: float = 1.0,
     timeout: float = 120.0,
-    path: str = "tunnel",
+    api_poll: float = API_POLL_SECONDS,
+    path: str | None = None,
     config: Any | None = None,
     backend: Backend | None = None,
 ) -> FailoverReport:
-    """Fail the cluster over to a reader while probing the cluster endpoint every `interval` s."""
+    """Fail the cluster over to a reader while probing the cluster endpoint every `interval` s.
+
+    `baseline` s of probes (at least one write acknowledged by the old writer) come before the call; the run
+    ends when the new writer has answered every probe for `settle` s. `path` follows the backend when unset
+    (straight to the endpoint in the sandbox, through the tunnel on AWS).
+    """
     if not 0.01 <= interval <= 5:
         raise ConfigError(f"interval={interval!r}", field="interval", fix="probe every 0.01 to 5 s (default 0.1)")
+    if not api_poll >= MIN_API_POLL_SECONDS:
+        raise ConfigError(
+            f"api_poll={api_poll!r}",
+            field="api_poll",
+            fix=f"ask the RDS API at most once a second (api_poll >= {MIN_API_POLL_SECONDS:g}); RDS allows 12 "
+            "requests per second per account and region, shared by the whole class",
+        )
     config, backend = lab_and_backend(config, backend)
-    writer_before, readers = _writer(config, backend)
+    cluster = lab_cluster(config, backend)
+    writer_before, readers = cluster_roles(cluster)
     if not readers:
         raise ConfigError("a failover needs a reader to promote", field="readers", fix="set readers=1 and apply")
+    path = choose_path(path, backend, "failover")
     secret = credentials(config, backend)
     run_on_writer(PROBE_TABLE, config, backend, secret, path)
     with connection_point("writer", path, config, backend) as connect:
         monitor = _Monitor(lambda: _probe_connection(connect, secret), interval)
+        _warm_up(monitor, writer_before or "", timeout)
         monitor.start()
-        time.sleep(baseline)
-        failover_at = (time.perf_counter_ns() - monitor.start_ns) / 1e9
-        cluster_id = lab_cluster(config, backend)["DBClusterIdentifier"]
-        backend.client("rds").failover_db_cluster(DBClusterIdentifier=cluster_id, TargetDBInstanceIdentifier=readers[0])
-        writer_after = _wait_for_new_writer(config, backend, writer_before, monitor, settle, timeout)
-        monitor.stop.set()
-        monitor.join()
+        try:
+            _wait_for_baseline(monitor, writer_before or "", baseline, timeout)
+            failover_at = monitor.seconds()
+            backend.client("rds").failover_db_cluster(
+                DBClusterIdentifier=cluster["DBClusterIdentifier"], TargetDBInstanceIdentifier=readers[0]
+            )
+            writer_after = _wait_for_new_writer(
+                config, backend, writer_before or "", monitor, settle, timeout, api_poll
+            )
+        finally:  # the probe never outlives the call, whatever failed
+            monitor.stop.set()
+            monitor.join()
         probes = pd.DataFrame(monitor.rows)
         acknowledged = [int(p) for p in probes.loc[probes["acknowledged"], "probe"]]
         check = connect(secret)
@@ -181,26 +239,76 @@ def failover(
             lost = _missing(check, acknowledged)
         finally:
             check.close()
-    return FailoverReport(probes, writer_before, writer_after, failover_at, len(acknowledged), lost)
+    return FailoverReport(probes, writer_before or "", writer_after, failover_at, len(acknowledged), lost)
 
 
 def _probe_connection(connect: Any, secret: Any) -> Any:
     return connect(secret, timeout=2)  # a probe must not hang on a dead server
 
 
-def _wait_for_new_writer(
-    config: Any, backend: Backend, before: str, monitor: _Monitor, settle: float, timeout: float
-) -> str:
-    """Until the API names a new writer and probes have succeeded on it for `settle` seconds."""
+def _warm_up(monitor: _Monitor, writer: str, timeout: float) -> None:
+    """Probe until one write is acknowledged by the writer: the first connection through a fresh tunnel is
+    slow, and a probe still in flight at the failover call would say nothing about the failover."""
     deadline = time.monotonic() + timeout
+    while True:
+        row = monitor.probe_now()
+        if row["acknowledged"] and row["served_by"] in (writer, "?"):
+            return
+        if time.monotonic() > deadline:
+            raise LabkitError(
+                f"no probe could write on the writer {writer} before the failover: {row['error']}",
+                field="failover",
+                fix="check labkit.sql('SELECT 1') works on the writer, then retry",
+            )
+        monitor.stop.wait(monitor.interval)
+
+
+def _acked_on(monitor: _Monitor, writer: str, since_s: float) -> bool:
+    return any(r["acknowledged"] and r["served_by"] == writer and r["sent_s"] >= since_s for r in list(monitor.rows))
+
+
+def _wait_for_baseline(monitor: _Monitor, writer: str, baseline: float, timeout: float) -> None:
+    """`baseline` s of periodic probes, at least one of them a write acknowledged by the old writer."""
+    started = monitor.seconds()
+    deadline = time.monotonic() + baseline + timeout
+    while not (monitor.seconds() - started >= baseline and _acked_on(monitor, writer, started)):
+        if time.monotonic() > deadline or not monitor.is_alive():
+            raise LabkitError(
+                f"the probes wrote nothing on the writer {writer} in {baseline + timeout:.0f} s",
+                field="failover",
+                fix="check labkit.sql('SELECT 1') works on the writer, then retry",
+            )
+        monitor.stop.wait(PROBE_CHECK_SECONDS)
+
+
+def _settled(monitor: _Monitor, writer: str, settle: float) -> bool:
+    """Every probe of the last `settle` s succeeded on `writer`, and they span most of it."""
+    rows = list(monitor.rows)
+    if not rows:
+        return False
+    recent = [r for r in rows if r["done_s"] >= rows[-1]["done_s"] - settle]
+    span = recent[-1]["done_s"] - recent[0]["sent_s"]
+    return all(r["ok"] and r["served_by"] == writer for r in recent) and span >= settle * 0.8
+
+
+def _wait_for_new_writer(
+    config: Any, backend: Backend, before: str, monitor: _Monitor, settle: float, timeout: float, api_poll: float
+) -> str:
+    """Until the API names a new writer and probes have succeeded on it for `settle` seconds.
+
+    The API is asked at most every `api_poll` s and not again once it has named the new writer; the probes,
+    which cost no API call, are looked at every PROBE_CHECK_SECONDS."""
+    deadline = time.monotonic() + timeout
+    after, next_ask = "", 0.0
     while time.monotonic() < deadline:
-        after, _ = _writer(config, backend)
-        recent = [r for r in monitor.rows if r["done_s"] >= monitor.rows[-1]["done_s"] - settle] if monitor.rows else []
-        settled = recent and all(r["ok"] and r["served_by"] == after for r in recent)
-        span = (recent[-1]["done_s"] - recent[0]["sent_s"]) if recent else 0
-        if after and after != before and settled and span >= settle * 0.8:
+        if (not after or after == before) and time.monotonic() >= next_ask:
+            after = cluster_roles(lab_cluster(config, backend))[0] or ""
+            next_ask = time.monotonic() + api_poll
+        if after and after != before and _settled(monitor, after, settle):
             return after
-        time.sleep(0.05)
+        if not monitor.is_alive():
+            break
+        monitor.stop.wait(PROBE_CHECK_SECONDS)
     raise LabkitError(
         f"the cluster endpoint did not settle on a new writer within {timeout:.0f} s",
         field="failover",

@@ -10,9 +10,12 @@ This module is stdlib only (plus the caller's operation), so the same loop runs 
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 
 SPIN_NS = 300_000  # sleep until this close to an intended time, then spin: sleep alone overshoots by ~100 us
@@ -52,13 +55,50 @@ def run(make_operation: Callable[[int], Operation], schedule: Schedule) -> tuple
         _loop(worker, operations[worker], schedule, start[0], rows[worker])
 
     threads = [threading.Thread(target=work, args=(w,), name=f"bench-{w}", daemon=True) for w in range(workers)]
-    for thread in threads:
-        thread.start()
-    start.append(time.perf_counter_ns())
-    barrier.wait()
-    for thread in threads:
-        thread.join()
+    with paused_garbage_collection():
+        for thread in threads:
+            thread.start()
+        start.append(time.perf_counter_ns())
+        barrier.wait()
+        for thread in threads:
+            thread.join()
     return [row for worker_rows in rows for row in worker_rows], start[0]
+
+
+@contextlib.contextmanager
+def paused_garbage_collection() -> Iterator[None]:
+    """No cyclic garbage collection during a run: a collection stalls every thread of this process for up to
+    milliseconds, which is the client's cost, not the database's (reference counting still frees each
+    request's rows at once)."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def alternate(
+    operations: Mapping[Hashable, Operation], count: int, warmup: int, order: random.Random
+) -> dict[Hashable, list[Row]]:
+    """One round of an interleaved comparison on the caller's thread: `warmup` then `count` requests per arm,
+    the arms taking turns request by request in a fresh random order each turn, so a stall or a drift of the
+    machine lands on every arm alike."""
+    rows: dict[Hashable, list[Row]] = {arm: [] for arm in operations}
+    arms = list(operations)
+    perf = time.perf_counter_ns
+    for seq in range(warmup + count):
+        for arm in order.sample(arms, len(arms)):
+            sent = perf()
+            error = None
+            try:
+                operations[arm]()
+            except Exception as exc:  # counted, never dropped
+                error = f"{type(exc).__name__}: {exc}"[:200]
+            rows[arm].append((0, seq, sent, sent, perf(), error, seq < warmup))
+    return rows
 
 
 def _quota(worker: int, schedule: Schedule) -> int | None:

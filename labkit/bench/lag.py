@@ -3,6 +3,10 @@
 Each reader is polled on its own instance endpoint (not the reader endpoint, which would pick one at random),
 in parallel, as fast as a round trip allows; the poll's round trip bounds the resolution. On Aurora the
 cluster's own view, `information_schema.replica_host_status`, is read as well.
+
+The marker table is created on the writer and reaches the readers by replication like any change, so the
+clock starts only once every reader shows the table: a reader that has not applied the CREATE yet would
+answer "Table 'shop.bench_lag' doesn't exist" (1146) instead of "not yet".
 """
 
 from __future__ import annotations
@@ -20,16 +24,18 @@ from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
-from labkit.bench.connect import connection_point
+from labkit.bench.connect import choose_path, connection_point
 from labkit.bench.stats import percentile
 from labkit.config import lab_and_backend
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, LabkitError
 
 MARKER_TABLE = """
     CREATE TABLE IF NOT EXISTS bench_lag (
         id         BIGINT PRIMARY KEY,
         written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
     ) ENGINE=InnoDB"""
+NO_SUCH_TABLE = 1146  # ER_NO_SUCH_TABLE: the reader has not applied the CREATE TABLE yet
+TABLE_POLL_SECONDS = 0.01
 
 
 @dataclass
@@ -78,11 +84,15 @@ def replica_lag(
     *,
     interval: float = 0.02,
     timeout: float = 10.0,
-    path: str = "direct",
+    path: str | None = None,
     config: Any | None = None,
     backend: Backend | None = None,
 ) -> LagResult:
-    """Write `markers` rows on the writer, one every `interval` s, and time how long each reader takes to show each."""
+    """Write `markers` rows on the writer, one every `interval` s, and time how long each reader takes to show each.
+
+    `path` defaults to the backend's: straight to each instance where this machine reaches the endpoints
+    (the sandbox), through tunnels on AWS (the endpoints are private there).
+    """
     if not isinstance(markers, int) or not 1 <= markers <= 10_000:
         raise ConfigError(f"markers={markers!r}", field="markers", fix="use 1 to 10000")
     if timeout <= 0:
@@ -91,8 +101,9 @@ def replica_lag(
     _, readers = cluster_roles(lab_cluster(config, backend))
     if not readers:
         raise ConfigError(
-            "the cluster has no reader", field="readers", fix="create one (config readers=1, labkit apply)"
+            "the cluster has no reader", field="readers", fix="create one (config readers=1, then `labkit up`)"
         )
+    path = choose_path(path, backend, "replica_lag")
     secret = credentials(config, backend)
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
@@ -105,6 +116,8 @@ def replica_lag(
             polls[reader] = connection
         with writer.cursor() as cursor:
             cursor.execute(MARKER_TABLE)
+        for reader, connection in polls.items():
+            _wait_for_table(connection, reader, timeout)
         base = time.time_ns() // 1000
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=len(readers)))
         for index in range(markers):
@@ -121,6 +134,28 @@ def replica_lag(
     frame = pd.DataFrame(rows)
     frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
     return LagResult(frame, aurora, {"backend": backend.name, "path": path, "markers": markers, "readers": readers})
+
+
+def _wait_for_table(connection: Any, reader: str, timeout: float) -> None:
+    """Until the reader has applied the marker table's CREATE (replication carries DDL like any change)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            try:
+                cursor.execute("SELECT 1 FROM bench_lag LIMIT 0")
+                return
+            except pymysql.err.ProgrammingError as exc:
+                if exc.args[0] != NO_SUCH_TABLE:
+                    raise
+            if time.monotonic() > deadline:
+                raise LabkitError(
+                    f"the reader {reader} did not show the table bench_lag within {timeout:g} s of its creation "
+                    "on the writer: it is not applying the writer's changes",
+                    field="readers",
+                    fix="check the reader's status with labkit.endpoints(); a reader that does not replicate "
+                    "cannot be measured",
+                )
+            time.sleep(TABLE_POLL_SECONDS)
 
 
 def _poll(connection: Any, marker: int, committed_ns: int, timeout: float) -> tuple[float, int, str | None]:

@@ -20,23 +20,25 @@ from typing import Any
 
 import pandas as pd
 import pymysql
+from botocore.exceptions import ClientError
 
 from labkit import __version__
 from labkit.access.dialects import AURORA_MYSQL, NO_SCHEMA
+from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
-from labkit.bench import harness, remote, stats
-from labkit.bench.connect import connection_point, run_on_writer
+from labkit.bench import capi, failures, harness, remote, stats
+from labkit.bench.connect import PATHS, connection_point, run_on_writer
 from labkit.bench.plots import distribution, timeline
 from labkit.bench.workloads import BENCH_TABLE, Workload, find_workload, pymysql_operation
 from labkit.config import lab_and_backend
 from labkit.errors import ConfigError, LabkitError
 
-PATHS = ("tunnel", "direct")
 MAX_CONCURRENCY = 64
 MAX_DURATION = 600.0
 DEFAULT_COUNT = 1000
 SAMPLE_KEYS = 100  # products 1..100, from create_schema
+SETUP_ERRORS = (pymysql.err.MySQLError, capi.MySQLError)  # a connection or first request that failed
 
 
 @dataclass
@@ -49,13 +51,22 @@ class BenchResult:
     def summary(self) -> pd.DataFrame:
         return stats.summarize(self.samples)
 
+    def check(self, max_error_share: float = failures.MAX_ERROR_SHARE) -> BenchResult:
+        """Raise BenchmarkFailed (first error and its fix) when more than `max_error_share` of the measured
+        requests failed; returns the result otherwise, so `benchmark(...).check()` chains."""
+        failures.check(self.samples, max_error_share)
+        return self
+
     def measured(self, target: str) -> pd.Series:
         """Latencies (us) of the successful, post-warm-up samples of one target."""
         rows = self.samples[(self.samples["target"] == target) & ~self.samples["warmup"] & self.samples["error"].isna()]
         return rows["latency_us"]
 
     def difference(self, first: str = "writer", second: str = "reader", **options: Any) -> pd.DataFrame:
-        """p50(first) - p50(second) in microseconds, with a 95% bootstrap confidence interval."""
+        """p50(first) - p50(second) in microseconds, with a 95% bootstrap confidence interval over requests.
+
+        The targets ran one after the other, so drift between the runs is inside this difference and not in
+        its interval: for a verdict, measure them interleaved with `labkit.compare`."""
         estimate, low, high = stats.bootstrap_median_difference(self.measured(first), self.measured(second), **options)
         return pd.DataFrame(
             [
@@ -137,16 +148,20 @@ def benchmark(
     count: int | None = None,
     warmup: int = 20,
     seed: int = 0,
+    driver: str = "auto",
     config: Any | None = None,
     backend: Backend | None = None,
 ) -> BenchResult:
     """Run `workload` on each target in turn (same schedule each) and return every sample.
 
     With neither `duration` nor `count`, each target gets 1000 measured requests after the warm-up.
+    `driver`: `capi` (libmysqlclient's C API: the client adds about what sysbench's does), `pymysql` (pure
+    Python) or `auto` (the C path where it is installed). The direct path on AWS runs PyMySQL on the instance.
     """
     targets = [targets] if isinstance(targets, str) else list(targets)
     chosen = find_workload(workload)
     _validate(targets, chosen, path, concurrency, rate, duration, count)
+    driver = capi.choose_driver(driver)
     if duration is None and count is None:
         count = DEFAULT_COUNT
     schedule = harness.Schedule(concurrency=concurrency, rate=rate, duration=duration, count=count, warmup=warmup)
@@ -163,21 +178,33 @@ def benchmark(
             opened: list[Any] = []
 
             def make_operation(worker: int, connect=connect, opened=opened) -> harness.Operation:
-                operation, connection = pymysql_operation(lambda: connect(secret), chosen, worker, SAMPLE_KEYS, seed)
-                opened.append(connection)
-                return operation
+                return worker_operation(connect, secret, chosen, worker, seed, driver, opened)
 
             try:
                 rows, start_ns = harness.run(make_operation, schedule)
-            except pymysql.err.MySQLError as exc:
-                raise _setup_error(exc, target) from None
+            except SETUP_ERRORS as exc:
+                raise setup_error(exc, target) from None
             finally:
                 for connection in opened:
                     with contextlib.suppress(Exception):
                         connection.close()
         frames.append(to_frame(rows, start_ns, target=target, path=path, workload=chosen.name))
     metadata = _metadata(config, backend, chosen, path, schedule, started)
+    metadata.update(driver=driver, c_client=capi.version() if driver == "capi" else None)
     return BenchResult(pd.concat(frames, ignore_index=True), metadata)
+
+
+def worker_operation(
+    connect: Any, secret: Any, chosen: Workload, worker: int, seed: int, driver: str, opened: list[Any]
+) -> harness.Operation:
+    """One worker's operation on its own connection (kept in `opened` to be closed after the run)."""
+    if driver == "capi":
+        connection = connect.capi(secret)
+        opened.append(connection)
+        return capi.operation(connection, chosen, worker, SAMPLE_KEYS, seed)
+    operation, connection = pymysql_operation(lambda: connect(secret), chosen, worker, SAMPLE_KEYS, seed)
+    opened.append(connection)
+    return operation
 
 
 def _benchmark_on_instance(
@@ -193,6 +220,7 @@ def _benchmark_on_instance(
         frames.append(to_frame(rows, start_ns, target=target, path="direct", workload=chosen.name))
     metadata = _metadata(config, backend, chosen, "direct", schedule, started)
     metadata.update({f"instance_{k}": v for k, v in instance_meta.items()}, ran_on="the lab's EC2 instance")
+    metadata.update(driver="pymysql")  # the instance's Python has PyMySQL, not the C extension
     return BenchResult(pd.concat(frames, ignore_index=True), metadata)
 
 
@@ -211,14 +239,22 @@ def to_frame(rows: list[harness.Row], start_ns: int, **labels: str) -> pd.DataFr
     return frame
 
 
-def _setup_error(exc: pymysql.err.MySQLError, target: str) -> LabkitError:
+def setup_error(exc: Exception, target: str) -> LabkitError:
     mysql = AURORA_MYSQL  # the benchmark times raw PyMySQL requests: its errors are the MySQL dialect's
     if mysql.kind(mysql.error_code(exc)) == NO_SCHEMA:
         message = mysql.error_message(exc, fallback=str(exc))
-        return LabkitError(message, field="schema", fix="create the lab schema first: labkit.create_schema()")
+        return LabkitError(message, field="schema", fix=failures.FIXES[NO_SCHEMA])
     return LabkitError(
         f"could not connect to {target}: {exc}", field="targets", fix="check labkit.whoami(target) works"
     )
+
+
+def _engine_version(config: Any, backend: Backend) -> str:
+    """The version the lab's cluster runs (the config may say only 'default' or 'lts')."""
+    try:
+        return str(lab_cluster(config, backend).get("EngineVersion") or config.engine_version)
+    except (LabkitError, ClientError):  # metadata only: never fail a finished benchmark for it
+        return str(config.engine_version)
 
 
 def _metadata(
@@ -230,7 +266,7 @@ def _metadata(
         "lab": config.lab,
         "learner": config.learner,
         "db_instance_class": config.db_instance_class,
-        "engine_version": config.engine_version,
+        "engine_version": _engine_version(config, backend),
         "workload": chosen.name,
         "sql": chosen.sql,
         "path": path,

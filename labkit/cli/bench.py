@@ -1,14 +1,20 @@
-"""`labkit bench`: the latency benchmark from a terminal, printing the summary (or JSON for scripts)."""
+"""`labkit bench`: the latency benchmark from a terminal, printing the summary (or JSON for scripts).
+
+A run in which more than `--max-error-share` of the requests failed exits 1 and prints the first error and its
+fix after the summary: a table of NaN percentiles alone would not say that nothing was measured.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 
 import labkit
-from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
-from labkit.cli.options import config_from_args, lab_flags, print_json
+from labkit.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, handles_errors
+from labkit.cli.options import config_from_args, lab_flags, output_prefix, positive_number, print_json
+from labkit.errors import ConfigError
 
 
 class _WorkloadNames(Sequence[str]):
@@ -30,6 +36,10 @@ class _WorkloadNames(Sequence[str]):
 
 @handles_errors(failed=EXIT_BAD_INPUT)
 def _bench(args: argparse.Namespace) -> int:
+    if not 0 <= args.max_error_share < 1:
+        raise ConfigError(
+            f"--max-error-share {args.max_error_share}", field="max-error-share", fix="a share from 0 to below 1"
+        )
     config = config_from_args(args)
     try:
         result = labkit.benchmark(
@@ -49,6 +59,13 @@ def _bench(args: argparse.Namespace) -> int:
         print_json({"summary": records, "metadata": result.metadata})
     else:
         print(summary.round(1).to_string(index=False))
+    from labkit.bench.failures import BenchmarkFailed  # start-up time: labkit.bench loads pandas
+
+    try:
+        result.check(max_error_share=args.max_error_share)
+    except BenchmarkFailed as failed:
+        print(f"error: {failed}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -63,10 +80,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # Set after add_argument, which would otherwise list the choices (and import pandas) at once.
     workload.choices = _WorkloadNames()
     bench.add_argument("--concurrency", type=int, default=1, help="workers, each with its own connection")
-    bench.add_argument("--rate", type=float, default=None, help="fixed rate in requests/s (default: closed loop)")
+    bench.add_argument(
+        "--rate", type=positive_number, default=None, help="fixed rate in requests/s (default: closed loop)"
+    )
     amount = bench.add_mutually_exclusive_group()
-    amount.add_argument("--duration", type=float, default=None, help="seconds to measure per target")
+    amount.add_argument("--duration", type=positive_number, default=None, help="seconds to measure per target")
     amount.add_argument("--count", type=int, default=None, help="requests to measure per target (default 1000)")
-    bench.add_argument("--save", default=None, help="write every sample to PATH.csv and the metadata to PATH.json")
+    bench.add_argument(
+        "--save", type=output_prefix, default=None, help="write every sample to PATH.csv and the metadata to PATH.json"
+    )
     bench.add_argument("--json", action="store_true", help="print the summary as JSON (latencies in microseconds)")
+    bench.add_argument(
+        "--max-error-share", type=float, default=0.01,
+        help="exit 1 when more than this share of the requests failed (default 0.01)",
+    )  # fmt: skip
     bench.set_defaults(handler=_bench)

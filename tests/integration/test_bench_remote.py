@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 from botocore.awsrequest import AWSResponse
 from support.sandbox_lab import sandbox_lab
@@ -28,7 +29,7 @@ from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines
 from labkit.access.tunnel import close_all
 from labkit.aws.backend import FAKE_CREDENTIALS
-from labkit.bench import benchmark, harness, remote
+from labkit.bench import benchmark, compare, failover, harness, remote, replica_lag
 from labkit.bench.onhost import pack, unpack
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.backend import SandboxBackend
@@ -78,9 +79,18 @@ def test_the_command_is_valid_bash_and_deterministic():
 
 
 class AwsLikeBackend(SandboxBackend):
-    """The sandbox, except that this machine cannot reach the database endpoints (as on AWS)."""
+    """The sandbox, except that this machine cannot reach the database endpoints (as on AWS): a direct
+    connection is recorded and times out, as one to a private address does from outside the VPC."""
 
     reaches_private_endpoints = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.direct: list[str] = []
+
+    def resolve(self, host: str, port: int) -> tuple[str, int]:
+        self.direct.append(host)
+        raise pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on '{host}' (timed out)")
 
 
 class RunCommandAgent:
@@ -100,7 +110,7 @@ class RunCommandAgent:
     def _resolved(self, script: str) -> str:
         head, _, encoded = script.rpartition(" ")
         spec = json.loads(base64.b64decode(encoded))
-        spec["connect_to"] = list(self.backend.resolve(spec["host"], spec["port"]))
+        spec["connect_to"] = list(SandboxBackend().resolve(spec["host"], spec["port"]))  # the VPC's DNS
         return f"{head} {base64.b64encode(json.dumps(spec).encode()).decode()}"
 
     def send_command(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
@@ -174,3 +184,24 @@ def test_inserts_create_their_table_on_the_instance_and_failures_say_why(lab):
         benchmark("writer", workload="point", path="direct", count=10, config=config.__class__(
             lab=config.lab, learner="nobody"), backend=backend)  # fmt: skip
     assert failed.value.field in ("instance", "cluster", "path")
+
+
+@pytest.mark.integration
+def test_every_bench_function_follows_a_backend_that_cannot_reach_private_endpoints(lab):
+    """Issue 15 item 1: replica_lag() and failover() connected straight to private endpoints by default."""
+    config, backend, _ = lab
+    through = benchmark("writer", count=20, warmup=2, config=config, backend=backend)  # the default: the tunnel
+    assert set(through.samples["path"]) == {"tunnel"} and through.samples["error"].isna().all()
+    lag = replica_lag(3, interval=0.0, config=config, backend=backend)
+    assert lag.metadata["path"] == "tunnel" and lag.samples["error"].isna().all()
+    interleaved = compare(rounds=4, max_rounds=4, config=config, backend=backend)
+    assert interleaved.arms == [("writer", "tunnel"), ("reader", "tunnel")]
+    for call in (lambda: replica_lag(3, path="direct", config=config, backend=backend),
+                 lambda: compare(paths=("direct",), config=config, backend=backend),
+                 lambda: failover(path="direct", config=config, backend=backend)):  # fmt: skip
+        with pytest.raises(ConfigError) as refused:
+            call()
+        assert refused.value.field == "path" and "tunnel" in refused.value.fix
+    report = failover(settle=1.0, timeout=60, config=config, backend=backend)  # last: it swaps the roles
+    assert report.writer_after != report.writer_before and report.lost == []
+    assert backend.direct == [], "a bench function connected straight to a private endpoint"

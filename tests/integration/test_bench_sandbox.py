@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.sandbox_lab import admin_connection, sandbox_lab
+from support.sandbox_lab import admin_connection, replication_paused, resume_replication_after, sandbox_lab
 
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
-from labkit.bench import benchmark, failover, replica_lag
+from labkit.bench import benchmark, compare, failover, replica_lag
 
 LAB, LEARNER = "benchlab", "bo"
 
@@ -33,7 +33,9 @@ def lab(sandbox_home):
 def test_writer_and_reader_on_both_paths_keep_every_sample(lab, tmp_path):
     config, backend = lab
     result = benchmark(("writer", "reader"), path="direct", count=200, warmup=10, config=config, backend=backend)
-    tunnel = benchmark(("writer", "reader"), path="tunnel", count=100, warmup=10, config=config, backend=backend)
+    tunnel = benchmark(("writer", "reader"), path="tunnel", count=100, warmup=10, driver="pymysql", config=config,
+                       backend=backend)  # fmt: skip
+    assert (result.metadata["driver"], tunnel.metadata["driver"]) == ("capi", "pymysql")  # auto: the C path
     summary = pd.concat([result.summary(), tunnel.summary()], ignore_index=True)
     assert summary[["target", "path"]].values.tolist() == [
         ["writer", "direct"], ["reader", "direct"], ["writer", "tunnel"], ["reader", "tunnel"],
@@ -51,6 +53,31 @@ def test_writer_and_reader_on_both_paths_keep_every_sample(lab, tmp_path):
     assert result.plot_distribution() is not None and result.plot_timeline() is not None
 
 
+def test_interleaved_rounds_give_the_same_verdict_twice_on_identical_servers(lab):
+    """Issue 17: run one after the other, drift between the two runs passed for a difference (and flipped)."""
+    config, backend = lab
+    runs = [compare(("writer", "reader"), seed=seed, config=config, backend=backend)
+            for seed in (1, 2)]  # fmt: skip
+    verdicts = [run.difference()["verdict"][0] for run in runs]
+    assert verdicts == ["no practical difference"] * 2, [run.verdict() + run.summary().to_string() for run in runs]
+    assert "identical MariaDB servers" in runs[0].verdict()
+    samples = runs[0].samples
+    assert sorted(samples["round"].unique()) == list(range(runs[0].metadata["rounds"]))
+    assert (samples.groupby("round")["target"].nunique() == 2).all()  # every round has both arms
+    firsts = samples.sort_values("start_s").groupby("round")["target"].first()
+    assert firsts.nunique() == 2  # the arms' order changes between rounds (seed 1: both orders occur)
+    assert runs[0].summary()["rounds"].tolist() == [runs[0].metadata["rounds"]] * 2
+
+
+def test_tunnel_and_direct_interleave_too(lab):
+    config, backend = lab
+    both = compare("writer", paths=("tunnel", "direct"), rounds=4, max_rounds=4, config=config, backend=backend)
+    assert both.arms == [("writer", "tunnel"), ("writer", "direct")]
+    measured = both.samples[~both.samples["warmup"]]
+    assert measured.groupby(["round", "path"]).size().tolist() == [40] * 8 and measured["error"].isna().all()
+    assert both.difference()["difference"][0] == "p50 writer (tunnel) - p50 writer (direct)"
+
+
 def test_inserts_land_on_the_writer(lab):
     config, backend = lab
     exists = len(sql("SHOW TABLES LIKE 'bench_writes'", config=config, backend=backend)) == 1
@@ -63,6 +90,25 @@ def test_inserts_land_on_the_writer(lab):
     assert after - before == 60 + 3 * 5
 
 
+def _reader(config, backend) -> str:
+    from labkit.access.lookup import lab_cluster
+    from labkit.aws.tags import cluster_roles
+
+    return cluster_roles(lab_cluster(config, backend))[1][0]
+
+
+def _wait_for_marker_on_writer(writer_admin, since_us: int, deadline_s: float = 30.0) -> None:
+    """Until the writer holds a marker written after `since_us` (replica_lag's ids are microsecond clocks)."""
+    deadline = time.monotonic() + deadline_s
+    with writer_admin.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT COUNT(*) FROM shop.bench_lag WHERE id >= %s", (since_us,))
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("replica_lag wrote no marker")
+
+
 def test_replica_lag_is_small_and_sees_a_stopped_replica(lab):
     config, backend = lab
     normal = replica_lag(10, interval=0.0, config=config, backend=backend)
@@ -70,22 +116,51 @@ def test_replica_lag_is_small_and_sees_a_stopped_replica(lab):
     assert summary["markers"][0] == 10 and summary["errors"][0] == 0
     assert summary["p50_ms"][0] < 200
     reader = summary["reader"][0]
-    admin = admin_connection(reader)
-    with admin.cursor() as cursor:
-        cursor.execute("STOP SLAVE SQL_THREAD")
+    writer = admin_connection(f"{LAB}-{LEARNER}-db-writer")
     found = {}
-    measuring = threading.Thread(
-        target=lambda: found.update(result=replica_lag(2, interval=0.0, timeout=10, config=config, backend=backend))
-    )
-    measuring.start()
-    time.sleep(1.5)  # the run connects first (a few hundred ms), then writes its first marker
-    with admin.cursor() as cursor:
-        cursor.execute("START SLAVE SQL_THREAD")
-    admin.close()
-    measuring.join(30)
+    since = time.time_ns() // 1000
+    with replication_paused(reader):  # resumed only after the first marker is committed: a condition, not a sleep
+        measuring = threading.Thread(
+            target=lambda: found.update(result=replica_lag(2, interval=0.0, timeout=30, config=config, backend=backend))
+        )
+        measuring.start()
+        _wait_for_marker_on_writer(writer, since)
+        time.sleep(0.6)  # the marker is committed: it waits at least this long for the stopped SQL thread
+    writer.close()
+    measuring.join(60)
     delayed = found["result"].samples
-    assert delayed["lag_ms"][0] >= max(500, 20 * summary["p50_ms"][0])  # the first marker waited for the SQL thread
+    assert delayed["lag_ms"][0] >= 600  # the first marker waited for the SQL thread
     assert delayed["error"].isna().all()
+
+
+def _resume_once_the_writer_has_the_table(reader: str) -> None:
+    """Start the reader's SQL thread 1 s after replica_lag created its table on the writer: without the wait,
+    replica_lag polls the reader for its first marker within milliseconds and meets 1146."""
+    with admin_connection(f"{LAB}-{LEARNER}-db-writer") as writer, writer.cursor() as cursor:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'bench_lag'")
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.01)
+    time.sleep(1.0)
+    resume_replication_after(reader, 0).join()
+
+
+def test_replica_lag_waits_until_every_reader_has_the_marker_table(lab):
+    """Issue 17 item 5: a reader that has not applied the CREATE TABLE yet answered 1146, and the run failed."""
+    config, backend = lab
+    reader = _reader(config, backend)
+    with replication_paused(reader) as reader_admin:
+        with reader_admin.cursor() as cursor:  # this reader lacks the table until replication resumes
+            cursor.execute("SET SESSION sql_log_bin = 0")
+            cursor.execute("DROP TABLE IF EXISTS shop.bench_lag")
+        sql("DROP TABLE IF EXISTS bench_lag", config=config, backend=backend)  # replicated after the resume
+        resumer = threading.Thread(target=_resume_once_the_writer_has_the_table, args=(reader,))
+        resumer.start()
+        result = replica_lag(3, interval=0.0, timeout=30, config=config, backend=backend)
+        resumer.join()
+    assert result.samples["error"].isna().all() and len(result.samples) == 3
 
 
 def test_cli_bench_prints_json(lab):

@@ -140,26 +140,55 @@ def test_bad_benchmark_input_fails_before_any_call(options, field):
     assert bad.value.field == field and bad.value.fix
 
 
-def _probes(rows: list[tuple[float, float, bool]]) -> pd.DataFrame:
+def _probes(rows: list[tuple[float, float, float | None, str | None]]) -> pd.DataFrame:
+    """Probe rows from (sent, done, acknowledged at or None, served by)."""
     return pd.DataFrame(
         [
-            {"probe": i, "sent_s": sent, "done_s": done, "ok": ok, "served_by": "w" if ok else None}
-            for i, (sent, done, ok) in enumerate(rows)
+            {"probe": i, "sent_s": sent, "done_s": done, "acked_s": float("nan") if acked is None else acked,
+             "acknowledged": acked is not None, "ok": acked is not None, "served_by": by}
+            for i, (sent, done, acked, by) in enumerate(rows)
         ]
-    )
+    )  # fmt: skip
 
 
-def test_failover_downtime_runs_from_the_first_failure_to_the_first_success_after_it():
+def test_failover_downtime_runs_from_the_old_writers_last_write_to_the_new_writers_first():
     from labkit.bench.failover import FailoverReport
 
-    # a probe sent just before the failover call fails (it overlapped the swap), the next fails, then success
-    probes = _probes([(0.8, 0.85, True), (0.9, 0.95, True), (1.0, 1.7, False), (1.7, 1.8, False), (1.8, 1.9, True)])
+    # a slow probe sent before the call fails after it on the fenced old writer: it is not the clock's start
+    probes = _probes([(0.0, 1.6, None, None), (0.8, 0.85, 0.84, "a"), (0.9, 0.95, 0.94, "a"),
+                      (1.0, 1.7, None, None), (1.7, 1.8, None, None), (1.8, 1.9, 1.88, "b")])  # fmt: skip
     report = FailoverReport(probes, "a", "b", failover_at_s=1.05, acknowledged=3)
-    assert report.downtime_s == pytest.approx(0.9)
-    calm = _probes([(0.9, 0.95, True), (1.0, 1.05, True), (1.1, 1.15, True)])
-    assert FailoverReport(calm, "a", "b", failover_at_s=1.02, acknowledged=3).downtime_s == 0.0
-    unrelated = _probes([(0.1, 0.2, False), (0.9, 0.95, True), (1.1, 1.15, True)])  # long before the failover
-    assert FailoverReport(unrelated, "a", "b", failover_at_s=1.0, acknowledged=2).downtime_s == 0.0
+    assert report.downtime_s == pytest.approx(1.88 - 0.94)
+    calm = _probes([(0.9, 0.95, 0.94, "a"), (1.0, 1.05, 1.04, "a"), (1.1, 1.15, 1.14, "b")])
+    assert FailoverReport(calm, "a", "b", failover_at_s=1.02, acknowledged=3).downtime_s == pytest.approx(0.1)
+    assert report.plot() is not None
+
+
+def test_failover_refuses_an_api_poll_faster_than_a_class_can_afford():
+    from labkit.bench import failover
+
+    with pytest.raises(ConfigError) as refused:
+        failover(api_poll=0.05, config=Exploding(), backend=Exploding())
+    assert refused.value.field == "api_poll" and "12 requests per second" in refused.value.fix
+
+
+def _failing(
+    errors: int, total: int = 100, error: str = "ProgrammingError: (1146, \"Table 'shop.products' doesn't exist\")"
+):
+    return pd.DataFrame({"warmup": [False] * total, "start_s": range(total),
+                         "error": [error] * errors + [None] * (total - errors)})  # fmt: skip
+
+
+def test_a_benchmark_with_more_than_a_small_share_of_failures_says_the_first_error_and_its_fix():
+    from labkit.bench.failures import BenchmarkFailed, check, fix_for
+
+    check(_failing(1))  # 1% is allowed
+    with pytest.raises(BenchmarkFailed) as failed:
+        check(_failing(100))
+    assert "100 of 100 requests failed" in failed.value.message and "1146" in failed.value.message
+    assert "labkit schema" in failed.value.fix
+    assert "writer" in fix_for("OperationalError: (1290, 'The MariaDB server is running with the --read-only option')")
+    assert "--save" in fix_for("RuntimeError: something else")
 
 
 def test_the_direct_path_on_aws_refuses_more_samples_than_run_command_returns():
@@ -170,3 +199,67 @@ def test_the_direct_path_on_aws_refuses_more_samples_than_run_command_returns():
     with pytest.raises(LabkitError) as refused:  # raised before any AWS call: the test has no AWS to reach
         benchmark("writer", path="direct", count=5000, config=LabConfig(), backend=AwsBackend("us-east-1"))
     assert refused.value.field == "count" and "tunnel" in refused.value.fix
+
+
+def _two_identical_servers(rng: np.random.Generator, rounds: int = 20, count: int = 100):
+    """Latencies of two identical servers measured in rounds; each round has its own machine-wide drift."""
+    drift = rng.normal(0, 40, rounds)
+    return [rng.normal(300 + d, 15, count) for d in drift], [rng.normal(300 + d, 15, count) for d in drift]
+
+
+def test_interleaved_rounds_and_a_round_bootstrap_find_no_difference_where_sequential_runs_did():
+    from labkit.bench.compare import verdict
+    from labkit.bench.stats import round_bootstrap_median_difference
+
+    rng = np.random.default_rng(5)
+    a, b = _two_identical_servers(rng)
+    # one after the other (the old way): the first half of the run for a, the second for b, requests resampled
+    first_half, second_half = np.concatenate(a[:10]), np.concatenate(b[10:])
+    _, low, high = bootstrap_median_difference(first_half, second_half, resamples=500)
+    assert low > 0 or high < 0  # drift passes for a difference: the interval excludes 0
+    estimate, low, high = round_bootstrap_median_difference(a, b, resamples=500)
+    assert verdict(low, high, 30.0, "a", "b") == "no practical difference"
+    assert abs(estimate) < 5
+
+
+def test_the_round_bootstrap_widens_with_drift_that_hits_one_arm_only():
+    from labkit.bench.stats import round_bootstrap_median_difference
+
+    rng = np.random.default_rng(9)
+    a = [rng.normal(300 + rng.normal(0, 40), 15, 100) for _ in range(20)]  # a's rounds drift, b's do not
+    b = [rng.normal(300, 15, 100) for _ in range(20)]
+    _, low, high = round_bootstrap_median_difference(a, b, resamples=500)
+    _, naive_low, naive_high = bootstrap_median_difference(np.concatenate(a), np.concatenate(b), resamples=500)
+    assert high - low > 3 * (naive_high - naive_low)
+
+
+def test_verdicts():
+    from labkit.bench.compare import verdict
+
+    assert verdict(-3, 4, 10, "w", "r") == "no practical difference"
+    assert verdict(12, 20, 10, "w", "r") == "w is slower"
+    assert verdict(-20, -12, 10, "w", "r") == "w is faster"
+    assert verdict(-5, 15, 10, "w", "r").startswith("inconclusive")
+    assert verdict(float("nan"), 1, 10, "w", "r") == "not measured"
+
+
+def test_bad_compare_input_fails_before_any_call():
+    from labkit.bench import compare
+
+    for options, field in (({"rounds": 1}, "rounds"), ({"workload": "insert"}, "workload"),
+                           ({"threshold": 2}, "threshold"), ({"count": 0}, "count")):  # fmt: skip
+        with pytest.raises(ConfigError) as bad:
+            compare(**options, config=Exploding(), backend=Exploding())
+        assert bad.value.field == field
+
+
+def test_the_c_path_words_errors_as_pymysql_does_and_is_chosen_when_installed():
+    from labkit.bench import capi
+    from labkit.bench.failures import fix_for
+
+    error = capi.MySQLError(1146, "Table 'shop.products' doesn't exist")
+    assert "labkit schema" in fix_for(f"{type(error).__name__}: {error}")
+    assert capi.choose_driver("auto") == "capi" and capi.choose_driver("pymysql") == "pymysql"
+    with pytest.raises(ConfigError) as bad:
+        capi.choose_driver("odbc")
+    assert bad.value.field == "driver"
