@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The sandbox, then JupyterLab on 127.0.0.1 (root too); prints the link with its token.
 lab: setup
-	$(BIN)/labkit sandbox up
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/python -m labkit.workbook.lab --notebook-dir=notebooks
 
 lint: setup
 	$(BIN)/ruff check labkit tests benchmarks
@@ -37,9 +37,10 @@ unit: setup
 integration: setup browser
 	$(BIN)/pytest -q -p no:cacheprovider -m integration tests
 
+# The nbval setup and sanitizer live in tests/notebooks/, out of the learner's file browser.
 notebooks: setup
-	$(BIN)/pytest -q -p no:cacheprovider --nbval --nbval-current-env \
-		--nbval-sanitize-with=notebooks/sanitize.cfg notebooks
+	PYTHONPATH=tests/notebooks $(BIN)/pytest -q -p no:cacheprovider -p nbval_setup --nbval --nbval-current-env \
+		--nbval-sanitize-with=tests/notebooks/sanitize.cfg notebooks
 
 test: lint unit integration notebooks
 
@@ -47,6 +48,8 @@ bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py
 	$(BIN)/python benchmarks/tunnel_latency.py
 	$(BIN)/python benchmarks/bench_reference.py
+	$(BIN)/python benchmarks/tunnel_cost.py
+	$(BIN)/python benchmarks/sandbox_durability.py
 
 down:
 	-$(BIN)/labkit sandbox down

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 CONFIG_FILE_NAME = "lab.toml"
 MAX_READERS = 15  # Aurora allows up to 15 replicas per cluster
 VPC_PREFIX_RANGE = (16, 26)  # AWS allows /16 to /28; the lab splits the VPC into four subnets
-ENGINE_VERSION_PATTERN = re.compile(r"^8\.0\.mysql_aurora\.3\.\d{2}\.\d+$")
+# [0-9] and ASCII: \d takes any Unicode digit. 'default' and 'lts' are resolved at plan time (labkit/lab/engine.py).
+ENGINE_VERSION_PATTERN = re.compile(r"^8\.0\.mysql_aurora\.3\.[0-9]{2}\.[0-9]+$", re.ASCII)
+ENGINE_VERSION_WORDS = ("default", "lts")
 NAME_PART_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 VPC_ID_PATTERN = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
@@ -148,7 +150,11 @@ class LabConfig:
         default="10.42.0.0/16", metadata={"help": "IPv4 block of a created VPC (default 10.42.0.0/16)"}
     )
     engine_version: str = dataclasses.field(
-        default="8.0.mysql_aurora.3.08.0", metadata={"help": "Aurora MySQL 3 version (default 8.0.mysql_aurora.3.08.0)"}
+        default="default",
+        metadata={
+            "help": "Aurora MySQL 3 version: 'default' (the region's default, resolved at plan time; the default), "
+            "'lts' (the newest long-term-support release) or a version such as 8.0.mysql_aurora.3.10.1"
+        },
     )
     db_instance_class: str = dataclasses.field(
         default="db.t4g.medium", metadata={"help": "class of the writer and readers (default db.t4g.medium)"}
@@ -200,6 +206,17 @@ class LabConfig:
 
         return get_backend(self.backend, self.region)
 
+    def _repr_html_(self) -> str:
+        """The notebook view: each `field=value` kept whole, so a narrow window wraps between fields and never
+        inside a name or a value (the text repr is one long line that JupyterLab breaks anywhere)."""
+        import html  # only a notebook asks for HTML
+
+        items = ", ".join(
+            f'<span style="white-space: nowrap"><code>{html.escape(f"{name}={value!r}")}</code></span>'
+            for name, value in self.to_dict().items()
+        )
+        return f"<p>LabConfig({items})</p>"
+
     # ----- dict, TOML -----
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in field_names()}
@@ -245,11 +262,7 @@ class LabConfig:
                 return cls()
         path = Path(path).expanduser()
         try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(
-                f"config file {path} does not exist", field="config", fix="check the path given to --config"
-            ) from None
+            data = tomllib.loads(read_config_text(path))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
                 f"{path} is not valid TOML ({exc})",
@@ -264,6 +277,39 @@ class LabConfig:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(self.to_toml())
         return target
+
+
+MAX_CONFIG_BYTES = 64 * 1024  # a lab.toml is a dozen lines; anything bigger is the wrong file
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a config file, or a ConfigError naming `config` for anything that is not a small UTF-8 text
+    file: a folder, a device or /proc file, a binary file, a byte-order mark (which TOML parsers reject as a
+    bare "invalid statement at line 1")."""
+    fix = "give --config a small TOML text file, e.g. LABKIT_HOME/lab.toml written by `labkit up`"
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist", field="config", fix="check the path given to --config")
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a regular file", field="config", fix=fix)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc})", field="config", fix=fix) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is over {MAX_CONFIG_BYTES // 1024} KiB: not a lab config", field="config", fix=fix)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(
+            f"{path} starts with a byte-order mark (BOM), which TOML does not allow",
+            field="config",
+            fix="save it as UTF-8 without BOM (in most editors: encoding 'UTF-8', not 'UTF-8 with BOM')",
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})", field="config", fix=fix
+        ) from None
 
 
 @lru_cache(maxsize=1)
@@ -416,12 +462,15 @@ def _check_vpc_cidr(value: Any) -> str:
 
 
 def _check_engine_version(value: Any) -> str:
-    text = _require_str("engine_version", value, "8.0.mysql_aurora.3.08.0")
+    text = _require_str("engine_version", value, "default")
+    if text.lower() in ENGINE_VERSION_WORDS:
+        return text.lower()
     if not ENGINE_VERSION_PATTERN.match(text):
         raise ConfigError(
             f"{text!r} is not an Aurora MySQL 3 (MySQL 8.0 compatible) version",
             field="engine_version",
-            fix="use a version like 8.0.mysql_aurora.3.08.0 (Aurora MySQL 2 is MySQL 5.7 and out of standard support)",
+            fix="use 'default' (the region's default), 'lts', or a version like 8.0.mysql_aurora.3.10.1 "
+            "(Aurora MySQL 2 is MySQL 5.7 and out of standard support)",
         )
     return text
 

@@ -42,6 +42,13 @@ def show(thing: Any, stream: TextIO | None = None) -> None:
         say(str(thing), stream)
 
 
+def literal_html(body: str) -> str:
+    """HTML that JupyterLab's MathJax leaves alone: it typesets `$...$` in HTML and Markdown outputs, so
+    "$0.16 per hour, $3.91 per day" would turn into italic math. A `mathjax_ignore` container keeps every
+    dollar sign literal (`&#36;` does not: MathJax reads the decoded text)."""
+    return f'<div class="mathjax_ignore">{body}</div>'
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A DataFrame as a GitHub-style markdown table (no extra dependency)."""
 
@@ -107,19 +114,43 @@ class TerminalProgress(Progress):
         say(f"{self.title}: {summary}", self.stream)
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def display_widget(widget: Any, text: str) -> None:
+    """Display a widget whose saved output reads as `text`, not as `VBox(children=(IntProgress(...`.
+
+    JupyterLab does not restore widget state when a notebook is opened, so a saved widget output shows its
+    text/plain; that text is the only thing a learner sees before running the cell."""
+    from IPython.display import display  # only inside a kernel (see progress_for)
+
+    bundle = dict(widget._repr_mimebundle_() or {})
+    bundle["text/plain"] = text
+    display(bundle, raw=True)
+
+
+def display_text(text: str, html_text: str | None = None) -> None:
+    """Display one short result line in a notebook (HTML, with the same text for a saved notebook's plain view)."""
+    from IPython.display import display  # only inside a kernel (see progress_for)
+
+    display({"text/plain": text, "text/html": html_text or html.escape(text)}, raw=True)
+
+
 class WidgetProgress(Progress):
-    """An ipywidgets bar and a short log of each resource, updated in place in the notebook."""
+    """An ipywidgets bar and a short log of each resource, updated in place in the notebook; the outcome as a
+    line of its own below, readable in a saved notebook too."""
 
     def __init__(self, title: str, total: int) -> None:
         import ipywidgets as widgets  # heavy dependency: a terminal run never builds the widget
-        from IPython.display import display  # only inside a kernel (see progress_for)
 
         super().__init__(title, total)
         self._bar = widgets.IntProgress(value=0, min=0, max=max(total, 1), description=title, bar_style="info")
         self._log = widgets.HTML()
         self._lines: dict[str, str] = {}
         self._lock = threading.Lock()
-        display(widgets.VBox([self._bar, self._log]))
+        self.box = widgets.VBox([self._bar, self._log])
+        steps = "nothing to do" if total == 0 else f"{total} steps"
+        display_widget(self.box, f"{title}: a progress bar of {steps} (its outcome is on the next line)")
 
     def _render(self, node: str, text: str) -> None:
         with self._lock:
@@ -142,8 +173,11 @@ class WidgetProgress(Progress):
     def close(self, summary: str) -> None:
         if self._bar.bar_style != "danger":
             self._bar.bar_style = "success"
+        if self.total == 0:  # nothing to do is a finished job, not an empty grey bar
+            self._bar.value = self._bar.max
+            summary = f"nothing to do ({summary})"
         self._bar.description = self.title
-        self._log.value += f"<br><b>{html.escape(summary)}</b>"
+        display_text(f"{self.title}: {summary}", f"<b>{html.escape(self.title)}</b>: {html.escape(summary)}")
 
 
 def progress_for(title: str, total: int, stream: TextIO | None = None) -> Progress:

@@ -41,6 +41,9 @@ QUANTITY_RANGE = (1, 100)
 ORDERS_SHOWN = 20
 RETRY_SETUP_SECONDS = 5.0
 ACCESS_DENIED = 1045  # MySQL: the user or password was refused (a rotated secret, read again)
+MAX_CONNECTIONS = 32  # requests served at once; more wait in no thread, they get 503 at once
+REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request (a held connection is dropped)
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 HEADERS = [
     (
         "Content-Security-Policy",
@@ -317,11 +320,14 @@ def render_page(
 class ShopApp:
     """GET / (the page), POST /orders (add one), GET /health (writer and reader reachability, JSON)."""
 
-    def __init__(self, db: Database, token: str | None = None) -> None:
+    def __init__(self, db: Database, token: str | None = None, hosts: frozenset[str] | None = None) -> None:
         self.db = db
         self.token = token or secrets.token_urlsafe(24)  # the form's anti-forgery token, per process
+        self.hosts = own_names() if hosts is None else hosts
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if not host_allowed(environ.get("HTTP_HOST", ""), self.hosts):  # DNS rebinding: a page at evil.example
+            return _respond(start_response, "421 Misdirected Request", "text/plain", "unknown host\n")
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
         routes = {"/": ("GET", self.page), "/orders": ("POST", self.add), "/health": ("GET", self.health)}
         if path not in routes:
@@ -404,6 +410,31 @@ class ShopApp:
         return f"The database did not answer: {_one_line(exc)}"
 
 
+def own_names(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """The host names this app answers to: loopback (a Session Manager port-forward arrives as
+    127.0.0.1 or localhost on any local port), the instance's own names, and LABKIT_APP_HOSTS (comma-separated)."""
+    env = os.environ if environ is None else environ
+    names = set(LOOPBACK_NAMES)
+    for name in (socket.gethostname(), socket.getfqdn(), *env.get("LABKIT_APP_HOSTS", "").split(",")):
+        if name.strip():
+            names.add(name.strip().lower())
+    return frozenset(names)
+
+
+def host_allowed(host_header: str, names: frozenset[str]) -> bool:
+    """Is the Host header one of `names` (any port)? A DNS-rebinding page sends its own name and is refused,
+    so neither the page (with its form token) nor a POST is served to it."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8080
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            return False
+        port = rest[1:] if rest.startswith(":") else rest
+    else:
+        name, _, port = host.partition(":")
+    return bool(name) and name in names and (port == "" or port.isdigit())
+
+
 def _same_origin(environ: dict[str, Any]) -> bool:
     """A browser sends Origin with a POST: it must be this host (a form posted from another site is refused)."""
     origin = environ.get("HTTP_ORIGIN")
@@ -423,11 +454,48 @@ def _respond(
 
 # ----- the server -----
 class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """A thread per request, at most MAX_CONNECTIONS at once: one more is answered 503 without a thread, so
+    held connections cannot pile up threads and starve /health."""
+
     daemon_threads = True
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(BUSY_RESPONSE)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+BUSY_RESPONSE = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+)
 
 
 class QuietHandler(WSGIRequestHandler):
-    """One access-log line per request: method, path without its query string, status."""
+    """One access-log line per request: method, path without its query string, status. A client that does not
+    send its request within REQUEST_TIMEOUT seconds is dropped."""
+
+    timeout = REQUEST_TIMEOUT
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         log.info("%s %s %s", self.command, self.path.split("?", 1)[0], code)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.config import LabConfig, bool_fields, field_names
@@ -71,3 +74,41 @@ def backend_for(config: LabConfig) -> Backend:
 def print_json(data: Any, *, sort_keys: bool = False) -> None:
     """What --json prints: indented, with anything JSON lacks (dates, paths) as text."""
     print(json.dumps(data, indent=2, default=str, sort_keys=sort_keys))
+
+
+# ----- argparse types: a bad value is refused while parsing, before any work, naming the flag and the fix -----
+
+
+def tcp_port(text: str) -> int:
+    """`--port`: a TCP port, 1 to 65535 (0, -1 or 70000 would otherwise reach the engine and get a rule suggested)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; use 1 to 65535, e.g. 3306") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port; use 1 to 65535, e.g. 3306")
+    return port
+
+
+def positive_number(text: str) -> float:
+    """`--rate`, `--duration`: a finite number above zero (`inf` or `nan` would give a NaN summary)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; use e.g. 500") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0; use e.g. 500")
+    return value
+
+
+def output_prefix(text: str) -> str:
+    """`--save PATH`: files PATH.csv and PATH.json can be written, checked before a run that may take minutes."""
+    path = Path(text).expanduser()
+    folder = path.parent
+    if not text.strip() or path.name in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} names no file; use e.g. results/run1 (writes run1.csv, run1.json)")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist; create it first or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"folder {folder} is not writable; choose a path under your home")
+    return text

@@ -6,7 +6,7 @@ import argparse
 
 import labkit
 from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
-from labkit.cli.options import config_from_args, lab_flags, print_json
+from labkit.cli.options import config_from_args, lab_flags, positive_number, print_json
 
 
 @handles_errors(failed=EXIT_BAD_INPUT)
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--notebooks", default="notebooks", help="the folder of NN_name.ipynb notebooks")
     run.add_argument("--out", default=None, help="where the executed copies and summary go (default: under the home)")
     run.add_argument("--only", default=None, help="comma-separated names, e.g. 00_setup,01_network (90_instructor too)")
-    run.add_argument("--timeout", type=float, default=900.0, help="seconds a cell may take")
+    run.add_argument("--timeout", type=positive_number, default=900.0, help="seconds a cell may take")
     run.add_argument("--keep-going", action="store_true", help="run the rest after a notebook fails")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=_run)

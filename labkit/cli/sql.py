@@ -20,7 +20,7 @@ from typing import Any
 import labkit
 from labkit.cli import options
 from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
-from labkit.cli.options import config_from_args, lab_flags
+from labkit.cli.options import config_from_args, lab_flags, tcp_port
 from labkit.home import labkit_home
 
 
@@ -131,8 +131,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tunnel.add_argument(
         "to", help="writer, reader, app (the web app), a DB instance, an endpoint, or an EC2 instance id"
     )
-    tunnel.add_argument("--port", type=int, default=None, help="local port (default: a free one)")
-    tunnel.add_argument("--remote-port", type=int, default=None, help="port on the far side (an instance id needs one)")
+    tunnel.add_argument("--port", type=tcp_port, default=None, help="local port (default: a free one)")
+    tunnel.add_argument(
+        "--remote-port", type=tcp_port, default=None, help="port on the far side (an instance id needs one)"
+    )
     tunnel.set_defaults(handler=_tunnel)
 
     query = subparsers.add_parser("sql", parents=[flags], help="run one SQL statement and print the result table")

@@ -12,6 +12,7 @@ import dataclasses
 import html
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from labkit.aws.backend import Backend, backend_class
 from labkit.aws.errors import error_code
 from labkit.config import LabConfig
+from labkit.display import literal_html
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.graph import deletion_order, lab_graph
 from labkit.lab.plan import Plan, check_backend_region
@@ -376,7 +378,7 @@ class CostEstimate:
         table = self._display_frame().to_html(index=False, formatters=_FORMATTERS)
         head = html.escape(f"{self.title} in {self.region}, USD, list prices as of {self.as_of} (approximate)")
         notes = "".join(f"<li>{html.escape(note)}</li>" for note in self.footnotes())
-        return f"<p><b>{head}</b></p>{table}<p>{html.escape(self.headline())}</p><ul>{notes}</ul>"
+        return literal_html(f"<p><b>{head}</b></p>{table}<p>{html.escape(self.headline())}</p><ul>{notes}</ul>")
 
 
 _FORMATTERS: dict[str, Any] = {
@@ -399,6 +401,23 @@ def _usage_notes(table: PriceTable, region: str) -> list[str]:
             parts.append(f"{what} {_usd(price[0])} per {price[1]}")
     text = "storage and I/O are billed by use, not by the hour"
     return [f"{text}: {', '.join(parts)}" if parts else text]
+
+
+BURSTABLE = re.compile(r"^(db\.)?t[0-9][a-z]*\.")  # t3.micro, t4g.small, db.t4g.medium, db.t3.medium
+
+
+def _burst_notes(sizes: list[str]) -> list[str]:
+    """T classes run in unlimited mode by default, on EC2 and on Aurora: CPU used above the baseline for long is
+    billed as surplus CPU credits on top of the hourly rate (EC2 User Guide, "Unlimited mode for burstable
+    performance instances": $0.05 per vCPU-hour on Linux; Aurora User Guide, "DB instance class types")."""
+    burstable = sorted({s for s in sizes if BURSTABLE.match(s)})
+    if not burstable:
+        return []
+    return [
+        f"{', '.join(burstable)} {'is a burstable class' if len(burstable) == 1 else 'are burstable classes'} in "
+        "unlimited mode: sustained CPU above the baseline (a long benchmark) adds surplus CPU credits, billed per "
+        "vCPU-hour on top of these rates"
+    ]
 
 
 def _backend_notes(backend_name: str, region: str, prices: Prices) -> list[str]:
@@ -463,6 +482,7 @@ def plan_cost(config: LabConfig, plan: Plan | None = None, *, prices: Prices | N
     ]
     instances = kinds[Instance.kind]
     notes = _backend_notes(config.backend, region, prices) + prices.notes + _usage_notes(prices.table, region)
+    notes += _burst_notes([line.size for line in lines])
     if config.vpc != "create" and instances:
         notes.append("the public IPv4 row assumes the existing public subnet gives instances a public address")
     title = f"cost of the plan for {config.lab}/{config.learner}"
@@ -486,6 +506,7 @@ def running_cost(config: LabConfig, backend: Backend | None = None, *, prices: P
     notes = (
         _backend_notes(backend.name, config.region, prices) + prices.notes + _usage_notes(prices.table, config.region)
     )
+    notes += _burst_notes([line.size for line in lines])
     if not lines:
         notes.insert(0, "nothing of this lab exists: it costs nothing now")
     title = f"cost of what runs now for {config.lab}/{config.learner}"

@@ -133,7 +133,8 @@ def destroy(
             max_workers=max_workers,
         )
         remaining = verify(config, backend)
-        progress.close(f"{len(run.done)} deleted, {len(run.failed)} failed, {len(remaining)} resources remain")
+        left = f"{len(remaining)} resources remain" if len(remaining) else "nothing is left"
+        progress.close(f"{len(run.done)} deleted, {len(run.failed)} failed, {left}")
         if run.failed:
             unexpected = first_unexpected(run.failed)
             if unexpected is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.aws.backend import Backend
-from labkit.errors import LabkitError
+from labkit.errors import ConfigError, LabkitError
 from labkit.security.fixes import Fix
 from labkit.security.model import Database, Instance, Snapshot, network
 from labkit.security.paths import EPHEMERAL_PORTS, Endpoint, Hop, acl_hop, security_group_hop
@@ -314,6 +314,8 @@ def can_reach(
     identifier, a cluster/instance endpoint, or an IP address/CIDR. The reader stands for every reader
     (the reader endpoint may send a connection to any of them): it is reachable only if all are.
     """
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"{port!r} is not a TCP port", field="port", fix="give a port from 1 to 65535, e.g. 3306")
     if snapshot is None:
         instance_ids, db_identifiers = _explicit_ids(source, destination)
         snapshot = gather(backend, config, instance_ids=instance_ids, db_identifiers=db_identifiers)

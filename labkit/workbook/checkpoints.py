@@ -14,6 +14,8 @@ from labkit.security import can_reach, lint
 from labkit.workbook.doctor import environment_report
 
 STEPS = ("setup", *STAGES, "sql", "benchmark", "cleanup")
+NOTEBOOKS = dict(zip(STEPS, ("00_setup", "01_network", "02_database", "03_compute", "04_sql", "05_benchmark",
+                             "06_cleanup"), strict=True))  # fmt: skip
 
 
 @dataclass
@@ -86,3 +88,47 @@ def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | No
             result.problems.append(f"the instance cannot reach the writer on 3306: {verdict.headline}")
         result.problems += [f"lint: {finding.finding}" for finding in lint(config, backend).high]
     return result
+
+
+def _catch_up(step: str, missing_stage: str) -> str:
+    """The fastest way to build what `step` needs when `missing_stage` is not there yet."""
+    if step in STAGES:  # this notebook's own apply cell builds the stages it depends on too
+        return f'or run on: this notebook\'s `labkit.apply(config, only="{step}")` builds it too'
+    return "or catch up at once with `labkit.apply(config)`" + (
+        " then `labkit.create_schema(config=config)`" if step == "benchmark" else ""
+    )
+
+
+def where_to_start(step: str, config: LabConfig, backend: Backend | None = None) -> str:
+    """One line: is the lab ready for notebook `step`, and if not, which notebook to run first (or how to catch up)."""
+    if step not in STEPS:
+        raise ConfigError(f"unknown step {step!r}", field="step", fix=f"use one of {', '.join(STEPS)}")
+    here = NOTEBOOKS[step]
+    if step == "setup":
+        return f"ready for {here}"
+    if step == "cleanup":
+        return f"ready for {here}: destroy deletes whatever exists of this lab, whichever notebooks ran"
+    try:
+        existing = set(status(config, backend)["node"])
+    except LabkitError as exc:
+        return f"not ready for {here}: {exc.message}; run 00_setup first ({exc.fix})" if exc.fix else exc.message
+    graph = lab_graph(config)
+    earlier = STAGES[: STAGES.index(step)] if step in STAGES else STAGES
+    for stage in earlier:
+        missing = [n for n, r in graph.items() if stage_of(r) == stage and n not in existing]
+        if missing:
+            return (
+                f"not ready for {here}: the {stage} stage is missing ({len(missing)} resources); "
+                f"run {NOTEBOOKS[stage]} first, {_catch_up(step, stage)}"
+            )
+    return f"ready for {here}" + (": what the earlier notebooks build is in place" if earlier else "")
+
+
+def begin(step: str, config: LabConfig | None = None, backend: Backend | None = None) -> LabConfig:
+    """The first cell of a notebook: load the saved config and say in one line whether the earlier notebooks
+    have run (and which one to run first if not). Returns the config."""
+    from labkit.display import say  # pandas: already loaded by status()
+
+    config = config or LabConfig.load()
+    say(where_to_start(step, config, backend))
+    return config

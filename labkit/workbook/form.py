@@ -1,11 +1,17 @@
-"""An ipywidgets form for the lab config: defaults filled in, validated on save, saved for later notebooks."""
+"""An ipywidgets form for the lab config: defaults filled in, validated on save, saved for later notebooks.
+
+Every value is checked by LabConfig itself, as it is typed: the form never clamps or corrects a value
+(20 readers is refused with its fix, not silently turned into 15), and `save()` raises the same refusal.
+"""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from labkit.aws.backend import BACKENDS
 from labkit.config import LabConfig
+from labkit.errors import LabkitError
 
 # Fields a learner edits in 00_setup; the rest keep their defaults (or the saved values).
 FORM_FIELDS = ("backend", "region", "learner", "db_instance_class", "readers", "instance_type")
@@ -24,12 +30,31 @@ class ConfigForm:
             "region": widgets.Text(value=self.base.region, description="region"),
             "learner": widgets.Text(value=self.base.learner, description="learner"),
             "db_instance_class": widgets.Text(value=self.base.db_instance_class, description="db_instance_class"),
-            "readers": widgets.BoundedIntText(value=self.base.readers, min=0, max=15, description="readers"),
+            "readers": widgets.IntText(value=self.base.readers, description="readers"),  # LabConfig checks the range
             "instance_type": widgets.Text(value=self.base.instance_type, description="instance_type"),
         }
         for widget in self.widgets.values():
             widget.style = style
-        self.box = widgets.VBox(list(self.widgets.values()))
+            widget.observe(self._check, names="value")
+        self.verdict = widgets.HTML()  # the refusal of the value just typed, with its fix
+        self.box = widgets.VBox([*self.widgets.values(), self.verdict])
+
+    def problem(self) -> LabkitError | None:
+        """The refusal LabConfig gives the values shown now, or None when they are valid."""
+        try:
+            self.config()
+        except LabkitError as exc:
+            return exc
+        return None
+
+    def _check(self, change: Any = None) -> None:
+        error = self.problem()
+        if error is None:
+            self.verdict.value = ""
+            return
+        fix = f"<br><b>fix</b>: {html.escape(error.fix)}" if error.fix else ""
+        field = f"<b>{html.escape(error.field)}</b>: " if error.field else ""
+        self.verdict.value = f'<span style="color:#b00020">{field}{html.escape(error.message)}{fix}</span>'
 
     def values(self) -> dict[str, Any]:
         return {name: widget.value for name, widget in self.widgets.items()}
@@ -44,10 +69,15 @@ class ConfigForm:
         config.save()
         return config
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display  # heavy dependency, and only a notebook displays it
+    def summary(self) -> str:
+        """The form as text: what a saved notebook shows before its cell runs (widgets are not restored)."""
+        rows = "\n".join(f"  {name:<18} {value}" for name, value in self.values().items())
+        return f"lab config form (run the cell to edit it):\n{rows}"
 
-        display(self.box)
+    def _ipython_display_(self) -> None:
+        from labkit.display import display_widget  # pandas: only a notebook displays the form
+
+        display_widget(self.box, self.summary())
 
     def __repr__(self) -> str:
         return "ConfigForm(" + ", ".join(f"{k}={v!r}" for k, v in self.values().items()) + ")"

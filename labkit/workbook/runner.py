@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -149,7 +150,7 @@ def run_notebooks(
 ) -> RunSummary:
     """Execute the workbook's notebooks in order against `backend` and return the summary (also written out)."""
     backend = LabConfig(backend=backend).backend  # a typo fails here, naming the field
-    if not (isinstance(timeout, int | float) and timeout > 0):
+    if isinstance(timeout, bool) or not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r}", field="timeout", fix="seconds per cell, e.g. 900")
     chosen = choose_notebooks(notebooks, only)
     config = LabConfig.from_mapping({**(config or LabConfig()).to_dict(), "backend": backend}, source="run-notebooks")

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/support/refresh_notebooks.py [notebooks/01_network.ipynb ...]
 
-Uses the same setup as notebooks/conftest.py, so committed outputs come from the same kind of run.
+Uses the same setup as tests/notebooks/nbval_setup.py, so committed outputs come from the same kind of run.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "notebooks"))
+sys.path.insert(0, str(ROOT / "tests" / "notebooks"))
 
-import conftest as notebook_setup  # noqa: E402
+import nbval_setup as notebook_setup  # noqa: E402
 
 
 def main(paths: list[str]) -> int:

@@ -292,3 +292,66 @@ def test_a_lost_app_policy_is_put_back_by_a_rerun(strict_backend):
     result = apply(config, strict_backend, stream=io.StringIO(), only="compute")
     assert APP_POLICY_NAME in iam.list_role_policies(RoleName=role)["PolicyNames"]
     assert result.completed == [NODE_IAM_ROLE] and not result.created
+
+
+# ----- the Host allow-list (DNS rebinding) and the connection cap -----
+
+
+def test_a_dns_rebinding_page_is_refused_even_with_a_matching_origin():
+    """evil.example resolving to 127.0.0.1: Host and Origin agree, but the host is not one the app serves."""
+    db = RecordingDb()
+    app = ShopApp(db, hosts=server.own_names({}))
+    evil = {"HTTP_HOST": "evil.example:8080", "HTTP_ORIGIN": "http://evil.example:8080"}
+    assert call(app, "POST", "/orders", order_form(app), **evil)[0] == 421
+    assert call(app, "GET", "/", HTTP_HOST="evil.example:8080")[0] == 421  # nor the page, with its form token
+    assert not [role for role, _, _ in db.calls if role == "writer"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:54321", "localhost:8080", "LOCALHOST", "[::1]:8080", "ip-10-0-0-5:80"])
+def test_loopback_on_any_port_and_the_instance_names_are_served(host):
+    app = ShopApp(RecordingDb(), hosts=server.own_names({"LABKIT_APP_HOSTS": "ip-10-0-0-5"}))
+    assert call(app, "GET", "/health", HTTP_HOST=host)[0] == 200
+
+
+@pytest.mark.parametrize("host", ["", "127.0.0.1.evil.example", "127.0.0.1:80:81", "127.0.0.1:x", "[::1"])
+def test_odd_host_headers_are_refused(host):
+    app = ShopApp(RecordingDb(), hosts=server.own_names({}))
+    assert call(app, "GET", "/health", HTTP_HOST=host)[0] == 421
+
+
+def test_the_instance_answers_to_its_own_host_name():
+    assert socket.gethostname().lower() in server.own_names({})
+
+
+def _get(port: int, path: str = "/health") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_held_connections_beyond_the_cap_get_503_at_once_and_free_their_slots(monkeypatch):
+    import threading
+    import time
+    from wsgiref.simple_server import make_server
+
+    monkeypatch.setattr(server.ThreadingServer, "max_connections", 4)
+    httpd = make_server("127.0.0.1", 0, ShopApp(RecordingDb()), server_class=server.ThreadingServer,
+                        handler_class=server.QuietHandler)  # fmt: skip
+    port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]  # send nothing
+    try:
+        started = time.monotonic()
+        assert _get(port).startswith(b"HTTP/1.0 503") and time.monotonic() - started < 5
+    finally:
+        for conn in held:
+            conn.close()
+    deadline = time.monotonic() + 10
+    while not (answer := _get(port)).startswith(b"HTTP/1.0 200") and time.monotonic() < deadline:
+        pass  # the held handlers see the close and give their slots back
+    httpd.shutdown()
+    httpd.server_close()
+    assert answer.startswith(b"HTTP/1.0 200") and b'"writer"' in answer

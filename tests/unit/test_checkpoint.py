@@ -42,3 +42,31 @@ def test_an_unknown_checkpoint_is_refused():
     with pytest.raises(ConfigError) as error:
         checkpoint("everything")
     assert error.value.field == "step"
+
+
+def test_the_first_cell_says_in_one_line_which_notebook_to_run_first(strict_backend, capsys):
+    """Skipping ahead: each notebook's first cell names the earliest notebook to run, or the fastest catch-up."""
+    from labkit.workbook.checkpoints import begin, where_to_start
+
+    config = LabConfig()
+    line = where_to_start("compute", config, strict_backend)
+    assert line.startswith("not ready for 03_compute") and "run 01_network first" in line
+    assert 'labkit.apply(config, only="compute")' in line and "\n" not in line
+    sql = where_to_start("sql", config, strict_backend)
+    assert "run 01_network first" in sql and "`labkit.apply(config)`" in sql
+    assert "create_schema" in where_to_start("benchmark", config, strict_backend)
+    apply(config, strict_backend, stream=io.StringIO(), only="network")
+    assert "run 02_database first" in where_to_start("compute", config, strict_backend)
+    assert where_to_start("database", config, strict_backend) == (
+        "ready for 02_database: what the earlier notebooks build is in place"
+    )
+    assert begin("network", config, strict_backend) is config
+    assert capsys.readouterr().out == "ready for 01_network\n"
+
+
+def test_the_first_cell_says_when_the_sandbox_is_not_running(lab_home, monkeypatch):
+    from labkit.workbook.checkpoints import where_to_start
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    line = where_to_start("database", LabConfig(backend="sandbox"))
+    assert "the sandbox is not running" in line and "run 00_setup first" in line

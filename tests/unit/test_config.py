@@ -174,3 +174,9 @@ def test_bad_toml_and_bad_values_in_a_file_are_config_errors(tmp_path):
     with pytest.raises(ConfigError) as caught:
         LabConfig.load(wrong)
     assert caught.value.field == "db_instance_class"
+
+
+@pytest.mark.parametrize(("given", "kept"), [("default", "default"), ("LTS", "lts"), ("8.0.mysql_aurora.3.10.1", None)])
+def test_engine_version_is_a_word_resolved_at_plan_time_or_a_version(given, kept):
+    assert LabConfig(engine_version=given).engine_version == (kept or given)
+    assert LabConfig().engine_version == "default"  # a new lab gets the region's current default, never a pin

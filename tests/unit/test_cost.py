@@ -338,3 +338,18 @@ def test_the_estimate_is_a_cost_estimate_with_a_serialisable_dict():
     data = json.loads(json.dumps(estimate.to_dict()))
     assert data["as_of"] == TABLE.as_of and data["per_hour"] == pytest.approx(estimate.per_hour)
     assert [line["item"] for line in data["lines"]] == list(estimate.to_frame(total=False)["item"])
+
+
+def test_dollar_amounts_in_the_notebook_view_are_not_typeset_as_math():
+    """JupyterLab's MathJax turns "$0.16 per hour, $3.91 per day" into italic math unless told not to."""
+    rendered = plan_cost(LabConfig())._repr_html_()
+    assert "$" in rendered
+    assert rendered.startswith('<div class="mathjax_ignore">') and rendered.endswith("</div>")
+
+
+def test_burstable_classes_carry_a_note_about_surplus_cpu_credits():
+    from labkit.lab.cost import _burst_notes
+
+    [note] = _burst_notes(["db.t4g.medium", "t3.micro", "db.r6g.large", "t3.micro"])
+    assert note.startswith("db.t4g.medium, t3.micro are burstable classes") and "vCPU-hour" in note
+    assert _burst_notes(["db.r6g.large", "m7g.large"]) == []

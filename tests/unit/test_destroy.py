@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -27,7 +28,9 @@ def test_destroy_removes_everything_in_an_order_aws_accepts(strict_backend):
 
 
 def test_destroy_of_nothing_is_quiet_and_clean(strict_backend):
-    assert destroy(LabConfig(), strict_backend).empty
+    shown = io.StringIO()
+    assert destroy(LabConfig(), strict_backend, stream=shown).empty
+    assert "nothing is left" in shown.getvalue() and "0 resources remain" not in shown.getvalue()
 
 
 def test_verify_lists_what_the_tagging_api_misses(strict_backend):

@@ -1,7 +1,8 @@
 """nbval setup: every notebook runs against a fresh sandbox in a temporary LABKIT home.
 
-pytest fixtures never run for nbval cells, so the sandbox starts in pytest_sessionstart (this conftest is
-an initial conftest because `notebooks` is on the command line), before any kernel starts. Kernels inherit
+`make notebooks` loads this as a plugin (`-p nbval_setup`, with tests/notebooks on PYTHONPATH): it lives here,
+not next to the notebooks, so the learner's JupyterLab file browser shows notebooks only. pytest fixtures never
+run for nbval cells, so the sandbox starts in pytest_sessionstart, before any kernel starts. Kernels inherit
 this process's environment: fake credentials, the sandbox endpoint on loopback, and no AWS profile.
 """
 

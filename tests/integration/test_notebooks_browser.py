@@ -1,0 +1,311 @@
+"""The learner's JupyterLab, in a real browser: `make lab`'s launcher (labkit.workbook.lab) starts a fresh sandbox
+and JupyterLab on loopback, and Debian's Chromium, driven by Playwright, opens every learner notebook in order,
+looks at it as committed, runs all its cells and waits for the kernel to go idle; the test then asserts what a
+learner sees: no unexpected error, widgets rendered (no `VBox(children=`, no "Loading widget"), dollar amounts
+not typeset as math, a LabkitError as its message and fix without a traceback, values not cut with "...". A
+screenshot of each notebook, and each notebook's Run All time (notebook-run-all-seconds.json), go to
+test-artifacts/ (or $LABKIT_ARTIFACTS).
+
+Run All writes outputs into the notebook files, so the browser works on a copy in a temporary folder; the
+committed notebooks are only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from test_app_browser import ARTIFACTS, CHROMIUM_FLAGS, chromium_path
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[0-9]_*.ipynb"))  # the learner's, in order (90 is the instructor's)
+RUN_TIMEOUT_MS = 600_000  # one notebook's Run All; 05 (benchmark, failover) is the longest
+URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+)/lab\?token=(\S+))")
+TRUNCATED = re.compile(r"(\.\.\.|…)$")
+SHORT_TRACEBACK = 5  # lines at most in a LabkitError's error output (labkit.workbook.shell.short_traceback)
+RUN_TIMES: dict[str, float] = {}
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+class Lab:
+    """JupyterLab started the way `make lab` starts it, on a copy of the notebooks, in a home of its own."""
+
+    def __init__(self, folder: Path, home: Path, settings: Path) -> None:
+        self.folder, self.home = folder, home
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        env.pop("LABKIT_SANDBOX_PORT", None)
+        env.update(
+            LABKIT_HOME=str(home), LABKIT_BACKEND="sandbox", PYTHONHASHSEED="0", PYTHONUNBUFFERED="1",
+            JUPYTER_CONFIG_DIR=str(home / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(home / "jupyter-runtime"),
+            JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+            IPYTHONDIR=str(home / "ipython"),
+        )  # fmt: skip
+        self.env = env
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "labkit.workbook.lab", f"--notebook-dir={folder}", "--no-browser"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url, self.port, self.token = self._wait_for_url()
+        self._wait_until_serving()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def _wait_for_url(self, timeout: float = 90.0) -> tuple[str, int, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.process.poll() is None, "the launcher exited:\n" + "".join(self.log)
+                continue
+            if match := URL_LINE.search(line):
+                return match.group(1), int(match.group(2)), match.group(3)
+        raise AssertionError("the launcher printed no JupyterLab link:\n" + "".join(self.log))
+
+    def api(self, path: str, method: str = "GET") -> object:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def _wait_until_serving(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "JupyterLab exited:\n" + "".join(self.log)
+            try:
+                self.api("/api/status")
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("JupyterLab did not answer:\n" + "".join(self.log))
+
+    def wait_for_kernel(self, name: str, timeout: float = 60.0) -> None:
+        """Until the notebook's kernel has started, is idle and the page is connected to it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for session in self.api("/api/sessions"):  # type: ignore[union-attr]
+                kernel = session["kernel"]
+                if session["path"] == name and kernel["execution_state"] == "idle" and kernel["connections"] >= 1:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"the kernel of {name} did not start:\n" + "".join(self.log[-20:]))
+
+    def shut_down_kernels(self) -> None:
+        for session in self.api("/api/sessions"):  # type: ignore[union-attr]
+            self.api(f"/api/sessions/{session['id']}", method="DELETE")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)  # JupyterLab shuts its kernels down on SIGTERM
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        subprocess.run([sys.executable, "-m", "labkit.cli.main", "sandbox", "down"], env=self.env,
+                       capture_output=True, timeout=120)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("notebooks")
+    for notebook in NOTEBOOKS:
+        shutil.copy(notebook, folder / notebook.name)
+    settings = tmp_path_factory.mktemp("lab-settings")
+    # Every cell in the DOM (the default virtual scrolling leaves out what is off screen), no news pop-up.
+    tracker = settings / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    news = settings / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    started = Lab(folder, tmp_path_factory.mktemp("labkit-home"), settings)
+    yield started
+    started.stop()
+    if RUN_TIMES:  # each notebook's Run All time, for the CI log's artifacts
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        times = {name: round(seconds, 1) for name, seconds in RUN_TIMES.items()}
+        (ARTIFACTS / "notebook-run-all-seconds.json").write_text(json.dumps(times, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+        context = launched.new_context(viewport=VIEWPORT)
+        yield context
+        launched.close()
+
+
+@contextlib.contextmanager
+def opened(browser, lab: Lab, name: str, workspace: str) -> Iterator[Any]:
+    """The notebook in a fresh JupyterLab workspace (no other tab), its kernel started and idle; on the way out
+    the page closes and the kernel is shut down."""
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{lab.port}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+        lab.wait_for_kernel(name)
+        page.wait_for_function(
+            "() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
+            timeout=60_000,
+        )
+        yield page
+    finally:
+        page.close()
+        lab.shut_down_kernels()
+
+
+def _screenshot(page, path: Path) -> None:
+    """The whole notebook in one picture: the window made as tall as the notebook (JupyterLab scrolls inside
+    its panel, so a full-page screenshot alone shows one screen)."""
+    height = page.evaluate(
+        "() => { const n = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer');"
+        " return n ? n.scrollHeight : 1000; }"
+    )
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(height) + 200, 16_000)})
+    page.evaluate(
+        "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')?.scrollTo(0, 0)"
+    )
+    page.wait_for_timeout(300)  # one layout pass at the new size before the picture (no assertion waits on it)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+
+
+def _outputs_text(page) -> str:
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea").all_inner_texts().__str__()
+
+
+def _menu(page, top: str, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{top}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).first.click()
+
+
+RUN_FINISHED = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim());
+  if (prompts.some(p => p.includes('*'))) return false;
+  const indicator = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+  return /\\[\\d+\\]/.test(prompts[prompts.length - 1] || '') ||
+         (panel.querySelector('[data-mime-type="application/vnd.jupyter.stderr"]') !== null &&
+          (!indicator || indicator.getAttribute('data-status') === 'idle'));
+}"""
+
+
+def _run_all(page, name: str) -> float:
+    _menu(page, "Edit", "Clear Outputs of All Cells")
+    started = time.monotonic()
+    _menu(page, "Run", "Run All Cells")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt')]"
+        ".some(p => p.textContent.includes('*') || /\\[\\d+\\]/.test(p.textContent))",
+        timeout=60_000,
+    )
+    page.wait_for_function(RUN_FINISHED, timeout=RUN_TIMEOUT_MS, polling=250)
+    seconds = time.monotonic() - started
+    _menu(page, "File", "Save Notebook")
+    page.wait_for_function("() => !document.querySelector('.lm-TabBar-tab.jp-mod-dirty')", timeout=30_000)
+    return seconds
+
+
+def _saved(lab: Lab, name: str, timeout: float = 30.0) -> nbformat.NotebookNode:
+    """The notebook as the browser saved it (wait for the save to land: every code cell has run)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        notebook = nbformat.read(lab.folder / name, as_version=4)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        if all(c.execution_count for c in code) or time.monotonic() > deadline:
+            return notebook
+        time.sleep(0.2)
+
+
+def _unexpected_errors(notebook: nbformat.NotebookNode) -> list[str]:
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        for output in cell.outputs:
+            if output.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", []):
+                found.append(f"cell {index}: {output.ename}: {output.evalue}")
+        if cell.execution_count is None:
+            found.append(f"cell {index} did not run: {cell.source.splitlines()[0] if cell.source else ''}")
+    return found
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_committed_outputs_read_as_text_on_open(browser, lab, notebook):
+    """What a learner sees before running anything: JupyterLab shows a saved widget output's text/plain."""
+    with opened(browser, lab, notebook.name, f"open-{notebook.stem}") as page:
+        shown = _outputs_text(page)
+        assert "VBox(children=" not in shown and "IntProgress(" not in shown and "Loading widget" not in shown
+        assert page.locator(".jp-OutputArea-output mjx-container").count() == 0  # no dollar typeset as math
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_run_all_in_chromium(browser, lab, notebook):
+    """Each notebook in order, Run All, then what the learner sees."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with opened(browser, lab, notebook.name, f"run-{notebook.stem}") as page:
+        try:
+            RUN_TIMES[notebook.stem] = _run_all(page, notebook.name)
+        finally:
+            _screenshot(page, ARTIFACTS / f"notebook-{notebook.stem}.png")
+        saved = _saved(lab, notebook.name)
+        assert not _unexpected_errors(saved), _unexpected_errors(saved)
+        panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        shown = _outputs_text(page)
+        assert "VBox(children=" not in shown and "Loading widget" not in shown
+        assert "Error displaying widget" not in shown
+        if any(word in c.source for c in saved.cells for word in ("labkit.apply(", "labkit.destroy(", "config_form")):
+            assert panel.locator(".jupyter-widgets").count() > 0, "no widget rendered"
+        assert panel.locator(".jp-OutputArea-output mjx-container").count() == 0, "a dollar amount typeset as math"
+        cells = panel.locator(".jp-OutputArea-output td").all_inner_texts()
+        cut = [text for text in cells if TRUNCATED.search(text.strip())]
+        assert not cut, f"values cut off: {cut}"
+    for index, cell in enumerate(saved.cells):  # a LabkitError: message and fix, no walk through labkit's source
+        for output in cell.get("outputs", []):
+            if output.output_type == "error" and "raises-exception" in cell.metadata.get("tags", []):
+                text = "\n".join(output.traceback)
+                assert "Traceback" not in text and "File " not in text, f"cell {index}: {text}"
+                assert len(text.splitlines()) <= SHORT_TRACEBACK and "%tb" in text, f"cell {index}: {text}"
+
+
+def test_a_labkit_error_in_the_browser_shows_no_traceback(browser, lab):
+    """04's cells meant to fail, as the browser shows the run's saved outputs: the refusal and its fix only."""
+    with opened(browser, lab, "04_sql.ipynb", "errors-04") as page:
+        errors = page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        )
+        shown = errors.all_inner_texts()
+    assert len(shown) >= 2, "04's two refusals are shown"
+    for text in shown:
+        assert "Traceback" not in text and "labkit/" not in text and "fix" in text, text

@@ -1,0 +1,47 @@
+"""What a learner sees in the notebooks: the setup form refuses bad values with their fix (no clamping) and
+reads as text in a saved notebook."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.config import LabConfig
+from labkit.errors import ConfigError
+from labkit.workbook.form import ConfigForm
+
+
+@pytest.fixture
+def form(lab_home):
+    return ConfigForm(LabConfig(backend="sandbox"))
+
+
+def test_the_form_refuses_20_readers_instead_of_clamping(form):
+    form.widgets["readers"].value = 20
+    assert form.widgets["readers"].value == 20  # not silently 15
+    assert "readers" in form.verdict.value and "use 0 to 15" in form.verdict.value
+    with pytest.raises(ConfigError) as refused:
+        form.save()
+    assert refused.value.field == "readers"
+    form.widgets["readers"].value = 2
+    assert form.verdict.value == "" and form.save().readers == 2
+
+
+def test_every_form_value_goes_through_labconfig(form):
+    form.widgets["region"].value = "moon-1"
+    assert form.problem() is not None and form.problem().field == "region"
+    assert "region" in form.verdict.value
+
+
+def test_a_saved_form_output_reads_as_the_values(form, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda thing, **kw: shown.append(thing))
+    form._ipython_display_()
+    [bundle] = shown
+    assert "VBox" not in bundle["text/plain"]
+    assert "readers" in bundle["text/plain"] and "us-east-1" in bundle["text/plain"]
+
+
+def test_the_config_view_wraps_between_fields_never_inside_one():
+    view = LabConfig(backend="sandbox")._repr_html_()
+    assert view.count("white-space: nowrap") == len(LabConfig().to_dict())
+    assert "engine_version=&#x27;default&#x27;" in view
