@@ -11,8 +11,10 @@ A write whose outcome the client never learned (the connection broke) is not cou
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import shutil
 import signal
 import statistics
 import tempfile
@@ -100,7 +102,7 @@ def one_kill(rds, cluster: dict, password: str, table: str) -> tuple[float, int,
     stop.set()
     thread.join()
     times = [t for _, t in acked if t > killed_at - 1.0]
-    downtime = max(b - a for a, b in zip(times, times[1:]))  # the longest wait between two acknowledged writes
+    downtime = max(b - a for a, b in itertools.pairwise(times))  # the longest wait between two acknowledged writes
     with _connect(cluster["Endpoint"], password) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT id FROM {table}")
         stored = {row[0] for row in cur.fetchall()}
@@ -127,7 +129,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    os.environ["LABKIT_HOME"] = tempfile.mkdtemp(prefix="labkit-bench-")
+    home = tempfile.mkdtemp(prefix="labkit-bench-")
+    os.environ["LABKIT_HOME"] = home
     from labkit import sandbox
     from labkit.sandbox.backend import SandboxBackend
 
@@ -142,14 +145,16 @@ def main() -> None:
             _cluster(backend, f"lab{i}")
         idle_ten = idle_cpu(args.idle_seconds)
     finally:
-        sandbox.down()
+        sandbox.down(forget=True)
+        shutil.rmtree(home, ignore_errors=True)
     downtimes = [d for d, _, _ in runs]
-    print(f"automatic failover after kill -9 of the writer, {len(runs)} runs under a write load:")
-    print(
-        f"  downtime s: median {statistics.median(downtimes):.2f}, min {min(downtimes):.2f}, "
-        f"max {max(downtimes):.2f}"
-    )
-    print(f"  acknowledged writes: {sum(a for _, a, _ in runs)}, lost: {sum(lost for _, _, lost in runs)}")
+    if runs:
+        print(f"automatic failover after kill -9 of the writer, {len(runs)} runs under a write load:")
+        print(
+            f"  downtime s: median {statistics.median(downtimes):.2f}, min {min(downtimes):.2f}, "
+            f"max {max(downtimes):.2f}"
+        )
+        print(f"  acknowledged writes: {sum(a for _, a, _ in runs)}, lost: {sum(lost for _, _, lost in runs)}")
     print(f"daemon idle CPU, % of one core: 1 lab {idle_one:.2f}, 10 labs {idle_ten:.2f}")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -93,7 +94,8 @@ def one_run(cluster: str) -> dict[str, float]:
 def main() -> None:
     from labkit import sandbox
 
-    os.environ["LABKIT_HOME"] = tempfile.mkdtemp(prefix="labkit-bench-")
+    home = tempfile.mkdtemp(prefix="labkit-bench-")
+    os.environ["LABKIT_HOME"] = home
     try:
         cold = one_run("cold")
         sandbox.reset()
@@ -101,7 +103,8 @@ def main() -> None:
         warm = one_run("warm")
         restored = restore("warm")
     finally:
-        sandbox.down()
+        sandbox.down(forget=True)
+        shutil.rmtree(home, ignore_errors=True)
     print(f"{'figure':32} {'cold home':>10} {'warm home':>10}")
     for key in ("up_s", "to_first_query_s", "databases_after_create_s"):
         print(f"{key:32} {cold[key]:10.2f} {warm[key]:10.2f}")

@@ -8,8 +8,8 @@ from .access.schema import create_schema
 from .access.sql import close_engines, credentials, engine, sql, whoami
 from .access.tunnel import readiness, tunnel
 from .access.webapp import web_app
-from .bench import benchmark, failover, replica_lag
-from .classroom import class_check, class_reset, class_status
+from .bench import benchmark, compare, failover, replica_lag
+from .classroom import class_check, class_reset, class_status, learners_create, learners_delete, learners_list
 from .config import LabConfig
 from .errors import ConfigError, LabkitError
 from .lab.apply import apply
@@ -17,8 +17,9 @@ from .lab.cost import plan_cost, running_cost
 from .lab.destroy import destroy
 from .lab.inventory import status, verify
 from .lab.plan import plan
+from .lab.preflight import preflight
 from .security import can_reach, lint, revoke_rules, security_groups, style_rules
-from .workbook.checkpoints import checkpoint
+from .workbook.checkpoints import begin, checkpoint
 from .workbook.doctor import environment_report
 from .workbook.form import config_form
 from .workbook.runner import run_notebooks

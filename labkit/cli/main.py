@@ -11,25 +11,37 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from labkit.cli import bench, classroom, lab, run, sandbox, security, sql
-
-# The command groups, in the order `labkit --help` lists them.
-COMMAND_MODULES = (sandbox, lab, security, sql, bench, classroom, run)
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The `labkit` parser with every command group's subcommands."""
+    # Imported here, inside main's Ctrl-C guard: a Ctrl-C in the first tenth of a second is one line too.
+    from labkit.cli import bench, classroom, lab, preflight, run, sandbox, schema, security, sql
+
     parser = argparse.ArgumentParser(prog="labkit", description="Aurora MySQL + EC2 lab toolkit")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in COMMAND_MODULES:
+    for module in (
+        sandbox,
+        preflight,
+        lab,
+        security,
+        sql,
+        schema,
+        bench,
+        classroom,
+        run,
+    ):  # the order `labkit --help` lists them
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand's handler; its return value is the exit code."""
-    args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:  # before a handler's own guard (labkit.cli.exits) is in place
+        print("interrupted: nothing was changed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

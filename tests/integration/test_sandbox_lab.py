@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import time
 
 from labkit import sandbox
 from labkit.config import LabConfig
+from labkit.home import labkit_home
 from labkit.lab.apply import apply
 from labkit.lab.destroy import destroy
 from labkit.sandbox.processes import pid_alive
@@ -26,3 +28,8 @@ def test_apply_then_destroy_drives_the_databases(sandbox_backend):
     sandbox.wait_for_databases(0)
     assert read_state().instances == {}
     assert not any(pid_alive(pid) for pid in pids)
+    apps = labkit_home() / "apps"
+    deadline = time.monotonic() + 20  # the app supervisor forgets a terminated instance's app on its next pass
+    while any(apps.glob("i-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(apps.glob("i-*")), "the app folder of a terminated instance is left behind"

@@ -19,6 +19,7 @@ import base64
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,6 +153,27 @@ class AppSupervisor:
                         running[instance["InstanceId"]] = (ec2, ec2.meta.region_name)
         return running
 
+    def _forget_terminated(self) -> bool:
+        """Remove the app folders (source, settings, log) of instances that no longer exist (terminated):
+        an app keeps no data of its own, its orders are in the database."""
+        folders = [f for f in (self.home / "apps").glob("i-*") if f.is_dir() and f.name not in self.apps]
+        if not folders:
+            return False
+        alive = {"pending", "running", "stopping", "stopped", "shutting-down"}
+        existing = {
+            instance["InstanceId"]
+            for ec2 in self.ec2_clients()
+            for page in ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-state-name", "Values": sorted(alive)}]
+            )
+            for reservation in page["Reservations"]
+            for instance in reservation["Instances"]
+        }
+        gone = [f for f in folders if f.name not in existing]
+        for folder in gone:
+            shutil.rmtree(folder, ignore_errors=True)
+        return bool(gone)
+
     def _user_data(self, ec2: Any, instance_id: str) -> str:
         if instance_id not in self.user_data:  # user data can change only while an instance is stopped
             reply = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
@@ -169,6 +191,7 @@ class AppSupervisor:
             changed = True
         for instance_id in [i for i in self.user_data if i not in running]:
             self.user_data.pop(instance_id)  # a stopped instance may come back with new user data
+        changed |= self._forget_terminated()
         for instance_id, (ec2, region) in running.items():
             app = self.apps.get(instance_id)
             if app is not None:
