@@ -68,6 +68,9 @@ class FakeServer(DatabaseServer):
     def caught_up_position(self) -> str | None:
         return f"received-by-{self.name}"
 
+    def replicating(self) -> bool:
+        return self.source is not None
+
     def start(self) -> None:
         self.running, self.dead = True, False
         self.calls.append(("start", self.name))
@@ -243,7 +246,7 @@ class FakeModel:
         self.rds = rds
         self.statuses: dict[str, list[str]] = {}
         self.events: list[str] = []
-        self.forced: set[str] = set()
+        self.reboots: dict[str, bool] = {}  # instance -> ForceFailover, as RebootDBInstance leaves them
 
     def set_status(self, region: str, instance: str, status: str) -> bool:
         seen = self.statuses.setdefault(instance, [])
@@ -254,11 +257,8 @@ class FakeModel:
                 described["DBInstanceStatus"] = status
         return True
 
-    def take_forced_failover(self, region: str, instance: str) -> bool:
-        if instance in self.forced:
-            self.forced.discard(instance)
-            return True
-        return False
+    def take_reboot(self, region: str, instance: str) -> bool | None:
+        return self.reboots.pop(instance, None)
 
     def fail_over(self, region: str, cluster: str, target: str) -> None:
         self.rds.fail_over(cluster, target)
@@ -331,7 +331,10 @@ def test_a_dead_writer_fails_over_to_a_reader_after_it_applied_all_it_received(t
     assert ("start", "auto-a") not in fake_engine.calls
     assert reconciler.restart_pending() is True
     _pass(reconciler)
+    _pass(reconciler)
     assert ("replicate", "auto-a", reconciler.servers["auto-b"].port) in fake_engine.calls  # back, as a reader
+    assert fake_engine.calls.count(("start", "auto-a")) == 1, "its own restart is not taken for a RebootDBInstance"
+    assert not [c for c in fake_engine.calls if c[0] == "replicate" and c[1] == "auto-a"][1:]
     assert reconciler.snapshot()[1]["auto"]["writer"] == "auto-b"
     assert reconciler.snapshot()[1]["auto"]["readers"] == ["auto-a"]
 
@@ -342,7 +345,7 @@ def test_reboot_with_force_failover_moves_the_writer_first(tmp_path, fake_engine
     model = FakeModel(rds)
     reconciler = _healthy(tmp_path, rds, model)
     fake_engine.calls.clear()
-    model.forced.add("boot-a")
+    model.reboots["boot-a"] = True
     model.set_status("", "boot-a", "rebooting")  # as RebootDBInstance(ForceFailover=True) leaves it
     _pass(reconciler)
     reconciler.restart_pending()

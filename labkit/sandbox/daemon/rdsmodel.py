@@ -25,7 +25,7 @@ from labkit.sandbox.daemon.changes import call_buffered
 log = logging.getLogger("labkit.sandbox.daemon.rdsmodel")
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/rds/")
 _lock = threading.Lock()
-_forced_failovers: set[tuple[str, str]] = set()  # (region, instance) rebooted with ForceFailover=True
+_reboots: dict[tuple[str, str], bool] = {}  # (region, instance) asked to reboot -> with ForceFailover
 
 
 def _backend(region: str) -> Any:
@@ -51,13 +51,11 @@ def status(region: str, instance: str) -> str | None:
     return None if model is None else str(model.status)
 
 
-def take_forced_failover(region: str, instance: str) -> bool:
-    """True (once) when `instance` was rebooted with ForceFailover=True."""
+def take_reboot(region: str, instance: str) -> bool | None:
+    """Once per RebootDBInstance call: None when none was asked, else whether ForceFailover was given. (A
+    `rebooting` status alone does not say it: the daemon's own restarts show it too.)"""
     with _lock:
-        if (region, instance) in _forced_failovers:
-            _forced_failovers.discard((region, instance))
-            return True
-        return False
+        return _reboots.pop((region, instance), None)
 
 
 def fail_over(region: str, cluster: str, target: str) -> None:
@@ -128,9 +126,9 @@ class InstanceStates:
                     b"<DBInstanceStatus>available</DBInstanceStatus>",
                     f"<DBInstanceStatus>{new_status}</DBInstanceStatus>".encode(),
                 )
-                if call.force_failover:
+                if call.action == "RebootDBInstance":
                     with _lock:
-                        _forced_failovers.add((call.region, call.instance))
+                        _reboots[(call.region, call.instance)] = call.force_failover
                 self.wake.set()
         headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in headers]
         start_response(status_line, headers)

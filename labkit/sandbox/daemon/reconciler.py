@@ -65,7 +65,7 @@ class ControlPlaneModel(Protocol):
     """What Aurora's control plane does on its own (daemon/rdsmodel.py writes it into moto's state)."""
 
     def set_status(self, region: str, instance: str, status: str) -> bool: ...
-    def take_forced_failover(self, region: str, instance: str) -> bool: ...
+    def take_reboot(self, region: str, instance: str) -> bool | None: ...
     def fail_over(self, region: str, cluster: str, target: str) -> None: ...
     def add_event(self, region: str, source_type: str, source: str, message: str, categories: list[str]) -> None: ...
 
@@ -317,8 +317,12 @@ class Reconciler:
         for member in members:
             if member == writer:
                 continue
-            if self.roles.get(member) == "rebooting":
-                continue
+            if (
+                self.roles.get(member) == "rebooting"
+                or member in self.pending_restarts
+                or self.servers[member].exited()
+            ):
+                continue  # restarted first (check_health, restart_pending), then pointed at the writer
             if self.roles.get(member) != "reader" or self.servers[member].replication_source_port() != writer_port:
                 log.info("pointing %s at writer %s", member, writer)
                 self.servers[member].replicate_from(writer_port, self.repl_password)
@@ -428,15 +432,17 @@ class Reconciler:
         self._event(cluster, "db-instance", name, message, ["availability"])
 
     def _reboot_requested(self, instances: dict[str, InstanceView], clusters: dict[str, ClusterView]) -> bool:
-        """RebootDBInstance (the instance shows `rebooting`): restart its server; with ForceFailover on the
-        writer, fail over to a reader first, as Aurora does."""
+        """RebootDBInstance: restart its server; with ForceFailover on the writer, fail over to a reader first, as
+        Aurora does."""
         changed = False
         for name, view in instances.items():
-            if view.status != "rebooting" or name not in self.servers or self.roles.get(name) == "rebooting":
+            if self.model is None or name not in self.servers or self.roles.get(name) == "rebooting":
                 continue
             cluster = view.cluster
             region = self.region_of.get(cluster, "")
-            forced = self.model is not None and self.model.take_forced_failover(region, name)
+            forced = self.model.take_reboot(region, name)
+            if forced is None:  # not asked (a `rebooting` status of the daemon's own restart says nothing)
+                continue
             target = self._failover_target(cluster, exclude=name) if forced else None
             if forced and self.writers.get(cluster) == name and target is not None:
                 self._event(
@@ -445,8 +451,7 @@ class Reconciler:
                 self._failover(cluster, name, target)
                 self.writers[cluster] = target
                 self.roles[target] = "writer"
-                if self.model is not None:
-                    self.model.fail_over(region, cluster, target)
+                self.model.fail_over(region, cluster, target)
                 clusters[cluster].writer = target  # what this pass observed is now out of date
                 self._event(
                     cluster, "db-cluster", cluster, f"Completed failover to DB instance: {target}", ["failover"]
@@ -473,12 +478,21 @@ class Reconciler:
         return changed
 
     def _publish(self, name: str, view: InstanceView) -> None:
-        if self.roles.get(name) in ("writer", "reader") and view.status in ("creating", "rebooting", "starting"):
+        role = self.roles.get(name)
+        if role == "reader" and view.status != "available" and not self._replicating(name):
+            return  # a reader is available once it receives and applies the writer's changes
+        if role in ("writer", "reader") and view.status in ("creating", "rebooting", "starting"):
             self._set_status(name, "available")
             view.status = "available"
         elif self.roles.get(name) == "failed" and view.status != "failed":
             self._set_status(name, "failed")
             view.status = "failed"
+
+    def _replicating(self, name: str) -> bool:
+        try:
+            return self.servers[name].replicating()
+        except Exception:  # not answering yet: not available yet
+            return False
 
     def _set_status(self, name: str, status: str) -> None:
         if self.model is not None:

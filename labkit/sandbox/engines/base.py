@@ -40,6 +40,10 @@ class DatabaseServer(ABC):
         """True when the process was started and has since exited (crashed or killed): Aurora would notice."""
 
     @abstractmethod
+    def replicating(self) -> bool:
+        """On a replica: both replication threads run (it receives and applies the writer's changes)."""
+
+    @abstractmethod
     def caught_up_position(self) -> str | None:
         """On a replica: everything it has received from the writer (what a promotion must apply first)."""
 

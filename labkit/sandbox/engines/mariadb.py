@@ -272,6 +272,12 @@ class MariaDBServer(DatabaseServer):
     def exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
 
+    def replicating(self) -> bool:
+        with self.admin() as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            row = cur.fetchone()
+        return bool(row) and row["Slave_IO_Running"] == "Yes" and row["Slave_SQL_Running"] == "Yes"
+
     def caught_up_position(self) -> str | None:
         """The GTID position this replica has received (its relay log), to be applied before a promotion."""
         with self.admin() as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
