@@ -39,7 +39,7 @@ CONFIG_FILE_NAME = "lab.toml"
 MAX_READERS = 15  # Aurora allows up to 15 replicas per cluster
 VPC_PREFIX_RANGE = (16, 26)  # AWS allows /16 to /28; the lab splits the VPC into four subnets
 # [0-9] and ASCII: \d takes any Unicode digit. 'default' and 'lts' are resolved at plan time (labkit/lab/engine.py).
-ENGINE_VERSION_PATTERN = re.compile(r"^8\.0\.mysql_aurora\.3\.[0-9]{2}\.[0-9]+$", re.ASCII)
+ENGINE_VERSION_PATTERN = re.compile(r"^8\.0\.mysql_aurora\.(3\.[0-9]{2})\.[0-9]+$", re.ASCII)  # group 1: the line
 ENGINE_VERSION_WORDS = ("default", "lts")
 NAME_PART_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 VPC_ID_PATTERN = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")

@@ -12,8 +12,6 @@ major version past its end of standard support fails to create instead of billin
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +20,7 @@ from botocore.parsers import ResponseParserError
 
 from labkit.aws.backend import Backend
 from labkit.aws.errors import error_code
-from labkit.config import LabConfig
+from labkit.config import ENGINE_VERSION_PATTERN, LabConfig
 from labkit.errors import ConfigError
 
 ENGINE = "aurora-mysql"
@@ -30,8 +28,7 @@ DEFAULT, LTS = "default", "lts"  # engine_version values resolved from the regio
 # Long-term-support minor lines of Aurora MySQL 3, newest first (Aurora User Guide, "Long-term support (LTS)
 # and beta releases for Amazon Aurora MySQL": 3.10 and 3.04).
 LTS_LINES = ("3.10", "3.04")
-# ASCII digits only: `\d` also matches Arabic-Indic and other Unicode digits, which RDS does not accept.
-VERSION = re.compile(r"^8\.0\.mysql_aurora\.(3\.[0-9]{2})\.[0-9]+$", re.ASCII)
+VERSION = ENGINE_VERSION_PATTERN  # the config's pattern (ASCII digits only); group 1 is the minor line, e.g. 3.10
 NO_EXTENDED_SUPPORT = "open-source-rds-extended-support-disabled"
 AVAILABLE = "available"
 
@@ -58,20 +55,13 @@ class CatalogMissing(Exception):
     """The backend does not answer an RDS catalog call (moto does not implement describe_db_engine_versions)."""
 
 
-def _config_default() -> str:
-    return next(f for f in dataclasses.fields(LabConfig) if f.name == "engine_version").default  # type: ignore[return-value]
-
-
 def requested_version(config: LabConfig) -> str:
-    """What the config asks for: 'default', 'lts', or a pinned version.
-
-    The config's own default value counts as 'default': a learner who never chose a version gets the region's
-    current default, not a minor version that will retire under them.
-    """
+    """What the config asks for: 'default' (LabConfig's default: the region's current default, never a minor
+    version that would retire under the learner), 'lts', or a pinned version."""
     value = config.engine_version.strip()
-    if value.lower() in (DEFAULT, LTS):
-        return value.lower()
-    return DEFAULT if value in ("", _config_default()) else value
+    if not value or value.lower() in (DEFAULT, LTS):
+        return value.lower() or DEFAULT
+    return value
 
 
 def _versions(rds: Any, **filters: Any) -> list[dict[str, Any]]:
@@ -202,9 +192,7 @@ def choose_engine(backend: Backend, config: LabConfig) -> EngineChoice:
 
 
 def _fallback(config: LabConfig) -> str:
-    """The version a backend without a catalog gets: the pinned one, else the config's default when it is a
-    version, else the newest long-term-support line's first release (what 'lts' meant when this was written)."""
+    """The version a backend without a catalog gets: the pinned one, else the newest long-term-support line's
+    first release (what 'default' and 'lts' meant when this was written)."""
     wanted = requested_version(config)
-    if wanted not in (DEFAULT, LTS):
-        return wanted
-    return _config_default() if VERSION.match(_config_default()) else f"8.0.mysql_aurora.{LTS_LINES[0]}.0"
+    return wanted if wanted not in (DEFAULT, LTS) else f"8.0.mysql_aurora.{LTS_LINES[0]}.0"

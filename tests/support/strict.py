@@ -24,6 +24,7 @@ from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE
 from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES
 from labkit.lab.resources.compute import LIVE_INSTANCE_STATES
 from labkit.lab.resources.registry import tagged_creates
+from labkit.sandbox.daemon import catalog as sandbox_catalog
 
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
 PASSWORD_FORBIDDEN = set('/"@ ')
@@ -33,21 +34,10 @@ LAB_TAG_KEYS = {TAG_LAB, TAG_LEARNER, TAG_NODE}
 TAGGED_CREATES = tagged_creates()
 
 
-# Aurora MySQL 3 versions as RDS listed them in us-east-1 late in 2026 (Aurora MySQL release notes; 3.05 to 3.07
-# are deprecated, 3.04 and 3.10 are the long-term-support lines). A test can retire any of them.
-CATALOG_VERSIONS = {
-    "8.0.mysql_aurora.3.04.3": "available",
-    "8.0.mysql_aurora.3.04.4": "available",
-    "8.0.mysql_aurora.3.05.2": "deprecated",
-    "8.0.mysql_aurora.3.06.1": "deprecated",
-    "8.0.mysql_aurora.3.07.1": "deprecated",
-    "8.0.mysql_aurora.3.08.0": "available",
-    "8.0.mysql_aurora.3.08.2": "available",
-    "8.0.mysql_aurora.3.09.0": "available",
-    "8.0.mysql_aurora.3.10.0": "available",
-    "8.0.mysql_aurora.3.10.1": "available",
-}
-CATALOG_DEFAULT = "8.0.mysql_aurora.3.10.1"
+# Aurora MySQL 3 versions as RDS listed them (the sandbox's dated catalog: one list for both); a test can retire
+# any of them in its own copy.
+CATALOG_VERSIONS = dict(sandbox_catalog.VERSIONS)
+CATALOG_DEFAULT = sandbox_catalog.DEFAULT
 
 
 @dataclass
