@@ -24,13 +24,13 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from labkit.access.diagnosis import connection_failure
-from labkit.access.dialects import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, dialect_for
 from labkit.access.lookup import lab_cluster
 from labkit.access.tunnel import Tunnel, find_open
 from labkit.access.tunnel.session import moved
 from labkit.access.tunnel.target import validate_to
 from labkit.aws.backend import Backend
 from labkit.config import lab_and_backend
+from labkit.engines import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, engine_for
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -123,7 +123,7 @@ def engine(
     backend: Backend | None = None,
 ) -> Engine:
     """A SQLAlchemy engine for 'writer', 'reader' or a DB instance, through a tunnel it opens; its driver is
-    the one the cluster's engine needs (PyMySQL for Aurora MySQL).
+    the one the cluster's engine needs (its dialect's, labkit.engines).
 
     One engine and one tunnel per target are kept and reused; a closed tunnel is opened again.
     """
@@ -161,7 +161,7 @@ def lab_engine(
             else find_open(on, config, backend) or Tunnel(on, config=config, backend=backend).open()
         )
         cluster = lab_cluster(config, backend)
-        dialect = dialect_for(cluster.get("Engine"))
+        dialect = engine_for(cluster.get("Engine")).dialect
         secret = _credentials_of(cluster, backend)
         url = URL.create(
             dialect.driver, username=secret.username, password=secret.password,
@@ -306,9 +306,9 @@ def _catch_up(connection: Any, dialect: Dialect, position: str | None) -> None:
 def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:
     """Which DB instance answers on `on`, and whether it is read-only.
 
-    The dialect's identity queries are tried in order (Aurora names itself in `@@aurora_server_id`; MariaDB,
-    the sandbox, in `@@report_host`). Each call uses a new connection, as the reader endpoint balances
-    per connection.
+    The dialect's identity queries are tried in order (Aurora names its instance in one server variable, the
+    sandbox's MariaDB in another). Each call uses a new connection, as the reader endpoint balances per
+    connection.
     """
     opened = lab_engine(on, config=config, backend=backend)
     fresh = opened.fresh_engine()
@@ -325,7 +325,7 @@ def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | 
 
 
 def _identity(connection: Any, dialect: Dialect) -> Any:
-    """The first of the dialect's identity queries the server knows (the others raise, e.g. 1193 on MariaDB)."""
+    """The first of the dialect's identity queries the server knows (the others raise: an unknown variable)."""
     *others, last = dialect.identity_queries
     for query in others:
         try:

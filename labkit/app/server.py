@@ -6,19 +6,22 @@ and its managed secret with the instance role, then reads the master password fr
 password is never put in a page, a log line or an error. Input is validated and bound as SQL parameters,
 every value on the page is HTML-escaped, and /health reports whether writer and reader answer.
 
-This file is self-contained (standard library, PyMySQL and boto3) because EC2 user data copies it alone
-onto the instance, which runs it with Amazon Linux's Python 3.9 as a systemd service on 127.0.0.1:8080:
-only a Session Manager port-forward reaches it, no inbound rule is opened. The sandbox runs the very same
-file, passing `dial` so that connections go through the sandbox's network (which applies the security
-groups) instead of DNS.
+This file is self-contained (standard library, boto3 and its engine's DB-API driver) because EC2 user data
+copies it alone onto the instance, which runs it with Amazon Linux's Python 3.9 as a systemd service on
+127.0.0.1:8080: only a Session Manager port-forward reaches it, no inbound rule is opened. What it must know
+of its database engine (the driver and how to call it, the error codes it acts on, its ping) comes from its
+environment, LABKIT_APP_ENGINE (JSON), which the user data renders from labkit's engine description. The
+sandbox runs the very same file with the same environment, passing `dial` so that connections go through the
+sandbox's network (which applies the security groups) instead of DNS.
 
-    LABKIT_APP_CLUSTER=lab-x-cluster LABKIT_APP_REGION=us-east-1 python3 server.py
+    LABKIT_APP_CLUSTER=lab-x-cluster LABKIT_APP_REGION=us-east-1 LABKIT_APP_ENGINE='{...}' python3 server.py
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import importlib
 import json
 import logging
 import os
@@ -40,7 +43,6 @@ CUSTOMER_MAX = 80
 QUANTITY_RANGE = (1, 100)
 ORDERS_SHOWN = 20
 RETRY_SETUP_SECONDS = 5.0
-ACCESS_DENIED = 1045  # MySQL: the user or password was refused (a rotated secret, read again)
 MAX_CONNECTIONS = 32  # requests served at once; more wait in no thread, they get 503 at once
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request (a held connection is dropped)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -59,18 +61,20 @@ log = logging.getLogger("shop")
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the app finds its cluster, and where it listens (from the environment user data writes)."""
+    """Where the app finds its cluster, what engine it runs, and where it listens (from the environment user
+    data writes)."""
 
     cluster: str
     region: str
     database: str = "shop"
     bind: str = "127.0.0.1"
     port: int = APP_PORT
+    engine: str = ""  # EngineFacts as JSON (LABKIT_APP_ENGINE); only discover() works without it
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        missing = [k for k in ("LABKIT_APP_CLUSTER", "LABKIT_APP_REGION") if not env.get(k)]
+        missing = [k for k in ("LABKIT_APP_CLUSTER", "LABKIT_APP_REGION", "LABKIT_APP_ENGINE") if not env.get(k)]
         if missing:
             raise SystemExit(f"shop: set {' and '.join(missing)} (EC2 user data writes them to /etc/labkit-app.env)")
         return cls(
@@ -79,7 +83,49 @@ class Settings:
             database=env.get("LABKIT_APP_DATABASE", "shop"),
             bind=env.get("LABKIT_APP_BIND", "127.0.0.1"),
             port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
+            engine=env["LABKIT_APP_ENGINE"],
         )
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What the app must know of its database engine: rendered by labkit from its engine description
+    (labkit.engines, AuroraEngine.app_facts) into LABKIT_APP_ENGINE, since this file imports nothing of labkit."""
+
+    engine: str  # the cluster's RDS engine
+    port: int  # its default port (a cluster described without one)
+    server: str  # how an error names the server
+    driver: dict[str, Any]  # the DB-API driver: its module and how its connect() is called (labkit.engines.DBAPI)
+    ping: str  # one row, one column: is this server read-only?
+    access_denied: tuple[Any, ...]  # the login was refused (a rotated secret: read it again)
+    no_table: tuple[Any, ...]  # the schema is not there yet
+    no_parent: tuple[Any, ...]  # a foreign key names no row (no such product)
+
+    @classmethod
+    def from_json(cls, text: str) -> EngineFacts:
+        data = json.loads(text)
+        return cls(
+            engine=data["engine"], port=int(data["port"]), server=data["server"], driver=data["driver"],
+            ping=data["ping"], access_denied=tuple(data["access_denied"]), no_table=tuple(data["no_table"]),
+            no_parent=tuple(data["no_parent"]),
+        )  # fmt: skip
+
+    def module(self) -> Any:
+        """The driver (imported on first use: a missing driver fails a request, not the service)."""
+        return importlib.import_module(self.driver["module"])
+
+    def connect(
+        self, host: str, port: int, user: str, password: str, database: str, *, connect_timeout: float,
+        timeout: float, deferred: bool = False,
+    ) -> Any:  # fmt: skip
+        """One autocommit connection; `deferred`: not yet connected, for connection.connect(socket)."""
+        driver = self.driver
+        arguments = {
+            "host": host, "port": port, "user": user, "password": password, driver["database_keyword"]: database,
+            driver["connect_timeout_keyword"]: connect_timeout, **dict.fromkeys(driver["timeout_keywords"], timeout),
+            **driver["options"], **(driver["deferred"] if deferred else {}),
+        }  # fmt: skip
+        return self.module().connect(**arguments)
 
 
 @dataclass(frozen=True)
@@ -107,7 +153,7 @@ def discover(settings: Settings) -> Cluster:
     return Cluster(
         writer=found["Endpoint"],
         reader=found.get("ReaderEndpoint") or found["Endpoint"],
-        port=int(found.get("Port") or 3306),
+        port=int(found.get("Port") or EngineFacts.from_json(settings.engine).port),
         username=value.get("username") or found["MasterUsername"],
         password=value["password"],
     )
@@ -128,6 +174,7 @@ class Database:
         connect_timeout: float = 3.0,
     ) -> None:
         self.settings = settings
+        self.facts = EngineFacts.from_json(settings.engine)
         self._discover = discover
         self.dial = dial
         self.connect_timeout = connect_timeout
@@ -150,12 +197,10 @@ class Database:
             return self._cluster
 
     def connect(self, role: str) -> Any:
-        import pymysql  # shipped standalone (see discover): a missing driver fails a request, not the service
-
         try:
             return self._connect(role, self.cluster())
-        except pymysql.err.OperationalError as exc:
-            if not exc.args or exc.args[0] != ACCESS_DENIED:
+        except self.facts.module().Error as exc:
+            if _error_code(exc) not in self.facts.access_denied:
                 raise
         # RDS rotates a managed secret (every 7 days by default): read it again and try once more
         with self._lock:
@@ -163,13 +208,10 @@ class Database:
         return self._connect(role, self.cluster())
 
     def _connect(self, role: str, cluster: Cluster) -> Any:
-        import pymysql  # shipped standalone, as in connect
-
         host = cluster.writer if role == "writer" else cluster.reader
-        connection = pymysql.connect(
-            host=host, port=cluster.port, user=cluster.username, password=cluster.password,
-            database=self.settings.database, connect_timeout=self.connect_timeout, read_timeout=10,
-            write_timeout=10, autocommit=True, charset="utf8mb4", defer_connect=self.dial is not None,
+        connection = self.facts.connect(
+            host, cluster.port, cluster.username, cluster.password, self.settings.database,
+            connect_timeout=self.connect_timeout, timeout=10, deferred=self.dial is not None,
         )  # fmt: skip
         if self.dial is not None:
             connection.connect(self.dial(host, cluster.port, self.connect_timeout))
@@ -202,7 +244,6 @@ ORDERS_SQL = (
 )
 PRODUCTS_SQL = "SELECT id, name FROM products ORDER BY id"
 INSERT_SQL = "INSERT INTO orders (product_id, customer, quantity) VALUES (%s, %s, %s)"
-PING_SQL = "SELECT @@read_only"
 
 
 @dataclass(frozen=True)
@@ -240,11 +281,11 @@ def _int(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, server: str = "database") -> str:
     """An error for the page: its class and first line, never a password (none is ever put in one)."""
     args = getattr(exc, "args", ())
-    if len(args) == 2 and isinstance(args[0], int):  # PyMySQL: (errno, message)
-        return f"MySQL error {args[0]}: {args[1]}"
+    if len(args) == 2 and isinstance(args[0], int):  # a driver's (code, message)
+        return f"{server} error {args[0]}: {args[1]}"
     if isinstance(exc, OSError) and args and isinstance(args[0], str):
         return args[0].splitlines()[0]  # a network error says what it is
     text = str(exc).strip().splitlines()
@@ -376,7 +417,7 @@ class ShopApp:
         try:
             new_id = self.db.execute("writer", INSERT_SQL, (order.product_id, order.customer, order.quantity))
         except Exception as exc:
-            if _error_code(exc) == 1452:  # foreign key: no such product
+            if _error_code(exc) in self.db.facts.no_parent:  # foreign key: no such product
                 errors = {"product_id": "That product does not exist."}
                 return self.page(environ, start_response, status="400 Bad Request", errors=errors, values=values)
             return self.page(environ, start_response, status="503 Service Unavailable", problem=self._explain(exc),
@@ -396,18 +437,21 @@ class ShopApp:
     def ping(self, role: str) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            read_only = self.db.query(role, PING_SQL)[0][0]
+            read_only = self.db.query(role, self.db.facts.ping)[0][0]
         except Exception as exc:
-            return {"ok": False, "error": _one_line(exc), "ms": round((time.perf_counter() - started) * 1000, 1)}
+            return {
+                "ok": False,
+                "error": _one_line(exc, self.db.facts.server),
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
         return {"ok": True, "read_only": bool(read_only), "ms": round((time.perf_counter() - started) * 1000, 1)}
 
-    @staticmethod
-    def _explain(exc: BaseException) -> str:
+    def _explain(self, exc: BaseException) -> str:
         if isinstance(exc, NotReady):
             return f"The database is not ready: {exc}"
-        if _error_code(exc) == 1146:
+        if _error_code(exc) in self.db.facts.no_table:
             return "The shop's tables do not exist yet: create them with labkit.create_schema() (notebook 04)."
-        return f"The database did not answer: {_one_line(exc)}"
+        return f"The database did not answer: {_one_line(exc, self.db.facts.server)}"
 
 
 def own_names(environ: dict[str, str] | None = None) -> frozenset[str]:

@@ -1,25 +1,29 @@
 """EC2 user data that installs the shop app as a systemd service, and the reading of it back.
 
-The script carries the app's source (gzip + base64, so it fits EC2's 16 KB limit), writes its settings to
+The script carries the app's source (gzip + base64, so it fits EC2's 16 KB limit), installs the DB-API driver
+its engine needs, writes its settings (with its engine's facts, rendered from labkit's engine description) to
 /etc/labkit-app.env, and starts `labkit-app.service` on 127.0.0.1:8080 as an unprivileged user. The sandbox
-reads the same user data back (`settings_from` and `source_from`) and runs the source it carries, so what
-the sandbox serves is exactly what an instance would install.
+reads the same user data back (`environment_from`, `settings_from` and `source_from`) and runs the source it
+carries with that environment, so what the sandbox serves is exactly what an instance would install.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
+import json
 import re
 import shlex
 from importlib import resources
 
-from labkit.app.server import APP_PORT, Settings
+from labkit.app.server import APP_PORT, EngineFacts, Settings
+from labkit.engines import AuroraEngine, engine_of
 
 ENV_MARKER = "LABKIT_APP_ENV"
 SOURCE_MARKER = "LABKIT_APP_SOURCE"
 USER_DATA_LIMIT = 16384  # bytes, before base64 (EC2's limit)
-PACKAGES = "'pymysql>=1.1' 'boto3>=1.28'"
+PACKAGES = ("boto3>=1.28",)  # besides the engine's DB-API driver
 
 SCRIPT = """\
 #!/bin/bash
@@ -66,6 +70,11 @@ def app_source() -> str:
     return (resources.files("labkit.app") / "server.py").read_text(encoding="utf-8")
 
 
+def engine_setting(engine: AuroraEngine) -> str:
+    """Settings.engine for an app on a cluster of `engine`: its facts as compact JSON (LABKIT_APP_ENGINE)."""
+    return json.dumps(engine.app_facts(), sort_keys=True, separators=(",", ":"))
+
+
 def app_environment(settings: Settings) -> dict[str, str]:
     return {
         "LABKIT_APP_CLUSTER": settings.cluster,
@@ -74,15 +83,20 @@ def app_environment(settings: Settings) -> dict[str, str]:
         "LABKIT_APP_DATABASE": settings.database,
         "LABKIT_APP_BIND": settings.bind,
         "LABKIT_APP_PORT": str(settings.port),
+        "LABKIT_APP_ENGINE": settings.engine,
     }
 
 
 def render(settings: Settings) -> str:
-    """The user data script for an instance serving the app for `settings.cluster`."""
+    """The user data script for an instance serving the app for `settings.cluster` (on its engine: the lab's
+    when the settings name none)."""
+    if not settings.engine:
+        settings = dataclasses.replace(settings, engine=engine_setting(engine_of()))
     packed = base64.encodebytes(gzip.compress(app_source().encode("utf-8"), mtime=0)).decode("ascii").strip()
     env = "\n".join(f"{key}={shlex.quote(value)}" for key, value in app_environment(settings).items())
+    packages = (EngineFacts.from_json(settings.engine).driver["requirement"], *PACKAGES)
     script = SCRIPT.format(
-        port=settings.port, packages=PACKAGES, source=packed, source_marker=SOURCE_MARKER, env=env,
+        port=settings.port, packages=shlex.join(packages), source=packed, source_marker=SOURCE_MARKER, env=env,
         env_marker=ENV_MARKER,
     )  # fmt: skip
     if len(script.encode()) > USER_DATA_LIMIT:
@@ -95,8 +109,8 @@ def _block(user_data: str, marker: str) -> str | None:
     return found.group(1) if found else None
 
 
-def settings_from(user_data: str) -> Settings | None:
-    """The app settings a user data script carries (None: the instance does not run the app)."""
+def environment_from(user_data: str) -> dict[str, str] | None:
+    """The environment file a user data script writes for the app (None: the instance does not run the app)."""
     block = _block(user_data, ENV_MARKER)
     if block is None:
         return None
@@ -104,10 +118,18 @@ def settings_from(user_data: str) -> Settings | None:
     for line in block.splitlines():
         key, _, value = line.partition("=")
         env[key] = (shlex.split(value) or [""])[0]
+    return env
+
+
+def settings_from(user_data: str) -> Settings | None:
+    """The app settings a user data script carries (None: the instance does not run the app)."""
+    env = environment_from(user_data)
+    if env is None:
+        return None
     return Settings(
         cluster=env["LABKIT_APP_CLUSTER"], region=env["LABKIT_APP_REGION"],
         database=env.get("LABKIT_APP_DATABASE", "shop"), bind=env.get("LABKIT_APP_BIND", "127.0.0.1"),
-        port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
+        port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))), engine=env.get("LABKIT_APP_ENGINE", ""),
     )  # fmt: skip
 
 

@@ -29,12 +29,13 @@ import pandas as pd
 
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
-from labkit.bench import capi, harness, stats
-from labkit.bench.connect import choose_path, connection_point
+from labkit.bench import harness, stats
+from labkit.bench.connect import c_path, choose_path, connection_point, driver_errors
 from labkit.bench.plots import distribution, timeline
-from labkit.bench.runner import SETUP_ERRORS, setup_error, to_frame, worker_operation
+from labkit.bench.runner import setup_error, to_frame, worker_operation
 from labkit.bench.workloads import find_workload
 from labkit.config import lab_and_backend
+from labkit.engines import engine_of
 from labkit.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.10  # of the second arm's median: a smaller difference would not change any decision
@@ -183,7 +184,8 @@ def compare(
         raise ConfigError(f"threshold={threshold!r}", field="threshold", fix="a share of the median, e.g. 0.1")
     if not floor_us >= 0:
         raise ConfigError(f"floor_us={floor_us!r}", field="floor_us", fix="microseconds, 0 or more")
-    driver = capi.choose_driver(driver)
+    engine = engine_of(config)
+    driver = c_path(engine).choose_driver(driver)
     config, backend = lab_and_backend(config, backend)
     arms = _arms(targets, paths, backend)
     order_seed = random.SystemRandom().randrange(2**32) if seed is None else seed
@@ -197,8 +199,8 @@ def compare(
             opened: list[Any] = []
             try:
                 operations[(target, path)] = worker_operation(connect, secret, chosen, index, 0, driver, opened)
-            except SETUP_ERRORS as exc:
-                raise setup_error(exc, target) from None
+            except driver_errors(engine) as exc:
+                raise setup_error(exc, target, engine) from None
             finally:
                 for connection in opened:
                     stack.callback(connection.close)

@@ -22,23 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import pymysql
 
-from labkit.access.dialects import AURORA_MYSQL
 from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
 from labkit.bench.connect import choose_path, connection_point, run_on_writer
 from labkit.config import lab_and_backend
+from labkit.engines import Dialect, engine_of
 from labkit.errors import ConfigError, LabkitError
 
-PROBE_TABLE = """
-    CREATE TABLE IF NOT EXISTS bench_failover (
-        probe      BIGINT PRIMARY KEY,
-        served_by  VARCHAR(64) NOT NULL,
-        written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-    ) ENGINE=InnoDB"""
 API_POLL_SECONDS = 2.0  # DescribeDBClusters at most every 2 s: 24 learners failing over at once stay under 12/s
 MIN_API_POLL_SECONDS = 1.0
 PROBE_CHECK_SECONDS = 0.05  # how often the waiting thread looks at the probes (local, no API call)
@@ -118,10 +111,11 @@ class FailoverReport:
 class _Monitor(threading.Thread):
     """Probes every `interval` s on its own thread; `acked` is set each time a write is acknowledged."""
 
-    def __init__(self, connect: Any, interval: float) -> None:
+    def __init__(self, connect: Any, interval: float, dialect: Dialect) -> None:
         super().__init__(name="failover-monitor", daemon=True)
         self.connect = connect
         self.interval = interval
+        self.dialect = dialect  # asks which instance answered
         self.rows: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self.start_ns = time.perf_counter_ns()
@@ -156,7 +150,7 @@ class _Monitor(threading.Thread):
             connection = self.connect()
             try:
                 with connection.cursor() as cursor:
-                    served_by = _identity(cursor)
+                    served_by = _identity(cursor, self.dialect)
                     cursor.execute("INSERT INTO bench_failover (probe, served_by) VALUES (%s, %s)", (probe, served_by))
                     row["acked_s"] = self.seconds()
                     row["acknowledged"] = True  # autocommit: the INSERT returned, so it committed
@@ -171,13 +165,13 @@ class _Monitor(threading.Thread):
         return row
 
 
-def _identity(cursor: Any) -> str:
-    """Which instance answered: the probe speaks PyMySQL, so it asks with the MySQL dialect's queries."""
-    for query in AURORA_MYSQL.identity_queries:
+def _identity(cursor: Any, dialect: Dialect) -> str:
+    """Which instance answered, asked with the engine dialect's identity queries (the probe's raw driver is its)."""
+    for query in dialect.identity_queries:
         try:
             cursor.execute(query)
             return str(cursor.fetchone()[0])
-        except pymysql.err.MySQLError:
+        except dialect.dbapi.errors():
             continue
     return "?"
 
@@ -215,9 +209,10 @@ def failover(
         raise ConfigError("a failover needs a reader to promote", field="readers", fix="set readers=1 and apply")
     path = choose_path(path, backend, "failover")
     secret = credentials(config, backend)
-    run_on_writer(PROBE_TABLE, config, backend, secret, path)
+    engine = engine_of(config)
+    run_on_writer(engine.sql.bench_failover, config, backend, secret, path)
     with connection_point("writer", path, config, backend) as connect:
-        monitor = _Monitor(lambda: _probe_connection(connect, secret), interval)
+        monitor = _Monitor(lambda: _probe_connection(connect, secret), interval, engine.dialect)
         _warm_up(monitor, writer_before or "", timeout)
         monitor.start()
         try:

@@ -19,12 +19,14 @@ from typing import Any
 from botocore.exceptions import WaiterError
 
 from labkit.access.tunnel import resolve_target, wait_until_online
+from labkit.app.userdata import engine_setting
 from labkit.aws.backend import Backend
 from labkit.aws.patience import TunnelTiming
 from labkit.aws.tags import NODE_CLUSTER, resource_name
 from labkit.bench import harness
 from labkit.bench.onhost import MARKER, unpack
 from labkit.bench.workloads import Workload
+from labkit.engines import engine_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -80,10 +82,13 @@ def spec_for(
     target: str, chosen: Workload, schedule: harness.Schedule, seed: int, keys: int, config: Any, backend: Backend
 ) -> dict[str, Any]:
     far = resolve_target(target, config, backend)
+    engine = engine_of(config)
     return {
         "cluster": resource_name(config.lab, config.learner, NODE_CLUSTER),
         "region": config.region,
         "database": DATABASE_NAME,
+        "engine": engine_setting(engine),  # what onhost.py connects with, as the web app's environment says
+        "bench_table": engine.sql.bench_writes,
         "host": far.host,
         "port": far.port,
         "instance_id": far.instance_id,

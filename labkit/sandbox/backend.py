@@ -20,6 +20,7 @@ from botocore.config import Config
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend, is_loopback_url, register
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
+from labkit.engines import ENGINES
 from labkit.errors import BackendError, ConfigError, LabkitError
 from labkit.sandbox import state
 from labkit.sandbox.vpc import dns
@@ -88,18 +89,20 @@ class SandboxBackend(Backend):
         return [("sandbox", True, f"running, AWS API at {info['endpoint_url']}")]
 
     def program_checks(self, version_of: Callable[..., str | None]) -> list[tuple[str, bool, str]]:
-        """The database server the sandbox runs, and the MariaDB client and sysbench the workbook uses."""
-        from labkit.sandbox.engines.mariadb import find_binaries  # start-up time, as above
+        """For each engine (labkit.engines): the database server the sandbox runs, and the client and the C
+        benchmark the workbook uses."""
+        from labkit.sandbox.engines.base import engine_class  # start-up time, as above
 
         rows = []
-        try:
-            binaries = find_binaries()
-            rows.append(("mariadb server", True, binaries.version().replace(str(binaries.mariadbd), "mariadbd")))
-        except LabkitError as exc:
-            rows.append(("mariadb server", False, exc.fix or exc.message))
-        for check, program in (("mariadb client", "mariadb"), ("sysbench", "sysbench")):
-            version = version_of(program, "--version")
-            rows.append((check, version is not None, version or "not found: make lab installs it"))
+        for engine in ENGINES.values():
+            setup, client = engine.setup, engine.client
+            try:
+                rows.append((f"{setup.server_engine} server", True, engine_class(engine.name)().version()))
+            except LabkitError as exc:
+                rows.append((f"{setup.server_engine} server", False, exc.fix or exc.message))
+            for check, program in ((f"{client.program} client", client.program), (setup.reference_benchmark,) * 2):
+                version = version_of(program, "--version")
+                rows.append((check, version is not None, version or "not found: make lab installs it"))
         return rows
 
     @contextlib.contextmanager

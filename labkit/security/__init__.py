@@ -4,7 +4,7 @@ the rule that decides.
     security_groups()                     rules of the lab's groups, one row per rule
     style_rules(frame)                    the same, styled for a notebook (risky rows highlighted)
     lint()                                findings with severity and fix; empty for the default lab
-    can_reach("instance", "writer", 3306) a Verdict: reachable?, hops, the deciding rule, the fix
+    can_reach("instance", "writer")       a Verdict: reachable?, hops, the deciding rule, the fix
     Reachability.snapshot(backend, config).check(...)   many checks against one description
 """
 

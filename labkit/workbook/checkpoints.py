@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from labkit.access.sql import close_engines, sql, whoami
 from labkit.aws.backend import Backend
 from labkit.config import LabConfig
+from labkit.engines import engine_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.graph import STAGES, lab_graph, stage_of
 from labkit.lab.inventory import status, verify
@@ -83,9 +84,10 @@ def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | No
         return result
     result.problems = _missing_nodes(config, step, backend)
     if step == "compute" and result.ok:
-        verdict = can_reach("instance", "writer", 3306, config, backend)
+        port = engine_of(config).port
+        verdict = can_reach("instance", "writer", port, config, backend)
         if not verdict.reachable:
-            result.problems.append(f"the instance cannot reach the writer on 3306: {verdict.headline}")
+            result.problems.append(f"the instance cannot reach the writer on {port}: {verdict.headline}")
         result.problems += [f"lint: {finding.finding}" for finding in lint(config, backend).high]
     return result
 

@@ -27,6 +27,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from support.backends import InProcessBackend
+from support.clusters import ENGINE
 from support.iam_eval import Principal, Request, evaluate
 from support.iam_requests import StrictIam, World, role_principal, user_principal
 from support.learner_run import workbook
@@ -235,7 +236,7 @@ MATRIX: list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]], tu
     ("modify the cluster", "rds", "ModifyDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"], "DeletionProtection": False}, (ALLOWED, DENIED, ALLOWED)),
     ("add an instance to the cluster, tagged as ada", "rds", "CreateDBInstance",
      lambda g: {"DBInstanceIdentifier": "class1-ada-sneak", "DBClusterIdentifier": g["cluster"], "DBInstanceClass": "db.t4g.medium",
-                "Engine": "aurora-mysql", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+                "Engine": ENGINE.name, "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
     ("re-tag the cluster as ada's", "rds", "AddTagsToResource",
      lambda g: {"ResourceName": f"arn:aws:rds:{REGION}:123456789012:cluster:{g['cluster']}", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
     ("read the master password", "secretsmanager", "GetSecretValue", lambda g: {"SecretId": g["secret"]}, (ALLOWED, DENIED, DENIED)),

@@ -18,9 +18,10 @@ import pytest
 
 from labkit.app import server
 from labkit.app.server import Cluster, Database, NotReady, Settings, ShopApp, render_page, validate
-from labkit.app.userdata import USER_DATA_LIMIT, app_source, render, settings_from, source_from
+from labkit.app.userdata import USER_DATA_LIMIT, app_source, engine_setting, render, settings_from, source_from
+from labkit.engines.aurora_mysql import AURORA_MYSQL
 
-SETTINGS = Settings(cluster="lab-me-cluster", region="us-east-1")
+SETTINGS = Settings(cluster="lab-me-cluster", region="us-east-1", engine=engine_setting(AURORA_MYSQL))
 PASSWORD = "pw-Never-Shown-42"
 ORDERS = [(7, "2026-01-05 09:00:00", "Grace", "Blue Mug", 2)]
 PRODUCTS = [(1, "Red Mug"), (2, "Blue Mug")]
@@ -246,9 +247,9 @@ def test_the_app_runs_on_amazon_linux_python_3_9():
         if isinstance(node, ast.Import | ast.ImportFrom)
     }
     assert "labkit" not in imports, "the file is copied alone onto the instance"
-    assert imports - {"__future__", "hmac", "html", "json", "logging", "os", "secrets", "socket", "socketserver",
-                      "sys", "threading", "time", "collections", "dataclasses", "typing", "urllib", "wsgiref",
-                      "boto3", "pymysql"} == set()  # fmt: skip
+    assert imports - {"__future__", "hmac", "html", "importlib", "json", "logging", "os", "secrets", "socket",
+                      "socketserver", "sys", "threading", "time", "collections", "dataclasses", "typing", "urllib",
+                      "wsgiref", "boto3"} == set()  # fmt: skip
 
 
 # ----- provisioning: user data on the instance, the app's policy on the role -----

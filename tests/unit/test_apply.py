@@ -6,6 +6,7 @@ import io
 
 import pytest
 from support.backends import strict_moto_backend
+from support.clusters import ENGINE
 from support.strict import CATALOG_DEFAULT
 
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
@@ -73,7 +74,7 @@ def test_the_cluster_is_encrypted_private_backed_up_and_its_password_managed(str
     _, ids = lab
     rds = strict_backend.client("rds")
     cluster = rds.describe_db_clusters(DBClusterIdentifier=ids["cluster"])["DBClusters"][0]
-    assert cluster["Engine"] == "aurora-mysql" and cluster["EngineVersion"] == CATALOG_DEFAULT  # resolved at plan
+    assert cluster["Engine"] == ENGINE.name and cluster["EngineVersion"] == CATALOG_DEFAULT  # resolved at plan
     assert cluster["StorageEncrypted"] is True
     assert cluster["BackupRetentionPeriod"] == 1
     assert cluster["DeletionProtection"] is False

@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, MAX_READERS, LabConfig, field_names
+from labkit.config import MAX_READERS, LabConfig, field_names
+from labkit.engines.aurora_mysql import AURORA_MYSQL
 from labkit.errors import ConfigError
 
 FIELDS = [
@@ -142,7 +143,7 @@ def test_existing_vpc_ids_and_default_are_accepted():
 
 
 def test_every_listed_instance_class_is_accepted():
-    for name in AURORA_MYSQL_INSTANCE_CLASSES:
+    for name in AURORA_MYSQL.instance_classes:
         assert LabConfig(db_instance_class=name).db_instance_class == name
 
 

@@ -1,7 +1,8 @@
 """Run the app source an instance's user data carries, as that instance, inside the sandbox.
 
 The supervisor (apps.py) starts this with the extracted source file. It loads that file as a module,
-takes its settings from the same user data, and serves it on the given local port with `dial` set to the
+takes its settings from the environment file the same user data writes (read by the source's own
+`Settings.from_env`, as systemd's EnvironmentFile hands it to the service), and serves it on the given local port with `dial` set to the
 sandbox's network for the instance, so the app's database connections obey the security groups. The AWS
 API calls the app makes (describe its cluster, read its secret) go to the sandbox through AWS_ENDPOINT_URL.
 
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from labkit.app.userdata import settings_from
+from labkit.app.userdata import environment_from
 from labkit.aws.backend import is_loopback_url
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
@@ -44,12 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     if not is_loopback_url(args.endpoint):
         parser.error(f"the sandbox app host only talks to a loopback endpoint, not {args.endpoint}")
-    settings = settings_from(Path(args.user_data).read_text())
-    if settings is None:
+    environment = environment_from(Path(args.user_data).read_text())
+    if environment is None:
         parser.error(f"{args.user_data} does not install the lab's app")
     app = load_source(Path(args.source))
     network = InstanceNetwork(LeanBackend(args.region, endpoint=args.endpoint), args.instance)  # lighter per app
-    app.serve(app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"}), dial=network.dial, port=args.port)
+    settings = app.Settings.from_env({**environment, "LABKIT_APP_BIND": "127.0.0.1"})
+    app.serve(settings, dial=network.dial, port=args.port)
     return 0
 
 
