@@ -18,10 +18,12 @@ from .lab.destroy import destroy
 from .lab.inventory import status, verify
 from .lab.plan import plan
 from .lab.preflight import preflight
-from .security import can_reach, lint, revoke_rules, security_groups, style_rules
+from .security import authorize_egress, authorize_ingress, can_reach, lint, revoke_rules, security_groups, style_rules
 from .workbook.checkpoints import begin, checkpoint
 from .workbook.doctor import environment_report
+from .workbook.exercises import exercise, exercises, your_turn
 from .workbook.form import config_form
+from .workbook.release import release_notebooks
 from .workbook.runner import run_notebooks
 
 __version__: str
