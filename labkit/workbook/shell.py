@@ -50,7 +50,7 @@ def exercise_answer_missing(error: BaseException) -> list[str] | None:
     for exercise in in_order():
         if name in exercise.defines:
             return [
-                f"\x1b[34m{BOLD}✋ `{name}` is not defined yet{RESET} · {exercise.id}",
+                f"\x1b[34m{BOLD}→ `{name}` is not defined yet{RESET} · {exercise.id}",
                 f"  It is what exercise {exercise.id} asks you to write: {exercise.task}",
                 "  Run that exercise's cell first (with your line in it), then this one.",
             ]

@@ -33,7 +33,7 @@ def _error(cell):
 def test_your_turn_is_an_error_output_with_the_task_and_no_traceback(executed):
     error, text = _error(executed.cells[1])
     assert error["ename"] == "YourTurn"
-    assert "✋ Your turn" in text and "01.db-ingress" in text and "tcp 3306, by group reference" in text
+    assert "→ Your turn" in text and "01.db-ingress" in text and "tcp 3306, by group reference" in text
     assert 'labkit.exercise("01.db-ingress").hint()' in text
     assert "Traceback" not in text and "File " not in text and len(error["traceback"]) <= 5
 

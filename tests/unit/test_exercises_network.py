@@ -54,7 +54,7 @@ def test_a_cidr_rule_fails_db_ingress_and_the_lint_says_why(strict_backend, netw
     labkit.authorize_ingress(CONFIG, "sg-db", 3306, cidr="10.42.0.0/16", backend=strict_backend)
     said = _problems(strict_backend)
     assert "sg-db admits tcp 3306 from 10.42.0.0/16" in said and "an address range, not the app group" in said
-    assert "lint (medium: MySQL (3306) allowed by CIDR, not by security group)" in said
+    assert "lint, medium: MySQL (3306) allowed by CIDR, not by security group" in said
     assert "a group reference admits exactly the members of sg-app" in said
     labkit.authorize_ingress(CONFIG, "sg-db", 3306, source_group="sg-app", backend=strict_backend)
     said = _problems(strict_backend)

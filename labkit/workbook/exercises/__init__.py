@@ -83,5 +83,6 @@ def unfinished(notebook: str, config: Any, backend: Backend | None = None, *, be
         if wanted(spec):
             outcome = LabExercise(spec, config, backend).evaluate(lab=lab)
             if not outcome.passed:
-                lines.append(f"exercise {spec.id} ({spec.notebook}) is not done: {outcome.problems[0]}")
+                first = outcome.problems[0].splitlines()[0]
+                lines.append(f"exercise {spec.id} ({spec.notebook}) is not done: {first}")
     return lines

@@ -187,7 +187,7 @@ class ExerciseStop(LabkitError):
 class YourTurn(ExerciseStop):
     """The placeholder of a learner's copy: this cell is the learner's to write."""
 
-    title = "✋ Your turn"
+    title = "→ Your turn"
 
     def __init__(self, exercise: Exercise) -> None:
         super().__init__(
@@ -204,7 +204,8 @@ class NotYet(ExerciseStop):
     colour = YELLOW
 
     def __init__(self, exercise: Exercise, problems: tuple[str, ...]) -> None:
-        super().__init__(exercise, [f"- {p}" for p in problems], fix=how_to_ask(exercise.id))
+        lines = [("- " if n == 0 else "  ") + line for p in problems for n, line in enumerate(p.splitlines())]
+        super().__init__(exercise, lines, fix=how_to_ask(exercise.id))
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class LabExercise:
                 before = REGISTRY[need]
                 found = before.check(lab) if not before.answers else None
                 if found is not None and not found.passed:
-                    return not_yet(f"this builds on {need}, which is not done yet: {found.problems[0]}")
+                    return not_yet(f"this builds on {need}, which is not done yet: {found.problems[0].splitlines()[0]}")
             return spec.check(lab, *answers)
         except LabkitError as exc:  # the lab is not there yet (no cluster, no tunnel): say so, as not yet
             return not_yet(exc.message + (f" (fix: {exc.fix})" if exc.fix else ""))

@@ -15,8 +15,8 @@ from labkit.workbook.exercises.base import DB_PORT, LiveLab, Outcome, engine_por
 
 NOTEBOOK = "01_network"
 WHY_GROUPS = (
-    "an address range admits every address in it, today's and tomorrow's, and misses the app when its instance "
-    "is replaced; a group reference admits exactly the members of sg-app, wherever they are"
+    "an address range admits every address in it, today's and tomorrow's, and misses the app when its instance\n"
+    "  moves; a group reference admits exactly the members of sg-app, wherever they are"
 )
 
 
@@ -31,9 +31,11 @@ def cidr_problems(snapshot: Snapshot, db: str, port: int) -> list[str]:
         if rule.cidr and rule.covers(port):
             lint = "; ".join(f"{risk.severity}: {risk.text}" for risk in rule_risks(rule))
             problems.append(
-                f"sg-db admits {_says(rule, snapshot)}, an address range, not the app group. lint ({lint}): "
-                f'{WHY_GROUPS}. Remove it: labkit.revoke_rules(config, group="sg-db", port={port}) removes every '
-                f'{port} rule of sg-db, then allow source_group="sg-app"'
+                f"sg-db admits {_says(rule, snapshot)}: an address range, not the app group\n"
+                f"lint, {lint}\n"
+                f"why: {WHY_GROUPS}\n"
+                f'remove it: labkit.revoke_rules(config, group="sg-db", port={port}) (every {port} rule of sg-db), '
+                'then allow source_group="sg-app"'
             )
     return problems
 
@@ -109,9 +111,9 @@ def app_egress(lab: LiveLab) -> Outcome:
                 else f"ec2.revoke_security_group_egress(GroupId=..., SecurityGroupRuleIds=[{rule.rule_id!r}])"
             )
             problems.append(
-                f"sg-app sends {what} to {rule.cidr} (rule {rule.rule_id}): a compromised app could send the "
-                f"database's rows to any server in that range; name the database group instead, and remove it "
-                f"({remove})"
+                f"sg-app sends {what} to {rule.cidr} (rule {rule.rule_id})\n"
+                "why: a compromised app could send the database's rows to any server in that range; name the "
+                f"database group instead\nremove it: {remove}"
             )
     for rule in good:
         if rule.span != (port, port):
