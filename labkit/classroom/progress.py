@@ -134,9 +134,14 @@ def _home_identity(home: Path) -> tuple[str, str]:
     return (config.lab, config.learner) if config else ("", "")
 
 
-def collect_homes(homes: Sequence[Path]) -> tuple[list[Collected], list[str]]:
-    """Every record of every home, verified; unreadable lines take the learner the home's lab.toml names."""
+Enrolled = tuple[str, str, str]  # (lab, learner, source): a learner seen in a source, with or without evidence
+
+
+def collect_homes(homes: Sequence[Path]) -> tuple[list[Collected], list[Enrolled], list[str]]:
+    """Every record of every home, verified; the learner each home's lab.toml names (so one who passed nothing
+    yet still has a row); unreadable lines take that learner."""
     rows: list[Collected] = []
+    enrolled: list[Enrolled] = []
     notes: list[str] = []
     for home in homes:
         try:
@@ -145,19 +150,23 @@ def collect_homes(homes: Sequence[Path]) -> tuple[list[Collected], list[str]]:
             notes.append(f"{home}: {exc.message}")
             continue
         lab, learner = _home_identity(home)
+        if learner:
+            enrolled.append((lab, learner, str(home)))
         for item in found:
             if not item.learner:  # an unreadable line: it belongs to the home's learner
                 item = dataclasses.replace(item, lab=item.lab or lab, learner=learner)
             rows.append(Collected(str(home), item))
-    return rows, notes
+    return rows, enrolled, notes
 
 
 # ----- the tags -----
 
 
-def collect_tags(backends: Sequence[Backend], lab: str | None = None) -> list[Collected]:
-    """A pass for every `labkit:progress:<exercise>` tag on the lab security groups in each backend's region."""
+def collect_tags(backends: Sequence[Backend], lab: str | None = None) -> tuple[list[Collected], list[Enrolled]]:
+    """A pass for every `labkit:progress:<exercise>` tag on the lab security groups in each backend's region, and
+    every learner whose lab has a security group (so one who passed nothing yet still has a row)."""
     rows: list[Collected] = []
+    enrolled: list[Enrolled] = []
     for backend in backends:
         pages = backend.client("ec2").get_paginator("describe_security_groups")
         filters = [{"Name": "tag-key", "Values": [TAG_LAB]}] if lab is None else [
@@ -167,13 +176,14 @@ def collect_tags(backends: Sequence[Backend], lab: str | None = None) -> list[Co
                 tags = tag_dict(group.get("Tags"))
                 if not tags.get(TAG_LAB) or not tags.get(TAG_LEARNER):
                     continue
+                enrolled.append((tags[TAG_LAB], tags[TAG_LEARNER], f"tags:{backend.region}"))
                 for exercise, at in progress_tags(group.get("Tags")).items():
                     verdict = TAG_VERDICT if _is_time(at) else "unreadable"
                     item = Evidence(0, verdict, exercise=exercise, at=at, lab=tags[TAG_LAB],
                                     learner=tags[TAG_LEARNER], backend=backend.name, region=backend.region,
                                     resources={"security_group": group["GroupId"]})  # fmt: skip
                     rows.append(Collected(f"tags:{backend.region}", item))
-    return rows
+    return rows, list(dict.fromkeys(enrolled))
 
 
 def _is_time(text: str) -> bool:
@@ -229,11 +239,12 @@ class ClassProgress:
     exercises: list[str]
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # the homes and tag regions read
+    enrolled: list[Enrolled] = field(default_factory=list)  # learners seen, with or without evidence
 
     # ----- per learner -----
     def learners(self) -> list[LearnerProgress]:
         """One entry per (lab, learner, source), sorted; a home's key shared with another home is flagged."""
-        groups: dict[tuple[str, str, str], LearnerProgress] = {}
+        groups = {key: LearnerProgress(*key) for key in self.enrolled}
         keys: dict[str, set[str]] = {}
         for row in sorted(self.records, key=lambda r: (r.evidence.at, r.evidence.line)):
             item = row.evidence
@@ -324,7 +335,7 @@ class ClassProgress:
         }
 
     def __str__(self) -> str:
-        if not self.records:
+        if not self.records and not self.enrolled:
             read = ", ".join(self.sources) or "nothing"
             return "\n".join([f"no evidence yet: no check has passed in what was read ({read})", *self.notes])
         frame = self.table
@@ -396,13 +407,17 @@ def class_progress(
     check_names(lab, wanted)
     given = [homes] if isinstance(homes, str | Path) else list(homes)
     chosen = find_homes(given) if given else ([] if tags else [labkit_home(create=False)])
-    records, notes = collect_homes(chosen)
+    records, enrolled, notes = collect_homes(chosen)
     sources = [str(home) for home in chosen]
     if tags:
         regional = class_backends(regions, backend, backends)
-        records += collect_tags(regional, lab)
-        sources += [f"tags:{b.region}" for b in regional]
-    records = [r for r in records if (lab is None or r.evidence.lab == lab)
-               and (not wanted or r.evidence.learner in wanted)]  # fmt: skip
+        tagged, seen = collect_tags(regional, lab)
+        records, enrolled, sources = records + tagged, enrolled + seen, sources + [f"tags:{b.region}" for b in regional]
+
+    def chosen_one(lab_name: str, learner: str) -> bool:
+        return (lab is None or lab_name == lab) and (not wanted or learner in wanted)
+
+    records = [r for r in records if chosen_one(r.evidence.lab, r.evidence.learner)]
+    enrolled = [e for e in enrolled if chosen_one(e[0], e[1])]
     exercises, more = exercise_columns(records, workbook_exercises())
-    return ClassProgress(records, exercises, notes + more, sources)
+    return ClassProgress(records, exercises, notes + more, sources, enrolled)

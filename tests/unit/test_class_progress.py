@@ -38,7 +38,7 @@ def passed(home: Path, learner: str, exercise: str, *, checked: str = "the live 
 @pytest.fixture
 def homes(tmp_path, monkeypatch):
     """A class hub's layout: one home per learner account. ada passed two exercises, grace one, and grace's
-    file also holds a record she edited (the second exercise, re-dated)."""
+    file also holds a record she edited (the second exercise, re-dated); linus has only his lab.toml so far."""
     monkeypatch.setattr(progress, "tag_lab", lambda *args: False)  # these tests read homes; tags have their own
     root = tmp_path / "home"
     for learner, exercises in (
@@ -50,6 +50,7 @@ def homes(tmp_path, monkeypatch):
     grace = root / "grace" / ".labkit" / PROGRESS_FILE
     first, second = grace.read_text().splitlines()
     grace.write_text(first + "\n" + second.replace('"at":"20', '"at":"19') + "\n")
+    LabConfig(lab="demo", learner="linus").save(root / "linus" / ".labkit" / "lab.toml")
     return root
 
 
@@ -61,16 +62,19 @@ def test_two_homes_are_collected_verified_and_told_apart(homes):
     assert table.loc["grace", "02.endpoints"] == "", "an edited record is no pass"
     assert table.loc["grace", "flags"] == "1 tampered" and table.loc["ada", "flags"] == ""
     assert table.loc["ada", "source"] == str((homes / "ada" / ".labkit").resolve())
+    assert table.loc["linus", "passed"] == "0/2", "a learner who passed nothing yet has a row"
     assert "1 record did not verify" in str(result)
 
 
 def test_a_copied_home_is_flagged_in_both(homes, monkeypatch):
     """linus copies ada's whole home, key included: every record verifies, and the shared key gives it away."""
-    shutil.copytree(homes / "ada" / ".labkit", homes / "linus" / ".labkit")
+    shutil.copytree(homes / "ada" / ".labkit", homes / "linus" / ".labkit", dirs_exist_ok=True)
     result = class_progress([homes / "ada" / ".labkit", homes / "linus" / ".labkit"])
     rows = result.learners()
-    assert [(p.learner, p.source.split("/")[-2]) for p in rows] == [("ada", "ada"), ("ada", "linus")]
+    assert [(p.learner, p.source.split("/")[-2], len(p.passes)) for p in rows] == [
+        ("ada", "ada", 2), ("ada", "linus", 2), ("linus", "linus", 0)]  # fmt: skip
     assert all("same key as" in "; ".join(p.flags) for p in rows)
+    assert not class_progress(homes / "ada" / ".labkit").learners()[0].flags, "one home alone: nothing to compare"
 
 
 def test_the_gradebook_csv_has_the_documented_columns_and_parses_back(homes, tmp_path):
@@ -84,6 +88,7 @@ def test_the_gradebook_csv_has_the_documented_columns_and_parses_back(homes, tmp
     assert rows["ada"] | {"source": ""} == {"learner": "ada", "lab": "demo", "source": "", "passed": "2",
                                            "exercises": "2", "flagged": "0", "01.db-ingress": "1", "02.endpoints": "1"}  # fmt: skip
     assert (rows["grace"]["passed"], rows["grace"]["flagged"], rows["grace"]["02.endpoints"]) == ("1", "1", "0")
+    assert (rows["linus"]["passed"], rows["linus"]["01.db-ingress"]) == ("0", "0")
     long = result.write_csv(tmp_path / "records.csv", long=True)
     with long.open(newline="") as handle:
         records = list(csv.DictReader(handle))
@@ -158,7 +163,7 @@ def test_nothing_is_written_when_the_input_is_bad(homes, tmp_path):
 
 def test_progress_from_the_tags_on_the_labs(strict_backend, tmp_path, monkeypatch, capsys):
     """On AWS: the checks tag each learner's own group; the instructor reads the account, no home needed."""
-    for learner, cidr in (("ada", "10.42.0.0/16"), ("grace", "10.43.0.0/16")):
+    for learner, cidr in (("ada", "10.42.0.0/16"), ("grace", "10.43.0.0/16"), ("linus", "10.44.0.0/16")):
         apply(LabConfig(lab="demo", learner=learner, readers=0, vpc_cidr=cidr), strict_backend, only="network",
               stream=io.StringIO())  # fmt: skip
     passed(tmp_path / "ada", "ada", "01.db-ingress", backend=strict_backend)
@@ -166,7 +171,8 @@ def test_progress_from_the_tags_on_the_labs(strict_backend, tmp_path, monkeypatc
     passed(tmp_path / "grace", "grace", "01.db-ingress", backend=strict_backend)
     result = class_progress(tags=True, lab="demo", backends=[strict_backend])
     assert [(p.learner, p.source, sorted(p.passes)) for p in result.learners()] == [
-        ("ada", "tags:us-east-1", ["01.db-ingress", "02.endpoints"]), ("grace", "tags:us-east-1", ["01.db-ingress"])]  # fmt: skip
+        ("ada", "tags:us-east-1", ["01.db-ingress", "02.endpoints"]), ("grace", "tags:us-east-1", ["01.db-ingress"]),
+        ("linus", "tags:us-east-1", [])]  # fmt: skip
     from_file = {e.exercise: e.at for e in progress.read_evidence(tmp_path / "ada")}
     assert result.learners()[0].passes == from_file, "the tag carries the time of the same first pass"
     assert result.sources == ["tags:us-east-1"]
@@ -174,4 +180,4 @@ def test_progress_from_the_tags_on_the_labs(strict_backend, tmp_path, monkeypatc
     assert run("progress", "--tags", "--homes", str(tmp_path / "ada"), "--json") == 0
     sources = {(row["learner"], row["source"]) for row in json.loads(capsys.readouterr().out)["learners"]}
     assert sources == {("ada", "tags:us-east-1"), ("ada", str((tmp_path / "ada").resolve())),
-                       ("grace", "tags:us-east-1")}  # fmt: skip
+                       ("grace", "tags:us-east-1"), ("linus", "tags:us-east-1")}  # fmt: skip
