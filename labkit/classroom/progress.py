@@ -87,6 +87,16 @@ def _is_home(path: Path) -> bool:
     return path.is_dir() and any((path / marker).exists() for marker in HOME_MARKERS)
 
 
+def _readable(path: Path, flag: str) -> None:
+    """A home is 0700: only its owner (and root) can look inside; say so instead of finding nothing."""
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot read {path}: it belongs to another account",
+            field=flag,
+            fix="run as an account that can read the learners' homes (on a class hub: `sudo .venv/bin/labkit ...`)",
+        )
+
+
 def find_homes(homes: Iterable[str | Path], *, flag: str = "homes") -> list[Path]:
     """Each given home (a folder, or its progress.jsonl), or each home a glob pattern matches; ConfigError naming
     `flag` for a path that does not exist, is not a labkit home, or a pattern that matches none."""
@@ -96,6 +106,8 @@ def find_homes(homes: Iterable[str | Path], *, flag: str = "homes") -> list[Path
         text = str(given)
         if glob.has_magic(text):
             matches = [Path(m) for m in sorted(glob.glob(os.path.expanduser(text)))]
+            for match in matches:
+                _readable(match, flag)
             chosen = [m for m in matches if _is_home(m)]
             if not chosen:
                 raise ConfigError(
@@ -115,6 +127,7 @@ def find_homes(homes: Iterable[str | Path], *, flag: str = "homes") -> list[Path
                 fix=f"give each learner's labkit home (the folder holding {PROGRESS_FILE}), or a quoted glob "
                 f"such as '{example}'",
             )
+        _readable(path, flag)
         if not _is_home(path):
             raise ConfigError(
                 f"{path} is not a labkit home (it holds no {', '.join(HOME_MARKERS)})",

@@ -181,3 +181,22 @@ def test_progress_from_the_tags_on_the_labs(strict_backend, tmp_path, monkeypatc
     sources = {(row["learner"], row["source"]) for row in json.loads(capsys.readouterr().out)["learners"]}
     assert sources == {("ada", "tags:us-east-1"), ("ada", str((tmp_path / "ada").resolve())),
                        ("grace", "tags:us-east-1"), ("linus", "tags:us-east-1")}  # fmt: skip
+
+
+def test_a_home_of_another_account_says_to_run_as_one_that_can_read_it(homes, monkeypatch, capsys):
+    """Homes are 0700: without root, the glob finds folders it cannot look into. (This suite runs as root, which
+    reads everything, so the refusal the kernel would give is stood in for by os.access.)"""
+    monkeypatch.setattr(class_progress_module.os, "access", lambda path, mode: not str(path).endswith("grace/.labkit"))
+    assert run("progress", "--homes", str(homes / "*" / ".labkit")) == 2
+    err = capsys.readouterr().err
+    assert "--homes: cannot read" in err and "grace/.labkit" in err and "sudo" in err
+
+
+def test_the_local_home_by_default(lab_home, monkeypatch, capsys):
+    monkeypatch.setattr(progress, "tag_lab", lambda *args: False)
+    assert run("progress") == 0
+    assert f"no evidence yet: no check has passed in what was read ({lab_home.resolve()})" in capsys.readouterr().out
+    passed(lab_home, "ada", "01.db-ingress")
+    assert run("progress", "--json") == 0
+    assert [row["passes"] for row in json.loads(capsys.readouterr().out)["learners"]] == [
+        {"01.db-ingress": progress.read_evidence()[0].at}]  # fmt: skip
