@@ -115,12 +115,24 @@ def test_records_copied_from_another_home_show_the_wrong_key(home, tmp_path, mot
 
 
 def test_bad_arguments_raise_before_anything_is_written(tmp_path, moto_backend):
-    for bad in ({"exercise": "01 app rule"}, {"exercise": ""}, {"notebook": "a\nb"}, {"resources": ["sg-1"]}):
-        arguments = {"exercise": "01-rule", "notebook": "01_network", "resources": RULE} | bad
+    for bad in ({"exercise": "01 app rule"}, {"exercise": ""}, {"notebook": " "}, {"checked": None},
+                {"resources": ["sg-1"]}):  # fmt: skip
+        arguments = {"exercise": "01-rule", "notebook": "01_network", "checked": "x", "resources": RULE} | bad
         with pytest.raises(ConfigError) as caught:
-            record(ADA, arguments.pop("exercise"), checked="x", home=tmp_path, backend=moto_backend, **arguments)
+            record(ADA, arguments.pop("exercise"), home=tmp_path, backend=moto_backend, **arguments)
         assert caught.value.field in bad and caught.value.fix
     assert not (tmp_path / PROGRESS_FILE).exists() and not (tmp_path / KEY_FILE).exists()
+
+
+def test_what_a_learner_typed_never_fails_a_passed_check(tmp_path, moto_backend):
+    """A check may quote the learner's own text (a rule description): it is kept on one line, cut if long."""
+    typed = "my rule\n\tfor the app\x00" + "!" * 500
+    record(ADA, "01-rule", notebook="01_network", checked=f"rule described {typed}", resources={"rule": "sgr-1", "note": ""},
+           home=tmp_path, backend=moto_backend)  # fmt: skip
+    (found,) = read_evidence(tmp_path)
+    assert found.valid and found.checked.startswith("rule described my rule for the app !!!")
+    assert len(found.checked) == progress.MAX_TEXT and found.checked.endswith("…")
+    assert found.resources == {"rule": "sgr-1"}
 
 
 FILL_THE_DISK = textwrap.dedent(
