@@ -10,6 +10,7 @@ from .access.tunnel import readiness, tunnel
 from .access.webapp import web_app
 from .bench import benchmark, compare, failover, replica_lag
 from .classroom import class_check, class_reset, class_status, learners_create, learners_delete, learners_list
+from .classroom.progress import class_progress
 from .config import LabConfig
 from .errors import ConfigError, LabkitError
 from .lab.apply import apply

@@ -23,7 +23,13 @@ What the signature proves, and what it does not:
 
 A failed write (a full disk, a home made read-only) never loses earlier records (the file is replaced whole,
 atomically, from a complete copy) and never fails the check: `record()` prints one line saying the evidence was
-not saved, and returns. Standard library only: the check's cell pays nothing for it.
+not saved, and returns.
+
+On the lab too: `record()` also tags the learner's app security group with `labkit:progress:<exercise>` = the
+time of the first pass, so an instructor collects progress from the account (`labkit class progress --tags`)
+without reaching learners' machines. The learner policy allows exactly that tag on the learner's own groups
+(`policies/learner-network.json`, ProgressTagsOnOwnGroups). A tag is not signed: it proves that the learner's own
+identity wrote it (CloudTrail says when), which is as much as the file proves; it goes with the lab at cleanup.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Mapping
@@ -40,11 +47,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from labkit.aws.tags import NODE_SG_APP, ec2_filters, tag_dict
 from labkit.errors import ConfigError, LabkitError
-from labkit.home import labkit_home
+from labkit.home import labkit_home, private_dir
 from labkit.locks import exclusive
 
 if TYPE_CHECKING:
+    from labkit.aws.backend import Backend
     from labkit.config import LabConfig
 
 PROGRESS_FILE = "progress.jsonl"
@@ -52,30 +63,18 @@ KEY_FILE = "progress.key"
 LOCK_FILE = "progress.lock"
 FORMAT_VERSION = 1
 KEY_BYTES = 32
-MAX_TEXT = 200  # an exercise id, a notebook name, a one-line description of what was checked
+MAX_TEXT = 200  # a notebook name, a one-line description of what was checked, a resource id
+# Exercise ids end up in a tag key (`labkit:progress:<id>`, at most 128 characters; EC2 allows letters, digits and
+# `_ . : / = + - @` there) and in CSV column names: keep them short and plain.
+EXERCISE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", re.ASCII)
+TAG_PROGRESS = "labkit:progress:"  # + exercise id; the value is the UTC time of the first pass
+TAG_ANCHOR = NODE_SG_APP  # the resource that carries the tags: the learner's own from 01 until cleanup
 
-OK, TAMPERED, UNSIGNED, WRONG_KEY, NO_KEY, UNREADABLE = (
-    "ok",
-    "tampered",
-    "unsigned",
-    "wrong key",
-    "no key",
-    "unreadable",
-)
+OK, TAMPERED, UNSIGNED, WRONG_KEY, NO_KEY, UNREADABLE = ("ok", "tampered", "unsigned", "wrong key", "no key",
+                                                         "unreadable")  # fmt: skip
 VERDICTS = (OK, TAMPERED, UNSIGNED, WRONG_KEY, NO_KEY, UNREADABLE)
-SIGNED_FIELDS = (
-    "v",
-    "exercise",
-    "notebook",
-    "checked",
-    "at",
-    "lab",
-    "learner",
-    "backend",
-    "region",
-    "resources",
-    "key",
-)
+SIGNED_FIELDS = ("v", "exercise", "notebook", "checked", "at", "lab", "learner", "backend", "region", "resources",
+                 "key")  # fmt: skip
 
 
 # ----- the key -----
@@ -140,13 +139,25 @@ def sign(record: Mapping[str, Any], key: bytes) -> str:
 
 
 def _text(value: Any, field_name: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT or not value.isprintable():
+    """One line of text for a record: white space runs become one space, control characters go, and past MAX_TEXT
+    it is cut with an ellipsis (a check may quote what the learner typed: that must not fail a passed check)."""
+    if not isinstance(value, str) or not value.strip():
         raise ConfigError(
-            f"{value!r} is not a short one-line text",
-            field=field_name,
-            fix=f"pass 1 to {MAX_TEXT} printable characters, e.g. '01-app-to-db-rule'",
+            f"{value!r} is not a text", field=field_name, fix="pass a short non-empty text, e.g. 'sg-0123'"
         )
-    return value.strip()
+    line = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    return line if len(line) <= MAX_TEXT else line[: MAX_TEXT - 1] + "…"
+
+
+def exercise_id(value: Any) -> str:
+    """An exercise id as the evidence, the tags and the CSV columns need it, or ConfigError."""
+    if not isinstance(value, str) or not EXERCISE_PATTERN.match(value):
+        raise ConfigError(
+            f"{value!r} is not an exercise id",
+            field="exercise",
+            fix="use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. '01-app-to-db-rule'",
+        )
+    return value
 
 
 def _resources(resources: Mapping[str, str]) -> dict[str, str]:
@@ -156,18 +167,19 @@ def _resources(resources: Mapping[str, str]) -> dict[str, str]:
             field="resources",
             fix="pass e.g. {'security_group': 'sg-0123', 'rule': 'sgr-0456'}",
         )
-    return {_text(str(name), "resources"): _text(str(value), "resources") for name, value in resources.items()}
+    return {_text(str(name), "resources"): _text(str(value), "resources")
+            for name, value in resources.items() if str(value).strip()}  # fmt: skip
 
 
 def new_record(
-    config: LabConfig, exercise: str, *, notebook: str, checked: str, resources: Mapping[str, str], key: bytes,
+    config: LabConfig, exercise: str, *, notebook: str, checked: str, resources: Mapping[str, str],
     at: datetime | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A signed record (a dict in the file's field names); `at` defaults to now, in UTC."""
+    """A record's fields, validated (ConfigError names the bad one), not yet signed; `at` defaults to now (UTC)."""
     when = (at or datetime.now(UTC)).astimezone(UTC)
-    record: dict[str, Any] = {
+    return {
         "v": FORMAT_VERSION,
-        "exercise": _text(exercise, "exercise"),
+        "exercise": exercise_id(exercise),
         "notebook": _text(notebook, "notebook"),
         "checked": _text(checked, "checked"),
         "at": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -176,10 +188,14 @@ def new_record(
         "backend": config.backend,
         "region": config.region,
         "resources": _resources(resources),
-        "key": key_id(key),
     }
-    record["sig"] = sign(record, key)
-    return record
+
+
+def signed(record: Mapping[str, Any], key: bytes) -> dict[str, Any]:
+    """The record with the id of the key that signs it and its signature."""
+    result = {**record, "key": key_id(key)}
+    result["sig"] = sign(result, key)
+    return result
 
 
 def _replace_with(path: Path, data: bytes) -> None:
@@ -226,29 +242,67 @@ def record(
     checked: str,
     resources: Mapping[str, str],
     home: Path | None = None,
+    backend: Backend | None = None,
 ) -> None:
-    """Keep signed evidence that `exercise` passed its check, in the learner's labkit home (or `home`).
+    """Keep signed evidence that `exercise` passed its check, in the learner's labkit home (or `home`), and tag
+    the learner's lab with it (through `backend`, default the config's).
 
     `checked` says in a line what the check verified; `resources` maps a role to the id of each resource it read
     (e.g. {'security_group': 'sg-0123', 'rule': 'sgr-0456'}). Bad arguments raise ConfigError (a bug in the
-    check); a failed write prints one line and returns, so the learner's passed check still passes.
+    check), before anything is written; a failed write or tag prints one line and returns, so the learner's
+    passed check still passes.
     """
-    where = home
+    entry = new_record(config, exercise, notebook=notebook, checked=checked, resources=resources)
+    where = Path(home) if home is not None else None
     try:
-        where = Path(home) if home is not None else labkit_home()
-        entry = new_record(
-            config, exercise, notebook=notebook, checked=checked, resources=resources, key=home_key(where)
-        )
-        append(where, entry)
-    except ConfigError:
-        raise
+        where = private_dir(where) if where is not None else labkit_home()  # a home is 0700, whoever makes it
+        append(where, signed(entry, home_key(where)))
     except (OSError, LabkitError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "message", None) or str(exc)
+        _say_not_saved(where, _reason(exc))
+    try:
+        tag_lab(config, exercise, entry["at"], backend)
+    except (LabkitError, ClientError, BotoCoreError) as exc:  # the check passed: a tag must not say otherwise
         print(
-            f"progress: your check passed, but its evidence was not saved in {where} ({reason}); earlier evidence "
-            "is untouched. Free some space or fix the folder's permissions, then run the check again to record it.",
+            f"progress: your check passed, but the tag on your lab was not written ({_reason(exc)}); the "
+            "instructor's `labkit class progress --tags` will not show it until a check passes again.",
             file=sys.stderr,
         )
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or getattr(exc, "message", None) or str(exc)
+
+
+def _say_not_saved(where: Path | None, reason: str) -> None:
+    print(
+        f"progress: your check passed, but its evidence was not saved in {where or 'the labkit home'} ({reason}); "
+        "earlier evidence is untouched. Free some space or fix the folder's permissions, then run the check again.",
+        file=sys.stderr,
+    )
+
+
+# ----- the tag on the lab -----
+
+
+def progress_tags(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """{exercise id: UTC time of its first pass} from a resource's tags."""
+    return {key[len(TAG_PROGRESS) :]: value for key, value in tag_dict(tags).items() if key.startswith(TAG_PROGRESS)}
+
+
+def tag_lab(config: LabConfig, exercise: str, at: str, backend: Backend | None = None) -> bool:
+    """Tag the learner's app security group `labkit:progress:<exercise>` = `at`, unless a pass is already there
+    (the first pass counts). False when the lab has no such group yet (before 01 builds it): nothing to tag."""
+    chosen = backend or config.make_backend()
+    ec2 = chosen.client("ec2")
+    groups = ec2.describe_security_groups(Filters=ec2_filters(config.lab, config.learner, TAG_ANCHOR))
+    found = groups["SecurityGroups"]
+    if not found:
+        return False
+    group = found[0]
+    if exercise_id(exercise) in progress_tags(group.get("Tags")):
+        return True
+    ec2.create_tags(Resources=[group["GroupId"]], Tags=[{"Key": TAG_PROGRESS + exercise, "Value": at}])
+    return True
 
 
 # ----- reading -----
