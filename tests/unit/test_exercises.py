@@ -178,3 +178,10 @@ def test_a_passed_check_leaves_signed_evidence_and_a_failed_one_none(strict_back
     assert table.set_index("exercise")["passed"].to_dict()["01.db-ingress"] is True
     assert not table.set_index("exercise")["passed"]["01.app-egress"]
     assert list(table["exercise"][:3]) == ["01.db-ingress", "01.app-egress", "02.reader-endpoint"]
+
+
+def test_the_instructors_columns_are_the_workbooks_exercises_in_order():
+    from labkit.classroom.progress import workbook_exercises
+
+    assert workbook_exercises() == [e.id for e in in_order()]
+    assert [e.notebook for e in in_order()] == sorted(e.notebook for e in in_order())
