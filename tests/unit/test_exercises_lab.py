@@ -99,6 +99,8 @@ def test_the_prediction_is_one_of_three_and_the_interval_is_read_against_the_mea
     slower = _comparison(strict_backend, 300.0, 200.0)
     assert "is not all inside +/-" in _said(strict_backend, "05.interval", True, slower)
     assert _said(strict_backend, "05.interval", False, slower) == ""
+    assert _said(strict_backend, "05.interval", np.True_, same) == "", "numpy's bool, as pandas comparisons give it"
+    assert "True or False" in _said(strict_backend, "05.interval", "yes", same)
     assert "pass the comparison" in _said(strict_backend, "05.interval", True, "comparison")
     other = Comparison(same.samples, [("writer", "direct"), ("reader", "direct")], metadata={"backend": "aws"})
     assert "measure the writer against the reader of this lab" in _said(strict_backend, "05.interval", True, other)

@@ -64,6 +64,8 @@ def predict(lab: LiveLab, prediction: Any) -> Outcome:
     answers=("inside", "comparison"),
 )
 def interval(lab: LiveLab, inside: Any, comparison: Any) -> Outcome:
+    import numpy as np  # the measurement's numbers
+
     if not hasattr(comparison, "difference") or not hasattr(comparison, "arms"):
         return not_yet("pass the comparison labkit.compare measured: .check(inside, comparison)")
     targets = [target for target, _ in comparison.arms[:2]]
@@ -75,7 +77,9 @@ def interval(lab: LiveLab, inside: Any, comparison: Any) -> Outcome:
     if any(math.isnan(x) for x in (low, high, limit)):
         return not_yet("the comparison measured nothing usable: run labkit.compare again")
     expected = -limit <= low and high <= limit
-    if not isinstance(inside, bool | int) or bool(inside) != expected:
+    if not isinstance(inside, bool | int | np.bool_):  # numpy's bool: what a comparison of pandas values gives
+        return not_yet(f"inside is {inside!r}: write True or False")
+    if bool(inside) != expected:
         where = "inside" if expected else "not all inside"
         return not_yet(
             f"inside is {inside!r}, but the interval {low:.1f} to {high:.1f} us is {where} +/- {limit:.1f} us"
