@@ -375,7 +375,6 @@ def test_a_learners_copy_stops_at_the_exercise_and_checks_the_live_lab(browser, 
         _write_and_run(page, mine, fixed)
         passed = _write_and_run(page, check)
         assert "✓ 01.db-ingress passed" in passed and "by group reference" in passed, passed
-        _screenshot(page, ARTIFACTS / "learner-01_network.png")
     RUN_TIMES["learner-01_network (exercise test)"] = time.monotonic() - started
 
 
