@@ -24,6 +24,43 @@ def _says(rule: Rule, snapshot: Snapshot) -> str:
     return f"tcp {ports_text(rule)} {'to' if rule.egress else 'from'} {peer_text(rule, snapshot)} (rule {rule.rule_id})"
 
 
+class Between:
+    """The rules of one lab group toward another on the database port: inbound into `own` from `peer`, or outbound
+    from `own` to `peer`; `good` are those by group reference."""
+
+    def __init__(self, lab: LiveLab, own: str, peer: str, *, egress: bool) -> None:
+        self.node, self.peer_node, self.egress = own, peer, egress
+        self.own, self.peer = lab.group(own), lab.group(peer)
+        self.snapshot, self.port = lab.snapshot, engine_port(lab.snapshot)
+        self.rules = self.snapshot.rules_of(self.own, egress=egress)
+        self.good = [r for r in self.rules if r.group_ref == self.peer and r.covers(self.port)]
+
+    def says(self, rule: Rule) -> str:
+        return _says(rule, self.snapshot)
+
+    @property
+    def verb(self) -> str:
+        return "sends" if self.egress else "admits"
+
+    def too_wide(self) -> list[str]:
+        """Group rules that open more ports than the database's."""
+        return [
+            f"{self.node} {self.verb} {self.says(rule)}: more than the database needs, open only {self.port}"
+            for rule in self.good
+            if rule.span != (self.port, self.port)
+        ]
+
+    def outcome(self, problems: list[str]) -> Outcome:
+        if problems:
+            return not_yet(*problems)
+        way = "to" if self.egress else "from"
+        return passed(
+            f"{self.node} {self.verb} tcp {self.port} {way} {self.peer_node} by group reference (rule "
+            f"{self.good[0].rule_id}), {way} no address range",
+            {"security_group": self.own, "rule": self.good[0].rule_id},
+        )
+
+
 def cidr_problems(snapshot: Snapshot, db: str, port: int) -> list[str]:
     """Inbound rules of the database group that admit `port` by address range, each with the lint's reason."""
     problems = []
@@ -54,31 +91,20 @@ def cidr_problems(snapshot: Snapshot, db: str, port: int) -> list[str]:
     needed_later=True,
 )
 def db_ingress(lab: LiveLab) -> Outcome:
-    db, app = lab.group(NODE_SG_DB), lab.group(NODE_SG_APP)
-    snapshot, port = lab.snapshot, engine_port(lab.snapshot)
-    inbound = snapshot.rules_of(db, egress=False)
-    good = [r for r in inbound if r.group_ref == app and r.covers(port)]
-    problems = cidr_problems(snapshot, db, port)
-    if not good:
-        near = [r for r in inbound if r.group_ref == app]
+    pair = Between(lab, NODE_SG_DB, NODE_SG_APP, egress=False)
+    problems = cidr_problems(pair.snapshot, pair.own, pair.port)
+    if not pair.good:
+        near = [pair.says(r) for r in pair.rules if r.group_ref == pair.peer]
         problems.insert(
             0,
-            f"sg-db admits {', '.join(_says(r, snapshot) for r in near)}, but the database listens on tcp {port}"
+            f"sg-db admits {', '.join(near)}, but the database listens on tcp {pair.port}"
             if near
-            else f"sg-db has no inbound rule for tcp {port} from sg-app yet",
+            else f"sg-db has no inbound rule for tcp {pair.port} from sg-app yet",
         )
-    for rule in good:
-        if rule.span != (port, port):
-            problems.append(f"sg-db admits {_says(rule, snapshot)}: more than the database needs, open only {port}")
-    for rule in inbound:
-        if rule.group_ref not in (None, app) and rule.covers(port):
-            problems.append(f"sg-db also admits {_says(rule, snapshot)}: only the app tier needs the database")
-    if problems:
-        return not_yet(*problems)
-    return passed(
-        f"sg-db admits tcp {port} from sg-app by group reference (rule {good[0].rule_id}), from no address range",
-        {"security_group": db, "rule": good[0].rule_id},
-    )
+    for rule in pair.rules:
+        if rule.group_ref not in (None, pair.peer) and rule.covers(pair.port):
+            problems.append(f"sg-db also admits {pair.says(rule)}: only the app tier needs the database")
+    return pair.outcome(problems + pair.too_wide())
 
 
 @exercise_check(
@@ -95,14 +121,11 @@ def db_ingress(lab: LiveLab) -> Outcome:
     needed_later=True,
 )
 def app_egress(lab: LiveLab) -> Outcome:
-    app, db = lab.group(NODE_SG_APP), lab.group(NODE_SG_DB)
-    snapshot, port = lab.snapshot, engine_port(lab.snapshot)
-    outbound = snapshot.rules_of(app, egress=True)
-    good = [r for r in outbound if r.group_ref == db and r.covers(port)]
-    problems = []
-    if not good:
+    pair = Between(lab, NODE_SG_APP, NODE_SG_DB, egress=True)
+    port, problems = pair.port, []
+    if not pair.good:
         problems.append(f"sg-app has no outbound rule for tcp {port} to sg-db yet: the instance's traffic stops there")
-    for rule in outbound:
+    for rule in pair.rules:
         if rule.cidr and rule.covers(port):
             what, ports = ("all traffic", "all") if rule.protocol == "all" else (f"tcp {ports_text(rule)}", None)
             remove = (
@@ -115,12 +138,4 @@ def app_egress(lab: LiveLab) -> Outcome:
                 "why: a compromised app could send the database's rows to any server in that range; name the "
                 f"database group instead\nremove it: {remove}"
             )
-    for rule in good:
-        if rule.span != (port, port):
-            problems.append(f"sg-app sends {_says(rule, snapshot)}: more than the database needs, open only {port}")
-    if problems:
-        return not_yet(*problems)
-    return passed(
-        f"sg-app sends tcp {port} to sg-db by group reference (rule {good[0].rule_id}), to no address range",
-        {"security_group": app, "rule": good[0].rule_id},
-    )
+    return pair.outcome(problems + pair.too_wide())
