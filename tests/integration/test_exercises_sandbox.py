@@ -64,7 +64,7 @@ def test_the_row_must_be_read_back_from_the_reader(lab):
 def test_who_answered_must_be_a_reader_of_the_cluster(lab):
     config, backend = lab
     on_writer = whoami("writer", config=config, backend=backend)
-    assert "the task asks who answers on the reader endpoint" in _said(lab, "04.who-answered", on_writer)
+    assert "the task asks about the reader endpoint" in _said(lab, "04.who-answered", on_writer)
     forged = whoami("reader", config=config, backend=backend).assign(instance=f"{LAB}-{LEARNER}-db-writer")
     assert "is the writer now" in _said(lab, "04.who-answered", forged)
     assert (

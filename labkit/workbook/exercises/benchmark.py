@@ -14,6 +14,7 @@ from typing import Any
 from labkit.aws.tags import cluster_roles
 from labkit.workbook.exercises.base import LiveLab, Outcome, exercise_check, not_yet, passed
 from labkit.workbook.exercises.checking import last_passed
+from labkit.workbook.exercises.sql import whoami_row
 
 NOTEBOOK = "05_benchmark"
 CHOICES = ("writer is faster", "writer is slower", "no practical difference")
@@ -106,16 +107,12 @@ def interval(lab: LiveLab, inside: Any, comparison: Any) -> Outcome:
     answers=("answered",),
 )
 def new_writer(lab: LiveLab, answer: Any) -> Outcome:
-    import pandas as pd  # whoami's result is a DataFrame
-
     from labkit.access.sql import whoami  # the cluster endpoint, asked now by the check itself
 
-    if not isinstance(answer, pd.DataFrame) or not {"on", "instance", "read_only"} <= set(answer.columns):
-        return not_yet("answered is not what labkit.whoami returns: keep its DataFrame")
-    row = answer.iloc[0]
+    row, wrong = whoami_row(answer, "writer")
+    if wrong:
+        return wrong
     writer, _ = cluster_roles(lab.cluster)
-    if row["on"] != "writer":
-        return not_yet(f"answered asked the {row['on']} endpoint; the task asks about the cluster (writer) endpoint")
     if row["instance"] != writer or bool(row["read_only"]):
         return not_yet(f"{row['instance']} answered, but RDS names {writer} the writer now: ask again")
     now = whoami("writer", config=lab.config, backend=lab.backend).iloc[0]

@@ -95,6 +95,18 @@ def read_on_reader(lab: LiveLab, answer: Any) -> Outcome:
     )
 
 
+def whoami_row(answer: Any, on: str) -> tuple[Any, Outcome | None]:
+    """The row of a `labkit.whoami(on)` result, or the outcome that says what else `answer` is."""
+    import pandas as pd  # whoami's result is a DataFrame
+
+    if not isinstance(answer, pd.DataFrame) or answer.empty or not {"on", "instance", "read_only"} <= set(answer):
+        return None, not_yet("answered is not what labkit.whoami returns: keep its DataFrame")
+    row = answer.iloc[0]
+    if row["on"] != on:
+        return row, not_yet(f"answered asked the {row['on']} endpoint; the task asks about the {on} endpoint")
+    return row, None
+
+
 @exercise_check(
     "04.who-answered",
     notebook=NOTEBOOK,
@@ -108,14 +120,10 @@ def read_on_reader(lab: LiveLab, answer: Any) -> Outcome:
     answers=("answered",),
 )
 def who_answered(lab: LiveLab, answer: Any) -> Outcome:
-    import pandas as pd  # whoami's result is a DataFrame
-
-    if not isinstance(answer, pd.DataFrame) or not {"on", "instance", "read_only"} <= set(answer.columns):
-        return not_yet("answered is not what labkit.whoami returns: keep its DataFrame")
+    row, wrong = whoami_row(answer, "reader")
+    if wrong:
+        return wrong
     writer, readers = cluster_roles(lab.cluster)
-    row = answer.iloc[0]
-    if row["on"] != "reader":
-        return not_yet(f"answered asked the {row['on']} endpoint; the task asks who answers on the reader endpoint")
     if row["instance"] not in readers:
         role = "the writer" if row["instance"] == writer else "no instance of the cluster"
         return not_yet(f"{row['instance']} is {role} now; ask again (labkit.whoami makes a new connection)")
