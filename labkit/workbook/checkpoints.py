@@ -13,6 +13,7 @@ from labkit.lab.graph import STAGES, lab_graph, stage_of
 from labkit.lab.inventory import status, verify
 from labkit.security import can_reach, lint
 from labkit.workbook.doctor import environment_report
+from labkit.workbook.exercises import unfinished
 
 STEPS = ("setup", *STAGES, "sql", "benchmark", "cleanup")
 NOTEBOOKS = dict(zip(STEPS, ("00_setup", "01_network", "02_database", "03_compute", "04_sql", "05_benchmark",
@@ -80,15 +81,18 @@ def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | No
         result.problems = [f"{r.what} {r.id} remains: run `labkit.destroy(config)` again" for r in left.itertuples()]
         return result
     if step in ("sql", "benchmark"):  # after a failover too: each endpoint must land on the right role
-        result.problems = _sql_problems(config, backend)
+        result.problems = unfinished(NOTEBOOKS[step], config, backend) + _sql_problems(config, backend)
         return result
     result.problems = _missing_nodes(config, step, backend)
-    if step == "compute" and result.ok:
+    if not result.ok:
+        return result
+    if step == "compute":
         port = engine_of(config).port
         verdict = can_reach("instance", "writer", port, config, backend)
         if not verdict.reachable:
             result.problems.append(f"the instance cannot reach the writer on {port}: {verdict.headline}")
         result.problems += [f"lint: {finding.finding}" for finding in lint(config, backend).high]
+    result.problems += unfinished(NOTEBOOKS[step], config, backend)  # the learner's own part of the stage
     return result
 
 
@@ -132,5 +136,9 @@ def begin(step: str, config: LabConfig | None = None, backend: Backend | None = 
     from labkit.display import say  # pandas: already loaded by status()
 
     config = config or LabConfig.load()
-    say(where_to_start(step, config, backend))
+    line = where_to_start(step, config, backend)
+    say(line)
+    if line.startswith("ready") and step not in ("setup", "cleanup"):  # what this notebook needs from earlier exercises
+        for problem in unfinished(NOTEBOOKS[step], config, backend, before=True):
+            say(f"note: {problem}")
     return config

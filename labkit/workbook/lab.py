@@ -1,5 +1,9 @@
 """`make lab`: start the sandbox, then JupyterLab on loopback, for root too, and print the link with its token.
 
+JupyterLab opens the learner's copies of the notebooks (labkit.workbook.release: each exercise's solution replaced
+by a "your turn" placeholder), made in the labkit home where missing and never overwritten, so the learner's work
+survives the next `make lab`; `--notebook-dir` opens another folder as it is (the solved notebooks, for authors).
+
 JupyterLab refuses to start as root without `--allow-root`, and containers, cloud VMs and CI machines run as
 root; the server listens on 127.0.0.1 only (its token is the only lock, so no other machine may knock). The
 token is generated here and handed over in the environment (JUPYTER_TOKEN), never on the command line, where
@@ -93,22 +97,35 @@ def launch(notebook_dir: str | Path, *, open_browser: bool = True) -> int:
     return code
 
 
+def learner_notebooks() -> Path:
+    """The learner's copies of the workbook (solutions taken out), made where missing, never overwritten."""
+    from labkit.workbook.release import release_notebooks  # nbformat: only when copies are made
+
+    release = release_notebooks()
+    print(release, flush=True)
+    return release.out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m labkit.workbook.lab [--notebook-dir notebooks] [--no-browser]` (what `make lab` runs)."""
+    """`python -m labkit.workbook.lab [--notebook-dir DIR] [--no-browser]` (what `make lab` runs): without a
+    folder, JupyterLab opens the learner's copies of the notebooks in the labkit home."""
     from labkit.errors import LabkitError
 
     parser = argparse.ArgumentParser(prog="python -m labkit.workbook.lab", description=__doc__.splitlines()[0])
-    parser.add_argument("--notebook-dir", default="notebooks", help="the folder JupyterLab opens")
+    parser.add_argument(
+        "--notebook-dir", default=None, help="the folder JupyterLab opens (default: your copies of the notebooks)"
+    )
     parser.add_argument("--no-browser", action="store_true", help="only print the link")
     args = parser.parse_args(argv)
-    if not Path(args.notebook_dir).is_dir():
+    if args.notebook_dir is not None and not Path(args.notebook_dir).is_dir():
         print(
             f"error: notebook-dir: {args.notebook_dir} is not a folder\n  fix: run it from the repository",
             file=sys.stderr,
         )
         return 2
     try:
-        return launch(args.notebook_dir, open_browser=not args.no_browser)
+        folder = args.notebook_dir if args.notebook_dir is not None else learner_notebooks()
+        return launch(folder, open_browser=not args.no_browser)
     except LabkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

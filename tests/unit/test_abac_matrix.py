@@ -215,6 +215,7 @@ def _ada_tags(kind: str) -> list[dict[str, Any]]:
 RULE = {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
 WIDE = {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
 ADA_RDS_TAGS = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "ada"}]
+PROGRESS_TAG = [{"Key": "labkit:progress:01-app-to-db-rule", "Value": "2026-12-05T10:00:00Z"}]
 
 # (row, service, operation, params from grace's ids, expected for grace / ada / the instructor)
 # fmt: off
@@ -231,6 +232,12 @@ MATRIX: list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]], tu
     ("add a subnet to the VPC, tagged as ada", "ec2", "CreateSubnet",
      lambda g: {"VpcId": g["vpc"], "CidrBlock": "10.0.200.0/24", "TagSpecifications": _ada_tags("subnet")}, (DENIED, DENIED, DENIED)),
     ("claim the instance with ada's tags", "ec2", "CreateTags", lambda g: {"Resources": [g["instance"]], "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+    # a passed check tags the learner's own group labkit:progress:<exercise> (labkit.workbook.progress), and only that
+    ("tag progress on the group", "ec2", "CreateTags", lambda g: {"Resources": [g["sg"]], "Tags": PROGRESS_TAG}, (ALLOWED, DENIED, DENIED)),
+    ("tag progress on the instance", "ec2", "CreateTags", lambda g: {"Resources": [g["instance"]], "Tags": PROGRESS_TAG}, (DENIED, DENIED, DENIED)),
+    ("tag progress and re-tag the group as ada's", "ec2", "CreateTags",
+     lambda g: {"Resources": [g["sg"]], "Tags": [*PROGRESS_TAG, ADA_RDS_TAGS[1]]}, (DENIED, DENIED, DENIED)),
+    ("tag the group's Name", "ec2", "CreateTags", lambda g: {"Resources": [g["sg"]], "Tags": [{"Key": "Name", "Value": "x"}]}, (DENIED, DENIED, DENIED)),
     ("delete the cluster", "rds", "DeleteDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"], "SkipFinalSnapshot": True}, (ALLOWED, DENIED, ALLOWED)),
     ("delete the writer", "rds", "DeleteDBInstance", lambda g: {"DBInstanceIdentifier": g["writer"]}, (ALLOWED, DENIED, ALLOWED)),
     ("modify the cluster", "rds", "ModifyDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"], "DeletionProtection": False}, (ALLOWED, DENIED, ALLOWED)),

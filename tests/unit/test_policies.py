@@ -45,6 +45,7 @@ from labkit.classroom.policies import (
     render,
     size,
 )
+from labkit.workbook.progress import TAG_PROGRESS
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -381,6 +382,10 @@ def test_every_change_is_scoped_to_the_learners_own_resources() -> None:
         assert statements[sid]["Condition"]["StringEqualsIfExists"] == OWN_RESOURCE, sid
     tagging = statements["TagOnlyWhileCreatingAsOwn"]["Condition"]["StringEquals"]
     assert tagging["ec2:CreateAction"] and OWN_REQUEST.items() <= tagging.items()
+    progress = statements["ProgressTagsOnOwnGroups"]  # a passed check's tag (labkit.workbook.progress), nothing else
+    assert progress["Action"] == ["ec2:CreateTags"] and progress["Resource"] == "arn:aws:ec2:*:*:security-group/*"
+    assert progress["Condition"] == {"StringEquals": OWN_RESOURCE, "Null": {"aws:TagKeys": "false"},
+                                     "ForAllValues:StringLike": {"aws:TagKeys": [TAG_PROGRESS + "*"]}}  # fmt: skip
     sessions = statements["OnOwnInstancesOnly"]["Condition"]["StringEquals"]
     assert sessions == {k.replace("aws:ResourceTag", "ssm:resourceTag"): v for k, v in OWN_RESOURCE.items()}
     secret = statements["ReadOwnClusterSecret"]["Condition"]["StringLike"]

@@ -84,6 +84,7 @@ class LabContext:
         self.timing = timing or backend.timing
         self.ids: dict[str, str] = {}
         self.notes: list[str] = []
+        self.leave_exercises = False  # leave what the workbook's exercises ask the learner to build (apply)
         self._cache: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
         self._snapshot: dict[Any, list[Found]] | None = None

@@ -230,6 +230,7 @@ class Rule:
     description: str
     cidr: str | None = None
     peer: str | None = None  # node of the referenced group
+    exercise: str | None = None  # the workbook exercise in which the learner writes this rule (see apply)
 
 
 def _rules_of(ctx: LabContext, group_ids: list[str]) -> list[dict[str, Any]]:
@@ -297,7 +298,7 @@ class SecurityGroup(Resource):
         return []
 
     def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
-        wanted = self.rules(ctx)
+        wanted = [rule for rule in self.rules(ctx) if not (rule.exercise and ctx.leave_exercises)]
         groups = {self.node: resource_id} | {r.group: ctx.ids.get(r.group) for r in wanted}
         groups |= {r.peer: ctx.ids.get(r.peer) for r in wanted if r.peer}
         group_ids = sorted({gid for gid in groups.values() if gid})
@@ -356,8 +357,22 @@ class DbSecurityGroup(SecurityGroup):
     def rules(self, ctx: LabContext) -> list[Rule]:
         engine = engine_of(ctx.config)
         return [
-            Rule(self.node, False, engine.port, f"{engine.family} from the app tier", peer=NODE_SG_APP),
-            Rule(NODE_SG_APP, True, engine.port, f"{engine.family} to the database tier", peer=NODE_SG_DB),
+            Rule(
+                self.node,
+                False,
+                engine.port,
+                f"{engine.family} from the app tier",
+                peer=NODE_SG_APP,
+                exercise="01.db-ingress",
+            ),
+            Rule(
+                NODE_SG_APP,
+                True,
+                engine.port,
+                f"{engine.family} to the database tier",
+                peer=NODE_SG_DB,
+                exercise="01.app-egress",
+            ),
         ]
 
 
