@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
+    NODE_FIRST_DB,
     NODE_IAM_ROLE,
     NODE_INSTANCE_PROFILE,
     NODE_KEY_PAIR,
     NODE_SG_APP,
-    NODE_WRITER,
-    reader_node,
+    db_instance_node,
     resource_name,
 )
 from labkit.errors import ConfigError
@@ -69,7 +69,7 @@ AURORA_MYSQL_INSTANCE_CLASSES: tuple[str, ...] = (
 # Names built from lab and learner, and the longest each AWS service accepts.
 NAME_LIMITS = {
     "RDS cluster identifier": (NODE_CLUSTER, 63),
-    "RDS instance identifier": (NODE_WRITER, 63),
+    "RDS instance identifier": (NODE_FIRST_DB, 63),
     "DB subnet group name": (NODE_DB_SUBNET_GROUP, 255),
     "IAM role name": (NODE_IAM_ROLE, 64),
     "IAM instance profile name": (NODE_INSTANCE_PROFILE, 128),
@@ -555,7 +555,7 @@ def _is_public(address: ipaddress.IPv4Address) -> bool:
 def _check_name_lengths(lab: str, learner: str, readers: int) -> None:
     limits = dict(NAME_LIMITS)
     if readers:
-        limits["RDS instance identifier"] = (reader_node(readers), 63)
+        limits["RDS instance identifier"] = (db_instance_node(readers + 1), 63)
     for what, (node, limit) in limits.items():
         name = resource_name(lab, learner, node)
         if len(name) > limit:

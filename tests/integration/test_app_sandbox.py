@@ -19,7 +19,7 @@ from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
 from labkit.access.webapp import web_app
-from labkit.aws.tags import NODE_WRITER, reader_node, resource_name
+from labkit.aws.tags import NODE_FIRST_DB, db_instance_node, resource_name
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.state import read_state
 from labkit.security import can_reach, revoke_rules
@@ -75,7 +75,7 @@ def _on_the_reader(order_id: int, config, backend) -> list[dict]:
 
 def test_an_added_order_comes_back_once_the_reader_shows_it_as_a_browser_reloading_would(lab, app):
     config, backend = lab
-    reader = resource_name(config.lab, config.learner, reader_node(1))
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
 
     with replication_paused(reader):
         timer = resume_replication_after(reader, 0.8)  # the replica catches up 0.8 s after the write
@@ -89,7 +89,7 @@ def test_an_added_order_comes_back_once_the_reader_shows_it_as_a_browser_reloadi
 
 def test_a_reader_that_never_catches_up_costs_at_most_the_wait(lab, app):
     config, backend = lab
-    reader = resource_name(config.lab, config.learner, reader_node(1))
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
     with replication_paused(reader):
         started = time.monotonic()
         order_id = app.add_order("Linus", product_id=3, quantity=1, reader_wait=0.5)
@@ -182,7 +182,7 @@ def test_cli_tunnel_app_prints_the_link_and_the_page_answers_through_it(lab):
 def test_the_app_reads_a_rotated_secret_again_and_keeps_serving(lab, app):
     config, backend = lab
     assert app.health()["ok"].all()
-    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_WRITER))
+    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_FIRST_DB))
     health = app.health()
     assert health["ok"].all(), health.to_string()
     assert app.add_order("Frances", product_id=4, quantity=1) > 0

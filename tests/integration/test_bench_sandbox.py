@@ -116,7 +116,7 @@ def test_replica_lag_is_small_and_sees_a_stopped_replica(lab):
     assert summary["markers"][0] == 10 and summary["errors"][0] == 0
     assert summary["p50_ms"][0] < 200
     reader = summary["reader"][0]
-    writer = admin_connection(f"{LAB}-{LEARNER}-db-writer")
+    writer = admin_connection(f"{LAB}-{LEARNER}-db-1")
     found = {}
     since = time.time_ns() // 1000
     with replication_paused(reader):  # resumed only after the first marker is committed: a condition, not a sleep
@@ -136,7 +136,7 @@ def test_replica_lag_is_small_and_sees_a_stopped_replica(lab):
 def _resume_once_the_writer_has_the_table(reader: str) -> None:
     """Start the reader's SQL thread 1 s after replica_lag created its table on the writer: without the wait,
     replica_lag polls the reader for its first marker within milliseconds and meets 1146."""
-    with admin_connection(f"{LAB}-{LEARNER}-db-writer") as writer, writer.cursor() as cursor:
+    with admin_connection(f"{LAB}-{LEARNER}-db-1") as writer, writer.cursor() as cursor:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'bench_lag'")
@@ -180,8 +180,8 @@ def test_cli_bench_prints_json(lab):
 def test_failover_swaps_the_writer_and_loses_no_acknowledged_write(lab):
     config, backend = lab  # last in the module: it leaves the roles swapped
     report = failover(interval=0.1, baseline=1.0, settle=1.0, timeout=60, config=config, backend=backend)
-    assert report.writer_before == f"{LAB}-{LEARNER}-db-writer"
-    assert report.writer_after == f"{LAB}-{LEARNER}-db-reader-1"
+    assert report.writer_before == f"{LAB}-{LEARNER}-db-1"
+    assert report.writer_after == f"{LAB}-{LEARNER}-db-2"
     served = set(report.probes.loc[report.probes["ok"], "served_by"])
     assert served == {report.writer_before, report.writer_after}
     assert report.acknowledged >= 10 and report.lost == []
