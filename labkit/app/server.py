@@ -1,10 +1,11 @@
 """The lab's web app: a small shop on the EC2 instance, with Aurora as its data layer.
 
-It lists the latest orders (read through the cluster's reader endpoint) and has a form that adds one
-(written through the cluster endpoint, i.e. the writer). At start-up it looks up the cluster's endpoints
-and its managed secret with the instance role, then reads the master password from Secrets Manager; the
-password is never put in a page, a log line or an error. Input is validated and bound as SQL parameters,
-every value on the page is HTML-escaped, and /health reports whether writer and reader answer.
+It lists the latest orders (read through the cluster's reader endpoint, or the writer's when
+LABKIT_APP_READS_FROM=writer) and has a form that adds one (written through the cluster endpoint, i.e. the
+writer). At start-up it looks up the cluster's endpoints and its managed secret with the instance role, then
+reads the master password from Secrets Manager; the password is never put in a page, a log line or an error.
+Input is validated and bound as SQL parameters, every value on the page is HTML-escaped; the page says which
+instance served its read, and /health whether writer and reader answer and which instance each reached.
 
 This file is self-contained (standard library, PyMySQL and boto3) because EC2 user data copies it alone
 onto the instance, which runs it with Amazon Linux's Python 3.9 as a systemd service on 127.0.0.1:8080:
@@ -13,6 +14,9 @@ file, passing `dial` so that connections go through the sandbox's network (which
 groups) instead of DNS.
 
     LABKIT_APP_CLUSTER=lab-x-cluster LABKIT_APP_REGION=us-east-1 python3 server.py
+
+Settings (environment, written by user data to /etc/labkit-app.env): LABKIT_APP_CLUSTER, LABKIT_APP_REGION,
+LABKIT_APP_DATABASE, LABKIT_APP_BIND, LABKIT_APP_PORT, LABKIT_APP_READS_FROM (reader or writer).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ ACCESS_DENIED = 1045  # MySQL: the user or password was refused (a rotated secre
 MAX_CONNECTIONS = 32  # requests served at once; more wait in no thread, they get 503 at once
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request (a held connection is dropped)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+ENDPOINTS = ("writer", "reader")  # the cluster endpoint (the writer) and the reader endpoint
 HEADERS = [
     (
         "Content-Security-Policy",
@@ -57,6 +62,10 @@ Dial = Callable[[str, int, float], socket.socket]
 log = logging.getLogger("shop")
 
 
+class BadSettings(ValueError):
+    """A setting is missing or not valid: the app says which and stops (systemd then shows the message)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where the app finds its cluster, and where it listens (from the environment user data writes)."""
@@ -66,19 +75,24 @@ class Settings:
     database: str = "shop"
     bind: str = "127.0.0.1"
     port: int = APP_PORT
+    reads_from: str = "reader"  # the endpoint the page reads through: "reader" (replicas) or "writer"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         missing = [k for k in ("LABKIT_APP_CLUSTER", "LABKIT_APP_REGION") if not env.get(k)]
         if missing:
-            raise SystemExit(f"shop: set {' and '.join(missing)} (EC2 user data writes them to /etc/labkit-app.env)")
+            raise BadSettings(f"set {' and '.join(missing)} (EC2 user data writes them to /etc/labkit-app.env)")
+        reads_from = env.get("LABKIT_APP_READS_FROM") or "reader"
+        if reads_from not in ENDPOINTS:
+            raise BadSettings(f"LABKIT_APP_READS_FROM={reads_from!r}: set it to reader or writer")
         return cls(
             cluster=env["LABKIT_APP_CLUSTER"],
             region=env["LABKIT_APP_REGION"],
             database=env.get("LABKIT_APP_DATABASE", "shop"),
             bind=env.get("LABKIT_APP_BIND", "127.0.0.1"),
             port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
+            reads_from=reads_from,
         )
 
 
@@ -117,6 +131,16 @@ class NotReady(Exception):
     """The cluster could not be looked up yet (it may still be creating)."""
 
 
+@dataclass(frozen=True)
+class Served:
+    """What one connection to an endpoint answered: the instance behind it, whether that instance is
+    read-only (a replica), and the rows of each statement."""
+
+    instance: str
+    read_only: bool
+    rows: list[list[tuple[Any, ...]]]
+
+
 class Database:
     """Short connections per request: the endpoints' DNS moves with a failover, a pooled one would not."""
 
@@ -132,6 +156,7 @@ class Database:
         self.dial = dial
         self.connect_timeout = connect_timeout
         self._cluster: Cluster | None = None
+        self._identity_sql = IDENTITY_SQL[0]
         self._failed_at = 0.0
         self._failure = ""
         self._lock = threading.Lock()
@@ -149,23 +174,23 @@ class Database:
                     raise NotReady(self._failure) from None
             return self._cluster
 
-    def connect(self, role: str) -> Any:
+    def connect(self, endpoint: str) -> Any:
         import pymysql  # shipped standalone (see discover): a missing driver fails a request, not the service
 
         try:
-            return self._connect(role, self.cluster())
+            return self._connect(endpoint, self.cluster())
         except pymysql.err.OperationalError as exc:
             if not exc.args or exc.args[0] != ACCESS_DENIED:
                 raise
         # RDS rotates a managed secret (every 7 days by default): read it again and try once more
         with self._lock:
             self._cluster = None
-        return self._connect(role, self.cluster())
+        return self._connect(endpoint, self.cluster())
 
-    def _connect(self, role: str, cluster: Cluster) -> Any:
+    def _connect(self, endpoint: str, cluster: Cluster) -> Any:
         import pymysql  # shipped standalone, as in connect
 
-        host = cluster.writer if role == "writer" else cluster.reader
+        host = cluster.writer if endpoint == "writer" else cluster.reader
         connection = pymysql.connect(
             host=host, port=cluster.port, user=cluster.username, password=cluster.password,
             database=self.settings.database, connect_timeout=self.connect_timeout, read_timeout=10,
@@ -175,18 +200,48 @@ class Database:
             connection.connect(self.dial(host, cluster.port, self.connect_timeout))
         return connection
 
-    def query(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        connection = self.connect(role)
+    def read(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Served:
+        """Reads go through the reader endpoint, which spreads new connections over the replicas, or through
+        the writer's when LABKIT_APP_READS_FROM=writer (read-your-writes, at the writer's expense)."""
+        return self.run(self.settings.reads_from, statements)
+
+    def write(self, statement: str, params: tuple[Any, ...]) -> int:
+        """Writes always go through the cluster endpoint, which follows the writer through a failover."""
+        return self.execute("writer", statement, params)
+
+    def run(self, endpoint: str, statements: list[tuple[str, tuple[Any, ...]]]) -> Served:
+        """The statements on one new connection to `endpoint`, and which instance answered it."""
+        connection = self.connect(endpoint)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(statement, params)
-                return list(cursor.fetchall())
+                instance, read_only = self._identity(cursor)
+                rows = []
+                for statement, params in statements:
+                    cursor.execute(statement, params)
+                    rows.append(list(cursor.fetchall()))
+                return Served(instance, read_only, rows)
         finally:
             connection.close()
 
-    def execute(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> int:
+    def _identity(self, cursor: Any) -> tuple[str, bool]:
+        """(instance name, read-only) of the server behind `cursor`; the query that worked is kept."""
+        import pymysql  # shipped standalone, as in connect
+
+        for query in dict.fromkeys((self._identity_sql, *IDENTITY_SQL)):
+            try:
+                cursor.execute(query)
+            except pymysql.err.MySQLError:
+                if query == IDENTITY_SQL[-1]:
+                    raise
+                continue
+            self._identity_sql = query
+            name, read_only = cursor.fetchone()
+            return str(name), bool(int(read_only))
+        raise AssertionError("unreachable")  # pragma: no cover - the last query raises
+
+    def execute(self, endpoint: str, statement: str, params: tuple[Any, ...] = ()) -> int:
         """Run one statement; returns the new row's AUTO_INCREMENT id."""
-        connection = self.connect(role)
+        connection = self.connect(endpoint)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(statement, params)
@@ -202,7 +257,9 @@ ORDERS_SQL = (
 )
 PRODUCTS_SQL = "SELECT id, name FROM products ORDER BY id"
 INSERT_SQL = "INSERT INTO orders (product_id, customer, quantity) VALUES (%s, %s, %s)"
-PING_SQL = "SELECT @@read_only"
+# Which instance answered, and whether it is read-only: Aurora MySQL names itself in @@aurora_server_id; the
+# sandbox's MariaDB (where that variable is unknown) in @@report_host. As labkit.access.dialects asks it.
+IDENTITY_SQL = ("SELECT @@aurora_server_id, @@innodb_read_only", "SELECT @@report_host, @@read_only")
 
 
 @dataclass(frozen=True)
@@ -274,6 +331,8 @@ def render_page(
     problem: str = "",
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    reads_from: str = "reader",
+    served_by: str = "",
 ) -> str:
     """The shop page. Every value is escaped here, whatever its origin."""
     e, errors, values = html.escape, errors or {}, values or {}
@@ -294,9 +353,14 @@ def render_page(
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>Lab shop</title>",
         f"<style>{STYLE}</style></head><body><h1>Lab shop</h1>",
-        "<p>Orders are read from the cluster's <b>reader</b> endpoint; new ones are written to the "
+        f"<p>Orders are read through the cluster's <b>{e(reads_from)}</b> endpoint; new ones are written to the "
         "<b>writer</b> (the cluster endpoint).</p>",
     ]
+    if served_by:
+        parts.append(
+            f'<p id="served">This page was read from <b id="served-by">{e(served_by)}</b> through the '
+            f"{e(reads_from)} endpoint.</p>"
+        )
     if notice:
         parts.append(f'<p class="note" id="notice">{e(notice)}</p>')
     if problem:
@@ -343,12 +407,13 @@ class ShopApp:
         status = form.pop("status", "200 OK")
         query = parse_qs(environ.get("QUERY_STRING", ""))
         added = _int((query.get("added") or [""])[0])
+        reads_from = self.db.settings.reads_from
         try:
-            orders = self.db.query("reader", ORDERS_SQL, (ORDERS_SHOWN,))
-            products = self.db.query("reader", PRODUCTS_SQL)
+            served = self.db.read([(ORDERS_SQL, (ORDERS_SHOWN,)), (PRODUCTS_SQL, ())])  # one connection, one instance
         except Exception as exc:
             return _respond(start_response, "503 Service Unavailable", "text/html",
-                            render_page([], [], self.token, problem=self._explain(exc)))  # fmt: skip
+                            render_page([], [], self.token, problem=self._explain(exc), reads_from=reads_from))  # fmt: skip
+        orders, products = served.rows
         notice = form.pop("notice", "")
         if added is not None and not notice:
             if any(row[0] == added for row in orders):
@@ -358,7 +423,8 @@ class ShopApp:
                     f"Order {added} was added on the writer; the reader does not show it yet "
                     "(replica lag is usually milliseconds). Reload the page."
                 )
-        body = render_page(orders, products, self.token, notice=notice, **form)
+        body = render_page(orders, products, self.token, notice=notice, reads_from=reads_from,
+                           served_by=served.instance, **form)  # fmt: skip
         return _respond(start_response, status, "text/html", body)
 
     def add(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -374,7 +440,7 @@ class ShopApp:
         if order is None:
             return self.page(environ, start_response, status="400 Bad Request", errors=errors, values=values)
         try:
-            new_id = self.db.execute("writer", INSERT_SQL, (order.product_id, order.customer, order.quantity))
+            new_id = self.db.write(INSERT_SQL, (order.product_id, order.customer, order.quantity))
         except Exception as exc:
             if _error_code(exc) == 1452:  # foreign key: no such product
                 errors = {"product_id": "That product does not exist."}
@@ -386,20 +452,22 @@ class ShopApp:
         return [b""]
 
     def health(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        report = {"database": self.db.settings.database}
-        for role in ("writer", "reader"):
-            report[role] = self.ping(role)
-        healthy = all(report[role]["ok"] for role in ("writer", "reader"))
+        report: dict[str, Any] = {"database": self.db.settings.database, "reads_from": self.db.settings.reads_from}
+        for endpoint in ENDPOINTS:
+            report[endpoint] = self.ping(endpoint)
+        healthy = all(report[endpoint]["ok"] for endpoint in ENDPOINTS)
         status = "200 OK" if healthy else "503 Service Unavailable"
         return _respond(start_response, status, "application/json", json.dumps(report, sort_keys=True) + "\n")
 
-    def ping(self, role: str) -> dict[str, Any]:
+    def ping(self, endpoint: str) -> dict[str, Any]:
+        """A new connection to `endpoint`: which instance answered, and whether it is read-only."""
         started = time.perf_counter()
         try:
-            read_only = self.db.query(role, PING_SQL)[0][0]
+            served = self.db.run(endpoint, [])
         except Exception as exc:
             return {"ok": False, "error": _one_line(exc), "ms": round((time.perf_counter() - started) * 1000, 1)}
-        return {"ok": True, "read_only": bool(read_only), "ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {"ok": True, "served_by": served.instance, "read_only": served.read_only,
+                "ms": round((time.perf_counter() - started) * 1000, 1)}  # fmt: skip
 
     @staticmethod
     def _explain(exc: BaseException) -> str:
@@ -527,7 +595,11 @@ def serve(settings: Settings, dial: Dial | None = None, port: int | None = None)
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    serve(Settings.from_env())
+    try:
+        settings = Settings.from_env()
+    except BadSettings as exc:
+        raise SystemExit(f"shop: {exc}") from None
+    serve(settings)
     return 0
 
 

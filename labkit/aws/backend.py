@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
-from labkit.errors import BackendError, ConfigError
+from labkit.errors import BackendError, ConfigError, LabkitError
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -127,6 +127,25 @@ class Backend(ABC):
         """(check, ok, detail) rows for programs this backend needs on this machine; `version_of(program, *args)`
         is the first line the program prints, or None when it is not installed. AWS needs none."""
         return []
+
+    def restart_app(self, instance_id: str, changes: dict[str, str]) -> None:
+        """Set `changes` (LABKIT_APP_* settings) in the web app's environment file on the instance and restart
+        the app. On EC2, SSM Run Command runs labkit.app.userdata's settings script, which edits
+        /etc/labkit-app.env and restarts the systemd unit, as an operator would."""
+        from labkit.app.userdata import settings_script  # text only; the instance runs it
+        from labkit.aws.runcommand import run_shell  # start-up time: botocore's waiters
+
+        reply = run_shell(
+            self, instance_id, settings_script(changes), comment="labkit: change the web app's settings",
+            timeout=120, delay=self.tunnel_timing.first_delay, what="changing the web app's settings",
+        )  # fmt: skip
+        if reply["Status"] != "Success":
+            error = (reply.get("StandardErrorContent") or "").strip().splitlines()[-1:]
+            raise LabkitError(
+                f"changing the web app's settings on {instance_id} ended {reply['Status']}: {' '.join(error)}",
+                field="instance",
+                fix="check the app installed at first boot: /var/log/labkit-app-install.log on the instance",
+            )
 
     @contextlib.contextmanager
     def private_run(self) -> Iterator[str]:

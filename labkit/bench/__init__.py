@@ -5,10 +5,12 @@ replica lag and a failover.
     compare(("writer", "reader"), rounds=20, count=100)                            a Comparison (interleaved)
     replica_lag(markers=50)                                                         a LagResult
     failover()                                                                      a FailoverReport
+    watch_failover(app)                     failover() while the web app is polled: an AppFailoverWatch
 """
 
 from __future__ import annotations
 
+from labkit.bench.appfailover import AppFailoverWatch, watch_failover
 from labkit.bench.compare import Comparison, compare
 from labkit.bench.failover import FailoverReport, failover
 from labkit.bench.harness import Schedule
@@ -19,6 +21,7 @@ from labkit.bench.workloads import WORKLOADS
 
 __all__ = [
     "WORKLOADS",
+    "AppFailoverWatch",
     "BenchResult",
     "Comparison",
     "FailoverReport",
@@ -32,4 +35,5 @@ __all__ = [
     "replica_lag",
     "summarize",
     "tunnel_cost",
+    "watch_failover",
 ]

@@ -73,6 +73,12 @@ class SandboxBackend(Backend):
             ) from None
         return [sys.executable, "-m", "labkit.sandbox.procs.session_plugin"]
 
+    def restart_app(self, instance_id: str, changes: dict[str, str]) -> None:
+        """The settings script runs on the app's own environment file here; SIGHUP restarts its app host."""
+        from labkit.sandbox.appsettings import restart_app  # start-up time of the session plugin and app hosts
+
+        restart_app(instance_id, changes)
+
     def banner(self) -> str:
         return f"backend=sandbox account={self.account_id()} region={self.region} endpoint={self.endpoint_url()}"
 

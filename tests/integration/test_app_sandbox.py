@@ -5,6 +5,7 @@ started with its instance."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from support.sandbox_lab import (
@@ -186,3 +187,28 @@ def test_the_app_reads_a_rotated_secret_again_and_keeps_serving(lab, app):
     health = app.health()
     assert health["ok"].all(), health.to_string()
     assert app.add_order("Frances", product_id=4, quantity=1) > 0
+
+
+def test_reads_from_writer_is_a_setting_the_app_restarts_with_and_the_page_says_who_served(lab, app):
+    """Issue 23 item 3: the app's one supported setting, changed as an operator would (its environment file,
+    then a restart), and seen in /health and in the instance that served the page."""
+    config, backend = lab
+    writer = resource_name(config.lab, config.learner, NODE_FIRST_DB)
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
+    instance_id = running_instance(backend, config=config)
+    before = _app_state(instance_id, True)
+    assert app.page()["served_by"] == reader
+    try:
+        health = app.configure(reads_from="writer").set_index("endpoint")
+        assert health.loc["writer", "page_reads_here"] and not health.loc["reader", "page_reads_here"]
+        assert app.page()["served_by"] == writer and app.health_report()["reads_from"] == "writer"
+        after = _app_state(instance_id, True)
+        assert (after["pid"], after["restarts"]) == (before["pid"], before["restarts"]), "a restart, not a crash"
+        env_file = Path(read_state().home) / "apps" / instance_id / "labkit-app.env"
+        assert env_file.read_text().count("LABKIT_APP_READS_FROM=writer") == 1
+    finally:
+        app.configure(reads_from="reader")
+    assert app.page()["served_by"] == reader
+    with pytest.raises(ConfigError) as refused:
+        app.configure(reads_from="replica")
+    assert refused.value.field == "reads_from"
