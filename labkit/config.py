@@ -286,7 +286,7 @@ def read_config_text(path: Path) -> str:
     """The text of a config file, or a ConfigError naming `config` for anything that is not a small UTF-8 text
     file: a folder, a device or /proc file, a binary file, a byte-order mark (which TOML parsers reject as a
     bare "invalid statement at line 1")."""
-    fix = "give --config a small TOML text file, e.g. LABKIT_HOME/lab.toml written by `labkit up`"
+    fix = "give --config a small TOML text file, e.g. LABKIT_HOME/lab.toml written by `labkit up --save` or notebook 00"
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist", field="config", fix="check the path given to --config")
     if not path.is_file():
