@@ -159,4 +159,9 @@ def begin(step: str, config: LabConfig | None = None, backend: Backend | None = 
         source = "as given"
     say(f"lab {config.lab}, learner {config.learner} on {config.backend} in {config.region} ({source})")
     say(where_to_start(step, config, backend))
+    if step in ("sql", "benchmark"):
+        from labkit.workbook.form import warnings  # the form's wording: one explanation of readers = 0
+
+        for note in warnings(config):
+            say(f"note: {note}")
     return config

@@ -375,6 +375,7 @@ def test_cli_sql_prints_the_result_table(lab):
     )  # fmt: skip
     assert refused.returncode == 2
     assert "read-only" in refused.stderr + refused.stdout
+    assert "--on writer" in refused.stderr and "on='writer'" not in refused.stderr, "the fix names the flag"
 
 
 def test_a_read_on_the_reader_sees_what_this_process_just_wrote_on_the_writer(lab):

@@ -112,3 +112,38 @@ def test_the_first_cell_says_when_the_sandbox_is_not_running(lab_home, monkeypat
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     line = where_to_start("database", LabConfig(backend="sandbox"))
     assert "the sandbox is not running" in line and "run 00_setup first" in line
+
+
+def test_cleanup_lists_the_other_labs_of_this_lab_name_or_learner_that_still_have_resources(strict_backend):
+    """Issue 23: `labkit up --learner x` built a second lab; 06 said "nothing is left" while it ran on."""
+    from labkit.workbook.leftovers import other_labs
+
+    mine = LabConfig()
+    apply(LabConfig(learner="x", readers=0), strict_backend, stream=io.StringIO(), only="network")
+    apply(LabConfig(lab="otherlab", vpc_cidr="10.43.0.0/16"), strict_backend, stream=io.StringIO(), only="network")
+    apply(LabConfig(lab="strangers", learner="y", vpc_cidr="10.44.0.0/16"), strict_backend, stream=io.StringIO(),
+          only="network")  # fmt: skip
+    apply(mine, strict_backend, stream=io.StringIO(), only="network")
+    destroy(mine, strict_backend, stream=io.StringIO())
+    found = other_labs(mine, strict_backend)
+    rows = found.frame.set_index(["lab", "learner"])
+    assert set(rows.index) == {("auroralab", "x"), ("otherlab", "learner1")}, "not mine, not strangers'"
+    assert rows.loc[("auroralab", "x"), "relation"] == "same lab, another learner name"
+    assert rows.loc[("auroralab", "x"), "delete with"] == "labkit down --lab auroralab --learner x --region us-east-1"
+    assert "2 other labs of lab auroralab or learner learner1 still have resources in us-east-1" in repr(found)
+    for config in (LabConfig(learner="x"), LabConfig(lab="otherlab")):
+        destroy(config, strict_backend, stream=io.StringIO())
+    assert other_labs(mine, strict_backend).headline() == (
+        "no other lab of lab auroralab or learner learner1 has resources in us-east-1"
+    )
+
+
+def test_the_sql_and_benchmark_notebooks_say_up_front_that_a_lab_without_reader_has_no_reader_lessons(
+    strict_backend, capsys
+):
+    from labkit.workbook.checkpoints import begin
+
+    begin("sql", LabConfig(readers=0), strict_backend)
+    assert "note: readers = 0: the cluster gets no replica" in capsys.readouterr().out
+    begin("sql", LabConfig(), strict_backend)
+    assert "readers = 0" not in capsys.readouterr().out

@@ -26,6 +26,16 @@ def test_the_form_refuses_20_readers_instead_of_clamping(form):
     assert form.verdict.value == "" and form.save().readers == 2
 
 
+def test_no_reader_is_accepted_with_a_warning_at_the_form_and_on_save(form, capsys):
+    """Issue 23: readers = 0 was accepted without a word; the reader lessons then showed the writer."""
+    form.widgets["readers"].value = 0
+    assert form.problem() is None and "readers = 0" in form.verdict.value and "reader endpoint" in form.verdict.value
+    assert form.save().readers == 0
+    assert capsys.readouterr().out.startswith("warning: readers = 0: the cluster gets no replica")
+    form.widgets["readers"].value = 1
+    assert form.verdict.value == ""
+
+
 def test_every_form_value_goes_through_labconfig(form):
     form.widgets["region"].value = "moon-1"
     assert form.problem() is not None and form.problem().field == "region"
