@@ -74,6 +74,7 @@ class Backend(ABC):
     prices_from_api: bool = False  # ask the AWS Pricing API before the bundled price table
     free: bool = False  # True when nothing it creates is billed (prices then show what AWS would charge)
     preflight_before_apply: bool = False  # apply runs `labkit preflight` first and stops on a failed check
+    stand_in_plugin: bool = False  # session_plugin() is labkit's stand-in, not AWS's session-manager-plugin
     timing: Timing  # provisioning polls and retries
     tunnel_timing: TunnelTiming  # opening a Session Manager tunnel
     app_timing: AppTiming  # the web app answering through its tunnel

@@ -32,6 +32,7 @@ class SandboxBackend(Backend):
     name = "sandbox"
     reaches_private_endpoints = True  # the databases are local processes
     free = True
+    stand_in_plugin = True  # procs/session_plugin.py: it obeys the security groups, it is not AWS's plugin
     timing = Timing(poll_seconds=0.2, retry_attempts=6, retry_first_delay=0.05, retry_max_delay=0.5)
     tunnel_timing = TunnelTiming(online_timeout=5, connect_timeout=5, open_timeout=30, first_delay=0.1, max_delay=0.5)
     app_timing = AppTiming(start_timeout=15.0, poll_seconds=0.1)
