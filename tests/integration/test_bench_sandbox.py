@@ -16,7 +16,7 @@ from support.sandbox_lab import admin_connection, replication_paused, resume_rep
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
-from labkit.bench import benchmark, compare, failover, replica_lag
+from labkit.bench import benchmark, compare, failover, replica_lag, tunnel_cost
 
 LAB, LEARNER = "benchlab", "bo"
 
@@ -76,6 +76,18 @@ def test_tunnel_and_direct_interleave_too(lab):
     measured = both.samples[~both.samples["warmup"]]
     assert measured.groupby(["round", "path"]).size().tolist() == [40] * 8 and measured["error"].isna().all()
     assert both.difference()["difference"][0] == "p50 writer (tunnel) - p50 writer (direct)"
+
+
+def test_tunnel_cost_pairs_the_paths_round_by_round(lab):
+    """Issue 23: two runs one after the other once showed the tunnel faster than direct (0.83x)."""
+    config, backend = lab
+    table = tunnel_cost(rounds=4, count=20, seed=1, config=config, backend=backend).set_index("target")
+    assert list(table.index) == ["writer", "reader"]
+    assert (table["rounds"] == 4).all() and (table["interleaved"] == "by request").all()
+    assert (table["added_ci95_low_us"] <= table["added_us"]).all() and (
+        table["added_us"] <= table["added_ci95_high_us"]
+    ).all()
+    assert (table["tunnel_p50_us"] > 0).all() and (table["direct_p50_us"] > 0).all()
 
 
 def test_inserts_land_on_the_writer(lab):
