@@ -22,6 +22,7 @@ from .security import can_reach, lint, revoke_rules, security_groups, style_rule
 from .workbook.checkpoints import begin, checkpoint
 from .workbook.doctor import environment_report
 from .workbook.form import config_form
+from .workbook.held import hold_connection
 from .workbook.leftovers import other_labs
 from .workbook.runner import run_notebooks
 

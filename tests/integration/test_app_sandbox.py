@@ -212,3 +212,23 @@ def test_reads_from_writer_is_a_setting_the_app_restarts_with_and_the_page_says_
     with pytest.raises(ConfigError) as refused:
         app.configure(reads_from="replica")
     assert refused.value.field == "reads_from"
+
+
+def test_a_revoked_rule_refuses_new_connections_while_an_established_one_still_answers(lab):
+    """Issue 23: security groups track established connections (as on AWS); 03's break step shows both."""
+    from labkit.workbook.held import hold_connection
+
+    config, backend = lab
+    held = hold_connection("writer", config, backend)
+    try:
+        assert held.check()["answers"].tolist() == [True, True]
+        revoke_rules(config, "sg-db", 3306, backend=backend)
+        try:
+            after = held.check().set_index("connection")["answers"]
+            assert after.tolist() == [True, False], held.check().to_string()
+            assert "sg-db" in held.check()["why"][1] and "stateful" in held.check()["why"][0]
+        finally:
+            can_reach("instance", "writer", 3306, config, backend).fixes[0].apply(backend)
+        assert held.check()["answers"].tolist() == [True, True]
+    finally:
+        held.close()
