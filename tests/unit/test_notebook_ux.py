@@ -55,3 +55,17 @@ def test_the_config_view_wraps_between_fields_never_inside_one():
     view = LabConfig(backend="sandbox")._repr_html_()
     assert view.count("white-space: nowrap") == len(LabConfig().to_dict())
     assert "engine_version=&#x27;default&#x27;" in view
+
+
+def test_committed_notebooks_carry_the_installed_kernels_spec_so_opening_one_changes_nothing():
+    """Issue 23: every tab showed "modified" on opening: JupyterLab rewrote "Python 3" to the kernel's own
+    display name, "Python 3 (ipykernel)" (found in a real browser: that field was the only change)."""
+    import json
+    from pathlib import Path
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    wanted = {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
+    for notebook in sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb")):
+        assert json.loads(notebook.read_text())["metadata"]["kernelspec"] == wanted, notebook.name
