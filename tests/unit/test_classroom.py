@@ -369,6 +369,15 @@ def test_check_suggests_the_default_or_a_shared_vpc_when_vpcs_run_short(strict_b
     assert "does NOT fit" in str(report)
 
 
+def test_the_no_reader_advice_counts_instances_per_lab_not_labs(strict_backend):
+    """Issue 23: with 25 learners it said "25 per lab fewer"; readers = 0 saves one DB instance per lab."""
+    from labkit.classroom import class_check
+
+    report = class_check(25, LabConfig(readers=1), strict_backend)
+    advice = next(s for s in report.suggestions if s.startswith("DB instances"))
+    assert "Use readers = 0 (1 DB instance per lab fewer, 25 in all)" in advice and "25 per lab" not in advice
+
+
 def test_check_refuses_a_bad_number_of_learners(strict_backend):
     from labkit.classroom import class_check
 
