@@ -33,8 +33,12 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 PREFERRED_PORT = 8888  # JupyterLab's usual port, when it is free
 # JupyterLab settings every session of the lab starts with: no "fetch official news?" prompt, no update check
-# (both ask a website, and the prompt covered the notebook).
-SETTINGS_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+# (both ask a website, and the prompt covered the notebook); no URL in an output turned into a link (the lab's
+# URLs are loopback addresses of a sandbox or a tunnel: in a saved output they lead nowhere).
+SETTINGS_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/apputils-extension:sanitizer": {"autolink": False},
+}
 TERMINAL_RC = """\
 # labkit: the shell of JupyterLab's terminals (written by labkit/workbook/lab.py; rewritten at each `make lab`).
 # It reads what a login shell reads, then puts the lab's virtualenv first on PATH again: /etc/profile resets

@@ -266,6 +266,8 @@ def test_committed_outputs_read_as_text_on_open(browser, lab, notebook):
     with opened(browser, lab, notebook.name, f"open-{notebook.stem}") as page:
         assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening the notebook modified it"
         assert page.locator(".Toastify__toast").count() == 0, page.locator(".Toastify__toast").all_inner_texts()
+        links = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea a')].map(a => a.href)")
+        assert not [link for link in links if "127.0.0.1" in link], f"links that lead nowhere: {links}"
         shown = _outputs_text(page)
         assert "VBox(children=" not in shown and "IntProgress(" not in shown and "Loading widget" not in shown
         assert page.locator(".jp-OutputArea-output mjx-container").count() == 0  # no dollar typeset as math

@@ -69,3 +69,16 @@ def test_committed_notebooks_carry_the_installed_kernels_spec_so_opening_one_cha
     wanted = {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
     for notebook in sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb")):
         assert json.loads(notebook.read_text())["metadata"]["kernelspec"] == wanted, notebook.name
+
+
+def test_committed_outputs_link_to_no_loopback_address():
+    """Issue 23: the web app's link in 03 and 04 led nowhere once the notebook was saved (its tunnel closed)."""
+    import json
+    import re
+    from pathlib import Path
+
+    for notebook in sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            for output in cell.get("outputs", []):
+                html = "".join(output.get("data", {}).get("text/html", ""))
+                assert not re.search(r'<a href="http://127\.0\.0\.1', html), notebook.name
