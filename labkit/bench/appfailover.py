@@ -10,8 +10,6 @@ consecutive polls that saw the same thing into one phase.
 from __future__ import annotations
 
 import html
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +17,15 @@ import pandas as pd
 
 from labkit.access.webapp import WebApp
 from labkit.aws.backend import Backend
-from labkit.bench.failover import AFTER_COLOUR, BEFORE_COLOUR, FAILED_COLOUR, OTHER_COLOUR, FailoverReport, failover
+from labkit.bench.failover import (
+    AFTER_COLOUR,
+    BEFORE_COLOUR,
+    FAILED_COLOUR,
+    OTHER_COLOUR,
+    FailoverReport,
+    Periodic,
+    failover,
+)
 from labkit.errors import ConfigError, LabkitError
 
 SEEN = ["page", "writer endpoint", "reader endpoint"]  # what each poll records, one column each
@@ -106,28 +112,15 @@ def _instances(column: pd.Series) -> list[str]:
     return list(dict.fromkeys(answer for answer in column if not answer.startswith("error")))
 
 
-class _Poller(threading.Thread):
+class _Poller(Periodic):
     """Polls the app's page and /health every `interval` s until stopped."""
 
     def __init__(self, app: WebApp, interval: float) -> None:
-        super().__init__(name="app-failover-poller", daemon=True)
+        super().__init__("app-failover-poller", interval)
         self.app = app
-        self.interval = interval
-        self.rows: list[dict[str, Any]] = []
-        self.stop = threading.Event()
-        self.start_ns = time.perf_counter_ns()
 
-    def seconds(self) -> float:
-        return (time.perf_counter_ns() - self.start_ns) / 1e9
-
-    def run(self) -> None:
-        index = 0
-        while not self.stop.is_set():
-            delay = index * self.interval - self.seconds()
-            if delay > 0 and self.stop.wait(delay):
-                break
-            self.rows.append(self.poll())
-            index += 1
+    def tick(self) -> None:
+        self.rows.append(self.poll())
 
     def poll(self) -> dict[str, Any]:
         row: dict[str, Any] = {"t_s": round(self.seconds(), 3)}

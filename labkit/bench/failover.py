@@ -129,16 +129,41 @@ class FailoverReport:
         return f"ok, served by {served_by}", OTHER_COLOUR
 
 
-class _Monitor(threading.Thread):
-    """Probes every `interval` s on its own thread; `acked` is set each time a write is acknowledged."""
+class Periodic(threading.Thread):
+    """Calls `tick()` every `interval` s on its own thread (each on schedule from the start, not after the last
+    one ended) until `stop` is set; `rows` keeps what the ticks record, `seconds()` is the clock they share."""
 
-    def __init__(self, connect: Any, interval: float) -> None:
-        super().__init__(name="failover-monitor", daemon=True)
-        self.connect = connect
+    def __init__(self, name: str, interval: float) -> None:
+        super().__init__(name=name, daemon=True)
         self.interval = interval
         self.rows: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self.start_ns = time.perf_counter_ns()
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        begin = time.perf_counter_ns()
+        index = 0
+        while not self.stop.is_set():
+            intended = begin + int(index * self.interval * 1e9)
+            delay = (intended - time.perf_counter_ns()) / 1e9
+            if delay > 0 and self.stop.wait(delay):
+                break
+            self.tick()
+            index += 1
+
+    def seconds(self) -> float:
+        return (time.perf_counter_ns() - self.start_ns) / 1e9
+
+
+class _Monitor(Periodic):
+    """Probes every `interval` s on its own thread."""
+
+    def __init__(self, connect: Any, interval: float) -> None:
+        super().__init__("failover-monitor", interval)
+        self.connect = connect
         self.base = time.time_ns() // 1000
         self.next_probe = 0
 
@@ -149,19 +174,8 @@ class _Monitor(threading.Thread):
         self.rows.append(row)
         return row
 
-    def run(self) -> None:
-        begin = time.perf_counter_ns()
-        index = 0
-        while not self.stop.is_set():
-            intended = begin + int(index * self.interval * 1e9)
-            delay = (intended - time.perf_counter_ns()) / 1e9
-            if delay > 0 and self.stop.wait(delay):
-                break
-            self.probe_now()
-            index += 1
-
-    def seconds(self) -> float:
-        return (time.perf_counter_ns() - self.start_ns) / 1e9
+    def tick(self) -> None:
+        self.probe_now()
 
     def _probe(self, probe: int) -> dict[str, Any]:
         row: dict[str, Any] = {"probe": probe, "sent_s": self.seconds(), "acked_s": float("nan"), "ok": False,

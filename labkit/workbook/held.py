@@ -60,9 +60,12 @@ class HeldConnection:
     def _ask_new(self) -> dict[str, Any]:
         try:
             connect(self.tunnel.host, self.tunnel.port, self.secret, timeout=NEW_CONNECTION_TIMEOUT).close()
-        except Exception as exc:  # a refusal (sandbox) or a timeout (AWS drops it): explained below
-            failure = connection_failure(self.to, self.tunnel, str(exc), self.tunnel.recent_refusal(wait=0.5))
-            return {"connection": NEW, "answers": False, "why": failure.message}
+        except Exception as exc:  # a refusal (sandbox) or a timeout (AWS drops it): the diagnosis names the rule
+            return {
+                "connection": NEW,
+                "answers": False,
+                "why": connection_failure(self.to, self.tunnel, str(exc)).message,
+            }
         return {"connection": NEW, "answers": True, "why": "the rules allow a new connection"}
 
     def close(self) -> None:
