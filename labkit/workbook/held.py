@@ -10,7 +10,6 @@ then asks it and a new one, side by side.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +35,12 @@ class HeldConnection:
     tunnel: Tunnel
     secret: Any = field(repr=False)
     connection: Any = field(repr=False)
-    opened_at: float = field(default_factory=time.monotonic)
 
     def check(self) -> pd.DataFrame:
         """Ask the held connection and a new one `SELECT 1`; say which answers and why."""
         return pd.DataFrame([self._ask_held(), self._ask_new()], columns=["connection", "answers", "why"])
 
     def _ask_held(self) -> dict[str, Any]:
-        age = time.monotonic() - self.opened_at
         try:
             with self.connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
@@ -53,7 +50,7 @@ class HeldConnection:
         return {
             "connection": HELD,
             "answers": True,
-            "why": f"open for {age:.0f} s: the security group tracks a connection it allowed, and removing the "
+            "why": "opened before the change: the security group tracks a connection it allowed, and removing the "
             "rule does not cut it (security groups are stateful)",
         }
 
