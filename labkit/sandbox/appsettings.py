@@ -3,6 +3,8 @@
 The very script that runs on an instance (labkit.app.userdata.settings_script) runs here with bash, on the
 app's environment file in the sandbox (the instance's /etc/labkit-app.env), and restarts the app host with
 SIGHUP in place of `systemctl restart`: the process execs itself and reads the file again (procs/apphost.py).
+
+Runs in the client: the learner's kernel or the CLI (through SandboxBackend.restart_app).
 """
 
 from __future__ import annotations
