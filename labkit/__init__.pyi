@@ -7,8 +7,8 @@ from .access.endpoints import endpoints
 from .access.schema import create_schema
 from .access.sql import close_engines, credentials, engine, sql, whoami
 from .access.tunnel import readiness, tunnel
-from .access.webapp import web_app
-from .bench import benchmark, compare, failover, replica_lag
+from .access.webapp import app_code, web_app
+from .bench import benchmark, compare, failover, replica_lag, watch_failover
 from .classroom import class_check, class_reset, class_status, learners_create, learners_delete, learners_list
 from .classroom.progress import class_progress
 from .config import LabConfig
@@ -24,6 +24,8 @@ from .workbook.checkpoints import begin, checkpoint
 from .workbook.doctor import environment_report
 from .workbook.exercises import exercise, exercises, your_turn
 from .workbook.form import config_form
+from .workbook.held import hold_connection
+from .workbook.leftovers import other_labs
 from .workbook.release import release_notebooks
 from .workbook.runner import run_notebooks
 

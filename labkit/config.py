@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
+    NODE_FIRST_DB,
     NODE_IAM_ROLE,
     NODE_INSTANCE_PROFILE,
     NODE_KEY_PAIR,
     NODE_SG_APP,
-    NODE_WRITER,
-    reader_node,
+    db_instance_node,
     resource_name,
 )
 from labkit.engines import default_engine, engine_of
@@ -51,7 +51,7 @@ _ENGINE = default_engine()  # what the flags' help quotes (LabConfig has no `eng
 # Names built from lab and learner, and the longest each AWS service accepts.
 NAME_LIMITS = {
     "RDS cluster identifier": (NODE_CLUSTER, 63),
-    "RDS instance identifier": (NODE_WRITER, 63),
+    "RDS instance identifier": (NODE_FIRST_DB, 63),
     "DB subnet group name": (NODE_DB_SUBNET_GROUP, 255),
     "IAM role name": (NODE_IAM_ROLE, 64),
     "IAM instance profile name": (NODE_INSTANCE_PROFILE, 128),
@@ -268,7 +268,7 @@ def read_config_text(path: Path) -> str:
     """The text of a config file, or a ConfigError naming `config` for anything that is not a small UTF-8 text
     file: a folder, a device or /proc file, a binary file, a byte-order mark (which TOML parsers reject as a
     bare "invalid statement at line 1")."""
-    fix = "give --config a small TOML text file, e.g. LABKIT_HOME/lab.toml written by `labkit up`"
+    fix = "give --config a small TOML text file, e.g. LABKIT_HOME/lab.toml written by `labkit up --save` or notebook 00"
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist", field="config", fix="check the path given to --config")
     if not path.is_file():
@@ -537,7 +537,7 @@ def _is_public(address: ipaddress.IPv4Address) -> bool:
 def _check_name_lengths(lab: str, learner: str, readers: int) -> None:
     limits = dict(NAME_LIMITS)
     if readers:
-        limits["RDS instance identifier"] = (reader_node(readers), 63)
+        limits["RDS instance identifier"] = (db_instance_node(readers + 1), 63)
     for what, (node, limit) in limits.items():
         name = resource_name(lab, learner, node)
         if len(name) > limit:

@@ -262,6 +262,8 @@ def _run(
         if on == "reader":
             _catch_up(connection, opened.dialect, _last_writes.get(lab))
         result = connection.execute(text(query), params or {})
+        if on == "reader" and not result.returns_rows:
+            _refuse_a_write_on_a_writer(connection, opened.dialect)  # raising here rolls the statement back
         frame = (
             pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             if result.returns_rows
@@ -270,6 +272,35 @@ def _run(
     if on == "writer" and not result.returns_rows:
         _remember_write(lab, opened)
     return frame
+
+
+def _refuse_a_write_on_a_writer(connection: Any, dialect: Dialect) -> None:
+    """A statement sent to the reader endpoint changed something, so the endpoint led to a writable instance:
+    a cluster with no reader (readers = 0) sends the reader endpoint to the writer, as Aurora does. Refused
+    (the transaction is rolled back) rather than silently changing the writer; a read-only reader refuses it
+    itself, with its own error, before this is asked."""
+    instance, read_only = _identity_within(connection, dialect)
+    if not int(read_only):
+        raise LabkitError(
+            f"the reader endpoint led to {instance}, the writer: this lab has no reader (readers = 0), and Aurora "
+            "then sends the reader endpoint to the writer. The statement was rolled back",
+            field="readers",
+            fix="send writes to the writer (on='writer'); for a reader, set readers = 1 in 00_setup's form, save, "
+            "and run 02_database's apply again",
+        )
+
+
+def _identity_within(connection: Any, dialect: Dialect) -> Any:
+    """`_identity` inside an open transaction: each query that may fail runs in a savepoint, so its failure
+    leaves the transaction (and the statement to roll back) as it was."""
+    *others, last = dialect.identity_queries
+    for query in others:
+        try:
+            with connection.begin_nested():
+                return connection.execute(text(query)).one()
+        except sqlalchemy.exc.DBAPIError:
+            continue
+    return connection.execute(text(last)).one()
 
 
 def _forget(opened: LabEngine) -> None:

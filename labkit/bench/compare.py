@@ -64,7 +64,8 @@ class Comparison:
         rounds = self.samples.groupby(["target", "path"])["round"].nunique().rename("rounds").reset_index()
         return table.merge(rounds, on=["target", "path"])
 
-    def _per_round(self, arm: Arm) -> list[np.ndarray]:
+    def per_round(self, arm: Arm) -> list[np.ndarray]:
+        """The measured latencies (us) of `arm`, one array per round, in round order."""
         target, path = arm
         rows = self.samples[
             (self.samples["target"] == target) & (self.samples["path"] == path) & ~self.samples["warmup"]
@@ -76,7 +77,7 @@ class Comparison:
         """The median over rounds of p50(first) - p50(second) in microseconds, a 95% cluster-bootstrap interval
         over rounds, the threshold and the verdict."""
         first, second = first or self.arms[0], second or self.arms[1]
-        a, b = self._per_round(first), self._per_round(second)
+        a, b = self.per_round(first), self.per_round(second)
         estimate, low, high = stats.round_bootstrap_median_difference(a, b, resamples=self.resamples, seed=self.seed)
         reference = float(np.median(np.concatenate(b))) if b else float("nan")
         limit = max(self.threshold * reference, self.floor_us)

@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+from labkit.access.lookup import lab_cluster
 from labkit.access.tunnel import Tunnel, find_open, resolve_target
 from labkit.aws.backend import Backend
+from labkit.aws.tags import cluster_roles
 from labkit.engines import ENGINES, AuroraEngine, default_engine, engine_of
-from labkit.errors import ConfigError
+from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
 Connect = Callable[..., Any]  # connect(secret, timeout=60) -> a DB-API connection
@@ -77,6 +79,13 @@ class Connector:
 @contextlib.contextmanager
 def connection_point(target: str, path: str, config: Any, backend: Backend) -> Iterator[Connector]:
     """A Connector for the target on the path; a tunnel opened here is closed after."""
+    if target == "reader" and not cluster_roles(lab_cluster(config, backend))[1]:
+        raise LabkitError(
+            "this lab has no reader (readers = 0): Aurora then sends the reader endpoint to the writer, so a "
+            "measurement of the reader would measure the writer again",
+            field="readers",
+            fix="set readers = 1 in 00_setup's form, save, and run 02_database's apply again (or `labkit up --readers 1 --save`)",
+        )
     far = resolve_target(target, config, backend)
     engine = engine_of(config)
     if path == "direct":

@@ -97,16 +97,6 @@ class BenchResult:
         return f"<BenchResult {len(self.samples)} samples of {targets} ({self.metadata.get('mode', '?')})>"
 
 
-def tunnel_cost(through: BenchResult, inside: BenchResult) -> pd.DataFrame:
-    """p50 through the tunnel against p50 from inside, per target: what the tunnel adds."""
-    a = through.summary().set_index("target")["p50_us"]
-    b = inside.summary().set_index("target")["p50_us"]
-    table = pd.DataFrame({"tunnel_p50_us": a, "direct_p50_us": b}).dropna()
-    table["added_us"] = table["tunnel_p50_us"] - table["direct_p50_us"]
-    table["tunnel_over_direct"] = table["tunnel_p50_us"] / table["direct_p50_us"]
-    return table.reset_index()
-
-
 def _validate(
     targets: Sequence[str], chosen: Workload, path: str, concurrency: int, rate: float | None,
     duration: float | None, count: int | None,

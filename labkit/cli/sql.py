@@ -23,6 +23,7 @@ from labkit.cli import options
 from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
 from labkit.cli.options import config_from_args, lab_flags, tcp_port
 from labkit.engines import ENGINES, AuroraEngine, default_engine, engine_of
+from labkit.errors import LabkitError
 from labkit.home import labkit_home
 
 
@@ -126,15 +127,28 @@ def _tunnel(args: argparse.Namespace) -> int:
                 option_path.unlink()
 
 
+# labkit.sql's fixes name its Python arguments; here the same advice names the flags.
+CLI_WORDING = {"on='writer'": "--on writer", "on='reader'": "--on reader"}
+
+
 @handles_errors(failed=EXIT_BAD_INPUT)
 def _sql(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
         frame = labkit.sql(args.query, on=args.on, config=config)
+    except LabkitError as exc:
+        exc.fix = _as_flags(exc.fix)
+        raise
     finally:
         labkit.close_engines()
     print(frame.to_string(index=False))
     return 0
+
+
+def _as_flags(fix: str | None) -> str | None:
+    for python, flag in CLI_WORDING.items():
+        fix = fix.replace(python, flag) if fix else fix
+    return fix
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -95,7 +95,6 @@ class AuroraMySQLDialect(Dialect):
     # Aurora names the instance in @@aurora_server_id; MariaDB (the sandbox) in @@report_host, which the
     # sandbox sets to the DB instance identifier (the first query fails there with 1193, unknown variable).
     identity_queries = ("SELECT @@aurora_server_id, @@innodb_read_only", "SELECT @@report_host, @@read_only")
-    read_only_query = "SELECT @@read_only"
     read_only_errors = frozenset({1290, 1836})  # --read-only option / running in read-only mode
     lost_connection_errors = frozenset({2003, 2006, 2013})  # can't connect / server has gone away / lost
     access_denied_errors = frozenset({1045})

@@ -132,7 +132,7 @@ class AuroraEngine:
             "port": self.port,
             "server": dialect.server,
             "driver": dialect.dbapi.to_dict(),
-            "ping": dialect.read_only_query,
+            "identity": list(dialect.identity_queries),
             "access_denied": sorted(dialect.access_denied_errors),
             "no_table": sorted(dialect.no_schema_errors),
             "no_parent": sorted(dialect.missing_parent_errors),

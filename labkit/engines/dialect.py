@@ -95,7 +95,6 @@ class Dialect(ABC):
     connect_args: ClassVar[Mapping[str, Any]]  # passed to the DB-API driver's connect() by SQLAlchemy
     dbapi: ClassVar[DBAPI]  # the same driver for raw connections (the benchmark, the web app)
     identity_queries: ClassVar[tuple[str, ...]]  # (instance name, read-only flag), tried in order until one works
-    read_only_query: ClassVar[str] = ""  # one row, one column: is this server read-only? (the web app's /health)
     read_only_errors: ClassVar[frozenset[Any]]
     lost_connection_errors: ClassVar[frozenset[Any]]
     access_denied_errors: ClassVar[frozenset[Any]]

@@ -33,6 +33,7 @@ class SandboxBackend(Backend):
     name = "sandbox"
     reaches_private_endpoints = True  # the databases are local processes
     free = True
+    stand_in_plugin = True  # procs/session_plugin.py: it obeys the security groups, it is not AWS's plugin
     timing = Timing(poll_seconds=0.2, retry_attempts=6, retry_first_delay=0.05, retry_max_delay=0.5)
     tunnel_timing = TunnelTiming(online_timeout=5, connect_timeout=5, open_timeout=30, first_delay=0.1, max_delay=0.5)
     app_timing = AppTiming(start_timeout=15.0, poll_seconds=0.1)
@@ -73,6 +74,12 @@ class SandboxBackend(Backend):
                 str(exc), field="LABKIT_SSM_IDLE_TIMEOUT", fix="set it to a number of seconds above 0, or unset it"
             ) from None
         return [sys.executable, "-m", "labkit.sandbox.procs.session_plugin"]
+
+    def restart_app(self, instance_id: str, changes: dict[str, str]) -> None:
+        """The settings script runs on the app's own environment file here; SIGHUP restarts its app host."""
+        from labkit.sandbox.appsettings import restart_app  # start-up time of the session plugin and app hosts
+
+        restart_app(instance_id, changes)
 
     def banner(self) -> str:
         return f"backend=sandbox account={self.account_id()} region={self.region} endpoint={self.endpoint_url()}"

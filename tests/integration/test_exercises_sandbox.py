@@ -65,7 +65,7 @@ def test_who_answered_must_be_a_reader_of_the_cluster(lab):
     config, backend = lab
     on_writer = whoami("writer", config=config, backend=backend)
     assert "the task asks about the reader endpoint" in _said(lab, "04.who-answered", on_writer)
-    forged = whoami("reader", config=config, backend=backend).assign(instance=f"{LAB}-{LEARNER}-db-writer")
+    forged = whoami("reader", config=config, backend=backend).assign(instance=f"{LAB}-{LEARNER}-db-1")
     assert "is the writer now" in _said(lab, "04.who-answered", forged)
     assert (
         exercise("04.who-answered", config, backend).evaluate(whoami("reader", config=config, backend=backend)).passed
@@ -77,10 +77,10 @@ def test_the_new_writer_is_the_one_rds_names_after_a_failover(lab):
     before = whoami("writer", config=config, backend=backend)
     assert exercise("05.new-writer", config, backend).evaluate(before).passed
     report = failover(interval=0.1, baseline=1.0, settle=1.0, timeout=60, config=config, backend=backend)  # as in 05
-    assert report.writer_after == f"{LAB}-{LEARNER}-db-reader-1"
+    assert report.writer_after == f"{LAB}-{LEARNER}-db-2"
     with pytest.raises(NotYet) as stale:
         exercise("05.new-writer", config, backend).check(before)
     shown = "\n".join(stale.value.notebook_lines())
-    assert f"{LAB}-{LEARNER}-db-writer answered, but RDS names {LAB}-{LEARNER}-db-reader-1 the writer now" in shown
+    assert f"{LAB}-{LEARNER}-db-1 answered, but RDS names {LAB}-{LEARNER}-db-2 the writer now" in shown
     after = whoami("writer", config=config, backend=backend)
     assert exercise("05.new-writer", config, backend).check(after).outcome.resources["writer"].endswith("reader-1")

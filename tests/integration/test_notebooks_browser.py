@@ -139,13 +139,11 @@ def lab(tmp_path_factory):
     for notebook in NOTEBOOKS:
         shutil.copy(notebook, folder / notebook.name)
     settings = tmp_path_factory.mktemp("lab-settings")
-    # Every cell in the DOM (the default virtual scrolling leaves out what is off screen), no news pop-up.
+    # Every cell in the DOM (the default virtual scrolling leaves out what is off screen). No news setting here:
+    # the launcher's own config must keep the news pop-up away (issue 23).
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    news = settings / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     started = Lab(folder, tmp_path_factory.mktemp("labkit-home"), settings)
     yield started
     started.stop()
@@ -263,8 +261,13 @@ def _unexpected_errors(notebook: nbformat.NotebookNode) -> list[str]:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_committed_outputs_read_as_text_on_open(browser, lab, notebook):
-    """What a learner sees before running anything: JupyterLab shows a saved widget output's text/plain."""
+    """What a learner sees before running anything: JupyterLab shows a saved widget output's text/plain; the tab
+    is not "modified" by opening it, and no pop-up covers the notebook (issue 23)."""
     with opened(browser, lab, notebook.name, f"open-{notebook.stem}") as page:
+        assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening the notebook modified it"
+        assert page.locator(".Toastify__toast").count() == 0, page.locator(".Toastify__toast").all_inner_texts()
+        links = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea a')].map(a => a.href)")
+        assert not [link for link in links if "127.0.0.1" in link], f"links that lead nowhere: {links}"
         shown = _outputs_text(page)
         assert "VBox(children=" not in shown and "IntProgress(" not in shown and "Loading widget" not in shown
         assert page.locator(".jp-OutputArea-output mjx-container").count() == 0  # no dollar typeset as math

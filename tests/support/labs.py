@@ -25,6 +25,7 @@ from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
     NODE_DB_SUBNETS,
+    NODE_FIRST_DB,
     NODE_INSTANCE,
     NODE_INTERNET_GATEWAY,
     NODE_PUBLIC_SUBNET,
@@ -32,9 +33,8 @@ from labkit.aws.tags import (
     NODE_SG_APP,
     NODE_SG_DB,
     NODE_VPC,
-    NODE_WRITER,
+    db_instance_node,
     lab_tags,
-    reader_node,
     resource_name,
 )
 
@@ -177,8 +177,8 @@ def build_database(lab: Lab, *, public: bool = False, encrypted: bool = True) ->
             Tags=lab.tags(NODE_CLUSTER),
         )
     )
-    lab.writer, lab.reader = lab.name(NODE_WRITER), lab.name(reader_node(1))
-    for identifier, node in ((lab.writer, NODE_WRITER), (lab.reader, reader_node(1))):
+    lab.writer, lab.reader = lab.name(NODE_FIRST_DB), lab.name(db_instance_node(2))
+    for identifier, node in ((lab.writer, NODE_FIRST_DB), (lab.reader, db_instance_node(2))):
         rds.create_db_instance(
             **instance_params(lab.cluster_id, identifier, PubliclyAccessible=public, Tags=lab.tags(node))
         )

@@ -33,7 +33,7 @@ from support.iam_requests import StrictIam, World, role_principal, user_principa
 from support.learner_run import workbook
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
-from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE, NODE_SG_DB, NODE_VPC, NODE_WRITER, ec2_filters
+from labkit.aws.tags import NODE_CLUSTER, NODE_FIRST_DB, NODE_INSTANCE, NODE_SG_DB, NODE_VPC, ec2_filters
 from labkit.classroom.learners import learners_create, learners_delete, learners_list
 from labkit.classroom.policies import INSTRUCTOR_POLICIES, POLICY_PATH, policy_arn, policy_name, render, size
 from labkit.config import LabConfig
@@ -202,7 +202,7 @@ def _grace(classroom: Classroom) -> dict[str, str]:
     role = classroom.admin("iam").list_roles(PathPrefix=f"/labkit/{LAB}/grace/")["Roles"][0]["RoleName"]
     return {
         "instance": one(NODE_INSTANCE), "vpc": one(NODE_VPC), "sg": one(NODE_SG_DB), "cluster": cluster,
-        "writer": f"{LAB}-grace-{NODE_WRITER}", "secret": secret, "role": role,
+        "writer": f"{LAB}-grace-{NODE_FIRST_DB}", "secret": secret, "role": role,
         "subgrp": f"{LAB}-grace-db-subnet-group",
     }  # fmt: skip
 

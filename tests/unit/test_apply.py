@@ -81,7 +81,7 @@ def test_the_cluster_is_encrypted_private_backed_up_and_its_password_managed(str
     assert cluster["MasterUserSecret"]["SecretArn"]
     assert [g["VpcSecurityGroupId"] for g in cluster["VpcSecurityGroups"]] == [ids["sg-db"]]
     members = {m["DBInstanceIdentifier"]: m["IsClusterWriter"] for m in cluster["DBClusterMembers"]}
-    assert members == {ids["db-writer"]: True, ids["db-reader-1"]: False}
+    assert members == {ids["db-1"]: True, ids["db-2"]: False}
     for instance in rds.describe_db_instances()["DBInstances"]:
         assert instance["PubliclyAccessible"] is False
         assert instance["DBInstanceClass"] == "db.t4g.medium"

@@ -71,7 +71,7 @@ def test_a_refusal_while_the_rules_allow_it_is_not_blamed_on_security_groups(lab
 
 def test_a_stopped_writer_is_named_as_such(lab):
     rds = lab.client("rds")
-    writer = f"{CONFIG.lab}-{CONFIG.learner}-db-writer"
+    writer = f"{CONFIG.lab}-{CONFIG.learner}-db-1"
     rds.stop_db_instance(DBInstanceIdentifier=writer)
     stopped = explain(lost(), "writer", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL.dialect)
     assert stopped.field == "writer"
@@ -80,7 +80,7 @@ def test_a_stopped_writer_is_named_as_such(lab):
 
 def test_a_reader_that_is_gone_is_named_as_such(lab):
     rds = lab.client("rds")
-    rds.delete_db_instance(DBInstanceIdentifier=f"{CONFIG.lab}-{CONFIG.learner}-db-reader-1")
+    rds.delete_db_instance(DBInstanceIdentifier=f"{CONFIG.lab}-{CONFIG.learner}-db-2")
     gone = explain(lost(), "reader", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL.dialect)
     assert gone.field == "on" and "has no reader instance" in gone.message and "only='database'" in gone.fix
 

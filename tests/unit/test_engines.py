@@ -77,7 +77,10 @@ def test_the_app_environment_carries_the_dialects_codes():
     assert facts.engine == engine.name and facts.port == engine.port and facts.server == engine.dialect.server
     assert set(facts.access_denied) == set(engine.dialect.access_denied_errors)
     assert set(facts.no_table) == set(engine.dialect.no_schema_errors)
-    assert facts.ping == engine.dialect.read_only_query and facts.driver["module"] == engine.dialect.dbapi.module
+    assert (
+        facts.identity == tuple(engine.dialect.identity_queries)
+        and facts.driver["module"] == engine.dialect.dbapi.module
+    )
 
 
 def test_make_system_reads_the_engines_packages_with_a_python_that_has_no_labkit_dependencies():

@@ -31,13 +31,13 @@ def _said(backend, exercise_id, *answers):
 
 def test_the_reader_endpoint_is_told_from_the_writer_and_the_instance_endpoints(strict_backend, lab):
     cluster = strict_backend.client("rds").describe_db_clusters(DBClusterIdentifier=lab["cluster"])["DBClusters"][0]
-    reader = strict_backend.client("rds").describe_db_instances(DBInstanceIdentifier=lab["db-reader-1"])
+    reader = strict_backend.client("rds").describe_db_instances(DBInstanceIdentifier=lab["db-2"])
     assert _said(strict_backend, "02.reader-endpoint", cluster["ReaderEndpoint"]) == ""
     assert _said(strict_backend, "02.reader-endpoint", cluster["ReaderEndpoint"].upper() + ".") == ""
     assert "is the cluster (writer) endpoint" in _said(strict_backend, "02.reader-endpoint", cluster["Endpoint"])
     instance = reader["DBInstances"][0]["Endpoint"]["Address"]
     said = _said(strict_backend, "02.reader-endpoint", instance)
-    assert f"is the endpoint of the instance {lab['db-reader-1']}" in said and "after a failover" in said
+    assert f"is the endpoint of the instance {lab['db-2']}" in said and "after a failover" in said
     assert "not a host name" in _said(strict_backend, "02.reader-endpoint", {"host": instance})
     assert "is no endpoint of cluster" in _said(strict_backend, "02.reader-endpoint", "db.example.com")
 

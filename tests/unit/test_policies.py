@@ -64,10 +64,11 @@ NOT_RECORDED_ON_MOTO = {
     "ssm:StartSession": "labkit/access/tunnel/session.py",
     "ssm:TerminateSession": "labkit/access/tunnel/session.py",
     "ssm:DescribeInstanceInformation": "labkit/access/tunnel/session.py",
-    # the benchmark's direct path on AWS runs the harness on the instance with Run Command;
-    # tests/test_bench_remote.py runs the command it sends, with a stand-in agent.
-    "ssm:SendCommand": "labkit/bench/remote.py",
-    "ssm:GetCommandInvocation": "labkit/bench/remote.py",
+    # Run Command (labkit/aws/runcommand.py), on AWS only: the benchmark's direct path runs the harness on the
+    # instance (tests/test_bench_remote.py runs the command it sends, with a stand-in agent), and the web app's
+    # settings change with it (the sandbox edits its app's file itself).
+    "ssm:SendCommand": "labkit/aws/runcommand.py",
+    "ssm:GetCommandInvocation": "labkit/aws/runcommand.py",
     # labkit.failover (notebook 05) probes live databases through the endpoints while it fails over;
     # tests/test_bench_sandbox.py runs it on the real sandbox.
     "rds:FailoverDBCluster": "labkit/bench/failover.py",

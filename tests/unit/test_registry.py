@@ -55,7 +55,7 @@ OLD_COMPANION_TYPES = [Volume, NetworkInterface, ClusterSecret]
 
 def old_stage_of(node: str) -> str:
     """The hand-written rule stage_of replaced."""
-    if node in ("db-subnet-group", "cluster", "db-writer") or node.startswith("db-reader-"):
+    if node in ("db-subnet-group", "cluster", "db-1") or node.startswith("db-"):
         return "database"
     if node in ("iam-role", "instance-profile", "key-pair", "instance"):
         return "compute"

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError, WaiterError
 from labkit.aws.backend import Backend
 from labkit.aws.errors import RETRYABLE_CODES, backoff, error_code
 from labkit.aws.patience import Timing
-from labkit.aws.tags import TAG_NODE, ec2_filters, is_lab_resource, lab_tags, resource_name, tag_dict
+from labkit.aws.tags import TAG_NODE, current_node, ec2_filters, is_lab_resource, lab_tags, resource_name, tag_dict
 from labkit.config import LabConfig
 from labkit.errors import LabkitError
 
@@ -120,7 +120,7 @@ class LabContext:
 
     @staticmethod
     def node_of(tags: list[dict[str, str]] | None) -> str:
-        return tag_dict(tags).get(TAG_NODE, "?")
+        return current_node(tag_dict(tags).get(TAG_NODE, "?"))
 
     def id_of(self, node: str) -> str:
         """The id of a dependency that must already exist."""

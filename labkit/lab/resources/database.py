@@ -156,7 +156,8 @@ class Cluster(_NotWhileDeleting):
 
 @register("db-instance")
 class DbInstance(_NotWhileDeleting):
-    """An instance of the cluster. The first one created (the `db-writer` node) becomes the writer."""
+    """An instance of the cluster. The first one created (the `db-1` node) becomes the writer;
+    a failover makes another one the writer, so no name says a role."""
 
     kind = "Aurora instance"
     describe = Describe(
