@@ -227,12 +227,15 @@ def run(home: Path, port: int, region: str) -> int:
 
 
 def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> None:
-    """Save what a reconciler pass changed (moto and the state file); a failed write is logged, never fatal:
-    the next pass tries again, and no data is touched."""
+    """Save what a reconciler pass changed (moto and the state file); a failed save, whatever its cause, is logged,
+    never fatal: the next pass tries again, and no data is touched."""
     try:
         store.save(rollback=False)
-    except OSError as exc:
-        log.error("could not save the control plane: %s (will retry)", exc)
+    except Exception as exc:
+        log.error(
+            "could not save the control plane: %s: %s (will retry)", type(exc).__name__, exc,
+            exc_info=not isinstance(exc, OSError),
+        )  # fmt: skip
     if state is None:
         return
     try:
