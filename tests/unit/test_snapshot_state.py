@@ -127,3 +127,11 @@ def test_a_save_that_fails_for_any_reason_rolls_the_call_back_and_answers_503(st
     saved = {v.id for v in get_backend("ec2")[DEFAULT_ACCOUNT_ID][REGION].vpcs.values()}
     assert {kept, after} <= saved
     assert not any(v.cidr_block == "10.2.0.0/16" for v in get_backend("ec2")[DEFAULT_ACCOUNT_ID][REGION].vpcs.values())
+
+
+def test_ssm_parameters_moto_loads_lazily_still_load_after_a_restart(store):
+    ssm = _session().client("ssm")
+    ssm.describe_parameters()  # the daemon's warm-up: SSM's parameter store exists, AWS's public ones not yet loaded
+    _restart(store)
+    name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64"  # how the lab finds its AMI
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"].startswith("ami-")

@@ -54,6 +54,7 @@ from labkit.sandbox.vpc.lean import ensure_models
 
 log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
+CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
 FULL_PASS_SECONDS = 15.0  # the fallback: a full pass (API reads) even when nothing said something changed
 EXIT_SNAPSHOT = 4  # the saved control plane cannot be loaded: `up` shows why and the way out
 
@@ -167,7 +168,7 @@ def run(home: Path, port: int, region: str) -> int:
     seen_changes, last_full = -1, 0.0
     try:
         while not stop.is_set():
-            wake.wait(POLL_SECONDS)
+            wake.wait(CATCH_UP_POLL_SECONDS if reconciler.catching_up() else POLL_SECONDS)
             wake.clear()
             if stop.is_set():
                 break

@@ -15,7 +15,7 @@ same for any other failure to save (an object pickle cannot take), whatever its 
 
 Some of what moto keeps cannot be pickled as it is, and is rebuilt on load: private keys (KMS keys) go as
 DER bytes; `defaultdict`s with a lambda factory and dict subclasses whose `__init__` takes arguments are
-rebuilt without calling it; locks come back new (no thread holds one after a restart); weak references and
+rebuilt without calling it (keeping a defaultdict's factory); locks come back new (no thread holds one after a restart); weak references and
 weak dictionaries come back pointing at the same objects. State that only means something inside this
 process is dropped: a listing half way through (a generator, as moto's Resource Groups Tagging API keeps one
 per page token) cannot resume after a restart, so a backend's entries that hold one are left out (the token
@@ -170,11 +170,23 @@ def _defaultdict_of(items: dict[Any, Any], factory: Callable[[], Any] | None) ->
     return rebuilt
 
 
-def _dict_subclass(cls: type, items: dict[Any, Any], attributes: dict[str, Any]) -> Any:
+def _dict_subclass(
+    cls: type, items: dict[Any, Any], attributes: dict[str, Any], factory: Callable[[], Any] | None = None
+) -> Any:
+    """moto's dict subclass without calling its `__init__`; a defaultdict subclass keeps its default factory
+    (SSM's ParameterDict fills itself lazily through it: without one, its first lookup fails)."""
     rebuilt = cls.__new__(cls)
+    if isinstance(rebuilt, defaultdict):
+        defaultdict.__init__(rebuilt, factory)
     dict.update(rebuilt, items)
     rebuilt.__dict__.update(attributes)
     return rebuilt
+
+
+def _factory(obj: defaultdict[Any, Any]) -> Callable[[], Any] | None:
+    """A defaultdict's factory as it can be saved (moto's only lambda factory is `lambda: defaultdict(dict)`)."""
+    factory = obj.default_factory
+    return _dict_of_dicts if getattr(factory, "__name__", "") == "<lambda>" else factory
 
 
 @cache
@@ -296,7 +308,8 @@ class _Pickler(pickle.Pickler):
         if cls is defaultdict and getattr(obj.default_factory, "__name__", "") == "<lambda>":
             return _defaultdict_of, (dict(obj), None)  # moto's only such factory: lambda: defaultdict(dict)
         if isinstance(obj, dict) and cls not in (dict, defaultdict) and cls.__module__.startswith("moto."):
-            return _dict_subclass, (cls, dict(obj), dict(getattr(obj, "__dict__", {})))
+            factory = _factory(obj) if isinstance(obj, defaultdict) else None
+            return _dict_subclass, (cls, dict(obj), dict(getattr(obj, "__dict__", {})), factory)
         return NotImplemented
 
 
