@@ -176,13 +176,15 @@ def run(home: Path, port: int, region: str) -> int:
             # changed, or as a slow fallback; otherwise an idle sandbox costs a few process polls a second.
             exited = child_exited.is_set()
             child_exited.clear()
-            changed = False
+            healed = False
             try:
-                changed = reconciler.check_health()
+                healed = reconciler.check_health()
             except Exception:
                 log.exception("health check failed")
+            if healed:  # a failover or a restart: clients follow the endpoint map now, not after a full pass
+                _record(state, reconciler, apps, store, home)
             due = (
-                changed
+                healed
                 or exited
                 or changes.count != seen_changes
                 or apps.restart_due()  # an app waiting out its RestartSec (no API call)
@@ -191,6 +193,7 @@ def run(home: Path, port: int, region: str) -> int:
             if not due:
                 continue
             seen_changes, last_full = changes.count, time.monotonic()
+            changed = False
             try:
                 changed |= reconciler.reconcile()
             except Exception:  # keep serving; the log says what went wrong
@@ -202,10 +205,7 @@ def run(home: Path, port: int, region: str) -> int:
             except Exception:
                 log.exception("app supervision failed")
             if changed:
-                state.instances, state.clusters = reconciler.snapshot()
-                state.apps = apps.snapshot()
-                state.generation += 1
-                _save(store, state, home)
+                _record(state, reconciler, apps, store, home)
             try:
                 if reconciler.publish_states():  # `available` only once the state file can resolve it
                     _save(store, None, home)
@@ -225,6 +225,17 @@ def run(home: Path, port: int, region: str) -> int:
         state_path(home).unlink(missing_ok=True)
         changes_path(home).unlink(missing_ok=True)
     return 0
+
+
+def _record(
+    state: SandboxState, reconciler: Reconciler, apps: AppSupervisor, store: ControlPlaneStore, home: Path
+) -> None:
+    """Write what the reconciler and the app supervisor now run: the control plane first, then the state file
+    (the endpoint map), so a client never reaches a writer the saved control plane does not name."""
+    state.instances, state.clusters = reconciler.snapshot()
+    state.apps = apps.snapshot()
+    state.generation += 1
+    _save(store, state, home)
 
 
 def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> None:
