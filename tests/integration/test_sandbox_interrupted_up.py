@@ -15,20 +15,11 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 from labkit import sandbox
 from labkit.sandbox.processes import pid_alive
 from labkit.sandbox.state import read_state
 
 KILL_POINTS = (r"\]\s+vpc\s+created", r"\]\s+cluster\s+create \.\.\.", r"\]\s+db-writer\s+create \.\.\.")
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    sandbox.down(quiet=True)
 
 
 def _labkit(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -56,7 +47,7 @@ def _up_killed_at(pattern: str) -> tuple[int, str]:
     return up.wait(timeout=120), output
 
 
-def test_an_up_interrupted_by_a_dead_sandbox_resumes_wherever_it_was_killed(home):
+def test_an_up_interrupted_by_a_dead_sandbox_resumes_wherever_it_was_killed(own_home):
     sandbox.up(quiet=True)
     for pattern in KILL_POINTS:
         code, output = _up_killed_at(pattern)

@@ -10,7 +10,6 @@ import io
 import json
 
 import pymysql
-import pytest
 from botocore.config import Config
 
 from labkit import sandbox
@@ -21,13 +20,6 @@ from labkit.sandbox.processes import pid_alive
 from labkit.sandbox.state import read_state
 
 LEARNERS = ("ada", "grace", "linus")
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    sandbox.down(quiet=True)
 
 
 def _backend():
@@ -89,7 +81,7 @@ def _tag_every_vpc(key: str) -> None:
         ec2.create_tags(Resources=[vpc["VpcId"]], Tags=[{"Key": key, "Value": "yes"}])
 
 
-def test_a_class_survives_a_restart_after_a_paginated_get_resources(home):
+def test_a_class_survives_a_restart_after_a_paginated_get_resources(own_home):
     sandbox.up(quiet=True)
     configs = [LabConfig(lab="class", learner=learner) for learner in LEARNERS]
     apply(configs[0], _backend(), only="database", stream=io.StringIO())  # a lab with its databases

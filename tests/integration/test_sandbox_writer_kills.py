@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from labkit import sandbox
 from labkit.sandbox.backend import SandboxBackend
 from labkit.sandbox.state import read_state
@@ -30,13 +28,6 @@ def _harness():
     return module
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    sandbox.down(quiet=True)
-
-
 def _reader_misses(harness, cluster: dict, password: str, acknowledged: set[int], timeout: float = 30.0) -> int:
     """Acknowledged ids the reader endpoint does not return, once the reader has had time to catch up."""
     deadline = time.monotonic() + timeout
@@ -47,7 +38,7 @@ def _reader_misses(harness, cluster: dict, password: str, acknowledged: set[int]
         time.sleep(0.1)
 
 
-def test_five_writer_kills_back_to_back_under_load_lose_no_acknowledged_write(home):
+def test_five_writer_kills_back_to_back_under_load_lose_no_acknowledged_write(own_home):
     harness = _harness()
     sandbox.up(quiet=True)
     cluster, password = harness.cluster(SandboxBackend(), "kills")

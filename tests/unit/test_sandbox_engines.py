@@ -230,13 +230,19 @@ def test_a_failover_fences_the_old_writer_and_promotes_the_new_one_through_the_i
     assert reconciler.snapshot()[1]["swap"]["writer"] == "swap-b"
 
 
-def test_a_failover_to_a_reader_that_cannot_catch_up_leaves_the_writer_in_place(tmp_path, fake_engine):
+def _reader_behind(tmp_path: Path, name: str) -> tuple[FakeRds, FakeModel, Reconciler]:
+    """A healthy cluster `name` of `name`-a (the writer) and `name`-b, a reader that cannot catch up."""
     rds = FakeRds()
-    rds.cluster("stay", "aurora-fake", ["stay-a", "stay-b"], writer="stay-a")
+    rds.cluster(name, "aurora-fake", [f"{name}-a", f"{name}-b"], writer=f"{name}-a")
     model = FakeModel(rds)
     reconciler = _healthy(tmp_path, rds, model)
-    reconciler.servers["stay-b"].behind = True
-    fake_engine.calls.clear()
+    reconciler.servers[f"{name}-b"].behind = True
+    FakeEngine.calls.clear()
+    return rds, model, reconciler
+
+
+def test_a_failover_to_a_reader_that_cannot_catch_up_leaves_the_writer_in_place(tmp_path, fake_engine):
+    rds, _, reconciler = _reader_behind(tmp_path, "stay")
     rds.fail_over("stay", "stay-b")  # FailoverDBCluster
     _pass(reconciler)
     assert fake_engine.calls[:3] == [
@@ -380,12 +386,7 @@ def test_a_dead_writer_is_restarted_on_its_data_and_the_reader_applies_all_of_it
 
 
 def test_a_dead_writer_whose_reader_cannot_catch_up_takes_writes_again(tmp_path, fake_engine):
-    rds = FakeRds()
-    rds.cluster("keep", "aurora-fake", ["keep-a", "keep-b"], writer="keep-a")
-    model = FakeModel(rds)
-    reconciler = _healthy(tmp_path, rds, model)
-    reconciler.servers["keep-b"].behind = True
-    fake_engine.calls.clear()
+    rds, model, reconciler = _reader_behind(tmp_path, "keep")
     reconciler.servers["keep-a"].dead = True
     reconciler.check_health()
     _pass(reconciler)

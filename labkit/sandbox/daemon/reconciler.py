@@ -540,23 +540,28 @@ class Reconciler:
             self.writers.pop(cluster)  # converge promotes it again (a server always starts read-only)
         server = self.servers[name]
         server.stop()
+        if self._started(name, server):
+            self.roles[name] = "restarted" if was != WRITER else "restarted-writer"
+            self._event(cluster, "db-instance", name, message, ["availability"])
+
+    def _started(self, name: str, server: DatabaseServer) -> bool:
+        """Start `server` and wait until it answers; when it cannot, the instance is `failed`, with the reason."""
         server.start()
         try:
             server.wait_ready()
         except Exception as exc:
-            log.error("instance %s failed to restart: %s", name, exc)
+            log.error("instance %s failed to start: %s", name, exc)
             self.roles[name] = "failed"
             self.errors[name] = str(exc)
             self._set_status(name, "failed")
-            return
-        self.roles[name] = "restarted" if was != WRITER else "restarted-writer"
-        self._event(cluster, "db-instance", name, message, ["availability"])
+            return False
+        return True
 
     def _rebuild(self, name: str) -> None:
         """A replica that can never replicate again (its history diverged from the writer's) starts over from
         the engine's template and replicates the writer's whole history; its old data is kept under
-        `orphans/`, never deleted. It is a new server to the others: its own server id, so nothing it receives
-        is taken for its own."""
+        `orphans/`, never deleted. It joins as a new server, with a server id of its own, as a replacement host
+        would (nothing it receives can then be mistaken for what it wrote before)."""
         cluster = self.cluster_of.get(name, "")
         old = self.servers[name]
         self._set_status(name, "rebooting")
@@ -572,14 +577,7 @@ class Reconciler:
         self.servers[name] = server
         self.records[name] = {"server_id": server_id, "port": old.port}
         self._save_records()
-        server.start()
-        try:
-            server.wait_ready()
-        except Exception as exc:
-            log.error("instance %s failed to start after its rebuild: %s", name, exc)
-            self.roles[name] = "failed"
-            self.errors[name] = str(exc)
-            self._set_status(name, "failed")
+        if not self._started(name, server):
             return
         self.roles[name] = "restarted"  # converge points it at the writer
         self._event(
