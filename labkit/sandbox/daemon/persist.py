@@ -212,13 +212,16 @@ _LISTINGS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 _warned: set[str] = set()
 
 
+_SCANNED = frozenset({*_LISTINGS, dict, list, tuple})  # entry types that may be or hold a listing (by exact type:
+# a backend's big dicts hold thousands of model objects, and a save looks at each entry)
+
+
 def _holds_listing(entry: Any) -> bool:
     """A cache entry that is a listing half way through, or a record (dict, list, tuple) holding one."""
-    if isinstance(entry, _LISTINGS):
+    if type(entry) in _LISTINGS:
         return True
-    if isinstance(entry, dict):
-        entry = list(entry.values())
-    return isinstance(entry, (list, tuple)) and any(isinstance(item, _LISTINGS) for item in entry)
+    items = list(entry.values()) if type(entry) is dict else entry
+    return any(type(item) in _LISTINGS for item in items)
 
 
 def _without_listings(backend: Any) -> dict[str, Any] | None:
@@ -231,7 +234,7 @@ def _without_listings(backend: Any) -> dict[str, Any] | None:
     for name, value in list(state.items()):
         if not isinstance(value, dict):
             continue
-        stale = [key for key, entry in list(value.items()) if _holds_listing(entry)]
+        stale = [key for key, entry in list(value.items()) if type(entry) in _SCANNED and _holds_listing(entry)]
         if stale:
             kept = copy.copy(value)  # the same mapping type (a defaultdict keeps its factory)
             for key in stale:
