@@ -27,7 +27,7 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, fast_moto):
     (tmp_path / "data").mkdir()
     with mock_aws():
         yield ControlPlaneStore(tmp_path, DEFAULT_ACCOUNT_ID)
