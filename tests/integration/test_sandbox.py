@@ -183,13 +183,6 @@ def test_status_json_and_env_from_the_cli(sandbox_backend):
 # ---- lifecycle, each in its own home -------------------------------------------------------------
 
 
-@pytest.fixture
-def own_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    sandbox.down(quiet=True)
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

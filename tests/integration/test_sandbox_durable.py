@@ -27,10 +27,8 @@ from labkit.sandbox.state import SandboxState, read_state, write_state
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    sandbox.down(quiet=True)
+def home(own_home):
+    return own_home
 
 
 def _backend():
