@@ -18,7 +18,7 @@ from labkit.access.lookup import lab_cluster
 from labkit.access.tunnel import Tunnel, find_open, resolve_target
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
-from labkit.engines import ENGINES, AuroraEngine, default_engine, engine_of
+from labkit.engines import ENGINES, AuroraEngine, engine_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -69,7 +69,7 @@ class Connector:
 
     def __call__(self, secret: Any, timeout: float = 60) -> Any:
         host, port = self.address()
-        return connect(host, port, secret, timeout, self.engine)
+        return connect(host, port, secret, self.engine, timeout)
 
     def capi(self, secret: Any, timeout: float = 60) -> Any:
         host, port = self.address()
@@ -101,9 +101,9 @@ def connection_point(target: str, path: str, config: Any, backend: Backend) -> I
             tunnel.close()
 
 
-def connect(host: str, port: int, secret: Any, timeout: float = 60, engine: AuroraEngine | None = None) -> Any:
+def connect(host: str, port: int, secret: Any, engine: AuroraEngine, timeout: float = 60) -> Any:
     """One autocommit connection of the engine's DB-API driver to the lab database as the master user."""
-    return (engine or default_engine()).dialect.dbapi.connect(
+    return engine.dialect.dbapi.connect(
         host, port, secret.username, secret.password, DATABASE_NAME, connect_timeout=min(10, timeout), timeout=timeout
     )
 
