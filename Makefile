@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The sandbox, then JupyterLab on 127.0.0.1 (root too); prints the link with its token.
+# The sandbox, then JupyterLab on 127.0.0.1 (root too) on the learner's copies of the notebooks (made in the
+# labkit home where missing, never overwritten); prints the link with its token.
 lab: setup
-	$(BIN)/python -m labkit.workbook.lab --notebook-dir=notebooks
+	$(BIN)/python -m labkit.workbook.lab
 
 lint: setup
 	$(BIN)/ruff check labkit tests benchmarks

@@ -29,7 +29,7 @@ from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines
 from labkit.access.tunnel import close_all
 from labkit.aws.backend import FAKE_CREDENTIALS
-from labkit.bench import benchmark, compare, failover, harness, remote, replica_lag
+from labkit.bench import benchmark, compare, failover, harness, remote, replica_lag, tunnel_cost
 from labkit.bench.onhost import pack, unpack
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.backend import SandboxBackend
@@ -173,6 +173,16 @@ def test_direct_on_aws_runs_the_harness_on_the_instance_and_brings_every_sample_
     assert result.metadata["ran_on"] == "the lab's EC2 instance" and result.metadata["instance_python"]
     script = agent.sent[0]["Parameters"]["commands"][0]
     assert "password" not in script.lower(), "the instance reads the secret itself; no password is sent"
+
+
+@pytest.mark.integration
+def test_on_aws_the_tunnel_cost_alternates_batches_of_each_path_in_rounds(lab):
+    config, backend, agent = lab
+    sent = len(agent.sent)
+    table = tunnel_cost("writer", rounds=2, count=20, seed=3, config=config, backend=backend)
+    assert table["interleaved"].tolist() == ["by batch"] and table["rounds"].tolist() == [2]
+    assert len(agent.sent) - sent == 2, "one direct batch per round, run on the instance"
+    assert table["tunnel_p50_us"][0] > 0 and table["direct_p50_us"][0] > 0
 
 
 @pytest.mark.integration

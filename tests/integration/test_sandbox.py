@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from support.sandbox_lab import started_cluster
 
 from labkit import sandbox
 from labkit.errors import SandboxError
@@ -23,22 +24,6 @@ from labkit.sandbox.processes import pid_alive
 from labkit.sandbox.state import read_state, state_path
 
 PASSWORD_GIVEN = "Lab-pass-1234"
-
-
-def _cluster(backend, name: str, readers: int = 1, managed: bool = True) -> dict:
-    rds = backend.client("rds")
-    kwargs = {"ManageMasterUserPassword": True} if managed else {"MasterUserPassword": PASSWORD_GIVEN}
-    cluster = rds.create_db_cluster(
-        DBClusterIdentifier=name, Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.08.0",
-        MasterUsername="admin", DatabaseName="shop", StorageEncrypted=True, **kwargs,
-    )["DBCluster"]  # fmt: skip
-    for node in ["writer", *(f"reader-{i}" for i in range(1, readers + 1))]:
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine="aurora-mysql",
-            DBInstanceClass="db.t4g.medium",
-        )  # fmt: skip
-    sandbox.wait_for_databases(readers + 1)
-    return cluster
 
 
 def _password(backend, cluster: dict) -> str:
@@ -75,7 +60,7 @@ def _eventually(check, timeout: float = 5.0):
 
 
 def test_writer_row_reaches_reader_and_reader_refuses_writes(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "repl")
+    cluster = started_cluster(sandbox_backend, "repl")
     password = _password(sandbox_backend, cluster)
     writer = _connect(sandbox_backend, cluster["Endpoint"], password)
     _query(writer, "CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(20))")
@@ -89,7 +74,7 @@ def test_writer_row_reaches_reader_and_reader_refuses_writes(sandbox_backend):
 
 
 def test_each_instance_is_its_own_mariadb_process(sandbox_backend):
-    _cluster(sandbox_backend, "procs", readers=2)
+    started_cluster(sandbox_backend, "procs", readers=2)
     state = read_state()
     assert state is not None
     pids = {i["pid"] for i in state.instances.values()}
@@ -101,7 +86,7 @@ def test_each_instance_is_its_own_mariadb_process(sandbox_backend):
 
 
 def test_each_server_answers_the_engine_identity_sql_with_its_instance_identifier(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "names")
+    cluster = started_cluster(sandbox_backend, "names")
     password = _password(sandbox_backend, cluster)
     identity = engine_class(cluster["Engine"]).identity_sql
     for endpoint, instance in ((cluster["Endpoint"], "names-writer"), (cluster["ReaderEndpoint"], "names-reader-1")):
@@ -109,7 +94,7 @@ def test_each_server_answers_the_engine_identity_sql_with_its_instance_identifie
 
 
 def test_reader_endpoint_rotates_over_replicas_per_connection(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "rotate", readers=2)
+    cluster = started_cluster(sandbox_backend, "rotate", readers=2)
     ports = {sandbox.resolve(cluster["ReaderEndpoint"])[1] for _ in range(4)}
     state = read_state()
     reader_ports = {i["port"] for i in state.instances.values() if i["role"] == "reader"}
@@ -117,20 +102,20 @@ def test_reader_endpoint_rotates_over_replicas_per_connection(sandbox_backend):
 
 
 def test_given_master_password_works(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "given", readers=0, managed=False)
+    cluster = started_cluster(sandbox_backend, "given", readers=0, managed=False, MasterUserPassword=PASSWORD_GIVEN)
     conn = _connect(sandbox_backend, cluster["Endpoint"], PASSWORD_GIVEN)
     assert _query(conn, "SELECT CURRENT_USER()")[0][0].startswith("admin@")
 
 
 def test_master_user_cannot_bypass_read_only(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "grants", readers=0)
+    cluster = started_cluster(sandbox_backend, "grants", readers=0)
     conn = _connect(sandbox_backend, cluster["Endpoint"], _password(sandbox_backend, cluster))
     grants = " ".join(row[0] for row in _query(conn, "SHOW GRANTS"))
     assert "SUPER" not in grants and "READ_ONLY ADMIN" not in grants and "ALL PRIVILEGES" not in grants
 
 
 def test_deleting_the_reader_stops_its_process(sandbox_backend):
-    _cluster(sandbox_backend, "shrink")
+    started_cluster(sandbox_backend, "shrink")
     reader = read_state().instances["shrink-reader-1"]
     sandbox_backend.client("rds").delete_db_instance(DBInstanceIdentifier="shrink-reader-1", SkipFinalSnapshot=True)
     sandbox.wait_for_databases(1)
@@ -141,7 +126,7 @@ def test_deleting_the_reader_stops_its_process(sandbox_backend):
 
 
 def test_failover_swaps_roles_for_real_and_keeps_rows(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "swap")
+    cluster = started_cluster(sandbox_backend, "swap")
     password = _password(sandbox_backend, cluster)
     old_writer = _connect(sandbox_backend, "swap-writer.aaaaaaaaaa.us-east-1.rds.amazonaws.com", password)
     _query(old_writer, "CREATE TABLE t (id INT PRIMARY KEY)")
@@ -166,7 +151,7 @@ def test_failover_swaps_roles_for_real_and_keeps_rows(sandbox_backend):
 
 
 def test_reset_wipes_control_plane_and_databases(sandbox_backend):
-    _cluster(sandbox_backend, "wipe")
+    started_cluster(sandbox_backend, "wipe")
     pids = [i["pid"] for i in read_state().instances.values()]
     sandbox.reset()
     assert sandbox_backend.client("rds").describe_db_clusters()["DBClusters"] == []
@@ -175,7 +160,7 @@ def test_reset_wipes_control_plane_and_databases(sandbox_backend):
 
 
 def test_status_json_and_env_from_the_cli(sandbox_backend):
-    _cluster(sandbox_backend, "cli", readers=1)
+    started_cluster(sandbox_backend, "cli", readers=1)
     out = subprocess.run(
         [sys.executable, "-m", "labkit.cli.main", "sandbox", "status", "--json"],
         capture_output=True,
@@ -219,7 +204,7 @@ def test_down_leaves_no_mariadb_process(own_home):
     from labkit.sandbox.backend import SandboxBackend
 
     sandbox.up(quiet=True)
-    _cluster(SandboxBackend(), "orphans")
+    started_cluster(SandboxBackend(), "orphans")
     instances = read_state().instances.values()
     sandbox.down(quiet=True)
     assert not any(pid_alive(i["pid"]) for i in instances)
@@ -272,7 +257,7 @@ def test_cli_error_has_no_traceback(tmp_path):
 
 
 def test_an_unknown_endpoint_fails_fast_and_lists_the_known_ones(sandbox_backend):
-    _cluster(sandbox_backend, "known", readers=0)
+    started_cluster(sandbox_backend, "known", readers=0)
     started = time.monotonic()
     with pytest.raises(SandboxError) as error:
         sandbox.resolve("typo.cluster-abc.us-east-1.rds.amazonaws.com")

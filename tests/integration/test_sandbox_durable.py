@@ -37,10 +37,6 @@ def _backend():
     return SandboxBackend()
 
 
-def _cluster(name: str) -> dict:
-    return aurora_cluster(_backend(), name, nodes=("writer", "reader"))[0]
-
-
 def _connect(endpoint: str, secret_arn: str) -> pymysql.Connection:
     secret = _backend().client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
     host, port = sandbox.resolve(endpoint)
@@ -73,7 +69,7 @@ def _account() -> dict:
 
 def _lab_with_a_row(name: str) -> tuple[dict, dict]:
     """A cluster with one row written on the writer and seen on the reader; returns (cluster, account)."""
-    cluster = _cluster(name)
+    cluster = aurora_cluster(_backend(), name, nodes=("writer", "reader"))[0]
     backend = _backend()
     backend.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")
     with _connect(cluster["Endpoint"], cluster["MasterUserSecret"]["SecretArn"]) as conn:

@@ -2,8 +2,9 @@
 
 Runs in the daemon (the reconciler drives servers through this interface only) and in the client (`up` asks
 the lab's engine whether it is installed before starting anything). An engine is chosen by the `Engine` of the
-Aurora cluster in the control plane ("aurora-mysql" -> MariaDB). A second engine is one new module in this
-package: a `DatabaseEngine` subclass decorated with `@register`; `engine_class` finds it on first use.
+Aurora cluster in the control plane, through that engine's description (labkit.engines: its
+`setup.server_engine`; Aurora MySQL's is MariaDB). A second engine is one new module in this package: a
+`DatabaseEngine` subclass decorated with `@register`; `engine_class` finds it on first use.
 
 The interface speaks in Aurora's roles, not in one server's commands: a cluster's first writer is bootstrapped,
 readers replicate from the writer, and a failover fences the old writer and promotes the new one.
@@ -25,9 +26,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+from labkit.engines import DEFAULT_ENGINE, described  # DEFAULT_ENGINE: `up` checks it is installed first
 from labkit.errors import SandboxError
-
-DEFAULT_ENGINE = "aurora-mysql"  # the lab's cluster engine: `up` checks it is installed before starting anything
 
 # What a replica's replication is doing (DatabaseServer.replication_state).
 REPLICATING = "replicating"  # it receives and applies the writer's changes
@@ -128,13 +128,18 @@ class DatabaseServer(ABC):
 class DatabaseEngine(ABC):
     """One database engine's data plane: where its programs are, its template, and a server per DB instance."""
 
-    rds_engines: ClassVar[tuple[str, ...]]  # the cluster `Engine` values it serves, e.g. ("aurora-mysql",)
+    rds_engines: ClassVar[tuple[str, ...]]  # the keys it serves: its server engine name, and cluster `Engine` values
     default_port: ClassVar[int]  # the endpoint port when a cluster names none (as RDS's default for the engine)
     identity_sql: ClassVar[str]  # answers the DB instance identifier: how a client tells writer from reader
 
     @abstractmethod
     def check_installed(self) -> None:
         """Raise a SandboxError with install steps when the engine's server programs are missing."""
+
+    def version(self) -> str:
+        """What the environment report says of the installed server (a SandboxError when it is missing)."""
+        self.check_installed()
+        return "installed"
 
     @abstractmethod
     def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
@@ -170,17 +175,20 @@ def _load_engine_modules() -> None:
 
 
 def engine_class(rds_engine: str) -> type[DatabaseEngine]:
-    """The data-plane engine for an Aurora cluster's `Engine`, or a SandboxError saying which the sandbox runs."""
-    if rds_engine not in _registry:
+    """The data-plane engine for an Aurora cluster's `Engine` (the server engine its description names), or a
+    SandboxError saying which the sandbox runs."""
+    description = described(rds_engine)
+    key = description.setup.server_engine if description else rds_engine
+    if key not in _registry:
         _load_engine_modules()
-    if rds_engine not in _registry:
+    if key not in _registry:
         known = ", ".join(sorted(_registry)) or "none"
         raise SandboxError(
             f"the sandbox has no database engine for {rds_engine!r}",
             field="Engine",
             fix=f"create the cluster with one of the engines the sandbox runs: {known}",
         )
-    return _registry[rds_engine]
+    return _registry[key]
 
 
 def check_installed(rds_engine: str = DEFAULT_ENGINE) -> None:

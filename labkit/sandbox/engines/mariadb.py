@@ -242,6 +242,10 @@ class MariaDBEngine(DatabaseEngine):
     def check_installed(self) -> None:
         self._binaries = find_binaries()
 
+    def version(self) -> str:
+        self.check_installed()
+        return self.binaries.version().replace(str(self.binaries.mariadbd), "mariadbd")
+
     def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
         with self._lock:
             if self._template is None:
