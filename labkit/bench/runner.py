@@ -30,7 +30,7 @@ from labkit.bench.connect import PATHS, c_path, connection_point, driver_errors,
 from labkit.bench.plots import distribution, timeline
 from labkit.bench.workloads import Workload, dbapi_operation, find_workload
 from labkit.config import lab_and_backend
-from labkit.engines import NO_SCHEMA, AuroraEngine, default_engine, engine_of
+from labkit.engines import NO_SCHEMA, AuroraEngine, default_engine, described, engine_of
 from labkit.errors import ConfigError, LabkitError
 
 MAX_CONCURRENCY = 64
@@ -52,7 +52,9 @@ class BenchResult:
     def check(self, max_error_share: float = failures.MAX_ERROR_SHARE) -> BenchResult:
         """Raise BenchmarkFailed (first error and its fix) when more than `max_error_share` of the measured
         requests failed; returns the result otherwise, so `benchmark(...).check()` chains."""
-        failures.check(self.samples, max_error_share)
+        failures.check(
+            self.samples, max_error_share, (described(self.metadata.get("engine")) or default_engine()).dialect
+        )
         return self
 
     def measured(self, target: str) -> pd.Series:
@@ -150,12 +152,12 @@ def benchmark(
     targets = [targets] if isinstance(targets, str) else list(targets)
     chosen = find_workload(workload)
     _validate(targets, chosen, path, concurrency, rate, duration, count)
+    config, backend = lab_and_backend(config, backend)
     engine = engine_of(config)
     driver = c_path(engine).choose_driver(driver)
     if duration is None and count is None:
         count = DEFAULT_COUNT
     schedule = harness.Schedule(concurrency=concurrency, rate=rate, duration=duration, count=count, warmup=warmup)
-    config, backend = lab_and_backend(config, backend)
     if path == "direct" and not backend.reaches_private_endpoints:
         return _benchmark_on_instance(targets, chosen, schedule, seed, config, backend)
     secret = credentials(config, backend)
@@ -250,9 +252,11 @@ def _engine_version(config: Any, backend: Backend) -> str:
 def _metadata(
     config: Any, backend: Backend, chosen: Workload, path: str, schedule: harness.Schedule, started: datetime
 ) -> dict[str, Any]:
-    dbapi = engine_of(config).dialect.dbapi
+    engine = engine_of(config)
+    dbapi = engine.dialect.dbapi
     return {
         "backend": backend.name,
+        "engine": engine.name,
         "region": backend.region,
         "lab": config.lab,
         "learner": config.learner,

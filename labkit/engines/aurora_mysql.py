@@ -13,29 +13,8 @@ from __future__ import annotations
 import re
 from types import MappingProxyType
 
-from .base import AuroraEngine, Catalog, Client, Setup, Statements, Versions
+from .base import AURORA_INSTANCE_CLASSES, AuroraEngine, Catalog, Client, Setup, Statements, Versions
 from .dialect import DBAPI, Dialect
-
-_SIZES = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
-
-
-def _family(family: str, *sizes: str) -> tuple[str, ...]:
-    return tuple(f"db.{family}.{size}" for size in sizes)
-
-
-# DB instance classes Aurora MySQL 3 offers (AWS docs, "Supported DB engines for DB instance classes", 2025).
-INSTANCE_CLASSES: tuple[str, ...] = (
-    ("db.serverless", "db.t3.medium", "db.t3.large", "db.t4g.medium", "db.t4g.large")
-    + _family("r5", *_SIZES, "24xlarge")
-    + _family("r6g", *_SIZES)
-    + _family("r6gd", *_SIZES[1:])
-    + _family("r6i", *_SIZES, "24xlarge", "32xlarge")
-    + _family("r6id", *_SIZES[1:], "24xlarge", "32xlarge")
-    + _family("r7g", *_SIZES)
-    + _family("r7i", *_SIZES, "24xlarge", "48xlarge")
-    + _family("r8g", *_SIZES, "24xlarge", "48xlarge")
-    + _family("x2g", *_SIZES)
-)
 
 # [0-9] and ASCII: \d takes any Unicode digit. Group 1 is the minor line (3.10).
 VERSIONS = Versions(
@@ -175,6 +154,7 @@ CLIENT = Client(
 
 SETUP = Setup(
     server_engine="mariadb",
+    server_name="MariaDB",
     server_program="mariadbd",
     server_variable="LABKIT_MARIADBD",
     debian_packages=MappingProxyType(
@@ -191,7 +171,7 @@ AURORA_MYSQL = AuroraEngine(
     port=3306,
     versions=VERSIONS,
     catalog=CATALOG,
-    instance_classes=INSTANCE_CLASSES,
+    instance_classes=AURORA_INSTANCE_CLASSES,
     price_key="aurora-mysql",
     pricing_filter=MappingProxyType({"databaseEngine": "Aurora MySQL"}),
     dialect=AuroraMySQLDialect(),

@@ -31,6 +31,7 @@ from labkit.app.userdata import environment_block, environment_from
 from labkit.aws.backend import is_loopback_url
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
+from labkit.sandbox.vpc.relay import relay
 
 ENV_FILE_NAME = "labkit-app.env"  # next to the source: the instance's /etc/labkit-app.env
 
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     network = InstanceNetwork(LeanBackend(args.region, endpoint=args.endpoint), args.instance)  # lighter per app
     signal.signal(signal.SIGHUP, restart_on_hangup)
-    app.serve(app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"}), dial=network.dial, port=args.port)
+    local = app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"})
+    app.serve(local, dial=network.dial, port=args.port, relay=relay)
     return 0
 
 
