@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from labkit.access.lookup import lab_cluster
+from labkit.access.lookup import cluster_engine, lab_cluster
 from labkit.access.tunnel import Tunnel, find_open, resolve_target
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
-from labkit.engines import ENGINES, AuroraEngine, engine_of
+from labkit.engines import ENGINES, AuroraEngine
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -87,7 +87,7 @@ def connection_point(target: str, path: str, config: Any, backend: Backend) -> I
             fix="set readers = 1 in 00_setup's form, save, and run 02_database's apply again (or `labkit up --readers 1 --save`)",
         )
     far = resolve_target(target, config, backend)
-    engine = engine_of(config)
+    engine = cluster_engine(config, backend)
     if path == "direct":
         choose_path(path, backend, f"a connection to {target}")  # never a raw connect timeout on AWS
         yield Connector(lambda: backend.resolve(far.host, far.port), engine)

@@ -16,12 +16,13 @@ from typing import Any
 import pandas as pd
 
 from labkit.access.diagnosis import connection_failure
+from labkit.access.lookup import cluster_engine
 from labkit.access.sql import credentials
 from labkit.access.tunnel import Tunnel
 from labkit.aws.backend import Backend
 from labkit.bench.connect import connect
 from labkit.config import lab_and_backend
-from labkit.engines import AuroraEngine, default_engine, engine_of
+from labkit.engines import AuroraEngine, default_engine
 
 NEW_CONNECTION_TIMEOUT = 5.0  # seconds: on AWS a blocked connection is dropped, so it only ever times out
 HELD = "the connection opened before the change"
@@ -83,7 +84,7 @@ def hold_connection(to: str = "writer", config: Any | None = None, backend: Back
     """Open a tunnel of its own to `to` and one database connection through it, and keep both open."""
     config, backend = lab_and_backend(config, backend)
     tunnel = Tunnel(to, config=config, backend=backend).open()
-    engine = engine_of(config)
+    engine = cluster_engine(config, backend)
     try:
         secret = credentials(config, backend)
         connection = connect(tunnel.host, tunnel.port, secret, engine, timeout=30)
