@@ -40,5 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--only", default=None, help="comma-separated names, e.g. 00_setup,01_network (90_instructor too)")
     run.add_argument("--timeout", type=positive_number, default=900.0, help="seconds a cell may take")
     run.add_argument("--keep-going", action="store_true", help="run the rest after a notebook fails")
+    run.add_argument("--engine", default=None, help="the lab's Aurora engine: aurora-mysql (default) or aurora-postgresql")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=_run)
