@@ -335,11 +335,16 @@ class Reconciler:
             log.info("resuming %s as the writer of %s", writer, cluster.identifier)
             self.servers[writer].promote(catch_up_to=None)
             changed = True
-        elif previous != writer:
-            if not self._failover(cluster.identifier, previous, writer):
+        elif previous != writer:  # FailoverDBCluster
+            name = cluster.identifier
+            self._event(name, "db-cluster", name, f"Started cross AZ failover to DB instance: {writer}", ["failover"])
+            if self._failover(name, previous, writer):
+                self._event(name, "db-cluster", name, f"Completed failover to DB instance: {writer}", ["failover"])
+            else:
+                self._event(name, "db-cluster", name, f"Failover to DB instance {writer} failed", ["failover"])
                 writer = previous  # the control plane is put back: the old writer keeps the cluster
                 if self.model is not None:
-                    self.model.fail_over(self.region_of.get(cluster.identifier, ""), cluster.identifier, writer)
+                    self.model.fail_over(self.region_of.get(name, ""), name, writer)
             changed = True
         self.writers[cluster.identifier] = writer
         self.roles[writer] = WRITER

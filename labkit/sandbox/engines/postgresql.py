@@ -110,6 +110,7 @@ SERVER_SETTINGS = {
     "wal_keep_size": "32MB",  # what a rewind of an old writer reads back to
     "max_slot_wal_keep_size": "512MB",  # the slot of a deleted reader stops keeping WAL at this size
     "wal_log_hints": "on",  # pg_rewind needs it
+    "recovery_init_sync_method": "syncfs",
     "hot_standby": "on",
     "hot_standby_feedback": "on",  # a query on a reader does not get cancelled by what the writer vacuums
     "wal_receiver_status_interval": "1s",  # replay positions (replica lag) reach the writer every second
@@ -460,7 +461,7 @@ class PostgreSQLEngine(DatabaseEngine):
         initdb = self.binaries.program("initdb")
         with self.account.reach(template) as ((folder,), how), log.open("a") as out:
             done = subprocess.run(
-                [initdb, "-D", f"{folder}/{DATA}", f"--username={ADMIN_USER}", "--auth=trust", "--encoding=UTF8",
+                [initdb, "-D", f"{folder}/{DATA}", f"--username={ADMIN_USER}", "--auth=trust", "--encoding=UTF8", "--wal-segsize=1",
                  "--locale=C", "--no-instructions"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False, **how,
             )  # fmt: skip
@@ -683,9 +684,7 @@ class PostgreSQLServer(DatabaseServer):
             return
         self._make_data()
         self._wait_for_previous_server()
-        signal_file = self.data / "standby.signal"
-        signal_file.touch()
-        self.account.own(signal_file)
+        self.account.own(_private_file(self.data / "standby.signal"))
         self._open_log_section("starting")
         postgres = self.binaries.program("postgres")
         with self.account.reach(self.data) as ((folder,), how), self.log.open("ab") as log:
@@ -905,7 +904,7 @@ class PostgreSQLServer(DatabaseServer):
             done = subprocess.run(
                 [self.binaries.program("pg_basebackup"), "-D", f"{folder}/{DATA}", "-h", "127.0.0.1",
                  "-p", str(writer_port), "-U", REPLICATION_USER, "-X", "stream", "-S", slot, "-C",
-                 "--checkpoint=fast", "--no-password"],
+                 "--checkpoint=fast", "--no-password", "--no-sync"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=False, **how,
             )  # fmt: skip
         if done.returncode != 0:
