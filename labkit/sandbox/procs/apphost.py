@@ -22,6 +22,7 @@ from types import ModuleType
 
 from labkit.app.userdata import environment_from
 from labkit.aws.backend import is_loopback_url
+from labkit.sandbox.peers import owner_only
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     app = load_source(Path(args.source))
     network = InstanceNetwork(LeanBackend(args.region, endpoint=args.endpoint), args.instance)  # lighter per app
     settings = app.Settings.from_env({**environment, "LABKIT_APP_BIND": "127.0.0.1"})
+    # On an instance only Session Manager reaches the app's port; here it is a port on a shared machine's
+    # loopback, so only the lab owner's own processes (their tunnel) may connect: socketserver closes the rest.
+    app.ThreadingServer.verify_request = lambda server, request, address: owner_only(request)
     app.serve(settings, dial=network.dial, port=args.port)
     return 0
 

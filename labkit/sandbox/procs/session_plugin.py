@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from labkit.sandbox.peers import owner_only
 from labkit.sandbox.vpc.network import InstanceNetwork, Refused
 
 RESPONSE_ENV = "AWS_SSM_START_SESSION_RESPONSE"
@@ -126,6 +127,10 @@ class Forwarder:
         self.listener.close()
 
     def _handle(self, client: socket.socket) -> None:
+        if not owner_only(client):  # another local user: the tunnel is its owner's only (peers.py)
+            _say(f"Connection from another local user refused for session [{self.session_id}]")
+            client.close()
+            return
         _say(f"Connection accepted for session [{self.session_id}]")
         try:
             upstream = self._connect()
