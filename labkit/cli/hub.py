@@ -9,6 +9,7 @@ done, 1 something was refused or failed, 2 bad input.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from labkit.cli.exits import EXIT_FAILED, EXIT_OK, handles_errors
@@ -18,7 +19,7 @@ from labkit.cli.options import print_json
 def _hub(args: argparse.Namespace) -> Any:
     from labkit.hub.launch import STATE_DIR, HubClient
 
-    return HubClient.running(args.hub_state or STATE_DIR)
+    return HubClient.running(Path(args.hub_state) if args.hub_state else STATE_DIR)
 
 
 def _print(report: Any, as_json: bool) -> int:

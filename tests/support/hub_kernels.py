@@ -111,6 +111,13 @@ class LearnerKernel:
             raise AssertionError(f"{self.name}: {expression}: {result.error}")
         return json.loads("".join(result.outputs).strip().splitlines()[-1])
 
+    def json(self, code: str) -> Any:
+        """Run `code`, whose last printed line is JSON, and read that line back."""
+        result = self.run(code)
+        if result.error:
+            raise AssertionError(f"{self.name}: {result.error}\n{code}")
+        return json.loads("".join(result.outputs).strip().splitlines()[-1])
+
     def run_notebook(self, path: Path) -> list[CellResult]:
         """Every code cell of a (solved) notebook in order, as nbval runs it: cells tagged to skip are skipped, a
         cell tagged `raises-exception` must raise, any other must not."""
