@@ -96,10 +96,10 @@ def main() -> None:
             time.sleep(30)
         figures["idle_empty"] = idle.row()
         with Phase(state.daemon_pid) as apply:
-            for stage in ("network", "database"):
+            for stage in ("network", "database", "compute"):
                 labkit.apply(config, backend, only=stage, stream=io.StringIO())
             sandbox.wait_for_databases(2, timeout=120)
-        figures["apply_network_database"] = apply.row()
+        figures["apply_network_database_compute"] = apply.row()
         with Phase(state.daemon_pid) as idle_lab:
             time.sleep(30)
         figures["idle_with_lab"] = idle_lab.row()
@@ -109,7 +109,7 @@ def main() -> None:
         figures["benchmark_direct_select1_3000x2"] = bench.row()
     finally:
         sandbox.down(quiet=True)
-    print(json.dumps(figures, indent=2))
+        print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
