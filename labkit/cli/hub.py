@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from labkit.cli.exits import EXIT_FAILED, EXIT_OK, handles_errors
+from labkit.cli.exits import EXIT_OK, handles_errors
 from labkit.cli.options import print_json
 
 
@@ -23,11 +23,9 @@ def _hub(args: argparse.Namespace) -> Any:
 
 
 def _print(report: Any, as_json: bool) -> int:
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        print(report)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    from labkit.cli.classroom import _print_learners  # the same report printing as `class learners` (no cycle)
+
+    return _print_learners(report, as_json)
 
 
 @handles_errors()

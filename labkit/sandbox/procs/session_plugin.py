@@ -8,6 +8,8 @@ or to a port on the instance itself (the web app the sandbox runs for it). The s
 a timed-out remote connection looks through SSM. Like a real session it ends when idle: after
 LABKIT_SSM_IDLE_TIMEOUT seconds (Session Manager's default, 20 minutes) without a new connection or a byte in
 either direction, it says `Exiting session with sessionId: ID.`, ends the session and exits 0.
+Its local port serves its owner's processes only (peers.py): on a shared machine another user's connection is
+closed before a byte is read.
 
 Runs as its own process, started by a tunnel (labkit.access.tunnel) in the learner's kernel or CLI where AWS's
 plugin would be, one per tunnel, so it is kept small: importing it loads neither boto3 nor pandas; boto3 comes
