@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import labkit
 from labkit.cli import options
 from labkit.cli.exits import EXIT_FAILED, EXIT_OK, handles_errors
+from labkit.cli.hub import register_hub_learners
 from labkit.cli.options import BACKEND_CHOICES, add_config_arguments, config_from_args, print_json
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
@@ -269,3 +270,4 @@ def register(subparsers: Any) -> None:
     check.set_defaults(handler=_check)
 
     _register_learners(actions)
+    register_hub_learners(actions)  # the one-machine hub's system accounts (labkit.cli.hub)

@@ -18,17 +18,20 @@ from collections.abc import Callable, Iterator
 import boto3
 from botocore.config import Config
 
-from labkit.aws.backend import FAKE_CREDENTIALS, Backend, is_loopback_url, register
+from labkit.aws.backend import Backend, is_loopback_url, register
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
 from labkit.engines import ENGINES
 from labkit.errors import BackendError, ConfigError, LabkitError
+from labkit.home import labkit_home
 from labkit.sandbox import state
+from labkit.sandbox.signing import home_credentials
 from labkit.sandbox.vpc import dns
 
 
 @register
 class SandboxBackend(Backend):
-    """The embedded sandbox: a local moto server plus database server processes; fake credentials, loopback only."""
+    """The embedded sandbox: a local moto server plus database server processes; loopback only, and every call
+    signed with the LABKIT home's own key pair (signing.py), the only one its server answers."""
 
     name = "sandbox"
     reaches_private_endpoints = True  # the databases are local processes
@@ -54,7 +57,7 @@ class SandboxBackend(Backend):
         return self._endpoint
 
     def session(self) -> boto3.Session:
-        return boto3.Session(region_name=self.region, **FAKE_CREDENTIALS)
+        return boto3.Session(region_name=self.region, **home_credentials(labkit_home()).for_boto3())
 
     def client_config(self) -> Config:
         # moto answers at once; a 500 is an unimplemented call, so retrying it only wastes time.

@@ -83,4 +83,4 @@ def test_the_new_writer_is_the_one_rds_names_after_a_failover(lab):
     shown = "\n".join(stale.value.notebook_lines())
     assert f"{LAB}-{LEARNER}-db-1 answered, but RDS names {LAB}-{LEARNER}-db-2 the writer now" in shown
     after = whoami("writer", config=config, backend=backend)
-    assert exercise("05.new-writer", config, backend).check(after).outcome.resources["writer"].endswith("reader-1")
+    assert exercise("05.new-writer", config, backend).check(after).outcome.resources["writer"].endswith("db-2")

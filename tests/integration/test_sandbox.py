@@ -19,8 +19,10 @@ from support.sandbox_lab import started_cluster
 
 from labkit import sandbox
 from labkit.errors import SandboxError
+from labkit.home import labkit_home
 from labkit.sandbox.engines.base import engine_class
 from labkit.sandbox.processes import pid_alive
+from labkit.sandbox.signing import home_credentials
 from labkit.sandbox.state import read_state, state_path
 
 PASSWORD_GIVEN = "Lab-pass-1234"
@@ -177,7 +179,11 @@ def test_status_json_and_env_from_the_cli(sandbox_backend):
         [sys.executable, "-m", "labkit.cli.main", "sandbox", "env"], capture_output=True, text=True, check=True
     ).stdout
     assert f"export AWS_ENDPOINT_URL={info['endpoint_url']}" in env
-    assert "export AWS_ACCESS_KEY_ID=testing" in env
+    credentials = home_credentials(labkit_home())
+    assert (
+        f"export AWS_SHARED_CREDENTIALS_FILE={credentials.path}" in env and "export AWS_PROFILE=labkit-sandbox" in env
+    )
+    assert credentials.secret_access_key not in env  # the secret stays in its 0600 file
 
 
 # ---- lifecycle, each in its own home -------------------------------------------------------------

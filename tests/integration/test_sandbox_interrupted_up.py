@@ -19,7 +19,7 @@ from labkit import sandbox
 from labkit.sandbox.processes import pid_alive
 from labkit.sandbox.state import read_state
 
-KILL_POINTS = (r"\]\s+vpc\s+created", r"\]\s+cluster\s+create \.\.\.", r"\]\s+db-writer\s+create \.\.\.")
+KILL_POINTS = (r"\]\s+vpc\s+created", r"\]\s+cluster\s+create \.\.\.", r"\]\s+db-1\s+create \.\.\.")
 
 
 def _labkit(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

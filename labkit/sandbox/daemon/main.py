@@ -36,7 +36,6 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
 from labkit.sandbox.daemon import rdsmodel
@@ -49,6 +48,7 @@ from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_ma
 from labkit.sandbox.daemon.rotation import RotateManagedSecrets
 from labkit.sandbox.daemon.ssm import SessionManager
 from labkit.sandbox.engines.base import check_installed
+from labkit.sandbox.signing import SignedRequestsOnly, home_credentials
 from labkit.sandbox.state import SandboxState, changes_path, state_path, write_state
 from labkit.sandbox.vpc.lean import ensure_models
 
@@ -68,6 +68,7 @@ def _moto_server(
         sessions, reconciler.cluster_of_secret, reconciler.set_master_password, new_password
     )
     app = WakeOnChange(SaveOnChange(InstanceStates(EngineCatalog(rotation), wake), store), wake, changes)
+    app = SignedRequestsOnly(app, changes.path.parent)  # the home's key pair only: nobody else's calls
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
@@ -114,7 +115,7 @@ def run(home: Path, port: int, region: str) -> int:
         return EXIT_SNAPSHOT
     wake = threading.Event()
     stop = threading.Event()
-    session = boto3.Session(**FAKE_CREDENTIALS)
+    session = boto3.Session(**home_credentials(home).for_boto3())
     config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
     clients: dict[str, Any] = {}
 

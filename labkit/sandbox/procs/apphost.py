@@ -29,6 +29,7 @@ from typing import Any
 
 from labkit.app.userdata import environment_block, environment_from
 from labkit.aws.backend import is_loopback_url
+from labkit.sandbox.peers import owner_only
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
 from labkit.sandbox.vpc.relay import relay
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     network = InstanceNetwork(LeanBackend(args.region, endpoint=args.endpoint), args.instance)  # lighter per app
     signal.signal(signal.SIGHUP, restart_on_hangup)
+    # On an instance only Session Manager reaches the app's port; here it is a port on a shared machine's
+    # loopback, so only the lab owner's own processes (their tunnel) may connect: socketserver closes the rest.
+    app.ThreadingServer.verify_request = lambda server, request, address: owner_only(request)
     local = app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"})
     app.serve(local, dial=network.dial, port=args.port, relay=relay)
     return 0
