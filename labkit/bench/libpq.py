@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from labkit.bench.drivers import choose
 from labkit.bench.workloads import Workload
 
 try:
@@ -43,21 +44,9 @@ def available() -> bool:
 
 
 def choose_driver(driver: str) -> str:
-    """`auto` is the C path where the compiled wrapper is installed, psycopg's cursor otherwise; `capi` without
-    it is refused."""
-    from labkit.errors import ConfigError
-
-    if driver not in DRIVERS:
-        raise ConfigError(f"unknown driver {driver!r}", field="driver", fix=f"use one of {', '.join(DRIVERS)}")
-    if driver == "auto":
-        return "capi" if available() else "psycopg"
-    if driver == "capi" and not available():
-        raise ConfigError(
-            "the C path needs psycopg's compiled libpq wrapper, which is not installed",
-            field="driver",
-            fix="pip install 'psycopg[binary]', or use driver='psycopg'",
-        )
-    return driver
+    """`auto` is the C path where the compiled wrapper is installed, psycopg's cursor otherwise."""
+    return choose(driver, pure=DRIVERS[-1], available=available(), needs="psycopg's compiled libpq wrapper",
+                  install="pip install 'psycopg[binary]'")  # fmt: skip
 
 
 def version() -> str | None:
