@@ -920,7 +920,11 @@ class PostgreSQLServer(DatabaseServer):
 
     def _rewind(self, writer_port: int) -> bool:
         """pg_rewind the stopped server to the writer's history. False (and BROKEN, or pointed at nobody when the
-        writer could not be reached) when it cannot."""
+        writer could not be reached) when it cannot.
+
+        The writer checkpoints first: pg_rewind reads the source's timeline from its control file, which a just
+        promoted server updates only at its next checkpoint (until then it would find "no rewind required")."""
+        self.execute("CHECKPOINT", port=writer_port)
         self._open_log_section(f"pg_rewind from port {writer_port} of")
         with self.account.reach(self.data) as ((folder,), how), self.log.open("ab") as log:
             how["env"] = {**how["env"], "PGPASSWORD": self.admin_password}
