@@ -192,6 +192,11 @@ class LabConfig:
         """The AWS partition of the region (aws, aws-cn, aws-us-gov, ...)."""
         return partition_of(self.region)
 
+    @staticmethod
+    def engine_help() -> str:
+        """The `engine` field's help, for a command that takes --engine without every config flag."""
+        return next(f for f in dataclasses.fields(LabConfig) if f.name == "engine").metadata["help"]
+
     def make_backend(self) -> Backend:
         """The backend this config names, in its region."""
         from labkit.aws.backend import get_backend  # start-up time: boto3; `labkit --help` reads this module

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labkit.access.lookup import cluster_engine
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.bench import harness, stats
@@ -35,7 +36,7 @@ from labkit.bench.plots import distribution, timeline
 from labkit.bench.runner import setup_error, to_frame, worker_operation
 from labkit.bench.workloads import find_workload
 from labkit.config import lab_and_backend
-from labkit.engines import default_engine, described, engine_of
+from labkit.engines import default_engine, described
 from labkit.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.10  # of the second arm's median: a smaller difference would not change any decision
@@ -187,7 +188,7 @@ def compare(
     if not floor_us >= 0:
         raise ConfigError(f"floor_us={floor_us!r}", field="floor_us", fix="microseconds, 0 or more")
     config, backend = lab_and_backend(config, backend)
-    engine = engine_of(config)
+    engine = cluster_engine(config, backend)
     driver = c_path(engine).choose_driver(driver)
     arms = _arms(targets, paths, backend)
     order_seed = random.SystemRandom().randrange(2**32) if seed is None else seed

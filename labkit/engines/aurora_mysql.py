@@ -179,4 +179,24 @@ AURORA_MYSQL = AuroraEngine(
     client=CLIENT,
     setup=SETUP,
     bench_c_path="labkit.bench.capi",
+    notes=MappingProxyType(
+        {
+            "servers": "In the sandbox each DB instance is a real **MariaDB** server, speaking MySQL's protocol and "
+            "error codes. Each reader replicates the writer with MariaDB's GTID replication, and while a reader is "
+            "healthy the writer acknowledges a commit only once the reader has it (semi-synchronous replication). "
+            "Aurora MySQL's readers read the cluster's shared storage instead: the roles and the endpoints behave "
+            "the same, the mechanism underneath differs.",
+            "identity": "Aurora MySQL names the instance that serves a connection in `@@aurora_server_id`, and "
+            "`@@innodb_read_only` says whether it is a reader; the sandbox's MariaDB answers `@@report_host` and "
+            "`@@read_only` instead. `whoami` asks whichever the server knows.",
+            "read-only": "A write sent to the reader endpoint fails with MySQL error 1290 (the server runs with "
+            "`--read-only`); labkit says what to do instead.",
+            "client": "In a terminal, `labkit tunnel writer` holds a tunnel open and prints how to connect the "
+            "`mariadb` or `mysql` client, through an option file readable only by you (`--defaults-extra-file`, "
+            "deleted when the tunnel closes), or any other tool.",
+            "c-path": "Requests go through libmysqlclient's C API (mysql-connector-python's extension), so the "
+            'client adds about what `sysbench`\'s C client adds; `driver="pymysql"` uses the pure-Python driver '
+            "instead.",
+        }
+    ),
 )

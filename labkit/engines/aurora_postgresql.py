@@ -253,4 +253,25 @@ AURORA_POSTGRESQL = AuroraEngine(
     client=CLIENT,
     setup=SETUP,
     bench_c_path="labkit.bench.libpq",
+    notes=MappingProxyType(
+        {
+            "servers": "In the sandbox each DB instance is a real **PostgreSQL 15** server. Each reader is a hot "
+            "standby, made from a base backup of the writer and streaming its WAL, and while a standby is healthy "
+            "the writer acknowledges a commit only once a standby has it (synchronous replication). The master user "
+            "holds `rds_superuser`, not superuser, as on Aurora. Aurora PostgreSQL's readers read the cluster's "
+            "shared storage instead of replaying WAL: the roles and the endpoints behave the same, the mechanism "
+            "underneath differs.",
+            "identity": "Aurora PostgreSQL names the instance that serves a connection with "
+            "`aurora_db_instance_identifier()`, and `pg_is_in_recovery()` is true on a reader; the sandbox's "
+            "servers answer both, and `whoami` asks them.",
+            "read-only": "A write sent to the reader endpoint fails with SQLSTATE 25006 (*cannot execute ... in a "
+            "read-only transaction*); labkit says what to do instead.",
+            "client": "In a terminal, `labkit tunnel writer` holds a tunnel open and prints how to connect `psql`, "
+            "through a connection service file readable only by you (`PGSERVICEFILE`, deleted when the tunnel "
+            "closes; `pgbench` reads it too), or any other tool.",
+            "c-path": "Requests go through libpq's C API (psycopg's compiled wrapper, with the simple query "
+            'protocol `pgbench -S` uses), so the client adds about what `pgbench`\'s adds; `driver="psycopg"` uses '
+            "psycopg's cursor instead.",
+        }
+    ),
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .dialect import Dialect
@@ -140,6 +140,9 @@ class AuroraEngine:
     client: Client
     setup: Setup
     bench_c_path: str | None = None  # the module of the benchmark's C-speed path (labkit.bench.capi's shape)
+    # The notebooks' few engine-specific sentences (markdown) by topic, shown by labkit.explain(topic, config), so
+    # one notebook serves every engine: "servers", "identity", "read-only", "client", "c-path".
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dialect.engine != self.name:

@@ -13,6 +13,7 @@ Standard library only, relative imports (see __init__.py): the drivers themselve
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,7 +56,15 @@ class DBAPI:
         return importlib.import_module(self.module)
 
     def version(self) -> str:
-        return str(getattr(self.load(), "__version__", "?"))
+        """The installed distribution's version (a module's own __version__ may be another's: PyMySQL gives
+        MySQLdb's, for compatibility); an ImportError when the driver is not installed."""
+        from importlib import metadata
+
+        self.load()
+        try:
+            return metadata.version(re.split(r"[\[<>=!~ ;]", self.requirement, maxsplit=1)[0])
+        except metadata.PackageNotFoundError:  # installed some other way (a conda build, a vendored copy)
+            return str(getattr(self.load(), "__version__", "?"))
 
     def errors(self) -> type[Exception]:
         """The base class of every error the driver raises (PEP 249's Error)."""

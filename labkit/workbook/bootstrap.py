@@ -7,8 +7,8 @@ not need it).
 
 As root it also makes the unprivileged system account a server that refuses to run as root runs as
 (SERVICE_ACCOUNTS: PostgreSQL's `labkit-pg`, see labkit/sandbox/engines/postgresql.py). Installing Debian's
-PostgreSQL server would create and start the distribution's own cluster on port 5432; the sandbox never uses it,
-so setup tells postgresql-common not to make one (only when it installs the server itself).
+PostgreSQL server would create and start the distribution's own cluster on PostgreSQL's default port; the sandbox
+never uses it, so setup tells postgresql-common not to make one (only when it installs the server itself).
 
 Runs with the system python before the virtualenv exists (standard library only):
 `python3 labkit/workbook/bootstrap.py` (not through the labkit package, whose imports need the venv; the
@@ -111,7 +111,7 @@ def _no_distribution_cluster(prefix: list[str]) -> None:
     """Before apt installs Debian's PostgreSQL server: ask postgresql-common not to create (and start) its own
     cluster, which the sandbox never uses (its servers are its own processes on free ports)."""
     text = (
-        "# labkit: the sandbox runs its own PostgreSQL servers on free ports; no distribution cluster on 5432\n"
+        "# labkit: the sandbox runs its own PostgreSQL servers on free ports; no distribution cluster on the default port\n"
         "create_main_cluster = false\n"
     )
     subprocess.run([*prefix, "mkdir", "-p", str(NO_DISTRIBUTION_CLUSTER.parent)], check=True)

@@ -43,6 +43,8 @@ DESCRIPTIONS = ("labkit/engines/",)  # each engine's description module, and the
 POSTGRESQL_BY_NATURE = {
     "labkit/bench/libpq.py": "Aurora PostgreSQL's C-speed benchmark path, libpq through psycopg's compiled wrapper "
     "(the description's bench_c_path names it)",
+    "labkit/sandbox/engines/postgresql.py": "the sandbox's PostgreSQL server engine: it runs PostgreSQL 15 and speaks "
+    "to it with psycopg (the description's setup.server_engine names it)",
 }
 # Modules that are MySQL by nature, each named by its description rather than chosen by a consumer.
 BY_NATURE = {
