@@ -42,8 +42,9 @@ def test_no_login_without_the_password_and_the_rotated_one_on_every_server_and_i
     arn = cluster["MasterUserSecret"]["SecretArn"]
     secrets = sandbox_backend.client("secretsmanager")
     secrets.rotate_secret(SecretId=arn)  # as RDS does every 7 days: on the database first, then in the secret
-    new = json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])["password"]
-    assert new != old
+    value = secrets.get_secret_value(SecretId=arn)
+    new = json.loads(value["SecretString"])["password"]
+    assert new != old and "AWSCURRENT" in value["VersionStages"]
     for endpoint in (cluster["Endpoint"], cluster["ReaderEndpoint"]):
         until(lambda endpoint=endpoint: endpoint_connection(engine, endpoint, new).close() or True, endpoint)
         with pytest.raises(Exception) as refused:

@@ -288,6 +288,29 @@ def test_a_cluster_of_an_engine_the_sandbox_lacks_gets_no_servers_and_stalls_no_
     assert len(warnings) == 1 and "docdb" in warnings[0], "logged once, with the engine"
 
 
+class UninstalledEngine(FakeEngine):
+    rds_engines = ("aurora-missing",)
+
+    def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
+        raise SandboxError("server not found", field="postgres", fix="install it")
+
+
+def test_an_instance_whose_engine_is_not_installed_fails_with_the_fix_and_stalls_no_other(
+    tmp_path, fake_engine, caplog
+):
+    register(UninstalledEngine)
+    rds = FakeRds()
+    rds.cluster("gone", "aurora-missing", ["gone-writer"], writer="gone-writer")
+    rds.cluster("ok", "aurora-fake", ["ok-writer"], writer="ok-writer")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    _pass(reconciler)
+    assert set(reconciler.servers) == {"ok-writer"}
+    assert model.statuses["gone-writer"][-1] == "failed" and model.statuses["ok-writer"][-1] == "available"
+    assert reconciler.errors["gone-writer"] == "server not found; fix: install it"
+    assert sum("install it" in r.getMessage() for r in caplog.records) == 1, "logged once"
+
+
 def test_deleting_an_instance_removes_its_server(tmp_path, fake_engine):
     rds = FakeRds()
     rds.cluster("shrink", "aurora-fake", ["shrink-w", "shrink-r"], writer="shrink-w")

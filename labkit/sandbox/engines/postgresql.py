@@ -110,6 +110,9 @@ SERVER_SETTINGS = {
     "wal_keep_size": "32MB",  # what a rewind of an old writer reads back to
     "max_slot_wal_keep_size": "512MB",  # the slot of a deleted reader stops keeping WAL at this size
     "wal_log_hints": "on",  # pg_rewind needs it
+    # A server that did not stop cleanly syncs its data before recovery: one syncfs, not an fsync per file. A fresh
+    # base backup is such a server, so pg_basebackup skips its own per-file sync (--no-sync): a reader joins in
+    # about 2 s here instead of 6.
     "recovery_init_sync_method": "syncfs",
     "hot_standby": "on",
     "hot_standby_feedback": "on",  # a query on a reader does not get cancelled by what the writer vacuums
@@ -446,9 +449,9 @@ class PostgreSQLEngine(DatabaseEngine):
     def _ensure_template(self, root: Path, admin_password: str, repl_password: str) -> Path:
         """An initialised data directory to copy for each new writer (made once per labkit home, about 2 s).
 
-        initdb, then (before anything listens) pg_hba.conf and the settings, then in single-user mode the roles,
-        each password as a SCRAM verifier, and the identity functions; single-user mode reads no pg_hba.conf and
-        opens no port, so no login exists before the rules above do.
+        initdb (its trust rules are never used: they are replaced before anything listens), then pg_hba.conf and
+        the settings, then in single-user mode (no port, no pg_hba.conf) the roles, each password as a SCRAM
+        verifier, and the identity functions.
         """
         private_dir(root)
         template = root / TEMPLATE_DIR
@@ -461,8 +464,8 @@ class PostgreSQLEngine(DatabaseEngine):
         initdb = self.binaries.program("initdb")
         with self.account.reach(template) as ((folder,), how), log.open("a") as out:
             done = subprocess.run(
-                [initdb, "-D", f"{folder}/{DATA}", f"--username={ADMIN_USER}", "--auth=trust", "--encoding=UTF8", "--wal-segsize=1",
-                 "--locale=C", "--no-instructions"],
+                [initdb, "-D", f"{folder}/{DATA}", f"--username={ADMIN_USER}", "--auth=trust", "--encoding=UTF8",
+                 "--locale=C", "--wal-segsize=1", "--no-instructions"],  # 1 MB WAL files: smaller base backups
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False, **how,
             )  # fmt: skip
         if done.returncode != 0:
@@ -661,10 +664,11 @@ class PostgreSQLServer(DatabaseServer):
         return CONNECTING
 
     def _read_log(self) -> set[str]:
-        """What the log said since this start (read on from where the last call stopped)."""
+        """What the log said since this start (read on from where the last call stopped, and a little before it:
+        a line the server was writing then is read whole now)."""
         try:
             with self.log.open("rb") as log:
-                log.seek(max(self._log_read, self._log_from))
+                log.seek(max(self._log_read - 256, self._log_from))
                 text = log.read().decode(errors="replace")
                 self._log_read = log.tell()
         except OSError:
@@ -704,8 +708,10 @@ class PostgreSQLServer(DatabaseServer):
         self.datadir.chmod(0o700)
         self.account.own(self.datadir)
         if not (self.data / "PG_VERSION").exists():
+            if self.data.exists() and not (self.datadir / BLANK).exists():  # not known to be a copy: kept
+                self.data.rename(self.datadir / f"{DATA}.incomplete-{time.strftime('%Y%m%dT%H%M%S')}")
+            shutil.rmtree(self.data, ignore_errors=True)  # a copy of the template an interrupted start left half-made
             _private_file(self.datadir / BLANK, "a copy of the template that never took a write\n")
-            shutil.rmtree(self.data, ignore_errors=True)  # nothing but a half-made copy can be here
             shutil.copytree(self.template / DATA, self.data, symlinks=True)
             self.account.own(self.data, tree=True)
         if not self.log.exists():
@@ -739,8 +745,8 @@ class PostgreSQLServer(DatabaseServer):
         shmid = lines[6].split()[-1] if len(lines) > 6 and lines[6].split() else None
         while shmid and _attached(shmid) and time.monotonic() < deadline + 10:
             time.sleep(0.02)
-        if pid and not (pid_alive(pid) and "postgres" in process_cmdline(pid)):
-            lock.unlink(missing_ok=True)  # its server is gone and its pid names another program (or nothing)
+        if pid and not (pid_alive(pid) and f"labkit.datadir={self.datadir}" in process_cmdline(pid)):
+            lock.unlink(missing_ok=True)  # its server is gone (its pid may name another program now)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         import psycopg
@@ -857,6 +863,7 @@ class PostgreSQLServer(DatabaseServer):
             and self.replication_source_port() == writer_port and self._in_recovery()
         ):  # fmt: skip
             self._ensure_slot(writer_port)
+            self._open_log_section(f"pointed again at port {writer_port}:")  # what it said before is answered
             return
         self._broken = None
         writer_name = str(self.execute("SELECT current_setting('cluster_name')", port=writer_port)[0][0])
@@ -920,7 +927,11 @@ class PostgreSQLServer(DatabaseServer):
 
     def _rewind(self, writer_port: int) -> bool:
         """pg_rewind the stopped server to the writer's history. False (and BROKEN, or pointed at nobody when the
-        writer could not be reached) when it cannot."""
+        writer could not be reached) when it cannot.
+
+        The writer checkpoints first: pg_rewind reads the source's timeline from its control file, which a just
+        promoted server updates only at its next checkpoint (until then it would find "no rewind required")."""
+        self.execute("CHECKPOINT", port=writer_port)
         self._open_log_section(f"pg_rewind from port {writer_port} of")
         with self.account.reach(self.data) as ((folder,), how), self.log.open("ab") as log:
             how["env"] = {**how["env"], "PGPASSWORD": self.admin_password}
@@ -995,10 +1006,10 @@ class PostgreSQLServer(DatabaseServer):
             "ALTER SYSTEM RESET synchronous_standby_names", "ALTER SYSTEM RESET primary_conninfo",
             "ALTER SYSTEM RESET primary_slot_name", "ALTER SYSTEM RESET labkit.writer", "SELECT pg_reload_conf()",
         )  # fmt: skip
+        (self.datadir / BLANK).unlink(missing_ok=True)  # from now on it may hold writes: never replaced by a copy
         promoted = self.execute("SELECT pg_promote(true, 60)")
         if not (promoted and promoted[0][0]):
             raise SandboxError(f"{self.name} did not finish its promotion", field=self.name, fix=f"see {self.log}")
-        (self.datadir / BLANK).unlink(missing_ok=True)
 
 
 def _attached(shmid: str) -> bool:
