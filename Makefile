@@ -57,7 +57,9 @@ test: lint unit integration notebooks
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py
 	$(BIN)/python benchmarks/tunnel_latency.py
+	$(BIN)/python benchmarks/tunnel_latency.py --engine aurora-postgresql
 	$(BIN)/python benchmarks/bench_reference.py
+	$(BIN)/python benchmarks/bench_reference.py --engine aurora-postgresql
 	$(BIN)/python benchmarks/tunnel_cost.py
 	$(BIN)/python benchmarks/sandbox_durability.py
 

@@ -6,8 +6,9 @@ import io
 from typing import Any
 
 
-def fresh_lab(learner: str) -> tuple[Any, Any, Any]:
-    """Start the sandbox, apply a lab for `learner`, load the schema; returns (config, backend, credentials)."""
+def fresh_lab(learner: str, engine: str | None = None) -> tuple[Any, Any, Any]:
+    """Start the sandbox, apply a lab for `learner` (on `engine`, the default engine's when None), load the schema;
+    returns (config, backend, credentials)."""
     from labkit import sandbox
     from labkit.access.schema import create_schema
     from labkit.access.sql import close_engines, credentials
@@ -17,7 +18,7 @@ def fresh_lab(learner: str) -> tuple[Any, Any, Any]:
 
     sandbox.up()
     backend = SandboxBackend()
-    config = LabConfig(lab="bench", learner=learner)
+    config = LabConfig(lab="bench", learner=learner, **({"engine": engine} if engine else {}))
     apply(config, backend, stream=io.StringIO())
     sandbox.wait_for_databases(2)
     create_schema(config=config, backend=backend)

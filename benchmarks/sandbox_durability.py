@@ -4,12 +4,15 @@ the next kill comes as soon as the new writer acknowledges writes again (no rest
 After each kill and at the end, the acknowledged ids missing from the writer are counted; Aurora loses none.
 Also the daemon's idle CPU with 1 and with 10 labs (clusters of a writer and a reader).
 
-    .venv/bin/python benchmarks/sandbox_durability.py [--kills 20] [--writers 8] [--idle-seconds 10]
+    .venv/bin/python benchmarks/sandbox_durability.py [--engine aurora-postgresql] [--kills 20] [--writers 8]
+        [--idle-seconds 10]
+
+Any engine labkit describes (labkit.engines): each writer thread talks to it through the engine's own driver.
 
 Downtime of a kill: from the last write acknowledged before it to the first acknowledged after it, over every
 writer thread; each thread reconnects through the cluster endpoint, as a learner's app does. A write whose
 outcome the client never learned (the connection broke) is not counted as acknowledged.
-`tests/integration/test_sandbox_writer_kills.py` runs the same harness with fewer kills.
+The engine contract suite (tests/integration/test_engine_contract.py) runs the same harness with fewer kills.
 """
 
 from __future__ import annotations
@@ -27,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pymysql
-
+from labkit.engines import DEFAULT_ENGINE, ENGINES, AuroraEngine, engine_for
 from labkit.errors import LabkitError
 
 TABLE = "acked"
@@ -71,7 +73,8 @@ class KillRun:
 class Writers:
     """`count` threads inserting ids as fast as the writer takes them, each acknowledged id kept with its time."""
 
-    def __init__(self, endpoint: str, password: str, count: int) -> None:
+    def __init__(self, engine: AuroraEngine, endpoint: str, password: str, count: int) -> None:
+        self.engine = engine
         self.endpoint = endpoint
         self.password = password
         self.acked: list[list[tuple[int, float, float]]] = [[] for _ in range(count)]  # (id, when, connected)
@@ -91,17 +94,22 @@ class Writers:
     def _write(self, k: int) -> None:
         n = k * ID_SPACE
         acked = self.acked[k]
+        failed = (self.engine.dialect.dbapi.errors(), OSError, LabkitError)  # LabkitError: no writer to resolve yet
         while not self.stop.is_set():
+            conn = None
             try:
                 opened = time.monotonic()
-                with connect(self.endpoint, self.password) as conn, conn.cursor() as cur:
-                    while not self.stop.is_set():
-                        cur.execute(f"INSERT INTO {TABLE} VALUES (%s)", (n,))
-                        acked.append((n, time.monotonic(), opened))  # list.append is atomic: no lock needed
-                        n += 1
-            except (pymysql.err.MySQLError, OSError, LabkitError):  # LabkitError: no writer to resolve yet
+                conn = connect(self.engine, self.endpoint, self.password)
+                cur = conn.cursor()
+                while not self.stop.is_set():
+                    cur.execute(f"INSERT INTO {TABLE} VALUES (%s)", (n,))
+                    acked.append((n, time.monotonic(), opened))  # list.append is atomic: no lock needed
+                    n += 1
+            except failed:
                 n += 1  # that write's outcome is unknown: never counted, never reused
                 self.stop.wait(0.01)
+            finally:
+                _close(conn)
 
     def times(self) -> list[float]:
         return sorted(t for acked in self.acked for _, t, _ in list(acked))
@@ -121,26 +129,33 @@ class Writers:
         return min(t for acked in self.acked for _, t, opened in list(acked) if opened > moment)
 
 
-def connect(endpoint: str, password: str) -> pymysql.Connection:
+def connect(engine: AuroraEngine, endpoint: str, password: str) -> Any:
+    """An autocommit connection to the DB instance `endpoint` resolves to, through the engine's own driver."""
     from labkit import sandbox
 
     host, port = sandbox.resolve(endpoint, timeout=5)
-    return pymysql.connect(
-        host=host, port=port, user="admin", password=password, database="shop", autocommit=True,
-        connect_timeout=2, read_timeout=30, write_timeout=30,
-    )  # fmt: skip
+    return engine.dialect.dbapi.connect(host, port, "admin", password, "shop", connect_timeout=2, timeout=30)
 
 
-def cluster(backend: Any, name: str) -> tuple[dict[str, Any], str]:
-    """A cluster of a writer and a reader made with plain RDS calls; returns (cluster, master password)."""
+def _close(conn: Any) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # a connection the server dropped may fail to close: it is closed either way
+            pass
+
+
+def cluster(backend: Any, name: str, engine: AuroraEngine) -> tuple[dict[str, Any], str]:
+    """A cluster of `engine` with a writer and a reader, made with plain RDS calls; returns (cluster, master
+    password)."""
     rds = backend.client("rds")
     created = rds.create_db_cluster(
-        DBClusterIdentifier=name, Engine="aurora-mysql", MasterUsername="admin", DatabaseName="shop",
-        ManageMasterUserPassword=True,
+        DBClusterIdentifier=name, Engine=engine.name, EngineVersion=engine.catalog.default, MasterUsername="admin",
+        DatabaseName="shop", ManageMasterUserPassword=True,
     )["DBCluster"]  # fmt: skip
     for node in ("a", "b"):
         rds.create_db_instance(
-            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine="aurora-mysql",
+            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine=engine.name,
             DBInstanceClass="db.t4g.medium",
         )  # fmt: skip
     rds.get_waiter("db_instance_available").wait(
@@ -168,11 +183,15 @@ def _writer_of(name: str, timeout: float = 30.0) -> tuple[str, int]:
         time.sleep(0.01)
 
 
-def missing(endpoint: str, password: str, acknowledged: set[int]) -> int:
+def missing(engine: AuroraEngine, endpoint: str, password: str, acknowledged: set[int]) -> int:
     """How many of the `acknowledged` ids a new connection to `endpoint` does not find."""
-    with connect(endpoint, password) as conn, conn.cursor() as cur:
+    conn = connect(engine, endpoint, password)
+    try:
+        cur = conn.cursor()
         cur.execute(f"SELECT id FROM {TABLE}")
         stored = {row[0] for row in cur.fetchall()}
+    finally:
+        _close(conn)
     return len(acknowledged - stored)
 
 
@@ -189,11 +208,14 @@ def kill_and_count(
 ) -> KillRun:
     """`kills` kill -9 of the writer under `writers` threads of inserts, each as soon as the new writer took
     writes after the previous one; counts acknowledged ids missing from the writer after each and at the end."""
-    name, endpoint = created["DBClusterIdentifier"], created["Endpoint"]
-    with connect(endpoint, password) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY)")
+    name, endpoint, engine = created["DBClusterIdentifier"], created["Endpoint"], engine_for(created["Engine"])
+    conn = connect(engine, endpoint, password)
+    try:
+        conn.cursor().execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY)")
+    finally:
+        _close(conn)
     run = KillRun()
-    with Writers(endpoint, password, writers) as load:
+    with Writers(engine, endpoint, password, writers) as load:
         _wait(lambda: load.count() >= 200, timeout, "no write was acknowledged")
         for _ in range(kills):
             writer, pid = _writer_of(name)
@@ -211,11 +233,12 @@ def kill_and_count(
             before = max((t for t in load.times() if t <= killed_at), default=killed_at)
             after = load.first_connected_after(killed_at)
             acknowledged = load.ids()
-            lost = missing(endpoint, password, acknowledged)
+            lost = missing(engine, endpoint, password, acknowledged)
             run.kills.append(Kill(writer, _writer_of(name)[0], after - before, len(acknowledged), lost))
             print(f"  kill {len(run.kills)}: {run.kills[-1]}", flush=True)
     acknowledged = load.ids()
-    run.ids, run.acknowledged, run.lost = acknowledged, len(acknowledged), missing(endpoint, password, acknowledged)
+    run.ids, run.acknowledged = acknowledged, len(acknowledged)
+    run.lost = missing(engine, endpoint, password, acknowledged)
     return run
 
 
@@ -238,6 +261,7 @@ def idle_cpu(seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=sorted(ENGINES), help="the cluster's engine")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--writers", type=int, default=8, help="writer threads (the load)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="0: skip the idle CPU measurement")
@@ -250,15 +274,16 @@ def main() -> None:
     sandbox.up()
     try:
         backend = SandboxBackend()
-        created, password = cluster(backend, "lab0")
+        engine = engine_for(args.engine)
+        created, password = cluster(backend, "lab0", engine)
         idle_one = idle_cpu(args.idle_seconds) if args.idle_seconds else None
-        print(f"kill -9 of the writer, {args.kills} times, each as soon as the new writer takes writes, under "
-              f"{args.writers} writer threads:")  # fmt: skip
+        print(f"{engine.display_name}: kill -9 of the writer, {args.kills} times, each as soon as the new writer "
+              f"takes writes, under {args.writers} writer threads:")  # fmt: skip
         run = kill_and_count(created, password, args.kills, args.writers)
         idle_ten = None
         if args.idle_seconds:
             for i in range(1, 10):
-                cluster(backend, f"lab{i}")
+                cluster(backend, f"lab{i}", engine)
             idle_ten = idle_cpu(args.idle_seconds)
     finally:
         sandbox.down(forget=True)

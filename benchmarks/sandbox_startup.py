@@ -1,15 +1,17 @@
 """How fast the sandbox starts and how much memory it holds, measured in one run.
 
-    .venv/bin/python benchmarks/sandbox_startup.py
+    .venv/bin/python benchmarks/sandbox_startup.py [--engine aurora-postgresql]
 
-Prints: cold `up` (a brand-new LABKIT home, so the MariaDB template is made too), warm `up` (template
+Prints: cold `up` (a brand-new LABKIT home, so the engine's template is made too), warm `up` (template
 cached), each to the first successful query on both the writer and the reader endpoint of a new
 writer + reader cluster (after the `db_instance_available` waiter, as a learner's code waits); the restore of
-that lab by `down` + `up` to its first query; and the resident memory of the daemon and each MariaDB server.
+that lab by `down` + `up` to its first query; and the resident memory of the daemon and each database server.
+Any engine labkit describes; the queries go through its own driver.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -17,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import pymysql
+from labkit.engines import DEFAULT_ENGINE, ENGINES, AuroraEngine, engine_for
 
 
 def rss_mib(pid: int) -> float:
@@ -30,10 +32,12 @@ def rss_mib(pid: int) -> float:
 def _query_both(cluster: dict, password: str) -> None:
     from labkit import sandbox
 
+    dbapi = engine_for(cluster["Engine"]).dialect.dbapi
     for endpoint in (cluster["Endpoint"], cluster["ReaderEndpoint"]):
         host, port = sandbox.resolve(endpoint)
-        with pymysql.connect(host=host, port=port, user="admin", password=password) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1")
+        conn = dbapi.connect(host, port, "admin", password, "shop", connect_timeout=10, timeout=10)
+        conn.cursor().execute("SELECT 1")
+        conn.close()
 
 
 def restore(cluster: str) -> float:
@@ -55,7 +59,7 @@ def restore(cluster: str) -> float:
     return time.monotonic() - started
 
 
-def one_run(cluster: str) -> dict[str, float]:
+def one_run(cluster: str, engine: AuroraEngine) -> dict[str, float]:
     from labkit import sandbox
     from labkit.sandbox.backend import SandboxBackend
 
@@ -65,12 +69,13 @@ def one_run(cluster: str) -> dict[str, float]:
     backend = SandboxBackend()
     rds = backend.client("rds")
     created = rds.create_db_cluster(
-        DBClusterIdentifier=cluster, Engine="aurora-mysql", MasterUsername="admin", ManageMasterUserPassword=True
-    )["DBCluster"]
+        DBClusterIdentifier=cluster, Engine=engine.name, EngineVersion=engine.catalog.default,
+        MasterUsername="admin", DatabaseName="shop", ManageMasterUserPassword=True,
+    )["DBCluster"]  # fmt: skip
     for node in ("writer", "reader"):
         rds.create_db_instance(
             DBInstanceIdentifier=f"{cluster}-{node}", DBClusterIdentifier=cluster,
-            Engine="aurora-mysql", DBInstanceClass="db.t4g.medium",
+            Engine=engine.name, DBInstanceClass="db.t4g.medium",
         )  # fmt: skip
     marks["created"] = time.monotonic()
     rds.get_waiter("db_instance_available").wait(
@@ -94,13 +99,17 @@ def one_run(cluster: str) -> dict[str, float]:
 def main() -> None:
     from labkit import sandbox
 
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=sorted(ENGINES), help="the cluster's engine")
+    engine = engine_for(parser.parse_args().engine)
     home = tempfile.mkdtemp(prefix="labkit-bench-")
     os.environ["LABKIT_HOME"] = home
+    print(engine.display_name)
     try:
-        cold = one_run("cold")
+        cold = one_run("cold", engine)
         sandbox.reset()
         sandbox.down()
-        warm = one_run("warm")
+        warm = one_run("warm", engine)
         restored = restore("warm")
     finally:
         sandbox.down(forget=True)

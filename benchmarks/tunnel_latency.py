@@ -1,6 +1,6 @@
-"""What the sandbox's tunnel costs: a point select through it against the same select straight to MariaDB.
+"""What the sandbox's tunnel costs: a point select through it against the same select straight to the server.
 
-    .venv/bin/python benchmarks/tunnel_latency.py [--queries 5000] [--runs 3]
+    .venv/bin/python benchmarks/tunnel_latency.py [--queries 5000] [--runs 3] [--engine aurora-postgresql]
 
 In a fresh temporary LABKIT home it starts a sandbox, applies a lab and loads the shop schema. Then it times
 `tunnel("writer")` to the first query, and runs the point select `SELECT ... FROM products WHERE id = ?` over
@@ -17,7 +17,6 @@ import statistics
 import tempfile
 import time
 
-import pymysql
 from _lab import fresh_lab
 
 WARM_UP = 500
@@ -29,25 +28,23 @@ def percentile_us(samples_ns: list[int], q: float) -> float:
     return percentile(samples_ns, q) / 1000
 
 
-def measure(queries: int) -> dict[str, float]:
+def measure(queries: int, engine_name: str | None) -> dict[str, float]:
     from labkit import sandbox
     from labkit.access.tunnel import tunnel
+    from labkit.bench.connect import connect
+    from labkit.engines import engine_of
 
-    config, backend, secret = fresh_lab("tunnel")
+    config, backend, secret = fresh_lab("tunnel", engine_name)
+    engine = engine_of(config)  # its DB-API driver on both paths
 
     started = time.perf_counter()
     opened = tunnel("writer", config=config, backend=backend).open()
-    through = pymysql.connect(
-        host=opened.host, port=opened.port, user=secret.username, password=secret.password, database="shop"
-    )
+    through = connect(opened.host, opened.port, secret, engine)
     with through.cursor() as cursor:
         cursor.execute("SELECT 1")
     to_first_query = time.perf_counter() - started
     writer = next(name for name, info in sandbox.read_state().instances.items() if info["role"] == "writer")
-    direct_port = sandbox.read_state().instances[writer]["port"]
-    direct = pymysql.connect(
-        host="127.0.0.1", port=direct_port, user=secret.username, password=secret.password, database="shop"
-    )
+    direct = connect("127.0.0.1", sandbox.read_state().instances[writer]["port"], secret, engine)
     paths = {"direct": direct.cursor(), "tunnel": through.cursor()}
     samples: dict[str, list[int]] = {name: [] for name in paths}
     for index in range(WARM_UP + queries):
@@ -72,16 +69,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queries", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--engine", default=None, help="aurora-mysql (the default) or aurora-postgresql")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="labkit-bench-") as home:
         os.environ["LABKIT_HOME"] = home
         from labkit import sandbox
 
         try:
-            runs = [measure(args.queries) for _ in range(args.runs)]
+            runs = [measure(args.queries, args.engine) for _ in range(args.runs)]
         finally:
             sandbox.down()
-    print(f"{args.runs} runs x {args.queries} point selects per path, alternating (median of runs):")
+    print(f"{args.engine or 'default engine'}: {args.runs} runs x {args.queries} point selects per path, alternating "
+          "(median of runs):")  # fmt: skip
     summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     for key, value in summary.items():
         print(f"  {key:<26} {value:10.2f}")

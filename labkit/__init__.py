@@ -1,4 +1,4 @@
-"""labkit: provision, inspect, query, benchmark and clean up an Aurora MySQL + EC2 lab.
+"""labkit: provision, inspect, query, benchmark and clean up an Aurora (MySQL or PostgreSQL) + EC2 lab.
 
 The public API is listed once, in `__init__.pyi`; notebooks and the CLI use nothing else. lazy_loader
 serves it from that stub, importing each name's module on first use, so a small tool (the sandbox's

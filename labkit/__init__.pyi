@@ -23,6 +23,7 @@ from .security import authorize_egress, authorize_ingress, can_reach, lint, revo
 from .workbook.checkpoints import begin, checkpoint
 from .workbook.doctor import environment_report
 from .workbook.exercises import exercise, exercises, your_turn
+from .workbook.explain import explain
 from .workbook.form import config_form
 from .workbook.held import hold_connection
 from .workbook.leftovers import other_labs

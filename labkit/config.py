@@ -29,7 +29,7 @@ from labkit.aws.tags import (
     db_instance_node,
     resource_name,
 )
-from labkit.engines import default_engine, engine_of
+from labkit.engines import DEFAULT_ENGINE, ENGINES
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
 
@@ -46,7 +46,8 @@ ENGINE_VERSION_WORDS = ("default", "lts")
 NAME_PART_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 VPC_ID_PATTERN = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-_ENGINE = default_engine()  # what the flags' help quotes (LabConfig has no `engine` field yet)
+_VERSION_EXAMPLES = " or ".join(f"{e.versions.example} ({e.display_name})" for e in ENGINES.values())
+_ENGINE_CHOICES = " or ".join(repr(name) for name in ENGINES)
 
 # Names built from lab and learner, and the longest each AWS service accepts.
 NAME_LIMITS = {
@@ -131,11 +132,15 @@ class LabConfig:
     vpc_cidr: str = dataclasses.field(
         default="10.42.0.0/16", metadata={"help": "IPv4 block of a created VPC (default 10.42.0.0/16)"}
     )
+    engine: str = dataclasses.field(
+        default=DEFAULT_ENGINE,
+        metadata={"help": f"the Aurora engine: {_ENGINE_CHOICES} (default {DEFAULT_ENGINE})"},
+    )
     engine_version: str = dataclasses.field(
         default="default",
         metadata={
-            "help": f"{_ENGINE.versions.label} version: 'default' (the region's default, resolved at plan time; the "
-            f"default), 'lts' (the newest long-term-support release) or a version such as {_ENGINE.versions.example}"
+            "help": "the engine's version: 'default' (the region's default, resolved at plan time; the default), "
+            f"'lts' (the newest long-term-support release) or a version such as {_VERSION_EXAMPLES}"
         },
     )
     db_instance_class: str = dataclasses.field(
@@ -178,9 +183,19 @@ class LabConfig:
         return str(quarters[0]), str(quarters[1]), str(quarters[2])
 
     @property
+    def db_port(self) -> int:
+        """The port the lab's database listens on: its engine's (what a security-group rule for it names)."""
+        return ENGINES[self.engine].port
+
+    @property
     def partition(self) -> str:
         """The AWS partition of the region (aws, aws-cn, aws-us-gov, ...)."""
         return partition_of(self.region)
+
+    @staticmethod
+    def engine_help() -> str:
+        """The `engine` field's help, for a command that takes --engine without every config flag."""
+        return next(f for f in dataclasses.fields(LabConfig) if f.name == "engine").metadata["help"]
 
     def make_backend(self) -> Backend:
         """The backend this config names, in its region."""
@@ -343,8 +358,12 @@ def _validated(config: LabConfig) -> dict[str, Any]:
         "backend": _check_backend(config.backend),
         "vpc": _check_vpc(config.vpc),
         "vpc_cidr": _check_vpc_cidr(config.vpc_cidr),
-        "engine_version": _check_engine_version(config.engine_version, engine_of(config)),
-        "db_instance_class": _check_db_instance_class(config.db_instance_class, engine_of(config)),
+        "engine": _check_engine(config.engine),
+    }
+    engine = ENGINES[values["engine"]]
+    values |= {
+        "engine_version": _check_engine_version(config.engine_version, engine),
+        "db_instance_class": _check_db_instance_class(config.db_instance_class, engine),
         "readers": _check_readers(config.readers),
         "instance_type": _check_instance_type(config.instance_type),
         "key_pair": _check_bool("key_pair", config.key_pair),
@@ -443,14 +462,27 @@ def _check_vpc_cidr(value: Any) -> str:
     return str(network)
 
 
+def _check_engine(value: Any) -> str:
+    text = _require_str("engine", value, DEFAULT_ENGINE).lower()
+    if text not in ENGINES:
+        raise ConfigError(
+            f"labkit has no Aurora engine {text!r}{_suggest(text, tuple(ENGINES))}",
+            field="engine",
+            fix=f"use {_ENGINE_CHOICES} (the default is {DEFAULT_ENGINE})",
+        )
+    return text
+
+
 def _check_engine_version(value: Any, engine: AuroraEngine) -> str:
     text = _require_str("engine_version", value, "default")
     if text.lower() in ENGINE_VERSION_WORDS:
         return text.lower()
     versions = engine.versions
     if not versions.accepts(text):
+        other = next((e for e in ENGINES.values() if e is not engine and e.versions.accepts(text)), None)
+        whose = f"; it is an {other.display_name} version (engine = {other.name!r})" if other else ""
         raise ConfigError(
-            f"{text!r} is not an {versions.label} ({versions.compatibility}) version",
+            f"{text!r} is not an {versions.label} ({versions.compatibility}) version{whose}",
             field="engine_version",
             fix=f"use 'default' (the region's default), 'lts', or a version like {versions.example} ({versions.older})",
         )

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from labkit.aws.backend import Backend
 from labkit.aws.errors import error_code, is_not_found
 from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE, ec2_filters, live_instance_filter, resource_name
+from labkit.engines import AuroraEngine, engine_for
 from labkit.errors import LabkitError
 
 
@@ -36,6 +37,12 @@ def lab_cluster(config: Any, backend: Backend) -> dict[str, Any]:
                 fix="create it first (notebook 02_database, or `labkit up`)",
             ) from None
         raise
+
+
+def cluster_engine(config: Any, backend: Backend) -> AuroraEngine:
+    """The engine of the lab's cluster as it exists: what a client of it must speak, whatever engine the config
+    in hand names (a command given only --lab and --learner has the default engine's)."""
+    return engine_for(lab_cluster(config, backend).get("Engine"))
 
 
 def db_instance(backend: Backend, identifier: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The lab schema: a small shop (products and orders) that the SQL notebook, the benchmark and the web app use.
 
 `create_schema()` is idempotent: tables are created if missing and the sample rows have fixed keys, so a
-rerun changes nothing. The DDL is the cluster engine's (labkit.engines: its `sql.shop_tables`). The sample data is generated from fixed word lists, the same on every machine.
+rerun changes nothing. The DDL is the cluster engine's (labkit.engines: its `sql.shop_tables`). The sample data is
+generated from fixed word lists, the same on every machine.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def create_schema(products: int = 100, *, config: Any | None = None, backend: Ba
                 connection.execute(text(ddl))
             for table, rows in (("products", sample_products(products)), ("orders", sample_orders(products))):
                 connection.execute(text(_insert_missing(statements.insert_missing, table, rows[0])), rows)
+            for statement in statements.after_sample_rows:  # generated keys start after the sample rows' keys
+                connection.execute(text(statement))
             counts = [
                 {"table": table, "rows": connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()}
                 for table in statements.shop_tables

@@ -198,7 +198,7 @@ def sql(
 
     Placeholders are named (`:id`) and bound by the driver; a list of dicts runs the statement once per dict.
     A read on the reader sees this process's earlier writes where the engine can say how far a replica has got
-    (the sandbox's MariaDB; it waits up to READ_YOUR_WRITES_SECONDS); on Aurora it is eventual, usually 20 ms.
+    (the sandbox's servers; it waits up to READ_YOUR_WRITES_SECONDS); on Aurora it is eventual, usually 20 ms.
     """
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("the query is empty", field="query", fix="pass one SQL statement as a string")
@@ -323,7 +323,7 @@ def _remember_write(lab: tuple[str, ...], opened: LabEngine) -> None:
         with opened.engine.connect() as connection:
             position = connection.execute(text(opened.dialect.position_query)).scalar()
     except sqlalchemy.exc.DBAPIError:
-        return  # an engine without positions (Aurora MySQL): reads on readers stay eventual
+        return  # an engine without positions (Aurora's own replicas): reads on readers stay eventual
     if position:
         _last_writes[lab] = str(position)
 
@@ -337,8 +337,8 @@ def _catch_up(connection: Any, dialect: Dialect, position: str | None) -> None:
 def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:
     """Which DB instance answers on `on`, and whether it is read-only.
 
-    The dialect's identity queries are tried in order (Aurora names its instance in one server variable, the
-    sandbox's MariaDB in another). Each call uses a new connection, as the reader endpoint balances per
+    The dialect's identity queries are tried in order (Aurora MySQL names its instance in one server variable,
+    the sandbox's MariaDB in another). Each call uses a new connection, as the reader endpoint balances per
     connection.
     """
     opened = lab_engine(on, config=config, backend=backend)
@@ -394,4 +394,5 @@ def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None, dial
         )
     if kind == NO_SCHEMA:
         return LabkitError(message, field="schema", fix="create the lab schema first: labkit.create_schema()")
-    return LabkitError(f"{on}: {dialect.server} error {code}: {message}", field="query", fix="check the SQL statement")
+    coded = f" {code}" if code else ""
+    return LabkitError(f"{on}: {dialect.server} error{coded}: {message}", field="query", fix="check the SQL statement")

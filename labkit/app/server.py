@@ -10,10 +10,11 @@ instance served its read, and /health whether writer and reader answer and which
 This file is self-contained (standard library, boto3 and its engine's DB-API driver) because EC2 user data
 copies it alone onto the instance, which runs it with Amazon Linux's Python 3.9 as a systemd service on
 127.0.0.1:8080: only a Session Manager port-forward reaches it, no inbound rule is opened. What it must know
-of its database engine (the driver and how to call it, the error codes it acts on, the query that says which instance answered) comes from its
-environment, LABKIT_APP_ENGINE (JSON), which the user data renders from labkit's engine description. The
-sandbox runs the very same file with the same environment, passing `dial` so that connections go through the
-sandbox's network (which applies the security groups) instead of DNS.
+of its database engine (the driver and how to call it, the error codes it acts on, the query that says which
+instance answered) comes from its environment, LABKIT_APP_ENGINE (JSON), which the user data renders from labkit's
+engine description. The sandbox runs the very same file with the same environment, passing `dial` so that
+connections go through the sandbox's network (which applies the security groups) instead of DNS, and `relay` for
+a driver that cannot connect on a socket it is given (libpq).
 
     LABKIT_APP_CLUSTER=lab-x-cluster LABKIT_APP_REGION=us-east-1 LABKIT_APP_ENGINE='{...}' python3 server.py
 
@@ -61,6 +62,7 @@ HEADERS = [
     ("Cache-Control", "no-store"),
 ]
 Dial = Callable[[str, int, float], socket.socket]
+Relay = Callable[[socket.socket, str, float], str]  # (dialed, socket name, timeout) -> a folder to connect in
 log = logging.getLogger("shop")
 
 
@@ -114,6 +116,8 @@ class EngineFacts:
     access_denied: tuple[Any, ...]  # the login was refused (a rotated secret: read it again)
     no_table: tuple[Any, ...]  # the schema is not there yet
     no_parent: tuple[Any, ...]  # a foreign key names no row (no such product)
+    connect_failures: dict[str, Any] = field(default_factory=dict)  # a failed connection's words -> its code
+    new_row_id: str = "lastrowid"  # or "returning": the INSERT returns the new key (INSERT ... RETURNING id)
 
     @classmethod
     def from_json(cls, text: str) -> EngineFacts:
@@ -121,12 +125,24 @@ class EngineFacts:
         return cls(
             engine=data["engine"], port=int(data["port"]), server=data["server"], driver=data["driver"],
             identity=tuple(data["identity"]), access_denied=tuple(data["access_denied"]), no_table=tuple(data["no_table"]),
-            no_parent=tuple(data["no_parent"]),
+            no_parent=tuple(data["no_parent"]), connect_failures=dict(data.get("connect_failures") or {}),
+            new_row_id=data.get("new_row_id") or "lastrowid",
         )  # fmt: skip
 
     def module(self) -> Any:
         """The driver (imported on first use: a missing driver fails a request, not the service)."""
         return importlib.import_module(self.driver["module"])
+
+    def code(self, exc: BaseException) -> Any:
+        """A driver error's code: its SQLSTATE, its number, or what a failed connection's words mean (libpq)."""
+        state = getattr(exc, "sqlstate", None)
+        if state:
+            return state
+        args = getattr(exc, "args", ())
+        if args and isinstance(args[0], int):
+            return args[0]
+        text = str(exc)
+        return next((code for words, code in self.connect_failures.items() if words in text), None)
 
     def connect(
         self, host: str, port: int, user: str, password: str, database: str, *, connect_timeout: float,
@@ -196,11 +212,12 @@ class Database:
         discover: Callable[[Settings], Cluster] = discover,
         dial: Dial | None = None,
         connect_timeout: float = 3.0,
+        relay: Relay | None = None,
     ) -> None:
         self.settings = settings
         self.facts = EngineFacts.from_json(settings.engine)
         self._discover = discover
-        self.dial = dial
+        self.dial, self.relay = dial, relay
         self.connect_timeout = connect_timeout
         self._cluster: Cluster | None = None
         self._identity_sql = self.facts.identity[0]
@@ -225,7 +242,7 @@ class Database:
         try:
             return self._connect(endpoint, self.cluster())
         except self.facts.module().Error as exc:
-            if _error_code(exc) not in self.facts.access_denied:
+            if self.facts.code(exc) not in self.facts.access_denied:
                 raise
         # RDS rotates a managed secret (every 7 days by default): read it again and try once more
         with self._lock:
@@ -234,13 +251,18 @@ class Database:
 
     def _connect(self, endpoint: str, cluster: Cluster) -> Any:
         host = cluster.writer if endpoint == "writer" else cluster.reader
-        connection = self.facts.connect(
-            host, cluster.port, cluster.username, cluster.password, self.settings.database,
-            connect_timeout=self.connect_timeout, timeout=10, deferred=self.dial is not None,
-        )  # fmt: skip
-        if self.dial is not None:
-            connection.connect(self.dial(host, cluster.port, self.connect_timeout))
-        return connection
+        login = (cluster.username, cluster.password, self.settings.database)
+        if self.dial is None:  # on the instance: the endpoint's DNS name, as any application connects
+            return self.facts.connect(host, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10)
+        dialed = self.dial(host, cluster.port, self.connect_timeout)  # the sandbox's network: the rules decide here
+        if self.facts.driver.get("deferred"):
+            connection = self.facts.connect(
+                host, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10, deferred=True
+            )
+            connection.connect(dialed)
+            return connection
+        folder = self.relay(dialed, self.facts.driver["local_socket"].format(port=cluster.port), self.connect_timeout)
+        return self.facts.connect(folder, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10)
 
     def read(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Served:
         """Reads go through the reader endpoint, which spreads new connections over the replicas, or through
@@ -281,12 +303,13 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover - the last query raises
 
     def execute(self, endpoint: str, statement: str, params: tuple[Any, ...] = ()) -> int:
-        """Run one statement; returns the new row's AUTO_INCREMENT id."""
+        """Run one INSERT; returns the key the database gave the new row (its `id`)."""
+        returning = self.facts.new_row_id == "returning"
         connection = self.connect(endpoint)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(statement, params)
-                return int(cursor.lastrowid or 0)
+                cursor.execute(statement + " RETURNING id" if returning else statement, params)
+                return int((cursor.fetchone()[0] if returning else cursor.lastrowid) or 0)
         finally:
             connection.close()
 
@@ -344,11 +367,6 @@ def _one_line(exc: BaseException, server: str = "database") -> str:
         return args[0].splitlines()[0]  # a network error says what it is
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _error_code(exc: BaseException) -> int | None:
-    args = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
 
 
 # ----- HTML -----
@@ -480,7 +498,7 @@ class ShopApp:
         try:
             new_id = self.db.write(INSERT_SQL, (order.product_id, order.customer, order.quantity))
         except Exception as exc:
-            if _error_code(exc) in self.db.facts.no_parent:  # foreign key: no such product
+            if self.db.facts.code(exc) in self.db.facts.no_parent:  # foreign key: no such product
                 errors = {"product_id": "That product does not exist."}
                 return self.page(environ, start_response, status="400 Bad Request", errors=errors, values=values)
             return self.page(environ, start_response, status="503 Service Unavailable", problem=self._explain(exc),
@@ -514,7 +532,7 @@ class ShopApp:
     def _explain(self, exc: BaseException) -> str:
         if isinstance(exc, NotReady):
             return f"The database is not ready: {exc}"
-        if _error_code(exc) in self.db.facts.no_table:
+        if self.db.facts.code(exc) in self.db.facts.no_table:
             return "The shop's tables do not exist yet: create them with labkit.create_schema() (notebook 04)."
         return f"The database did not answer: {_one_line(exc, self.db.facts.server)}"
 
@@ -613,15 +631,17 @@ class QuietHandler(WSGIRequestHandler):
         log.info(format, *args)
 
 
-def make_app_server(settings: Settings, dial: Dial | None = None, port: int | None = None) -> WSGIServer:
-    app = ShopApp(Database(settings, dial=dial))
+def make_app_server(
+    settings: Settings, dial: Dial | None = None, port: int | None = None, relay: Relay | None = None
+) -> WSGIServer:
+    app = ShopApp(Database(settings, dial=dial, relay=relay))
     bind_port = settings.port if port is None else port
     return make_server(settings.bind, bind_port, app, server_class=ThreadingServer, handler_class=QuietHandler)
 
 
-def serve(settings: Settings, dial: Dial | None = None, port: int | None = None) -> None:
+def serve(settings: Settings, dial: Dial | None = None, port: int | None = None, relay: Relay | None = None) -> None:
     """Look the cluster up (reported, not fatal, when it is not there yet), then serve until stopped."""
-    server = make_app_server(settings, dial, port)
+    server = make_app_server(settings, dial, port, relay)
     app: ShopApp = server.get_app()  # type: ignore[assignment]
     try:
         app.db.cluster()

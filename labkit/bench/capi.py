@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from labkit.bench.drivers import choose
 from labkit.bench.workloads import Workload
 
 try:
@@ -52,20 +53,9 @@ def available() -> bool:
 
 
 def choose_driver(driver: str) -> str:
-    """`auto` is the C path where the extension is installed, PyMySQL otherwise; `capi` without it is refused."""
-    from labkit.errors import ConfigError
-
-    if driver not in DRIVERS:
-        raise ConfigError(f"unknown driver {driver!r}", field="driver", fix=f"use one of {', '.join(DRIVERS)}")
-    if driver == "auto":
-        return "capi" if available() else "pymysql"
-    if driver == "capi" and not available():
-        raise ConfigError(
-            "the C path needs mysql-connector-python's C extension, which is not installed",
-            field="driver",
-            fix="pip install mysql-connector-python==9.1.0, or use driver='pymysql'",
-        )
-    return driver
+    """`auto` is the C path where the extension is installed, the pure-Python driver otherwise."""
+    return choose(driver, pure=DRIVERS[-1], available=available(), needs="mysql-connector-python's C extension",
+                  install="pip install mysql-connector-python==9.1.0")  # fmt: skip
 
 
 def _wrapped(exc: Exception) -> MySQLError:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labkit.access.lookup import cluster_engine
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.bench import harness, stats
@@ -35,13 +36,13 @@ from labkit.bench.plots import distribution, timeline
 from labkit.bench.runner import setup_error, to_frame, worker_operation
 from labkit.bench.workloads import find_workload
 from labkit.config import lab_and_backend
-from labkit.engines import engine_of
+from labkit.engines import default_engine, described
 from labkit.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.10  # of the second arm's median: a smaller difference would not change any decision
 FLOOR_US = 10.0  # and never under 10 us: one context switch costs more, and no application can tell
 SAME_SERVERS = (
-    "In the sandbox the writer and the reader are identical MariaDB servers on this machine, so no difference "
+    "In the sandbox the writer and the reader are identical {server} servers on this machine, so no difference "
     "is expected between them; on Aurora they are separate instances of the same class."
 )
 Arm = tuple[str, str]  # (target, path)
@@ -106,7 +107,8 @@ class Comparison:
         )
         targets = {target for target, _ in self.arms[:2]}
         if self.metadata.get("backend") == "sandbox" and targets == {"writer", "reader"}:
-            text += " " + SAME_SERVERS
+            engine = described(self.metadata.get("engine")) or default_engine()
+            text += " " + SAME_SERVERS.format(server=engine.setup.server_name)
         return text
 
     def plot_distribution(self) -> Any:
@@ -185,9 +187,9 @@ def compare(
         raise ConfigError(f"threshold={threshold!r}", field="threshold", fix="a share of the median, e.g. 0.1")
     if not floor_us >= 0:
         raise ConfigError(f"floor_us={floor_us!r}", field="floor_us", fix="microseconds, 0 or more")
-    engine = engine_of(config)
-    driver = c_path(engine).choose_driver(driver)
     config, backend = lab_and_backend(config, backend)
+    engine = cluster_engine(config, backend)
+    driver = c_path(engine).choose_driver(driver)
     arms = _arms(targets, paths, backend)
     order_seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     order = random.Random(order_seed)
@@ -220,6 +222,7 @@ def compare(
             if done >= max_rounds or not result.difference()["verdict"][0].startswith("inconclusive"):
                 break
             batch = min(done, max_rounds - done)  # double the rounds: looks at 1x, 2x, 4x, 8x `rounds`
-    result.metadata = {"backend": backend.name, "workload": chosen.name, "rounds": done, "count_per_round": count,
-                       "warmup_per_round": warmup, "order_seed": order_seed, "arms": arms, "driver": driver}  # fmt: skip
+    result.metadata = {"backend": backend.name, "engine": engine.name, "workload": chosen.name, "rounds": done,
+                       "count_per_round": count, "warmup_per_round": warmup, "order_seed": order_seed, "arms": arms,
+                       "driver": driver}  # fmt: skip
     return result

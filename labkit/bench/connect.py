@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from labkit.access.lookup import lab_cluster
+from labkit.access.lookup import cluster_engine, lab_cluster
 from labkit.access.tunnel import Tunnel, find_open, resolve_target
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
-from labkit.engines import ENGINES, AuroraEngine, default_engine, engine_of
+from labkit.engines import ENGINES, AuroraEngine
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -69,7 +69,7 @@ class Connector:
 
     def __call__(self, secret: Any, timeout: float = 60) -> Any:
         host, port = self.address()
-        return connect(host, port, secret, timeout, self.engine)
+        return connect(host, port, secret, self.engine, timeout)
 
     def capi(self, secret: Any, timeout: float = 60) -> Any:
         host, port = self.address()
@@ -87,7 +87,7 @@ def connection_point(target: str, path: str, config: Any, backend: Backend) -> I
             fix="set readers = 1 in 00_setup's form, save, and run 02_database's apply again (or `labkit up --readers 1 --save`)",
         )
     far = resolve_target(target, config, backend)
-    engine = engine_of(config)
+    engine = cluster_engine(config, backend)
     if path == "direct":
         choose_path(path, backend, f"a connection to {target}")  # never a raw connect timeout on AWS
         yield Connector(lambda: backend.resolve(far.host, far.port), engine)
@@ -101,9 +101,9 @@ def connection_point(target: str, path: str, config: Any, backend: Backend) -> I
             tunnel.close()
 
 
-def connect(host: str, port: int, secret: Any, timeout: float = 60, engine: AuroraEngine | None = None) -> Any:
+def connect(host: str, port: int, secret: Any, engine: AuroraEngine, timeout: float = 60) -> Any:
     """One autocommit connection of the engine's DB-API driver to the lab database as the master user."""
-    return (engine or default_engine()).dialect.dbapi.connect(
+    return engine.dialect.dbapi.connect(
         host, port, secret.username, secret.password, DATABASE_NAME, connect_timeout=min(10, timeout), timeout=timeout
     )
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.access.lookup import lab_cluster
+from labkit.access.lookup import cluster_engine, lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
 from labkit.bench.connect import choose_path, connection_point, run_on_writer
 from labkit.config import lab_and_backend
-from labkit.engines import Dialect, engine_of
+from labkit.engines import Dialect
 from labkit.errors import ConfigError, LabkitError
 
 API_POLL_SECONDS = 2.0  # DescribeDBClusters at most every 2 s: 24 learners failing over at once stay under 12/s
@@ -237,7 +237,7 @@ def failover(
         raise ConfigError("a failover needs a reader to promote", field="readers", fix="set readers=1 and apply")
     path = choose_path(path, backend, "failover")
     secret = credentials(config, backend)
-    engine = engine_of(config)
+    engine = cluster_engine(config, backend)
     run_on_writer(engine.sql.bench_failover, config, backend, secret, path)
     with connection_point("writer", path, config, backend) as connect:
         monitor = _Monitor(lambda: _probe_connection(connect, secret), interval, engine.dialect)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from labkit.engines import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, engine_of
+from labkit.engines import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, default_engine
 from labkit.errors import LabkitError
 
 MAX_ERROR_SHARE = 0.01  # more than 1% of the measured requests failed: the percentiles describe something else
@@ -28,8 +28,9 @@ class BenchmarkFailed(LabkitError):
 
 
 def fix_for(error: str, dialect: Dialect | None = None) -> str:
-    """The fix for a failed sample, by the engine's code in its error text (the lab engine's dialect by default)."""
-    dialect = dialect or engine_of().dialect
+    """The fix for a failed sample, by the engine's code in its error text (its run's dialect; the default
+    engine's when none is given)."""
+    dialect = dialect or default_engine().dialect
     return FIXES.get(dialect.kind(dialect.code_in_text(error)), OTHER_FIX)
 
 

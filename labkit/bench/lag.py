@@ -19,14 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.access.lookup import lab_cluster
+from labkit.access.lookup import cluster_engine, lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
 from labkit.bench.connect import choose_path, connection_point
 from labkit.bench.stats import percentile
 from labkit.config import lab_and_backend
-from labkit.engines import NO_SCHEMA, AuroraEngine, Dialect, engine_of
+from labkit.engines import NO_SCHEMA, AuroraEngine, Dialect
 from labkit.errors import ConfigError, LabkitError
 
 TABLE_POLL_SECONDS = 0.01
@@ -99,7 +99,7 @@ def replica_lag(
         )
     path = choose_path(path, backend, "replica_lag")
     secret = credentials(config, backend)
-    engine = engine_of(config)
+    engine = cluster_engine(config, backend)
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(connection_point("writer", path, config, backend))(secret)

@@ -16,6 +16,7 @@ import tarfile
 from importlib import resources
 from typing import Any
 
+from labkit.access.lookup import cluster_engine
 from labkit.access.tunnel import resolve_target, wait_until_online
 from labkit.app.userdata import engine_setting
 from labkit.aws.backend import Backend
@@ -25,7 +26,6 @@ from labkit.aws.tags import NODE_CLUSTER, resource_name
 from labkit.bench import harness
 from labkit.bench.onhost import MARKER, unpack
 from labkit.bench.workloads import Workload
-from labkit.engines import engine_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -79,7 +79,7 @@ def spec_for(
     target: str, chosen: Workload, schedule: harness.Schedule, seed: int, keys: int, config: Any, backend: Backend
 ) -> dict[str, Any]:
     far = resolve_target(target, config, backend)
-    engine = engine_of(config)
+    engine = cluster_engine(config, backend)
     return {
         "cluster": resource_name(config.lab, config.learner, NODE_CLUSTER),
         "region": config.region,

@@ -22,7 +22,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit import __version__
-from labkit.access.lookup import lab_cluster
+from labkit.access.lookup import cluster_engine, lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.bench import failures, harness, remote, stats
@@ -30,7 +30,7 @@ from labkit.bench.connect import PATHS, c_path, connection_point, driver_errors,
 from labkit.bench.plots import distribution, timeline
 from labkit.bench.workloads import Workload, dbapi_operation, find_workload
 from labkit.config import lab_and_backend
-from labkit.engines import NO_SCHEMA, AuroraEngine, default_engine, engine_of
+from labkit.engines import NO_SCHEMA, AuroraEngine, default_engine, described
 from labkit.errors import ConfigError, LabkitError
 
 MAX_CONCURRENCY = 64
@@ -52,7 +52,9 @@ class BenchResult:
     def check(self, max_error_share: float = failures.MAX_ERROR_SHARE) -> BenchResult:
         """Raise BenchmarkFailed (first error and its fix) when more than `max_error_share` of the measured
         requests failed; returns the result otherwise, so `benchmark(...).check()` chains."""
-        failures.check(self.samples, max_error_share)
+        failures.check(
+            self.samples, max_error_share, (described(self.metadata.get("engine")) or default_engine()).dialect
+        )
         return self
 
     def measured(self, target: str) -> pd.Series:
@@ -150,14 +152,14 @@ def benchmark(
     targets = [targets] if isinstance(targets, str) else list(targets)
     chosen = find_workload(workload)
     _validate(targets, chosen, path, concurrency, rate, duration, count)
-    engine = engine_of(config)
-    driver = c_path(engine).choose_driver(driver)
+    config, backend = lab_and_backend(config, backend)
     if duration is None and count is None:
         count = DEFAULT_COUNT
     schedule = harness.Schedule(concurrency=concurrency, rate=rate, duration=duration, count=count, warmup=warmup)
-    config, backend = lab_and_backend(config, backend)
-    if path == "direct" and not backend.reaches_private_endpoints:
+    if path == "direct" and not backend.reaches_private_endpoints:  # the instance has the DB-API driver only
         return _benchmark_on_instance(targets, chosen, schedule, seed, config, backend)
+    engine = cluster_engine(config, backend)  # what the cluster speaks, whatever the config in hand names
+    driver = c_path(engine).choose_driver(driver)
     secret = credentials(config, backend)
     if chosen.writes:
         run_on_writer(engine.sql.bench_writes, config, backend, secret, path)
@@ -210,7 +212,7 @@ def _benchmark_on_instance(
         frames.append(to_frame(rows, start_ns, target=target, path="direct", workload=chosen.name))
     metadata = _metadata(config, backend, chosen, "direct", schedule, started)
     metadata.update({f"instance_{k}": v for k, v in instance_meta.items()}, ran_on="the lab's EC2 instance")
-    metadata.update(driver=engine_of(config).dialect.dbapi.module)  # the instance has the driver, not the C path
+    metadata.update(driver=cluster_engine(config, backend).dialect.dbapi.module)  # the instance's driver, no C path
     return BenchResult(pd.concat(frames, ignore_index=True), metadata)
 
 
@@ -250,9 +252,11 @@ def _engine_version(config: Any, backend: Backend) -> str:
 def _metadata(
     config: Any, backend: Backend, chosen: Workload, path: str, schedule: harness.Schedule, started: datetime
 ) -> dict[str, Any]:
-    dbapi = engine_of(config).dialect.dbapi
+    engine = cluster_engine(config, backend)
+    dbapi = engine.dialect.dbapi
     return {
         "backend": backend.name,
+        "engine": engine.name,
         "region": backend.region,
         "lab": config.lab,
         "learner": config.learner,

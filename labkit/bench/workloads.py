@@ -71,6 +71,6 @@ def dbapi_operation(
 
     def operation() -> object:
         cursor.execute(sql, arguments(rng, worker, keys) or None)
-        return cursor.fetchall()
+        return cursor.fetchall() if cursor.description is not None else None  # an INSERT has no rows to fetch
 
     return operation, connection

@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, inside main's Ctrl-C guard: a Ctrl-C in the first tenth of a second is one line too.
     from labkit.cli import bench, classroom, lab, preflight, release, run, sandbox, schema, security, sql
 
-    parser = argparse.ArgumentParser(prog="labkit", description="Aurora MySQL + EC2 lab toolkit")
+    parser = argparse.ArgumentParser(prog="labkit", description="Aurora (MySQL or PostgreSQL) + EC2 lab toolkit")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in (
         sandbox,

@@ -7,6 +7,7 @@ import argparse
 import labkit
 from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
 from labkit.cli.options import config_from_args, lab_flags, positive_number, print_json
+from labkit.config import LabConfig
 
 
 @handles_errors(failed=EXIT_BAD_INPUT)
@@ -40,5 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--only", default=None, help="comma-separated names, e.g. 00_setup,01_network (90_instructor too)")
     run.add_argument("--timeout", type=positive_number, default=900.0, help="seconds a cell may take")
     run.add_argument("--keep-going", action="store_true", help="run the rest after a notebook fails")
+    run.add_argument("--engine", default=None, help=LabConfig.engine_help())
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=_run)

@@ -105,7 +105,7 @@ def _env(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `sandbox` with `up`, `down`, `status`, `reset` and `env`."""
-    sandbox = subparsers.add_parser("sandbox", help="the embedded sandbox: local AWS API + real MariaDB")
+    sandbox = subparsers.add_parser("sandbox", help="the embedded sandbox: local AWS API + real database servers")
     actions = sandbox.add_subparsers(dest="action", required=True)
     commands: dict[str, tuple[str, Handler]] = {
         "up": ("start the sandbox (or reuse the running one)", _up),

@@ -22,7 +22,7 @@ import labkit
 from labkit.cli import options
 from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
 from labkit.cli.options import config_from_args, lab_flags, tcp_port
-from labkit.engines import ENGINES, AuroraEngine, default_engine, engine_of
+from labkit.engines import ENGINES, AuroraEngine, default_engine
 from labkit.errors import LabkitError
 from labkit.home import labkit_home
 
@@ -110,7 +110,9 @@ def _tunnel(args: argparse.Namespace) -> int:
             )
         else:
             secret = labkit.credentials(config, backend)
-            engine = engine_of(config)
+            from labkit.access.lookup import cluster_engine  # start-up time: boto3, as above
+
+            engine = cluster_engine(config, backend)
             option_path = option_file(labkit_home(), tunnel, secret, DATABASE_NAME, engine)
             print(connect_help(tunnel, secret, backend, DATABASE_NAME, option_path, engine), flush=True)
         while tunnel.is_open:

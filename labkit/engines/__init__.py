@@ -20,11 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 from .aurora_mysql import AURORA_MYSQL
+from .aurora_postgresql import AURORA_POSTGRESQL
 from .base import AuroraEngine
 from .dialect import ACCESS_DENIED, DBAPI, LOST_CONNECTION, NO_SCHEMA, OTHER, READ_ONLY, Dialect
 
-ENGINES: dict[str, AuroraEngine] = {engine.name: engine for engine in (AURORA_MYSQL,)}
-DEFAULT_ENGINE = AURORA_MYSQL.name  # the lab's engine while LabConfig has no `engine` field
+ENGINES: dict[str, AuroraEngine] = {engine.name: engine for engine in (AURORA_MYSQL, AURORA_POSTGRESQL)}
+DEFAULT_ENGINE = AURORA_MYSQL.name  # the lab's engine when its config names none
 
 __all__ = [
     "ACCESS_DENIED", "DBAPI", "DEFAULT_ENGINE", "ENGINES", "LOST_CONNECTION", "NO_SCHEMA", "OTHER", "READ_ONLY",
@@ -38,9 +39,10 @@ def default_engine() -> AuroraEngine:
 
 
 def engine_of(config: Any | None = None) -> AuroraEngine:
-    """The lab's engine. The one place that reads it from a config: LabConfig has no `engine` field yet, so
-    every lab is the default engine's; when the field comes, only this function changes."""
-    return default_engine()
+    """The lab's engine: the one place that reads it from a config (its `engine` field, an RDS engine name that
+    LabConfig has checked); the default engine's for no config, or one that names none."""
+    name = getattr(config, "engine", None)
+    return ENGINES[name] if isinstance(name, str) and name in ENGINES else default_engine()
 
 
 def described(name: str | None) -> AuroraEngine | None:

@@ -13,29 +13,8 @@ from __future__ import annotations
 import re
 from types import MappingProxyType
 
-from .base import AuroraEngine, Catalog, Client, Setup, Statements, Versions
+from .base import AURORA_INSTANCE_CLASSES, AuroraEngine, Catalog, Client, Setup, Statements, Versions
 from .dialect import DBAPI, Dialect
-
-_SIZES = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
-
-
-def _family(family: str, *sizes: str) -> tuple[str, ...]:
-    return tuple(f"db.{family}.{size}" for size in sizes)
-
-
-# DB instance classes Aurora MySQL 3 offers (AWS docs, "Supported DB engines for DB instance classes", 2025).
-INSTANCE_CLASSES: tuple[str, ...] = (
-    ("db.serverless", "db.t3.medium", "db.t3.large", "db.t4g.medium", "db.t4g.large")
-    + _family("r5", *_SIZES, "24xlarge")
-    + _family("r6g", *_SIZES)
-    + _family("r6gd", *_SIZES[1:])
-    + _family("r6i", *_SIZES, "24xlarge", "32xlarge")
-    + _family("r6id", *_SIZES[1:], "24xlarge", "32xlarge")
-    + _family("r7g", *_SIZES)
-    + _family("r7i", *_SIZES, "24xlarge", "48xlarge")
-    + _family("r8g", *_SIZES, "24xlarge", "48xlarge")
-    + _family("x2g", *_SIZES)
-)
 
 # [0-9] and ASCII: \d takes any Unicode digit. Group 1 is the minor line (3.10).
 VERSIONS = Versions(
@@ -175,6 +154,7 @@ CLIENT = Client(
 
 SETUP = Setup(
     server_engine="mariadb",
+    server_name="MariaDB",
     server_program="mariadbd",
     server_variable="LABKIT_MARIADBD",
     debian_packages=MappingProxyType(
@@ -191,7 +171,7 @@ AURORA_MYSQL = AuroraEngine(
     port=3306,
     versions=VERSIONS,
     catalog=CATALOG,
-    instance_classes=INSTANCE_CLASSES,
+    instance_classes=AURORA_INSTANCE_CLASSES,
     price_key="aurora-mysql",
     pricing_filter=MappingProxyType({"databaseEngine": "Aurora MySQL"}),
     dialect=AuroraMySQLDialect(),
@@ -199,4 +179,24 @@ AURORA_MYSQL = AuroraEngine(
     client=CLIENT,
     setup=SETUP,
     bench_c_path="labkit.bench.capi",
+    notes=MappingProxyType(
+        {
+            "servers": "In the sandbox each DB instance is a real **MariaDB** server, speaking MySQL's protocol and "
+            "error codes. Each reader replicates the writer with MariaDB's GTID replication, and while a reader is "
+            "healthy the writer acknowledges a commit only once the reader has it (semi-synchronous replication). "
+            "Aurora MySQL's readers read the cluster's shared storage instead: the roles and the endpoints behave "
+            "the same, the mechanism underneath differs.",
+            "identity": "Aurora MySQL names the instance that serves a connection in `@@aurora_server_id`, and "
+            "`@@innodb_read_only` says whether it is a reader; the sandbox's MariaDB answers `@@report_host` and "
+            "`@@read_only` instead. `whoami` asks whichever the server knows.",
+            "read-only": "A write sent to the reader endpoint fails with MySQL error 1290 (the server runs with "
+            "`--read-only`); labkit says what to do instead.",
+            "client": "In a terminal, `labkit tunnel writer` holds a tunnel open and prints how to connect the "
+            "`mariadb` or `mysql` client, through an option file readable only by you (`--defaults-extra-file`, "
+            "deleted when the tunnel closes), or any other tool.",
+            "c-path": "Requests go through libmysqlclient's C API (mysql-connector-python's extension), so the "
+            'client adds about what `sysbench`\'s C client adds; `driver="pymysql"` uses the pure-Python driver '
+            "instead.",
+        }
+    ),
 )

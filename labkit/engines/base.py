@@ -14,10 +14,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .dialect import Dialect
+
+_SIZES = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
+
+
+def _family(family: str, *sizes: str) -> tuple[str, ...]:
+    return tuple(f"db.{family}.{size}" for size in sizes)
+
+
+# DB instance classes Aurora offers, the same families for both engines (AWS docs, "Supported DB engines for DB
+# instance classes", 2025: each class lists Aurora MySQL 3 and Aurora PostgreSQL; which PostgreSQL versions a
+# class runs varies, and `describe_orderable_db_instance_options` says so at plan time).
+AURORA_INSTANCE_CLASSES: tuple[str, ...] = (
+    ("db.serverless", "db.t3.medium", "db.t3.large", "db.t4g.medium", "db.t4g.large")
+    + _family("r5", *_SIZES, "24xlarge")
+    + _family("r6g", *_SIZES)
+    + _family("r6gd", *_SIZES[1:])
+    + _family("r6i", *_SIZES, "24xlarge", "32xlarge")
+    + _family("r6id", *_SIZES[1:], "24xlarge", "32xlarge")
+    + _family("r7g", *_SIZES)
+    + _family("r7i", *_SIZES, "24xlarge", "48xlarge")
+    + _family("r8g", *_SIZES, "24xlarge", "48xlarge")
+    + _family("x2g", *_SIZES)
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,9 @@ class Statements:
     bench_failover: str  # the failover probe's table
     replica_status: str  # the cluster's own lag per replica (Aurora only: elsewhere it fails, and is skipped)
     replica_status_columns: tuple[str, ...]
+    # Run after the sample rows (which have fixed keys) are in: an engine whose generated keys do not move past
+    # keys given explicitly (PostgreSQL's identity sequences; MySQL's AUTO_INCREMENT does move) moves them here.
+    after_sample_rows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +114,7 @@ class Setup:
     """What the sandbox runs for the engine outside Python, and how setup installs it."""
 
     server_engine: str  # the key of the sandbox's server engine (labkit.sandbox.engines registry)
+    server_name: str  # how the lab names the server the sandbox runs for a DB instance ("MariaDB")
     server_program: str  # the server the sandbox runs
     server_variable: str  # the environment variable that points at a server installed elsewhere
     debian_packages: Mapping[str, str]  # program -> Debian package (`make setup` installs them with apt)
@@ -113,6 +140,9 @@ class AuroraEngine:
     client: Client
     setup: Setup
     bench_c_path: str | None = None  # the module of the benchmark's C-speed path (labkit.bench.capi's shape)
+    # The notebooks' few engine-specific sentences (markdown) by topic, shown by labkit.explain(topic, config), so
+    # one notebook serves every engine: "servers", "identity", "read-only", "client", "c-path".
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dialect.engine != self.name:
@@ -136,6 +166,8 @@ class AuroraEngine:
             "access_denied": sorted(dialect.access_denied_errors),
             "no_table": sorted(dialect.no_schema_errors),
             "no_parent": sorted(dialect.missing_parent_errors),
+            "connect_failures": dict(dialect.connect_failures),
+            "new_row_id": dialect.new_row_id,
         }
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ Standard library only, relative imports (see __init__.py): the drivers themselve
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,13 +47,24 @@ class DBAPI:
     timeout_keywords: tuple[str, ...] = ()  # the read and write timeouts, where the driver has them
     options: Mapping[str, Any] = field(default_factory=_frozen)  # every raw connection: autocommit, charset
     deferred: Mapping[str, Any] = field(default_factory=_frozen)  # connect() later, on a socket the caller dials
+    # Where a driver that takes no socket finds a local Unix socket, in the folder given as its host ({port}):
+    # how the sandbox's web app hands it a connection the sandbox dialed (labkit.app.server).
+    local_socket: str = ""
 
     def load(self) -> ModuleType:
         """The driver module (imported on first use: `import labkit` does not pay for it)."""
         return importlib.import_module(self.module)
 
     def version(self) -> str:
-        return str(getattr(self.load(), "__version__", "?"))
+        """The installed distribution's version (a module's own __version__ may be another's: PyMySQL gives
+        MySQLdb's, for compatibility); an ImportError when the driver is not installed."""
+        from importlib import metadata
+
+        self.load()
+        try:
+            return metadata.version(re.split(r"[\[<>=!~ ;]", self.requirement, maxsplit=1)[0])
+        except metadata.PackageNotFoundError:  # installed some other way (a conda build, a vendored copy)
+            return str(getattr(self.load(), "__version__", "?"))
 
     def errors(self) -> type[Exception]:
         """The base class of every error the driver raises (PEP 249's Error)."""
@@ -82,7 +94,7 @@ class DBAPI:
         return {
             "module": self.module, "requirement": self.requirement, "database_keyword": self.database_keyword,
             "connect_timeout_keyword": self.connect_timeout_keyword, "timeout_keywords": list(self.timeout_keywords),
-            "options": dict(self.options), "deferred": dict(self.deferred),
+            "options": dict(self.options), "deferred": dict(self.deferred), "local_socket": self.local_socket,
         }  # fmt: skip
 
 
@@ -105,6 +117,12 @@ class Dialect(ABC):
     # engine's replicas offer neither; reads on a reader are then eventual, as Aurora's are by default.
     position_query: ClassVar[str] = ""
     wait_query: ClassVar[str] = ""  # named parameters :position and :seconds
+    # Failed connections whose driver gives no code (libpq's): a fragment of the error's text and the code it
+    # means, read by error_code here and by the web app on the instance (which cannot import labkit).
+    connect_failures: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    # How a client learns the key of the row an INSERT made: the cursor's "lastrowid" (MySQL's LAST_INSERT_ID),
+    # or "returning" (the INSERT gets a RETURNING clause and the key comes back as its one row).
+    new_row_id: ClassVar[str] = "lastrowid"
 
     @abstractmethod
     def error_code(self, error: BaseException | None) -> Any:

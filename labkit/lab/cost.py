@@ -73,6 +73,7 @@ class PriceTable:
         self.currency: str = data.get("currency", "USD")
         self.source: str = data.get("source", "")
         self.hours_per_month: int = data.get("hours_per_month", HOURS_PER_MONTH)
+        self.unpriced: dict[str, str] = data.get("unpriced", {})  # service -> why the table has no price for it
         self._regions: dict[str, Any] = data["regions"]
 
     @classmethod
@@ -248,6 +249,9 @@ class Prices:
         if from_api is not None:
             return Price(from_api, PRICING_API)
         value = self.table.hourly(service, size, region)
+        why = self.table.unpriced.get(service)
+        if value is None and why and why not in self.notes:
+            self.notes.append(why)
         return Price(value, self.table.label if value is not None else NO_PRICE)
 
     def _ask_api(self, service: str, size: str, region: str) -> float | None:

@@ -39,12 +39,13 @@ class EngineChoice:
     instance_class: str
     zones: tuple[str, ...] = ()
     checked: bool = True
+    engine: str = "engine"  # how it is named: the engine's display name ("Aurora PostgreSQL")
 
     def describe(self) -> str:
         if not self.checked:
-            return f"engine {self.version} ({self.how}); not checked: this backend has no engine catalog"
+            return f"{self.engine} {self.version} ({self.how}); not checked: this backend has no engine catalog"
         where = f" in {', '.join(self.zones)}" if self.zones else ""
-        return f"engine {self.version} ({self.how}); {self.instance_class} orderable{where}"
+        return f"{self.engine} {self.version} ({self.how}); {self.instance_class} orderable{where}"
 
 
 class CatalogMissing(Exception):
@@ -77,7 +78,7 @@ def _versions(rds: Any, engine: AuroraEngine, **filters: Any) -> list[dict[str, 
 
 
 def _accepted(items: list[dict[str, Any]], engine: AuroraEngine) -> list[str]:
-    """Available versions among `items` that the engine's rule accepts (Aurora MySQL 3), oldest first."""
+    """Available versions among `items` that the engine's rule accepts, oldest first."""
     versions = engine.versions
     found = [
         i["EngineVersion"]
@@ -88,7 +89,7 @@ def _accepted(items: list[dict[str, Any]], engine: AuroraEngine) -> list[str]:
 
 
 def check_version_text(version: str, engine: AuroraEngine | None = None) -> str:
-    """A pinned version must follow the engine's rule (an Aurora MySQL 3 version), in ASCII digits, before any call."""
+    """A pinned version must follow the engine's rule (its own version format), in ASCII digits, before any call."""
     versions = (engine or default_engine()).versions
     if not versions.accepts(version):
         raise ConfigError(
@@ -176,18 +177,20 @@ def choose_engine(backend: Backend, config: LabConfig) -> EngineChoice:
     try:
         version, how = resolve_version(rds, config)
     except CatalogMissing:
-        return EngineChoice(_fallback(config), "as configured", config.db_instance_class, checked=False)
+        return EngineChoice(
+            _fallback(config), "as configured", config.db_instance_class, checked=False, engine=engine.display_name
+        )
     zones = orderable_zones(rds, engine, version, config.db_instance_class)
     if not zones:
         if not _engine_known(rds, engine):
-            return EngineChoice(version, how, config.db_instance_class, checked=False)
+            return EngineChoice(version, how, config.db_instance_class, checked=False, engine=engine.display_name)
         raise ConfigError(
             f"{config.db_instance_class} cannot run {version} in {config.region}",
             field="db_instance_class",
             fix="use a class RDS offers for this version here, e.g. db.t4g.medium or db.r6g.large "
             f"(`aws rds describe-orderable-db-instance-options --engine {engine.name}` lists them)",
         )
-    return EngineChoice(version, how, config.db_instance_class, zones)
+    return EngineChoice(version, how, config.db_instance_class, zones, engine=engine.display_name)
 
 
 def _fallback(config: LabConfig) -> str:

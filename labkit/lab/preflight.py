@@ -28,6 +28,7 @@ from labkit.aws.actions import policy_actions
 from labkit.aws.backend import PLUGIN, PLUGIN_NEWER_THAN, PLUGIN_UPDATE, Backend, plugin_version_check
 from labkit.aws.errors import error_code, error_message
 from labkit.config import LabConfig, lab_and_backend
+from labkit.engines import engine_of
 from labkit.errors import LabkitError
 from labkit.lab.engine import choose_engine
 from labkit.lab.plan import check_backend_region, check_region_enabled
@@ -300,6 +301,25 @@ def check_engine(backend: Backend, config: LabConfig) -> Row:
     return Row("engine and DB class", PASS, choice.describe())
 
 
+def check_engine_client(config: LabConfig) -> Row:
+    """This machine speaks the lab's engine: its DB-API driver imports, and the benchmark's C path is there (a
+    warn without it: the benchmark then takes the pure-Python path)."""
+    from labkit.bench.connect import c_path  # the benchmark's modules: only the preflight and a benchmark load them
+
+    engine = engine_of(config)
+    dbapi, check = engine.dialect.dbapi, "database driver"
+    try:
+        driver = f"{dbapi.module} {dbapi.version()}"
+    except ImportError:
+        return Row(
+            check, FAIL, f"{dbapi.module} is not installed", f"pip install '{dbapi.requirement}' (make lab does)"
+        )
+    fast = c_path(engine).version()
+    if fast is None:
+        return Row(check, WARN, f"{driver}; no C path: the benchmark adds more client time", "make lab installs it")
+    return Row(check, PASS, f"{driver}; the benchmark's C path: {fast}")
+
+
 def check_instance_type(ctx: LabContext) -> list[Row]:
     """The EC2 instance type is offered in the region's zones and matches an AMI architecture; the AMI resolves."""
     config, ec2 = ctx.config, ctx.client("ec2")
@@ -450,6 +470,7 @@ def preflight(config: LabConfig | None = None, backend: Backend | None = None) -
         rows += _guarded("engine and DB class", lambda: check_engine(backend, config))
         rows += _guarded("EC2 instance type", lambda: check_instance_type(ctx))
         rows += _guarded("quotas", lambda: check_quotas(backend, config))
+    rows += _guarded("database driver", lambda: check_engine_client(config))
     rows += _guarded(PLUGIN, lambda: check_plugin(backend))
     if identity is not None:
         rows += _guarded("cost per hour", lambda: check_cost(backend, config))

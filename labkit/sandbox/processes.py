@@ -75,11 +75,12 @@ def terminate(pid: int, grace: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def die_with_parent() -> None:
-    """In a child (as `preexec_fn`): receive SIGTERM when the sandbox daemon dies, so nothing outlives it (Linux)."""
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """In a child (as `preexec_fn`): receive `signum` (SIGTERM unless the program stops cleanly on another, as
+    PostgreSQL does on SIGINT) when the sandbox daemon dies, so nothing outlives it (Linux)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signum)  # PR_SET_PDEATHSIG
     except OSError:
         pass
 

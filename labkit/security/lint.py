@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from labkit.aws.backend import Backend
 from labkit.aws.tags import NODE_SG_APP, NODE_SG_DB
-from labkit.engines import engine_of
+from labkit.engines import default_engine
 from labkit.security.fixes import ApiCall, Fix, authorize, revoke
 from labkit.security.model import Rule, Snapshot, lab_group_ids
 from labkit.security.risks import DATABASE_PORTS, SEVERITY_ORDER, SSH_PORT, Risk, rule_risks
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def app_to_db_description(port: int) -> str:
     """The description of the rule that lets the app tier in on a database port (as the lab's own rule says)."""
-    return f"{DATABASE_PORTS.get(port, engine_of().family)} from the app tier"
+    return f"{DATABASE_PORTS.get(port, default_engine().family)} from the app tier"
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def db_group_findings(snapshot: Snapshot) -> Iterator[Finding]:
     if not app or not db:
         return
     cluster = snapshot.clusters.get(scope.cluster_id or "") if scope else None
-    port = cluster.port if cluster else engine_of().port
+    port = cluster.port if cluster else (scope.db_port if scope and scope.db_port else default_engine().port)
     if _allows_group(snapshot, db, app, port):
         return
     allow = authorize(db, port, egress=False, group=app, cidr=None, description=app_to_db_description(port))

@@ -256,6 +256,7 @@ class LabScope:
     group_nodes: dict[str, str] = field(default_factory=dict)  # group id -> labkit:node value
     instance_ids: tuple[str, ...] = ()
     cluster_id: str | None = None
+    db_port: int | None = None  # the lab engine's port (its cluster's once it exists; its config's before)
 
     def group_for(self, node: str) -> str | None:
         """The id of the lab group tagged with `node`, if there is exactly one."""

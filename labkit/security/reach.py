@@ -280,7 +280,9 @@ class Reachability:
     def check(self, source: str, destination: str, port: int | None = None) -> Verdict:
         """The verdict for tcp `port` (the lab engine's when None) from `source` to `destination` (names as in
         `can_reach`)."""
-        port = engine_of().port if port is None else port
+        scope = self.facts.scope
+        lab_port = scope.db_port if scope and scope.db_port else engine_of().port
+        port = lab_port if port is None else port
         sources, targets = resolve(self.facts, source), resolve(self.facts, destination)
         verdicts = [
             Verdict(source, destination, port, tuple(path_hops(self.facts, s, t, port)), f"{s.label} -> {t.label}")

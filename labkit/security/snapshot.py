@@ -26,7 +26,7 @@ from labkit.aws.tags import (
     tag_dict,
 )
 from labkit.config import LabConfig
-from labkit.engines import default_port
+from labkit.engines import default_port, engine_of
 from labkit.errors import LabkitError
 from labkit.security.model import (
     AclEntry,
@@ -452,6 +452,7 @@ def _lab_scope(gatherer: _Gatherer, config: Any) -> LabScope:
         group_nodes=group_nodes,
         instance_ids=tuple(sorted(i.instance_id for i in instances)),
         cluster_id=cluster.identifier if cluster else None,
+        db_port=cluster.port if cluster else engine_of(config).port,
     )
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from labkit.aws.backend import BACKENDS
 from labkit.config import LabConfig
+from labkit.engines import ENGINES
 from labkit.errors import LabkitError
 
 # Fields a learner edits in 00_setup; the rest keep their defaults (or the saved values).
-FORM_FIELDS = ("backend", "region", "learner", "db_instance_class", "readers", "instance_type")
+FORM_FIELDS = ("backend", "region", "learner", "engine", "db_instance_class", "readers", "instance_type")
 NO_READER = (
     "readers = 0: the cluster gets no replica, and Aurora then sends the reader endpoint to the writer. The "
     "reader lessons have nothing to show: 04's reader cells reach the writer (a write sent to the reader is "
@@ -41,6 +42,7 @@ class ConfigForm:
             "backend": widgets.Dropdown(options=list(BACKENDS), value=self.base.backend, description="backend"),
             "region": widgets.Text(value=self.base.region, description="region"),
             "learner": widgets.Text(value=self.base.learner, description="learner"),
+            "engine": widgets.Dropdown(options=list(ENGINES), value=self.base.engine, description="engine"),
             "db_instance_class": widgets.Text(value=self.base.db_instance_class, description="db_instance_class"),
             "readers": widgets.IntText(value=self.base.readers, description="readers"),  # LabConfig checks the range
             "instance_type": widgets.Text(value=self.base.instance_type, description="instance_type"),

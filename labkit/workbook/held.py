@@ -16,11 +16,13 @@ from typing import Any
 import pandas as pd
 
 from labkit.access.diagnosis import connection_failure
+from labkit.access.lookup import cluster_engine
 from labkit.access.sql import credentials
 from labkit.access.tunnel import Tunnel
 from labkit.aws.backend import Backend
 from labkit.bench.connect import connect
 from labkit.config import lab_and_backend
+from labkit.engines import AuroraEngine, default_engine
 
 NEW_CONNECTION_TIMEOUT = 5.0  # seconds: on AWS a blocked connection is dropped, so it only ever times out
 HELD = "the connection opened before the change"
@@ -35,6 +37,7 @@ class HeldConnection:
     tunnel: Tunnel
     secret: Any = field(repr=False)
     connection: Any = field(repr=False)
+    engine: AuroraEngine = field(default_factory=default_engine, repr=False)  # whose driver opens a new one
 
     def check(self) -> pd.DataFrame:
         """Ask the held connection and a new one `SELECT 1`; say which answers and why."""
@@ -56,7 +59,7 @@ class HeldConnection:
 
     def _ask_new(self) -> dict[str, Any]:
         try:
-            connect(self.tunnel.host, self.tunnel.port, self.secret, timeout=NEW_CONNECTION_TIMEOUT).close()
+            connect(self.tunnel.host, self.tunnel.port, self.secret, self.engine, NEW_CONNECTION_TIMEOUT).close()
         except Exception as exc:  # a refusal (sandbox) or a timeout (AWS drops it): the diagnosis names the rule
             return {
                 "connection": NEW,
@@ -81,10 +84,11 @@ def hold_connection(to: str = "writer", config: Any | None = None, backend: Back
     """Open a tunnel of its own to `to` and one database connection through it, and keep both open."""
     config, backend = lab_and_backend(config, backend)
     tunnel = Tunnel(to, config=config, backend=backend).open()
+    engine = cluster_engine(config, backend)
     try:
         secret = credentials(config, backend)
-        connection = connect(tunnel.host, tunnel.port, secret, timeout=30)
+        connection = connect(tunnel.host, tunnel.port, secret, engine, timeout=30)
     except BaseException:
         tunnel.close()
         raise
-    return HeldConnection(to, tunnel, secret, connection)
+    return HeldConnection(to, tunnel, secret, connection, engine)

@@ -46,12 +46,13 @@ def exercise_answer_missing(error: BaseException) -> list[str] | None:
     if not isinstance(error, NameError) or not name:
         return None
     from labkit.workbook.exercises import in_order  # only on a NameError: the exercises' declarations
+    from labkit.workbook.exercises.base import lab_engine
 
     for exercise in in_order():
         if name in exercise.defines:
             return [
                 f"\x1b[34m{BOLD}→ `{name}` is not defined yet{RESET} · {exercise.id}",
-                f"  It is what exercise {exercise.id} asks you to write: {exercise.task}",
+                f"  It is what exercise {exercise.id} asks you to write: {exercise.for_engine(lab_engine()).task}",
                 "  Run that exercise's cell first (with your line in it), then this one.",
             ]
     return None

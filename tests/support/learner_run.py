@@ -25,18 +25,18 @@ def workbook(config: Any, backend: Backend) -> int:
     for stage in ("network", "database", "compute"):  # 01, 02, 03: each stage re-reads the earlier ones
         labkit.apply(config, backend, only=stage, stream=quiet, leave_exercises=True)
         if stage == "network":  # 01's exercises: the learner writes the two rules between the tiers
-            labkit.authorize_ingress(config, "sg-db", 3306, source_group="sg-app", backend=backend)
-            labkit.authorize_egress(config, "sg-app", 3306, destination_group="sg-db", backend=backend)
+            labkit.authorize_ingress(config, "sg-db", config.db_port, source_group="sg-app", backend=backend)
+            labkit.authorize_egress(config, "sg-app", config.db_port, destination_group="sg-db", backend=backend)
     labkit.security_groups(config, backend)  # 01: rules as tables, the lint
     labkit.lint(config, backend)
     rds, identifier = backend.client("rds"), cluster_identifier(config)  # 02's exercises: read, keep a week of backups
     rds.describe_db_clusters(DBClusterIdentifier=identifier)
     rds.modify_db_cluster(DBClusterIdentifier=identifier, BackupRetentionPeriod=7, ApplyImmediately=True)
-    labkit.revoke_rules(config, group="sg-db", port=3306, backend=backend)  # 03: break ...
-    verdict = labkit.can_reach("instance", "writer", 3306, config, backend=backend)
+    labkit.revoke_rules(config, group="sg-db", port=config.db_port, backend=backend)  # 03: break ...
+    verdict = labkit.can_reach("instance", "writer", config.db_port, config, backend=backend)
     assert not verdict.reachable, verdict
     verdict.fixes[0].apply(backend)  # ... and fix
-    assert labkit.can_reach("instance", "writer", 3306, config, backend=backend).reachable
+    assert labkit.can_reach("instance", "writer", config.db_port, config, backend=backend).reachable
     labkit.apply(config, backend, stream=quiet)  # a rerun after a kernel restart: nothing to create
     readiness = diagnose(backend, running_instance(backend, config=config))  # 04: before the tunnel
     assert readiness.ready, readiness

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pymysql
-from support.clusters import create_cluster, reader_nodes
+from support.clusters import ENGINE, create_cluster, reader_nodes
 
 from labkit import sandbox
 from labkit.access.lookup import lab_cluster
@@ -82,10 +82,13 @@ def resume_replication_after(instance: str, seconds: float) -> threading.Timer:
     return timer
 
 
-def started_cluster(backend, name: str, readers: int = 1, *, managed: bool = True, **extra: Any) -> dict:
-    """A cluster with a writer and `readers` readers (support.clusters), returned once the sandbox runs its
-    servers (wait_for_databases counts every instance: those of other clusters too)."""
-    cluster, _ = create_cluster(backend.client("rds"), name, reader_nodes(readers), managed=managed, **extra)
+def started_cluster(
+    backend, name: str, readers: int = 1, *, managed: bool = True, engine: Any = ENGINE, **extra: Any
+) -> dict:
+    """A cluster of `engine` with a writer and `readers` readers (support.clusters), returned once the sandbox runs
+    its servers (wait_for_databases counts every instance: those of other clusters too)."""
+    rds = backend.client("rds")
+    cluster, _ = create_cluster(rds, name, reader_nodes(readers), managed=managed, engine=engine, **extra)
     state = read_state()
     known = state.instances.values() if state else []
     mine = sum(1 for instance in known if instance["cluster"] == name)  # already listed, so counted below
@@ -93,11 +96,13 @@ def started_cluster(backend, name: str, readers: int = 1, *, managed: bool = Tru
     return cluster
 
 
-def aurora_cluster(backend, name: str, nodes: tuple[str, ...] = ("a", "b")) -> tuple[dict, str]:
-    """A cluster of `nodes` DB instances made with plain RDS calls, waited for with the RDS waiter as a learner's
-    code waits; returns (the cluster as created, its master password from the managed secret)."""
+def aurora_cluster(
+    backend, name: str, nodes: tuple[str, ...] = ("a", "b"), *, engine: Any = ENGINE
+) -> tuple[dict, str]:
+    """A cluster of `engine` with `nodes` DB instances made with plain RDS calls, waited for with the RDS waiter as a
+    learner's code waits; returns (the cluster as created, its master password from the managed secret)."""
     rds = backend.client("rds")
-    cluster, instances = create_cluster(rds, name, nodes)
+    cluster, instances = create_cluster(rds, name, nodes, engine=engine)
     statuses = [instance["DBInstanceStatus"] for instance in instances]
     assert set(statuses) == {"creating"}, statuses  # as AWS answers CreateDBInstance
     rds.get_waiter("db_instance_available").wait(

@@ -29,7 +29,10 @@ def test_debian_without_root_or_sudo_gets_the_apt_command(monkeypatch, capsys):
     monkeypatch.setattr(bootstrap, "_sudo_prefix", lambda: None)
     monkeypatch.delenv("LABKIT_MARIADBD", raising=False)
     assert bootstrap.main() == 1
-    assert "sudo apt-get install mariadb-client mariadb-server sysbench" in capsys.readouterr().err
+    assert (
+        "sudo apt-get install mariadb-client mariadb-server postgresql postgresql-client sysbench"
+        in capsys.readouterr().err
+    )
 
 
 def test_labkit_mariadbd_stands_in_for_the_server(monkeypatch):
@@ -38,7 +41,13 @@ def test_labkit_mariadbd_stands_in_for_the_server(monkeypatch):
     assert bootstrap.missing_programs() == []
 
 
-@pytest.mark.parametrize("name", ["mariadb", "sysbench"])
+def test_labkit_postgres_stands_in_for_its_server(monkeypatch):
+    monkeypatch.setenv("LABKIT_POSTGRES", "/usr/lib/postgresql/15/bin/postgres")
+    monkeypatch.setattr(bootstrap.shutil, "which", lambda name, path=None: None if name == "postgres" else "/x")
+    assert bootstrap.missing_programs() == []
+
+
+@pytest.mark.parametrize("name", ["mariadb", "sysbench", "psql", "pgbench"])
 def test_each_missing_program_is_named(monkeypatch, name):
     monkeypatch.delenv("LABKIT_MARIADBD", raising=False)
     monkeypatch.setattr(bootstrap.shutil, "which", lambda n, path=None: None if n == name else "/x")

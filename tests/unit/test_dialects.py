@@ -4,7 +4,6 @@ new dialect is one class."""
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any
 
 import pymysql
@@ -17,9 +16,11 @@ from labkit.config import LabConfig
 from labkit.engines import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, OTHER, READ_ONLY, Dialect, engine_for
 from labkit.engines.aurora_mysql import AURORA_MYSQL as AURORA_MYSQL_ENGINE
 from labkit.engines.aurora_mysql import AuroraMySQLDialect
+from labkit.engines.aurora_postgresql import AURORA_POSTGRESQL as AURORA_POSTGRESQL_ENGINE
 from labkit.errors import LabkitError
 
 AURORA_MYSQL = AURORA_MYSQL_ENGINE.dialect
+AURORA_POSTGRESQL = AURORA_POSTGRESQL_ENGINE.dialect
 
 
 def dialect_for(engine: str | None) -> Dialect:
@@ -34,12 +35,12 @@ def test_aurora_mysql_is_spoken_through_pymysql():
     assert dialect.identity_queries[0] == "SELECT @@aurora_server_id, @@innodb_read_only"
 
 
-@pytest.mark.parametrize("engine", ["aurora-postgresql", "mysql", "", None])
+@pytest.mark.parametrize("engine", ["postgres", "mysql", "", None])
 def test_an_engine_without_a_dialect_is_refused_with_the_field_and_the_fix(engine):
     with pytest.raises(LabkitError) as refused:
         dialect_for(engine)
     assert refused.value.field == "engine" and repr(engine) in refused.value.message
-    assert "aurora-mysql" in refused.value.fix
+    assert "aurora-mysql" in refused.value.fix and "aurora-postgresql" in refused.value.fix
 
 
 @pytest.mark.parametrize(
@@ -58,26 +59,6 @@ def test_an_error_without_a_code_has_code_zero_and_the_fallback_text():
     assert AURORA_MYSQL.error_code(pymysql.err.InterfaceError("closed")) == 0
 
 
-class StringCodes(Dialect):
-    """A stand-in for a future engine whose codes are SQLSTATE strings (as PostgreSQL's are)."""
-
-    engine = "aurora-postgresql"
-    server = "PostgreSQL"
-    driver = "postgresql+psycopg"
-    connect_args = MappingProxyType({})
-    identity_queries = ("SELECT inet_server_addr(), pg_is_in_recovery()",)
-    read_only_errors = frozenset({"25006"})
-    lost_connection_errors = frozenset({"08006"})
-    access_denied_errors = frozenset({"28P01"})
-    no_schema_errors = frozenset({"3D000", "42P01"})
-
-    def error_code(self, error: BaseException | None) -> Any:
-        return getattr(error, "sqlstate", "") or ""
-
-    def error_message(self, error: BaseException | None, fallback: str = "") -> str:
-        return str(error) if error is not None else fallback
-
-
 class SqlStateError(Exception):
     def __init__(self, sqlstate: str) -> None:
         super().__init__(f"state {sqlstate}")
@@ -85,14 +66,14 @@ class SqlStateError(Exception):
 
 
 @pytest.mark.parametrize(("sqlstate", "field"), [("25006", "on"), ("28P01", "credentials"), ("42P01", "schema")])
-def test_a_new_dialect_is_one_class_and_explain_follows_it(sqlstate, field):
+def test_the_second_engine_is_one_class_and_explain_follows_it(sqlstate, field):
     error = sqlalchemy.exc.OperationalError("SELECT 1", {}, SqlStateError(sqlstate))
-    assert explain(error, "reader", None, StringCodes()).field == field
+    assert explain(error, "reader", None, AURORA_POSTGRESQL).field == field
 
 
 def test_the_fallback_message_names_the_dialects_server():
     error = sqlalchemy.exc.OperationalError("SELECT 1", {}, SqlStateError("XX000"))
-    assert "PostgreSQL error XX000" in explain(error, "writer", None, StringCodes()).message
+    assert "PostgreSQL error XX000" in explain(error, "writer", None, AURORA_POSTGRESQL).message
     mysql_error = sqlalchemy.exc.OperationalError("SELECT 1", {}, pymysql.err.OperationalError(1064, "syntax"))
     assert "MySQL error 1064: syntax" in explain(mysql_error, "writer", None, AURORA_MYSQL).message
 
@@ -139,7 +120,7 @@ def test_the_engine_is_made_with_the_dialect_the_cluster_engine_names(cluster_en
 
 
 def test_a_cluster_of_another_engine_is_refused_before_an_engine_is_made(cluster_engine):
-    cluster_engine["engine"] = "aurora-postgresql"
+    cluster_engine["engine"] = "neptune"
     with pytest.raises(LabkitError) as refused:
         lab_engine("writer", config=LabConfig(learner="dialect2"), backend=SecretsOnly())
     assert refused.value.field == "engine"

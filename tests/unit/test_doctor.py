@@ -87,9 +87,9 @@ def test_the_sandbox_reports_its_server_and_programs(lab_home, monkeypatch):
     sandbox = SandboxBackend()
     assert sandbox.service_checks() == [("sandbox", False, "not running: run `labkit.sandbox.up()`")]
     rows = sandbox.program_checks(lambda program, *args: "mariadb 11.4" if program == "mariadb" else None)
-    assert [row[0] for row in rows] == ["mariadb server", "mariadb client", "sysbench"]
+    names = ["mariadb server", "mariadb client", "sysbench", "postgresql server", "psql client", "pgbench"]
+    assert [row[0] for row in rows] == names  # each engine's server, client and reference benchmark
     assert rows[0][1] is False and "LABKIT_MARIADBD" in rows[0][2]
-    assert rows[1:] == [
-        ("mariadb client", True, "mariadb 11.4"),
-        ("sysbench", False, "not found: make lab installs it"),
-    ]
+    missing = "not found: make lab installs it"
+    assert rows[1:3] == [("mariadb client", True, "mariadb 11.4"), ("sysbench", False, missing)]
+    assert rows[4:] == [("psql client", False, missing), ("pgbench", False, missing)]

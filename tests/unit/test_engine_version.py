@@ -37,7 +37,7 @@ def create_cluster_params(backend) -> list[dict]:
 def test_the_default_config_gets_the_regions_default_version_and_never_extended_support(strict_backend):
     seen = create_cluster_params(strict_backend)
     result = plan(LabConfig(), strict_backend)
-    assert any(note.startswith(f"engine {CATALOG_DEFAULT} (the region's default)") for note in result.notes)
+    assert any(note.startswith(f"Aurora MySQL {CATALOG_DEFAULT} (the region's default)") for note in result.notes)
     ids = apply(LabConfig(), strict_backend, stream=io.StringIO()).ids
     [params] = seen
     assert params["EngineVersion"] == CATALOG_DEFAULT
@@ -49,7 +49,7 @@ def test_the_default_config_gets_the_regions_default_version_and_never_extended_
 def test_a_retired_default_moves_on_to_the_next_default(strict_backend):
     strict_backend.strict.catalog.retire(CATALOG_DEFAULT)
     result = plan(LabConfig(), strict_backend)
-    assert any("engine 8.0.mysql_aurora.3.10.0 (the region's default)" in note for note in result.notes)
+    assert any("Aurora MySQL 8.0.mysql_aurora.3.10.0 (the region's default)" in note for note in result.notes)
 
 
 def test_a_pinned_version_that_retired_fails_the_plan_naming_the_field(strict_backend):

@@ -28,7 +28,7 @@ def test_a_config_and_its_live_cluster_get_the_same_description():
     assert engine.dialect.engine == engine.name
 
 
-@pytest.mark.parametrize("name", ["aurora-postgresql", "mysql", "", None])
+@pytest.mark.parametrize("name", ["postgres", "mysql", "", None])
 def test_an_engine_labkit_does_not_describe_is_refused_naming_the_field_and_the_engines(name):
     assert described(name) is None
     with pytest.raises(LabkitError) as refused:

@@ -45,6 +45,7 @@ from labkit.classroom.policies import (
     render,
     size,
 )
+from labkit.engines import ENGINES
 from labkit.workbook.progress import TAG_PROGRESS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,9 +247,11 @@ def _denied(backend: Backend) -> dict[str, str]:
     return refusals
 
 
-@pytest.fixture(scope="module")
-def enforced_run(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnforcedRun]:
-    """The whole workbook once, as a user holding only the (moto-compatible) learner policy, recorded."""
+@pytest.fixture(scope="module", params=sorted(ENGINES))
+def enforced_run(
+    request: pytest.FixtureRequest, fast_moto: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EnforcedRun]:
+    """The whole workbook once per engine, as a user holding only the (moto-compatible) learner policy, recorded."""
     from moto import mock_aws
     from moto.core import enable_iam_authentication
 
@@ -258,7 +261,10 @@ def enforced_run(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> I
     patch.setenv("LABKIT_HOME", str(tmp_path_factory.mktemp("labkit-home")))
     # Every optional part on, so its calls are exercised: a key pair, SSH from one address, deletion
     # protection (which destroy turns off first).
-    config = LabConfig(lab="least", learner="ana", key_pair=True, ssh_cidr="203.0.113.7/32", deletion_protection=True)
+    config = LabConfig(
+        lab="least", learner="ana", key_pair=True, ssh_cidr="203.0.113.7/32", deletion_protection=True,
+        engine=request.param,
+    )  # fmt: skip
     with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
         backend = learner_user([moto_compatible(load_policy(stem)) for stem in LEARNER_POLICIES])
         error, remaining, denied = None, -1, {}

@@ -67,7 +67,7 @@ def test_on_moto_every_check_answers_and_nothing_is_created(backend):
     checks = [r.check for r in report.rows]
     assert checks == [
         "credentials", "region", "permissions", "engine and DB class", "EC2 instance type", "AMI", "quotas",
-        "session-manager-plugin", "cost per hour", "lab already running",
+        "database driver", "session-manager-plugin", "cost per hour", "lab already running",
     ]  # fmt: skip
     assert row(report, "credentials").status == PASS and "123456789012" in row(report, "credentials").detail
     assert row(report, "region").status == PASS and "partition aws" in row(report, "region").detail

@@ -13,6 +13,7 @@ from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler
 from labkit.sandbox.engines import base
 from labkit.sandbox.engines.base import DatabaseEngine, DatabaseServer, engine_class, register
 from labkit.sandbox.engines.mariadb import MariaDBEngine
+from labkit.sandbox.engines.postgresql import PostgreSQLEngine
 
 # ----- the registry -----
 
@@ -22,7 +23,12 @@ def test_aurora_mysql_and_its_kin_run_on_mariadb(rds_engine):
     assert engine_class(rds_engine) is MariaDBEngine
 
 
-@pytest.mark.parametrize("rds_engine", ["aurora-postgresql", "neptune", ""])
+@pytest.mark.parametrize("rds_engine", ["aurora-postgresql", "postgres", "postgresql"])
+def test_aurora_postgresql_and_its_kin_run_on_postgresql(rds_engine):
+    assert engine_class(rds_engine) is PostgreSQLEngine
+
+
+@pytest.mark.parametrize("rds_engine", ["docdb", "neptune", ""])
 def test_an_engine_the_sandbox_does_not_run_is_refused_with_the_ones_it_does(rds_engine):
     with pytest.raises(SandboxError) as refused:
         engine_class(rds_engine)
@@ -242,7 +248,7 @@ def _reader_behind(tmp_path: Path, name: str) -> tuple[FakeRds, FakeModel, Recon
 
 
 def test_a_failover_to_a_reader_that_cannot_catch_up_leaves_the_writer_in_place(tmp_path, fake_engine):
-    rds, _, reconciler = _reader_behind(tmp_path, "stay")
+    rds, model, reconciler = _reader_behind(tmp_path, "stay")
     rds.fail_over("stay", "stay-b")  # FailoverDBCluster
     _pass(reconciler)
     assert fake_engine.calls[:3] == [
@@ -252,11 +258,26 @@ def test_a_failover_to_a_reader_that_cannot_catch_up_leaves_the_writer_in_place(
     ]
     assert reconciler.snapshot()[1]["stay"]["writer"] == "stay-a"
     assert [m["IsClusterWriter"] for m in rds.clusters[0]["DBClusterMembers"]] == [True, False]
+    assert model.events[-2:] == [
+        "Started cross AZ failover to DB instance: stay-b", "Failover to DB instance stay-b failed"
+    ]  # fmt: skip
+
+
+def test_failover_db_cluster_leaves_rds_events_as_aurora_does(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("told", "aurora-fake", ["told-a", "told-b"], writer="told-a")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    rds.fail_over("told", "told-b")  # FailoverDBCluster
+    _pass(reconciler)
+    assert model.events[-2:] == [
+        "Started cross AZ failover to DB instance: told-b", "Completed failover to DB instance: told-b"
+    ]  # fmt: skip
 
 
 def test_a_cluster_of_an_engine_the_sandbox_lacks_gets_no_servers_and_stalls_no_other(tmp_path, fake_engine, caplog):
     rds = FakeRds()
-    rds.cluster("pg", "aurora-postgresql", ["pg-writer"], writer="pg-writer")
+    rds.cluster("pg", "docdb", ["pg-writer"], writer="pg-writer")
     rds.cluster("ok", "aurora-fake", ["ok-writer"], writer="ok-writer")
     reconciler = _reconciler(tmp_path, rds)
     reconciler.reconcile()
@@ -264,7 +285,30 @@ def test_a_cluster_of_an_engine_the_sandbox_lacks_gets_no_servers_and_stalls_no_
     assert set(reconciler.servers) == {"ok-writer"}
     assert set(reconciler.snapshot()[1]) == {"ok"}
     warnings = [r.getMessage() for r in caplog.records if "pg" in r.getMessage()]
-    assert len(warnings) == 1 and "aurora-postgresql" in warnings[0], "logged once, with the engine"
+    assert len(warnings) == 1 and "docdb" in warnings[0], "logged once, with the engine"
+
+
+class UninstalledEngine(FakeEngine):
+    rds_engines = ("aurora-missing",)
+
+    def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
+        raise SandboxError("server not found", field="postgres", fix="install it")
+
+
+def test_an_instance_whose_engine_is_not_installed_fails_with_the_fix_and_stalls_no_other(
+    tmp_path, fake_engine, caplog
+):
+    register(UninstalledEngine)
+    rds = FakeRds()
+    rds.cluster("gone", "aurora-missing", ["gone-writer"], writer="gone-writer")
+    rds.cluster("ok", "aurora-fake", ["ok-writer"], writer="ok-writer")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    _pass(reconciler)
+    assert set(reconciler.servers) == {"ok-writer"}
+    assert model.statuses["gone-writer"][-1] == "failed" and model.statuses["ok-writer"][-1] == "available"
+    assert reconciler.errors["gone-writer"] == "server not found; fix: install it"
+    assert sum("install it" in r.getMessage() for r in caplog.records) == 1, "logged once"
 
 
 def test_deleting_an_instance_removes_its_server(tmp_path, fake_engine):

@@ -278,9 +278,15 @@ class Reconciler:
         self.engine(rds_engine).prepare(self.data_root, self.admin_password, self.repl_password)
 
     def _start(self, views: list[InstanceView], clusters: dict[str, ClusterView]) -> None:
+        started = []
         for view in views:
             rds_engine = clusters[view.cluster].engine
-            self.prepare(rds_engine)
+            try:
+                self.prepare(rds_engine)
+            except SandboxError as exc:  # its engine's programs are missing: `failed`, with the fix; tried again
+                self._cannot_start(view, exc)
+                continue
+            started.append(view)
             datadir = self.data_root / "instances" / view.identifier
             record = self.records.get(view.identifier)
             if record is None:  # a new instance: its own server id, and no data but the template's
@@ -301,8 +307,18 @@ class Reconciler:
                 self._set_status(view.identifier, "starting")
             self.endpoints[view.identifier] = view.endpoint
             self.roles[view.identifier] = "starting"
-        with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
-            list(pool.map(self._wait_ready, views))
+        with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+            list(pool.map(self._wait_ready, started))
+
+    def _cannot_start(self, view: InstanceView, exc: SandboxError) -> None:
+        """An instance whose engine cannot run here: `failed`, the reason and its fix in the state file's errors
+        (logged once); the next pass tries again, so installing the engine is enough."""
+        reason = f"{exc.message}; fix: {exc.fix}" if exc.fix else exc.message
+        if self.errors.get(view.identifier) != reason:
+            log.error("instance %s cannot start: %s", view.identifier, reason)
+        self.errors[view.identifier] = reason
+        self.roles[view.identifier] = "failed"
+        self.cluster_of[view.identifier] = view.cluster
 
     def _wait_ready(self, view: InstanceView) -> None:
         try:
@@ -335,11 +351,16 @@ class Reconciler:
             log.info("resuming %s as the writer of %s", writer, cluster.identifier)
             self.servers[writer].promote(catch_up_to=None)
             changed = True
-        elif previous != writer:
-            if not self._failover(cluster.identifier, previous, writer):
+        elif previous != writer:  # FailoverDBCluster
+            name = cluster.identifier
+            self._event(name, "db-cluster", name, f"Started cross AZ failover to DB instance: {writer}", ["failover"])
+            if self._failover(name, previous, writer):
+                self._event(name, "db-cluster", name, f"Completed failover to DB instance: {writer}", ["failover"])
+            else:
+                self._event(name, "db-cluster", name, f"Failover to DB instance {writer} failed", ["failover"])
                 writer = previous  # the control plane is put back: the old writer keeps the cluster
                 if self.model is not None:
-                    self.model.fail_over(self.region_of.get(cluster.identifier, ""), cluster.identifier, writer)
+                    self.model.fail_over(self.region_of.get(name, ""), name, writer)
             changed = True
         self.writers[cluster.identifier] = writer
         self.roles[writer] = WRITER

@@ -32,6 +32,7 @@ from labkit.aws.backend import is_loopback_url
 from labkit.sandbox.peers import owner_only
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
+from labkit.sandbox.vpc.relay import relay
 
 ENV_FILE_NAME = "labkit-app.env"  # next to the source: the instance's /etc/labkit-app.env
 
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     # On an instance only Session Manager reaches the app's port; here it is a port on a shared machine's
     # loopback, so only the lab owner's own processes (their tunnel) may connect: socketserver closes the rest.
     app.ThreadingServer.verify_request = lambda server, request, address: owner_only(request)
-    app.serve(app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"}), dial=network.dial, port=args.port)
+    local = app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"})
+    app.serve(local, dial=network.dial, port=args.port, relay=relay)
     return 0
 
 

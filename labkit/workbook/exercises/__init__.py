@@ -14,7 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from labkit.workbook.exercises import benchmark, compute, database, network, sql
-from labkit.workbook.exercises.base import REGISTRY, Exercise, NotYet, Outcome, Passed, YourTurn, find, in_order
+from labkit.workbook.exercises.base import (
+    REGISTRY,
+    Exercise,
+    NotYet,
+    Outcome,
+    Passed,
+    YourTurn,
+    find,
+    in_order,
+    lab_engine,
+)
 from labkit.workbook.exercises.checking import LabExercise
 
 if TYPE_CHECKING:
@@ -47,7 +57,7 @@ def exercise(exercise_id: str, config: Any | None = None, backend: Backend | Non
 
 def your_turn(exercise_id: str) -> NoReturn:
     """Stop here: this cell is the learner's to write (the placeholder a learner's copy has for a solution)."""
-    raise YourTurn(find(exercise_id))
+    raise YourTurn(find(exercise_id).for_engine(lab_engine()))
 
 
 def exercises(config: Any | None = None) -> pd.DataFrame:
@@ -61,7 +71,11 @@ def exercises(config: Any | None = None) -> pd.DataFrame:
     done = {
         e.exercise for e in read_evidence() if e.valid and (e.lab, e.learner) == (config.lab, config.learner)
     }  # fmt: skip
-    rows = [{"exercise": e.id, "notebook": e.notebook, "task": e.task, "passed": e.id in done} for e in in_order()]
+    engine = lab_engine(config)
+    rows = [
+        {"exercise": e.id, "notebook": e.notebook, "task": e.for_engine(engine).task, "passed": e.id in done}
+        for e in in_order()
+    ]
     return pd.DataFrame(rows, columns=["exercise", "notebook", "task", "passed"])
 
 

@@ -14,13 +14,14 @@ learner's home) or raises `NotYet` with the reasons; `.hint()`, `.hint(2)`, `.so
 from __future__ import annotations
 
 import ast
+import dataclasses
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from labkit.engines import default_engine
+from labkit.engines import AuroraEngine, default_engine, engine_of
 from labkit.errors import ConfigError, LabkitError
 
 if TYPE_CHECKING:
@@ -28,15 +29,42 @@ if TYPE_CHECKING:
     from labkit.config import LabConfig
     from labkit.security.model import Snapshot
 
-DB_PORT = default_engine().port  # the engine's port: the one place these exercises take it from
+DB_PORT = default_engine().port  # the port when neither a cluster nor a config says which engine
+
+
+def engine_words(engine: AuroraEngine) -> dict[str, str]:
+    """What a task or a hint may name of the lab's engine, as `{port}`, `{family}` ("MySQL") and `{engine}`."""
+    return {"{port}": str(engine.port), "{family}": engine.family, "{engine}": engine.display_name}
+
+
+def worded(text: str, engine: AuroraEngine) -> str:
+    """`text` with the engine's words in place of `{port}`, `{family}` and `{engine}` (other braces, such as
+    `params={...}` in a hint, are left alone)."""
+    for name, value in engine_words(engine).items():
+        text = text.replace(name, value)
+    return text
+
+
+def lab_engine(config: Any | None = None) -> AuroraEngine:
+    """The engine of `config`, else of the saved lab (the default engine's when there is none or it is unreadable)."""
+    if config is None:
+        from labkit.config import LabConfig  # the saved lab.toml, read when a task is shown
+
+        try:
+            config = LabConfig.load()
+        except LabkitError:
+            return default_engine()
+    return engine_of(config)
+
 
 BOLD, DIM, RESET, GREEN, YELLOW, BLUE = "\x1b[1m", "\x1b[2m", "\x1b[0m", "\x1b[32m", "\x1b[33m", "\x1b[34m"
 
 
 def engine_port(snapshot: Snapshot | None = None) -> int:
-    """The port the lab's database listens on: the cluster's, else the engine's default."""
+    """The port the lab's database listens on: the cluster's, else its engine's (the config's), else the default."""
     cluster = next(iter(snapshot.clusters.values()), None) if snapshot is not None else None
-    return cluster.port if cluster is not None else DB_PORT
+    scope = snapshot.scope if snapshot is not None else None
+    return cluster.port if cluster is not None else (scope.db_port if scope and scope.db_port else DB_PORT)
 
 
 # ----- what a check says -----
@@ -119,6 +147,13 @@ class Exercise:
     answers: tuple[str, ...] = ()  # what .check() takes, in order: the learner's value(s), then lab objects
     needs: tuple[str, ...] = ()  # exercises whose lab state this one builds on (checked first)
     needed_later: bool = False  # later notebooks need the state it builds (their begin() says when it is missing)
+
+    def for_engine(self, engine: AuroraEngine) -> Exercise:
+        """This exercise as a lab of `engine` shows it: its task and hints in that engine's words (its port, the
+        database it speaks). The solution is the same line for every engine (`port=config.db_port`)."""
+        return dataclasses.replace(
+            self, task=worded(self.task, engine), hints=tuple(worded(hint, engine) for hint in self.hints)
+        )
 
     @property
     def defines(self) -> tuple[str, ...]:

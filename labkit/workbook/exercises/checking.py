@@ -18,6 +18,7 @@ from labkit.workbook.exercises.base import (
     Outcome,
     Passed,
     how_to_ask,
+    lab_engine,
     not_yet,
 )
 
@@ -33,7 +34,7 @@ class LabExercise:
     """One exercise on one lab: `.check(...)`, `.hint()`, `.hint(2)`, `.solution()`; shows its task."""
 
     def __init__(self, exercise: Exercise, config: Any | None = None, backend: Any | None = None) -> None:
-        self.exercise = exercise
+        self.exercise = exercise.for_engine(lab_engine(config))  # its task and hints name the lab's engine
         self._config = config
         self._backend = backend
 

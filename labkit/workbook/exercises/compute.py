@@ -11,7 +11,7 @@ from typing import Any
 
 from labkit.aws.tags import NODE_SG_DB
 from labkit.security.reach import Reachability
-from labkit.workbook.exercises.base import DB_PORT, LiveLab, Outcome, engine_port, exercise_check, not_yet, passed
+from labkit.workbook.exercises.base import LiveLab, Outcome, engine_port, exercise_check, not_yet, passed
 from labkit.workbook.exercises.network import cidr_problems
 
 NOTEBOOK = "03_compute"
@@ -61,17 +61,17 @@ def imdsv2(lab: LiveLab, answer: Any) -> Outcome:
     "03.fix-reach",
     notebook=NOTEBOOK,
     task=(
-        f"The instance can no longer reach the database. Ask why with `labkit.can_reach`, then fix it: "
-        f"tcp {DB_PORT} from the app group, not from an address range."
+        "The instance can no longer reach the database. Ask why with `labkit.can_reach`, then fix it: "
+        "tcp {port} from the app group, not from an address range."
     ),
     hints=(
         "The verdict above names the hop that blocks and the rule that is missing. Which group lost its rule, "
         "and which call from 01_network puts it back?",
-        f'The database group lost its inbound rule: `labkit.authorize_ingress(config, group="sg-db", port={DB_PORT}, '
-        'source_group="sg-app")`, or apply the fix the verdict itself carries: '
+        'The database group lost its inbound rule: `labkit.authorize_ingress(config, group="sg-db", '
+        'port=config.db_port, source_group="sg-app")`, or apply the fix the verdict itself carries: '
         "`verdict.fixes[0].apply(config.make_backend())`.",
     ),
-    solution=f'labkit.authorize_ingress(config, group="sg-db", port={DB_PORT}, source_group="sg-app")',
+    solution='labkit.authorize_ingress(config, group="sg-db", port=config.db_port, source_group="sg-app")',
     needed_later=True,
 )
 def fix_reach(lab: LiveLab) -> Outcome:

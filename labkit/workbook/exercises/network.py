@@ -11,7 +11,7 @@ from labkit.aws.tags import NODE_SG_APP, NODE_SG_DB
 from labkit.security.model import Rule, Snapshot
 from labkit.security.risks import rule_risks
 from labkit.security.wording import peer_text, ports_text
-from labkit.workbook.exercises.base import DB_PORT, LiveLab, Outcome, engine_port, exercise_check, not_yet, passed
+from labkit.workbook.exercises.base import LiveLab, Outcome, engine_port, exercise_check, not_yet, passed
 
 NOTEBOOK = "01_network"
 WHY_GROUPS = (
@@ -80,14 +80,14 @@ def cidr_problems(snapshot: Snapshot, db: str, port: int) -> list[str]:
 @exercise_check(
     "01.db-ingress",
     notebook=NOTEBOOK,
-    task=f"Allow MySQL into the database group sg-db from the app group sg-app: tcp {DB_PORT}, by group reference.",
+    task="Allow {family} into the database group sg-db from the app group sg-app: tcp {port}, by group reference.",
     hints=(
         "One call: `labkit.authorize_ingress(config, group=..., port=..., source_group=...)` (or boto3's "
         "`authorize_security_group_ingress`). Which group receives the traffic, and which one sends it?",
-        f"The database group receives, on the engine's port ({DB_PORT} for Aurora MySQL); the source is the app "
-        f'*group*, not an address range: `group="sg-db"`, `port={DB_PORT}`, `source_group="sg-app"`.',
+        "The database group receives, on the engine's port ({port} for {engine}: `config.db_port`); the source is "
+        'the app *group*, not an address range: `group="sg-db"`, `port=config.db_port`, `source_group="sg-app"`.',
     ),
-    solution=f'labkit.authorize_ingress(config, group="sg-db", port={DB_PORT}, source_group="sg-app")',
+    solution='labkit.authorize_ingress(config, group="sg-db", port=config.db_port, source_group="sg-app")',
     needed_later=True,
 )
 def db_ingress(lab: LiveLab) -> Outcome:
@@ -110,14 +110,15 @@ def db_ingress(lab: LiveLab) -> Outcome:
 @exercise_check(
     "01.app-egress",
     notebook=NOTEBOOK,
-    task=f"Let the app group sg-app send MySQL to the database group sg-db: an outbound rule, tcp {DB_PORT}, by group.",
+    task="Let the app group sg-app send {family} to the database group sg-db: an outbound rule, tcp {port}, by group.",
     hints=(
         "The lab removed sg-app's allow-all outbound rule, so each way out is a rule of its own. The call mirrors "
         "the inbound one: `labkit.authorize_egress(config, group=..., port=..., destination_group=...)`.",
-        f'The app group sends, to the database group, on {DB_PORT}: `group="sg-app"`, `port={DB_PORT}`, '
-        '`destination_group="sg-db"`. An address range (even 0.0.0.0/0) would let the app send MySQL anywhere.',
+        'The app group sends, to the database group, on {port} (`config.db_port`): `group="sg-app"`, '
+        '`port=config.db_port`, `destination_group="sg-db"`. An address range (even 0.0.0.0/0) would let the app '
+        "send {family} anywhere.",
     ),
-    solution=f'labkit.authorize_egress(config, group="sg-app", port={DB_PORT}, destination_group="sg-db")',
+    solution='labkit.authorize_egress(config, group="sg-app", port=config.db_port, destination_group="sg-db")',
     needed_later=True,
 )
 def app_egress(lab: LiveLab) -> Outcome:

@@ -44,7 +44,7 @@ def param_insert(lab: LiveLab) -> Outcome:
     if found.empty:
         return not_yet(
             f"the writer has no order for the customer {CUSTOMER!r} yet; pasted into the SQL text, the name's "
-            "quote ends the string and MySQL refuses the statement: bind it as a parameter (:customer)"
+            "quote ends the string and the database refuses the statement: bind it as a parameter (:customer)"
         )
     row = found.iloc[-1]
     if (int(row["product_id"]), int(row["quantity"])) != (7, 2):
