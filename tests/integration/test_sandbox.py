@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -193,6 +194,26 @@ def test_status_json_and_env_from_the_cli(sandbox_backend):
     ).stdout
     assert f"export AWS_ENDPOINT_URL={info['endpoint_url']}" in env
     assert "export AWS_ACCESS_KEY_ID=testing" in env
+
+
+def test_a_busy_daemon_is_still_the_running_sandbox(sandbox_home):
+    """A daemon that takes seconds to answer, as on a loaded machine, is running: `status` says so and `up` reuses
+    it, where it used to give up after 2 s and `up` stopped it to start another (issue 27)."""
+    state = sandbox.up(quiet=True)
+
+    def busy_for(seconds: float) -> threading.Timer:  # longer than the old 2 s; the daemon answers once resumed
+        os.kill(state.daemon_pid, signal.SIGSTOP)
+        resume = threading.Timer(seconds, os.kill, (state.daemon_pid, signal.SIGCONT))
+        resume.start()
+        return resume
+
+    for check in (lambda: sandbox.status()["running"], lambda: sandbox.up(quiet=True).daemon_pid == state.daemon_pid):
+        resume = busy_for(3.0)
+        try:
+            assert check()
+        finally:
+            resume.join()
+    assert read_state().daemon_pid == state.daemon_pid
 
 
 # ---- lifecycle, each in its own home -------------------------------------------------------------
