@@ -54,6 +54,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 from support.backends import InProcessBackend, moto_speedups, strict_moto_backend  # noqa: E402
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Over several cores: each integration module on one worker, every other test alone (support/scheduling.py)."""
+    from support.scheduling import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 @pytest.fixture
 def moto_backend():
     """A Backend over a fresh in-process moto (AWS-managed IAM policies loaded), lenient as moto is."""
