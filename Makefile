@@ -29,20 +29,35 @@ lint: setup
 	$(BIN)/ruff check labkit tests benchmarks
 	$(BIN)/ruff format --check labkit tests benchmarks
 
-# The fast half: in-process moto, spread over the cores (each worker has its own moto).
-unit: setup
-	$(BIN)/pytest -q -p no:cacheprovider -m "not integration" -n auto --dist load tests
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider
+# Every core, at most four workers (an integration worker runs a sandbox of its own). tests/support/scheduling.py
+# keeps each integration module on one worker (its tests share the module's lab) and spreads the other tests.
+CORES := -n auto --maxprocesses 4
 
-# One real sandbox for the session, so one process.
+# The fast half: in-process moto (each worker has its own).
+unit: setup
+	$(PYTEST) -m "not integration" $(CORES) tests
+
+# A real sandbox per worker, each in its own temporary LABKIT home.
 integration: setup browser
-	$(BIN)/pytest -q -p no:cacheprovider -m integration tests
+	$(PYTEST) -m integration $(CORES) tests
 
 # The nbval setup and sanitizer live in tests/notebooks/, out of the learner's file browser.
+NBVAL := PYTHONPATH=tests/notebooks $(PYTEST) -p nbval_setup --nbval --nbval-current-env \
+	--nbval-sanitize-with=tests/notebooks/sanitize.cfg notebooks
 notebooks: setup
-	PYTHONPATH=tests/notebooks $(BIN)/pytest -q -p no:cacheprovider -p nbval_setup --nbval --nbval-current-env \
-		--nbval-sanitize-with=tests/notebooks/sanitize.cfg notebooks
+	$(NBVAL)
 
-test: lint unit integration notebooks
+# What CI runs (.ci/run). The unit and integration tests in one run, so no core waits for the slowest test of one
+# half before the other half starts; the notebooks beside them, on their own sandbox (they wait on the sandbox
+# about half of the time), their output printed after the rest.
+NOTEBOOKS_LOG := $(VENV)/notebooks.log
+test: lint browser
+	$(NBVAL) >$(NOTEBOOKS_LOG) 2>&1 & notebooks=$$!; \
+	$(PYTEST) $(CORES) --durations=15 tests; tests=$$?; \
+	wait $$notebooks; notebooks=$$?; \
+	echo "--- make notebooks (ran alongside) ---"; cat $(NOTEBOOKS_LOG); \
+	exit $$(( tests || notebooks ))
 
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py
