@@ -42,7 +42,7 @@ REGION_ENV = "AWS_DEFAULT_REGION"
 # that takes 5 s to answer is busy, not gone, and treating it as gone would stop the learner's running sandbox.
 START_TIMEOUT = 120.0  # from spawning the daemon to its `ready` state file (about 2 s on an idle machine)
 ANSWER_TIMEOUT = 30.0  # for the API of a live daemon to answer one request (milliseconds when idle)
-RESET_TIMEOUT = 120.0  # for every database to stop after a reset
+RESET_TIMEOUT = 60.0  # for every database to stop after a reset (seconds when idle)
 ENDPOINT_PATTERN = re.compile(r"http://[A-Za-z0-9.:\[\]-]+")  # what the daemon writes: http://127.0.0.1:PORT
 LOG_ROTATE_BYTES = 5 * 1024 * 1024  # `up` starts a new sandbox.log beyond this (one previous log is kept)
 EXIT_SNAPSHOT = 4  # the daemon's exit code when the saved control plane cannot be loaded (daemon/main.py)
