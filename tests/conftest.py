@@ -54,6 +54,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 from support.backends import InProcessBackend, moto_speedups, strict_moto_backend  # noqa: E402
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: `-p no:xdist` still runs
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Over several cores: each integration module on one worker, every other test alone (support/scheduling.py)."""
     from support.scheduling import make_scheduler
