@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test setup system browser lint unit integration notebooks bench down clean
+.PHONY: lab test setup system browser lint unit integration notebooks bench down clean hub hub-setup
 
 setup: system $(STAMP)
 
@@ -21,9 +21,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The sandbox, then JupyterLab on 127.0.0.1 (root too); prints the link with its token.
+# The sandbox, then JupyterLab on 127.0.0.1 (root too) on the learner's copies of the notebooks (made in the
+# labkit home where missing, never overwritten); prints the link with its token.
 lab: setup
-	$(BIN)/python -m labkit.workbook.lab --notebook-dir=notebooks
+	$(BIN)/python -m labkit.workbook.lab
+
+# A class on this machine (as root): JupyterHub on http://127.0.0.1:8000/, each learner's server as their own
+# system account (`labkit class hub-learners create`); HUB_FLAGS="--ip 0.0.0.0" listens on every address.
+# hub-setup makes the hub's venv (deploy/jupyterhub/venv), Node >= 20 and the proxy from npm.
+hub-setup: setup
+	$(BIN)/python -m labkit.hub.setup
+
+hub: hub-setup
+	deploy/jupyterhub/venv/bin/python -m labkit.hub.launch $(HUB_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check labkit tests benchmarks

@@ -78,7 +78,7 @@ def labkit_slice(driver: str, secret: object, port: int, seconds: float) -> list
     from labkit.bench import capi, harness
     from labkit.bench.connect import connect
     from labkit.bench.runner import to_frame
-    from labkit.bench.workloads import Workload, pymysql_operation
+    from labkit.bench.workloads import Workload, dbapi_operation
 
     same_query = Workload("point", "SELECT c FROM sbtest1 WHERE id = %s", False, "sysbench's point select")
     opened = []
@@ -88,7 +88,7 @@ def labkit_slice(driver: str, secret: object, port: int, seconds: float) -> list
             connection = capi.connect("127.0.0.1", port, secret.username, secret.password, "shop")
             opened.append(connection)
             return capi.operation(connection, same_query, worker, TABLE_SIZE)
-        operation, connection = pymysql_operation(lambda: connect("127.0.0.1", port, secret), same_query, worker,
+        operation, connection = dbapi_operation(lambda: connect("127.0.0.1", port, secret), same_query, worker,
                                                   TABLE_SIZE)  # fmt: skip
         opened.append(connection)
         return operation

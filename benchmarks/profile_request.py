@@ -25,13 +25,13 @@ def profile(requests: int) -> None:
     from labkit import sandbox
     from labkit.bench import capi
     from labkit.bench.connect import connect
-    from labkit.bench.workloads import WORKLOADS, pymysql_operation
+    from labkit.bench.workloads import WORKLOADS, dbapi_operation
 
     _, _, secret = fresh_lab("profile")
     writer = next(name for name, info in sandbox.read_state().instances.items() if info["role"] == "writer")
     port = sandbox.read_state().instances[writer]["port"]
     point = WORKLOADS["point"]
-    pure, connection = pymysql_operation(lambda: connect("127.0.0.1", port, secret), point, 0, 100)
+    pure, connection = dbapi_operation(lambda: connect("127.0.0.1", port, secret), point, 0, 100)
     c_connection = capi.connect("127.0.0.1", port, secret.username, secret.password, "shop")
     operations = {
         "pure Python (PyMySQL)": pure,

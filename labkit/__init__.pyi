@@ -7,9 +7,10 @@ from .access.endpoints import endpoints
 from .access.schema import create_schema
 from .access.sql import close_engines, credentials, engine, sql, whoami
 from .access.tunnel import readiness, tunnel
-from .access.webapp import web_app
-from .bench import benchmark, compare, failover, replica_lag
+from .access.webapp import app_code, web_app
+from .bench import benchmark, compare, failover, replica_lag, watch_failover
 from .classroom import class_check, class_reset, class_status, learners_create, learners_delete, learners_list
+from .classroom.progress import class_progress
 from .config import LabConfig
 from .errors import ConfigError, LabkitError
 from .lab.apply import apply
@@ -18,10 +19,14 @@ from .lab.destroy import destroy
 from .lab.inventory import status, verify
 from .lab.plan import plan
 from .lab.preflight import preflight
-from .security import can_reach, lint, revoke_rules, security_groups, style_rules
+from .security import authorize_egress, authorize_ingress, can_reach, lint, revoke_rules, security_groups, style_rules
 from .workbook.checkpoints import begin, checkpoint
 from .workbook.doctor import environment_report
+from .workbook.exercises import exercise, exercises, your_turn
 from .workbook.form import config_form
+from .workbook.held import hold_connection
+from .workbook.leftovers import other_labs
+from .workbook.release import release_notebooks
 from .workbook.runner import run_notebooks
 
 __version__: str

@@ -21,55 +21,37 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
+    NODE_FIRST_DB,
     NODE_IAM_ROLE,
     NODE_INSTANCE_PROFILE,
     NODE_KEY_PAIR,
     NODE_SG_APP,
-    NODE_WRITER,
-    reader_node,
+    db_instance_node,
     resource_name,
 )
+from labkit.engines import default_engine, engine_of
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
 
 if TYPE_CHECKING:
     from labkit.aws.backend import Backend
+    from labkit.engines import AuroraEngine
 
 CONFIG_FILE_NAME = "lab.toml"
 MAX_READERS = 15  # Aurora allows up to 15 replicas per cluster
 VPC_PREFIX_RANGE = (16, 26)  # AWS allows /16 to /28; the lab splits the VPC into four subnets
-# [0-9] and ASCII: \d takes any Unicode digit. 'default' and 'lts' are resolved at plan time (labkit/lab/engine.py).
-ENGINE_VERSION_PATTERN = re.compile(r"^8\.0\.mysql_aurora\.(3\.[0-9]{2})\.[0-9]+$", re.ASCII)  # group 1: the line
+# 'default' and 'lts' are resolved at plan time (labkit/lab/engine.py); a pinned version must follow the engine's
+# rule (labkit.engines: its pattern, in ASCII digits).
 ENGINE_VERSION_WORDS = ("default", "lts")
 NAME_PART_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 VPC_ID_PATTERN = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-
-_SIZES = ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
-
-
-def _family(family: str, *sizes: str) -> tuple[str, ...]:
-    return tuple(f"db.{family}.{size}" for size in sizes)
-
-
-# DB instance classes Aurora MySQL 3 offers (AWS docs, "Supported DB engines for DB instance classes", 2025).
-AURORA_MYSQL_INSTANCE_CLASSES: tuple[str, ...] = (
-    ("db.serverless", "db.t3.medium", "db.t3.large", "db.t4g.medium", "db.t4g.large")
-    + _family("r5", *_SIZES, "24xlarge")
-    + _family("r6g", *_SIZES)
-    + _family("r6gd", *_SIZES[1:])
-    + _family("r6i", *_SIZES, "24xlarge", "32xlarge")
-    + _family("r6id", *_SIZES[1:], "24xlarge", "32xlarge")
-    + _family("r7g", *_SIZES)
-    + _family("r7i", *_SIZES, "24xlarge", "48xlarge")
-    + _family("r8g", *_SIZES, "24xlarge", "48xlarge")
-    + _family("x2g", *_SIZES)
-)
+_ENGINE = default_engine()  # what the flags' help quotes (LabConfig has no `engine` field yet)
 
 # Names built from lab and learner, and the longest each AWS service accepts.
 NAME_LIMITS = {
     "RDS cluster identifier": (NODE_CLUSTER, 63),
-    "RDS instance identifier": (NODE_WRITER, 63),
+    "RDS instance identifier": (NODE_FIRST_DB, 63),
     "DB subnet group name": (NODE_DB_SUBNET_GROUP, 255),
     "IAM role name": (NODE_IAM_ROLE, 64),
     "IAM instance profile name": (NODE_INSTANCE_PROFILE, 128),
@@ -152,8 +134,8 @@ class LabConfig:
     engine_version: str = dataclasses.field(
         default="default",
         metadata={
-            "help": "Aurora MySQL 3 version: 'default' (the region's default, resolved at plan time; the default), "
-            "'lts' (the newest long-term-support release) or a version such as 8.0.mysql_aurora.3.10.1"
+            "help": f"{_ENGINE.versions.label} version: 'default' (the region's default, resolved at plan time; the "
+            f"default), 'lts' (the newest long-term-support release) or a version such as {_ENGINE.versions.example}"
         },
     )
     db_instance_class: str = dataclasses.field(
@@ -286,7 +268,7 @@ def read_config_text(path: Path) -> str:
     """The text of a config file, or a ConfigError naming `config` for anything that is not a small UTF-8 text
     file: a folder, a device or /proc file, a binary file, a byte-order mark (which TOML parsers reject as a
     bare "invalid statement at line 1")."""
-    fix = "give --config a small TOML text file, e.g. LABKIT_HOME/lab.toml written by `labkit up`"
+    fix = "give --config a small TOML text file, e.g. LABKIT_HOME/lab.toml written by `labkit up --save` or notebook 00"
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist", field="config", fix="check the path given to --config")
     if not path.is_file():
@@ -361,8 +343,8 @@ def _validated(config: LabConfig) -> dict[str, Any]:
         "backend": _check_backend(config.backend),
         "vpc": _check_vpc(config.vpc),
         "vpc_cidr": _check_vpc_cidr(config.vpc_cidr),
-        "engine_version": _check_engine_version(config.engine_version),
-        "db_instance_class": _check_db_instance_class(config.db_instance_class),
+        "engine_version": _check_engine_version(config.engine_version, engine_of(config)),
+        "db_instance_class": _check_db_instance_class(config.db_instance_class, engine_of(config)),
         "readers": _check_readers(config.readers),
         "instance_type": _check_instance_type(config.instance_type),
         "key_pair": _check_bool("key_pair", config.key_pair),
@@ -461,27 +443,27 @@ def _check_vpc_cidr(value: Any) -> str:
     return str(network)
 
 
-def _check_engine_version(value: Any) -> str:
+def _check_engine_version(value: Any, engine: AuroraEngine) -> str:
     text = _require_str("engine_version", value, "default")
     if text.lower() in ENGINE_VERSION_WORDS:
         return text.lower()
-    if not ENGINE_VERSION_PATTERN.match(text):
+    versions = engine.versions
+    if not versions.accepts(text):
         raise ConfigError(
-            f"{text!r} is not an Aurora MySQL 3 (MySQL 8.0 compatible) version",
+            f"{text!r} is not an {versions.label} ({versions.compatibility}) version",
             field="engine_version",
-            fix="use 'default' (the region's default), 'lts', or a version like 8.0.mysql_aurora.3.10.1 "
-            "(Aurora MySQL 2 is MySQL 5.7 and out of standard support)",
+            fix=f"use 'default' (the region's default), 'lts', or a version like {versions.example} ({versions.older})",
         )
     return text
 
 
-def _check_db_instance_class(value: Any) -> str:
+def _check_db_instance_class(value: Any, engine: AuroraEngine) -> str:
     text = _require_str("db_instance_class", value, "db.t4g.medium")
-    if text not in AURORA_MYSQL_INSTANCE_CLASSES:
+    if text not in engine.instance_classes:
         raise ConfigError(
-            f"Aurora MySQL does not offer {text!r}{_suggest(text, AURORA_MYSQL_INSTANCE_CLASSES)}",
+            f"{engine.display_name} does not offer {text!r}{_suggest(text, engine.instance_classes)}",
             field="db_instance_class",
-            fix="use db.t4g.medium (the cheapest, default) or another Aurora MySQL class such as db.r6g.large",
+            fix=f"use db.t4g.medium (the cheapest, default) or another {engine.display_name} class such as db.r6g.large",
         )
     return text
 
@@ -555,7 +537,7 @@ def _is_public(address: ipaddress.IPv4Address) -> bool:
 def _check_name_lengths(lab: str, learner: str, readers: int) -> None:
     limits = dict(NAME_LIMITS)
     if readers:
-        limits["RDS instance identifier"] = (reader_node(readers), 63)
+        limits["RDS instance identifier"] = (db_instance_node(readers + 1), 63)
     for what, (node, limit) in limits.items():
         name = resource_name(lab, learner, node)
         if len(name) > limit:

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.access.lookup import lab_cluster
+from labkit.engines import engine_of
 from labkit.errors import LabkitError
 
 AVAILABLE = "available"
@@ -79,7 +80,7 @@ def _database_down(on: str, config: Any, backend: Any) -> LabkitError | None:
 def connection_failure(on: str, tunnel: Any, message: str, refusal: str | None = None) -> LabkitError:
     """The one cause of a lost or refused connection to `on` through `tunnel`, for the learner."""
     backend, config = tunnel.backend, tunnel.config
-    port = tunnel.target.port if tunnel.target else 3306
+    port = tunnel.target.port if tunnel.target else engine_of(config).port
     seen = f" (the tunnel reported: {refusal})" if refusal else ""
     try:
         cause = (

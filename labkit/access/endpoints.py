@@ -12,17 +12,17 @@ from typing import Any
 import pandas as pd
 
 from labkit.access.lookup import db_instance, lab_cluster
-from labkit.access.tunnel.target import DB_PORT
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
 from labkit.config import lab_and_backend
+from labkit.engines import default_port
 
 
 def endpoints(config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:
     """One row per endpoint of the lab's cluster: what it is for, its host and port, and what is behind it."""
     config, backend = lab_and_backend(config, backend)
     cluster = lab_cluster(config, backend)
-    port = int(cluster.get("Port") or DB_PORT)
+    port = int(cluster.get("Port") or default_port(cluster.get("Engine")))
     writer, readers = cluster_roles(cluster)
     rows = [
         {"endpoint": "cluster (writer)", "host": cluster["Endpoint"], "port": port, "behind it": writer or ""},

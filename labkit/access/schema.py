@@ -1,7 +1,7 @@
 """The lab schema: a small shop (products and orders) that the SQL notebook, the benchmark and the web app use.
 
 `create_schema()` is idempotent: tables are created if missing and the sample rows have fixed keys, so a
-rerun changes nothing. The sample data is generated from fixed word lists, the same on every machine.
+rerun changes nothing. The DDL is the cluster engine's (labkit.engines: its `sql.shop_tables`). The sample data is generated from fixed word lists, the same on every machine.
 """
 
 from __future__ import annotations
@@ -16,28 +16,9 @@ from sqlalchemy import text
 
 from labkit.access.sql import explain, lab_engine
 from labkit.aws.backend import Backend
+from labkit.engines import engine_for
 from labkit.errors import ConfigError
 
-TABLES = {
-    "products": """
-        CREATE TABLE IF NOT EXISTS products (
-            id          INT PRIMARY KEY,
-            sku         VARCHAR(16) NOT NULL UNIQUE,
-            name        VARCHAR(100) NOT NULL,
-            price_cents INT NOT NULL CHECK (price_cents > 0),
-            stock       INT NOT NULL CHECK (stock >= 0)
-        ) ENGINE=InnoDB""",
-    "orders": """
-        CREATE TABLE IF NOT EXISTS orders (
-            id          BIGINT AUTO_INCREMENT PRIMARY KEY,
-            product_id  INT NOT NULL,
-            customer    VARCHAR(80) NOT NULL,
-            quantity    INT NOT NULL CHECK (quantity BETWEEN 1 AND 100),
-            created_at  DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            KEY orders_by_product (product_id),
-            CONSTRAINT orders_product FOREIGN KEY (product_id) REFERENCES products (id)
-        ) ENGINE=InnoDB""",
-}
 COLOURS = ("Red", "Blue", "Green", "Black", "White", "Yellow", "Grey", "Orange", "Purple", "Teal")
 THINGS = ("Mug", "Notebook", "T-shirt", "Sticker", "Cap", "Tote bag", "Pen", "Hoodie", "Socks", "Poster")
 CUSTOMERS = ("Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Edsger", "Radia")
@@ -82,28 +63,22 @@ def create_schema(products: int = 100, *, config: Any | None = None, backend: Ba
             fix=f"use 1 to {len(COLOURS) * len(THINGS)} sample products",
         )
     writer = lab_engine("writer", config=config, backend=backend)
+    statements = engine_for(writer.dialect.engine).sql
     try:
         with writer.engine.begin() as connection:
-            for ddl in TABLES.values():
+            for ddl in statements.shop_tables.values():
                 connection.execute(text(ddl))
-            connection.execute(
-                text(
-                    "INSERT IGNORE INTO products (id, sku, name, price_cents, stock) "
-                    "VALUES (:id, :sku, :name, :price_cents, :stock)"
-                ),
-                sample_products(products),
-            )
-            connection.execute(
-                text(
-                    "INSERT IGNORE INTO orders (id, product_id, customer, quantity, created_at) "
-                    "VALUES (:id, :product_id, :customer, :quantity, :created_at)"
-                ),
-                sample_orders(products),
-            )
+            for table, rows in (("products", sample_products(products)), ("orders", sample_orders(products))):
+                connection.execute(text(_insert_missing(statements.insert_missing, table, rows[0])), rows)
             counts = [
                 {"table": table, "rows": connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()}
-                for table in TABLES
+                for table in statements.shop_tables
             ]
     except sqlalchemy.exc.DBAPIError as exc:
         raise explain(exc, "writer", None, writer.dialect) from None
     return pd.DataFrame(counts)
+
+
+def _insert_missing(template: str, table: str, row: dict[str, Any]) -> str:
+    """The engine's insert-if-absent statement for `table`, with a named placeholder per column of `row`."""
+    return template.format(table=table, columns=", ".join(row), values=", ".join(f":{column}" for column in row))

@@ -24,13 +24,13 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from labkit.access.diagnosis import connection_failure
-from labkit.access.dialects import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, dialect_for
 from labkit.access.lookup import lab_cluster
 from labkit.access.tunnel import Tunnel, find_open
 from labkit.access.tunnel.session import moved
 from labkit.access.tunnel.target import validate_to
 from labkit.aws.backend import Backend
 from labkit.config import lab_and_backend
+from labkit.engines import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, engine_for
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -123,7 +123,7 @@ def engine(
     backend: Backend | None = None,
 ) -> Engine:
     """A SQLAlchemy engine for 'writer', 'reader' or a DB instance, through a tunnel it opens; its driver is
-    the one the cluster's engine needs (PyMySQL for Aurora MySQL).
+    the one the cluster's engine needs (its dialect's, labkit.engines).
 
     One engine and one tunnel per target are kept and reused; a closed tunnel is opened again.
     """
@@ -161,7 +161,7 @@ def lab_engine(
             else find_open(on, config, backend) or Tunnel(on, config=config, backend=backend).open()
         )
         cluster = lab_cluster(config, backend)
-        dialect = dialect_for(cluster.get("Engine"))
+        dialect = engine_for(cluster.get("Engine")).dialect
         secret = _credentials_of(cluster, backend)
         url = URL.create(
             dialect.driver, username=secret.username, password=secret.password,
@@ -262,6 +262,8 @@ def _run(
         if on == "reader":
             _catch_up(connection, opened.dialect, _last_writes.get(lab))
         result = connection.execute(text(query), params or {})
+        if on == "reader" and not result.returns_rows:
+            _refuse_a_write_on_a_writer(connection, opened.dialect)  # raising here rolls the statement back
         frame = (
             pd.DataFrame(result.fetchall(), columns=list(result.keys()))
             if result.returns_rows
@@ -270,6 +272,35 @@ def _run(
     if on == "writer" and not result.returns_rows:
         _remember_write(lab, opened)
     return frame
+
+
+def _refuse_a_write_on_a_writer(connection: Any, dialect: Dialect) -> None:
+    """A statement sent to the reader endpoint changed something, so the endpoint led to a writable instance:
+    a cluster with no reader (readers = 0) sends the reader endpoint to the writer, as Aurora does. Refused
+    (the transaction is rolled back) rather than silently changing the writer; a read-only reader refuses it
+    itself, with its own error, before this is asked."""
+    instance, read_only = _identity_within(connection, dialect)
+    if not int(read_only):
+        raise LabkitError(
+            f"the reader endpoint led to {instance}, the writer: this lab has no reader (readers = 0), and Aurora "
+            "then sends the reader endpoint to the writer. The statement was rolled back",
+            field="readers",
+            fix="send writes to the writer (on='writer'); for a reader, set readers = 1 in 00_setup's form, save, "
+            "and run 02_database's apply again",
+        )
+
+
+def _identity_within(connection: Any, dialect: Dialect) -> Any:
+    """`_identity` inside an open transaction: each query that may fail runs in a savepoint, so its failure
+    leaves the transaction (and the statement to roll back) as it was."""
+    *others, last = dialect.identity_queries
+    for query in others:
+        try:
+            with connection.begin_nested():
+                return connection.execute(text(query)).one()
+        except sqlalchemy.exc.DBAPIError:
+            continue
+    return connection.execute(text(last)).one()
 
 
 def _forget(opened: LabEngine) -> None:
@@ -306,9 +337,9 @@ def _catch_up(connection: Any, dialect: Dialect, position: str | None) -> None:
 def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | None = None) -> pd.DataFrame:
     """Which DB instance answers on `on`, and whether it is read-only.
 
-    The dialect's identity queries are tried in order (Aurora names itself in `@@aurora_server_id`; MariaDB,
-    the sandbox, in `@@report_host`). Each call uses a new connection, as the reader endpoint balances
-    per connection.
+    The dialect's identity queries are tried in order (Aurora names its instance in one server variable, the
+    sandbox's MariaDB in another). Each call uses a new connection, as the reader endpoint balances per
+    connection.
     """
     opened = lab_engine(on, config=config, backend=backend)
     fresh = opened.fresh_engine()
@@ -325,7 +356,7 @@ def whoami(on: str = "writer", *, config: Any | None = None, backend: Backend | 
 
 
 def _identity(connection: Any, dialect: Dialect) -> Any:
-    """The first of the dialect's identity queries the server knows (the others raise, e.g. 1193 on MariaDB)."""
+    """The first of the dialect's identity queries the server knows (the others raise: an unknown variable)."""
     *others, last = dialect.identity_queries
     for query in others:
         try:

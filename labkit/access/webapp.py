@@ -4,21 +4,27 @@ app = web_app()                  # opens the tunnel, waits until the app answers
 app                              # a link to open it in the browser
 app.health()                     # writer and reader reachability, as the app sees them
 app.add_order("Ada", product_id=3, quantity=2)   # the same form a browser submits
+app.configure(reads_from="writer")               # change the app's supported setting and restart it
+app_code("discover", "Database.read")            # the lines of the shipped app that do it
 """
 
 from __future__ import annotations
 
+import ast
 import html
 import http.client
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
 
 from labkit.access.tunnel import Tunnel
+from labkit.app.server import ENDPOINTS
+from labkit.app.userdata import app_source
 from labkit.aws.backend import Backend
 from labkit.aws.errors import backoff
 from labkit.config import lab_and_backend
@@ -27,6 +33,8 @@ from labkit.errors import ConfigError, LabkitError
 TOKEN = re.compile(r'name="token" value="([^"]*)"')
 FIELD_ERROR = re.compile(r'id="(\w+)-error">([^<]*)<')
 PROBLEM = re.compile(r'id="problem">([^<]*)<')
+SERVED_BY = re.compile(r'id="served-by">([^<]*)<')
+APP_FILE = "labkit/app/server.py"  # as the user data installs it: /opt/labkit/shop_app.py on the instance
 ON_THE_READER = "is now visible on the reader"  # the app's notice once the reader shows an added order
 HTTP_TIMEOUT = 15.0
 
@@ -94,20 +102,64 @@ class WebApp:
             connection.close()
 
     def health(self, timings: bool = False) -> pd.DataFrame:
-        """Writer and reader as the app sees them: reachable, read-only (a replica), error (and the round trip)."""
-        _, _, text = self.request("GET", "/health")
-        report = json.loads(text)
+        """Writer and reader endpoints as the app sees them: reachable, the instance that answered, read-only
+        (a replica), whether the page reads through it, error (and the round trip)."""
+        report = self.health_report()
         rows = [
             {
-                "endpoint": role,
-                "ok": bool(report[role]["ok"]),
-                "read_only": report[role].get("read_only"),
-                "error": report[role].get("error", ""),
-                **({"ms": report[role].get("ms")} if timings else {}),
+                "endpoint": endpoint,
+                "ok": bool(report[endpoint]["ok"]),
+                "served_by": report[endpoint].get("served_by", ""),
+                "read_only": report[endpoint].get("read_only"),
+                "page_reads_here": report.get("reads_from", "reader") == endpoint,
+                "error": report[endpoint].get("error", ""),
+                **({"ms": report[endpoint].get("ms")} if timings else {}),
             }
-            for role in ("writer", "reader")
+            for endpoint in ENDPOINTS
         ]
         return pd.DataFrame(rows)
+
+    def health_report(self) -> dict[str, Any]:
+        """/health as the app answers it (JSON): `reads_from`, and per endpoint ok, served_by, read_only, error."""
+        _, _, text = self.request("GET", "/health")
+        return json.loads(text)
+
+    def page(self) -> dict[str, Any]:
+        """The shop page as a browser gets it: its status, the instance that served its read, its problem."""
+        status, _, text = self.request("GET", "/")
+        served, problem = SERVED_BY.search(text), PROBLEM.search(text)
+        return {
+            "status": status,
+            "served_by": html.unescape(served.group(1)) if served else "",
+            "problem": html.unescape(problem.group(1)) if problem else "",
+        }
+
+    def configure(self, *, reads_from: str) -> pd.DataFrame:
+        """Set the app's LABKIT_APP_READS_FROM (the endpoint its page reads through: 'reader' or 'writer') in
+        its environment file on the instance, restart it, and return its health once it runs with it.
+
+        On AWS, SSM Run Command edits /etc/labkit-app.env and restarts the service; the sandbox runs the same
+        script on its copy of the file and restarts the app's process."""
+        if reads_from not in ENDPOINTS:
+            raise ConfigError(
+                f"reads_from={reads_from!r}", field="reads_from", fix="use 'reader' (the default) or 'writer'"
+            )
+        backend = self.tunnel.backend
+        backend.restart_app(self.tunnel.target.instance_id, {"LABKIT_APP_READS_FROM": reads_from})
+        deadline = time.monotonic() + backend.app_timing.start_timeout
+        while True:
+            try:
+                if self.health_report().get("reads_from", "reader") == reads_from:
+                    return self.health()
+            except (LabkitError, ValueError):  # restarting: nothing listens for a moment
+                pass
+            if time.monotonic() > deadline:
+                raise LabkitError(
+                    f"the web app did not come back with reads_from={reads_from!r}",
+                    field="reads_from",
+                    fix="check app.health(); on AWS the app's log is `journalctl -u labkit-app` on the instance",
+                )
+            time.sleep(backend.app_timing.poll_seconds)
 
     def add_order(self, customer: str, product_id: int, quantity: int = 1, *, reader_wait: float = 5.0) -> int:
         """Submit the page's form, as a browser does; returns the new order's id.
@@ -163,6 +215,70 @@ class WebApp:
                 if time.monotonic() > deadline:
                     raise
             time.sleep(self.tunnel.backend.app_timing.poll_seconds)
+
+
+@dataclass(frozen=True)
+class AppCode:
+    """Lines of the web app's source, each part named and numbered as in the file the instance runs."""
+
+    parts: tuple[tuple[str, int, str], ...]  # (name, first line number, text)
+
+    def __str__(self) -> str:
+        blocks = []
+        for name, first, text in self.parts:
+            lines = text.splitlines()
+            numbered = "\n".join(f"{first + i:4d}  {line}" for i, line in enumerate(lines))
+            blocks.append(f"{APP_FILE}, lines {first}-{first + len(lines) - 1}: {name}\n{numbered}")
+        return "\n\n".join(blocks)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight  # JupyterLab's own dependency: only a notebook shows this
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        blocks = []
+        for name, first, text in self.parts:
+            end = first + len(text.splitlines()) - 1
+            formatter = HtmlFormatter(linenos="inline", linenostart=first, noclasses=True, nobackground=True)
+            blocks.append(
+                f"<p><code>{APP_FILE}</code>, lines {first}-{end}: <b>{html.escape(name)}</b></p>"
+                + highlight(text, PythonLexer(), formatter)
+            )
+        return "".join(blocks)
+
+
+def app_code(*names: str) -> AppCode:
+    """The lines of the shipped web app that define each name (a function, a class, or `Class.method`), read
+    from the very source the instance's user data installs, found by name (not by line number)."""
+    if not names:
+        raise ConfigError("name at least one function", field="names", fix='e.g. app_code("discover")')
+    source = app_source()
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    parts = []
+    for name in names:
+        node = _definition(tree, name)
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        parts.append((name, first, "\n".join(lines[first - 1 : node.end_lineno])))
+    return AppCode(tuple(parts))
+
+
+def _definition(tree: ast.Module, name: str) -> ast.AST:
+    """The function or class `name` (or `Class.method`) at the top of the app's module."""
+    scope: list[ast.stmt] = tree.body
+    node: ast.AST | None = None
+    for part in name.split("."):
+        node = next((n for n in scope if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == part), None)
+        if node is None:
+            defined = sorted(n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef))
+            raise ConfigError(
+                f"the web app defines no {name!r}", field="names", fix=f"use one of: {', '.join(defined)}"
+            )
+        scope = getattr(node, "body", [])
+    assert node is not None
+    return node
 
 
 def web_app(

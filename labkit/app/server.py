@@ -1,24 +1,31 @@
 """The lab's web app: a small shop on the EC2 instance, with Aurora as its data layer.
 
-It lists the latest orders (read through the cluster's reader endpoint) and has a form that adds one
-(written through the cluster endpoint, i.e. the writer). At start-up it looks up the cluster's endpoints
-and its managed secret with the instance role, then reads the master password from Secrets Manager; the
-password is never put in a page, a log line or an error. Input is validated and bound as SQL parameters,
-every value on the page is HTML-escaped, and /health reports whether writer and reader answer.
+It lists the latest orders (read through the cluster's reader endpoint, or the writer's when
+LABKIT_APP_READS_FROM=writer) and has a form that adds one (written through the cluster endpoint, i.e. the
+writer). At start-up it looks up the cluster's endpoints and its managed secret with the instance role, then
+reads the master password from Secrets Manager; the password is never put in a page, a log line or an error.
+Input is validated and bound as SQL parameters, every value on the page is HTML-escaped; the page says which
+instance served its read, and /health whether writer and reader answer and which instance each reached.
 
-This file is self-contained (standard library, PyMySQL and boto3) because EC2 user data copies it alone
-onto the instance, which runs it with Amazon Linux's Python 3.9 as a systemd service on 127.0.0.1:8080:
-only a Session Manager port-forward reaches it, no inbound rule is opened. The sandbox runs the very same
-file, passing `dial` so that connections go through the sandbox's network (which applies the security
-groups) instead of DNS.
+This file is self-contained (standard library, boto3 and its engine's DB-API driver) because EC2 user data
+copies it alone onto the instance, which runs it with Amazon Linux's Python 3.9 as a systemd service on
+127.0.0.1:8080: only a Session Manager port-forward reaches it, no inbound rule is opened. What it must know
+of its database engine (the driver and how to call it, the error codes it acts on, the query that says which instance answered) comes from its
+environment, LABKIT_APP_ENGINE (JSON), which the user data renders from labkit's engine description. The
+sandbox runs the very same file with the same environment, passing `dial` so that connections go through the
+sandbox's network (which applies the security groups) instead of DNS.
 
-    LABKIT_APP_CLUSTER=lab-x-cluster LABKIT_APP_REGION=us-east-1 python3 server.py
+    LABKIT_APP_CLUSTER=lab-x-cluster LABKIT_APP_REGION=us-east-1 LABKIT_APP_ENGINE='{...}' python3 server.py
+
+Settings (environment, written by user data to /etc/labkit-app.env): LABKIT_APP_CLUSTER, LABKIT_APP_REGION, LABKIT_APP_ENGINE,
+LABKIT_APP_DATABASE, LABKIT_APP_BIND, LABKIT_APP_PORT, LABKIT_APP_READS_FROM (reader or writer).
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import importlib
 import json
 import logging
 import os
@@ -40,10 +47,10 @@ CUSTOMER_MAX = 80
 QUANTITY_RANGE = (1, 100)
 ORDERS_SHOWN = 20
 RETRY_SETUP_SECONDS = 5.0
-ACCESS_DENIED = 1045  # MySQL: the user or password was refused (a rotated secret, read again)
 MAX_CONNECTIONS = 32  # requests served at once; more wait in no thread, they get 503 at once
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request (a held connection is dropped)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+ENDPOINTS = ("writer", "reader")  # the cluster endpoint (the writer) and the reader endpoint
 HEADERS = [
     (
         "Content-Security-Policy",
@@ -57,29 +64,82 @@ Dial = Callable[[str, int, float], socket.socket]
 log = logging.getLogger("shop")
 
 
+class BadSettings(ValueError):
+    """A setting is missing or not valid: the app says which and stops (systemd then shows the message)."""
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where the app finds its cluster, and where it listens (from the environment user data writes)."""
+    """Where the app finds its cluster, what engine it runs, and where it listens (from the environment user
+    data writes)."""
 
     cluster: str
     region: str
     database: str = "shop"
     bind: str = "127.0.0.1"
     port: int = APP_PORT
+    engine: str = ""  # EngineFacts as JSON (LABKIT_APP_ENGINE); only discover() works without it
+    reads_from: str = "reader"  # the endpoint the page reads through: "reader" (replicas) or "writer"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        missing = [k for k in ("LABKIT_APP_CLUSTER", "LABKIT_APP_REGION") if not env.get(k)]
+        missing = [k for k in ("LABKIT_APP_CLUSTER", "LABKIT_APP_REGION", "LABKIT_APP_ENGINE") if not env.get(k)]
         if missing:
-            raise SystemExit(f"shop: set {' and '.join(missing)} (EC2 user data writes them to /etc/labkit-app.env)")
+            raise BadSettings(f"set {' and '.join(missing)} (EC2 user data writes them to /etc/labkit-app.env)")
+        reads_from = env.get("LABKIT_APP_READS_FROM") or "reader"
+        if reads_from not in ENDPOINTS:
+            raise BadSettings(f"LABKIT_APP_READS_FROM={reads_from!r}: set it to reader or writer")
         return cls(
             cluster=env["LABKIT_APP_CLUSTER"],
             region=env["LABKIT_APP_REGION"],
             database=env.get("LABKIT_APP_DATABASE", "shop"),
             bind=env.get("LABKIT_APP_BIND", "127.0.0.1"),
             port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
+            engine=env["LABKIT_APP_ENGINE"],
+            reads_from=reads_from,
         )
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What the app must know of its database engine: rendered by labkit from its engine description
+    (labkit.engines, AuroraEngine.app_facts) into LABKIT_APP_ENGINE, since this file imports nothing of labkit."""
+
+    engine: str  # the cluster's RDS engine
+    port: int  # its default port (a cluster described without one)
+    server: str  # how an error names the server
+    driver: dict[str, Any]  # the DB-API driver: its module and how its connect() is called (labkit.engines.DBAPI)
+    identity: tuple[str, ...]  # (instance name, read-only flag): tried in order until one works
+    access_denied: tuple[Any, ...]  # the login was refused (a rotated secret: read it again)
+    no_table: tuple[Any, ...]  # the schema is not there yet
+    no_parent: tuple[Any, ...]  # a foreign key names no row (no such product)
+
+    @classmethod
+    def from_json(cls, text: str) -> EngineFacts:
+        data = json.loads(text)
+        return cls(
+            engine=data["engine"], port=int(data["port"]), server=data["server"], driver=data["driver"],
+            identity=tuple(data["identity"]), access_denied=tuple(data["access_denied"]), no_table=tuple(data["no_table"]),
+            no_parent=tuple(data["no_parent"]),
+        )  # fmt: skip
+
+    def module(self) -> Any:
+        """The driver (imported on first use: a missing driver fails a request, not the service)."""
+        return importlib.import_module(self.driver["module"])
+
+    def connect(
+        self, host: str, port: int, user: str, password: str, database: str, *, connect_timeout: float,
+        timeout: float, deferred: bool = False,
+    ) -> Any:  # fmt: skip
+        """One autocommit connection; `deferred`: not yet connected, for connection.connect(socket)."""
+        driver = self.driver
+        arguments = {
+            "host": host, "port": port, "user": user, "password": password, driver["database_keyword"]: database,
+            driver["connect_timeout_keyword"]: connect_timeout, **dict.fromkeys(driver["timeout_keywords"], timeout),
+            **driver["options"], **(driver["deferred"] if deferred else {}),
+        }  # fmt: skip
+        return self.module().connect(**arguments)
 
 
 @dataclass(frozen=True)
@@ -107,7 +167,7 @@ def discover(settings: Settings) -> Cluster:
     return Cluster(
         writer=found["Endpoint"],
         reader=found.get("ReaderEndpoint") or found["Endpoint"],
-        port=int(found.get("Port") or 3306),
+        port=int(found.get("Port") or EngineFacts.from_json(settings.engine).port),
         username=value.get("username") or found["MasterUsername"],
         password=value["password"],
     )
@@ -115,6 +175,16 @@ def discover(settings: Settings) -> Cluster:
 
 class NotReady(Exception):
     """The cluster could not be looked up yet (it may still be creating)."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one connection to an endpoint answered: the instance behind it, whether that instance is
+    read-only (a replica), and the rows of each statement."""
+
+    instance: str
+    read_only: bool
+    rows: list[list[tuple[Any, ...]]]
 
 
 class Database:
@@ -128,10 +198,12 @@ class Database:
         connect_timeout: float = 3.0,
     ) -> None:
         self.settings = settings
+        self.facts = EngineFacts.from_json(settings.engine)
         self._discover = discover
         self.dial = dial
         self.connect_timeout = connect_timeout
         self._cluster: Cluster | None = None
+        self._identity_sql = self.facts.identity[0]
         self._failed_at = 0.0
         self._failure = ""
         self._lock = threading.Lock()
@@ -149,44 +221,68 @@ class Database:
                     raise NotReady(self._failure) from None
             return self._cluster
 
-    def connect(self, role: str) -> Any:
-        import pymysql  # shipped standalone (see discover): a missing driver fails a request, not the service
-
+    def connect(self, endpoint: str) -> Any:
         try:
-            return self._connect(role, self.cluster())
-        except pymysql.err.OperationalError as exc:
-            if not exc.args or exc.args[0] != ACCESS_DENIED:
+            return self._connect(endpoint, self.cluster())
+        except self.facts.module().Error as exc:
+            if _error_code(exc) not in self.facts.access_denied:
                 raise
         # RDS rotates a managed secret (every 7 days by default): read it again and try once more
         with self._lock:
             self._cluster = None
-        return self._connect(role, self.cluster())
+        return self._connect(endpoint, self.cluster())
 
-    def _connect(self, role: str, cluster: Cluster) -> Any:
-        import pymysql  # shipped standalone, as in connect
-
-        host = cluster.writer if role == "writer" else cluster.reader
-        connection = pymysql.connect(
-            host=host, port=cluster.port, user=cluster.username, password=cluster.password,
-            database=self.settings.database, connect_timeout=self.connect_timeout, read_timeout=10,
-            write_timeout=10, autocommit=True, charset="utf8mb4", defer_connect=self.dial is not None,
+    def _connect(self, endpoint: str, cluster: Cluster) -> Any:
+        host = cluster.writer if endpoint == "writer" else cluster.reader
+        connection = self.facts.connect(
+            host, cluster.port, cluster.username, cluster.password, self.settings.database,
+            connect_timeout=self.connect_timeout, timeout=10, deferred=self.dial is not None,
         )  # fmt: skip
         if self.dial is not None:
             connection.connect(self.dial(host, cluster.port, self.connect_timeout))
         return connection
 
-    def query(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        connection = self.connect(role)
+    def read(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Served:
+        """Reads go through the reader endpoint, which spreads new connections over the replicas, or through
+        the writer's when LABKIT_APP_READS_FROM=writer (read-your-writes, at the writer's expense)."""
+        return self.run(self.settings.reads_from, statements)
+
+    def write(self, statement: str, params: tuple[Any, ...]) -> int:
+        """Writes always go through the cluster endpoint, which follows the writer through a failover."""
+        return self.execute("writer", statement, params)
+
+    def run(self, endpoint: str, statements: list[tuple[str, tuple[Any, ...]]]) -> Served:
+        """The statements on one new connection to `endpoint`, and which instance answered it."""
+        connection = self.connect(endpoint)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(statement, params)
-                return list(cursor.fetchall())
+                instance, read_only = self._identity(cursor)
+                rows = []
+                for statement, params in statements:
+                    cursor.execute(statement, params)
+                    rows.append(list(cursor.fetchall()))
+                return Served(instance, read_only, rows)
         finally:
             connection.close()
 
-    def execute(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> int:
+    def _identity(self, cursor: Any) -> tuple[str, bool]:
+        """(instance name, read-only) of the server behind `cursor`; the query that worked is kept."""
+        identity = self.facts.identity
+        for query in dict.fromkeys((self._identity_sql, *identity)):
+            try:
+                cursor.execute(query)
+            except self.facts.module().Error:
+                if query == identity[-1]:
+                    raise
+                continue
+            self._identity_sql = query
+            name, read_only = cursor.fetchone()
+            return str(name), bool(int(read_only))
+        raise AssertionError("unreachable")  # pragma: no cover - the last query raises
+
+    def execute(self, endpoint: str, statement: str, params: tuple[Any, ...] = ()) -> int:
         """Run one statement; returns the new row's AUTO_INCREMENT id."""
-        connection = self.connect(role)
+        connection = self.connect(endpoint)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(statement, params)
@@ -202,7 +298,6 @@ ORDERS_SQL = (
 )
 PRODUCTS_SQL = "SELECT id, name FROM products ORDER BY id"
 INSERT_SQL = "INSERT INTO orders (product_id, customer, quantity) VALUES (%s, %s, %s)"
-PING_SQL = "SELECT @@read_only"
 
 
 @dataclass(frozen=True)
@@ -240,11 +335,11 @@ def _int(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, server: str = "database") -> str:
     """An error for the page: its class and first line, never a password (none is ever put in one)."""
     args = getattr(exc, "args", ())
-    if len(args) == 2 and isinstance(args[0], int):  # PyMySQL: (errno, message)
-        return f"MySQL error {args[0]}: {args[1]}"
+    if len(args) == 2 and isinstance(args[0], int):  # a driver's (code, message)
+        return f"{server} error {args[0]}: {args[1]}"
     if isinstance(exc, OSError) and args and isinstance(args[0], str):
         return args[0].splitlines()[0]  # a network error says what it is
     text = str(exc).strip().splitlines()
@@ -274,6 +369,8 @@ def render_page(
     problem: str = "",
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    reads_from: str = "reader",
+    served_by: str = "",
 ) -> str:
     """The shop page. Every value is escaped here, whatever its origin."""
     e, errors, values = html.escape, errors or {}, values or {}
@@ -294,9 +391,14 @@ def render_page(
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>Lab shop</title>",
         f"<style>{STYLE}</style></head><body><h1>Lab shop</h1>",
-        "<p>Orders are read from the cluster's <b>reader</b> endpoint; new ones are written to the "
+        f"<p>Orders are read through the cluster's <b>{e(reads_from)}</b> endpoint; new ones are written to the "
         "<b>writer</b> (the cluster endpoint).</p>",
     ]
+    if served_by:
+        parts.append(
+            f'<p id="served">This page was read from <b id="served-by">{e(served_by)}</b> through the '
+            f"{e(reads_from)} endpoint.</p>"
+        )
     if notice:
         parts.append(f'<p class="note" id="notice">{e(notice)}</p>')
     if problem:
@@ -343,12 +445,13 @@ class ShopApp:
         status = form.pop("status", "200 OK")
         query = parse_qs(environ.get("QUERY_STRING", ""))
         added = _int((query.get("added") or [""])[0])
+        reads_from = self.db.settings.reads_from
         try:
-            orders = self.db.query("reader", ORDERS_SQL, (ORDERS_SHOWN,))
-            products = self.db.query("reader", PRODUCTS_SQL)
+            served = self.db.read([(ORDERS_SQL, (ORDERS_SHOWN,)), (PRODUCTS_SQL, ())])  # one connection, one instance
         except Exception as exc:
             return _respond(start_response, "503 Service Unavailable", "text/html",
-                            render_page([], [], self.token, problem=self._explain(exc)))  # fmt: skip
+                            render_page([], [], self.token, problem=self._explain(exc), reads_from=reads_from))  # fmt: skip
+        orders, products = served.rows
         notice = form.pop("notice", "")
         if added is not None and not notice:
             if any(row[0] == added for row in orders):
@@ -358,7 +461,8 @@ class ShopApp:
                     f"Order {added} was added on the writer; the reader does not show it yet "
                     "(replica lag is usually milliseconds). Reload the page."
                 )
-        body = render_page(orders, products, self.token, notice=notice, **form)
+        body = render_page(orders, products, self.token, notice=notice, reads_from=reads_from,
+                           served_by=served.instance, **form)  # fmt: skip
         return _respond(start_response, status, "text/html", body)
 
     def add(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -374,9 +478,9 @@ class ShopApp:
         if order is None:
             return self.page(environ, start_response, status="400 Bad Request", errors=errors, values=values)
         try:
-            new_id = self.db.execute("writer", INSERT_SQL, (order.product_id, order.customer, order.quantity))
+            new_id = self.db.write(INSERT_SQL, (order.product_id, order.customer, order.quantity))
         except Exception as exc:
-            if _error_code(exc) == 1452:  # foreign key: no such product
+            if _error_code(exc) in self.db.facts.no_parent:  # foreign key: no such product
                 errors = {"product_id": "That product does not exist."}
                 return self.page(environ, start_response, status="400 Bad Request", errors=errors, values=values)
             return self.page(environ, start_response, status="503 Service Unavailable", problem=self._explain(exc),
@@ -386,28 +490,33 @@ class ShopApp:
         return [b""]
 
     def health(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        report = {"database": self.db.settings.database}
-        for role in ("writer", "reader"):
-            report[role] = self.ping(role)
-        healthy = all(report[role]["ok"] for role in ("writer", "reader"))
+        report: dict[str, Any] = {"database": self.db.settings.database, "reads_from": self.db.settings.reads_from}
+        for endpoint in ENDPOINTS:
+            report[endpoint] = self.ping(endpoint)
+        healthy = all(report[endpoint]["ok"] for endpoint in ENDPOINTS)
         status = "200 OK" if healthy else "503 Service Unavailable"
         return _respond(start_response, status, "application/json", json.dumps(report, sort_keys=True) + "\n")
 
-    def ping(self, role: str) -> dict[str, Any]:
+    def ping(self, endpoint: str) -> dict[str, Any]:
+        """A new connection to `endpoint`: which instance answered, and whether it is read-only."""
         started = time.perf_counter()
         try:
-            read_only = self.db.query(role, PING_SQL)[0][0]
+            served = self.db.run(endpoint, [])
         except Exception as exc:
-            return {"ok": False, "error": _one_line(exc), "ms": round((time.perf_counter() - started) * 1000, 1)}
-        return {"ok": True, "read_only": bool(read_only), "ms": round((time.perf_counter() - started) * 1000, 1)}
+            return {
+                "ok": False,
+                "error": _one_line(exc, self.db.facts.server),
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        return {"ok": True, "served_by": served.instance, "read_only": served.read_only,
+                "ms": round((time.perf_counter() - started) * 1000, 1)}  # fmt: skip
 
-    @staticmethod
-    def _explain(exc: BaseException) -> str:
+    def _explain(self, exc: BaseException) -> str:
         if isinstance(exc, NotReady):
             return f"The database is not ready: {exc}"
-        if _error_code(exc) == 1146:
+        if _error_code(exc) in self.db.facts.no_table:
             return "The shop's tables do not exist yet: create them with labkit.create_schema() (notebook 04)."
-        return f"The database did not answer: {_one_line(exc)}"
+        return f"The database did not answer: {_one_line(exc, self.db.facts.server)}"
 
 
 def own_names(environ: dict[str, str] | None = None) -> frozenset[str]:
@@ -527,7 +636,11 @@ def serve(settings: Settings, dial: Dial | None = None, port: int | None = None)
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    serve(Settings.from_env())
+    try:
+        settings = Settings.from_env()
+    except BadSettings as exc:
+        raise SystemExit(f"shop: {exc}") from None
+    serve(settings)
     return 0
 
 

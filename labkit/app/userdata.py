@@ -1,25 +1,35 @@
 """EC2 user data that installs the shop app as a systemd service, and the reading of it back.
 
-The script carries the app's source (gzip + base64, so it fits EC2's 16 KB limit), writes its settings to
+The script carries the app's source (gzip + base64, so it fits EC2's 16 KB limit), installs the DB-API driver
+its engine needs, writes its settings (with its engine's facts, rendered from labkit's engine description) to
 /etc/labkit-app.env, and starts `labkit-app.service` on 127.0.0.1:8080 as an unprivileged user. The sandbox
-reads the same user data back (`settings_from` and `source_from`) and runs the source it carries, so what
-the sandbox serves is exactly what an instance would install.
+reads the same user data back (`environment_from`, `settings_from` and `source_from`) and runs the source it
+carries with that environment, so what the sandbox serves is exactly what an instance would install.
+
+A setting changes later as an operator would change it: `settings_script` rewrites lines of the environment
+file and restarts the service. On EC2, Run Command runs it; the sandbox runs the same script on the app's own
+environment file, with a restart of its app host in place of systemctl.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
+import json
 import re
 import shlex
 from importlib import resources
 
-from labkit.app.server import APP_PORT, Settings
+from labkit.app.server import BadSettings, EngineFacts, Settings
+from labkit.engines import AuroraEngine, engine_of
 
 ENV_MARKER = "LABKIT_APP_ENV"
+ENV_FILE = "/etc/labkit-app.env"
+RESTART = "systemctl restart labkit-app.service"
 SOURCE_MARKER = "LABKIT_APP_SOURCE"
 USER_DATA_LIMIT = 16384  # bytes, before base64 (EC2's limit)
-PACKAGES = "'pymysql>=1.1' 'boto3>=1.28'"
+PACKAGES = ("boto3>=1.28",)  # besides the engine's DB-API driver
 
 SCRIPT = """\
 #!/bin/bash
@@ -33,7 +43,7 @@ install -d -m 0755 /opt/labkit
 base64 -d <<'{source_marker}' | gunzip > /opt/labkit/shop_app.py
 {source}
 {source_marker}
-cat > /etc/labkit-app.env <<'{env_marker}'
+cat > {env_file} <<'{env_marker}'
 {env}
 {env_marker}
 cat > /etc/systemd/system/labkit-app.service <<'UNIT'
@@ -43,7 +53,7 @@ Wants=network-online.target
 After=network-online.target
 
 [Service]
-EnvironmentFile=/etc/labkit-app.env
+EnvironmentFile={env_file}
 ExecStart=/usr/bin/python3 /opt/labkit/shop_app.py
 User=labkit-app
 Restart=always
@@ -66,6 +76,11 @@ def app_source() -> str:
     return (resources.files("labkit.app") / "server.py").read_text(encoding="utf-8")
 
 
+def engine_setting(engine: AuroraEngine) -> str:
+    """Settings.engine for an app on a cluster of `engine`: its facts as compact JSON (LABKIT_APP_ENGINE)."""
+    return json.dumps(engine.app_facts(), sort_keys=True, separators=(",", ":"))
+
+
 def app_environment(settings: Settings) -> dict[str, str]:
     return {
         "LABKIT_APP_CLUSTER": settings.cluster,
@@ -74,16 +89,59 @@ def app_environment(settings: Settings) -> dict[str, str]:
         "LABKIT_APP_DATABASE": settings.database,
         "LABKIT_APP_BIND": settings.bind,
         "LABKIT_APP_PORT": str(settings.port),
+        "LABKIT_APP_ENGINE": settings.engine,
+        "LABKIT_APP_READS_FROM": settings.reads_from,
     }
 
 
+def environment_text(env: dict[str, str]) -> str:
+    """KEY=value lines, each value shell-quoted (systemd's EnvironmentFile reads the same quoting)."""
+    return "\n".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+
+
+def environment_from(text: str) -> dict[str, str]:
+    """The KEY=value lines of an environment file (blank lines and comments skipped)."""
+    env = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        env[key.strip()] = (shlex.split(value) or [""])[0]
+    return env
+
+
+def settings_script(changes: dict[str, str], env_file: str = ENV_FILE, restart: str = RESTART) -> str:
+    """A shell script that sets `changes` in the app's environment file (other lines kept) and restarts it."""
+    unknown = sorted(set(changes) - set(app_environment(Settings(cluster="c", region="r"))))
+    if unknown:
+        raise ValueError(f"not an app setting: {', '.join(unknown)}")
+    keys = "|".join(sorted(changes))
+    return "\n".join(
+        [
+            "set -euo pipefail",
+            f"env_file={shlex.quote(env_file)}",
+            'new=$(mktemp "$env_file.XXXXXX")',
+            "trap 'rm -f \"$new\"' EXIT",
+            f'grep -v -E \'^({keys})=\' "$env_file" > "$new" || true',
+            f"cat >> \"$new\" <<'{ENV_MARKER}'",
+            environment_text(changes),
+            ENV_MARKER,
+            'cat "$new" > "$env_file"  # in place: the file keeps its owner and mode',
+            restart,
+        ]
+    )
+
+
 def render(settings: Settings) -> str:
-    """The user data script for an instance serving the app for `settings.cluster`."""
+    """The user data script for an instance serving the app for `settings.cluster` (on its engine: the lab's
+    when the settings name none)."""
+    if not settings.engine:
+        settings = dataclasses.replace(settings, engine=engine_setting(engine_of()))
     packed = base64.encodebytes(gzip.compress(app_source().encode("utf-8"), mtime=0)).decode("ascii").strip()
-    env = "\n".join(f"{key}={shlex.quote(value)}" for key, value in app_environment(settings).items())
+    packages = (EngineFacts.from_json(settings.engine).driver["requirement"], *PACKAGES)
     script = SCRIPT.format(
-        port=settings.port, packages=PACKAGES, source=packed, source_marker=SOURCE_MARKER, env=env,
-        env_marker=ENV_MARKER,
+        port=settings.port, packages=shlex.join(packages), source=packed, source_marker=SOURCE_MARKER,
+        env=environment_text(app_environment(settings)), env_marker=ENV_MARKER, env_file=ENV_FILE,
     )  # fmt: skip
     if len(script.encode()) > USER_DATA_LIMIT:
         raise ValueError(f"user data is {len(script.encode())} bytes, over EC2's {USER_DATA_LIMIT}")
@@ -95,20 +153,19 @@ def _block(user_data: str, marker: str) -> str | None:
     return found.group(1) if found else None
 
 
+def environment_block(user_data: str) -> str | None:
+    """The environment file a user data script writes (None: the instance does not run the app)."""
+    return _block(user_data, ENV_MARKER)
+
+
 def settings_from(user_data: str) -> Settings | None:
-    """The app settings a user data script carries (None: the instance does not run the app)."""
-    block = _block(user_data, ENV_MARKER)
-    if block is None:
+    """The app settings a user data script carries (None: the instance does not run the app, or could not: a
+    setting the app refuses stops it on the instance too)."""
+    block = environment_block(user_data)
+    try:
+        return Settings.from_env(environment_from(block)) if block is not None else None
+    except BadSettings:
         return None
-    env = {}
-    for line in block.splitlines():
-        key, _, value = line.partition("=")
-        env[key] = (shlex.split(value) or [""])[0]
-    return Settings(
-        cluster=env["LABKIT_APP_CLUSTER"], region=env["LABKIT_APP_REGION"],
-        database=env.get("LABKIT_APP_DATABASE", "shop"), bind=env.get("LABKIT_APP_BIND", "127.0.0.1"),
-        port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
-    )  # fmt: skip
 
 
 def source_from(user_data: str) -> str | None:

@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
-from labkit.errors import BackendError, ConfigError
+from labkit.errors import BackendError, ConfigError, LabkitError
 
 DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -74,6 +74,7 @@ class Backend(ABC):
     prices_from_api: bool = False  # ask the AWS Pricing API before the bundled price table
     free: bool = False  # True when nothing it creates is billed (prices then show what AWS would charge)
     preflight_before_apply: bool = False  # apply runs `labkit preflight` first and stops on a failed check
+    stand_in_plugin: bool = False  # session_plugin() is labkit's stand-in, not AWS's session-manager-plugin
     timing: Timing  # provisioning polls and retries
     tunnel_timing: TunnelTiming  # opening a Session Manager tunnel
     app_timing: AppTiming  # the web app answering through its tunnel
@@ -127,6 +128,25 @@ class Backend(ABC):
         """(check, ok, detail) rows for programs this backend needs on this machine; `version_of(program, *args)`
         is the first line the program prints, or None when it is not installed. AWS needs none."""
         return []
+
+    def restart_app(self, instance_id: str, changes: dict[str, str]) -> None:
+        """Set `changes` (LABKIT_APP_* settings) in the web app's environment file on the instance and restart
+        the app. On EC2, SSM Run Command runs labkit.app.userdata's settings script, which edits
+        /etc/labkit-app.env and restarts the systemd unit, as an operator would."""
+        from labkit.app.userdata import settings_script  # text only; the instance runs it
+        from labkit.aws.runcommand import run_shell  # start-up time: botocore's waiters
+
+        reply = run_shell(
+            self, instance_id, settings_script(changes), comment="labkit: change the web app's settings",
+            timeout=120, delay=self.tunnel_timing.first_delay, what="changing the web app's settings",
+        )  # fmt: skip
+        if reply["Status"] != "Success":
+            error = (reply.get("StandardErrorContent") or "").strip().splitlines()[-1:]
+            raise LabkitError(
+                f"changing the web app's settings on {instance_id} ended {reply['Status']}: {' '.join(error)}",
+                field="instance",
+                fix="check the app installed at first boot: /var/log/labkit-app-install.log on the instance",
+            )
 
     @contextlib.contextmanager
     def private_run(self) -> Iterator[str]:

@@ -6,6 +6,8 @@ delete by them, and never touch a resource without them.
 
 from __future__ import annotations
 
+import re
+
 TAG_LAB = "labkit:lab"
 TAG_LEARNER = "labkit:learner"
 TAG_NODE = "labkit:node"
@@ -59,7 +61,7 @@ NODE_SG_APP = "sg-app"
 NODE_SG_DB = "sg-db"
 NODE_DB_SUBNET_GROUP = "db-subnet-group"
 NODE_CLUSTER = "cluster"
-NODE_WRITER = "db-writer"
+NODE_FIRST_DB = "db-1"  # the first DB instance: Aurora makes it the writer, until a failover
 NODE_IAM_ROLE = "iam-role"
 NODE_INSTANCE_PROFILE = "instance-profile"
 NODE_KEY_PAIR = "key-pair"
@@ -82,6 +84,19 @@ def cluster_roles(cluster: dict) -> tuple[str | None, tuple[str, ...]]:
     return writer, tuple(sorted(m["DBInstanceIdentifier"] for m in members if not m.get("IsClusterWriter")))
 
 
-def reader_node(index: int) -> str:
-    """Node name of the index-th reader (1-based)."""
-    return f"db-reader-{index}"
+def db_instance_node(number: int) -> str:
+    """Node name of the number-th DB instance (1-based). Role-neutral, as the console names instances: a failover
+    makes another instance the writer, and a name that said `writer` would then lie."""
+    return f"db-{number}"
+
+
+# Node names of DB instances before they were role-neutral; a lab made then is still found, and deleted, by them.
+_LEGACY_DB_NODE = re.compile(r"db-(writer|reader-(\d+))")
+
+
+def current_node(node: str) -> str:
+    """The node a `labkit:node` tag names today: `db-writer` was `db-1`, `db-reader-N` is `db-(N+1)`."""
+    legacy = _LEGACY_DB_NODE.fullmatch(node)
+    if legacy is None:
+        return node
+    return db_instance_node(1 if legacy.group(1) == "writer" else int(legacy.group(2)) + 1)

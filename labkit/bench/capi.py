@@ -9,6 +9,10 @@ PyMySQL and `sysbench --db-ps-mode=disable` do: the statement goes with its valu
 
 mysql-connector-python is pinned to 9.1.0: its newer wheels (26.x) need OpenSSL 3.2, which Debian 12 lacks.
 When the extension is not installed, `available()` is False and the benchmark uses PyMySQL.
+
+This is Aurora MySQL's C path (its engine description names this module, labkit.engines.aurora_mysql): by
+nature MySQL-only, like the sandbox's MariaDB engine. A C path has this module's shape: `choose_driver`,
+`connect`, `operation`, `version` and `Error`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class MySQLError(Exception):
 
     def __str__(self) -> str:
         return f'({self.args[0]}, "{self.args[1]}")'
+
+
+Error = MySQLError  # what the C path raises, by the name the benchmark asks every C path for
 
 
 def available() -> bool:

@@ -29,12 +29,13 @@ import pandas as pd
 
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
-from labkit.bench import capi, harness, stats
-from labkit.bench.connect import choose_path, connection_point
+from labkit.bench import harness, stats
+from labkit.bench.connect import c_path, choose_path, connection_point, driver_errors
 from labkit.bench.plots import distribution, timeline
-from labkit.bench.runner import SETUP_ERRORS, setup_error, to_frame, worker_operation
+from labkit.bench.runner import setup_error, to_frame, worker_operation
 from labkit.bench.workloads import find_workload
 from labkit.config import lab_and_backend
+from labkit.engines import engine_of
 from labkit.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.10  # of the second arm's median: a smaller difference would not change any decision
@@ -63,7 +64,8 @@ class Comparison:
         rounds = self.samples.groupby(["target", "path"])["round"].nunique().rename("rounds").reset_index()
         return table.merge(rounds, on=["target", "path"])
 
-    def _per_round(self, arm: Arm) -> list[np.ndarray]:
+    def per_round(self, arm: Arm) -> list[np.ndarray]:
+        """The measured latencies (us) of `arm`, one array per round, in round order."""
         target, path = arm
         rows = self.samples[
             (self.samples["target"] == target) & (self.samples["path"] == path) & ~self.samples["warmup"]
@@ -75,7 +77,7 @@ class Comparison:
         """The median over rounds of p50(first) - p50(second) in microseconds, a 95% cluster-bootstrap interval
         over rounds, the threshold and the verdict."""
         first, second = first or self.arms[0], second or self.arms[1]
-        a, b = self._per_round(first), self._per_round(second)
+        a, b = self.per_round(first), self.per_round(second)
         estimate, low, high = stats.round_bootstrap_median_difference(a, b, resamples=self.resamples, seed=self.seed)
         reference = float(np.median(np.concatenate(b))) if b else float("nan")
         limit = max(self.threshold * reference, self.floor_us)
@@ -183,7 +185,8 @@ def compare(
         raise ConfigError(f"threshold={threshold!r}", field="threshold", fix="a share of the median, e.g. 0.1")
     if not floor_us >= 0:
         raise ConfigError(f"floor_us={floor_us!r}", field="floor_us", fix="microseconds, 0 or more")
-    driver = capi.choose_driver(driver)
+    engine = engine_of(config)
+    driver = c_path(engine).choose_driver(driver)
     config, backend = lab_and_backend(config, backend)
     arms = _arms(targets, paths, backend)
     order_seed = random.SystemRandom().randrange(2**32) if seed is None else seed
@@ -197,8 +200,8 @@ def compare(
             opened: list[Any] = []
             try:
                 operations[(target, path)] = worker_operation(connect, secret, chosen, index, 0, driver, opened)
-            except SETUP_ERRORS as exc:
-                raise setup_error(exc, target) from None
+            except driver_errors(engine) as exc:
+                raise setup_error(exc, target, engine) from None
             finally:
                 for connection in opened:
                     stack.callback(connection.close)

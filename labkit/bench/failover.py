@@ -22,26 +22,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import pymysql
 
-from labkit.access.dialects import AURORA_MYSQL
 from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
 from labkit.bench.connect import choose_path, connection_point, run_on_writer
 from labkit.config import lab_and_backend
+from labkit.engines import Dialect, engine_of
 from labkit.errors import ConfigError, LabkitError
 
-PROBE_TABLE = """
-    CREATE TABLE IF NOT EXISTS bench_failover (
-        probe      BIGINT PRIMARY KEY,
-        served_by  VARCHAR(64) NOT NULL,
-        written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-    ) ENGINE=InnoDB"""
 API_POLL_SECONDS = 2.0  # DescribeDBClusters at most every 2 s: 24 learners failing over at once stay under 12/s
 MIN_API_POLL_SECONDS = 1.0
 PROBE_CHECK_SECONDS = 0.05  # how often the waiting thread looks at the probes (local, no API call)
+# The plot's colours (matplotlib's default cycle, colour-blind friendly): one per instance, red for failures.
+BEFORE_COLOUR, AFTER_COLOUR, FAILED_COLOUR, OTHER_COLOUR = "tab:blue", "tab:orange", "tab:red", "tab:gray"
 
 
 @dataclass
@@ -55,6 +50,7 @@ class FailoverReport:
     failover_at_s: float
     acknowledged: int
     lost: list[int] = field(default_factory=list)
+    started_ns: int = 0  # time.perf_counter_ns() at the probes' second 0, to line other clocks up with it
 
     def _window(self) -> tuple[float, float]:
         """(last write acknowledged by the old writer, first acknowledged by the new writer), in seconds."""
@@ -91,17 +87,19 @@ class FailoverReport:
         )
 
     def plot(self) -> Any:
-        """Each probe as a span from sent to done (a probe in flight at the call overlaps the call's line)."""
+        """Each probe as a span from sent to done (a probe in flight at the call overlaps the call's line),
+        coloured by the instance that served it: the endpoint's move from one instance to the other is the
+        lesson. The legend sits below the axes, where it hides no bar."""
         import matplotlib.pyplot as plt  # heavy dependency: loaded only when a plot is asked for
 
-        figure, axes = plt.subplots(figsize=(8, 3))
+        figure, axes = plt.subplots(figsize=(8, 3.6), layout="constrained")
         last, first = self._window()
         if not (math.isnan(last) or math.isnan(first)):
-            axes.axvspan(last, first, color="red", alpha=0.12, label="no write acknowledged")
+            axes.axvspan(last, first, color=FAILED_COLOUR, alpha=0.12, label="no write acknowledged")
         for (ok, served_by), group in self.probes.groupby(["ok", "served_by"], dropna=False, sort=False):
-            label = f"ok, served by {served_by}" if ok else "failed"
+            label, colour = self._series(bool(ok), served_by)
             y = 1 if ok else 0
-            axes.hlines([y] * len(group), group["sent_s"], group["done_s"], lw=6, label=label)
+            axes.hlines([y] * len(group), group["sent_s"], group["done_s"], lw=6, label=label, colors=colour)
             acked = group[group["acknowledged"]]
             axes.plot(acked["acked_s"], [y] * len(acked), "|", color="black", ms=10)
         axes.axvline(self.failover_at_s, color="grey", linestyle="--", label="failover_db_cluster called")
@@ -109,22 +107,57 @@ class FailoverReport:
         axes.set_ylim(-0.5, 1.5)
         axes.set_xlabel("seconds (bars: each probe from sent to done; ticks: write acknowledged)")
         axes.set_title(f"Probes of the cluster endpoint: {self.downtime_s:.2f} s without an acknowledged write")
-        axes.legend(loc="center right", fontsize="small")
-        figure.tight_layout()
+        figure.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
         plt.close(figure)
         return figure
 
+    def _series(self, ok: bool, served_by: Any) -> tuple[str, str]:
+        """A probe group's legend label and colour: failed, the writer before, the writer after, or another."""
+        if not ok:
+            return "failed", FAILED_COLOUR
+        if served_by == self.writer_before:
+            return f"ok, served by {served_by} (the writer before)", BEFORE_COLOUR
+        if served_by == self.writer_after:
+            return f"ok, served by {served_by} (the writer after)", AFTER_COLOUR
+        return f"ok, served by {served_by}", OTHER_COLOUR
 
-class _Monitor(threading.Thread):
-    """Probes every `interval` s on its own thread; `acked` is set each time a write is acknowledged."""
 
-    def __init__(self, connect: Any, interval: float) -> None:
-        super().__init__(name="failover-monitor", daemon=True)
-        self.connect = connect
+class Periodic(threading.Thread):
+    """Calls `tick()` every `interval` s on its own thread (each on schedule from the start, not after the last
+    one ended) until `stop` is set; `rows` keeps what the ticks record, `seconds()` is the clock they share."""
+
+    def __init__(self, name: str, interval: float) -> None:
+        super().__init__(name=name, daemon=True)
         self.interval = interval
         self.rows: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self.start_ns = time.perf_counter_ns()
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        begin = time.perf_counter_ns()
+        index = 0
+        while not self.stop.is_set():
+            intended = begin + int(index * self.interval * 1e9)
+            delay = (intended - time.perf_counter_ns()) / 1e9
+            if delay > 0 and self.stop.wait(delay):
+                break
+            self.tick()
+            index += 1
+
+    def seconds(self) -> float:
+        return (time.perf_counter_ns() - self.start_ns) / 1e9
+
+
+class _Monitor(Periodic):
+    """Probes every `interval` s on its own thread."""
+
+    def __init__(self, connect: Any, interval: float, dialect: Dialect) -> None:
+        super().__init__("failover-monitor", interval)
+        self.connect = connect
+        self.dialect = dialect  # asks which instance answered
         self.base = time.time_ns() // 1000
         self.next_probe = 0
 
@@ -135,19 +168,8 @@ class _Monitor(threading.Thread):
         self.rows.append(row)
         return row
 
-    def run(self) -> None:
-        begin = time.perf_counter_ns()
-        index = 0
-        while not self.stop.is_set():
-            intended = begin + int(index * self.interval * 1e9)
-            delay = (intended - time.perf_counter_ns()) / 1e9
-            if delay > 0 and self.stop.wait(delay):
-                break
-            self.probe_now()
-            index += 1
-
-    def seconds(self) -> float:
-        return (time.perf_counter_ns() - self.start_ns) / 1e9
+    def tick(self) -> None:
+        self.probe_now()
 
     def _probe(self, probe: int) -> dict[str, Any]:
         row: dict[str, Any] = {"probe": probe, "sent_s": self.seconds(), "acked_s": float("nan"), "ok": False,
@@ -156,7 +178,7 @@ class _Monitor(threading.Thread):
             connection = self.connect()
             try:
                 with connection.cursor() as cursor:
-                    served_by = _identity(cursor)
+                    served_by = _identity(cursor, self.dialect)
                     cursor.execute("INSERT INTO bench_failover (probe, served_by) VALUES (%s, %s)", (probe, served_by))
                     row["acked_s"] = self.seconds()
                     row["acknowledged"] = True  # autocommit: the INSERT returned, so it committed
@@ -171,13 +193,13 @@ class _Monitor(threading.Thread):
         return row
 
 
-def _identity(cursor: Any) -> str:
-    """Which instance answered: the probe speaks PyMySQL, so it asks with the MySQL dialect's queries."""
-    for query in AURORA_MYSQL.identity_queries:
+def _identity(cursor: Any, dialect: Dialect) -> str:
+    """Which instance answered, asked with the engine dialect's identity queries (the probe's raw driver is its)."""
+    for query in dialect.identity_queries:
         try:
             cursor.execute(query)
             return str(cursor.fetchone()[0])
-        except pymysql.err.MySQLError:
+        except dialect.dbapi.errors():
             continue
     return "?"
 
@@ -215,9 +237,10 @@ def failover(
         raise ConfigError("a failover needs a reader to promote", field="readers", fix="set readers=1 and apply")
     path = choose_path(path, backend, "failover")
     secret = credentials(config, backend)
-    run_on_writer(PROBE_TABLE, config, backend, secret, path)
+    engine = engine_of(config)
+    run_on_writer(engine.sql.bench_failover, config, backend, secret, path)
     with connection_point("writer", path, config, backend) as connect:
-        monitor = _Monitor(lambda: _probe_connection(connect, secret), interval)
+        monitor = _Monitor(lambda: _probe_connection(connect, secret), interval, engine.dialect)
         _warm_up(monitor, writer_before or "", timeout)
         monitor.start()
         try:
@@ -239,7 +262,9 @@ def failover(
             lost = _missing(check, acknowledged)
         finally:
             check.close()
-    return FailoverReport(probes, writer_before or "", writer_after, failover_at, len(acknowledged), lost)
+    return FailoverReport(
+        probes, writer_before or "", writer_after, failover_at, len(acknowledged), lost, monitor.start_ns
+    )
 
 
 def _probe_connection(connect: Any, secret: Any) -> Any:

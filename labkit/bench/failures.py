@@ -1,21 +1,18 @@
 """A benchmark whose requests failed must say so: the share that failed, the first error, and its fix.
 
-The harness keeps a failed request as a row with its error text (`ProgrammingError: (1146, "Table ...")`),
+The harness keeps a failed request as a row with its error text (`ProgrammingError: (code, "Table ...")`),
 never as a latency, so a run in which every request failed still has a summary, of NaN percentiles. This
 module turns such a run into a LabkitError that names the first error and what to do about it.
 """
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
-from labkit.access.dialects import ACCESS_DENIED, AURORA_MYSQL, LOST_CONNECTION, NO_SCHEMA, READ_ONLY
+from labkit.engines import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, READ_ONLY, Dialect, engine_of
 from labkit.errors import LabkitError
 
 MAX_ERROR_SHARE = 0.01  # more than 1% of the measured requests failed: the percentiles describe something else
-CODE = re.compile(r"\((\d{4}),")  # PyMySQL's errors print as (code, "message")
 
 FIXES = {
     NO_SCHEMA: "create the shop schema first: `labkit schema` (labkit.create_schema() in Python)",
@@ -30,17 +27,13 @@ class BenchmarkFailed(LabkitError):
     """More than the allowed share of a benchmark's requests failed."""
 
 
-def error_code(error: str) -> int:
-    """The MySQL error code in a failed sample's error text (0 when it has none)."""
-    found = CODE.search(error)
-    return int(found.group(1)) if found else 0
+def fix_for(error: str, dialect: Dialect | None = None) -> str:
+    """The fix for a failed sample, by the engine's code in its error text (the lab engine's dialect by default)."""
+    dialect = dialect or engine_of().dialect
+    return FIXES.get(dialect.kind(dialect.code_in_text(error)), OTHER_FIX)
 
 
-def fix_for(error: str) -> str:
-    return FIXES.get(AURORA_MYSQL.kind(error_code(error)), OTHER_FIX)
-
-
-def check(samples: pd.DataFrame, max_share: float = MAX_ERROR_SHARE) -> None:
+def check(samples: pd.DataFrame, max_share: float = MAX_ERROR_SHARE, dialect: Dialect | None = None) -> None:
     """Raise BenchmarkFailed when more than `max_share` of the measured requests failed (warm-up excluded)."""
     measured = samples[~samples["warmup"]] if "warmup" in samples else samples
     failed = measured[measured["error"].notna()]
@@ -50,5 +43,5 @@ def check(samples: pd.DataFrame, max_share: float = MAX_ERROR_SHARE) -> None:
     raise BenchmarkFailed(
         f"{len(failed)} of {len(measured)} requests failed ({len(failed) / len(measured):.0%}); the first: {first}",
         field="benchmark",
-        fix=fix_for(first),
+        fix=fix_for(first, dialect),
     )

@@ -2,11 +2,11 @@
 
 Each reader is polled on its own instance endpoint (not the reader endpoint, which would pick one at random),
 in parallel, as fast as a round trip allows; the poll's round trip bounds the resolution. On Aurora the
-cluster's own view, `information_schema.replica_host_status`, is read as well.
+cluster's own view of its replicas' lag (the engine's status view) is read as well.
 
 The marker table is created on the writer and reaches the readers by replication like any change, so the
 clock starts only once every reader shows the table: a reader that has not applied the CREATE yet would
-answer "Table 'shop.bench_lag' doesn't exist" (1146) instead of "not yet".
+answer "Table 'shop.bench_lag' doesn't exist" (the dialect's no-schema error) instead of "not yet".
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import pymysql
 
 from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
@@ -27,14 +26,9 @@ from labkit.aws.tags import cluster_roles
 from labkit.bench.connect import choose_path, connection_point
 from labkit.bench.stats import percentile
 from labkit.config import lab_and_backend
+from labkit.engines import NO_SCHEMA, AuroraEngine, Dialect, engine_of
 from labkit.errors import ConfigError, LabkitError
 
-MARKER_TABLE = """
-    CREATE TABLE IF NOT EXISTS bench_lag (
-        id         BIGINT PRIMARY KEY,
-        written_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-    ) ENGINE=InnoDB"""
-NO_SUCH_TABLE = 1146  # ER_NO_SUCH_TABLE: the reader has not applied the CREATE TABLE yet
 TABLE_POLL_SECONDS = 0.01
 
 
@@ -105,6 +99,7 @@ def replica_lag(
         )
     path = choose_path(path, backend, "replica_lag")
     secret = credentials(config, backend)
+    engine = engine_of(config)
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(connection_point("writer", path, config, backend))(secret)
@@ -115,9 +110,9 @@ def replica_lag(
             stack.callback(connection.close)
             polls[reader] = connection
         with writer.cursor() as cursor:
-            cursor.execute(MARKER_TABLE)
+            cursor.execute(engine.sql.bench_lag)
         for reader, connection in polls.items():
-            _wait_for_table(connection, reader, timeout)
+            _wait_for_table(connection, reader, timeout, engine.dialect)
         base = time.time_ns() // 1000
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=len(readers)))
         for index in range(markers):
@@ -130,13 +125,13 @@ def replica_lag(
                 lag_ms, count, error = future.result()
                 rows.append({"marker": index, "reader": reader, "lag_ms": lag_ms, "polls": count, "error": error})
             time.sleep(interval)
-        aurora = _aurora_status(writer)
+        aurora = _aurora_status(writer, engine)
     frame = pd.DataFrame(rows)
     frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
     return LagResult(frame, aurora, {"backend": backend.name, "path": path, "markers": markers, "readers": readers})
 
 
-def _wait_for_table(connection: Any, reader: str, timeout: float) -> None:
+def _wait_for_table(connection: Any, reader: str, timeout: float, dialect: Dialect) -> None:
     """Until the reader has applied the marker table's CREATE (replication carries DDL like any change)."""
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
@@ -144,8 +139,8 @@ def _wait_for_table(connection: Any, reader: str, timeout: float) -> None:
             try:
                 cursor.execute("SELECT 1 FROM bench_lag LIMIT 0")
                 return
-            except pymysql.err.ProgrammingError as exc:
-                if exc.args[0] != NO_SUCH_TABLE:
+            except dialect.dbapi.load().ProgrammingError as exc:
+                if dialect.kind(dialect.error_code(exc)) != NO_SCHEMA:
                     raise
             if time.monotonic() > deadline:
                 raise LabkitError(
@@ -173,13 +168,12 @@ def _poll(connection: Any, marker: int, committed_ns: int, timeout: float) -> tu
                 return float("nan"), count, f"not seen within {timeout:g} s"
 
 
-def _aurora_status(writer: Any) -> pd.DataFrame | None:
-    """Aurora's own lag figures; None where the table does not exist (MySQL and MariaDB)."""
+def _aurora_status(writer: Any, engine: AuroraEngine) -> pd.DataFrame | None:
+    """Aurora's own lag figures; None where the engine's status view does not exist (the sandbox's MariaDB)."""
+    statements = engine.sql
     try:
         with writer.cursor() as cursor:
-            cursor.execute(
-                "SELECT server_id, session_id, replica_lag_in_milliseconds FROM information_schema.replica_host_status"
-            )
-            return pd.DataFrame(cursor.fetchall(), columns=["server_id", "session_id", "replica_lag_in_milliseconds"])
-    except pymysql.err.MySQLError:
+            cursor.execute(statements.replica_status)
+            return pd.DataFrame(cursor.fetchall(), columns=list(statements.replica_status_columns))
+    except engine.dialect.dbapi.errors():
         return None

@@ -1,11 +1,12 @@
 """The benchmark's direct path on AWS: the same harness, run on the EC2 instance inside the VPC.
 
-labkit sends this file, the harness, the workloads and the web app's module (for its cluster lookup) to the
-instance with SSM Run Command (see remote.py). Here it reads the cluster's login with the instance role,
-as the web app does, runs the harness against the endpoint with PyMySQL, and prints every sample packed
-on one line (`LABKIT-BENCH <base64>`), small enough for Run Command's 24,000-character output.
+labkit sends this file, the harness, the workloads and the web app's module (for its cluster lookup and its
+engine's facts) to the instance with SSM Run Command (see remote.py). Here it reads the cluster's login with
+the instance role, as the web app does, runs the harness against the endpoint with the engine's DB-API driver
+(the spec carries the engine's facts, as the app's environment does), and prints every sample packed on one
+line (`LABKIT-BENCH <base64>`), small enough for Run Command's 24,000-character output.
 
-Runs on the instance's Python 3.9 with PyMySQL and boto3, which the instance's user data installed.
+Runs on the instance's Python 3.9 with the driver and boto3, which the instance's user data installed.
 
     python3 onhost.py SPEC_BASE64
 """
@@ -19,15 +20,13 @@ import sys
 import zlib
 from typing import Any
 
-import pymysql
-
 try:  # inside labkit
-    from labkit.app.server import Settings, discover
+    from labkit.app.server import EngineFacts, Settings, discover
     from labkit.bench import harness, workloads
 except ImportError:  # on the instance: shipped side by side, the app module as shop_app.py
     import harness  # type: ignore[no-redef]
     import workloads  # type: ignore[no-redef]
-    from shop_app import Settings, discover  # type: ignore[no-redef]
+    from shop_app import EngineFacts, Settings, discover  # type: ignore[no-redef]
 
 MARKER = "LABKIT-BENCH "
 OUTPUT_LIMIT = 23_000  # Run Command returns at most 24,000 characters of standard output
@@ -65,27 +64,30 @@ def unpack(text: str) -> tuple[list[Any], int, dict[str, Any]]:
 
 def run(spec: dict[str, Any]) -> str:
     """Run the benchmark the spec describes; returns the packed samples."""
-    login = discover(Settings(cluster=spec["cluster"], region=spec["region"], database=spec["database"]))
+    settings = Settings(
+        cluster=spec["cluster"], region=spec["region"], database=spec["database"], engine=spec["engine"]
+    )
+    login = discover(settings)
+    facts = EngineFacts.from_json(spec["engine"])
     host, port = spec.get("connect_to") or (spec["host"], spec["port"])  # connect_to: tests only, as curl's
 
     def connect() -> Any:
-        return pymysql.connect(
-            host=host, port=int(port), user=login.username, password=login.password, database=spec["database"],
-            autocommit=True, connect_timeout=10, read_timeout=60, write_timeout=60,
-        )  # fmt: skip
+        return facts.connect(
+            host, int(port), login.username, login.password, spec["database"], connect_timeout=10, timeout=60
+        )
 
     chosen = workloads.WORKLOADS[spec["workload"]]
     if chosen.writes:
         setup = connect()
         try:
             with setup.cursor() as cursor:
-                cursor.execute(workloads.BENCH_TABLE)
+                cursor.execute(spec["bench_table"])
         finally:
             setup.close()
     opened: list[Any] = []
 
     def make_operation(worker: int) -> Any:
-        operation, connection = workloads.pymysql_operation(connect, chosen, worker, spec["keys"], spec["seed"])
+        operation, connection = workloads.dbapi_operation(connect, chosen, worker, spec["keys"], spec["seed"])
         opened.append(connection)
         return operation
 
@@ -94,7 +96,7 @@ def run(spec: dict[str, Any]) -> str:
     finally:
         for connection in opened:
             connection.close()
-    meta = {"python": platform.python_version(), "pymysql": pymysql.__version__,
+    meta = {"python": platform.python_version(), facts.driver["module"]: facts.module().__version__,
             "machine": f"{platform.system()} {platform.machine()}", "host": platform.node()}  # fmt: skip
     return pack(rows, start_ns, meta)
 

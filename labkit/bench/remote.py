@@ -16,19 +16,19 @@ import tarfile
 from importlib import resources
 from typing import Any
 
-from botocore.exceptions import WaiterError
-
 from labkit.access.tunnel import resolve_target, wait_until_online
+from labkit.app.userdata import engine_setting
 from labkit.aws.backend import Backend
 from labkit.aws.patience import TunnelTiming
+from labkit.aws.runcommand import run_shell
 from labkit.aws.tags import NODE_CLUSTER, resource_name
 from labkit.bench import harness
 from labkit.bench.onhost import MARKER, unpack
 from labkit.bench.workloads import Workload
+from labkit.engines import engine_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources.database import DATABASE_NAME
 
-DOCUMENT = "AWS-RunShellScript"
 MAX_SAMPLES = 2000  # per target, warm-up included: packed, they fit Run Command's output
 SHIPPED = {  # file on the instance -> (package, file in labkit)
     "onhost.py": ("labkit.bench", "onhost.py"),
@@ -36,7 +36,6 @@ SHIPPED = {  # file on the instance -> (package, file in labkit)
     "workloads.py": ("labkit.bench", "workloads.py"),
     "shop_app.py": ("labkit.app", "server.py"),
 }
-FINISHED = ("Success", "Cancelled", "TimedOut", "Failed", "Cancelling")
 
 
 def check_size(schedule: harness.Schedule) -> None:
@@ -80,10 +79,13 @@ def spec_for(
     target: str, chosen: Workload, schedule: harness.Schedule, seed: int, keys: int, config: Any, backend: Backend
 ) -> dict[str, Any]:
     far = resolve_target(target, config, backend)
+    engine = engine_of(config)
     return {
         "cluster": resource_name(config.lab, config.learner, NODE_CLUSTER),
         "region": config.region,
         "database": DATABASE_NAME,
+        "engine": engine_setting(engine),  # what onhost.py connects with, as the web app's environment says
+        "bench_table": engine.sql.bench_writes,
         "host": far.host,
         "port": far.port,
         "instance_id": far.instance_id,
@@ -101,18 +103,12 @@ def run_on_instance(
     timing = timing or backend.tunnel_timing
     instance_id = spec["instance_id"]
     wait_until_online(backend, instance_id, timing)
-    ssm = backend.client("ssm")
     budget = int((spec["schedule"]["duration"] or 60) + 300)
-    sent = ssm.send_command(
-        InstanceIds=[instance_id],
-        DocumentName=DOCUMENT,
-        Comment=f"labkit bench {spec['workload']} on {spec['host']}"[:100],
-        Parameters={"commands": [command({k: v for k, v in spec.items() if k != "instance_id"})],
-                    "executionTimeout": [str(budget)]},
-        TimeoutSeconds=60,
+    reply = run_shell(
+        backend, instance_id, command({k: v for k, v in spec.items() if k != "instance_id"}),
+        comment=f"labkit bench {spec['workload']} on {spec['host']}", timeout=budget, delay=timing.first_delay,
+        what="the benchmark", fix="use a shorter duration or a smaller count",
     )  # fmt: skip
-    command_id = sent["Command"]["CommandId"]
-    reply = _wait_for(ssm, command_id, instance_id, budget + 60, timing.first_delay)
     if reply["Status"] != "Success":
         detail = (reply.get("StandardErrorContent") or "").strip().splitlines()[-3:]
         raise LabkitError(
@@ -128,24 +124,3 @@ def run_on_instance(
         field="path",
         fix="run fewer requests: Run Command cuts its output at 24,000 characters",
     )
-
-
-def _wait_for(ssm: Any, command_id: str, instance_id: str, timeout: float, delay: float) -> dict[str, Any]:
-    """The command's final invocation, waited for with boto3's `command_executed` waiter (which also rides out
-    InvocationDoesNotExist right after sending); a failed command is returned, not raised, for its output."""
-    attempts = max(1, int(timeout / max(delay, 0.1)))
-    try:
-        ssm.get_waiter("command_executed").wait(
-            CommandId=command_id,
-            InstanceId=instance_id,
-            WaiterConfig={"Delay": max(1, round(delay)), "MaxAttempts": attempts},
-        )
-    except WaiterError as exc:
-        if exc.last_response.get("Status") in FINISHED:
-            return exc.last_response
-        raise LabkitError(
-            f"the benchmark on {instance_id} did not finish within {timeout:.0f} s",
-            field="duration",
-            fix="use a shorter duration or a smaller count",
-        ) from None
-    return ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)

@@ -19,26 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pymysql
 from botocore.exceptions import ClientError
 
 from labkit import __version__
-from labkit.access.dialects import AURORA_MYSQL, NO_SCHEMA
 from labkit.access.lookup import lab_cluster
 from labkit.access.sql import credentials
 from labkit.aws.backend import Backend
-from labkit.bench import capi, failures, harness, remote, stats
-from labkit.bench.connect import PATHS, connection_point, run_on_writer
+from labkit.bench import failures, harness, remote, stats
+from labkit.bench.connect import PATHS, c_path, connection_point, driver_errors, run_on_writer
 from labkit.bench.plots import distribution, timeline
-from labkit.bench.workloads import BENCH_TABLE, Workload, find_workload, pymysql_operation
+from labkit.bench.workloads import Workload, dbapi_operation, find_workload
 from labkit.config import lab_and_backend
+from labkit.engines import NO_SCHEMA, AuroraEngine, default_engine, engine_of
 from labkit.errors import ConfigError, LabkitError
 
 MAX_CONCURRENCY = 64
 MAX_DURATION = 600.0
 DEFAULT_COUNT = 1000
 SAMPLE_KEYS = 100  # products 1..100, from create_schema
-SETUP_ERRORS = (pymysql.err.MySQLError, capi.MySQLError)  # a connection or first request that failed
 
 
 @dataclass
@@ -99,16 +97,6 @@ class BenchResult:
         return f"<BenchResult {len(self.samples)} samples of {targets} ({self.metadata.get('mode', '?')})>"
 
 
-def tunnel_cost(through: BenchResult, inside: BenchResult) -> pd.DataFrame:
-    """p50 through the tunnel against p50 from inside, per target: what the tunnel adds."""
-    a = through.summary().set_index("target")["p50_us"]
-    b = inside.summary().set_index("target")["p50_us"]
-    table = pd.DataFrame({"tunnel_p50_us": a, "direct_p50_us": b}).dropna()
-    table["added_us"] = table["tunnel_p50_us"] - table["direct_p50_us"]
-    table["tunnel_over_direct"] = table["tunnel_p50_us"] / table["direct_p50_us"]
-    return table.reset_index()
-
-
 def _validate(
     targets: Sequence[str], chosen: Workload, path: str, concurrency: int, rate: float | None,
     duration: float | None, count: int | None,
@@ -155,13 +143,15 @@ def benchmark(
     """Run `workload` on each target in turn (same schedule each) and return every sample.
 
     With neither `duration` nor `count`, each target gets 1000 measured requests after the warm-up.
-    `driver`: `capi` (libmysqlclient's C API: the client adds about what sysbench's does), `pymysql` (pure
-    Python) or `auto` (the C path where it is installed). The direct path on AWS runs PyMySQL on the instance.
+    `driver`: `capi` (the engine's C-speed path: the client adds about what its C reference benchmark's does),
+    the engine's DB-API driver by name (pure Python) or `auto` (the C path where it is installed). The direct
+    path on AWS runs the DB-API driver on the instance.
     """
     targets = [targets] if isinstance(targets, str) else list(targets)
     chosen = find_workload(workload)
     _validate(targets, chosen, path, concurrency, rate, duration, count)
-    driver = capi.choose_driver(driver)
+    engine = engine_of(config)
+    driver = c_path(engine).choose_driver(driver)
     if duration is None and count is None:
         count = DEFAULT_COUNT
     schedule = harness.Schedule(concurrency=concurrency, rate=rate, duration=duration, count=count, warmup=warmup)
@@ -170,7 +160,7 @@ def benchmark(
         return _benchmark_on_instance(targets, chosen, schedule, seed, config, backend)
     secret = credentials(config, backend)
     if chosen.writes:
-        run_on_writer(BENCH_TABLE, config, backend, secret, path)
+        run_on_writer(engine.sql.bench_writes, config, backend, secret, path)
     frames = []
     started = datetime.now(UTC)
     for target in targets:
@@ -182,15 +172,15 @@ def benchmark(
 
             try:
                 rows, start_ns = harness.run(make_operation, schedule)
-            except SETUP_ERRORS as exc:
-                raise setup_error(exc, target) from None
+            except driver_errors(engine) as exc:
+                raise setup_error(exc, target, engine) from None
             finally:
                 for connection in opened:
                     with contextlib.suppress(Exception):
                         connection.close()
         frames.append(to_frame(rows, start_ns, target=target, path=path, workload=chosen.name))
     metadata = _metadata(config, backend, chosen, path, schedule, started)
-    metadata.update(driver=driver, c_client=capi.version() if driver == "capi" else None)
+    metadata.update(driver=driver, c_client=c_path(engine).version() if driver == "capi" else None)
     return BenchResult(pd.concat(frames, ignore_index=True), metadata)
 
 
@@ -201,8 +191,8 @@ def worker_operation(
     if driver == "capi":
         connection = connect.capi(secret)
         opened.append(connection)
-        return capi.operation(connection, chosen, worker, SAMPLE_KEYS, seed)
-    operation, connection = pymysql_operation(lambda: connect(secret), chosen, worker, SAMPLE_KEYS, seed)
+        return c_path(connect.engine).operation(connection, chosen, worker, SAMPLE_KEYS, seed)
+    operation, connection = dbapi_operation(lambda: connect(secret), chosen, worker, SAMPLE_KEYS, seed)
     opened.append(connection)
     return operation
 
@@ -220,7 +210,7 @@ def _benchmark_on_instance(
         frames.append(to_frame(rows, start_ns, target=target, path="direct", workload=chosen.name))
     metadata = _metadata(config, backend, chosen, "direct", schedule, started)
     metadata.update({f"instance_{k}": v for k, v in instance_meta.items()}, ran_on="the lab's EC2 instance")
-    metadata.update(driver="pymysql")  # the instance's Python has PyMySQL, not the C extension
+    metadata.update(driver=engine_of(config).dialect.dbapi.module)  # the instance has the driver, not the C path
     return BenchResult(pd.concat(frames, ignore_index=True), metadata)
 
 
@@ -239,10 +229,10 @@ def to_frame(rows: list[harness.Row], start_ns: int, **labels: str) -> pd.DataFr
     return frame
 
 
-def setup_error(exc: Exception, target: str) -> LabkitError:
-    mysql = AURORA_MYSQL  # the benchmark times raw PyMySQL requests: its errors are the MySQL dialect's
-    if mysql.kind(mysql.error_code(exc)) == NO_SCHEMA:
-        message = mysql.error_message(exc, fallback=str(exc))
+def setup_error(exc: Exception, target: str, engine: AuroraEngine | None = None) -> LabkitError:
+    dialect = (engine or default_engine()).dialect  # the benchmark's raw requests: its errors are the dialect's
+    if dialect.kind(dialect.error_code(exc)) == NO_SCHEMA:
+        message = dialect.error_message(exc, fallback=str(exc))
         return LabkitError(message, field="schema", fix=failures.FIXES[NO_SCHEMA])
     return LabkitError(
         f"could not connect to {target}: {exc}", field="targets", fix="check labkit.whoami(target) works"
@@ -260,6 +250,7 @@ def _engine_version(config: Any, backend: Backend) -> str:
 def _metadata(
     config: Any, backend: Backend, chosen: Workload, path: str, schedule: harness.Schedule, started: datetime
 ) -> dict[str, Any]:
+    dbapi = engine_of(config).dialect.dbapi
     return {
         "backend": backend.name,
         "region": backend.region,
@@ -279,7 +270,7 @@ def _metadata(
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "labkit": __version__,
-        "pymysql": pymysql.__version__,
+        dbapi.module: dbapi.version(),
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
         "clock": time.get_clock_info("perf_counter").implementation,

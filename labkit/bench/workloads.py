@@ -1,7 +1,8 @@
 """What each benchmark request does: a round trip, a point select, a short range scan, or a single-row insert.
 
-Reads use the shop's `products` table (ids 1..N); inserts go to `bench_writes`, a table of their own, so a
-benchmark never changes the data the other notebooks show.
+Reads use the shop's `products` table (ids 1..N); inserts go to `bench_writes`, a table of their own (its DDL is
+the engine's, labkit.engines), so a benchmark never changes the data the other notebooks show. The statements
+use the `format` paramstyle (%s), as the engines' DB-API drivers do.
 
 Standard library only (labkit is imported only to report a bad name), because the benchmark's direct path on
 AWS ships this module to the EC2 instance with the harness (see onhost.py).
@@ -14,13 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-BENCH_TABLE = """
-    CREATE TABLE IF NOT EXISTS bench_writes (
-        id         BIGINT AUTO_INCREMENT PRIMARY KEY,
-        worker     INT NOT NULL,
-        payload    VARCHAR(64) NOT NULL,
-        created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-    ) ENGINE=InnoDB"""
 RANGE_ROWS = 10
 
 
@@ -66,7 +60,7 @@ def find_workload(name: str) -> Workload:
     return WORKLOADS[name]
 
 
-def pymysql_operation(
+def dbapi_operation(
     connect: Callable[[], Any], chosen: Workload, worker: int, keys: int, seed: int = 0
 ) -> tuple[Callable[[], object], Any]:
     """An operation for the harness: one request on this worker's own connection; returns (operation, conn)."""

@@ -204,7 +204,9 @@ def _advice(line: QuotaLine, quota: Quota, backend: Backend, config: LabConfig) 
         options = " or ".join(o for o in (use_default, shared) if o)
         return f"{short}. Set {options} in the class's lab config: then no lab makes a VPC. Or {increase}."
     if quota.code == "L-7B6409FD" and config.readers:
-        return f"{short}. Use readers = 0 ({line.needed // (1 + config.readers)} per lab fewer), or {increase}."
+        labs = line.needed // (1 + config.readers)
+        fewer = f"{config.readers} DB instance{'s' if config.readers > 1 else ''} per lab fewer, {config.readers * labs} in all"
+        return f"{short}. Use readers = 0 ({fewer}), or {increase}."
     if quota.code == "L-1216C47A":
         return f"{short}. Choose a smaller instance_type, or {increase}."
     return f"{short}. {increase[0].upper()}{increase[1:]}, or split the class across regions."

@@ -42,6 +42,7 @@ class Seen:
     created: datetime | None = None
     size: str = ""  # instance type or DB instance class
     public_ip: bool = False
+    engine: str = ""  # a database's RDS engine (what prices its instance class)
 
     @property
     def tagged(self) -> bool:
@@ -151,6 +152,7 @@ def _seen(
         created=_when(item.get(describe.created)),
         size=str(item.get(describe.size) or ""),
         public_ip=bool(describe.public_ip) and describe.public_ip in item,
+        engine=str(item.get("Engine") or ""),
     )
 
 

@@ -17,6 +17,7 @@ from labkit.aws.backend import Backend
 from labkit.classroom.scan import RegionScan, Seen, check_names, class_backends, format_age, now, scan
 from labkit.config import LabConfig
 from labkit.display import literal_html
+from labkit.engines import described, engine_of
 from labkit.errors import ConfigError
 from labkit.lab.cost import hourly
 from labkit.lab.inventory import inventory
@@ -39,7 +40,7 @@ def hourly_cost(seen: Seen | None, region: str) -> float | None:
         if seen.public_ip:
             parts.append(("public-ipv4", ""))
     elif seen.kind == "Aurora instance" and seen.state in RUNNING_DB_STATES:
-        parts.append(("aurora-mysql", seen.size))
+        parts.append(((described(seen.engine) or engine_of()).price_key, seen.size))
     elif seen.kind == "Elastic IP":
         parts.append(("public-ipv4", ""))
     for service, size in parts:

@@ -1,8 +1,10 @@
-"""`labkit class status | reset | check | learners`: the instructor's commands.
+"""`labkit class status | reset | check | progress | learners`: the instructor's commands.
 
 `status` lists every learner's lab (all labs unless --lab) across the --region flags; `reset` is a dry
 run unless --yes, and deletes only resources tagged with the lab and a chosen learner; `check` compares
-what --learners N labs need with the account's quotas; `learners create | list | delete` onboards a class
+what --learners N labs need with the account's quotas; `progress` shows which exercises each learner passed,
+from the signed evidence in their homes (--homes) or the tags on their labs (--tags), and writes a CSV for a
+gradebook (--csv); `learners create | list | delete` onboards a class
 (IAM users tagged for isolation, one 0600 credentials file each, never printed) and removes it once its labs
 are gone. Exit codes: 0 done, 1 something failed, was refused or does not fit, 2 bad input (the error names
 the flag and the fix, before any AWS call).
@@ -18,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 import labkit
 from labkit.cli import options
 from labkit.cli.exits import EXIT_FAILED, EXIT_OK, handles_errors
+from labkit.cli.hub import register_hub_learners
 from labkit.cli.options import BACKEND_CHOICES, add_config_arguments, config_from_args, print_json
 from labkit.config import LabConfig
+from labkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from labkit.aws.backend import Backend
@@ -98,6 +102,28 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(report)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+@handles_errors()
+def _progress(args: argparse.Namespace) -> int:
+    from labkit.classroom.progress import class_progress, csv_path, find_homes
+    from labkit.classroom.scan import check_names
+
+    check_names(args.lab, args.learner)  # every bad input is refused before anything is read
+    if args.long and not args.csv:
+        raise ConfigError("--long shapes the CSV", field="--long", fix="add --csv FILE, or leave --long out")
+    target = csv_path(args.csv, flag="--csv") if args.csv else None
+    homes = find_homes(args.homes, flag="--homes")
+    backends = _class_scope(args)[1] if args.tags else []
+    result = class_progress(homes, tags=args.tags, lab=args.lab, learners=args.learner, backends=backends)
+    if target is not None:
+        written = result.write_csv(target, long=args.long)
+        print(f"wrote {written} ({'one row per record' if args.long else 'one row per learner'})", file=sys.stderr)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result)
+    return EXIT_OK
 
 
 def _learners_backend(args: argparse.Namespace) -> tuple[LabConfig, list[Backend]]:
@@ -198,9 +224,11 @@ def _learner_count(text: str) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `class` with `status`, `reset`, `check` and `learners` to a `labkit` parser's subparsers."""
+    """Add `class` with `status`, `reset`, `check`, `progress` and `learners` to a `labkit` parser's subparsers."""
 
-    parser = subparsers.add_parser("class", help="instructor: every learner's lab, a safe reset, quota check")
+    parser = subparsers.add_parser(
+        "class", help="instructor: every learner's lab and progress, a safe reset, quota check"
+    )
     actions = parser.add_subparsers(dest="action", required=True)
 
     status = actions.add_parser(
@@ -220,9 +248,26 @@ def register(subparsers: Any) -> None:
     reset.add_argument("--report-dir", default=None, help="where the report goes (default: LABKIT_HOME/reports)")
     reset.set_defaults(handler=_reset)
 
+    progress = actions.add_parser(
+        "progress",
+        parents=[_class_flags(lab_help="only this lab (default: every lab)")],
+        help="which exercises each learner passed and when, verified; a CSV for a gradebook",
+    )
+    progress.add_argument(
+        "--homes", nargs="+", action="extend", default=[], metavar="HOME",
+        help="learners' labkit homes or quoted globs, e.g. '/home/*/.labkit' (default: this home)",
+    )  # fmt: skip
+    progress.add_argument("--tags", action="store_true", help="also read the progress tags on the labs (--region)")
+    progress.add_argument(
+        "--csv", default=None, metavar="FILE", help="write a CSV: one row per learner, 1/0 per exercise"
+    )
+    progress.add_argument("--long", action="store_true", help="the CSV has one row per record instead")
+    progress.set_defaults(handler=_progress)
+
     check = actions.add_parser("check", help="do N labs fit in the account's quotas in this region?")
     check.add_argument("--learners", type=_learner_count, required=True, metavar="N", help="number of learners")
     add_config_arguments(check)
     check.set_defaults(handler=_check)
 
     _register_learners(actions)
+    register_hub_learners(actions)  # the one-machine hub's system accounts (labkit.cli.hub)

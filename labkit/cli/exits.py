@@ -45,7 +45,36 @@ def handles_errors(*, failed: int = EXIT_FAILED, interrupted: str | None = None)
                 if interrupted:
                     print(interrupted, file=sys.stderr)
                 return EXIT_INTERRUPTED
+            except Exception as exc:
+                code = _unreachable_endpoint(exc, failed)
+                if code is None:
+                    raise
+                return code
 
         return handler
 
     return decorate
+
+
+def _unreachable_endpoint(exc: Exception, failed: int) -> int | None:
+    """The AWS endpoint stopped answering in the middle of a command (the sandbox was stopped or crashed, or the
+    network went away): say so and how to carry on, not a traceback. None for any other error."""
+    from botocore.exceptions import EndpointConnectionError  # loaded already: the call that failed used botocore
+
+    if not isinstance(exc, EndpointConnectionError):
+        return None
+    from labkit.aws.backend import is_loopback_url  # the same: loaded by the backend that made the call
+
+    url = str(exc.kwargs.get("endpoint_url", ""))
+    if is_loopback_url(url):
+        error: LabkitError = SandboxNotRunning(
+            f"the sandbox stopped answering at {url}",
+            field="sandbox",
+            fix="start it with `labkit sandbox up`, then run the same command again: it picks up where it stopped",
+        )
+    else:
+        error = LabkitError(
+            f"could not reach {url}", field="endpoint", fix="check the network, then run the same command again"
+        )
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_NO_SANDBOX if isinstance(error, SandboxNotRunning) else failed

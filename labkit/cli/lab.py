@@ -3,6 +3,9 @@
 `register(subparsers)` adds the four subcommands to the `labkit` parser; each handler takes the parsed
 arguments and returns the exit code. A bad value prints the LabkitError (what, field, fix) on stderr and
 exits 2 before any AWS call; nothing is ever shown as a traceback for a user mistake.
+
+Flags act on this command only: the saved lab (the home's lab.toml, which the notebooks use) changes only with
+`up --save`, so `labkit up --learner x` never turns every notebook towards another lab behind the learner's back.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import labkit
 from labkit.cli import options
 from labkit.cli.exits import EXIT_FAILED, EXIT_OK, RESUME_HINT, Handler, handles_errors
 from labkit.cli.options import add_config_arguments, config_from_args, print_json
+from labkit.config import LabConfig, field_names
 from labkit.errors import LabkitError
 
 
@@ -30,6 +34,11 @@ def register(subparsers: Any) -> None:
         parser = subparsers.add_parser(name, help=summary, description=summary)
         add_config_arguments(parser)
         parser.set_defaults(handler=handler)
+        if name == "up":
+            parser.add_argument(
+                "--save", action="store_true",
+                help="also make this the saved lab (the home's lab.toml, which the notebooks use)",
+            )  # fmt: skip
 
 
 def _progress_stream(args: argparse.Namespace) -> Any:
@@ -78,14 +87,32 @@ def run_up(args: argparse.Namespace) -> int:
     if not before.nothing_to_do and not _confirm(args, f"{before.summary()} in {before.banner}. Go ahead?"):
         say("cancelled: nothing changed", sys.stderr)
         return EXIT_FAILED
-    saved = config.save()
-    say(f"config saved to {saved}", _progress_stream(args))
+    _save_or_say_why_not(config, args)
     result = labkit.apply(config, backend, stream=_progress_stream(args))
     if args.json:
         print_json(result.to_dict())
     else:
         show(result.to_frame(), sys.stdout)
     return EXIT_OK
+
+
+def _save_or_say_why_not(config: LabConfig, args: argparse.Namespace) -> None:
+    """With --save, this config becomes the saved lab; without, say so when it is not the saved lab."""
+    from labkit.display import say  # start-up time: labkit.display loads pandas
+
+    if args.save:
+        say(f"config saved to {config.save()}: the notebooks use this lab now", _progress_stream(args))
+        return
+    saved = LabConfig.load()
+    if saved != config:
+        differs = ", ".join(f"{name}={getattr(config, name)!r}" for name in field_names()
+                            if getattr(config, name) != getattr(saved, name))  # fmt: skip
+        say(
+            f"note: this lab differs from the saved one ({differs}); the saved lab in {LabConfig.default_path()} "
+            f"(lab {saved.lab}, learner {saved.learner}), which the notebooks use, is unchanged: "
+            "add --save to make this the saved lab",
+            _progress_stream(args),
+        )
 
 
 @handles_errors(interrupted=RESUME_HINT)

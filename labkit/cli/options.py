@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.config import LabConfig, bool_fields, field_names
+from labkit.engines import engine_of
 
 if TYPE_CHECKING:
     from labkit.aws.backend import Backend
@@ -84,9 +85,11 @@ def tcp_port(text: str) -> int:
     try:
         port = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; use 1 to 65535, e.g. 3306") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port number; use 1 to 65535, e.g. {engine_of().port}"
+        ) from None
     if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a TCP port; use 1 to 65535, e.g. 3306")
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port; use 1 to 65535, e.g. {engine_of().port}")
     return port
 
 

@@ -11,6 +11,7 @@ import argparse
 import labkit
 from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
 from labkit.cli.options import config_from_args, lab_flags, tcp_port
+from labkit.engines import engine_of
 
 
 @handles_errors(failed=EXIT_BAD_INPUT)
@@ -53,5 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     reach.add_argument("source", help="instance, writer, reader, internet, an instance id, endpoint or IP")
     reach.add_argument("destination", help="instance, writer, reader, internet, an instance id, endpoint or IP")
-    reach.add_argument("--port", type=tcp_port, default=3306, help="TCP port, 1 to 65535 (default 3306)")
+    reach.add_argument(
+        "--port", type=tcp_port, default=None, help=f"TCP port, 1 to 65535 (default {engine_of().port})"
+    )  # None: the lab engine's port, once the config is read
     reach.set_defaults(handler=_reach)

@@ -1,8 +1,9 @@
 """`labkit tunnel` and `labkit sql`: the database from a terminal, through Session Manager.
 
-`labkit tunnel writer` holds a port-forward open until Ctrl-C and says how to connect any MySQL client.
-The password is not printed: a client option file (mode 0600, deleted when the tunnel closes) holds it
-for the `mariadb`/`mysql` client, and the AWS CLI command that reads the secret is shown for other tools.
+`labkit tunnel writer` holds a port-forward open until Ctrl-C and says how to connect a client.
+The password is not printed: a credentials file in the format of the engine's own client (mode 0600, deleted
+when the tunnel closes; labkit.engines says which client and which format) holds it, and the AWS CLI command
+that reads the secret is shown for other tools.
 """
 
 from __future__ import annotations
@@ -21,37 +22,51 @@ import labkit
 from labkit.cli import options
 from labkit.cli.exits import EXIT_BAD_INPUT, handles_errors
 from labkit.cli.options import config_from_args, lab_flags, tcp_port
+from labkit.engines import ENGINES, AuroraEngine, default_engine, engine_of
+from labkit.errors import LabkitError
 from labkit.home import labkit_home
 
 
 def sweep_option_files(folder: Path) -> None:
-    """Delete option files left by a tunnel that was killed (nothing listens on their port any more)."""
+    """Delete credentials files left by a tunnel that was killed (nothing listens on their port any more)."""
     from labkit.access.tunnel import local_port_free  # start-up time: the tunnel package loads boto3
 
-    for stale in folder.glob("*-*.cnf"):
-        port = stale.stem.rpartition("-")[2]
-        if port.isdigit() and local_port_free(int(port)):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+    for suffix in sorted({engine.client.credentials_suffix for engine in ENGINES.values()}):
+        for stale in folder.glob(f"*-*{suffix}"):
+            port = stale.stem.rpartition("-")[2]
+            if port.isdigit() and local_port_free(int(port)):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
 
-def option_file(home: Path, tunnel: Any, credentials: Any, database: str) -> Path:
-    """A [client] option file for this tunnel, readable only by its owner (stale ones are swept first)."""
+def option_file(home: Path, tunnel: Any, credentials: Any, database: str, engine: AuroraEngine | None = None) -> Path:
+    """The engine client's credentials file for this tunnel, readable only by its owner (stale ones are swept
+    first)."""
+    client = (engine or default_engine()).client
     folder = home / "tunnels"
     folder.mkdir(parents=True, exist_ok=True)
     sweep_option_files(folder)
-    path = folder / f"{re.sub(r'[^A-Za-z0-9.-]', '_', tunnel.to).lstrip('.')}-{tunnel.port}.cnf"  # stays in folder
+    name = f"{re.sub(r'[^A-Za-z0-9.-]', '_', tunnel.to).lstrip('.')}-{tunnel.port}{client.credentials_suffix}"
+    path = folder / name  # stays in folder
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(
-            f"[client]\nhost={tunnel.host}\nport={tunnel.port}\nuser={credentials.username}\n"
-            f"password={credentials.password}\ndatabase={database}\n"
-        )
+            client.credentials.format(
+                host=tunnel.host, port=tunnel.port, user=credentials.username, password=credentials.password,
+                database=database,
+            )
+        )  # fmt: skip
     return path
 
 
-def connect_help(tunnel: Any, credentials: Any, backend: Any, database: str, options: Path) -> str:
+def connect_help(
+    tunnel: Any, credentials: Any, backend: Any, database: str, options: Path, engine: AuroraEngine | None = None
+) -> str:
     """How to connect a client through the tunnel, without the password itself."""
+    command = (engine or default_engine()).client.command.format(
+        path=shlex.quote(str(options)), host=tunnel.host, port=tunnel.port, user=credentials.username,
+        database=database,
+    )  # fmt: skip
     fetch = ["aws", "secretsmanager", "get-secret-value", "--secret-id", credentials.secret_arn]
     fetch += ["--query", "SecretString", "--output", "text", "--region", backend.region]
     if backend.endpoint_url():
@@ -65,7 +80,7 @@ def connect_help(tunnel: Any, credentials: Any, backend: Any, database: str, opt
             f"  database {database}",
             f"  password in Secrets Manager: {credentials.secret_arn}",
             "connect:",
-            f"  mariadb --defaults-extra-file={shlex.quote(str(options))}      (the file is deleted on close)",
+            f"  {command}      (the file is deleted on close)",
             f"  the password, for other clients: {shlex.join(fetch)}",
             "Press Ctrl-C to close the tunnel.",
         ]
@@ -95,8 +110,9 @@ def _tunnel(args: argparse.Namespace) -> int:
             )
         else:
             secret = labkit.credentials(config, backend)
-            option_path = option_file(labkit_home(), tunnel, secret, DATABASE_NAME)
-            print(connect_help(tunnel, secret, backend, DATABASE_NAME, option_path), flush=True)
+            engine = engine_of(config)
+            option_path = option_file(labkit_home(), tunnel, secret, DATABASE_NAME, engine)
+            print(connect_help(tunnel, secret, backend, DATABASE_NAME, option_path, engine), flush=True)
         while tunnel.is_open:
             time.sleep(0.5)
         print("the session plugin stopped; the tunnel is closed")
@@ -111,15 +127,28 @@ def _tunnel(args: argparse.Namespace) -> int:
                 option_path.unlink()
 
 
+# labkit.sql's fixes name its Python arguments; here the same advice names the flags.
+CLI_WORDING = {"on='writer'": "--on writer", "on='reader'": "--on reader"}
+
+
 @handles_errors(failed=EXIT_BAD_INPUT)
 def _sql(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
         frame = labkit.sql(args.query, on=args.on, config=config)
+    except LabkitError as exc:
+        exc.fix = _as_flags(exc.fix)
+        raise
     finally:
         labkit.close_engines()
     print(frame.to_string(index=False))
     return 0
+
+
+def _as_flags(fix: str | None) -> str | None:
+    for python, flag in CLI_WORDING.items():
+        fix = fix.replace(python, flag) if fix else fix
+    return fix
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -246,11 +246,14 @@ def apply(
     max_workers: int = 8,
     only: str | None = None,
     quiet: bool = False,
+    leave_exercises: bool = False,
 ) -> ApplyResult:
     """Create whatever the lab is missing, in dependency order, independent nodes at the same time.
 
     `only="network" | "database" | "compute"` builds one stage and what it depends on (one per notebook).
-    `quiet=True` shows no progress (the result says what happened).
+    `quiet=True` shows no progress (the result says what happened). `leave_exercises=True` (the notebooks) builds
+    neither of the two rules between the app and database groups: the learner writes them in 01's exercises, and
+    a later notebook's apply does not write them behind the learner's back.
     """
     started = time.monotonic()
     notice, stream = (sys.stderr if quiet else stream), (io.StringIO() if quiet else stream)
@@ -262,6 +265,7 @@ def apply(
         if checked is not None:
             say(checked.headline(), stream)
         ctx = LabContext(config, backend, timing)
+        ctx.leave_exercises = leave_exercises
         graph = lab_graph(config)
         if only is not None:
             keep = stage_closure(graph, only)

@@ -28,6 +28,7 @@ from labkit.aws.backend import Backend, backend_class
 from labkit.aws.errors import error_code
 from labkit.config import LabConfig
 from labkit.display import literal_html
+from labkit.engines import ENGINES, described, engine_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.graph import deletion_order, lab_graph
 from labkit.lab.plan import Plan, check_backend_region
@@ -42,9 +43,11 @@ SERVERLESS_MIN_ACU = 0.5  # the lab's Serverless v2 minimum capacity (labkit.lab
 PRICING_REGION = "us-east-1"  # the Pricing API answers in a few regions only; us-east-1 is one
 COLUMNS = ["item", "size", "count", "usd_per_hour", "source"]
 
-# Services priced per size (an instance type or class, asked of the Pricing API on AWS). Every other service
-# of the table is priced per unit: by the hour, by the month or by use, as the table's section says.
-SIZED_SERVICES = ("ec2", "aurora-mysql")
+# Services priced per size (an instance type or class, asked of the Pricing API on AWS): EC2 and each Aurora
+# engine's instances. Every other service of the table is priced per unit: by the hour, by the month or by use,
+# as the table's section says.
+DATABASE_SERVICES = tuple(engine.price_key for engine in ENGINES.values())
+SIZED_SERVICES = ("ec2", *DATABASE_SERVICES)
 SECTIONS = ("hourly", "monthly", "usage")
 
 NO_PRICE = "no price"
@@ -100,7 +103,7 @@ class PriceTable:
         return tuple(found)
 
     def sizes(self, service: str, region: str) -> frozenset[str]:
-        """The sizes the table prices for a sized service (ec2, aurora-mysql) in a region."""
+        """The sizes the table prices for a sized service (ec2, an Aurora engine's instances) in a region."""
         return frozenset(self._regions.get(region, {}).get("hourly", {}).get(service, {}))
 
     def hourly(self, service: str, size: str, region: str) -> float | None:
@@ -118,7 +121,7 @@ class PriceTable:
         prices = self._regions.get(region)
         if prices is None:
             return None
-        if service == "aurora-mysql" and size == SERVERLESS_CLASS:
+        if service in DATABASE_SERVICES and size == SERVERLESS_CLASS:
             acu = self.hourly("aurora-serverless-acu", "ACU", region)
             return None if acu is None else round(acu * SERVERLESS_MIN_ACU, 6)
         if service in SIZED_SERVICES:
@@ -182,7 +185,7 @@ _PRICING_QUERIES: dict[str, tuple[str, dict[str, str]]] = {
             "marketoption": "OnDemand",
         },
     ),
-    "aurora-mysql": ("AmazonRDS", {"databaseEngine": "Aurora MySQL"}),
+    **{engine.price_key: ("AmazonRDS", dict(engine.pricing_filter)) for engine in ENGINES.values()},
 }
 
 
@@ -435,7 +438,7 @@ def _backend_notes(backend_name: str, region: str, prices: Prices) -> list[str]:
 def _line(prices: Prices, item: str, service: str, size: str, count: int, region: str, label: str = "") -> CostLine:
     price = prices.price(service, size, region)
     source = price.source
-    if service == "aurora-mysql" and size == SERVERLESS_CLASS and price.usd_per_hour is not None:
+    if service in DATABASE_SERVICES and size == SERVERLESS_CLASS and price.usd_per_hour is not None:
         source += f" ({SERVERLESS_MIN_ACU} ACU minimum; more under load)"
     return CostLine(item, label or size, count, price.usd_per_hour, source)
 
@@ -475,7 +478,7 @@ def plan_cost(config: LabConfig, plan: Plan | None = None, *, prices: Prices | N
     kinds = Counter(step.kind for step in plan.steps) if plan else Counter(n.kind for n in lab_graph(config).values())
     region = config.region
     lines = [
-        _line(prices, row.item, row.service, row.size_for(config), row.count(count), region, row.label)
+        _line(prices, row.item, row.service_for(config), row.size_for(config), row.count(count), region, row.label)
         for resource_type, count in priced_counts(kinds)
         for row in resource_type.prices
         if row.count(count)
@@ -523,7 +526,8 @@ def _database_lines(ctx: LabContext, prices: Prices) -> list[CostLine]:
         if status in UNBILLED_DB_STATES:
             lines.append(CostLine(item, size, 1, 0.0, f"{status}: no instance charge"))
         else:
-            lines.append(_line(prices, item, "aurora-mysql", size, 1, region))
+            engine = described(instance.get("Engine")) or engine_of(ctx.config)
+            lines.append(_line(prices, item, engine.price_key, size, 1, region))
     for cluster in paginate(rds, "describe_db_clusters", "DBClusters"):
         if ctx.is_ours(cluster.get("TagList")) and cluster.get("MasterUserSecret"):
             lines.append(_line(prices, "Secrets Manager secret (master password)", "secret", "secret", 1, region))

@@ -39,8 +39,8 @@ from labkit.lab.resources import Found, LabContext, Resource, step_scope
 def destroy_graph(config: LabConfig, found: Sequence[Found]) -> dict[str, Resource]:
     """The full graph of a lab that made its own VPC, with every reader and key pair that exists, and the
     nodes only destroy handles."""
-    indexes = [int(m.group(1)) for f in found if (m := re.fullmatch(r"db-reader-(\d+)", f.node))]
-    readers = min(max([config.readers, *indexes]), MAX_READERS)
+    numbers = [int(m.group(1)) for f in found if (m := re.fullmatch(r"db-(\d+)", f.node))]
+    readers = min(max([config.readers, *(n - 1 for n in numbers)]), MAX_READERS)
     return with_cleanup_nodes(lab_graph(dataclasses.replace(config, vpc="create"), readers=readers, key_pair=True))
 
 

@@ -20,15 +20,11 @@ from botocore.parsers import ResponseParserError
 
 from labkit.aws.backend import Backend
 from labkit.aws.errors import error_code
-from labkit.config import ENGINE_VERSION_PATTERN, LabConfig
+from labkit.config import LabConfig
+from labkit.engines import AuroraEngine, default_engine, engine_of
 from labkit.errors import ConfigError
 
-ENGINE = "aurora-mysql"
 DEFAULT, LTS = "default", "lts"  # engine_version values resolved from the region's catalog
-# Long-term-support minor lines of Aurora MySQL 3, newest first (Aurora User Guide, "Long-term support (LTS)
-# and beta releases for Amazon Aurora MySQL": 3.10 and 3.04).
-LTS_LINES = ("3.10", "3.04")
-VERSION = ENGINE_VERSION_PATTERN  # the config's pattern (ASCII digits only); group 1 is the minor line, e.g. 3.10
 NO_EXTENDED_SUPPORT = "open-source-rds-extended-support-disabled"
 AVAILABLE = "available"
 
@@ -64,9 +60,9 @@ def requested_version(config: LabConfig) -> str:
     return value
 
 
-def _versions(rds: Any, **filters: Any) -> list[dict[str, Any]]:
+def _versions(rds: Any, engine: AuroraEngine, **filters: Any) -> list[dict[str, Any]]:
     try:
-        pages = rds.get_paginator("describe_db_engine_versions").paginate(Engine=ENGINE, **filters)
+        pages = rds.get_paginator("describe_db_engine_versions").paginate(Engine=engine.name, **filters)
         return [item for page in pages for item in page.get("DBEngineVersions", [])]
     except (NotImplementedError, ResponseParserError):  # moto in-process, and moto's server (an HTML 500 page)
         raise CatalogMissing from None
@@ -80,64 +76,66 @@ def _versions(rds: Any, **filters: Any) -> list[dict[str, Any]]:
         raise
 
 
-def _mysql3(items: list[dict[str, Any]]) -> list[str]:
-    """Available Aurora MySQL 3 versions among `items`, oldest first."""
+def _accepted(items: list[dict[str, Any]], engine: AuroraEngine) -> list[str]:
+    """Available versions among `items` that the engine's rule accepts (Aurora MySQL 3), oldest first."""
+    versions = engine.versions
     found = [
         i["EngineVersion"]
         for i in items
-        if i.get("Status", AVAILABLE) == AVAILABLE and VERSION.match(i["EngineVersion"])
+        if i.get("Status", AVAILABLE) == AVAILABLE and versions.accepts(i["EngineVersion"])
     ]
-    return sorted(found, key=_sort_key)
+    return sorted(found, key=versions.sort_key)
 
 
-def _sort_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.rpartition("aurora.")[2].split("."))
-
-
-def check_version_text(version: str) -> str:
-    """A pinned version must look like an Aurora MySQL 3 version, in ASCII digits, before any call."""
-    if not VERSION.match(version):
+def check_version_text(version: str, engine: AuroraEngine | None = None) -> str:
+    """A pinned version must follow the engine's rule (an Aurora MySQL 3 version), in ASCII digits, before any call."""
+    versions = (engine or default_engine()).versions
+    if not versions.accepts(version):
         raise ConfigError(
-            f"{version!r} is not an Aurora MySQL 3 version",
+            f"{version!r} is not an {versions.label} version",
             field="engine_version",
             fix="use 'default' (the region's default), 'lts' (the newest long-term-support line) or a version "
-            "such as 8.0.mysql_aurora.3.10.1 written in ASCII digits",
+            f"such as {versions.example} written in ASCII digits",
         )
     return version
 
 
 def resolve_version(rds: Any, config: LabConfig) -> tuple[str, str]:
     """(version, how it was chosen), from the region's catalog. Raises ConfigError naming engine_version."""
+    engine = engine_of(config)
+    versions = engine.versions
     wanted = requested_version(config)
     region = config.region
     if wanted == DEFAULT:
-        default = _mysql3(_versions(rds, DefaultOnly=True))
+        default = _accepted(_versions(rds, engine, DefaultOnly=True), engine)
         if default:
             return default[-1], "the region's default"
-        newest = _mysql3(_versions(rds))  # the default is not a MySQL 3 version: the newest that is
+        newest = _accepted(_versions(rds, engine), engine)  # the default is not an accepted version: the newest that is
         if newest:
-            return newest[-1], "the newest Aurora MySQL 3 version (the region's default is not MySQL 3)"
+            return newest[-1], f"the newest {versions.label} version (the region's default is not {versions.major})"
         raise ConfigError(
-            f"RDS offers no Aurora MySQL 3 version in {region}",
+            f"RDS offers no {versions.label} version in {region}",
             field="engine_version",
             fix="choose another region (`labkit preflight` checks it)",
         )
     if wanted == LTS:
-        offered = _mysql3(_versions(rds))
-        for line in LTS_LINES:
-            on_line = [v for v in offered if VERSION.match(v).group(1) == line]  # type: ignore[union-attr]
+        offered = _accepted(_versions(rds, engine), engine)
+        for line in versions.lts_lines:
+            on_line = [v for v in offered if versions.line(v) == line]
             if on_line:
                 return on_line[-1], "the newest long-term-support version"
         raise ConfigError(
-            f"RDS offers no long-term-support Aurora MySQL version ({', '.join(LTS_LINES)}) in {region}",
+            f"RDS offers no long-term-support {engine.display_name} version ({', '.join(versions.lts_lines)}) in {region}",
             field="engine_version",
             fix="use engine_version = 'default'",
         )
-    check_version_text(wanted)
-    pinned = _versions(rds, EngineVersion=wanted, IncludeAll=True)
+    check_version_text(wanted, engine)
+    pinned = _versions(rds, engine, EngineVersion=wanted, IncludeAll=True)
     status = pinned[0].get("Status", AVAILABLE) if pinned else "not offered"
     if status != AVAILABLE:
-        newest = _mysql3(_versions(rds, DefaultOnly=True)) or _mysql3(_versions(rds))
+        newest = _accepted(_versions(rds, engine, DefaultOnly=True), engine) or _accepted(
+            _versions(rds, engine), engine
+        )
         raise ConfigError(
             f"{wanted} is {status} in {region}: RDS would refuse to create a cluster on it "
             "(Aurora retires a minor version about 12 months after its release)",
@@ -147,11 +145,11 @@ def resolve_version(rds: Any, config: LabConfig) -> tuple[str, str]:
     return wanted, "pinned in the config"
 
 
-def orderable_zones(rds: Any, version: str, instance_class: str) -> tuple[str, ...]:
+def orderable_zones(rds: Any, engine: AuroraEngine, version: str, instance_class: str) -> tuple[str, ...]:
     """Availability zones where `instance_class` can run `version` (empty: not orderable in the region)."""
     try:
         pages = rds.get_paginator("describe_orderable_db_instance_options").paginate(
-            Engine=ENGINE, EngineVersion=version, DBInstanceClass=instance_class, Vpc=True
+            Engine=engine.name, EngineVersion=version, DBInstanceClass=instance_class, Vpc=True
         )
         options = [option for page in pages for option in page.get("OrderableDBInstanceOptions", [])]
     except NotImplementedError:
@@ -161,32 +159,33 @@ def orderable_zones(rds: Any, version: str, instance_class: str) -> tuple[str, .
     )
 
 
-def _engine_known(rds: Any) -> bool:
-    """Whether the catalog knows the engine at all (moto has no orderable options for aurora-mysql)."""
+def _engine_known(rds: Any, engine: AuroraEngine) -> bool:
+    """Whether the catalog knows the engine at all (moto has no orderable options for Aurora's engines)."""
     return bool(
-        rds.describe_orderable_db_instance_options(Engine=ENGINE, MaxRecords=20).get("OrderableDBInstanceOptions")
+        rds.describe_orderable_db_instance_options(Engine=engine.name, MaxRecords=20).get("OrderableDBInstanceOptions")
     )
 
 
 def choose_engine(backend: Backend, config: LabConfig) -> EngineChoice:
     """Resolve the engine version and check the DB instance class is orderable for it; ConfigError when not."""
+    engine = engine_of(config)
     rds = backend.client("rds")
     wanted = requested_version(config)
     if wanted not in (DEFAULT, LTS):
-        check_version_text(wanted)
+        check_version_text(wanted, engine)
     try:
         version, how = resolve_version(rds, config)
     except CatalogMissing:
         return EngineChoice(_fallback(config), "as configured", config.db_instance_class, checked=False)
-    zones = orderable_zones(rds, version, config.db_instance_class)
+    zones = orderable_zones(rds, engine, version, config.db_instance_class)
     if not zones:
-        if not _engine_known(rds):
+        if not _engine_known(rds, engine):
             return EngineChoice(version, how, config.db_instance_class, checked=False)
         raise ConfigError(
             f"{config.db_instance_class} cannot run {version} in {config.region}",
             field="db_instance_class",
             fix="use a class RDS offers for this version here, e.g. db.t4g.medium or db.r6g.large "
-            "(`aws rds describe-orderable-db-instance-options --engine aurora-mysql` lists them)",
+            f"(`aws rds describe-orderable-db-instance-options --engine {engine.name}` lists them)",
         )
     return EngineChoice(version, how, config.db_instance_class, zones)
 
@@ -195,4 +194,4 @@ def _fallback(config: LabConfig) -> str:
     """The version a backend without a catalog gets: the pinned one, else the newest long-term-support line's
     first release (what 'default' and 'lts' meant when this was written)."""
     wanted = requested_version(config)
-    return wanted if wanted not in (DEFAULT, LTS) else f"8.0.mysql_aurora.{LTS_LINES[0]}.0"
+    return wanted if wanted not in (DEFAULT, LTS) else engine_of(config).versions.fallback

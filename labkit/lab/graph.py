@@ -13,6 +13,7 @@ from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
     NODE_DB_SUBNETS,
+    NODE_FIRST_DB,
     NODE_IAM_ROLE,
     NODE_INSTANCE,
     NODE_INSTANCE_PROFILE,
@@ -23,8 +24,7 @@ from labkit.aws.tags import (
     NODE_SG_APP,
     NODE_SG_DB,
     NODE_VPC,
-    NODE_WRITER,
-    reader_node,
+    db_instance_node,
 )
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
@@ -73,9 +73,9 @@ def lab_graph(config: LabConfig, *, readers: int | None = None, key_pair: bool |
         DbSecurityGroup(NODE_SG_DB, [NODE_VPC, NODE_SG_APP]),
         DbSubnetGroup(NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS),
         Cluster(NODE_CLUSTER, [NODE_DB_SUBNET_GROUP, NODE_SG_DB]),
-        DbInstance(NODE_WRITER, (NODE_CLUSTER,), promotion_tier=0),
-        # Readers join after the writer: Aurora makes the first instance to come up the writer.
-        *(DbInstance(reader_node(i), (NODE_WRITER,), promotion_tier=1) for i in range(1, readers + 1)),
+        DbInstance(NODE_FIRST_DB, (NODE_CLUSTER,), promotion_tier=0),
+        # Readers join after the first: Aurora makes the first instance to come up the writer.
+        *(DbInstance(db_instance_node(n), (NODE_FIRST_DB,), promotion_tier=1) for n in range(2, readers + 2)),
         Role(NODE_IAM_ROLE),
         InstanceProfile(NODE_INSTANCE_PROFILE, [NODE_IAM_ROLE]),
     ]

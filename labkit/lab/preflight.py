@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
 from labkit.aws.actions import policy_actions
-from labkit.aws.backend import PLUGIN, Backend, plugin_version_check
+from labkit.aws.backend import PLUGIN, PLUGIN_NEWER_THAN, PLUGIN_UPDATE, Backend, plugin_version_check
 from labkit.aws.errors import error_code, error_message
 from labkit.config import LabConfig, lab_and_backend
 from labkit.errors import LabkitError
@@ -389,6 +389,14 @@ def check_plugin(backend: Backend) -> Row:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Row(PLUGIN, FAIL, f"{command[0]} does not run: {exc}", "reinstall session-manager-plugin")
     ok, detail = plugin_version_check(printed.splitlines()[-1] if printed else "")
+    if backend.stand_in_plugin:  # its version is labkit's own: AWS's plugin is not checked here
+        return Row(
+            PLUGIN,
+            WARN if ok else FAIL,
+            f"not checked here: the sandbox runs labkit's stand-in for it ({command[-1]}), not AWS's plugin",
+            f"before you switch to the aws backend: {PLUGIN_UPDATE} (a version newer than "
+            f"{'.'.join(map(str, PLUGIN_NEWER_THAN))})",
+        )
     return Row(PLUGIN, PASS if ok else FAIL, detail, "" if ok else "update session-manager-plugin")
 
 

@@ -18,20 +18,25 @@ from collections.abc import Callable, Iterator
 import boto3
 from botocore.config import Config
 
-from labkit.aws.backend import FAKE_CREDENTIALS, Backend, is_loopback_url, register
+from labkit.aws.backend import Backend, is_loopback_url, register
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
+from labkit.engines import ENGINES
 from labkit.errors import BackendError, ConfigError, LabkitError
+from labkit.home import labkit_home
 from labkit.sandbox import state
+from labkit.sandbox.signing import home_credentials
 from labkit.sandbox.vpc import dns
 
 
 @register
 class SandboxBackend(Backend):
-    """The embedded sandbox: a local moto server plus database server processes; fake credentials, loopback only."""
+    """The embedded sandbox: a local moto server plus database server processes; loopback only, and every call
+    signed with the LABKIT home's own key pair (signing.py), the only one its server answers."""
 
     name = "sandbox"
     reaches_private_endpoints = True  # the databases are local processes
     free = True
+    stand_in_plugin = True  # procs/session_plugin.py: it obeys the security groups, it is not AWS's plugin
     timing = Timing(poll_seconds=0.2, retry_attempts=6, retry_first_delay=0.05, retry_max_delay=0.5)
     tunnel_timing = TunnelTiming(online_timeout=5, connect_timeout=5, open_timeout=30, first_delay=0.1, max_delay=0.5)
     app_timing = AppTiming(start_timeout=15.0, poll_seconds=0.1)
@@ -52,7 +57,7 @@ class SandboxBackend(Backend):
         return self._endpoint
 
     def session(self) -> boto3.Session:
-        return boto3.Session(region_name=self.region, **FAKE_CREDENTIALS)
+        return boto3.Session(region_name=self.region, **home_credentials(labkit_home()).for_boto3())
 
     def client_config(self) -> Config:
         # moto answers at once; a 500 is an unimplemented call, so retrying it only wastes time.
@@ -73,6 +78,12 @@ class SandboxBackend(Backend):
             ) from None
         return [sys.executable, "-m", "labkit.sandbox.procs.session_plugin"]
 
+    def restart_app(self, instance_id: str, changes: dict[str, str]) -> None:
+        """The settings script runs on the app's own environment file here; SIGHUP restarts its app host."""
+        from labkit.sandbox.appsettings import restart_app  # start-up time of the session plugin and app hosts
+
+        restart_app(instance_id, changes)
+
     def banner(self) -> str:
         return f"backend=sandbox account={self.account_id()} region={self.region} endpoint={self.endpoint_url()}"
 
@@ -88,18 +99,20 @@ class SandboxBackend(Backend):
         return [("sandbox", True, f"running, AWS API at {info['endpoint_url']}")]
 
     def program_checks(self, version_of: Callable[..., str | None]) -> list[tuple[str, bool, str]]:
-        """The database server the sandbox runs, and the MariaDB client and sysbench the workbook uses."""
-        from labkit.sandbox.engines.mariadb import find_binaries  # start-up time, as above
+        """For each engine (labkit.engines): the database server the sandbox runs, and the client and the C
+        benchmark the workbook uses."""
+        from labkit.sandbox.engines.base import engine_class  # start-up time, as above
 
         rows = []
-        try:
-            binaries = find_binaries()
-            rows.append(("mariadb server", True, binaries.version().replace(str(binaries.mariadbd), "mariadbd")))
-        except LabkitError as exc:
-            rows.append(("mariadb server", False, exc.fix or exc.message))
-        for check, program in (("mariadb client", "mariadb"), ("sysbench", "sysbench")):
-            version = version_of(program, "--version")
-            rows.append((check, version is not None, version or "not found: make lab installs it"))
+        for engine in ENGINES.values():
+            setup, client = engine.setup, engine.client
+            try:
+                rows.append((f"{setup.server_engine} server", True, engine_class(engine.name)().version()))
+            except LabkitError as exc:
+                rows.append((f"{setup.server_engine} server", False, exc.fix or exc.message))
+            for check, program in ((f"{client.program} client", client.program), (setup.reference_benchmark,) * 2):
+                version = version_of(program, "--version")
+                rows.append((check, version is not None, version or "not found: make lab installs it"))
         return rows
 
     @contextlib.contextmanager

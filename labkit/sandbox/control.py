@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from labkit.aws.backend import DEFAULT_REGION, FAKE_CREDENTIALS, is_loopback_url
+from labkit.aws.backend import DEFAULT_REGION, is_loopback_url
 from labkit.config import check_region
 from labkit.errors import SandboxError
 from labkit.home import labkit_home
@@ -26,6 +26,7 @@ from labkit.locks import daemon_lock_path, exclusive, holder_pid, is_held, sandb
 from labkit.sandbox.daemon.persist import SnapshotError, check_header, snapshot_path
 from labkit.sandbox.engines.base import check_installed
 from labkit.sandbox.processes import all_pids, pid_alive, port_in_use, process_args, process_cmdline, terminate
+from labkit.sandbox.signing import PING_PATH, home_credentials, signed_request
 from labkit.sandbox.state import (
     SandboxState,
     is_daemon_of,
@@ -49,18 +50,20 @@ EXIT_SNAPSHOT = 4  # the daemon's exit code when the saved control plane cannot 
 SAVED_DATA = ("instances", "orphans", "databases.json")  # in data/, beside the snapshot: what a reset deletes
 
 
-def _answers(endpoint_url: str) -> bool:
-    """True when the moto server at this URL responds: at once when nothing listens, within ANSWER_TIMEOUT when
-    a live daemon is only busy (importing a service's models, saving a snapshot, on a loaded machine)."""
+def _answers(endpoint_url: str, home: Path) -> bool:
+    """True when the moto server at this URL responds to this home's credentials (another home's does not): at once
+    when nothing listens, within ANSWER_TIMEOUT when a live daemon is only busy (importing a service's models,
+    saving a snapshot, on a loaded machine)."""
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=ANSWER_TIMEOUT) as response:
+        request = signed_request(f"{endpoint_url}{PING_PATH}", home_credentials(home))
+        with urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT) as response:
             return response.status == 200
     except OSError:
         return False
 
 
 def _is_healthy(state: SandboxState, home: Path) -> bool:
-    return is_running(state, home) and _answers(state.endpoint_url)
+    return is_running(state, home) and _answers(state.endpoint_url, home)
 
 
 def _requested_port() -> int:
@@ -306,7 +309,7 @@ def reset(timeout: float = RESET_TIMEOUT) -> None:
         state = read_state(home)
     state = require_running(home)
     shutil.rmtree(home / "data" / "orphans", ignore_errors=True)
-    request = urllib.request.Request(f"{state.endpoint_url}/moto-api/reset", method="POST", data=b"")
+    request = signed_request(f"{state.endpoint_url}/moto-api/reset", home_credentials(home), "POST")
     urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT).close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -321,7 +324,8 @@ def env_exports(region: str | None = None) -> dict[str, str]:
     """Environment variables that point the AWS CLI or any boto3 program at the running sandbox.
 
     Every value is checked (a real region, a loopback http endpoint): `labkit sandbox env` prints them for a
-    shell to eval, and the state file they come from may have been written by an older labkit."""
+    shell to eval, and the state file they come from may have been written by an older labkit. The credentials
+    are the home's own key pair, named by its 0600 file and profile: the secret itself is never printed."""
     state = require_running()
     restart = "run `labkit sandbox down`, then `labkit sandbox up`"
     if region:
@@ -337,8 +341,7 @@ def env_exports(region: str | None = None) -> dict[str, str]:
         )
     return {
         "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        **home_credentials(labkit_home()).for_environment(),  # the home's 0600 file and profile, no secret
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
     }

@@ -4,7 +4,8 @@ the rule that decides.
     security_groups()                     rules of the lab's groups, one row per rule
     style_rules(frame)                    the same, styled for a notebook (risky rows highlighted)
     lint()                                findings with severity and fix; empty for the default lab
-    can_reach("instance", "writer", 3306) a Verdict: reachable?, hops, the deciding rule, the fix
+    authorize_ingress(config, "sg-db", port, source_group="sg-app")   allow a port in (or out: authorize_egress)
+    can_reach("instance", "writer")       a Verdict: reachable?, hops, the deciding rule, the fix
     Reachability.snapshot(backend, config).check(...)   many checks against one description
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import lazy_loader
 
-from labkit.security.changes import revoke_rules
+from labkit.security.changes import authorize_egress, authorize_ingress, revoke_rules
 from labkit.security.fixes import ApiCall, Fix
 from labkit.security.lint import Finding, LintReport, lint, lint_snapshot
 from labkit.security.model import Snapshot
@@ -34,6 +35,8 @@ __all__ = [
     "Reachability",
     "Snapshot",
     "Verdict",
+    "authorize_egress",
+    "authorize_ingress",
     "can_reach",
     "gather",
     "lint",

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, overload
 
 from labkit.aws.backend import Backend
 from labkit.aws.tags import NODE_SG_APP, NODE_SG_DB
+from labkit.engines import engine_of
 from labkit.security.fixes import ApiCall, Fix, authorize, revoke
 from labkit.security.model import Rule, Snapshot, lab_group_ids
-from labkit.security.risks import MYSQL_PORT, SEVERITY_ORDER, SSH_PORT, Risk, rule_risks
+from labkit.security.risks import DATABASE_PORTS, SEVERITY_ORDER, SSH_PORT, Risk, rule_risks
 from labkit.security.snapshot import gather
 from labkit.security.wording import peer_text, ports_text
 
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from pandas.io.formats.style import Styler
 
-APP_TO_DB_DESCRIPTION = "MySQL from the app tier"
+
+def app_to_db_description(port: int) -> str:
+    """The description of the rule that lets the app tier in on a database port (as the lab's own rule says)."""
+    return f"{DATABASE_PORTS.get(port, engine_of().family)} from the app tier"
 
 
 @dataclass(frozen=True)
@@ -114,25 +118,25 @@ def _rule_fix(rule: Rule, risk: Risk, snapshot: Snapshot) -> Fix:
     remove = revoke(rule.group_id, rule.rule_id, egress=False)
     if risk.check == "world-open" and risk.port == SSH_PORT:
         return Fix("remove the rule; reach the instance with SSM Session Manager (or allow only your /32)", (remove,))
-    if risk.port == MYSQL_PORT:
-        return _mysql_by_group_fix(rule, snapshot, remove)
+    if risk.port in DATABASE_PORTS:
+        return _database_by_group_fix(rule, snapshot, remove, risk.port)
     if risk.check == "ssh-wide":
         return Fix("replace the rule with one for your own address only (/32), or remove it and use SSM", (remove,))
     return Fix("remove the rule; open only the ports the app needs, from the peers that need them", (remove,))
 
 
-def _mysql_by_group_fix(rule: Rule, snapshot: Snapshot, remove: ApiCall) -> Fix:
+def _database_by_group_fix(rule: Rule, snapshot: Snapshot, remove: ApiCall, port: int) -> Fix:
     scope = snapshot.scope
     app = scope.group_for(NODE_SG_APP) if scope else None
-    if app and app != rule.group_id and not _allows_group(snapshot, rule.group_id, app, MYSQL_PORT):
+    if app and app != rule.group_id and not _allows_group(snapshot, rule.group_id, app, port):
         allow = authorize(
-            rule.group_id, MYSQL_PORT, egress=False, group=app, cidr=None, description=APP_TO_DB_DESCRIPTION
+            rule.group_id, port, egress=False, group=app, cidr=None, description=app_to_db_description(port)
         )
         return Fix(
-            f"allow {MYSQL_PORT} from the app group {snapshot.group_name(app)} instead of a CIDR",
+            f"allow {port} from the app group {snapshot.group_name(app)} instead of a CIDR",
             (allow, remove),
         )
-    return Fix(f"remove the CIDR rule; allow {MYSQL_PORT} from the app's security group instead", (remove,))
+    return Fix(f"remove the CIDR rule; allow {port} from the app's security group instead", (remove,))
 
 
 def _allows_group(snapshot: Snapshot, group_id: str, source_group: str, port: int) -> bool:
@@ -161,10 +165,10 @@ def db_group_findings(snapshot: Snapshot) -> Iterator[Finding]:
     if not app or not db:
         return
     cluster = snapshot.clusters.get(scope.cluster_id or "") if scope else None
-    port = cluster.port if cluster else MYSQL_PORT
+    port = cluster.port if cluster else engine_of().port
     if _allows_group(snapshot, db, app, port):
         return
-    allow = authorize(db, port, egress=False, group=app, cidr=None, description=APP_TO_DB_DESCRIPTION)
+    allow = authorize(db, port, egress=False, group=app, cidr=None, description=app_to_db_description(port))
     yield Finding(
         "high",
         "db-group-missing-app",

@@ -65,7 +65,7 @@ def _covering(networks: tuple[Network, ...]) -> Network:
 
 
 def rule_text(rule: Rule, snapshot: Snapshot) -> str:
-    """'sg-db ingress tcp 3306 from sg-app (sgr-1, "MySQL")' style sentence for one rule."""
+    """'sg-app ingress tcp 22 from 203.0.113.7/32 (sgr-1, "SSH")' style sentence for one rule."""
     towards = "to" if rule.egress else "from"
     text = (
         f"{snapshot.group_name(rule.group_id)} {rule.direction} {rule.protocol} {ports_text(rule)} "

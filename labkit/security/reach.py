@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.aws.backend import Backend
+from labkit.engines import engine_of
 from labkit.errors import ConfigError, LabkitError
 from labkit.security.fixes import Fix
 from labkit.security.model import Database, Instance, Snapshot, network
@@ -276,8 +277,10 @@ class Reachability:
         """
         return cls(gather(backend, config, instance_ids=instance_ids, db_identifiers=db_identifiers, lab=lab))
 
-    def check(self, source: str, destination: str, port: int = 3306) -> Verdict:
-        """The verdict for tcp `port` from `source` to `destination` (names as in `can_reach`)."""
+    def check(self, source: str, destination: str, port: int | None = None) -> Verdict:
+        """The verdict for tcp `port` (the lab engine's when None) from `source` to `destination` (names as in
+        `can_reach`)."""
+        port = engine_of().port if port is None else port
         sources, targets = resolve(self.facts, source), resolve(self.facts, destination)
         verdicts = [
             Verdict(source, destination, port, tuple(path_hops(self.facts, s, t, port)), f"{s.label} -> {t.label}")
@@ -286,7 +289,7 @@ class Reachability:
         ]
         return next((v for v in verdicts if not v.reachable), verdicts[0])
 
-    def allows(self, source: str, destination: str, port: int = 3306) -> bool:
+    def allows(self, source: str, destination: str, port: int | None = None) -> bool:
         return self.check(source, destination, port).reachable
 
 
@@ -302,20 +305,24 @@ def _explicit_ids(*names: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def can_reach(
     source: str,
     destination: str,
-    port: int = 3306,
+    port: int | None = None,
     config: Any | None = None,
     backend: Backend | None = None,
     *,
     snapshot: Snapshot | None = None,
 ) -> Verdict:
-    """Can `source` open a tcp connection to `destination` on `port`?
+    """Can `source` open a tcp connection to `destination` on `port` (the lab engine's when None)?
 
     Names: "instance", "writer", "reader", "internet", an EC2 instance id, a DB instance or cluster
     identifier, a cluster/instance endpoint, or an IP address/CIDR. The reader stands for every reader
     (the reader endpoint may send a connection to any of them): it is reachable only if all are.
     """
+    engine = engine_of(config)
+    port = engine.port if port is None else port
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigError(f"{port!r} is not a TCP port", field="port", fix="give a port from 1 to 65535, e.g. 3306")
+        raise ConfigError(
+            f"{port!r} is not a TCP port", field="port", fix=f"give a port from 1 to 65535, e.g. {engine.port}"
+        )
     if snapshot is None:
         instance_ids, db_identifiers = _explicit_ids(source, destination)
         snapshot = gather(backend, config, instance_ids=instance_ids, db_identifiers=db_identifiers)

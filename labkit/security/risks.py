@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from labkit.engines import ENGINES
 from labkit.security.model import Rule
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-MYSQL_PORT = 3306
 SSH_PORT = 22
+# Each Aurora engine's port, as people name what listens there: a CIDR rule should never open these.
+DATABASE_PORTS = {engine.port: engine.family for engine in ENGINES.values()}
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class Risk:
     severity: str
     check: str
     text: str
-    port: int | None = None  # the well-known port at risk (22 or 3306); None for all ports
+    port: int | None = None  # the well-known port at risk (SSH's or a database's); None for all ports
 
 
 def _host_prefix(cidr: str) -> int:
@@ -36,13 +38,14 @@ def rule_risks(rule: Rule) -> list[Risk]:
             return [Risk("high", "world-open", "all ports open to the internet")]
         return [
             Risk("high", "world-open", f"{name} ({port}) open to the internet", port)
-            for port, name in ((SSH_PORT, "SSH"), (MYSQL_PORT, "MySQL"))
+            for port, name in ((SSH_PORT, "SSH"), *DATABASE_PORTS.items())
             if rule.covers(port)
         ]
     risks = []
-    if rule.covers(MYSQL_PORT):
-        text = f"MySQL ({MYSQL_PORT}) allowed by CIDR, not by security group"
-        risks.append(Risk("medium", "mysql-by-cidr", text, MYSQL_PORT))
+    for port, name in DATABASE_PORTS.items():
+        if rule.covers(port):
+            text = f"{name} ({port}) allowed by CIDR, not by security group"
+            risks.append(Risk("medium", f"{name.lower()}-by-cidr", text, port))
     prefix = int(rule.cidr.rsplit("/", 1)[1]) if "/" in rule.cidr else _host_prefix(rule.cidr)
     if rule.covers(SSH_PORT) and prefix < _host_prefix(rule.cidr):
         text = f"SSH ({SSH_PORT}) allowed from {rule.cidr}, more than one address"

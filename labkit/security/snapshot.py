@@ -26,6 +26,7 @@ from labkit.aws.tags import (
     tag_dict,
 )
 from labkit.config import LabConfig
+from labkit.engines import default_port
 from labkit.errors import LabkitError
 from labkit.security.model import (
     AclEntry,
@@ -262,7 +263,7 @@ def _cluster(raw: dict[str, Any]) -> Cluster:
         identifier=raw["DBClusterIdentifier"],
         endpoint=raw.get("Endpoint"),
         reader_endpoint=raw.get("ReaderEndpoint"),
-        port=int(raw.get("Port") or 3306),
+        port=int(raw.get("Port") or default_port(raw.get("Engine"))),
         group_ids=_group_ids(raw),
         storage_encrypted=bool(raw.get("StorageEncrypted")),
         writer=writer,
@@ -380,7 +381,7 @@ class _Gatherer:
             publicly_accessible=bool(raw.get("PubliclyAccessible")),
             storage_encrypted=bool(raw.get("StorageEncrypted")),
             address=endpoint.get("Address"),
-            port=int(endpoint.get("Port") or raw.get("DbInstancePort") or 3306),
+            port=int(endpoint.get("Port") or raw.get("DbInstancePort") or default_port(raw.get("Engine"))),
         )
 
     # networks

@@ -7,7 +7,7 @@ from labkit.security.model import ALL_PORTS, Rule, Snapshot
 
 
 def ports_text(rule: Rule) -> str:
-    """Ports as people say them: '3306', 'all', '1024-65535' (ICMP: 'all' or 'type 8')."""
+    """Ports as people say them: '443', 'all', '1024-65535' (ICMP: 'all' or 'type 8')."""
     if rule.protocol in ("icmp", "icmpv6"):
         if rule.from_port is None or rule.from_port < 0:
             return "all"

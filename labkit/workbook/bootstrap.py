@@ -1,32 +1,61 @@
-"""Install what the sandbox needs outside Python (MariaDB server and client, sysbench), or say how.
+"""Install what the sandbox needs outside Python (each engine's server and client, and the C benchmark it is
+compared with: for Aurora MySQL, MariaDB and sysbench), or say how.
 
-With --browser it also installs Chromium, which the browser test of the web app drives (`make test` asks
-for it; `make lab` does not need it).
+What to install comes from the engine descriptions (labkit/engines: each one's `setup`). With --browser it also
+installs Chromium, which the browser test of the web app drives (`make test` asks for it; `make lab` does
+not need it).
 
 Runs with the system python before the virtualenv exists (standard library only):
-`python3 labkit/workbook/bootstrap.py` (not through the labkit package, whose imports need the venv).
-On Debian/Ubuntu as root or with sudo it installs with apt; elsewhere it
-prints the exact command and stops with a non-zero exit.
+`python3 labkit/workbook/bootstrap.py` (not through the labkit package, whose imports need the venv; the
+engine descriptions are standard library only and are loaded by path). On Debian/Ubuntu as root or with sudo
+it installs with apt; elsewhere it prints the exact command and stops with a non-zero exit.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"])
-APT_PACKAGES = {"mariadbd": "mariadb-server", "mariadb": "mariadb-client", "sysbench": "sysbench"}
 BROWSER_PACKAGES = {"chromium": "chromium"}  # Debian's package; Ubuntu's is a snap shim, so LABKIT_CHROMIUM exists
 
 
+def _engines() -> dict[str, Any]:
+    """labkit's engine descriptions: from the package inside the venv, else loaded by path as a package of its
+    own (the system Python has no labkit and none of its dependencies)."""
+    try:
+        from labkit.engines import ENGINES
+    except ImportError:
+        folder = Path(__file__).resolve().parents[1] / "engines"
+        spec = importlib.util.spec_from_file_location(
+            "labkit_engines", folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # the descriptions' relative imports find their package here
+        spec.loader.exec_module(module)
+        ENGINES = module.ENGINES
+    return ENGINES
+
+
+SETUPS = [engine.setup for engine in _engines().values()]
+APT_PACKAGES = {program: package for setup in SETUPS for program, package in setup.debian_packages.items()}
+BREW_PACKAGES = tuple(dict.fromkeys(package for setup in SETUPS for package in setup.brew_packages))
+SERVER_VARIABLES = {setup.server_program: setup.server_variable for setup in SETUPS}  # stands in for the server
+
+
 def missing_programs(browser: bool = False) -> list[str]:
-    """Programs the lab needs that are not installed (LABKIT_MARIADBD stands in for mariadbd)."""
+    """Programs the lab needs that are not installed (an engine's server variable, LABKIT_MARIADBD for
+    mariadbd, stands in for its server)."""
     missing = []
     for program in {**APT_PACKAGES, **(BROWSER_PACKAGES if browser else {})}:
-        if program == "mariadbd" and os.environ.get("LABKIT_MARIADBD"):
+        if program in SERVER_VARIABLES and os.environ.get(SERVER_VARIABLES[program]):
             continue
         if program == "chromium" and os.environ.get("LABKIT_CHROMIUM"):
             continue
@@ -61,15 +90,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if platform.system() == "Darwin":
-        how = "brew install mariadb sysbench" + (" && brew install --cask chromium" if browser else "")
+        how = f"brew install {' '.join(BREW_PACKAGES)}" + (" && brew install --cask chromium" if browser else "")
     elif shutil.which("apt-get"):
         how = f"sudo apt-get install {' '.join(packages)}"
     else:
-        how = "install MariaDB (server and client, 10.6 or newer) and sysbench with your package manager"
+        how = f"install {'; '.join(setup.other_systems for setup in SETUPS)} with your package manager"
+    servers = ", ".join(f"{variable} at an existing {program}" for program, variable in SERVER_VARIABLES.items())
     print(
         f"bootstrap: missing {', '.join(missing)}.\n"
         f"  install them with:  {how}\n"
-        "  or point LABKIT_MARIADBD at an existing mariadbd (LABKIT_CHROMIUM at a Chromium), then run make again.",
+        f"  or point {servers} (LABKIT_CHROMIUM at a Chromium), then run make again.",
         file=sys.stderr,
     )
     return 1

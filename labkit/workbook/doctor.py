@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from labkit.aws.backend import Backend, get_backend
+from labkit.engines import ENGINES
 from labkit.workbook.bootstrap import SBIN
 
-PACKAGES = ("labkit", "boto3", "moto", "pandas", "sqlalchemy", "pymysql", "ipywidgets", "jupyterlab")
+DRIVERS = tuple(dict.fromkeys(engine.dialect.dbapi.module for engine in ENGINES.values()))  # each engine's DB-API
+PACKAGES = ("labkit", "boto3", "moto", "pandas", "sqlalchemy", *DRIVERS, "ipywidgets", "jupyterlab")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 Every value is checked by LabConfig itself, as it is typed: the form never clamps or corrects a value
 (20 readers is refused with its fix, not silently turned into 15), and `save()` raises the same refusal.
+A valid value that changes what the later notebooks can show (no reader at all) is saved, with a warning.
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ from labkit.errors import LabkitError
 
 # Fields a learner edits in 00_setup; the rest keep their defaults (or the saved values).
 FORM_FIELDS = ("backend", "region", "learner", "db_instance_class", "readers", "instance_type")
+NO_READER = (
+    "readers = 0: the cluster gets no replica, and Aurora then sends the reader endpoint to the writer. The "
+    "reader lessons have nothing to show: 04's reader cells reach the writer (a write sent to the reader is "
+    "refused), and 05's writer-against-reader comparison, replica lag and failover stop with the reason. "
+    "Keep 1 (the default) for the whole workbook; 0 costs one DB instance less."
+)
+
+
+def warnings(config: LabConfig) -> list[str]:
+    """What a valid config will not let the later notebooks show."""
+    return [NO_READER] if config.readers == 0 else []
 
 
 class ConfigForm:
@@ -50,7 +62,8 @@ class ConfigForm:
     def _check(self, change: Any = None) -> None:
         error = self.problem()
         if error is None:
-            self.verdict.value = ""
+            notes = warnings(self.config())
+            self.verdict.value = "".join(f'<span style="color:#8a5a00">{html.escape(n)}</span>' for n in notes)
             return
         fix = f"<br><b>fix</b>: {html.escape(error.fix)}" if error.fix else ""
         field = f"<b>{html.escape(error.field)}</b>: " if error.field else ""
@@ -64,9 +77,14 @@ class ConfigForm:
         return LabConfig.from_mapping({**self.base.to_dict(), **self.values()}, source="the setup form")
 
     def save(self) -> LabConfig:
-        """Validate and save to the LABKIT home, where later notebooks and the CLI find it."""
+        """Validate and save to the LABKIT home, where later notebooks and the CLI find it (saying what a valid
+        but limiting value, such as no reader, will not let them show)."""
+        from labkit.display import say  # pandas: only a notebook saves the form
+
         config = self.config()
         config.save()
+        for note in warnings(config):
+            say(f"warning: {note}")
         return config
 
     def summary(self) -> str:
@@ -88,4 +106,4 @@ def config_form(config: LabConfig | None = None) -> ConfigForm:
     return ConfigForm(config)
 
 
-__all__ = ["ConfigForm", "config_form"]
+__all__ = ["ConfigForm", "config_form", "warnings"]

@@ -48,3 +48,13 @@ def sandbox_backend(sandbox_home):
 
     sandbox.reset()
     return SandboxBackend()
+
+
+@pytest.fixture
+def own_home(tmp_path, monkeypatch):
+    """A LABKIT home of the test's own (so its own daemon, which it may stop, kill or restart); stopped at the end."""
+    from labkit import sandbox
+
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
+    yield tmp_path / "home"
+    sandbox.down(quiet=True)

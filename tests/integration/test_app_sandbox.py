@@ -5,6 +5,7 @@ started with its instance."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from support.sandbox_lab import (
@@ -19,7 +20,7 @@ from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
 from labkit.access.webapp import web_app
-from labkit.aws.tags import NODE_WRITER, reader_node, resource_name
+from labkit.aws.tags import NODE_FIRST_DB, db_instance_node, resource_name
 from labkit.errors import ConfigError, LabkitError
 from labkit.sandbox.state import read_state
 from labkit.security import can_reach, revoke_rules
@@ -75,7 +76,7 @@ def _on_the_reader(order_id: int, config, backend) -> list[dict]:
 
 def test_an_added_order_comes_back_once_the_reader_shows_it_as_a_browser_reloading_would(lab, app):
     config, backend = lab
-    reader = resource_name(config.lab, config.learner, reader_node(1))
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
 
     with replication_paused(reader):
         timer = resume_replication_after(reader, 0.8)  # the replica catches up 0.8 s after the write
@@ -89,7 +90,7 @@ def test_an_added_order_comes_back_once_the_reader_shows_it_as_a_browser_reloadi
 
 def test_a_reader_that_never_catches_up_costs_at_most_the_wait(lab, app):
     config, backend = lab
-    reader = resource_name(config.lab, config.learner, reader_node(1))
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
     with replication_paused(reader):
         started = time.monotonic()
         order_id = app.add_order("Linus", product_id=3, quantity=1, reader_wait=0.5)
@@ -182,7 +183,52 @@ def test_cli_tunnel_app_prints_the_link_and_the_page_answers_through_it(lab):
 def test_the_app_reads_a_rotated_secret_again_and_keeps_serving(lab, app):
     config, backend = lab
     assert app.health()["ok"].all()
-    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_WRITER))
+    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_FIRST_DB))
     health = app.health()
     assert health["ok"].all(), health.to_string()
     assert app.add_order("Frances", product_id=4, quantity=1) > 0
+
+
+def test_reads_from_writer_is_a_setting_the_app_restarts_with_and_the_page_says_who_served(lab, app):
+    """Issue 23 item 3: the app's one supported setting, changed as an operator would (its environment file,
+    then a restart), and seen in /health and in the instance that served the page."""
+    config, backend = lab
+    writer = resource_name(config.lab, config.learner, NODE_FIRST_DB)
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
+    instance_id = running_instance(backend, config=config)
+    before = _app_state(instance_id, True)
+    assert app.page()["served_by"] == reader
+    try:
+        health = app.configure(reads_from="writer").set_index("endpoint")
+        assert health.loc["writer", "page_reads_here"] and not health.loc["reader", "page_reads_here"]
+        assert app.page()["served_by"] == writer and app.health_report()["reads_from"] == "writer"
+        after = _app_state(instance_id, True)
+        assert (after["pid"], after["restarts"]) == (before["pid"], before["restarts"]), "a restart, not a crash"
+        env_file = Path(read_state().home) / "apps" / instance_id / "labkit-app.env"
+        assert env_file.read_text().count("LABKIT_APP_READS_FROM=writer") == 1
+    finally:
+        app.configure(reads_from="reader")
+    assert app.page()["served_by"] == reader
+    with pytest.raises(ConfigError) as refused:
+        app.configure(reads_from="replica")
+    assert refused.value.field == "reads_from"
+
+
+def test_a_revoked_rule_refuses_new_connections_while_an_established_one_still_answers(lab):
+    """Issue 23: security groups track established connections (as on AWS); 03's break step shows both."""
+    from labkit.workbook.held import hold_connection
+
+    config, backend = lab
+    held = hold_connection("writer", config, backend)
+    try:
+        assert held.check()["answers"].tolist() == [True, True]
+        revoke_rules(config, "sg-db", 3306, backend=backend)
+        try:
+            after = held.check().set_index("connection")["answers"]
+            assert after.tolist() == [True, False], held.check().to_string()
+            assert "sg-db" in held.check()["why"][1] and "stateful" in held.check()["why"][0]
+        finally:
+            can_reach("instance", "writer", 3306, config, backend).fixes[0].apply(backend)
+        assert held.check()["answers"].tolist() == [True, True]
+    finally:
+        held.close()

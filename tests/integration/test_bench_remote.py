@@ -28,11 +28,12 @@ from labkit.access.lookup import running_instance
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines
 from labkit.access.tunnel import close_all
-from labkit.aws.backend import FAKE_CREDENTIALS
-from labkit.bench import benchmark, compare, failover, harness, remote, replica_lag
+from labkit.bench import benchmark, compare, failover, harness, remote, replica_lag, tunnel_cost
 from labkit.bench.onhost import pack, unpack
 from labkit.errors import ConfigError, LabkitError
+from labkit.home import labkit_home
 from labkit.sandbox.backend import SandboxBackend
+from labkit.sandbox.signing import home_credentials
 
 
 def test_pack_and_unpack_keep_every_sample_to_the_microsecond():
@@ -120,8 +121,7 @@ class RunCommandAgent:
         (script,) = params["Parameters"]["commands"]
         env = {**os.environ, "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}",
                "AWS_ENDPOINT_URL": self.backend.endpoint_url(), "AWS_DEFAULT_REGION": self.backend.region,
-               "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
-               "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"]}  # fmt: skip
+               **home_credentials(labkit_home()).for_environment()}  # fmt: skip
         done = subprocess.run(
             ["bash", "-c", self._resolved(script)], env=env, capture_output=True, text=True, timeout=120
         )
@@ -173,6 +173,16 @@ def test_direct_on_aws_runs_the_harness_on_the_instance_and_brings_every_sample_
     assert result.metadata["ran_on"] == "the lab's EC2 instance" and result.metadata["instance_python"]
     script = agent.sent[0]["Parameters"]["commands"][0]
     assert "password" not in script.lower(), "the instance reads the secret itself; no password is sent"
+
+
+@pytest.mark.integration
+def test_on_aws_the_tunnel_cost_alternates_batches_of_each_path_in_rounds(lab):
+    config, backend, agent = lab
+    sent = len(agent.sent)
+    table = tunnel_cost("writer", rounds=2, count=20, seed=3, config=config, backend=backend)
+    assert table["interleaved"].tolist() == ["by batch"] and table["rounds"].tolist() == [2]
+    assert len(agent.sent) - sent == 2, "one direct batch per round, run on the instance"
+    assert table["tunnel_p50_us"][0] > 0 and table["direct_p50_us"][0] > 0
 
 
 @pytest.mark.integration

@@ -16,7 +16,7 @@ from support.sandbox_lab import admin_connection, replication_paused, resume_rep
 from labkit.access.schema import create_schema
 from labkit.access.sql import close_engines, sql
 from labkit.access.tunnel import close_all
-from labkit.bench import benchmark, compare, failover, replica_lag
+from labkit.bench import benchmark, compare, failover, replica_lag, tunnel_cost
 
 LAB, LEARNER = "benchlab", "bo"
 
@@ -78,6 +78,18 @@ def test_tunnel_and_direct_interleave_too(lab):
     assert both.difference()["difference"][0] == "p50 writer (tunnel) - p50 writer (direct)"
 
 
+def test_tunnel_cost_pairs_the_paths_round_by_round(lab):
+    """Issue 23: two runs one after the other once showed the tunnel faster than direct (0.83x)."""
+    config, backend = lab
+    table = tunnel_cost(rounds=4, count=20, seed=1, config=config, backend=backend).set_index("target")
+    assert list(table.index) == ["writer", "reader"]
+    assert (table["rounds"] == 4).all() and (table["interleaved"] == "by request").all()
+    assert (table["added_ci95_low_us"] <= table["added_us"]).all() and (
+        table["added_us"] <= table["added_ci95_high_us"]
+    ).all()
+    assert (table["tunnel_p50_us"] > 0).all() and (table["direct_p50_us"] > 0).all()
+
+
 def test_inserts_land_on_the_writer(lab):
     config, backend = lab
     exists = len(sql("SHOW TABLES LIKE 'bench_writes'", config=config, backend=backend)) == 1
@@ -116,7 +128,7 @@ def test_replica_lag_is_small_and_sees_a_stopped_replica(lab):
     assert summary["markers"][0] == 10 and summary["errors"][0] == 0
     assert summary["p50_ms"][0] < 200
     reader = summary["reader"][0]
-    writer = admin_connection(f"{LAB}-{LEARNER}-db-writer")
+    writer = admin_connection(f"{LAB}-{LEARNER}-db-1")
     found = {}
     since = time.time_ns() // 1000
     with replication_paused(reader):  # resumed only after the first marker is committed: a condition, not a sleep
@@ -136,7 +148,7 @@ def test_replica_lag_is_small_and_sees_a_stopped_replica(lab):
 def _resume_once_the_writer_has_the_table(reader: str) -> None:
     """Start the reader's SQL thread 1 s after replica_lag created its table on the writer: without the wait,
     replica_lag polls the reader for its first marker within milliseconds and meets 1146."""
-    with admin_connection(f"{LAB}-{LEARNER}-db-writer") as writer, writer.cursor() as cursor:
+    with admin_connection(f"{LAB}-{LEARNER}-db-1") as writer, writer.cursor() as cursor:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'bench_lag'")
@@ -180,8 +192,8 @@ def test_cli_bench_prints_json(lab):
 def test_failover_swaps_the_writer_and_loses_no_acknowledged_write(lab):
     config, backend = lab  # last in the module: it leaves the roles swapped
     report = failover(interval=0.1, baseline=1.0, settle=1.0, timeout=60, config=config, backend=backend)
-    assert report.writer_before == f"{LAB}-{LEARNER}-db-writer"
-    assert report.writer_after == f"{LAB}-{LEARNER}-db-reader-1"
+    assert report.writer_before == f"{LAB}-{LEARNER}-db-1"
+    assert report.writer_after == f"{LAB}-{LEARNER}-db-2"
     served = set(report.probes.loc[report.probes["ok"], "served_by"])
     assert served == {report.writer_before, report.writer_after}
     assert report.acknowledged >= 10 and report.lost == []

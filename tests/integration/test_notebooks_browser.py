@@ -139,13 +139,11 @@ def lab(tmp_path_factory):
     for notebook in NOTEBOOKS:
         shutil.copy(notebook, folder / notebook.name)
     settings = tmp_path_factory.mktemp("lab-settings")
-    # Every cell in the DOM (the default virtual scrolling leaves out what is off screen), no news pop-up.
+    # Every cell in the DOM (the default virtual scrolling leaves out what is off screen). No news setting here:
+    # the launcher's own config must keep the news pop-up away (issue 23).
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    news = settings / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     started = Lab(folder, tmp_path_factory.mktemp("labkit-home"), settings)
     yield started
     started.stop()
@@ -263,8 +261,13 @@ def _unexpected_errors(notebook: nbformat.NotebookNode) -> list[str]:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_committed_outputs_read_as_text_on_open(browser, lab, notebook):
-    """What a learner sees before running anything: JupyterLab shows a saved widget output's text/plain."""
+    """What a learner sees before running anything: JupyterLab shows a saved widget output's text/plain; the tab
+    is not "modified" by opening it, and no pop-up covers the notebook (issue 23)."""
     with opened(browser, lab, notebook.name, f"open-{notebook.stem}") as page:
+        assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening the notebook modified it"
+        assert page.locator(".Toastify__toast").count() == 0, page.locator(".Toastify__toast").all_inner_texts()
+        links = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea a')].map(a => a.href)")
+        assert not [link for link in links if "127.0.0.1" in link], f"links that lead nowhere: {links}"
         shown = _outputs_text(page)
         assert "VBox(children=" not in shown and "IntProgress(" not in shown and "Loading widget" not in shown
         assert page.locator(".jp-OutputArea-output mjx-container").count() == 0  # no dollar typeset as math
@@ -309,3 +312,85 @@ def test_a_labkit_error_in_the_browser_shows_no_traceback(browser, lab):
     assert len(shown) >= 2, "04's two refusals are shown"
     for text in shown:
         assert "Traceback" not in text and "labkit/" not in text and "fix" in text, text
+
+
+# ----- a learner's copy: the exercises in the browser -----
+
+CELLS = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell"
+CELL_RAN = """([index, before]) => {
+  const prompt = document.querySelectorAll(arguments_cells)[index].querySelector('.jp-InputPrompt').textContent;
+  return /\\[\\d+\\]/.test(prompt) && prompt !== before;
+}""".replace("arguments_cells", json.dumps(CELLS))
+
+
+def _cell_text(page, index: int) -> str:
+    return page.locator(CELLS).nth(index).locator(".jp-OutputArea").inner_text()
+
+
+def _write_and_run(page, index: int, source: str | None = None) -> str:
+    """Replace cell `index`'s text with `source` (as typed, but without the editor closing brackets for us), run
+    it with Shift+Enter, wait for its new execution count, and return what its outputs show."""
+    cell = page.locator(CELLS).nth(index)
+    before = cell.locator(".jp-InputPrompt").inner_text()
+    if source is not None:
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(source)
+    else:
+        cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function(CELL_RAN, arg=[index, before], timeout=120_000, polling=100)
+    return _cell_text(page, index)
+
+
+def test_a_learners_copy_stops_at_the_exercise_and_checks_the_live_lab(browser, lab):
+    """01 as a learner gets it: the task shows, Run All stops at the unsolved exercise with the "your turn" note
+    (no traceback), a hint comes on request, a rule by address range fails the check with the lint's reason, and
+    the rule by group reference passes it."""
+    from labkit.workbook.exercises import REGISTRY
+    from labkit.workbook.release import release_notebooks
+
+    started = time.monotonic()
+    release = release_notebooks(lab.folder / "learner", names=["01_network"])
+    assert release.created == ["01_network.ipynb"]
+    copy = nbformat.read(lab.folder / "learner" / "01_network.ipynb", as_version=4)
+    mine = next(i for i, c in enumerate(copy.cells) if 'labkit.your_turn("01.db-ingress")' in c.source)
+    check = mine + 1
+    assert copy.cells[check].source == 'labkit.exercise("01.db-ingress", config).check()'
+    with opened(browser, lab, "learner/01_network.ipynb", "learner-01") as page:
+        task = page.locator(".jp-RenderedMarkdown h2", has_text="Your turn: let the app tier reach the database")
+        assert task.count() == 1 and task.is_visible()
+        _run_all_until_it_stops(page, mine)
+        stopped = _cell_text(page, mine)
+        assert "Your turn" in stopped and "01.db-ingress" in stopped and "by group reference" in stopped
+        assert "Traceback" not in stopped and "labkit/" not in stopped
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.locator(CELLS).nth(mine).screenshot(path=str(ARTIFACTS / "learner-01-your-turn.png"))
+        assert page.locator(CELLS).nth(check).locator(".jp-InputPrompt").inner_text().strip() in ("[ ]:", "[ ]")
+        hint = _write_and_run(page, mine, 'labkit.exercise("01.db-ingress").hint()')
+        assert "hint 1 of 2" in hint and "source_group" in hint
+        _write_and_run(page, mine, 'labkit.authorize_ingress(config, group="sg-db", port=3306, cidr="10.0.0.0/16")')
+        refused = _write_and_run(page, check)
+        assert "Not yet" in refused and "10.0.0.0/16" in refused, refused
+        assert "MySQL (3306) allowed by CIDR, not by security group" in refused and "Traceback" not in refused
+        page.locator(CELLS).nth(check).screenshot(path=str(ARTIFACTS / "learner-01-not-yet.png"))
+        fixed = 'labkit.revoke_rules(config, group="sg-db", port=3306)\n' + REGISTRY["01.db-ingress"].solution
+        _write_and_run(page, mine, fixed)
+        passed = _write_and_run(page, check)
+        assert "✓ 01.db-ingress passed" in passed and "by group reference" in passed, passed
+    RUN_TIMES["learner-01_network (exercise test)"] = time.monotonic() - started
+
+
+STOPPED_AT = """(index) => {
+  const cells = document.querySelectorAll(arguments_cells);
+  const prompts = [...cells].map(c => c.querySelector('.jp-InputPrompt').textContent);
+  return !prompts.some(p => p.includes('*')) && cells[index].querySelector('.jp-OutputArea').textContent.length > 0;
+}""".replace("arguments_cells", json.dumps(CELLS))
+
+
+def _run_all_until_it_stops(page, index: int) -> None:
+    """Run All on a learner's copy, until the cell `index` (the first unsolved exercise) has its output and no cell
+    is running or queued."""
+    _menu(page, "Edit", "Clear Outputs of All Cells")
+    _menu(page, "Run", "Run All Cells")
+    page.wait_for_function(STOPPED_AT, arg=index, timeout=RUN_TIMEOUT_MS, polling=250)

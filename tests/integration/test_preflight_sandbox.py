@@ -1,5 +1,5 @@
 """`labkit preflight` against the real sandbox: every check answers, and what the sandbox cannot check (IAM
-simulation, account quotas) is a warn row that says so, never a pass. The engine catalog moto lacks is the
+simulation, account quotas, AWS's session plugin) is a warn row that says so, never a pass. The engine catalog moto lacks is the
 sandbox's own (daemon/catalog.py), so the engine row is checked for real, and a retired version is refused."""
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def test_preflight_runs_against_the_sandbox_and_never_fakes_a_pass(sandbox_backe
     rows = {row.check: row for row in report.rows}
     assert rows["credentials"].status == PASS and rows["region"].status == PASS
     assert rows["EC2 instance type"].status == PASS and rows["AMI"].status == PASS
-    for check in ("permissions", "quotas"):
+    for check in ("permissions", "quotas", "session-manager-plugin"):  # the plugin: issue 23, a made-up PASS
         assert rows[check].status == WARN and NOT_CHECKED in rows[check].detail, rows[check]
+    assert "newer than 1.2.497.0" in rows["session-manager-plugin"].fix
     engine = rows["engine and DB class"]
     assert engine.status == PASS and "8.0.mysql_aurora.3.10.1" in engine.detail, engine  # the catalog's default
     assert "on AWS (the sandbox itself is free)" in rows["cost per hour"].detail

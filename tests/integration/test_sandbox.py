@@ -16,30 +16,17 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from support.sandbox_lab import started_cluster
 
 from labkit import sandbox
 from labkit.errors import SandboxError
+from labkit.home import labkit_home
 from labkit.sandbox.engines.base import engine_class
 from labkit.sandbox.processes import pid_alive
+from labkit.sandbox.signing import home_credentials
 from labkit.sandbox.state import read_state, state_path
 
 PASSWORD_GIVEN = "Lab-pass-1234"
-
-
-def _cluster(backend, name: str, readers: int = 1, managed: bool = True) -> dict:
-    rds = backend.client("rds")
-    kwargs = {"ManageMasterUserPassword": True} if managed else {"MasterUserPassword": PASSWORD_GIVEN}
-    cluster = rds.create_db_cluster(
-        DBClusterIdentifier=name, Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.08.0",
-        MasterUsername="admin", DatabaseName="shop", StorageEncrypted=True, **kwargs,
-    )["DBCluster"]  # fmt: skip
-    for node in ["writer", *(f"reader-{i}" for i in range(1, readers + 1))]:
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine="aurora-mysql",
-            DBInstanceClass="db.t4g.medium",
-        )  # fmt: skip
-    sandbox.wait_for_databases(readers + 1)
-    return cluster
 
 
 def _password(backend, cluster: dict) -> str:
@@ -76,7 +63,7 @@ def _eventually(check, timeout: float = 60.0):  # returns as soon as `check` hol
 
 
 def test_writer_row_reaches_reader_and_reader_refuses_writes(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "repl")
+    cluster = started_cluster(sandbox_backend, "repl")
     password = _password(sandbox_backend, cluster)
     writer = _connect(sandbox_backend, cluster["Endpoint"], password)
     _query(writer, "CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(20))")
@@ -90,7 +77,7 @@ def test_writer_row_reaches_reader_and_reader_refuses_writes(sandbox_backend):
 
 
 def test_each_instance_is_its_own_mariadb_process(sandbox_backend):
-    _cluster(sandbox_backend, "procs", readers=2)
+    started_cluster(sandbox_backend, "procs", readers=2)
     state = read_state()
     assert state is not None
     pids = {i["pid"] for i in state.instances.values()}
@@ -102,7 +89,7 @@ def test_each_instance_is_its_own_mariadb_process(sandbox_backend):
 
 
 def test_each_server_answers_the_engine_identity_sql_with_its_instance_identifier(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "names")
+    cluster = started_cluster(sandbox_backend, "names")
     password = _password(sandbox_backend, cluster)
     identity = engine_class(cluster["Engine"]).identity_sql
     for endpoint, instance in ((cluster["Endpoint"], "names-writer"), (cluster["ReaderEndpoint"], "names-reader-1")):
@@ -110,7 +97,7 @@ def test_each_server_answers_the_engine_identity_sql_with_its_instance_identifie
 
 
 def test_reader_endpoint_rotates_over_replicas_per_connection(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "rotate", readers=2)
+    cluster = started_cluster(sandbox_backend, "rotate", readers=2)
     ports = {sandbox.resolve(cluster["ReaderEndpoint"])[1] for _ in range(4)}
     state = read_state()
     reader_ports = {i["port"] for i in state.instances.values() if i["role"] == "reader"}
@@ -118,20 +105,20 @@ def test_reader_endpoint_rotates_over_replicas_per_connection(sandbox_backend):
 
 
 def test_given_master_password_works(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "given", readers=0, managed=False)
+    cluster = started_cluster(sandbox_backend, "given", readers=0, managed=False, MasterUserPassword=PASSWORD_GIVEN)
     conn = _connect(sandbox_backend, cluster["Endpoint"], PASSWORD_GIVEN)
     assert _query(conn, "SELECT CURRENT_USER()")[0][0].startswith("admin@")
 
 
 def test_master_user_cannot_bypass_read_only(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "grants", readers=0)
+    cluster = started_cluster(sandbox_backend, "grants", readers=0)
     conn = _connect(sandbox_backend, cluster["Endpoint"], _password(sandbox_backend, cluster))
     grants = " ".join(row[0] for row in _query(conn, "SHOW GRANTS"))
     assert "SUPER" not in grants and "READ_ONLY ADMIN" not in grants and "ALL PRIVILEGES" not in grants
 
 
 def test_deleting_the_reader_stops_its_process(sandbox_backend):
-    _cluster(sandbox_backend, "shrink")
+    started_cluster(sandbox_backend, "shrink")
     reader = read_state().instances["shrink-reader-1"]
     sandbox_backend.client("rds").delete_db_instance(DBInstanceIdentifier="shrink-reader-1", SkipFinalSnapshot=True)
     sandbox.wait_for_databases(1)
@@ -142,7 +129,7 @@ def test_deleting_the_reader_stops_its_process(sandbox_backend):
 
 
 def test_failover_swaps_roles_for_real_and_keeps_rows(sandbox_backend):
-    cluster = _cluster(sandbox_backend, "swap")
+    cluster = started_cluster(sandbox_backend, "swap")
     password = _password(sandbox_backend, cluster)
     old_writer = _connect(sandbox_backend, "swap-writer.aaaaaaaaaa.us-east-1.rds.amazonaws.com", password)
     _query(old_writer, "CREATE TABLE t (id INT PRIMARY KEY)")
@@ -167,7 +154,7 @@ def test_failover_swaps_roles_for_real_and_keeps_rows(sandbox_backend):
 
 
 def test_reset_wipes_control_plane_and_databases(sandbox_backend):
-    _cluster(sandbox_backend, "wipe")
+    started_cluster(sandbox_backend, "wipe")
     pids = [i["pid"] for i in read_state().instances.values()]
     sandbox.reset()
     assert sandbox_backend.client("rds").describe_db_clusters()["DBClusters"] == []
@@ -176,7 +163,7 @@ def test_reset_wipes_control_plane_and_databases(sandbox_backend):
 
 
 def test_status_json_and_env_from_the_cli(sandbox_backend):
-    _cluster(sandbox_backend, "cli", readers=1)
+    started_cluster(sandbox_backend, "cli", readers=1)
     out = subprocess.run(
         [sys.executable, "-m", "labkit.cli.main", "sandbox", "status", "--json"],
         capture_output=True,
@@ -193,7 +180,11 @@ def test_status_json_and_env_from_the_cli(sandbox_backend):
         [sys.executable, "-m", "labkit.cli.main", "sandbox", "env"], capture_output=True, text=True, check=True
     ).stdout
     assert f"export AWS_ENDPOINT_URL={info['endpoint_url']}" in env
-    assert "export AWS_ACCESS_KEY_ID=testing" in env
+    credentials = home_credentials(labkit_home())
+    assert (
+        f"export AWS_SHARED_CREDENTIALS_FILE={credentials.path}" in env and "export AWS_PROFILE=labkit-sandbox" in env
+    )
+    assert credentials.secret_access_key not in env  # the secret stays in its 0600 file
 
 
 def test_a_busy_daemon_is_still_the_running_sandbox(sandbox_home):
@@ -219,13 +210,6 @@ def test_a_busy_daemon_is_still_the_running_sandbox(sandbox_home):
 # ---- lifecycle, each in its own home -------------------------------------------------------------
 
 
-@pytest.fixture
-def own_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    sandbox.down(quiet=True)
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -247,7 +231,7 @@ def test_down_leaves_no_mariadb_process(own_home):
     from labkit.sandbox.backend import SandboxBackend
 
     sandbox.up(quiet=True)
-    _cluster(SandboxBackend(), "orphans")
+    started_cluster(SandboxBackend(), "orphans")
     instances = read_state().instances.values()
     sandbox.down(quiet=True)
     assert not any(pid_alive(i["pid"]) for i in instances)
@@ -300,7 +284,7 @@ def test_cli_error_has_no_traceback(tmp_path):
 
 
 def test_an_unknown_endpoint_fails_fast_and_lists_the_known_ones(sandbox_backend):
-    _cluster(sandbox_backend, "known", readers=0)
+    started_cluster(sandbox_backend, "known", readers=0)
     started = time.monotonic()
     with pytest.raises(SandboxError) as error:
         sandbox.resolve("typo.cluster-abc.us-east-1.rds.amazonaws.com")

@@ -27,20 +27,14 @@ from labkit.sandbox.state import SandboxState, read_state, write_state
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    sandbox.down(quiet=True)
+def home(own_home):
+    return own_home
 
 
 def _backend():
     from labkit.sandbox.backend import SandboxBackend
 
     return SandboxBackend()
-
-
-def _cluster(name: str) -> dict:
-    return aurora_cluster(_backend(), name, nodes=("writer", "reader"))[0]
 
 
 def _connect(endpoint: str, secret_arn: str) -> pymysql.Connection:
@@ -75,7 +69,7 @@ def _account() -> dict:
 
 def _lab_with_a_row(name: str) -> tuple[dict, dict]:
     """A cluster with one row written on the writer and seen on the reader; returns (cluster, account)."""
-    cluster = _cluster(name)
+    cluster = aurora_cluster(_backend(), name, nodes=("writer", "reader"))[0]
     backend = _backend()
     backend.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")
     with _connect(cluster["Endpoint"], cluster["MasterUserSecret"]["SecretArn"]) as conn:

@@ -24,10 +24,6 @@ def rds(sandbox_backend):
     return sandbox_backend.client("rds")
 
 
-def _cluster(backend, rds, name: str) -> tuple[dict, str]:
-    return aurora_cluster(backend, name)
-
-
 def _connect(endpoint: str, password: str, timeout: float = 2) -> pymysql.Connection:
     host, port = sandbox.resolve(endpoint)
     return pymysql.connect(
@@ -58,13 +54,13 @@ def _events(rds, source_type: str, source: str) -> list[str]:
 
 
 def test_creating_until_the_database_answers_then_available_means_connectable(sandbox_backend, rds):
-    cluster, password = _cluster(sandbox_backend, rds, "born")
+    cluster, password = aurora_cluster(sandbox_backend, "born")
     with _connect(cluster["Endpoint"], password) as conn, conn.cursor() as cur:  # no retry needed after the waiter
         cur.execute("SELECT 1")
 
 
 def test_a_killed_reader_is_restarted_and_out_of_the_reader_endpoint_meanwhile(sandbox_backend, rds):
-    cluster, password = _cluster(sandbox_backend, rds, "heal")
+    cluster, password = aurora_cluster(sandbox_backend, "heal")
     reader = next(n for n in ("heal-a", "heal-b") if n != _writer(rds, "heal"))
     pid = read_state().instances[reader]["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -77,7 +73,7 @@ def test_a_killed_reader_is_restarted_and_out_of_the_reader_endpoint_meanwhile(s
 
 
 def test_a_killed_writer_fails_over_automatically_and_loses_no_acknowledged_write(sandbox_backend, rds):
-    cluster, password = _cluster(sandbox_backend, rds, "auto")
+    cluster, password = aurora_cluster(sandbox_backend, "auto")
     old = _writer(rds, "auto")
     with _connect(cluster["Endpoint"], password) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE acked (id INT PRIMARY KEY)")
@@ -118,7 +114,7 @@ def test_a_killed_writer_fails_over_automatically_and_loses_no_acknowledged_writ
 @pytest.mark.parametrize("force", [False, True])
 def test_reboot_db_instance_restarts_and_with_force_failover_moves_the_writer(sandbox_backend, rds, force):
     name = f"boot{int(force)}"
-    cluster, password = _cluster(sandbox_backend, rds, name)
+    cluster, password = aurora_cluster(sandbox_backend, name)
     old = _writer(rds, name)
     pid = read_state().instances[old]["pid"]
     answer = rds.reboot_db_instance(DBInstanceIdentifier=old, ForceFailover=force)["DBInstance"]
@@ -134,7 +130,7 @@ def test_reboot_db_instance_restarts_and_with_force_failover_moves_the_writer(sa
 def test_rotate_secret_changes_the_password_on_the_database_then_in_the_secret(sandbox_backend, rds):
     from support.sandbox_lab import admin_connection
 
-    cluster, old = _cluster(sandbox_backend, rds, "rotated")
+    cluster, old = aurora_cluster(sandbox_backend, "rotated")
     secrets_client = sandbox_backend.client("secretsmanager")
     secrets_client.rotate_secret(SecretId=cluster["MasterUserSecret"]["SecretArn"])
     value = secrets_client.get_secret_value(SecretId=cluster["MasterUserSecret"]["SecretArn"])

@@ -12,34 +12,13 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from support.sandbox_lab import started_cluster
 
-from labkit import sandbox
 from labkit.home import labkit_home
 from labkit.sandbox.engines.mariadb import socket_path
 from labkit.sandbox.state import read_state, state_path
 
 MOTO_CONSTANT = "P@55w0rd!"  # moto's managed-secret password, the same for every cluster (FACTS.md)
-
-
-def _cluster(backend, name: str, readers: int = 0) -> dict:
-    rds = backend.client("rds")
-    cluster = rds.create_db_cluster(
-        DBClusterIdentifier=name, Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.08.0",
-        MasterUsername="admin", DatabaseName="shop", StorageEncrypted=True, ManageMasterUserPassword=True,
-    )["DBCluster"]  # fmt: skip
-    for node in ["writer", *(f"reader-{i}" for i in range(1, readers + 1))]:
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine="aurora-mysql",
-            DBInstanceClass="db.t4g.medium",
-        )  # fmt: skip
-    state = read_state()
-    sandbox.wait_for_databases(len(state.instances if state else {}) + readers + 1 - _started(state, name))
-    return cluster
-
-
-def _started(state, cluster: str) -> int:
-    """Instances of `cluster` the state file already lists (wait_for_databases counts every instance)."""
-    return sum(1 for i in (state.instances.values() if state else []) if i["cluster"] == cluster)
 
 
 def _secret_password(backend, cluster: dict) -> str:
@@ -66,7 +45,7 @@ def _hidden_passwords(home: Path) -> dict[str, str]:
 
 
 def test_no_passwordless_account_answers_on_any_server(sandbox_backend, sandbox_home):
-    _cluster(sandbox_backend, "nopass", readers=1)
+    started_cluster(sandbox_backend, "nopass", readers=1)
     servers = _servers("nopass")
     assert len(servers) == 2
     for name, server in servers.items():
@@ -84,7 +63,7 @@ def test_no_passwordless_account_answers_on_any_server(sandbox_backend, sandbox_
 
 
 def test_admin_and_replication_passwords_never_reach_a_binlog(sandbox_backend, sandbox_home):
-    cluster = _cluster(sandbox_backend, "binlog", readers=1)
+    cluster = started_cluster(sandbox_backend, "binlog", readers=1)
     hidden = _hidden_passwords(sandbox_home)
     master = _secret_password(sandbox_backend, cluster)
     for name, server in _servers("binlog").items():
@@ -122,7 +101,10 @@ def test_admin_and_replication_passwords_never_reach_a_binlog(sandbox_backend, s
 
 
 def test_each_cluster_gets_its_own_generated_master_password(sandbox_backend):
-    one, two = _cluster(sandbox_backend, "pw-one"), _cluster(sandbox_backend, "pw-two")
+    one, two = (
+        started_cluster(sandbox_backend, "pw-one", readers=0),
+        started_cluster(sandbox_backend, "pw-two", readers=0),
+    )
     first, second = _secret_password(sandbox_backend, one), _secret_password(sandbox_backend, two)
     assert first != second
     assert MOTO_CONSTANT not in (first, second) and min(len(first), len(second)) >= 24
@@ -157,7 +139,7 @@ def _private_paths(home: Path) -> list[Path]:
 
 
 def test_data_directories_and_secret_files_have_no_group_or_other_bits(sandbox_backend, sandbox_home):
-    _cluster(sandbox_backend, "modes", readers=1)
+    started_cluster(sandbox_backend, "modes", readers=1)
     paths = _private_paths(sandbox_home)
     assert any(p.name == "binlog.000001" for p in paths) and any(
         p.name.startswith("template") and p.is_dir() for p in paths
@@ -174,7 +156,7 @@ def _as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_another_local_user_cannot_read_the_secrets_or_the_data(sandbox_backend, sandbox_home):
-    _cluster(sandbox_backend, "other", readers=0)
+    started_cluster(sandbox_backend, "other", readers=0)
     data = sandbox_home / "data"
     (instance,) = _servers("other")
     targets = {

@@ -90,8 +90,8 @@ def test_an_engine_in_the_learners_hands_survives_a_rotated_password(lab):
     made = engine("writer", config=config, backend=backend)
     with made.connect() as connection:
         assert connection.execute(text("SELECT 1")).scalar() == 1
-    rotate_master_password(config, backend, f"{LAB}-{LEARNER}-db-writer")
+    rotate_master_password(config, backend, f"{LAB}-{LEARNER}-db-1")
     made.dispose()  # the pooled connections go (as idle ones do over days); new ones need the new password
     with made.connect() as connection:
         assert connection.execute(text("SELECT 4")).scalar() == 4
-    assert whoami("writer", config=config, backend=backend)["instance"][0] == f"{LAB}-{LEARNER}-db-writer"
+    assert whoami("writer", config=config, backend=backend)["instance"][0] == f"{LAB}-{LEARNER}-db-1"

@@ -30,7 +30,7 @@ from labkit.access.schema import create_schema
 from labkit.access.sql import READ_YOUR_WRITES_SECONDS, close_engines, credentials, engine, sql, whoami
 from labkit.access.tunnel import close_all, tunnel
 from labkit.access.tunnel.readiness import SSM_POLICY_ARN
-from labkit.aws.tags import NODE_WRITER, reader_node, resource_name
+from labkit.aws.tags import NODE_FIRST_DB, db_instance_node, resource_name
 from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
@@ -97,7 +97,7 @@ def test_tunnel_opens_a_session_and_ends_it_on_close(lab):
         connection = pymysql.connect(host="127.0.0.1", port=opened.port, user=secret.username, password=secret.password)
         with connection, connection.cursor() as cursor:
             cursor.execute("SELECT @@report_host")
-            assert cursor.fetchone()[0] == f"{LAB}-{LEARNER}-db-writer"
+            assert cursor.fetchone()[0] == f"{LAB}-{LEARNER}-db-1"
     assert not opened.is_open
     assert _group_gone(group)
     assert opened.session_id not in {s["SessionId"] for s in _sessions(backend, "Active")}
@@ -186,7 +186,7 @@ def test_a_revoked_rule_refuses_new_connections_and_says_why(lab):
         finally:
             kept.close()
             apply(config, backend, stream=io.StringIO())  # converges the rule back
-    assert whoami("writer", config=config, backend=backend)["instance"][0] == f"{LAB}-{LEARNER}-db-writer"
+    assert whoami("writer", config=config, backend=backend)["instance"][0] == f"{LAB}-{LEARNER}-db-1"
 
 
 # ----- SQL -----
@@ -196,8 +196,8 @@ def test_whoami_names_the_instance_and_its_role(lab):
     config, backend = lab
     writer = whoami("writer", config=config, backend=backend).iloc[0]
     reader = whoami("reader", config=config, backend=backend).iloc[0]
-    assert (writer["instance"], bool(writer["read_only"])) == (f"{LAB}-{LEARNER}-db-writer", False)
-    assert (reader["instance"], bool(reader["read_only"])) == (f"{LAB}-{LEARNER}-db-reader-1", True)
+    assert (writer["instance"], bool(writer["read_only"])) == (f"{LAB}-{LEARNER}-db-1", False)
+    assert (reader["instance"], bool(reader["read_only"])) == (f"{LAB}-{LEARNER}-db-2", True)
     assert ".cluster-ro-" in reader["endpoint"] and ".cluster-" in writer["endpoint"]
 
 
@@ -344,7 +344,7 @@ def test_the_mariadb_client_works_through_a_tunnel(lab, tmp_path):
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [f"{LAB}-{LEARNER}-db-reader-1", "1"]
+    assert result.stdout.split() == [f"{LAB}-{LEARNER}-db-2", "1"]
 
 
 def test_sysbench_works_through_a_tunnel(lab):
@@ -412,12 +412,13 @@ def test_cli_sql_prints_the_result_table(lab):
     )  # fmt: skip
     assert refused.returncode == 2
     assert "read-only" in refused.stderr + refused.stdout
+    assert "--on writer" in refused.stderr and "on='writer'" not in refused.stderr, "the fix names the flag"
 
 
 def test_a_read_on_the_reader_sees_what_this_process_just_wrote_on_the_writer(lab):
     config, backend = lab
     create_schema(config=config, backend=backend)
-    reader = resource_name(config.lab, config.learner, reader_node(1))
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
     with replication_paused(reader):
         timer = resume_replication_after(reader, 0.8)  # the replica applies the write 0.8 s after it commits
         sql(
@@ -436,7 +437,7 @@ def test_a_read_on_the_reader_sees_what_this_process_just_wrote_on_the_writer(la
 def test_a_reader_that_does_not_catch_up_delays_a_read_by_a_bounded_wait_only(lab):
     config, backend = lab
     create_schema(config=config, backend=backend)
-    reader = resource_name(config.lab, config.learner, reader_node(1))
+    reader = resource_name(config.lab, config.learner, db_instance_node(2))
     with replication_paused(reader):
         sql("INSERT INTO orders (product_id, customer, quantity) VALUES (7, 'Ken', 1)", config=config, backend=backend)
         started = time.monotonic()
@@ -449,7 +450,7 @@ def test_a_reader_that_does_not_catch_up_delays_a_read_by_a_bounded_wait_only(la
 def test_sql_reads_a_rotated_secret_again(lab):
     config, backend = lab
     assert sql("SELECT 1 AS one", config=config, backend=backend)["one"].tolist() == [1]  # an engine is cached
-    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_WRITER))
+    rotate_master_password(config, backend, resource_name(config.lab, config.learner, NODE_FIRST_DB))
     engine("writer", config=config, backend=backend).dispose()  # the pool's next connection logs in anew
     assert sql("SELECT 2 AS two", config=config, backend=backend)["two"].tolist() == [2]
     assert sql("SELECT 3 AS three", on="reader", config=config, backend=backend)["three"].tolist() == [3]

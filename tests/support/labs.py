@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from support.backends import InProcessBackend
+from support.clusters import cluster_params, instance_params
 
 from labkit.aws.backend import Backend
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
     NODE_DB_SUBNETS,
+    NODE_FIRST_DB,
     NODE_INSTANCE,
     NODE_INTERNET_GATEWAY,
     NODE_PUBLIC_SUBNET,
@@ -31,9 +33,8 @@ from labkit.aws.tags import (
     NODE_SG_APP,
     NODE_SG_DB,
     NODE_VPC,
-    NODE_WRITER,
+    db_instance_node,
     lab_tags,
-    reader_node,
     resource_name,
 )
 
@@ -155,7 +156,7 @@ def _group(lab: Lab, node: str, description: str) -> str:
 
 
 def build_database(lab: Lab, *, public: bool = False, encrypted: bool = True) -> None:
-    """DB subnet group, an Aurora MySQL cluster, its writer and one reader."""
+    """DB subnet group, an Aurora cluster (of the lab's engine), its writer and one reader."""
     rds = lab.rds
     subnet_group = lab.name(NODE_DB_SUBNET_GROUP)
     rds.create_db_subnet_group(
@@ -166,25 +167,20 @@ def build_database(lab: Lab, *, public: bool = False, encrypted: bool = True) ->
     )
     lab.cluster_id = lab.name(NODE_CLUSTER)
     rds.create_db_cluster(
-        DBClusterIdentifier=lab.cluster_id,
-        Engine="aurora-mysql",
-        EngineVersion="8.0.mysql_aurora.3.08.0",
-        MasterUsername="admin",
-        MasterUserPassword="Lab-pass-1234",
-        DBSubnetGroupName=subnet_group,
-        VpcSecurityGroupIds=[lab.db_sg],
-        StorageEncrypted=encrypted,
-        Tags=lab.tags(NODE_CLUSTER),
+        **cluster_params(
+            lab.cluster_id,
+            managed=False,
+            MasterUserPassword="Lab-pass-1234",
+            DBSubnetGroupName=subnet_group,
+            VpcSecurityGroupIds=[lab.db_sg],
+            StorageEncrypted=encrypted,
+            Tags=lab.tags(NODE_CLUSTER),
+        )
     )
-    lab.writer, lab.reader = lab.name(NODE_WRITER), lab.name(reader_node(1))
-    for identifier, node in ((lab.writer, NODE_WRITER), (lab.reader, reader_node(1))):
+    lab.writer, lab.reader = lab.name(NODE_FIRST_DB), lab.name(db_instance_node(2))
+    for identifier, node in ((lab.writer, NODE_FIRST_DB), (lab.reader, db_instance_node(2))):
         rds.create_db_instance(
-            DBInstanceIdentifier=identifier,
-            DBClusterIdentifier=lab.cluster_id,
-            Engine="aurora-mysql",
-            DBInstanceClass="db.t4g.medium",
-            PubliclyAccessible=public,
-            Tags=lab.tags(node),
+            **instance_params(lab.cluster_id, identifier, PubliclyAccessible=public, Tags=lab.tags(node))
         )
 
 

@@ -16,16 +16,22 @@ from labkit.aws.backend import Backend
 def workbook(config: Any, backend: Backend) -> int:
     """What the notebooks do with AWS, in their order; returns how many resources verify still finds."""
     import labkit
-    from labkit.access.lookup import running_instance
+    from labkit.access.lookup import cluster_identifier, running_instance
     from labkit.access.tunnel.readiness import diagnose
     from labkit.lab.cost import running_cost
 
     quiet = io.StringIO()
     labkit.plan(config, backend)  # 00
     for stage in ("network", "database", "compute"):  # 01, 02, 03: each stage re-reads the earlier ones
-        labkit.apply(config, backend, only=stage, stream=quiet)
+        labkit.apply(config, backend, only=stage, stream=quiet, leave_exercises=True)
+        if stage == "network":  # 01's exercises: the learner writes the two rules between the tiers
+            labkit.authorize_ingress(config, "sg-db", 3306, source_group="sg-app", backend=backend)
+            labkit.authorize_egress(config, "sg-app", 3306, destination_group="sg-db", backend=backend)
     labkit.security_groups(config, backend)  # 01: rules as tables, the lint
     labkit.lint(config, backend)
+    rds, identifier = backend.client("rds"), cluster_identifier(config)  # 02's exercises: read, keep a week of backups
+    rds.describe_db_clusters(DBClusterIdentifier=identifier)
+    rds.modify_db_cluster(DBClusterIdentifier=identifier, BackupRetentionPeriod=7, ApplyImmediately=True)
     labkit.revoke_rules(config, group="sg-db", port=3306, backend=backend)  # 03: break ...
     verdict = labkit.can_reach("instance", "writer", 3306, config, backend=backend)
     assert not verdict.reachable, verdict

@@ -6,9 +6,12 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pymysql
+from support.clusters import create_cluster, reader_nodes
 
+from labkit import sandbox
 from labkit.access.lookup import lab_cluster
 from labkit.home import labkit_home
 from labkit.sandbox.engines.mariadb import ADMIN_USER
@@ -22,7 +25,6 @@ def sandbox_lab(lab: str, learner: str):
     """
     import io
 
-    from labkit import sandbox
     from labkit.config import LabConfig
     from labkit.lab.apply import apply
     from labkit.sandbox.backend import SandboxBackend
@@ -80,21 +82,23 @@ def resume_replication_after(instance: str, seconds: float) -> threading.Timer:
     return timer
 
 
+def started_cluster(backend, name: str, readers: int = 1, *, managed: bool = True, **extra: Any) -> dict:
+    """A cluster with a writer and `readers` readers (support.clusters), returned once the sandbox runs its
+    servers (wait_for_databases counts every instance: those of other clusters too)."""
+    cluster, _ = create_cluster(backend.client("rds"), name, reader_nodes(readers), managed=managed, **extra)
+    state = read_state()
+    known = state.instances.values() if state else []
+    mine = sum(1 for instance in known if instance["cluster"] == name)  # already listed, so counted below
+    sandbox.wait_for_databases(len(known) + readers + 1 - mine)
+    return cluster
+
+
 def aurora_cluster(backend, name: str, nodes: tuple[str, ...] = ("a", "b")) -> tuple[dict, str]:
     """A cluster of `nodes` DB instances made with plain RDS calls, waited for with the RDS waiter as a learner's
     code waits; returns (the cluster as created, its master password from the managed secret)."""
     rds = backend.client("rds")
-    cluster = rds.create_db_cluster(
-        DBClusterIdentifier=name, Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.08.0",
-        MasterUsername="admin", DatabaseName="shop", StorageEncrypted=True, ManageMasterUserPassword=True,
-    )["DBCluster"]  # fmt: skip
-    statuses = [
-        rds.create_db_instance(
-            DBInstanceIdentifier=f"{name}-{node}", DBClusterIdentifier=name, Engine="aurora-mysql",
-            DBInstanceClass="db.t4g.medium",
-        )["DBInstance"]["DBInstanceStatus"]
-        for node in nodes
-    ]  # fmt: skip
+    cluster, instances = create_cluster(rds, name, nodes)
+    statuses = [instance["DBInstanceStatus"] for instance in instances]
     assert set(statuses) == {"creating"}, statuses  # as AWS answers CreateDBInstance
     rds.get_waiter("db_instance_available").wait(
         Filters=[{"Name": "db-cluster-id", "Values": [name]}], WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}

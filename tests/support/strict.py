@@ -21,10 +21,9 @@ from botocore.exceptions import ClientError
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE
-from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES
+from labkit.engines import AuroraEngine, default_engine
 from labkit.lab.resources.compute import LIVE_INSTANCE_STATES
 from labkit.lab.resources.registry import tagged_creates
-from labkit.sandbox.daemon import catalog as sandbox_catalog
 
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
 PASSWORD_FORBIDDEN = set('/"@ ')
@@ -34,37 +33,39 @@ LAB_TAG_KEYS = {TAG_LAB, TAG_LEARNER, TAG_NODE}
 TAGGED_CREATES = tagged_creates()
 
 
-# Aurora MySQL 3 versions as RDS listed them (the sandbox's dated catalog: one list for both); a test can retire
-# any of them in its own copy.
-CATALOG_VERSIONS = dict(sandbox_catalog.VERSIONS)
-CATALOG_DEFAULT = sandbox_catalog.DEFAULT
+# The lab engine's versions as RDS listed them (the dated catalog of its description, which the sandbox serves
+# too: one list for both); a test can retire any of them in its own copy.
+ENGINE = default_engine()
+CATALOG_VERSIONS = dict(ENGINE.catalog.versions)
+CATALOG_DEFAULT = ENGINE.catalog.default
 
 
 @dataclass
 class EngineCatalog:
-    """What RDS offers for aurora-mysql in the region: versions (with their status), the default, and the
+    """What RDS offers for the lab's engine in the region: versions (with their status), the default, and the
     instance classes orderable for each available version in the region's zones. moto has neither
-    describe_db_engine_versions nor any orderable option for aurora-mysql; this answers both, and a test can
+    describe_db_engine_versions nor any orderable option for Aurora's engines; this answers both, and a test can
     `retire` a version (as Aurora does about 12 months after a non-LTS release) or make a class unorderable."""
 
     zones: tuple[str, ...]
     versions: dict[str, str] = field(default_factory=lambda: dict(CATALOG_VERSIONS))
     default: str = CATALOG_DEFAULT
-    classes: tuple[str, ...] = AURORA_MYSQL_INSTANCE_CLASSES
+    classes: tuple[str, ...] = ENGINE.instance_classes
     unorderable: set[str] = field(default_factory=set)
+    engine: AuroraEngine = ENGINE
 
     def retire(self, version: str) -> None:
         """Deprecate `version`; if it was the default, the newest available version becomes the default."""
         self.versions[version] = "deprecated"
         if self.default == version:
             available = [v for v, status in self.versions.items() if status == "available"]
-            self.default = max(available, key=lambda v: tuple(int(p) for p in v.rpartition("aurora.")[2].split(".")))
+            self.default = max(available, key=self.engine.versions.sort_key)
 
     def available(self, version: str) -> bool:
         return self.versions.get(version) == "available"
 
     def engine_versions(self, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("Engine") not in (None, "aurora-mysql"):
+        if params.get("Engine") not in (None, self.engine.name):
             return {"DBEngineVersions": []}
         chosen = [self.default] if params.get("DefaultOnly") else list(self.versions)
         if params.get("EngineVersion"):
@@ -73,14 +74,15 @@ class EngineCatalog:
             chosen = [v for v in chosen if self.available(v)]
         return {
             "DBEngineVersions": [
-                {"Engine": "aurora-mysql", "EngineVersion": v, "DBParameterGroupFamily": "aurora-mysql8.0",
-                 "MajorEngineVersion": "8.0", "Status": self.versions[v]}
+                {"Engine": self.engine.name, "EngineVersion": v,
+                 "DBParameterGroupFamily": self.engine.catalog.parameter_group_family,
+                 "MajorEngineVersion": self.engine.catalog.major_version, "Status": self.versions[v]}
                 for v in chosen
             ]
         }  # fmt: skip
 
     def orderable(self, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("Engine") != "aurora-mysql":
+        if params.get("Engine") != self.engine.name:
             return {"OrderableDBInstanceOptions": []}
         versions = [v for v in self.versions if self.available(v)]
         if params.get("EngineVersion"):
@@ -90,7 +92,7 @@ class EngineCatalog:
             classes = [c for c in classes if c == params["DBInstanceClass"]]
         zones = [{"Name": zone} for zone in self.zones]
         options = [
-            {"Engine": "aurora-mysql", "EngineVersion": v, "DBInstanceClass": c, "AvailabilityZones": zones,
+            {"Engine": self.engine.name, "EngineVersion": v, "DBInstanceClass": c, "AvailabilityZones": zones,
              "Vpc": True, "SupportsClusters": True}
             for v in versions
             for c in classes
@@ -343,8 +345,9 @@ class StrictLayer:
                 )
                 raise aws_error(operation, "InvalidParameterValue", message)
         version = params.get("EngineVersion")
-        if params.get("Engine") == "aurora-mysql" and version and not self.catalog.available(version):
-            raise aws_error(operation, "InvalidParameterCombination", f"Cannot find version {version} for aurora-mysql")
+        engine = self.catalog.engine.name
+        if params.get("Engine") == engine and version and not self.catalog.available(version):
+            raise aws_error(operation, "InvalidParameterCombination", f"Cannot find version {version} for {engine}")
         group = params.get("DBSubnetGroupName")
         if group and group not in [g["DBSubnetGroupName"] for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]]:
             raise aws_error(operation, "DBSubnetGroupNotFoundFault", f"DBSubnetGroup {group} not found")
@@ -366,7 +369,7 @@ class StrictLayer:
         cluster = params.get("DBClusterIdentifier")
         if cluster and cluster not in [c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]]:
             raise aws_error(operation, "DBClusterNotFoundFault", f"DBCluster {cluster} not found")
-        if params.get("Engine") == "aurora-mysql" and (
+        if params.get("Engine") == self.catalog.engine.name and (
             params.get("DBInstanceClass") not in self.catalog.classes
             or params.get("DBInstanceClass") in self.catalog.unorderable
         ):

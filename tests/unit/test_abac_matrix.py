@@ -27,12 +27,13 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from support.backends import InProcessBackend
+from support.clusters import ENGINE
 from support.iam_eval import Principal, Request, evaluate
 from support.iam_requests import StrictIam, World, role_principal, user_principal
 from support.learner_run import workbook
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
-from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE, NODE_SG_DB, NODE_VPC, NODE_WRITER, ec2_filters
+from labkit.aws.tags import NODE_CLUSTER, NODE_FIRST_DB, NODE_INSTANCE, NODE_SG_DB, NODE_VPC, ec2_filters
 from labkit.classroom.learners import learners_create, learners_delete, learners_list
 from labkit.classroom.policies import INSTRUCTOR_POLICIES, POLICY_PATH, policy_arn, policy_name, render, size
 from labkit.config import LabConfig
@@ -201,7 +202,7 @@ def _grace(classroom: Classroom) -> dict[str, str]:
     role = classroom.admin("iam").list_roles(PathPrefix=f"/labkit/{LAB}/grace/")["Roles"][0]["RoleName"]
     return {
         "instance": one(NODE_INSTANCE), "vpc": one(NODE_VPC), "sg": one(NODE_SG_DB), "cluster": cluster,
-        "writer": f"{LAB}-grace-{NODE_WRITER}", "secret": secret, "role": role,
+        "writer": f"{LAB}-grace-{NODE_FIRST_DB}", "secret": secret, "role": role,
         "subgrp": f"{LAB}-grace-db-subnet-group",
     }  # fmt: skip
 
@@ -214,6 +215,7 @@ def _ada_tags(kind: str) -> list[dict[str, Any]]:
 RULE = {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
 WIDE = {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
 ADA_RDS_TAGS = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "ada"}]
+PROGRESS_TAG = [{"Key": "labkit:progress:01-app-to-db-rule", "Value": "2026-12-05T10:00:00Z"}]
 
 # (row, service, operation, params from grace's ids, expected for grace / ada / the instructor)
 # fmt: off
@@ -230,12 +232,18 @@ MATRIX: list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]], tu
     ("add a subnet to the VPC, tagged as ada", "ec2", "CreateSubnet",
      lambda g: {"VpcId": g["vpc"], "CidrBlock": "10.0.200.0/24", "TagSpecifications": _ada_tags("subnet")}, (DENIED, DENIED, DENIED)),
     ("claim the instance with ada's tags", "ec2", "CreateTags", lambda g: {"Resources": [g["instance"]], "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+    # a passed check tags the learner's own group labkit:progress:<exercise> (labkit.workbook.progress), and only that
+    ("tag progress on the group", "ec2", "CreateTags", lambda g: {"Resources": [g["sg"]], "Tags": PROGRESS_TAG}, (ALLOWED, DENIED, DENIED)),
+    ("tag progress on the instance", "ec2", "CreateTags", lambda g: {"Resources": [g["instance"]], "Tags": PROGRESS_TAG}, (DENIED, DENIED, DENIED)),
+    ("tag progress and re-tag the group as ada's", "ec2", "CreateTags",
+     lambda g: {"Resources": [g["sg"]], "Tags": [*PROGRESS_TAG, ADA_RDS_TAGS[1]]}, (DENIED, DENIED, DENIED)),
+    ("tag the group's Name", "ec2", "CreateTags", lambda g: {"Resources": [g["sg"]], "Tags": [{"Key": "Name", "Value": "x"}]}, (DENIED, DENIED, DENIED)),
     ("delete the cluster", "rds", "DeleteDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"], "SkipFinalSnapshot": True}, (ALLOWED, DENIED, ALLOWED)),
     ("delete the writer", "rds", "DeleteDBInstance", lambda g: {"DBInstanceIdentifier": g["writer"]}, (ALLOWED, DENIED, ALLOWED)),
     ("modify the cluster", "rds", "ModifyDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"], "DeletionProtection": False}, (ALLOWED, DENIED, ALLOWED)),
     ("add an instance to the cluster, tagged as ada", "rds", "CreateDBInstance",
      lambda g: {"DBInstanceIdentifier": "class1-ada-sneak", "DBClusterIdentifier": g["cluster"], "DBInstanceClass": "db.t4g.medium",
-                "Engine": "aurora-mysql", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+                "Engine": ENGINE.name, "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
     ("re-tag the cluster as ada's", "rds", "AddTagsToResource",
      lambda g: {"ResourceName": f"arn:aws:rds:{REGION}:123456789012:cluster:{g['cluster']}", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
     ("read the master password", "secretsmanager", "GetSecretValue", lambda g: {"SecretId": g["secret"]}, (ALLOWED, DENIED, DENIED)),

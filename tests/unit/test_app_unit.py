@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import dataclasses
 import io
 import json
 import logging
@@ -17,10 +18,21 @@ from urllib.parse import urlencode
 import pytest
 
 from labkit.app import server
-from labkit.app.server import Cluster, Database, NotReady, Settings, ShopApp, render_page, validate
-from labkit.app.userdata import USER_DATA_LIMIT, app_source, render, settings_from, source_from
+from labkit.app.server import Cluster, Database, NotReady, Served, Settings, ShopApp, render_page, validate
+from labkit.app.userdata import (
+    USER_DATA_LIMIT,
+    app_source,
+    engine_setting,
+    environment_block,
+    environment_from,
+    render,
+    settings_from,
+    settings_script,
+    source_from,
+)
+from labkit.engines.aurora_mysql import AURORA_MYSQL
 
-SETTINGS = Settings(cluster="lab-me-cluster", region="us-east-1")
+SETTINGS = Settings(cluster="lab-me-cluster", region="us-east-1", engine=engine_setting(AURORA_MYSQL))
 PASSWORD = "pw-Never-Shown-42"
 ORDERS = [(7, "2026-01-05 09:00:00", "Grace", "Blue Mug", 2)]
 PRODUCTS = [(1, "Red Mug"), (2, "Blue Mug")]
@@ -29,21 +41,20 @@ PRODUCTS = [(1, "Red Mug"), (2, "Blue Mug")]
 class RecordingDb(Database):
     """The app's Database with the network replaced by a recorder (SQL text and parameters kept apart)."""
 
-    def __init__(self, fail: BaseException | None = None, orders: list[Any] | None = None) -> None:
-        super().__init__(SETTINGS, discover=lambda s: Cluster("w.example", "r.example", 3306, "admin", PASSWORD))
+    def __init__(
+        self, fail: BaseException | None = None, orders: list[Any] | None = None, settings: Settings = SETTINGS
+    ) -> None:
+        super().__init__(settings, discover=lambda s: Cluster("w.example", "r.example", 3306, "admin", PASSWORD))
         self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
         self.fail = fail
         self.orders = ORDERS if orders is None else orders
 
-    def query(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        self.calls.append((role, statement, params))
+    def run(self, role: str, statements: list[tuple[str, tuple[Any, ...]]]) -> Served:
+        self.calls += [(role, statement, params) for statement, params in statements] or [(role, "identity", ())]
         if self.fail:
             raise self.fail
-        if statement == server.ORDERS_SQL:
-            return self.orders
-        if statement == server.PRODUCTS_SQL:
-            return PRODUCTS
-        return [(1 if role == "reader" else 0,)]
+        answers = {server.ORDERS_SQL: self.orders, server.PRODUCTS_SQL: PRODUCTS}
+        return Served(f"db-{role}", role == "reader", [answers[statement] for statement, _ in statements])
 
     def execute(self, role: str, statement: str, params: tuple[Any, ...] = ()) -> int:
         self.calls.append((role, statement, params))
@@ -160,8 +171,9 @@ def test_an_unknown_product_is_a_field_error_not_a_crash():
     import pymysql
 
     fk = pymysql.err.IntegrityError(1452, "Cannot add or update a child row: a foreign key constraint fails")
-    app = ShopApp(RecordingDb(fail=fk))
-    app.db.query = lambda *a, **k: PRODUCTS if a[1] == server.PRODUCTS_SQL else ORDERS  # reads still work
+    db = RecordingDb()
+    app = ShopApp(db)
+    db.execute = lambda *a, **k: (_ for _ in ()).throw(fk)  # the write fails, reads still work
     status, _, page = call(app, "POST", "/orders", order_form(app, product_id="999"))
     assert status == 400 and "That product does not exist." in page
 
@@ -212,6 +224,34 @@ def test_health_is_ok_when_both_answer_and_says_which_is_read_only():
     status, _, body = call(ShopApp(RecordingDb()), "GET", "/health")
     report = json.loads(body)
     assert status == 200 and report["writer"]["read_only"] is False and report["reader"]["read_only"] is True
+    assert (report["writer"]["served_by"], report["reader"]["served_by"]) == ("db-writer", "db-reader")
+    assert report["reads_from"] == "reader"
+
+
+def test_the_page_says_which_instance_served_its_read():
+    status, _, page = call(ShopApp(RecordingDb()), "GET", "/")
+    assert status == 200 and '<b id="served-by">db-reader</b> through the reader endpoint' in page
+
+
+def test_reads_from_writer_sends_the_page_to_the_writer_and_health_says_so():
+    db = RecordingDb(settings=dataclasses.replace(SETTINGS, reads_from="writer"))
+    app = ShopApp(db)
+    status, _, page = call(app, "GET", "/")
+    assert status == 200 and {role for role, _, _ in db.calls} == {"writer"}
+    assert '<b id="served-by">db-writer</b> through the writer endpoint' in page
+    assert json.loads(call(app, "GET", "/health")[2])["reads_from"] == "writer"
+
+
+def test_reads_from_comes_from_the_environment_and_a_bad_value_stops_the_app():
+    base = {"LABKIT_APP_CLUSTER": "c", "LABKIT_APP_REGION": "us-east-1", "LABKIT_APP_ENGINE": SETTINGS.engine}
+    assert Settings.from_env(base).reads_from == "reader"
+    assert Settings.from_env({**base, "LABKIT_APP_READS_FROM": "writer"}).reads_from == "writer"
+    with pytest.raises(server.BadSettings, match="reader or writer"):
+        Settings.from_env({**base, "LABKIT_APP_READS_FROM": "replica"})
+
+
+def test_the_app_asks_which_instance_answered_as_labkit_does():
+    assert Database(SETTINGS).facts.identity == tuple(AURORA_MYSQL.dialect.identity_queries)
 
 
 def test_cluster_repr_hides_the_password():
@@ -233,6 +273,22 @@ def test_user_data_carries_the_app_and_its_settings_and_is_valid_bash(tmp_path: 
     assert PASSWORD not in script and "password" not in script.lower()
 
 
+def test_the_settings_script_changes_one_line_of_the_environment_file_and_restarts(tmp_path: Path):
+    """The script Run Command runs on the instance (and the sandbox on its app's file), run here with bash."""
+    env_file = tmp_path / "labkit-app.env"
+    env_file.write_text(environment_block(render(SETTINGS)) + "\n")
+    restarted = tmp_path / "restarted"
+    script = settings_script({"LABKIT_APP_READS_FROM": "writer"}, str(env_file), f"touch {restarted}")
+    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    after = Settings.from_env(environment_from(env_file.read_text()))
+    assert after == dataclasses.replace(SETTINGS, reads_from="writer")
+    assert env_file.read_text().count("LABKIT_APP_READS_FROM=") == 1 and restarted.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labkit-app.env", "restarted"], "no temporary file left"
+    with pytest.raises(ValueError, match="LABKIT_APP_PASSWORD"):
+        settings_script({"LABKIT_APP_PASSWORD": "x"})
+
+
 def test_settings_from_other_user_data_is_none():
     assert settings_from("#!/bin/bash\necho hello\n") is None
     assert source_from("#!/bin/bash\n") is None
@@ -246,9 +302,9 @@ def test_the_app_runs_on_amazon_linux_python_3_9():
         if isinstance(node, ast.Import | ast.ImportFrom)
     }
     assert "labkit" not in imports, "the file is copied alone onto the instance"
-    assert imports - {"__future__", "hmac", "html", "json", "logging", "os", "secrets", "socket", "socketserver",
-                      "sys", "threading", "time", "collections", "dataclasses", "typing", "urllib", "wsgiref",
-                      "boto3", "pymysql"} == set()  # fmt: skip
+    assert imports - {"__future__", "hmac", "html", "importlib", "json", "logging", "os", "secrets", "socket",
+                      "socketserver", "sys", "threading", "time", "collections", "dataclasses", "typing", "urllib",
+                      "wsgiref", "boto3"} == set()  # fmt: skip
 
 
 # ----- provisioning: user data on the instance, the app's policy on the role -----
@@ -355,3 +411,25 @@ def test_held_connections_beyond_the_cap_get_503_at_once_and_free_their_slots(mo
     httpd.shutdown()
     httpd.server_close()
     assert answer.startswith(b"HTTP/1.0 200") and b'"writer"' in answer
+
+
+def test_on_aws_a_setting_changes_with_run_command_running_the_settings_script(strict_backend):
+    """The base (AWS) backend sends the settings script with AWS-RunShellScript to the lab's instance and waits."""
+    import json as json_module
+
+    from labkit.access.lookup import running_instance
+    from labkit.config import LabConfig
+    from labkit.lab.apply import apply
+
+    config = LabConfig()
+    apply(config, strict_backend, stream=io.StringIO(), only="compute")
+    instance = running_instance(strict_backend, config=config)
+    sent: list[dict[str, Any]] = []
+    ssm = strict_backend.client("ssm")
+    ssm.meta.events.register(
+        "before-call.ssm.SendCommand", lambda params, **_: sent.append(json_module.loads(params["body"]))
+    )
+    strict_backend.restart_app(instance, {"LABKIT_APP_READS_FROM": "writer"})
+    (command,) = sent
+    assert command["InstanceIds"] == [instance] and command["DocumentName"] == "AWS-RunShellScript"
+    assert command["Parameters"]["commands"] == [settings_script({"LABKIT_APP_READS_FROM": "writer"})]

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from support.backends import strict_moto_backend
+from support.clusters import ENGINE
 from support.strict import CATALOG_DEFAULT
 
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER, TAG_NODE, tag_dict
@@ -73,14 +74,14 @@ def test_the_cluster_is_encrypted_private_backed_up_and_its_password_managed(str
     _, ids = lab
     rds = strict_backend.client("rds")
     cluster = rds.describe_db_clusters(DBClusterIdentifier=ids["cluster"])["DBClusters"][0]
-    assert cluster["Engine"] == "aurora-mysql" and cluster["EngineVersion"] == CATALOG_DEFAULT  # resolved at plan
+    assert cluster["Engine"] == ENGINE.name and cluster["EngineVersion"] == CATALOG_DEFAULT  # resolved at plan
     assert cluster["StorageEncrypted"] is True
     assert cluster["BackupRetentionPeriod"] == 1
     assert cluster["DeletionProtection"] is False
     assert cluster["MasterUserSecret"]["SecretArn"]
     assert [g["VpcSecurityGroupId"] for g in cluster["VpcSecurityGroups"]] == [ids["sg-db"]]
     members = {m["DBInstanceIdentifier"]: m["IsClusterWriter"] for m in cluster["DBClusterMembers"]}
-    assert members == {ids["db-writer"]: True, ids["db-reader-1"]: False}
+    assert members == {ids["db-1"]: True, ids["db-2"]: False}
     for instance in rds.describe_db_instances()["DBInstances"]:
         assert instance["PubliclyAccessible"] is False
         assert instance["DBInstanceClass"] == "db.t4g.medium"

@@ -164,6 +164,26 @@ def test_failover_downtime_runs_from_the_old_writers_last_write_to_the_new_write
     assert report.plot() is not None
 
 
+def test_the_failover_plot_tells_the_writers_and_failures_apart_and_its_legend_hides_no_bar():
+    """Issue 23: every bar was drawn in one colour and the legend sat on the bars after the failover."""
+    from labkit.bench.failover import FailoverReport
+
+    probes = _probes([(0.0, 0.1, 0.05, "db-1"), (0.2, 0.3, 0.25, "db-1"), (0.4, 0.9, None, None),
+                      (1.0, 1.1, 1.05, "db-2"), (1.2, 1.3, 1.25, "db-2")])  # fmt: skip
+    figure = FailoverReport(probes, "db-1", "db-2", failover_at_s=0.35, acknowledged=4).plot()
+    axes = figure.axes[0]
+    colours = {bars.get_label(): tuple(bars.get_colors()[0]) for bars in axes.collections}
+    assert set(colours) == {"failed", "ok, served by db-1 (the writer before)", "ok, served by db-2 (the writer after)"}
+    assert len(set(colours.values())) == 3, "the writer before, the writer after and failures each have a colour"
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    legend = axes.get_legend() or figure.legends[0]
+    assert not legend.get_window_extent(renderer).overlaps(axes.get_window_extent(renderer))
+
+
 def test_failover_refuses_an_api_poll_faster_than_a_class_can_afford():
     from labkit.bench import failover
 

@@ -123,12 +123,12 @@ def test_status_groups_every_learner_with_state_age_and_cost(klass):
     }
     rows = result.resources
     carol = rows[(rows["lab"] == LAB) & (rows["learner"] == "carol")]
-    assert {"vpc", "cluster", "db-writer", "instance", "network-interfaces"} <= set(carol["node"])
+    assert {"vpc", "cluster", "db-1", "instance", "network-interfaces"} <= set(carol["node"])
     assert eni in set(carol["id"])
     instance = carol[carol["node"] == "instance"].iloc[0]
     assert instance["state"] == "running" and instance["age"].endswith("s")
     assert instance["cost_per_hour"] > 0, "a running t3.micro with a public address costs money"
-    writer = carol[carol["node"] == "db-writer"].iloc[0]
+    writer = carol[carol["node"] == "db-1"].iloc[0]
     assert writer["cost_per_hour"] > 0
     assert carol[carol["node"] == "vpc"].iloc[0]["cost_per_hour"] == 0.0
     totals = result.totals
@@ -172,7 +172,7 @@ def test_dry_run_plans_every_deletion_in_order_says_what_it_leaves_and_deletes_n
     wave = {(row.learner, row.node): row.wave for row in planned.itertuples()}
     for learner in LEARNERS:
         assert wave[(learner, "instance")] < wave[(learner, "sg-app")] < wave[(learner, "vpc")]
-        assert wave[(learner, "db-writer")] < wave[(learner, "cluster")] < wave[(learner, "db-subnet-group")]
+        assert wave[(learner, "db-1")] < wave[(learner, "cluster")] < wave[(learner, "db-subnet-group")]
     assert wave[("carol", "instance")] < wave[("carol", "network-interfaces")] < wave[("carol", "sg-app")]
     assert eni in set(planned["id"])
     untouched = report.untouched_frame()
@@ -305,7 +305,7 @@ def test_a_failure_on_one_resource_is_reported_and_the_rest_is_deleted(klass, tm
     assert lab_ids(backend, "bob") == {f"{LAB}-bob-iam-role"}, "the rest of bob's lab is gone"
     alice_left = lab_ids(backend, "alice")
     assert alice_left == set(failed[failed["learner"] == "alice"]["id"]) | set(waiting["id"])
-    assert alice_left < before["alice"] and f"{LAB}-alice-db-writer" not in alice_left
+    assert alice_left < before["alice"] and f"{LAB}-alice-db-1" not in alice_left
     assert set(outcomes[outcomes["result"] == "deleted"]["id"]) == set().union(*before.values()) - alice_left - {
         f"{LAB}-bob-iam-role"
     }
@@ -367,6 +367,15 @@ def test_check_suggests_the_default_or_a_shared_vpc_when_vpcs_run_short(strict_b
     vpc_lines = [line for line in shared.lines if "VPC" in line.resource or "gateways" in line.resource]
     assert all(line.fits and line.per_lab == 0 for line in vpc_lines)
     assert "does NOT fit" in str(report)
+
+
+def test_the_no_reader_advice_counts_instances_per_lab_not_labs(strict_backend):
+    """Issue 23: with 25 learners it said "25 per lab fewer"; readers = 0 saves one DB instance per lab."""
+    from labkit.classroom import class_check
+
+    report = class_check(25, LabConfig(readers=1), strict_backend)
+    advice = next(s for s in report.suggestions if s.startswith("DB instances"))
+    assert "Use readers = 0 (1 DB instance per lab fewer, 25 in all)" in advice and "25 per lab" not in advice
 
 
 def test_check_refuses_a_bad_number_of_learners(strict_backend):

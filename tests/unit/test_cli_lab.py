@@ -64,13 +64,30 @@ def test_plan_text_shows_the_banner_the_table_and_the_schedule(cli, capsys):
     assert "6 waits on the critical path instead of 15 in a row" in out
 
 
+def test_flags_of_up_leave_the_saved_lab_alone_and_say_so(cli, capsys, lab_home):
+    """Issue 23: `labkit up --learner X --readers 0` rewrote lab.toml, and every notebook then used lab X."""
+    LabConfig(learner="ada").save()
+    before = (lab_home / "lab.toml").read_text()
+    assert cli("up", "--yes", "--learner", "x", "--readers", "0") == 0
+    out = capsys.readouterr().out
+    assert (lab_home / "lab.toml").read_text() == before
+    assert "learner='x', readers=0" in out and "(lab auroralab, learner ada)" in out and "--save" in out
+
+
 def test_up_status_down_round_trip_with_json(cli, strict_backend, capsys, lab_home):
     assert cli("up", "--yes", "--json", "--learner", "carol") == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert len(result["created"]) == 15
     assert "changes go to:" in captured.err, "progress goes to stderr when --json is given"
-    assert LabConfig.load(lab_home / "lab.toml").learner == "carol", "up saves the config it used"
+    assert not (lab_home / "lab.toml").exists(), "flags do not change the saved lab"
+    assert "add --save to make this the saved lab" in captured.err
+
+    assert cli("status", "--json") == 0  # the saved lab (the defaults here) has nothing
+    assert json.loads(capsys.readouterr().out) == []
+    assert cli("up", "--yes", "--json", "--learner", "carol", "--save") == 0  # asked: carol is the saved lab now
+    assert LabConfig.load(lab_home / "lab.toml").learner == "carol"
+    capsys.readouterr()
 
     assert cli("status", "--json") == 0  # the saved config names carol now
     rows = json.loads(capsys.readouterr().out)

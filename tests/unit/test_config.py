@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, MAX_READERS, LabConfig, field_names
+from labkit.config import MAX_READERS, LabConfig, field_names
+from labkit.engines.aurora_mysql import AURORA_MYSQL
 from labkit.errors import ConfigError
 
 FIELDS = [
@@ -91,15 +92,15 @@ def test_names_too_long_after_prefixing_are_refused_naming_the_longer_part():
     assert caught.value.field == "learner"
     assert "63" in caught.value.message
     with pytest.raises(ConfigError) as caught:
-        LabConfig(lab="l" * 52, learner="x")
+        LabConfig(lab="l" * 54, learner="x")
     assert caught.value.field == "lab"
 
 
-def test_more_readers_make_longer_instance_identifiers():
-    learner = "a" * 38  # auroralab-<38>-db-writer is 58 characters; -db-reader-15 makes it 61
+def test_instance_identifiers_stay_shorter_than_the_cluster_identifier_with_every_reader():
+    learner = "a" * 45  # auroralab-<45>-cluster is 63 characters, RDS's limit; -db-16 (15 readers) is 61
     assert LabConfig(learner=learner, readers=15)
-    with pytest.raises(ConfigError, match="db-reader-15"):
-        LabConfig(learner=learner + "xyz", readers=15)
+    with pytest.raises(ConfigError, match="cluster"):
+        LabConfig(learner=learner + "a", readers=15)
 
 
 def test_assigning_a_field_validates_it_and_keeps_the_old_value_on_error():
@@ -142,7 +143,7 @@ def test_existing_vpc_ids_and_default_are_accepted():
 
 
 def test_every_listed_instance_class_is_accepted():
-    for name in AURORA_MYSQL_INSTANCE_CLASSES:
+    for name in AURORA_MYSQL.instance_classes:
         assert LabConfig(db_instance_class=name).db_instance_class == name
 
 

@@ -10,7 +10,8 @@ import pytest
 from botocore.stub import Stubber
 
 from labkit.aws.backend import FAKE_CREDENTIALS
-from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES, LabConfig
+from labkit.config import LabConfig
+from labkit.engines.aurora_mysql import AURORA_MYSQL
 from labkit.errors import LabkitError
 from labkit.lab import cost
 from labkit.lab.apply import apply
@@ -36,8 +37,8 @@ def test_the_table_has_a_date_a_source_and_the_five_regions():
 
 @pytest.mark.parametrize("region", TABLE_REGIONS)
 def test_every_allowed_aurora_class_and_lab_instance_type_has_a_positive_price(region):
-    for db_class in AURORA_MYSQL_INSTANCE_CLASSES:
-        price = TABLE.hourly("aurora-mysql", db_class, region)
+    for db_class in AURORA_MYSQL.instance_classes:
+        price = TABLE.hourly(AURORA_MYSQL.price_key, db_class, region)
         assert price is not None and price > 0, db_class
     for instance_type in [*EC2_SIZES, LabConfig().instance_type]:
         price = TABLE.hourly("ec2", instance_type, region)
@@ -51,28 +52,31 @@ def test_every_allowed_aurora_class_and_lab_instance_type_has_a_positive_price(r
 def test_sizes_within_a_family_double():
     for region in TABLE_REGIONS:
         assert TABLE.hourly("ec2", "t3.small", region) == pytest.approx(2 * TABLE.hourly("ec2", "t3.micro", region))
-        large = TABLE.hourly("aurora-mysql", "db.r6g.large", region)
-        assert TABLE.hourly("aurora-mysql", "db.r6g.xlarge", region) == pytest.approx(2 * large, rel=1e-3)
+        large = TABLE.hourly(AURORA_MYSQL.price_key, "db.r6g.large", region)
+        assert TABLE.hourly(AURORA_MYSQL.price_key, "db.r6g.xlarge", region) == pytest.approx(2 * large, rel=1e-3)
 
 
 def test_hourly_reads_the_table_and_converts_monthly_prices():
     data = json.loads((cost.resources.files("labkit") / "data" / "prices.json").read_text())
     region = data["regions"]["eu-west-1"]
     assert hourly("ec2", "t3.micro", "eu-west-1") == region["hourly"]["ec2"]["t3.micro"]
-    assert hourly("aurora-mysql", "db.t4g.medium", "eu-west-1") == region["hourly"]["aurora-mysql"]["db.t4g.medium"]
+    assert (
+        hourly(AURORA_MYSQL.price_key, "db.t4g.medium", "eu-west-1")
+        == region["hourly"][AURORA_MYSQL.price_key]["db.t4g.medium"]
+    )
     assert hourly("public-ipv4", "address", "eu-west-1") == region["hourly"]["public-ipv4"]["address"]
     assert hourly("secret", "secret", "eu-west-1") == pytest.approx(region["monthly"]["secret"]["secret"] / 730)
     gp3 = region["monthly"]["ebs-gp3"]["GiB"]
     assert hourly("ebs-gp3", "8", "eu-west-1") == pytest.approx(8 * gp3 / 730)
     assert hourly("ebs-gp3", "8 GiB", "eu-west-1") == hourly("ebs-gp3", "8", "eu-west-1")
     acu = region["hourly"]["aurora-serverless-acu"]["ACU"]
-    assert hourly("aurora-mysql", SERVERLESS_CLASS, "eu-west-1") == pytest.approx(cost.SERVERLESS_MIN_ACU * acu)
+    assert hourly(AURORA_MYSQL.price_key, SERVERLESS_CLASS, "eu-west-1") == pytest.approx(cost.SERVERLESS_MIN_ACU * acu)
 
 
 def test_unknown_region_or_size_has_no_price_rather_than_a_guess():
     assert hourly("ec2", "t3.micro", "af-south-1") is None
     assert hourly("ec2", "t3.nonsense", "us-east-1") is None
-    assert hourly("aurora-mysql", "db.t2.small", "us-east-1") is None
+    assert hourly(AURORA_MYSQL.price_key, "db.t2.small", "us-east-1") is None
     assert hourly("ebs-gp3", "lots", "us-east-1") is None
     assert hourly("aurora-io", "1", "us-east-1") is None  # billed by use, never per hour
 
@@ -99,7 +103,7 @@ def expected_plan_total(config: LabConfig) -> float:
     """The lab's hourly cost computed here from the table, item by item."""
     region = config.region
     return (
-        (1 + config.readers) * TABLE.hourly("aurora-mysql", config.db_instance_class, region)
+        (1 + config.readers) * TABLE.hourly(AURORA_MYSQL.price_key, config.db_instance_class, region)
         + TABLE.hourly("ec2", config.instance_type, region)
         + TABLE.hourly("public-ipv4", "address", region)
         + TABLE.hourly("secret", "secret", region)
@@ -207,7 +211,7 @@ def test_running_cost_of_an_applied_lab_then_with_its_instance_stopped(strict_ba
     assert volume_cost > 0
 
     running = running_cost(config, strict_backend)
-    compute = 2 * TABLE.hourly("aurora-mysql", config.db_instance_class, "us-east-1") + TABLE.hourly(
+    compute = 2 * TABLE.hourly(AURORA_MYSQL.price_key, config.db_instance_class, "us-east-1") + TABLE.hourly(
         "ec2", config.instance_type, "us-east-1"
     )
     address = TABLE.hourly("public-ipv4", "address", "us-east-1")
@@ -225,7 +229,7 @@ def test_running_cost_of_an_applied_lab_then_with_its_instance_stopped(strict_ba
     instance_row = rows[rows["item"] == f"EC2 instance {ids['instance']} (stopped)"].iloc[0]
     assert instance_row["usd_per_hour"] == 0 and instance_row["source"] == cost.STOPPED
     assert "public IPv4 address" not in set(rows["item"])  # a stopped instance gives its public address back
-    db_compute = 2 * TABLE.hourly("aurora-mysql", config.db_instance_class, "us-east-1")
+    db_compute = 2 * TABLE.hourly(AURORA_MYSQL.price_key, config.db_instance_class, "us-east-1")
     assert stopped.per_hour == pytest.approx(db_compute + secret + volume_cost)
 
 
@@ -275,7 +279,7 @@ def test_pricing_queries_name_the_instance_region_and_engine():
     assert ec2["ServiceCode"] == "AmazonEC2"
     assert terms["instanceType"] == "t3.micro" and terms["regionCode"] == "eu-west-1"
     assert terms["operatingSystem"] == "Linux" and terms["tenancy"] == "Shared"
-    rds = cost.pricing_query("aurora-mysql", "db.r6g.large", "eu-west-1")
+    rds = cost.pricing_query(AURORA_MYSQL.price_key, "db.r6g.large", "eu-west-1")
     assert rds["ServiceCode"] == "AmazonRDS"
     assert {f["Field"]: f["Value"] for f in rds["Filters"]}["databaseEngine"] == "Aurora MySQL"
     assert cost.pricing_query("secret", "secret", "eu-west-1") is None
@@ -284,7 +288,9 @@ def test_pricing_queries_name_the_instance_region_and_engine():
 def test_plan_cost_uses_the_pricing_api_when_it_answers(pricing):
     client, stubber = pricing
     io_optimized = price_item("db.t4g.medium", "0.0949", usagetype="USE1-InstanceUsageIOOptimized:db.t4g.medium")
-    expect(stubber, "aurora-mysql", "db.t4g.medium", [io_optimized, price_item("db.t4g.medium", "0.0730000000")])
+    expect(
+        stubber, AURORA_MYSQL.price_key, "db.t4g.medium", [io_optimized, price_item("db.t4g.medium", "0.0730000000")]
+    )
     expect(stubber, "ec2", "t3.micro", [price_item("t3.micro", "0.0104000000")])
     config = LabConfig(readers=2, backend="aws")
     estimate = plan_cost(config, prices=Prices(pricing_client=client))
@@ -305,7 +311,7 @@ def test_the_pricing_api_price_wins_over_the_table(pricing):
 
 def test_when_the_pricing_api_fails_the_table_is_used_and_the_note_says_so(pricing):
     client, stubber = pricing
-    query = cost.pricing_query("aurora-mysql", "db.t4g.medium", "us-east-1")
+    query = cost.pricing_query(AURORA_MYSQL.price_key, "db.t4g.medium", "us-east-1")
     stubber.add_client_error("get_products", "AccessDeniedException", "not authorized", expected_params=query)
     config = LabConfig(readers=1, backend="aws")
     prices = Prices(pricing_client=client)
@@ -317,7 +323,7 @@ def test_when_the_pricing_api_fails_the_table_is_used_and_the_note_says_so(prici
 
 def test_an_empty_answer_falls_back_for_that_row_only(pricing):
     client, stubber = pricing
-    expect(stubber, "aurora-mysql", "db.t4g.medium", [])
+    expect(stubber, AURORA_MYSQL.price_key, "db.t4g.medium", [])
     expect(stubber, "ec2", "t3.micro", [price_item("t3.micro", "0.0111")])
     estimate = plan_cost(LabConfig(readers=0, backend="aws"), prices=Prices(pricing_client=client))
     rows = estimate.to_frame(total=False).set_index("item")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from labkit.aws.patience import Timing
-from labkit.aws.tags import lab_tags
+from labkit.aws.tags import current_node, lab_tags
 from labkit.config import LabConfig
 from labkit.lab.apply import StepsFailed, apply
 from labkit.lab.destroy import destroy
@@ -122,3 +122,28 @@ def test_status_lists_a_type_in_node_order_whatever_the_creation_order(strict_ba
     apply(config, strict_backend)
     subnets = status(config, strict_backend).query("what == 'Subnet'")["node"].tolist()
     assert subnets == sorted(subnets) and len(subnets) == 3
+
+
+def test_a_lab_made_when_instances_were_named_by_role_is_found_and_deleted(strict_backend):
+    """Before role-neutral names, the DB instances were tagged db-writer and db-reader-N: such a lab is still
+    seen as db-1, db-2 (so apply creates nothing twice) and deleted whole."""
+    config = LabConfig(readers=2)
+    apply(config, strict_backend)
+    rds = strict_backend.client("rds")
+    for instance in rds.describe_db_instances()["DBInstances"]:
+        node = {t["Key"]: t["Value"] for t in instance["TagList"]}["labkit:node"]
+        legacy = "db-writer" if node == "db-1" else f"db-reader-{int(node.split('-')[1]) - 1}"
+        rds.add_tags_to_resource(ResourceName=instance["DBInstanceArn"], Tags=[{"Key": "labkit:node", "Value": legacy}])
+    assert {"db-1", "db-2", "db-3"} <= set(status(config, strict_backend)["node"])
+    assert destroy(config, strict_backend).empty
+    assert verify(config, strict_backend).empty
+
+
+def test_legacy_node_names_map_to_the_role_neutral_ones():
+    assert [current_node(n) for n in ("db-writer", "db-reader-1", "db-reader-14", "db-subnet-group", "db-2")] == [
+        "db-1",
+        "db-2",
+        "db-15",
+        "db-subnet-group",
+        "db-2",
+    ]

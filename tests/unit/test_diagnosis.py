@@ -14,10 +14,10 @@ import pymysql
 import pytest
 import sqlalchemy
 
-from labkit.access.dialects import AURORA_MYSQL
 from labkit.access.sql import explain
 from labkit.access.tunnel.target import TunnelTarget
 from labkit.config import LabConfig
+from labkit.engines.aurora_mysql import AURORA_MYSQL
 from labkit.lab.apply import apply
 from labkit.security import revoke_rules
 
@@ -56,14 +56,14 @@ def test_a_dropped_connection_on_aws_names_the_deciding_rule(lab):
     """AWS drops what a security group does not allow: a timeout and no refusal, yet the rule is named."""
     revoke_rules(CONFIG, "sg-db", 3306, backend=lab)
     timed_out = lost(2003, "Can't connect to MySQL server on '127.0.0.1' (timed out)")
-    blamed = explain(timed_out, "writer", SeenTunnel(lab, CONFIG), AURORA_MYSQL)
+    blamed = explain(timed_out, "writer", SeenTunnel(lab, CONFIG), AURORA_MYSQL.dialect)
     assert blamed.field == "security groups"
     assert "blocked at security group ingress" in blamed.message
     assert "authorize-security-group-ingress" in blamed.fix and "can_reach('instance', 'writer')" in blamed.fix
 
 
 def test_a_refusal_while_the_rules_allow_it_is_not_blamed_on_security_groups(lab):
-    refused = explain(lost(), "writer", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL)
+    refused = explain(lost(), "writer", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL.dialect)
     assert refused.field == "database" and "security group" not in refused.message.lower()
     assert "the rules allow it and RDS reports it available" in refused.message
     assert DEAD_DATABASE in refused.message
@@ -71,23 +71,23 @@ def test_a_refusal_while_the_rules_allow_it_is_not_blamed_on_security_groups(lab
 
 def test_a_stopped_writer_is_named_as_such(lab):
     rds = lab.client("rds")
-    writer = f"{CONFIG.lab}-{CONFIG.learner}-db-writer"
+    writer = f"{CONFIG.lab}-{CONFIG.learner}-db-1"
     rds.stop_db_instance(DBInstanceIdentifier=writer)
-    stopped = explain(lost(), "writer", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL)
+    stopped = explain(lost(), "writer", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL.dialect)
     assert stopped.field == "writer"
     assert f"{writer} is stopped" in stopped.message and "labkit.status()" in stopped.fix
 
 
 def test_a_reader_that_is_gone_is_named_as_such(lab):
     rds = lab.client("rds")
-    rds.delete_db_instance(DBInstanceIdentifier=f"{CONFIG.lab}-{CONFIG.learner}-db-reader-1")
-    gone = explain(lost(), "reader", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL)
+    rds.delete_db_instance(DBInstanceIdentifier=f"{CONFIG.lab}-{CONFIG.learner}-db-2")
+    gone = explain(lost(), "reader", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL.dialect)
     assert gone.field == "on" and "has no reader instance" in gone.message and "only='database'" in gone.fix
 
 
 def test_a_backend_whose_service_is_down_says_so_plainly(lab, monkeypatch):
     down = [("sandbox", False, "not running: run `labkit sandbox up`")]
     monkeypatch.setattr(lab, "service_checks", lambda: down)
-    stopped = explain(lost(), "reader", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL)
+    stopped = explain(lost(), "reader", SeenTunnel(lab, CONFIG, DEAD_DATABASE), AURORA_MYSQL.dialect)
     assert stopped.field == "sandbox" and "not running" in stopped.message
     assert stopped.fix == "run `labkit sandbox up`"

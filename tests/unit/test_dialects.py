@@ -1,5 +1,6 @@
-"""The SQL client's engine specifics sit behind one dialect, chosen by the cluster's Engine: Aurora MySQL is
-the one labkit speaks, another engine is refused with the field and the fix, and a new dialect is one class."""
+"""The SQL client's engine specifics sit behind one dialect, chosen by the cluster's Engine (through its engine
+description): Aurora MySQL is the one labkit speaks, another engine is refused with the field and the fix, and a
+new dialect is one class."""
 
 from __future__ import annotations
 
@@ -11,25 +12,23 @@ import pytest
 import sqlalchemy
 
 from labkit.access import sql as sql_module
-from labkit.access.dialects import (
-    ACCESS_DENIED,
-    AURORA_MYSQL,
-    LOST_CONNECTION,
-    NO_SCHEMA,
-    OTHER,
-    READ_ONLY,
-    AuroraMySQL,
-    Dialect,
-    dialect_for,
-)
 from labkit.access.sql import explain, lab_engine
 from labkit.config import LabConfig
+from labkit.engines import ACCESS_DENIED, LOST_CONNECTION, NO_SCHEMA, OTHER, READ_ONLY, Dialect, engine_for
+from labkit.engines.aurora_mysql import AURORA_MYSQL as AURORA_MYSQL_ENGINE
+from labkit.engines.aurora_mysql import AuroraMySQLDialect
 from labkit.errors import LabkitError
+
+AURORA_MYSQL = AURORA_MYSQL_ENGINE.dialect
+
+
+def dialect_for(engine: str | None) -> Dialect:
+    return engine_for(engine).dialect
 
 
 def test_aurora_mysql_is_spoken_through_pymysql():
     dialect = dialect_for("aurora-mysql")
-    assert isinstance(dialect, AuroraMySQL) and dialect is AURORA_MYSQL
+    assert isinstance(dialect, AuroraMySQLDialect) and dialect is AURORA_MYSQL
     assert dialect.driver == "mysql+pymysql" and dialect.server == "MySQL"
     assert dialect.connect_args["charset"] == "utf8mb4"
     assert dialect.identity_queries[0] == "SELECT @@aurora_server_id, @@innodb_read_only"
@@ -126,7 +125,7 @@ def _cluster(engine: str) -> dict[str, Any]:
 @pytest.fixture
 def cluster_engine(monkeypatch):
     """Point the SQL module at an open tunnel and a cluster whose Engine the test chooses."""
-    chosen = {"engine": "aurora-mysql"}
+    chosen = {"engine": AURORA_MYSQL.engine}
     monkeypatch.setattr(sql_module, "find_open", lambda *args: OpenTunnel())
     monkeypatch.setattr(sql_module, "lab_cluster", lambda config, backend: _cluster(chosen["engine"]))
     yield chosen

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
+from support.clusters import cluster_params
 from support.strict import CATALOG_DEFAULT
 
 from labkit.aws.tags import NODE_CLUSTER
@@ -89,10 +90,7 @@ def test_an_unorderable_class_fails_the_plan_naming_the_field(strict_backend):
 def test_the_strict_layer_refuses_a_retired_version_as_rds_does(strict_backend):
     """The old check was the product's own regex, so it could never catch a version the product pinned."""
     with pytest.raises(ClientError) as caught:
-        strict_backend.client("rds").create_db_cluster(
-            DBClusterIdentifier="retired", Engine="aurora-mysql", EngineVersion=RETIRED, MasterUsername="admin",
-            ManageMasterUserPassword=True,
-        )  # fmt: skip
+        strict_backend.client("rds").create_db_cluster(**cluster_params("retired", EngineVersion=RETIRED))
     assert "Cannot find version" in str(caught.value)
 
 

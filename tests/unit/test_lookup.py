@@ -4,6 +4,7 @@ says what is missing and how to create it, and an instance on its way out is not
 from __future__ import annotations
 
 import pytest
+from support.clusters import ENGINE
 from support.labs import Lab, build_lab
 
 from labkit.access.lookup import cluster_identifier, db_instance, find_instance, lab_cluster, running_instance
@@ -18,7 +19,7 @@ def lab(region) -> Lab:
 def test_the_lab_cluster_and_instance_are_found_by_name_and_tags(lab: Lab):
     cluster = lab_cluster(lab.config, lab.backend)
     assert cluster["DBClusterIdentifier"] == cluster_identifier(lab.config) == lab.cluster_id
-    assert cluster["Engine"] == "aurora-mysql"  # what the SQL client chooses its dialect by
+    assert cluster["Engine"] == ENGINE.name  # what the SQL client chooses its dialect by
     assert running_instance(lab.backend, config=lab.config) == lab.instance_id
     assert running_instance(lab.backend, instance_id=lab.instance_id) == lab.instance_id
     assert db_instance(lab.backend, lab.writer)["DBClusterIdentifier"] == lab.cluster_id

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from labkit.aws.patience import Timing
-from labkit.aws.tags import NODE_CLUSTER, NODE_IAM_ROLE, NODE_INSTANCE, NODE_INSTANCE_PROFILE, NODE_WRITER
+from labkit.aws.tags import NODE_CLUSTER, NODE_FIRST_DB, NODE_IAM_ROLE, NODE_INSTANCE, NODE_INSTANCE_PROFILE
 from labkit.config import LabConfig
 from labkit.display import Progress
 from labkit.errors import ConfigError, LabkitError
@@ -16,7 +16,7 @@ from labkit.lab.apply import apply
 from labkit.lab.graph import critical_path, lab_graph, waves
 from labkit.lab.plan import CREATE, NOTHING, USE, plan
 
-DATABASE_NODES = {"db-subnet-group", NODE_CLUSTER, NODE_WRITER, "db-reader-1"}
+DATABASE_NODES = {"db-subnet-group", NODE_CLUSTER, NODE_FIRST_DB, "db-2"}
 FAST = Timing(poll_seconds=0.02, retry_attempts=4, retry_first_delay=0.01, retry_max_delay=0.05)
 
 
@@ -80,7 +80,7 @@ def test_the_ec2_and_iam_branch_is_not_behind_the_cluster():
     assert level[NODE_INSTANCE] <= level[NODE_CLUSTER]
     assert level[NODE_IAM_ROLE] == 0 and level[NODE_INSTANCE_PROFILE] == 1
     path = critical_path(depends_on)
-    assert path[-2:] == [NODE_WRITER, "db-reader-1"]
+    assert path[-2:] == [NODE_FIRST_DB, "db-2"]
     assert NODE_INSTANCE not in path
     print(f"\nschedule: {len(path)} waits on the critical path against {len(depends_on)} in a row: {' -> '.join(path)}")
 
@@ -88,7 +88,7 @@ def test_the_ec2_and_iam_branch_is_not_behind_the_cluster():
 def test_readers_come_after_the_writer_so_the_writer_is_the_first_instance():
     graph = lab_graph(LabConfig(readers=3))
     for index in (1, 2, 3):
-        assert graph[f"db-reader-{index}"].depends_on == (NODE_WRITER,)
+        assert graph[f"db-{index + 1}"].depends_on == (NODE_FIRST_DB,)
 
 
 class Timeline(Progress):
@@ -109,7 +109,7 @@ def test_at_run_time_the_instance_is_up_while_the_cluster_is_still_creating(stri
     timeline = Timeline()
     apply(LabConfig(), strict_backend, progress=timeline, timing=FAST)
     assert timeline.finished_at[NODE_INSTANCE] < timeline.finished_at[NODE_CLUSTER]
-    assert timeline.finished_at[NODE_CLUSTER] < timeline.finished_at[NODE_WRITER]
+    assert timeline.finished_at[NODE_CLUSTER] < timeline.finished_at[NODE_FIRST_DB]
 
 
 def test_plan_after_apply_has_nothing_to_do(strict_backend):

@@ -45,6 +45,7 @@ from labkit.classroom.policies import (
     render,
     size,
 )
+from labkit.workbook.progress import TAG_PROGRESS
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -63,10 +64,11 @@ NOT_RECORDED_ON_MOTO = {
     "ssm:StartSession": "labkit/access/tunnel/session.py",
     "ssm:TerminateSession": "labkit/access/tunnel/session.py",
     "ssm:DescribeInstanceInformation": "labkit/access/tunnel/session.py",
-    # the benchmark's direct path on AWS runs the harness on the instance with Run Command;
-    # tests/test_bench_remote.py runs the command it sends, with a stand-in agent.
-    "ssm:SendCommand": "labkit/bench/remote.py",
-    "ssm:GetCommandInvocation": "labkit/bench/remote.py",
+    # Run Command (labkit/aws/runcommand.py), on AWS only: the benchmark's direct path runs the harness on the
+    # instance (tests/test_bench_remote.py runs the command it sends, with a stand-in agent), and the web app's
+    # settings change with it (the sandbox edits its app's file itself).
+    "ssm:SendCommand": "labkit/aws/runcommand.py",
+    "ssm:GetCommandInvocation": "labkit/aws/runcommand.py",
     # labkit.failover (notebook 05) probes live databases through the endpoints while it fails over;
     # tests/test_bench_sandbox.py runs it on the real sandbox.
     "rds:FailoverDBCluster": "labkit/bench/failover.py",
@@ -381,6 +383,10 @@ def test_every_change_is_scoped_to_the_learners_own_resources() -> None:
         assert statements[sid]["Condition"]["StringEqualsIfExists"] == OWN_RESOURCE, sid
     tagging = statements["TagOnlyWhileCreatingAsOwn"]["Condition"]["StringEquals"]
     assert tagging["ec2:CreateAction"] and OWN_REQUEST.items() <= tagging.items()
+    progress = statements["ProgressTagsOnOwnGroups"]  # a passed check's tag (labkit.workbook.progress), nothing else
+    assert progress["Action"] == ["ec2:CreateTags"] and progress["Resource"] == "arn:aws:ec2:*:*:security-group/*"
+    assert progress["Condition"] == {"StringEquals": OWN_RESOURCE, "Null": {"aws:TagKeys": "false"},
+                                     "ForAllValues:StringLike": {"aws:TagKeys": [TAG_PROGRESS + "*"]}}  # fmt: skip
     sessions = statements["OnOwnInstancesOnly"]["Condition"]["StringEquals"]
     assert sessions == {k.replace("aws:ResourceTag", "ssm:resourceTag"): v for k, v in OWN_RESOURCE.items()}
     secret = statements["ReadOwnClusterSecret"]["Condition"]["StringLike"]

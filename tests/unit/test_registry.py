@@ -55,7 +55,7 @@ OLD_COMPANION_TYPES = [Volume, NetworkInterface, ClusterSecret]
 
 def old_stage_of(node: str) -> str:
     """The hand-written rule stage_of replaced."""
-    if node in ("db-subnet-group", "cluster", "db-writer") or node.startswith("db-reader-"):
+    if node in ("db-subnet-group", "cluster", "db-1") or node.startswith("db-"):
         return "database"
     if node in ("iam-role", "instance-profile", "key-pair", "instance"):
         return "compute"
@@ -89,7 +89,8 @@ def test_every_declared_name_and_setting_exists():
             assert registry.get(name), f"{cls.__name__} names {name!r}"
         assert cls.stage in (*STAGES, None), cls.__name__
         for row in cls.prices:
-            assert row.service in default_table().services, f"{cls.__name__}: {row.service!r} is not in the price table"
+            service = row.service_for(LabConfig())  # the lab engine's price key for the database rows
+            assert service in default_table().services, f"{cls.__name__}: {service!r} is not in the price table"
             assert not row.size_setting or row.size_setting in {f.name for f in dataclasses.fields(LabConfig)}
         if cls.tagged_create is not None:
             assert cls.tagged_create.tags in ("TagSpecifications", "Tags"), cls.__name__

@@ -99,7 +99,7 @@ def test_apply_can_build_one_stage_at_a_time_for_the_notebooks(strict_backend):
     compute = apply(config, strict_backend, only="compute")
     assert set(compute.created) == {"iam-role", "instance-profile", "instance"}
     remaining = plan(config, strict_backend)
-    assert {s.node for s in remaining.changes} == {"db-subnet-group", "cluster", "db-writer", "db-reader-1"}
+    assert {s.node for s in remaining.changes} == {"db-subnet-group", "cluster", "db-1", "db-2"}
 
 
 class InterruptAt(Progress):

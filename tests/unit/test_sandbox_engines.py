@@ -51,12 +51,14 @@ def test_a_server_needs_the_engine_prepared_first():
 class FakeServer(DatabaseServer):
     """Records what the reconciler asks of it; roles and replication as a real server would report them."""
 
-    def __init__(self, name: str, port: int, server_id: int, calls: list[tuple[Any, ...]]) -> None:
-        self.name, self.port, self.server_id, self.datadir = name, port, server_id, Path("/nonexistent")
+    def __init__(self, name: str, port: int, server_id: int, calls: list[tuple[Any, ...]], datadir: Path) -> None:
+        self.name, self.port, self.server_id, self.datadir = name, port, server_id, datadir
         self.calls = calls
         self.source: int | None = None
         self.running = False
         self.dead = False  # set by a test: the process was killed
+        self.broken = False  # set by a test: its replication stopped with an error it cannot get past
+        self.behind = False  # set by a test: it cannot apply what it is asked to hold
 
     @property
     def pid(self) -> int | None:
@@ -68,10 +70,22 @@ class FakeServer(DatabaseServer):
     def caught_up_position(self) -> str | None:
         return f"received-by-{self.name}"
 
-    def replicating(self) -> bool:
-        return self.source is not None
+    def replication_state(self) -> str:
+        if self.broken:
+            return base.BROKEN
+        return base.REPLICATING if self.source is not None else base.STOPPED
+
+    def position(self) -> str:
+        return f"position-of-{self.name}"
+
+    def holds(self, position: str) -> bool:
+        return not self.behind and not self.broken
+
+    def require_replica_ack(self, required: bool) -> None:
+        self.calls.append(("acks", self.name, required))
 
     def start(self) -> None:
+        self.datadir.mkdir(parents=True, exist_ok=True)
         self.running, self.dead = True, False
         self.calls.append(("start", self.name))
 
@@ -96,6 +110,9 @@ class FakeServer(DatabaseServer):
         return f"position-of-{self.name}"
 
     def promote(self, catch_up_to: str | None, timeout: float = 10.0) -> None:
+        if catch_up_to and not self.holds(catch_up_to):
+            self.calls.append(("promote refused", self.name, catch_up_to))
+            raise SandboxError(f"{self.name} did not apply {catch_up_to}", field=self.name, fix="none")
         self.source = None
         self.calls.append(("promote", self.name, catch_up_to))
 
@@ -123,7 +140,7 @@ class FakeEngine(DatabaseEngine):
         self, name: str, datadir: Path, port: int, server_id: int, admin_password: str, repl_password: str
     ) -> DatabaseServer:
         assert repl_password and repl_password != admin_password, "the replication user has its own password"
-        return FakeServer(name, port, server_id, self.calls)
+        return FakeServer(name, port, server_id, self.calls, datadir)
 
 
 class FakeRds:
@@ -208,8 +225,33 @@ def test_a_failover_fences_the_old_writer_and_promotes_the_new_one_through_the_i
         ("fence", "swap-a"),
         ("promote", "swap-b", "position-of-swap-a"),
         ("replicate", "swap-a", new_port),
+        ("acks", "swap-b", True),  # once swap-a holds what swap-b had: a commit waits for its copy
     ]
     assert reconciler.snapshot()[1]["swap"]["writer"] == "swap-b"
+
+
+def _reader_behind(tmp_path: Path, name: str) -> tuple[FakeRds, FakeModel, Reconciler]:
+    """A healthy cluster `name` of `name`-a (the writer) and `name`-b, a reader that cannot catch up."""
+    rds = FakeRds()
+    rds.cluster(name, "aurora-fake", [f"{name}-a", f"{name}-b"], writer=f"{name}-a")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    reconciler.servers[f"{name}-b"].behind = True
+    FakeEngine.calls.clear()
+    return rds, model, reconciler
+
+
+def test_a_failover_to_a_reader_that_cannot_catch_up_leaves_the_writer_in_place(tmp_path, fake_engine):
+    rds, _, reconciler = _reader_behind(tmp_path, "stay")
+    rds.fail_over("stay", "stay-b")  # FailoverDBCluster
+    _pass(reconciler)
+    assert fake_engine.calls[:3] == [
+        ("fence", "stay-a"),
+        ("promote refused", "stay-b", "position-of-stay-a"),
+        ("promote", "stay-a", None),  # takes writes again: nothing it committed is missing from the writer
+    ]
+    assert reconciler.snapshot()[1]["stay"]["writer"] == "stay-a"
+    assert [m["IsClusterWriter"] for m in rds.clusters[0]["DBClusterMembers"]] == [True, False]
 
 
 def test_a_cluster_of_an_engine_the_sandbox_lacks_gets_no_servers_and_stalls_no_other(tmp_path, fake_engine, caplog):
@@ -311,7 +353,9 @@ def test_a_dead_reader_is_restarted_and_leaves_the_reader_endpoint_meanwhile(tmp
     assert reconciler.check_health() is False
 
 
-def test_a_dead_writer_fails_over_to_a_reader_after_it_applied_all_it_received(tmp_path, fake_engine):
+def test_a_dead_writer_is_restarted_on_its_data_and_the_reader_applies_all_of_it_before_taking_writes(
+    tmp_path, fake_engine
+):
     rds = FakeRds()
     rds.cluster("auto", "aurora-fake", ["auto-a", "auto-b"], writer="auto-a")
     model = FakeModel(rds)
@@ -319,24 +363,88 @@ def test_a_dead_writer_fails_over_to_a_reader_after_it_applied_all_it_received(t
     fake_engine.calls.clear()
     reconciler.servers["auto-a"].dead = True
     reconciler.check_health()
-    assert ("promote", "auto-b", "received-by-auto-b") in fake_engine.calls  # nothing it received is lost
+    assert fake_engine.calls[:3] == [
+        ("start", "auto-a"),  # on its own data: it holds every commit it acknowledged
+        ("ready", "auto-a"),
+        ("promote", "auto-b", "position-of-auto-a"),  # all of it, not only what auto-b had received
+    ]
     assert rds.clusters[0]["DBClusterMembers"] == [
         {"DBInstanceIdentifier": "auto-a", "IsClusterWriter": False},
         {"DBInstanceIdentifier": "auto-b", "IsClusterWriter": True},
     ]  # the control plane shows the new writer, as after Aurora's automatic failover
-    assert model.events[:2] == [
-        "Started cross AZ failover to DB instance: auto-b", "Completed failover to DB instance: auto-b"
-    ]  # fmt: skip
-    _pass(reconciler)  # the endpoints move to the new writer first
-    assert ("start", "auto-a") not in fake_engine.calls
-    assert reconciler.restart_pending() is True
-    _pass(reconciler)
+    assert "Started cross AZ failover to DB instance: auto-b" in model.events
+    assert model.events[-1] == "Completed failover to DB instance: auto-b"
+    assert reconciler.snapshot()[1]["auto"]["readers"] == []
+    assert ("acks", "auto-b", False) in fake_engine.calls  # no reader yet: the new writer must not wait for one
     _pass(reconciler)
     assert ("replicate", "auto-a", reconciler.servers["auto-b"].port) in fake_engine.calls  # back, as a reader
-    assert fake_engine.calls.count(("start", "auto-a")) == 1, "its own restart is not taken for a RebootDBInstance"
-    assert not [c for c in fake_engine.calls if c[0] == "replicate" and c[1] == "auto-a"][1:]
+    assert fake_engine.calls.count(("start", "auto-a")) == 1
+    assert reconciler.restart_pending() is False
     assert reconciler.snapshot()[1]["auto"]["writer"] == "auto-b"
     assert reconciler.snapshot()[1]["auto"]["readers"] == ["auto-a"]
+    assert fake_engine.calls[-1] == ("acks", "auto-b", True)
+
+
+def test_a_dead_writer_whose_reader_cannot_catch_up_takes_writes_again(tmp_path, fake_engine):
+    rds, model, reconciler = _reader_behind(tmp_path, "keep")
+    reconciler.servers["keep-a"].dead = True
+    reconciler.check_health()
+    _pass(reconciler)
+    assert ("promote refused", "keep-b", "position-of-keep-a") in fake_engine.calls
+    assert ("promote", "keep-a", None) in fake_engine.calls  # restarted in place, as Aurora with no good reader
+    assert reconciler.snapshot()[1]["keep"]["writer"] == "keep-a"
+    assert "Failover to DB instance keep-b failed" in model.events
+    assert [m["IsClusterWriter"] for m in rds.clusters[0]["DBClusterMembers"]] == [True, False]
+
+
+def test_a_replica_that_cannot_replicate_is_rebuilt_from_the_writer_and_its_data_kept(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("fix", "aurora-fake", ["fix-w", "fix-r"], writer="fix-w")
+    model = FakeModel(rds)
+    reconciler = _healthy(tmp_path, rds, model)
+    broken = reconciler.servers["fix-r"]
+    (broken.datadir / "rows").write_text("diverged")
+    broken.broken = True
+    fake_engine.calls.clear()
+    model.statuses.clear()
+    assert reconciler.reconcile() is True  # every full pass checks the readers
+    rebuilt = reconciler.servers["fix-r"]
+    assert rebuilt is not broken and rebuilt.server_id not in (broken.server_id, reconciler.servers["fix-w"].server_id)
+    assert not (rebuilt.datadir / "rows").exists()  # from the template, not on the diverged data
+    kept = list((tmp_path / "data" / "orphans").glob("fix-r-*/rows"))
+    assert len(kept) == 1 and kept[0].read_text() == "diverged"  # never deleted
+    assert ("acks", "fix-w", False) in fake_engine.calls  # the writer no longer waits for it
+    assert reconciler.snapshot()[1]["fix"]["readers"] == []
+    assert model.statuses["fix-r"] == ["rebooting"]
+    assert any("rebuilt" in e for e in model.events)
+    _pass(reconciler)
+    assert ("replicate", "fix-r", reconciler.servers["fix-w"].port) in fake_engine.calls
+    assert reconciler.snapshot()[1]["fix"]["readers"] == ["fix-r"]
+    assert model.statuses["fix-r"] == ["rebooting", "available"]
+    second = _healthy(tmp_path, rds, FakeModel(rds))  # a restarted daemon keeps the rebuilt server's id
+    assert second.servers["fix-r"].server_id == rebuilt.server_id
+
+
+def test_a_reader_joins_the_reader_endpoint_only_once_it_holds_what_the_writer_had(tmp_path, fake_engine):
+    rds = FakeRds()
+    rds.cluster("lag", "aurora-fake", ["lag-w", "lag-r"], writer="lag-w")
+    for described in rds.instances:
+        described["DBInstanceStatus"] = "creating"
+    model = FakeModel(rds)
+    reconciler = Reconciler(
+        tmp_path / "data", "admin-secret", lambda: [rds], lambda client, c: f"pw-{c.identifier}", model=model
+    )
+    reconciler.reconcile()
+    reconciler.servers["lag-r"].behind = True
+    reconciler.servers["lag-r"].source = None  # replication not running yet
+    reconciler.roles["lag-r"] = "restarted"
+    _pass(reconciler)
+    assert reconciler.roles["lag-r"] == "catching-up" and reconciler.catching_up()
+    assert reconciler.snapshot()[1]["lag"]["readers"] == [] and "lag-r" not in model.statuses  # still creating
+    reconciler.servers["lag-r"].behind = False
+    assert reconciler.check_health() is True
+    reconciler.publish_states()
+    assert reconciler.snapshot()[1]["lag"]["readers"] == ["lag-r"] and model.statuses["lag-r"][-1] == "available"
 
 
 def test_reboot_with_force_failover_moves_the_writer_first(tmp_path, fake_engine):
@@ -376,6 +484,6 @@ def test_data_of_an_instance_the_control_plane_forgot_is_moved_aside_not_reused(
     rds = FakeRds()
     rds.cluster("fresh", "aurora-fake", ["fresh-w"], writer="fresh-w")
     _healthy(tmp_path, rds, FakeModel(rds))
-    assert not leftover.exists()
+    assert not (leftover / "rows").exists()  # its server started from the template
     kept = list((tmp_path / "data" / "orphans").glob("fresh-w-*/rows"))
     assert len(kept) == 1 and kept[0].read_text() == "an old lab's data"

@@ -10,9 +10,9 @@ import pymysql
 import pytest
 import sqlalchemy
 
-from labkit.access.dialects import AURORA_MYSQL
 from labkit.access.schema import create_schema, sample_orders, sample_products
 from labkit.access.sql import Credentials, LabEngine, _last_writes, _remember_write, engine, explain, sql
+from labkit.engines.aurora_mysql import AURORA_MYSQL
 from labkit.errors import ConfigError
 
 
@@ -53,7 +53,7 @@ def test_sql_goes_to_databases_not_instances():
 
 
 def test_read_only_errors_say_to_use_the_writer():
-    error = explain(_db_error(1290, "running with the --read-only option"), "reader", None, AURORA_MYSQL)
+    error = explain(_db_error(1290, "running with the --read-only option"), "reader", None, AURORA_MYSQL.dialect)
     assert error.field == "on" and "read-only" in error.message and "writer" in error.fix
 
 
@@ -61,7 +61,7 @@ def test_read_only_errors_say_to_use_the_writer():
     ("code", "field"), [(1045, "credentials"), (1146, "schema"), (1049, "schema"), (1064, "query")]
 )
 def test_other_database_errors_name_their_field(code, field):
-    assert explain(_db_error(code, "message"), "writer", None, AURORA_MYSQL).field == field
+    assert explain(_db_error(code, "message"), "writer", None, AURORA_MYSQL.dialect).field == field
 
 
 def test_credentials_never_show_the_password():
@@ -109,9 +109,11 @@ def test_a_write_on_an_engine_without_replication_positions_leaves_reads_eventua
     # Aurora MySQL's replicas have no GTID position to wait for: the position query fails there (1193) and
     # labkit remembers nothing, so a later read on the reader does not wait. SQLite fails the query the same way.
     lab = ("lab", "ada", "aws", "us-east-1")
-    _remember_write(lab, LabEngine(tunnel=None, engine=sqlalchemy.create_engine("sqlite://"), dialect=AURORA_MYSQL))
+    _remember_write(
+        lab, LabEngine(tunnel=None, engine=sqlalchemy.create_engine("sqlite://"), dialect=AURORA_MYSQL.dialect)
+    )
     assert lab not in _last_writes
-    assert AURORA_MYSQL.position_query and AURORA_MYSQL.wait_query  # the sandbox's MariaDB has them
+    assert AURORA_MYSQL.dialect.position_query and AURORA_MYSQL.dialect.wait_query  # the sandbox's MariaDB has them
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,12 @@ from labkit.lab.graph import lab_graph, stage_closure
 def test_network_stage_has_no_database_or_compute():
     keep = stage_closure(lab_graph(LabConfig()), "network")
     assert {"vpc", "sg-app", "sg-db", "route-table-public"} <= keep
-    assert not keep & {"cluster", "db-writer", "instance", "iam-role"}
+    assert not keep & {"cluster", "db-1", "instance", "iam-role"}
 
 
 def test_database_stage_brings_its_network_but_not_compute():
     keep = stage_closure(lab_graph(LabConfig(readers=2)), "database")
-    assert {"cluster", "db-writer", "db-reader-1", "db-reader-2", "db-subnet-group", "sg-db"} <= keep
+    assert {"cluster", "db-1", "db-2", "db-3", "db-subnet-group", "sg-db"} <= keep
     assert not keep & {"instance", "iam-role", "instance-profile"}
 
 

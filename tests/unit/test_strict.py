@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from support.clusters import ENGINE, cluster_params
 from support.strict import StrictViolation
 
 from labkit.aws.tags import lab_tags
@@ -66,15 +67,9 @@ def make_cluster(rds, network, identifier: str = "strict-cluster", **extra) -> N
         rds.create_db_subnet_group(
             DBSubnetGroupName="strict-subnets", DBSubnetGroupDescription="d", SubnetIds=network["subnets"], Tags=TAGS
         )
-    params = {
-        "DBClusterIdentifier": identifier,
-        "Engine": "aurora-mysql",
-        "MasterUsername": "admin",
-        "ManageMasterUserPassword": True,
-        "DBSubnetGroupName": "strict-subnets",
-        "VpcSecurityGroupIds": [network["db"]],
-        "Tags": TAGS,
-    }
+    params = cluster_params(
+        identifier, DBSubnetGroupName="strict-subnets", VpcSecurityGroupIds=[network["db"]], Tags=TAGS
+    )
     rds.create_db_cluster(**{**params, **extra})
 
 
@@ -202,7 +197,7 @@ def test_good_identifiers_and_passwords_pass(rds, network):
 
 
 def test_a_cluster_needs_an_existing_subnet_group_and_a_known_version(rds, network):
-    refused("DBSubnetGroupNotFoundFault", rds.create_db_cluster, DBClusterIdentifier="c1", Engine="aurora-mysql",
+    refused("DBSubnetGroupNotFoundFault", rds.create_db_cluster, DBClusterIdentifier="c1", Engine=ENGINE.name,
             MasterUsername="admin", ManageMasterUserPassword=True, DBSubnetGroupName="nope", Tags=TAGS)  # fmt: skip
     refused("InvalidParameterCombination", make_cluster, rds=rds, network=network, EngineVersion="5.7.12")
 
@@ -214,7 +209,7 @@ def test_a_subnet_group_must_span_two_zones(rds, network):
 
 def test_instances_need_their_cluster_an_offered_class_and_a_free_identifier(rds, network):
     make_cluster(rds, network)
-    params = {"DBClusterIdentifier": "strict-cluster", "Engine": "aurora-mysql", "Tags": TAGS}
+    params = {"DBClusterIdentifier": "strict-cluster", "Engine": ENGINE.name, "Tags": TAGS}
     refused(
         "InvalidParameterCombination",
         rds.create_db_instance,

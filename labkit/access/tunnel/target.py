@@ -14,9 +14,9 @@ from botocore.exceptions import ClientError
 
 from labkit.access.lookup import db_instance, lab_cluster, running_instance
 from labkit.aws.backend import Backend
+from labkit.engines import default_port
 from labkit.errors import ConfigError, LabkitError
 
-DB_PORT = 3306
 APP_PORT = 8080  # the lab's web app on the instance (labkit.app.server)
 REMOTE_HOST_DOCUMENT = "AWS-StartPortForwardingSessionToRemoteHost"
 INSTANCE_DOCUMENT = "AWS-StartPortForwardingSession"
@@ -95,7 +95,7 @@ def _database_endpoints(backend: Backend) -> dict[str, int]:
     found: dict[str, int] = {}
     for page in rds.get_paginator("describe_db_clusters").paginate():
         for cluster in page["DBClusters"]:
-            port = int(cluster.get("Port") or DB_PORT)
+            port = int(cluster.get("Port") or default_port(cluster.get("Engine")))
             for key in ("Endpoint", "ReaderEndpoint"):
                 if cluster.get(key):
                     found[cluster[key]] = port
@@ -103,7 +103,7 @@ def _database_endpoints(backend: Backend) -> dict[str, int]:
         for instance in page["DBInstances"]:
             endpoint = instance.get("Endpoint") or {}
             if endpoint.get("Address"):
-                found[endpoint["Address"]] = int(endpoint.get("Port") or DB_PORT)
+                found[endpoint["Address"]] = int(endpoint.get("Port") or default_port(instance.get("Engine")))
     return found
 
 
@@ -111,7 +111,7 @@ def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
     if to in KEYWORDS:
         cluster = lab_cluster(config, backend)
         key = "Endpoint" if to == "writer" else "ReaderEndpoint"
-        return cluster[key], int(cluster.get("Port") or DB_PORT)
+        return cluster[key], int(cluster.get("Port") or default_port(cluster.get("Engine")))
     if "." in to:  # an endpoint host name: only one of this account's databases (not a tunnel to anywhere)
         known = _database_endpoints(backend)
         if to not in known:
@@ -130,4 +130,4 @@ def _endpoint(to: str, config: Any, backend: Backend) -> tuple[str, int]:
             fix="use 'writer', 'reader', a DB instance identifier, an endpoint or an EC2 instance id",
         ) from None
     endpoint = instance.get("Endpoint") or {}
-    return endpoint.get("Address", ""), int(endpoint.get("Port") or DB_PORT)
+    return endpoint.get("Address", ""), int(endpoint.get("Port") or default_port(instance.get("Engine")))

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError, WaiterError
 from labkit.aws.backend import Backend
 from labkit.aws.errors import RETRYABLE_CODES, backoff, error_code
 from labkit.aws.patience import Timing
-from labkit.aws.tags import TAG_NODE, ec2_filters, is_lab_resource, lab_tags, resource_name, tag_dict
+from labkit.aws.tags import TAG_NODE, current_node, ec2_filters, is_lab_resource, lab_tags, resource_name, tag_dict
 from labkit.config import LabConfig
 from labkit.errors import LabkitError
 
@@ -84,6 +84,7 @@ class LabContext:
         self.timing = timing or backend.timing
         self.ids: dict[str, str] = {}
         self.notes: list[str] = []
+        self.leave_exercises = False  # leave what the workbook's exercises ask the learner to build (apply)
         self._cache: dict[str, Any] = {}
         self._cache_lock = threading.RLock()
         self._snapshot: dict[Any, list[Found]] | None = None
@@ -119,7 +120,7 @@ class LabContext:
 
     @staticmethod
     def node_of(tags: list[dict[str, str]] | None) -> str:
-        return tag_dict(tags).get(TAG_NODE, "?")
+        return current_node(tag_dict(tags).get(TAG_NODE, "?"))
 
     def id_of(self, node: str) -> str:
         """The id of a dependency that must already exist."""

@@ -16,9 +16,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labkit.app.server import Settings
-from labkit.app.userdata import render
+from labkit.app.userdata import engine_setting, render
 from labkit.aws.errors import error_code, error_message
 from labkit.aws.tags import NODE_CLUSTER, NODE_INSTANCE_PROFILE, NODE_KEY_PAIR, NODE_PUBLIC_SUBNET, NODE_SG_APP
+from labkit.engines import engine_of
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
 from labkit.lab.resources.base import Change, LabContext, Resource, ResourceType
@@ -135,7 +136,11 @@ def latest_ami(ctx: LabContext) -> str:
 
 def app_user_data(ctx: LabContext) -> str:
     """The script that installs the web app for this lab's cluster (see labkit.app.userdata)."""
-    return render(Settings(cluster=ctx.name(NODE_CLUSTER), region=ctx.config.region, database=DATABASE_NAME))
+    settings = Settings(
+        cluster=ctx.name(NODE_CLUSTER), region=ctx.config.region, database=DATABASE_NAME,
+        engine=engine_setting(engine_of(ctx.config)),
+    )  # fmt: skip
+    return render(settings)
 
 
 def _profile_not_visible_yet(exc: ClientError) -> bool:

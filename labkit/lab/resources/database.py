@@ -1,4 +1,4 @@
-"""Database: the DB subnet group, the Aurora MySQL cluster, its writer and its readers.
+"""Database: the DB subnet group, the Aurora cluster (of the lab's engine), its writer and its readers.
 
 The cluster is encrypted, keeps one day of backups, lets RDS manage the master password in Secrets Manager
 (labkit reads it from the secret only to connect, and never shows it), and is reachable only from inside the VPC through the `db` security group.
@@ -13,12 +13,12 @@ from botocore.exceptions import ClientError
 
 from labkit.aws.errors import error_code
 from labkit.aws.tags import NODE_CLUSTER, NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS, NODE_SG_DB
+from labkit.engines import engine_of
 from labkit.errors import LabkitError
 from labkit.lab.engine import NO_EXTENDED_SUPPORT, EngineChoice, choose_engine
 from labkit.lab.resources.base import Change, Found, LabContext, Resource, ResourceType
-from labkit.lab.resources.registry import Describe, PriceRow, TaggedCreate, register
+from labkit.lab.resources.registry import LAB_ENGINE, Describe, PriceRow, TaggedCreate, register
 
-ENGINE = "aurora-mysql"
 MASTER_USERNAME = "admin"
 DATABASE_NAME = "shop"  # the lab schema's database, created with the cluster as Aurora does
 SERVERLESS_CLASS = "db.serverless"
@@ -105,7 +105,7 @@ class Cluster(_NotWhileDeleting):
         config = ctx.config
         params: dict[str, Any] = {
             "DBClusterIdentifier": ctx.name(self.node),
-            "Engine": ENGINE,
+            "Engine": engine_of(config).name,
             "EngineVersion": engine_choice(ctx).version,
             "EngineLifecycleSupport": NO_EXTENDED_SUPPORT,  # fail, never enrol in paid Extended Support
             "MasterUsername": MASTER_USERNAME,
@@ -156,7 +156,8 @@ class Cluster(_NotWhileDeleting):
 
 @register("db-instance")
 class DbInstance(_NotWhileDeleting):
-    """An instance of the cluster. The first one created (the `db-writer` node) becomes the writer."""
+    """An instance of the cluster. The first one created (the `db-1` node) becomes the writer;
+    a failover makes another one the writer, so no name says a role."""
 
     kind = "Aurora instance"
     describe = Describe(
@@ -166,8 +167,8 @@ class DbInstance(_NotWhileDeleting):
     stage = "database"
     tagged_create = TaggedCreate("CreateDBInstance", "Tags")
     prices = (
-        PriceRow("Aurora writer", "aurora-mysql", size_setting="db_instance_class", per="first"),
-        PriceRow("Aurora readers", "aurora-mysql", size_setting="db_instance_class", per="others"),
+        PriceRow("Aurora writer", LAB_ENGINE, size_setting="db_instance_class", per="first"),
+        PriceRow("Aurora readers", LAB_ENGINE, size_setting="db_instance_class", per="others"),
     )
 
     def __init__(self, node: str, depends_on: tuple[str, ...], *, promotion_tier: int) -> None:
@@ -182,7 +183,7 @@ class DbInstance(_NotWhileDeleting):
         return _rds(ctx).create_db_instance(
             DBInstanceIdentifier=ctx.name(self.node),
             DBClusterIdentifier=ctx.id_of(NODE_CLUSTER),
-            Engine=ENGINE,
+            Engine=engine_of(ctx.config).name,
             DBInstanceClass=ctx.config.db_instance_class,
             PubliclyAccessible=False,
             PromotionTier=self.promotion_tier,

@@ -1,7 +1,8 @@
 """Network: the VPC, its subnets, the internet gateway and public route table, and the two security groups.
 
-The `db` group admits MySQL only from the `app` group (a group reference, never a CIDR); the `app` group
-admits nothing unless SSH from one /32 is asked for, and sends out only HTTPS (SSM, packages) and MySQL.
+The `db` group admits the database (the lab engine's port) only from the `app` group (a group reference,
+never a CIDR); the `app` group admits nothing unless SSH from one /32 is asked for, and sends out only HTTPS
+(SSM, packages) and the database.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Any, ClassVar
 
 from labkit.aws.errors import is_not_found
 from labkit.aws.tags import NODE_INTERNET_GATEWAY, NODE_PUBLIC_SUBNET, NODE_SG_APP, NODE_SG_DB, NODE_VPC
+from labkit.engines import engine_of
 from labkit.errors import LabkitError
 from labkit.lab.resources.base import Adopted, Change, Found, LabContext, Resource, ResourceType, paginate
 from labkit.lab.resources.registry import Describe, TaggedCreate, register
 
 ANYWHERE = "0.0.0.0/0"
-MYSQL_PORT = 3306
 NODE_LEFTOVER_INTERFACES = "network-interfaces"  # not made by apply; destroy removes detached ones
 
 
@@ -229,6 +230,7 @@ class Rule:
     description: str
     cidr: str | None = None
     peer: str | None = None  # node of the referenced group
+    exercise: str | None = None  # the workbook exercise in which the learner writes this rule (see apply)
 
 
 def _rules_of(ctx: LabContext, group_ids: list[str]) -> list[dict[str, Any]]:
@@ -272,6 +274,10 @@ class SecurityGroup(Resource):
     deleted_after = ("instance", "db-cluster", "db-instance")  # AWS refuses while anything uses the group
     description: ClassVar[str]
 
+    def group_description(self, ctx: LabContext) -> str:
+        """The group's Description (set once, when it is created)."""
+        return self.description
+
     @classmethod
     def keep(cls, item: dict[str, Any]) -> bool:
         return item["GroupName"] != "default"  # every VPC's own group, never a lab's
@@ -279,7 +285,7 @@ class SecurityGroup(Resource):
     def create(self, ctx: LabContext) -> str:
         return _ec2(ctx).create_security_group(
             GroupName=ctx.name(self.node),
-            Description=self.description,
+            Description=self.group_description(ctx),
             VpcId=ctx.id_of(NODE_VPC),
             TagSpecifications=ctx.tag_specifications(self.node, "security-group"),
         )["GroupId"]
@@ -292,7 +298,7 @@ class SecurityGroup(Resource):
         return []
 
     def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
-        wanted = self.rules(ctx)
+        wanted = [rule for rule in self.rules(ctx) if not (rule.exercise and ctx.leave_exercises)]
         groups = {self.node: resource_id} | {r.group: ctx.ids.get(r.group) for r in wanted}
         groups |= {r.peer: ctx.ids.get(r.peer) for r in wanted if r.peer}
         group_ids = sorted({gid for gid in groups.values() if gid})
@@ -343,12 +349,30 @@ class AppSecurityGroup(SecurityGroup):
 
 
 class DbSecurityGroup(SecurityGroup):
-    description = "labkit database tier: MySQL from the app tier only"
+    description = "labkit database tier: {family} from the app tier only"
+
+    def group_description(self, ctx: LabContext) -> str:
+        return self.description.format(family=engine_of(ctx.config).family)
 
     def rules(self, ctx: LabContext) -> list[Rule]:
+        engine = engine_of(ctx.config)
         return [
-            Rule(self.node, False, MYSQL_PORT, "MySQL from the app tier", peer=NODE_SG_APP),
-            Rule(NODE_SG_APP, True, MYSQL_PORT, "MySQL to the database tier", peer=NODE_SG_DB),
+            Rule(
+                self.node,
+                False,
+                engine.port,
+                f"{engine.family} from the app tier",
+                peer=NODE_SG_APP,
+                exercise="01.db-ingress",
+            ),
+            Rule(
+                NODE_SG_APP,
+                True,
+                engine.port,
+                f"{engine.family} to the database tier",
+                peer=NODE_SG_DB,
+                exercise="01.app-egress",
+            ),
         ]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from labkit.engines import engine_of
 from labkit.errors import LabkitError
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ T = TypeVar("T", bound="type[ResourceType]")
 # each module defines them in), so the deletion order, and the status listing that follows it, are stable.
 FAMILIES = ("network", "iam", "database", "compute")
 GLOBAL_SERVICES = frozenset({"iam"})  # listed once per account, not per region
+LAB_ENGINE = "lab-engine"  # a PriceRow service: the price key of the lab's engine (labkit.engines)
 
 _types: dict[str, type[ResourceType]] = {}
 
@@ -74,6 +76,10 @@ class PriceRow:
 
     def size_for(self, config: LabConfig) -> str:
         return str(getattr(config, self.size_setting)) if self.size_setting else self.size
+
+    def service_for(self, config: LabConfig) -> str:
+        """The table's service: `service`, or for LAB_ENGINE the price key of the lab's engine."""
+        return engine_of(config).price_key if self.service == LAB_ENGINE else self.service
 
     def count(self, nodes: int) -> int:
         return {"each": nodes, "first": min(nodes, 1), "others": max(nodes - 1, 0)}[self.per]

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit.app.userdata import settings_from, source_from
-from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.sandbox.processes import die_with_parent, free_port, port_in_use, terminate
+from labkit.sandbox.signing import home_credentials
 
 log = logging.getLogger("labkit.sandbox.daemon.apps")
 READY_TIMEOUT = 15.0
@@ -223,8 +223,7 @@ class AppSupervisor:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LABKIT_APP_"))},
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+            **home_credentials(self.home).for_environment(),  # the app's boto3 signs with the home's pair
             "LABKIT_HOME": str(self.home),
         }
         log_file = folder / "app.log"

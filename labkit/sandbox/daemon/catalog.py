@@ -1,12 +1,11 @@
-"""The RDS engine catalog moto lacks: DescribeDBEngineVersions and DescribeOrderableDBInstanceOptions for
-aurora-mysql, answered from a bundled list.
+"""The RDS engine catalog moto lacks: DescribeDBEngineVersions and DescribeOrderableDBInstanceOptions for the
+Aurora engines labkit describes, answered from each description's bundled catalog (labkit.engines).
 
 Runs in the daemon, as WSGI middleware in front of moto (in the moto server's request threads). labkit resolves
 the engine version at plan time from these two calls (labkit/lab/engine.py), as it must on AWS where a pinned
-minor version retires; moto implements neither for aurora-mysql, so without this the sandbox could only say "not
-checked". The list is Aurora MySQL 3 as RDS showed it in us-east-1 on the date below (Aurora MySQL release notes:
-3.05 to 3.07 deprecated, 3.04 and 3.10 the long-term-support lines); like the price table it has an as-of date,
-and every region answers the same. Other engines go on to moto.
+minor version retires; moto implements neither for Aurora's engines, so without this the sandbox could only say
+"not checked". Each engine's catalog is what RDS showed in us-east-1 on its date; like the price table it has an
+as-of date, and every region answers the same. Other engines go on to moto.
 """
 
 from __future__ import annotations
@@ -19,49 +18,35 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from labkit.config import AURORA_MYSQL_INSTANCE_CLASSES
+from labkit.engines import ENGINES, AuroraEngine, default_engine
 
-AS_OF = "2026-11-01"
-ENGINE = "aurora-mysql"
-VERSIONS = {
-    "8.0.mysql_aurora.3.04.3": "available",
-    "8.0.mysql_aurora.3.04.4": "available",
-    "8.0.mysql_aurora.3.05.2": "deprecated",
-    "8.0.mysql_aurora.3.06.1": "deprecated",
-    "8.0.mysql_aurora.3.07.1": "deprecated",
-    "8.0.mysql_aurora.3.08.0": "available",
-    "8.0.mysql_aurora.3.08.2": "available",
-    "8.0.mysql_aurora.3.09.0": "available",
-    "8.0.mysql_aurora.3.10.0": "available",
-    "8.0.mysql_aurora.3.10.1": "available",
-}
-DEFAULT = "8.0.mysql_aurora.3.10.1"
 ACTIONS = ("DescribeDBEngineVersions", "DescribeOrderableDBInstanceOptions")
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/rds/")
 
 
-def engine_versions(params: dict[str, str]) -> list[dict[str, str]]:
+def engine_versions(params: dict[str, str], engine: AuroraEngine) -> list[dict[str, str]]:
     """DBEngineVersions for the request's filters (DefaultOnly, EngineVersion, IncludeAll)."""
-    chosen = [DEFAULT] if params.get("DefaultOnly", "").lower() == "true" else list(VERSIONS)
+    catalog = engine.catalog
+    chosen = [catalog.default] if params.get("DefaultOnly", "").lower() == "true" else list(catalog.versions)
     if params.get("EngineVersion"):
         chosen = [v for v in chosen if v == params["EngineVersion"]]
     if params.get("IncludeAll", "").lower() != "true":
-        chosen = [v for v in chosen if VERSIONS[v] == "available"]
+        chosen = [v for v in chosen if catalog.versions[v] == "available"]
     return [
-        {"Engine": ENGINE, "EngineVersion": v, "DBParameterGroupFamily": "aurora-mysql8.0",
-         "MajorEngineVersion": "8.0", "Status": VERSIONS[v]}
+        {"Engine": engine.name, "EngineVersion": v, "DBParameterGroupFamily": catalog.parameter_group_family,
+         "MajorEngineVersion": catalog.major_version, "Status": catalog.versions[v]}
         for v in chosen
     ]  # fmt: skip
 
 
-def orderable_options(params: dict[str, str], region: str) -> list[dict[str, Any]]:
+def orderable_options(params: dict[str, str], region: str, engine: AuroraEngine) -> list[dict[str, Any]]:
     """OrderableDBInstanceOptions: every listed class for every available version, in the region's three zones."""
-    versions = [v for v, status in VERSIONS.items() if status == "available"]
+    versions = [v for v, status in engine.catalog.versions.items() if status == "available"]
     if params.get("EngineVersion"):
         versions = [v for v in versions if v == params["EngineVersion"]]
-    classes = [c for c in AURORA_MYSQL_INSTANCE_CLASSES if c == params.get("DBInstanceClass", c)]
+    classes = [c for c in engine.instance_classes if c == params.get("DBInstanceClass", c)]
     zones = [f"{region}{letter}" for letter in "abc"]
-    options = [{"version": v, "class": c, "zones": zones} for v in versions for c in classes]
+    options = [{"engine": engine.name, "version": v, "class": c, "zones": zones} for v in versions for c in classes]
     limit = int(params.get("MaxRecords") or len(options) or 1)
     return options[:limit]
 
@@ -75,7 +60,7 @@ def _xml_versions(items: Iterable[dict[str, str]]) -> str:
 
 def _xml_options(items: Iterable[dict[str, Any]]) -> str:
     return "".join(
-        f"<OrderableDBInstanceOption><Engine>{ENGINE}</Engine><EngineVersion>{escape(o['version'])}</EngineVersion>"
+        f"<OrderableDBInstanceOption><Engine>{escape(o['engine'])}</Engine><EngineVersion>{escape(o['version'])}</EngineVersion>"
         f"<DBInstanceClass>{escape(o['class'])}</DBInstanceClass><AvailabilityZones>"
         + "".join(f"<AvailabilityZone><Name>{escape(z)}</Name></AvailabilityZone>" for z in o["zones"])
         + "</AvailabilityZones><Vpc>true</Vpc><SupportsClusters>true</SupportsClusters></OrderableDBInstanceOption>"
@@ -84,7 +69,8 @@ def _xml_options(items: Iterable[dict[str, Any]]) -> str:
 
 
 class EngineCatalog:
-    """WSGI middleware: the two catalog calls for aurora-mysql (or with no Engine) are answered here."""
+    """WSGI middleware: the two catalog calls for a described engine (or with no Engine: the default engine's)
+    are answered here."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -96,13 +82,14 @@ class EngineCatalog:
         environ["wsgi.input"] = io.BytesIO(body)
         params = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         action = params.get("Action", "")
-        if action not in ACTIONS or params.get("Engine", ENGINE) != ENGINE:
+        engine = ENGINES.get(params.get("Engine", default_engine().name))
+        if action not in ACTIONS or engine is None:
             return self.app(environ, start_response)
         region = (_REGION.search(environ.get("HTTP_AUTHORIZATION", "")) or [None, "us-east-1"])[1]
         if action == "DescribeDBEngineVersions":
-            result = f"<DBEngineVersions>{_xml_versions(engine_versions(params))}</DBEngineVersions>"
+            result = f"<DBEngineVersions>{_xml_versions(engine_versions(params, engine))}</DBEngineVersions>"
         else:
-            options = _xml_options(orderable_options(params, region))
+            options = _xml_options(orderable_options(params, region, engine))
             result = f"<OrderableDBInstanceOptions>{options}</OrderableDBInstanceOptions>"
         answer = (
             f'<{action}Response xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><{action}Result>{result}'

@@ -130,9 +130,10 @@ _SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/")
 class SaveOnChange:
     """WSGI middleware: a mutating call is saved (persist.py) before its response goes out, or fails whole.
 
-    Mutating calls take turns (a save covers exactly the calls before it). When the save fails (ENOSPC, EACCES)
-    the store has put the account back as it was, and the caller gets AWS's `ServiceUnavailable` (HTTP 503,
-    which SDKs retry) in its service's wire format, naming the cause and the fix; the daemon keeps serving.
+    Mutating calls take turns (a save covers exactly the calls before it). When the save fails, whatever the
+    cause (ENOSPC, EACCES, or state the snapshot cannot hold), the store has put the account back as it was,
+    and the caller gets AWS's `ServiceUnavailable` (HTTP 503, which SDKs retry) in its service's wire format,
+    naming the cause and the fix; the daemon keeps serving.
     """
 
     def __init__(self, app: Any, store: ControlPlaneStore) -> None:
@@ -146,19 +147,28 @@ class SaveOnChange:
             status, headers, body = call_buffered(self.app, environ)
             try:
                 self.store.save()
-            except OSError as exc:
-                log.error("could not save the control plane (%s): %s rolled back", exc, _action(environ) or "call")
+            except Exception as exc:  # any failure: the call fails whole, and the daemon keeps serving
+                log.error(
+                    "could not save the control plane (%s: %s): %s rolled back",
+                    type(exc).__name__, exc, _action(environ) or "call", exc_info=not isinstance(exc, OSError),
+                )  # fmt: skip
                 return _service_unavailable(environ, start_response, exc, self.store.path)
         start_response(status, headers)
         return [body]
 
 
-def _service_unavailable(environ: dict[str, Any], start_response: Any, exc: OSError, path: Path) -> list[bytes]:
+def _service_unavailable(environ: dict[str, Any], start_response: Any, exc: Exception, path: Path) -> list[bytes]:
     """AWS's ServiceUnavailable in the caller's protocol (JSON, EC2 query, or the other query services)."""
-    message = (
-        f"The sandbox could not save this change to {path} ({exc.strerror or exc}); nothing was changed. "
-        f"Free some disk space or fix the permissions of {path.parent}, then retry."
-    )
+    if isinstance(exc, OSError):
+        message = (
+            f"The sandbox could not save this change to {path} ({exc.strerror or exc}); nothing was changed. "
+            f"Free some disk space or fix the permissions of {path.parent}, then retry."
+        )
+    else:
+        message = (
+            f"The sandbox could not save this change ({type(exc).__name__}: {exc}); nothing was changed. "
+            f"Retry the call; if it fails again, the sandbox log ({path.parent.parent / 'sandbox.log'}) says why."
+        )
     request_id = secrets.token_hex(16)
     auth = environ.get("HTTP_AUTHORIZATION", "")
     service = (_SERVICE.search(auth) or [None, ""])[1]

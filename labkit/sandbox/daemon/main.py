@@ -36,7 +36,6 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
 from labkit.sandbox.daemon import rdsmodel
@@ -49,11 +48,13 @@ from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_ma
 from labkit.sandbox.daemon.rotation import RotateManagedSecrets
 from labkit.sandbox.daemon.ssm import SessionManager
 from labkit.sandbox.engines.base import check_installed
+from labkit.sandbox.signing import SignedRequestsOnly, home_credentials
 from labkit.sandbox.state import SandboxState, changes_path, state_path, write_state
 from labkit.sandbox.vpc.lean import ensure_models
 
 log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
+CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
 FULL_PASS_SECONDS = 15.0  # the fallback: a full pass (API reads) even when nothing said something changed
 EXIT_SNAPSHOT = 4  # the saved control plane cannot be loaded: `up` shows why and the way out
 
@@ -67,6 +68,7 @@ def _moto_server(
         sessions, reconciler.cluster_of_secret, reconciler.set_master_password, new_password
     )
     app = WakeOnChange(SaveOnChange(InstanceStates(EngineCatalog(rotation), wake), store), wake, changes)
+    app = SignedRequestsOnly(app, changes.path.parent)  # the home's key pair only: nobody else's calls
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
@@ -113,7 +115,7 @@ def run(home: Path, port: int, region: str) -> int:
         return EXIT_SNAPSHOT
     wake = threading.Event()
     stop = threading.Event()
-    session = boto3.Session(**FAKE_CREDENTIALS)
+    session = boto3.Session(**home_credentials(home).for_boto3())
     config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
     clients: dict[str, Any] = {}
 
@@ -167,7 +169,7 @@ def run(home: Path, port: int, region: str) -> int:
     seen_changes, last_full = -1, 0.0
     try:
         while not stop.is_set():
-            wake.wait(POLL_SECONDS)
+            wake.wait(CATCH_UP_POLL_SECONDS if reconciler.catching_up() else POLL_SECONDS)
             wake.clear()
             if stop.is_set():
                 break
@@ -175,13 +177,15 @@ def run(home: Path, port: int, region: str) -> int:
             # changed, or as a slow fallback; otherwise an idle sandbox costs a few process polls a second.
             exited = child_exited.is_set()
             child_exited.clear()
-            changed = False
+            healed = False
             try:
-                changed = reconciler.check_health()
+                healed = reconciler.check_health()
             except Exception:
                 log.exception("health check failed")
+            if healed:  # a failover or a restart: clients follow the endpoint map now, not after a full pass
+                _record(state, reconciler, apps, store, home)
             due = (
-                changed
+                healed
                 or exited
                 or changes.count != seen_changes
                 or apps.restart_due()  # an app waiting out its RestartSec (no API call)
@@ -190,6 +194,7 @@ def run(home: Path, port: int, region: str) -> int:
             if not due:
                 continue
             seen_changes, last_full = changes.count, time.monotonic()
+            changed = False
             try:
                 changed |= reconciler.reconcile()
             except Exception:  # keep serving; the log says what went wrong
@@ -201,10 +206,7 @@ def run(home: Path, port: int, region: str) -> int:
             except Exception:
                 log.exception("app supervision failed")
             if changed:
-                state.instances, state.clusters = reconciler.snapshot()
-                state.apps = apps.snapshot()
-                state.generation += 1
-                _save(store, state, home)
+                _record(state, reconciler, apps, store, home)
             try:
                 if reconciler.publish_states():  # `available` only once the state file can resolve it
                     _save(store, None, home)
@@ -226,13 +228,27 @@ def run(home: Path, port: int, region: str) -> int:
     return 0
 
 
+def _record(
+    state: SandboxState, reconciler: Reconciler, apps: AppSupervisor, store: ControlPlaneStore, home: Path
+) -> None:
+    """Write what the reconciler and the app supervisor now run: the control plane first, then the state file
+    (the endpoint map), so a client never reaches a writer the saved control plane does not name."""
+    state.instances, state.clusters = reconciler.snapshot()
+    state.apps = apps.snapshot()
+    state.generation += 1
+    _save(store, state, home)
+
+
 def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> None:
-    """Save what a reconciler pass changed (moto and the state file); a failed write is logged, never fatal:
-    the next pass tries again, and no data is touched."""
+    """Save what a reconciler pass changed (moto and the state file); a failed save, whatever its cause, is logged,
+    never fatal: the next pass tries again, and no data is touched."""
     try:
         store.save(rollback=False)
-    except OSError as exc:
-        log.error("could not save the control plane: %s (will retry)", exc)
+    except Exception as exc:
+        log.error(
+            "could not save the control plane: %s: %s (will retry)", type(exc).__name__, exc,
+            exc_info=not isinstance(exc, OSError),
+        )  # fmt: skip
     if state is None:
         return
     try:

@@ -10,16 +10,24 @@ So after each mutating API call (and each reconciler pass that changed a resourc
 sandbox account's backends of every service in use and replaces the snapshot file atomically, *before* the
 call's response goes out: an acknowledged call survives `kill -9` of the daemon. If the write fails (a full
 disk, a read-only home) the in-memory account is put back as it was, so the call failed as a whole and
-nothing is half applied, and the caller gets an AWS-shaped `ServiceUnavailable` error naming the cause.
+nothing is half applied, and the caller gets an AWS-shaped `ServiceUnavailable` error naming the cause; the
+same for any other failure to save (an object pickle cannot take), whatever its type.
 
-Two kinds of moto objects cannot be pickled as they are, and are rebuilt on load: private keys (KMS keys)
-go as DER bytes; `defaultdict`s with a lambda factory and dict subclasses whose `__init__` takes arguments
-are rebuilt without calling it. AWS's own managed IAM policies (about 1,300 per partition, 24 MB) are not
-stored unless attached; they are rebuilt from moto's bundled data, as a fresh account has them.
+Some of what moto keeps cannot be pickled as it is, and is rebuilt on load: private keys (KMS keys) go as
+DER bytes; `defaultdict`s with a lambda factory and dict subclasses whose `__init__` takes arguments are
+rebuilt without calling it (keeping a defaultdict's factory); locks come back new (no thread holds one after a restart); weak references and
+weak dictionaries come back pointing at the same objects. State that only means something inside this
+process is dropped: a listing half way through (a generator, as moto's Resource Groups Tagging API keeps one
+per page token) cannot resume after a restart, so a backend's entries that hold one are left out (the token
+has expired, as AWS's do) and a generator anywhere else comes back exhausted. AWS's own managed IAM policies
+(about 1,300 per partition, 24 MB) are not stored unless attached; they are rebuilt from moto's bundled data,
+as a fresh account has them. Whatever still cannot be saved fails the call whole (503), never the daemon.
 """
 
 from __future__ import annotations
 
+import copy
+import copyreg
 import io
 import json
 import logging
@@ -27,6 +35,8 @@ import os
 import pickle
 import threading
 import time
+import types
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -160,11 +170,23 @@ def _defaultdict_of(items: dict[Any, Any], factory: Callable[[], Any] | None) ->
     return rebuilt
 
 
-def _dict_subclass(cls: type, items: dict[Any, Any], attributes: dict[str, Any]) -> Any:
+def _dict_subclass(
+    cls: type, items: dict[Any, Any], attributes: dict[str, Any], factory: Callable[[], Any] | None = None
+) -> Any:
+    """moto's dict subclass without calling its `__init__`; a defaultdict subclass keeps its default factory
+    (SSM's ParameterDict fills itself lazily through it: without one, its first lookup fails)."""
     rebuilt = cls.__new__(cls)
+    if isinstance(rebuilt, defaultdict):
+        defaultdict.__init__(rebuilt, factory)
     dict.update(rebuilt, items)
     rebuilt.__dict__.update(attributes)
     return rebuilt
+
+
+def _factory(obj: defaultdict[Any, Any]) -> Callable[[], Any] | None:
+    """A defaultdict's factory as it can be saved (moto's only lambda factory is `lambda: defaultdict(dict)`)."""
+    factory = obj.default_factory
+    return _dict_of_dicts if getattr(factory, "__name__", "") == "<lambda>" else factory
 
 
 @cache
@@ -182,15 +204,101 @@ def _aws_policy(name: str, account: str, partition: str, policy_id: str) -> Any:
     return policy
 
 
+# ---- state that only means something inside this process ------------------------------------------
+
+# A listing half way through: moto's paginated calls keep one per page token (resourcegroupstaggingapi's
+# `_pages`); it cannot be pickled, and could not resume after a restart anyway.
+_LISTINGS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_warned: set[str] = set()
+
+
+_SCANNED = frozenset({*_LISTINGS, dict, list, tuple})  # entry types that may be or hold a listing (by exact type:
+# a backend's big dicts hold thousands of model objects, and a save looks at each entry)
+
+
+def _holds_listing(entry: Any) -> bool:
+    """A cache entry that is a listing half way through, or a record (dict, list, tuple) holding one."""
+    if type(entry) in _LISTINGS:
+        return True
+    items = list(entry.values()) if type(entry) is dict else entry
+    return any(type(item) in _LISTINGS for item in items)
+
+
+def _without_listings(backend: Any) -> dict[str, Any] | None:
+    """A backend's attributes without the cache entries that hold a listing half way through (a page token
+    then has expired after a restart, as AWS's tokens expire); None when it holds none (the usual case)."""
+    state = backend.__getstate__()
+    if not isinstance(state, dict):
+        return None
+    durable: dict[str, Any] | None = None
+    for name, value in list(state.items()):
+        if not isinstance(value, dict):
+            continue
+        stale = [key for key, entry in list(value.items()) if type(entry) in _SCANNED and _holds_listing(entry)]
+        if stale:
+            kept = copy.copy(value)  # the same mapping type (a defaultdict keeps its factory)
+            for key in stale:
+                kept.pop(key, None)
+            durable = durable if durable is not None else dict(state)
+            durable[name] = kept
+    return durable
+
+
+def _expired_listing(obj: Any) -> tuple[Any, ...]:
+    """A listing found outside a backend's cache: saved as finished (it cannot resume), logged once per kind."""
+    kind = type(obj).__qualname__
+    if kind not in _warned:
+        _warned.add(kind)
+        log.warning("a %s in moto's state cannot outlive this process; it is saved as finished", kind)
+    return iter, ((),)
+
+
+class _Gone:
+    """Stands for the object of a weak reference that was already dead when saved."""
+
+
+def _dead_reference() -> weakref.ref[Any]:
+    return weakref.ref(_Gone())  # its only referent is collected at once
+
+
+def _weak_reference(obj: weakref.ref[Any]) -> tuple[Any, ...]:
+    referent = obj()
+    return (_dead_reference, ()) if referent is None else (weakref.ref, (referent,))
+
+
+_REBUILT: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+    # by exact type: one dict lookup per object, so a save costs no more for objects that need nothing
+    type(threading.Lock()): lambda obj: (threading.Lock, ()),  # new and free: no thread holds it after a restart
+    type(threading.RLock()): lambda obj: (threading.RLock, ()),
+    **{kind: _expired_listing for kind in _LISTINGS},
+    weakref.ReferenceType: _weak_reference,
+    # made empty, then filled (SETITEMS) after being memoized, so a cycle back to the dictionary is fine
+    weakref.WeakValueDictionary: lambda obj: (weakref.WeakValueDictionary, (), None, None, iter(list(obj.items()))),
+    weakref.WeakKeyDictionary: lambda obj: (weakref.WeakKeyDictionary, (), None, None, iter(list(obj.items()))),
+}
+
+
 class _Pickler(pickle.Pickler):
-    """moto's objects, with the few that pickle cannot take as they are rebuilt on load (see the module doc).
+    """moto's objects, with those pickle cannot take as they are rebuilt on load or left out (see the module doc).
 
     Only `reducer_override` is defined (no `persistent_id`): the C pickler then calls into Python for objects
     of classes only, not for each of the ~200,000 strings, which halves the time of a save.
     """
 
+    def __init__(self, file: Any, protocol: int) -> None:
+        from moto.core.base_backend import BaseBackend
+
+        super().__init__(file, protocol=protocol)
+        self._backend_class = BaseBackend
+
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
+        rebuild = _REBUILT.get(cls)
+        if rebuild is not None:
+            return rebuild(obj)
+        if isinstance(obj, self._backend_class):
+            durable = _without_listings(obj)
+            return NotImplemented if durable is None else (copyreg.__newobj__, (cls,), durable)
         if cls.__name__ == "AWSManagedPolicy" and not obj.attachment_count and obj.name in _aws_policy_data():
             return _aws_policy, (obj.name, obj.account_id, obj.partition, obj.id)  # rebuilt as moto builds it
         if cls.__module__.startswith("cryptography.") and hasattr(obj, "private_bytes"):
@@ -203,7 +311,8 @@ class _Pickler(pickle.Pickler):
         if cls is defaultdict and getattr(obj.default_factory, "__name__", "") == "<lambda>":
             return _defaultdict_of, (dict(obj), None)  # moto's only such factory: lambda: defaultdict(dict)
         if isinstance(obj, dict) and cls not in (dict, defaultdict) and cls.__module__.startswith("moto."):
-            return _dict_subclass, (cls, dict(obj), dict(getattr(obj, "__dict__", {})))
+            factory = _factory(obj) if isinstance(obj, defaultdict) else None
+            return _dict_subclass, (cls, dict(obj), dict(getattr(obj, "__dict__", {})), factory)
         return NotImplemented
 
 
@@ -253,18 +362,34 @@ class ControlPlaneStore:
         return True
 
     def save(self, rollback: bool = True) -> None:
-        """Write the account now. On failure raise the OSError, after putting the account back as last saved
-        when `rollback` (an API call that fails whole); the daemon's own changes are kept and saved next time."""
+        """Write the account now. On any failure (a disk error, or state pickle cannot take) raise it, after
+        putting the account back as last saved when `rollback` (an API call that fails whole); the daemon's own
+        changes are kept and saved next time."""
         with self.lock:
-            data = dumps(_account_state(self.account))
             try:
+                data = self._dump()
                 self._write(data)
-            except OSError:
+            except Exception:
                 if rollback:
-                    self.rollback()
+                    try:
+                        self.rollback()
+                    except Exception:  # the caller still gets the save's failure: the call is not acknowledged
+                        log.exception("could not put the account back as last saved")
                 raise
             self._last_good = data
             self.saves += 1
+
+    def _dump(self, attempts: int = 3) -> bytes:
+        """The account's bytes. A read served meanwhile may grow a dict being pickled (a page token, a region's
+        backend made on first use): pickle then raises RuntimeError, and a second try sees a settled account."""
+        for _ in range(attempts - 1):
+            try:
+                return dumps(_account_state(self.account))
+            except RecursionError:
+                raise
+            except RuntimeError as exc:  # "dictionary changed size during iteration"
+                log.info("the account changed while it was being saved (%s); saving again", exc)
+        return dumps(_account_state(self.account))
 
     def rollback(self) -> None:
         """Put the account back as it was at the last successful save (or load)."""

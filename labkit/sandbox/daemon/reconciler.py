@@ -9,6 +9,14 @@ the writer, and carries out a failover for real: fence the old writer, let the n
 re-point the rest. It drives servers only through the engine interface (engines/base.py), choosing the engine
 by each cluster's `Engine`; a cluster of an engine the sandbox does not run gets no servers.
 
+No acknowledged write is lost, however often the writer dies (Aurora's promise, kept by its shared volume): a
+dead writer is restarted on its own data first, which holds every commit it acknowledged, and the reader it
+fails over to applies all of it before it takes writes; when that reader cannot, the old writer takes writes
+again. A replica joins the reader endpoint (and becomes `available`) only once it has caught up with the writer;
+one that can never replicate again (its history diverged) is rebuilt from the writer, its old data kept under
+`data/orphans/`. While a cluster has a healthy reader, its writer acknowledges a commit only once a replica
+has it.
+
 What it knows about each server (its server id, port, and which clusters are bootstrapped) is kept in
 `data/databases.json`, so a restarted daemon starts each instance's server on its own data directory, and a
 cluster's writer is never bootstrapped twice. A server's data is deleted only when its DB instance is deleted.
@@ -16,6 +24,7 @@ cluster's writer is never bootstrapped twice. A server's data is deleted only wh
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -30,11 +39,25 @@ from typing import Any, Protocol
 
 from labkit.errors import SandboxError
 from labkit.home import private_dir
-from labkit.sandbox.engines.base import DEFAULT_ENGINE, DatabaseEngine, DatabaseServer, engine_class
+from labkit.sandbox.engines.base import (
+    BROKEN,
+    DEFAULT_ENGINE,
+    REPLICATING,
+    STOPPED,
+    DatabaseEngine,
+    DatabaseServer,
+    engine_class,
+)
 from labkit.sandbox.processes import free_port, port_in_use
 
 log = logging.getLogger("labkit.sandbox.daemon.reconciler")
 RECORDS_FILE = "databases.json"
+CATCH_UP_SECONDS = 10.0  # how long a new writer may take to apply what the old one committed, else no failover
+READER_CHECK_SECONDS = 3.0  # how often a reader's replication is checked (catching-up ones at every poll)
+# A server's role, as the state file records it (the endpoint map reads "writer" and "reader").
+WRITER, READER = "writer", "reader"
+CATCHING_UP = "catching-up"  # pointed at the writer, not yet holding what the writer had then: no endpoint yet
+FENCED = "fenced"  # an old writer that takes no writes, about to replicate from the new one
 
 
 @dataclass
@@ -106,6 +129,10 @@ class Reconciler:
         self._engines_lock = threading.Lock()
         self._unsupported: set[str] = set()  # clusters already logged as running an engine the sandbox lacks
         self.records: dict[str, dict[str, Any]] = {}  # instance -> {server_id, port}: what a restart reuses
+        self.engine_of: dict[str, str] = {}  # instance -> its cluster's Engine
+        self.catch_up_to: dict[str, str] = {}  # catching-up replica -> the writer's position when it was pointed
+        self._acks: dict[str, tuple[str, int | None, bool]] = {}  # cluster -> (writer, pid, replica ack required)
+        self._readers_checked = 0.0
         self._load_records()
 
     # ---- what survives a restart ---------------------------------------------------------------
@@ -217,17 +244,15 @@ class Reconciler:
             _in_parallel([self.servers[name].remove for name in gone_names])
             for gone in gone_names:
                 log.info("instance %s deleted: stopped its server and deleted its data", gone)
-                self.records.pop(gone, None)
-                self.servers.pop(gone)
-                self.roles.pop(gone, None)
-                self.errors.pop(gone, None)
-                self.cluster_of.pop(gone, None)
-                self.endpoints.pop(gone, None)
+                for kept in (self.records, self.servers, self.roles, self.errors, self.cluster_of, self.endpoints,
+                             self.engine_of, self.catch_up_to):  # fmt: skip
+                    kept.pop(gone, None)
                 changed = True
             for cluster in [c for c in {*self.writers, *self.bootstrapped} if c not in clusters]:
                 self.writers.pop(cluster, None)
                 self.bootstrapped.discard(cluster)
                 self.master_passwords.pop(cluster, None)
+                self._acks.pop(cluster, None)
                 changed = True
             new = [view for name, view in instances.items() if name not in self.servers]
             if new:
@@ -243,6 +268,7 @@ class Reconciler:
             if self.clusters != clusters:
                 changed = True
             self.clusters = clusters
+            changed |= self._check_replicas(readers_too=True)
             if changed:
                 self._save_records()
             return changed
@@ -269,6 +295,7 @@ class Reconciler:
             log.info("starting the %s server of %s on port %d", rds_engine, view.identifier, server.port)
             server.start()
             self.servers[view.identifier] = server
+            self.engine_of[view.identifier] = rds_engine
             self.cluster_of[view.identifier] = view.cluster
             if view.status == "available":  # restored after a restart: not answering until its server is up
                 self._set_status(view.identifier, "starting")
@@ -309,11 +336,13 @@ class Reconciler:
             self.servers[writer].promote(catch_up_to=None)
             changed = True
         elif previous != writer:
-            self._failover(cluster.identifier, previous, writer)
+            if not self._failover(cluster.identifier, previous, writer):
+                writer = previous  # the control plane is put back: the old writer keeps the cluster
+                if self.model is not None:
+                    self.model.fail_over(self.region_of.get(cluster.identifier, ""), cluster.identifier, writer)
             changed = True
         self.writers[cluster.identifier] = writer
-        self.roles[writer] = "writer"
-        writer_port = self.servers[writer].port
+        self.roles[writer] = WRITER
         for member in members:
             if member == writer:
                 continue
@@ -323,12 +352,20 @@ class Reconciler:
                 or self.servers[member].exited()
             ):
                 continue  # restarted first (check_health, restart_pending), then pointed at the writer
-            if self.roles.get(member) != "reader" or self.servers[member].replication_source_port() != writer_port:
-                log.info("pointing %s at writer %s", member, writer)
-                self.servers[member].replicate_from(writer_port, self.repl_password)
-                self.roles[member] = "reader"
+            if (
+                self.roles.get(member) not in (READER, CATCHING_UP)
+                or self.servers[member].replication_source_port() != self.servers[writer].port
+            ):
+                self._point(member, writer)
                 changed = True
-        return changed
+        return changed  # the writer's replica acknowledgements are settled at the end of the pass
+
+    def _point(self, member: str, writer: str) -> None:
+        """Make `member` a replica of `writer`; it joins the reader endpoint once it holds what the writer holds now."""
+        log.info("pointing %s at writer %s", member, writer)
+        self.servers[member].replicate_from(self.servers[writer].port, self.repl_password)
+        self.catch_up_to[member] = self.servers[writer].position()
+        self.roles[member] = CATCHING_UP
 
     # ---- the master password, rotated as RDS rotates it -----------------------------------------
 
@@ -352,14 +389,19 @@ class Reconciler:
 
     def check_health(self) -> bool:
         """Notice dead servers (no API call: each process is asked whether it exited). A dead reader is
-        restarted; a dead writer is failed over to a healthy reader first, as Aurora does, and then restarted
-        as a reader. Returns True when anything changed."""
+        restarted; a dead writer is restarted on its data and failed over to a reader that applied all of it, as
+        Aurora does. Replicas catching up join the reader endpoint once they have; a broken one is rebuilt.
+        Returns True when anything changed."""
         with self.lock:
             dead = [
                 name
                 for name, server in self.servers.items()
                 if server.exited() and self.roles.get(name) != "failed" and name not in self.pending_restarts
             ]
+            for name in dead:
+                if self.writers.get(self.cluster_of.get(name, "")) != name:
+                    self.roles[name] = "rebooting"  # no longer a replica the writer may wait for
+            self._require_acks_everywhere()
             for name in dead:
                 cluster = self.cluster_of.get(name, "")
                 try:
@@ -369,7 +411,69 @@ class Reconciler:
                         self._restart(name, f"DB instance {name} restarted after its database process exited")
                 except Exception:
                     log.exception("could not recover %s", name)
-            return bool(dead)
+            changed = self._check_replicas(readers_too=time.monotonic() - self._readers_checked >= READER_CHECK_SECONDS)
+            return bool(dead) or changed
+
+    def catching_up(self) -> bool:
+        """True while a replica waits to join its reader endpoint (the daemon then checks it more often)."""
+        return CATCHING_UP in self.roles.values()
+
+    def _check_replicas(self, readers_too: bool) -> bool:
+        """Catching-up replicas that hold what the writer had when they were pointed become readers; a replica
+        that can never continue (BROKEN) is rebuilt, one whose replication stopped is pointed again. Readers are
+        checked too when `readers_too` (every few seconds: a query each). Then each writer requires a replica's
+        acknowledgement exactly while its cluster has a reader."""
+        if readers_too:
+            self._readers_checked = time.monotonic()
+        changed = False
+        for name, role in list(self.roles.items()):
+            if role != CATCHING_UP and not (role == READER and readers_too):
+                continue
+            server = self.servers.get(name)
+            if server is None or server.exited():
+                continue  # check_health restarts it
+            try:
+                state = server.replication_state()
+                if state == BROKEN:
+                    self._rebuild(name)
+                elif state == STOPPED:
+                    self.roles[name] = "restarted"  # converge points it at the writer again
+                elif role == CATCHING_UP and state == REPLICATING and server.holds(self.catch_up_to.get(name, "")):
+                    log.info("%s caught up with its writer: in the reader endpoint", name)
+                    self.roles[name] = READER
+                else:
+                    continue
+            except Exception:  # not answering: a dead one is restarted by check_health
+                log.exception("could not check the replication of %s", name)
+                continue
+            changed = True
+        self._require_acks_everywhere()
+        return changed
+
+    def _require_acks_everywhere(self) -> None:
+        for cluster in list(self.writers):
+            self._require_acks(cluster)
+
+    def _require_acks(self, cluster: str) -> None:
+        """The writer acknowledges a commit only once a replica has it, while its cluster has a reader (with none,
+        a commit must not wait for a replica that is not coming)."""
+        writer = self.writers.get(cluster)
+        server = self.servers.get(writer or "")
+        if writer is None or server is None or server.exited() or self.roles.get(writer) != WRITER:
+            return
+        required = any(
+            self.roles.get(name) == READER for name, of in self.cluster_of.items() if of == cluster and name != writer
+        )
+        wanted = (writer, server.pid, required)
+        if self._acks.get(cluster) == wanted:
+            return
+        try:
+            server.require_replica_ack(required)
+        except Exception:
+            log.exception("could not set whether %s waits for a replica", writer)
+            return
+        log.info("writer %s %s", writer, "waits for a replica's acknowledgement" if required else "commits alone")
+        self._acks[cluster] = wanted
 
     def restart_pending(self) -> bool:
         """Restart the old writers of failovers, once the state file points clients at the new writers (a
@@ -385,28 +489,45 @@ class Reconciler:
             return bool(pending)
 
     def _writer_died(self, cluster: str, writer: str) -> None:
+        """Restart the dead writer on its data (taking no writes): it holds every commit it acknowledged. Then a
+        reader applies all of it and is promoted; if none can, the old writer takes writes again (converge)."""
         log.warning("the writer %s of %s is dead", writer, cluster)
         target = self._failover_target(cluster, exclude=writer)
+        self._restart(writer, f"DB instance {writer} restarted after its database process exited")
         if target is None:  # no healthy reader: Aurora restarts the writer in place
-            self._restart(writer, f"DB instance {writer} restarted after its database process exited")
             return
+        old, new = self.servers[writer], self.servers[target]
         self._event(cluster, "db-cluster", cluster, f"Started cross AZ failover to DB instance: {target}", ["failover"])
-        server = self.servers[target]
-        self.roles[writer] = "failed-over"
-        server.promote(catch_up_to=server.caught_up_position())  # apply all it received: nothing acknowledged lost
+        try:
+            if self.roles.get(writer) == "failed":  # its data cannot be read: all the replica received must do
+                new.promote(catch_up_to=new.caught_up_position(), timeout=CATCH_UP_SECONDS)
+            else:
+                committed = old.position()
+                if new.replication_state() == BROKEN:
+                    raise SandboxError(f"{target} cannot replicate", field=target, fix="it is rebuilt")
+                if new.replication_source_port() != old.port:
+                    new.replicate_from(old.port, self.repl_password)
+                new.promote(catch_up_to=committed, timeout=CATCH_UP_SECONDS)
+        except Exception as exc:
+            log.error("failover of %s to %s abandoned (%s): %s takes writes again", cluster, target, exc, writer)
+            self._event(cluster, "db-cluster", cluster, f"Failover to DB instance {target} failed", ["failover"])
+            return
+        if self.roles.get(writer) != "failed":
+            self.roles[writer] = FENCED  # converge points it at the new writer
         self.writers[cluster] = target
-        self.roles[target] = "writer"
+        self.roles[target] = WRITER
         if self.model is not None:
             self.model.fail_over(self.region_of.get(cluster, ""), cluster, target)
         self._event(cluster, "db-cluster", cluster, f"Completed failover to DB instance: {target}", ["failover"])
-        self.pending_restarts[writer] = f"DB instance {writer} restarted after its database process exited"
 
     def _failover_target(self, cluster: str, exclude: str) -> str | None:
-        readers = [
+        """A running replica of the cluster, readers first (a catching-up one may still apply all it needs)."""
+        replicas = [
             name for name, of in self.cluster_of.items()
-            if of == cluster and name != exclude and self.roles.get(name) == "reader" and not self.servers[name].exited()
+            if of == cluster and name != exclude and self.roles.get(name) in (READER, CATCHING_UP)
+            and not self.servers[name].exited()
         ]  # fmt: skip
-        return min(readers) if readers else None
+        return min(replicas, key=lambda name: (self.roles.get(name) != READER, name)) if replicas else None
 
     def _restart(self, name: str, message: str) -> None:
         """Start a server again on its data (`rebooting` meanwhile, out of the reader endpoint). Its role is
@@ -419,17 +540,52 @@ class Reconciler:
             self.writers.pop(cluster)  # converge promotes it again (a server always starts read-only)
         server = self.servers[name]
         server.stop()
+        if self._started(name, server):
+            self.roles[name] = "restarted" if was != WRITER else "restarted-writer"
+            self._event(cluster, "db-instance", name, message, ["availability"])
+
+    def _started(self, name: str, server: DatabaseServer) -> bool:
+        """Start `server` and wait until it answers; when it cannot, the instance is `failed`, with the reason."""
         server.start()
         try:
             server.wait_ready()
         except Exception as exc:
-            log.error("instance %s failed to restart: %s", name, exc)
+            log.error("instance %s failed to start: %s", name, exc)
             self.roles[name] = "failed"
             self.errors[name] = str(exc)
             self._set_status(name, "failed")
+            return False
+        return True
+
+    def _rebuild(self, name: str) -> None:
+        """A replica that can never replicate again (its history diverged from the writer's) starts over from
+        the engine's template and replicates the writer's whole history; its old data is kept under
+        `orphans/`, never deleted. It joins as a new server, with a server id of its own, as a replacement host
+        would (nothing it receives can then be mistaken for what it wrote before)."""
+        cluster = self.cluster_of.get(name, "")
+        old = self.servers[name]
+        self._set_status(name, "rebooting")
+        self.roles[name] = "rebooting"
+        old.stop()
+        kept = _move_aside(old.datadir, self.data_root / "orphans", "a replica that could not replicate")
+        server_id = self.next_server_id
+        self.next_server_id += 1
+        rds_engine = self.engine_of.get(name, DEFAULT_ENGINE)
+        server = self.engine(rds_engine).server(
+            name, old.datadir, old.port, server_id, self.admin_password, self.repl_password
+        )
+        self.servers[name] = server
+        self.records[name] = {"server_id": server_id, "port": old.port}
+        self._save_records()
+        if not self._started(name, server):
             return
-        self.roles[name] = "restarted" if was != "writer" else "restarted-writer"
-        self._event(cluster, "db-instance", name, message, ["availability"])
+        self.roles[name] = "restarted"  # converge points it at the writer
+        self._event(
+            cluster, "db-instance", name,
+            f"DB instance {name} restarted: it could not replicate from the writer, so it was rebuilt from it "
+            f"(its previous data is kept in {kept})",
+            ["availability"],
+        )  # fmt: skip
 
     def _reboot_requested(self, instances: dict[str, InstanceView], clusters: dict[str, ClusterView]) -> bool:
         """RebootDBInstance: restart its server; with ForceFailover on the writer, fail over to a reader first, as
@@ -448,14 +604,14 @@ class Reconciler:
                 self._event(
                     cluster, "db-cluster", cluster, f"Started cross AZ failover to DB instance: {target}", ["failover"]
                 )
-                self._failover(cluster, name, target)
-                self.writers[cluster] = target
-                self.roles[target] = "writer"
-                self.model.fail_over(region, cluster, target)
-                clusters[cluster].writer = target  # what this pass observed is now out of date
-                self._event(
-                    cluster, "db-cluster", cluster, f"Completed failover to DB instance: {target}", ["failover"]
-                )
+                if self._failover(cluster, name, target):
+                    self.writers[cluster] = target
+                    self.roles[target] = WRITER
+                    self.model.fail_over(region, cluster, target)
+                    clusters[cluster].writer = target  # what this pass observed is now out of date
+                    self._event(
+                        cluster, "db-cluster", cluster, f"Completed failover to DB instance: {target}", ["failover"]
+                    )
             if self.writers.get(cluster) == target and target is not None:
                 self.pending_restarts[name] = f"DB instance {name} restarted"  # once the endpoints moved
             else:
@@ -478,21 +634,13 @@ class Reconciler:
         return changed
 
     def _publish(self, name: str, view: InstanceView) -> None:
-        role = self.roles.get(name)
-        if role == "reader" and view.status != "available" and not self._replicating(name):
-            return  # a reader is available once it receives and applies the writer's changes
-        if role in ("writer", "reader") and view.status in ("creating", "rebooting", "starting"):
+        role = self.roles.get(name)  # a reader has caught up with its writer (a catching-up one has not)
+        if role in (WRITER, READER) and view.status in ("creating", "rebooting", "starting"):
             self._set_status(name, "available")
             view.status = "available"
-        elif self.roles.get(name) == "failed" and view.status != "failed":
+        elif role == "failed" and view.status != "failed":
             self._set_status(name, "failed")
             view.status = "failed"
-
-    def _replicating(self, name: str) -> bool:
-        try:
-            return self.servers[name].replicating()
-        except Exception:  # not answering yet: not available yet
-            return False
 
     def _set_status(self, name: str, status: str) -> None:
         if self.model is not None:
@@ -502,14 +650,23 @@ class Reconciler:
         if self.model is not None:
             self.model.add_event(self.region_of.get(cluster, ""), source_type, source, message, categories)
 
-    def _failover(self, cluster: str, old: str | None, new: str) -> None:
-        """Aurora's failover, for real: fence the old writer, let the new one catch up to it, promote it."""
+    def _failover(self, cluster: str, old: str | None, new: str) -> bool:
+        """Aurora's failover, for real: fence the old writer, let the new one catch up to it, promote it. When the
+        new one cannot catch up, the old one takes writes again and this returns False."""
         log.info("failover of %s: %s -> %s", cluster, old, new)
         position = None
-        if old and old in self.servers:
+        if old and old in self.servers and not self.servers[old].exited():
             position = self.servers[old].fence()
-            self.roles[old] = "fenced"
-        self.servers[new].promote(catch_up_to=position)
+            self.roles[old] = FENCED
+        try:
+            self.servers[new].promote(catch_up_to=position, timeout=CATCH_UP_SECONDS)
+        except Exception as exc:
+            log.error("failover of %s to %s abandoned: %s", cluster, new, exc)
+            if old and position is not None:
+                self.servers[old].promote(catch_up_to=None)
+                self.roles[old] = WRITER
+            return False
+        return True
 
     def shutdown(self) -> None:
         """Stop every server cleanly, keeping its data (the next daemon starts it again)."""
@@ -543,7 +700,7 @@ class Reconciler:
                     "reader_endpoint": view.reader_endpoint,
                     "port": view.port,
                     "writer": self.writers.get(name),
-                    "readers": sorted(m for m in view.members if self.roles.get(m) == "reader"),
+                    "readers": sorted(m for m in view.members if self.roles.get(m) == READER),
                     "members": sorted(view.members),
                     "database": view.database,
                     "master_username": view.master_username,
@@ -553,14 +710,22 @@ class Reconciler:
         return instances, clusters
 
 
-def _move_aside(datadir: Path, orphans: Path) -> None:
-    """Data of an instance the control plane does not know (left by a sandbox whose control plane was lost) is
-    kept under `orphans/`, never deleted, and never served as a new instance's database."""
-    if datadir.exists():
-        orphans.mkdir(mode=0o700, exist_ok=True)
-        target = orphans / f"{datadir.name}-{time.strftime('%Y%m%dT%H%M%S')}"
-        log.warning("moving the data of an unknown instance %s aside to %s", datadir.name, target)
-        datadir.rename(target)
+def _move_aside(datadir: Path, orphans: Path, what: str = "an unknown instance") -> Path | None:
+    """Data no server may use any more is kept under `orphans/`, never deleted: an instance the control plane does
+    not know (left by a sandbox whose control plane was lost), never served as a new instance's database, or a
+    replica being rebuilt. Returns where it went (None when there was none)."""
+    if not datadir.exists():
+        return None
+    orphans.mkdir(mode=0o700, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = orphans / f"{datadir.name}-{stamp}"
+    for n in itertools.count(1):  # two in one second (a replica rebuilt twice) keep both
+        if not target.exists():
+            break
+        target = orphans / f"{datadir.name}-{stamp}-{n}"
+    log.warning("moving the data of %s, %s, aside to %s", what, datadir.name, target)
+    datadir.rename(target)
+    return target
 
 
 def _in_parallel(actions: list[Callable[[], None]]) -> None:
@@ -571,7 +736,7 @@ def _in_parallel(actions: list[Callable[[], None]]) -> None:
 
 
 def _status(role: str | None) -> str:
-    if role in ("writer", "reader"):
+    if role in (WRITER, READER):
         return "available"
     return "failed" if role == "failed" else "configuring"
 

@@ -2,11 +2,20 @@
 
 Runs in the daemon (the reconciler drives servers through this interface only) and in the client (`up` asks
 the lab's engine whether it is installed before starting anything). An engine is chosen by the `Engine` of the
-Aurora cluster in the control plane ("aurora-mysql" -> MariaDB). A second engine is one new module in this
-package: a `DatabaseEngine` subclass decorated with `@register`; `engine_class` finds it on first use.
+Aurora cluster in the control plane, through that engine's description (labkit.engines: its
+`setup.server_engine`; Aurora MySQL's is MariaDB). A second engine is one new module in this package: a
+`DatabaseEngine` subclass decorated with `@register`; `engine_class` finds it on first use.
 
 The interface speaks in Aurora's roles, not in one server's commands: a cluster's first writer is bootstrapped,
 readers replicate from the writer, and a failover fences the old writer and promotes the new one.
+
+Its promise is Aurora's: no acknowledged write is lost. Aurora keeps every acknowledged commit on a shared
+volume that outlives the writer; in the sandbox each server has its own data directory, all on this machine, so:
+a server never takes writes until it is promoted (a writer restarted after a crash holds every commit it
+acknowledged, and says where with `position`); a promotion first applies everything up to a position and
+refuses (`promote` raises) when it cannot; a replica that can never continue (`replication_state` BROKEN) is
+rebuilt from the writer; and while its cluster has a healthy replica, the writer acknowledges a commit only once
+a replica has it (`require_replica_ack`), as a second copy for when the writer's own data cannot be read.
 """
 
 from __future__ import annotations
@@ -17,9 +26,14 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+from labkit.engines import DEFAULT_ENGINE, described  # DEFAULT_ENGINE: `up` checks it is installed first
 from labkit.errors import SandboxError
 
-DEFAULT_ENGINE = "aurora-mysql"  # the lab's cluster engine: `up` checks it is installed before starting anything
+# What a replica's replication is doing (DatabaseServer.replication_state).
+REPLICATING = "replicating"  # it receives and applies the writer's changes
+CONNECTING = "connecting"  # not yet (or the writer is restarting): it keeps trying on its own
+STOPPED = "stopped"  # nothing runs and nothing failed: point it at the writer again
+BROKEN = "broken"  # it can never continue from here (its history diverged, or applying failed): rebuild it
 
 
 class DatabaseServer(ABC):
@@ -40,16 +54,30 @@ class DatabaseServer(ABC):
         """True when the process was started and has since exited (crashed or killed): Aurora would notice."""
 
     @abstractmethod
+    def replication_state(self) -> str:
+        """On a replica: REPLICATING, CONNECTING, STOPPED or BROKEN (see the constants above)."""
+
     def replicating(self) -> bool:
-        """On a replica: both replication threads run (it receives and applies the writer's changes)."""
+        """On a replica: it receives and applies the writer's changes."""
+        return self.replication_state() == REPLICATING
 
     @abstractmethod
     def caught_up_position(self) -> str | None:
         """On a replica: everything it has received from the writer (what a promotion must apply first)."""
 
     @abstractmethod
+    def position(self) -> str:
+        """Everything this server has committed, its own writes and what it applied, as a position `holds` and
+        `promote` take. On a writer restarted after a crash: at least every commit it ever acknowledged."""
+
+    @abstractmethod
+    def holds(self, position: str) -> bool:
+        """True when this server has applied everything up to `position` (answers at once, never waits)."""
+
+    @abstractmethod
     def start(self) -> None:
-        """Start the process from the engine's template; return at once (see wait_ready)."""
+        """Start the process, from the engine's template when it has no data yet; return at once (see
+        wait_ready). A started server takes no writes until `promote`, whatever it was before."""
 
     @abstractmethod
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -67,7 +95,13 @@ class DatabaseServer(ABC):
 
     @abstractmethod
     def replicate_from(self, writer_port: int, repl_password: str) -> None:
-        """Become a read-only replica of the writer listening on `writer_port`."""
+        """Become a read-only replica of the writer listening on `writer_port`, continuing from what it holds."""
+
+    @abstractmethod
+    def require_replica_ack(self, required: bool) -> None:
+        """On the writer: whether a commit is acknowledged only once a replica has it. The reconciler requires it
+        while the cluster has a healthy replica, and lifts it when none is left (a cluster of one instance, or
+        its replicas restarting), so the writer never waits for a replica that is not coming."""
 
     @abstractmethod
     def replication_source_port(self) -> int | None:
@@ -79,7 +113,8 @@ class DatabaseServer(ABC):
 
     @abstractmethod
     def promote(self, catch_up_to: str | None, timeout: float = 10.0) -> None:
-        """Become the writer: apply everything up to `catch_up_to`, stop replicating, accept writes."""
+        """Become the writer: apply everything up to `catch_up_to`, stop replicating, accept writes. When it cannot
+        apply all of it within `timeout`, raise a SandboxError and stay a replica (never take writes without it)."""
 
     @abstractmethod
     def stop(self, timeout: float = 10.0) -> None:
@@ -93,13 +128,18 @@ class DatabaseServer(ABC):
 class DatabaseEngine(ABC):
     """One database engine's data plane: where its programs are, its template, and a server per DB instance."""
 
-    rds_engines: ClassVar[tuple[str, ...]]  # the cluster `Engine` values it serves, e.g. ("aurora-mysql",)
+    rds_engines: ClassVar[tuple[str, ...]]  # the keys it serves: its server engine name, and cluster `Engine` values
     default_port: ClassVar[int]  # the endpoint port when a cluster names none (as RDS's default for the engine)
     identity_sql: ClassVar[str]  # answers the DB instance identifier: how a client tells writer from reader
 
     @abstractmethod
     def check_installed(self) -> None:
         """Raise a SandboxError with install steps when the engine's server programs are missing."""
+
+    def version(self) -> str:
+        """What the environment report says of the installed server (a SandboxError when it is missing)."""
+        self.check_installed()
+        return "installed"
 
     @abstractmethod
     def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
@@ -135,17 +175,20 @@ def _load_engine_modules() -> None:
 
 
 def engine_class(rds_engine: str) -> type[DatabaseEngine]:
-    """The data-plane engine for an Aurora cluster's `Engine`, or a SandboxError saying which the sandbox runs."""
-    if rds_engine not in _registry:
+    """The data-plane engine for an Aurora cluster's `Engine` (the server engine its description names), or a
+    SandboxError saying which the sandbox runs."""
+    description = described(rds_engine)
+    key = description.setup.server_engine if description else rds_engine
+    if key not in _registry:
         _load_engine_modules()
-    if rds_engine not in _registry:
+    if key not in _registry:
         known = ", ".join(sorted(_registry)) or "none"
         raise SandboxError(
             f"the sandbox has no database engine for {rds_engine!r}",
             field="Engine",
             fix=f"create the cluster with one of the engines the sandbox runs: {known}",
         )
-    return _registry[rds_engine]
+    return _registry[key]
 
 
 def check_installed(rds_engine: str = DEFAULT_ENGINE) -> None:

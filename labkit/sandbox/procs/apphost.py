@@ -1,9 +1,14 @@
 """Run the app source an instance's user data carries, as that instance, inside the sandbox.
 
-The supervisor (apps.py) starts this with the extracted source file. It loads that file as a module,
-takes its settings from the same user data, and serves it on the given local port with `dial` set to the
-sandbox's network for the instance, so the app's database connections obey the security groups. The AWS
-API calls the app makes (describe its cluster, read its secret) go to the sandbox through AWS_ENDPOINT_URL.
+The supervisor (apps.py) starts this with the extracted source file. It loads that file as a module and
+serves it on the given local port with `dial` set to the sandbox's network for the instance, so the app's
+database connections obey the security groups. The AWS API calls the app makes (describe its cluster, read
+its secret) go to the sandbox through AWS_ENDPOINT_URL.
+
+The app's settings come from its environment file, which stands for the instance's /etc/labkit-app.env: on
+the first start it is written from the user data, as the user data writes it on EC2; later a settings script
+(labkit.app.userdata.settings_script) may change lines of it. SIGHUP restarts the app with the file as it is
+then (the process execs itself: same pid, same port), as `systemctl restart` does on the instance.
 
 Runs as its own process, one per running lab instance with the app, started (and stopped) by the daemon.
 
@@ -15,14 +20,25 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from labkit.app.userdata import settings_from
+from labkit.app.userdata import environment_block, environment_from
 from labkit.aws.backend import is_loopback_url
+from labkit.sandbox.peers import owner_only
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
+
+ENV_FILE_NAME = "labkit-app.env"  # next to the source: the instance's /etc/labkit-app.env
+
+
+def environment_file(source: Path) -> Path:
+    """The app's environment file, in the app's folder (the instance's disk)."""
+    return source.parent / ENV_FILE_NAME
 
 
 def load_source(path: Path) -> ModuleType:
@@ -35,6 +51,23 @@ def load_source(path: Path) -> ModuleType:
     return module
 
 
+def first_environment(env_file: Path, user_data: str) -> None:
+    """Write the environment file from the user data, unless it exists (it outlives a stop and a start)."""
+    block = environment_block(user_data)
+    if block is None or env_file.exists():
+        return
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(block + "\n")
+
+
+def restart_on_hangup(signum: int, frame: Any) -> None:
+    """`systemctl restart`: the same command again, which reads the environment file again."""
+    logging.getLogger("shop").info("SIGHUP: restarting with the settings in %s", ENV_FILE_NAME)
+    logging.shutdown()
+    os.execv(sys.executable, sys.orig_argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labkit-sandbox-apphost")
     for name in ("--source", "--user-data", "--instance", "--region", "--endpoint"):
@@ -44,11 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     if not is_loopback_url(args.endpoint):
         parser.error(f"the sandbox app host only talks to a loopback endpoint, not {args.endpoint}")
-    settings = settings_from(Path(args.user_data).read_text())
-    if settings is None:
+    source = Path(args.source)
+    env_file = environment_file(source)
+    first_environment(env_file, Path(args.user_data).read_text())
+    if not env_file.exists():
         parser.error(f"{args.user_data} does not install the lab's app")
-    app = load_source(Path(args.source))
+    app = load_source(source)
+    try:  # the app parses its own settings, as it does on the instance
+        settings = app.Settings.from_env(environment_from(env_file.read_text()))
+    except Exception as exc:
+        print(f"shop: {exc}", file=sys.stderr)
+        return 1
     network = InstanceNetwork(LeanBackend(args.region, endpoint=args.endpoint), args.instance)  # lighter per app
+    signal.signal(signal.SIGHUP, restart_on_hangup)
+    # On an instance only Session Manager reaches the app's port; here it is a port on a shared machine's
+    # loopback, so only the lab owner's own processes (their tunnel) may connect: socketserver closes the rest.
+    app.ThreadingServer.verify_request = lambda server, request, address: owner_only(request)
     app.serve(app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"}), dial=network.dial, port=args.port)
     return 0
 

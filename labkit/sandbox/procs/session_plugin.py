@@ -8,6 +8,8 @@ or to a port on the instance itself (the web app the sandbox runs for it). The s
 a timed-out remote connection looks through SSM. Like a real session it ends when idle: after
 LABKIT_SSM_IDLE_TIMEOUT seconds (Session Manager's default, 20 minutes) without a new connection or a byte in
 either direction, it says `Exiting session with sessionId: ID.`, ends the session and exits 0.
+Its local port serves its owner's processes only (peers.py): on a shared machine another user's connection is
+closed before a byte is read.
 
 Runs as its own process, started by a tunnel (labkit.access.tunnel) in the learner's kernel or CLI where AWS's
 plugin would be, one per tunnel, so it is kept small: importing it loads neither boto3 nor pandas; boto3 comes
@@ -32,6 +34,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from labkit.sandbox.peers import owner_only
 from labkit.sandbox.vpc.network import InstanceNetwork, Refused
 
 RESPONSE_ENV = "AWS_SSM_START_SESSION_RESPONSE"
@@ -126,6 +129,10 @@ class Forwarder:
         self.listener.close()
 
     def _handle(self, client: socket.socket) -> None:
+        if not owner_only(client):  # another local user: the tunnel is its owner's only (peers.py)
+            _say(f"Connection from another local user refused for session [{self.session_id}]")
+            client.close()
+            return
         _say(f"Connection accepted for session [{self.session_id}]")
         try:
             upstream = self._connect()

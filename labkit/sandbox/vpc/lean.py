@@ -33,9 +33,9 @@ import boto3
 import botocore
 import botocore.session
 
-from labkit.aws.backend import FAKE_CREDENTIALS
 from labkit.home import labkit_home
 from labkit.sandbox.backend import SandboxBackend
+from labkit.sandbox.signing import home_credentials
 
 # What the session plugin and the app hosts call: the reachability snapshot's describes, the session checks.
 EXTRA_OPERATIONS = {"ssm": ("TerminateSession",)}
@@ -79,7 +79,8 @@ class LeanBackend(SandboxBackend):
                 models = ensure_models()
                 if models is not None:
                     core.set_config_variable("data_path", str(models))  # searched before botocore's own
-                self._session = boto3.Session(botocore_session=core, region_name=self.region, **FAKE_CREDENTIALS)
+                credentials = home_credentials(labkit_home()).for_boto3()
+                self._session = boto3.Session(botocore_session=core, region_name=self.region, **credentials)
             return self._session
 
 

@@ -1,0 +1,56 @@
+"""SSM Run Command: a shell script run on an instance by its SSM agent, waited for, its output returned.
+
+What an operator does on an instance without SSH: `AWS-RunShellScript` runs the script as root; the result
+(status, standard output and error, each cut at 24,000 characters) comes back through the SSM API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import WaiterError
+
+from labkit.aws.backend import Backend
+from labkit.errors import LabkitError
+
+DOCUMENT = "AWS-RunShellScript"
+FINISHED = ("Success", "Cancelled", "TimedOut", "Failed", "Cancelling")
+
+
+def run_shell(
+    backend: Backend,
+    instance_id: str,
+    script: str,
+    *,
+    comment: str,
+    timeout: float,
+    delay: float = 2.0,
+    what: str = "the command",
+    fix: str = "check the instance is online in Session Manager (labkit.readiness())",
+) -> dict[str, Any]:
+    """Run `script` on `instance_id` and return its final invocation (a failed script is returned, not raised,
+    for its output); a LabkitError naming `what` when it does not finish within `timeout` seconds."""
+    ssm = backend.client("ssm")
+    sent = ssm.send_command(
+        InstanceIds=[instance_id],
+        DocumentName=DOCUMENT,
+        Comment=comment[:100],
+        Parameters={"commands": [script], "executionTimeout": [str(int(timeout))]},
+        TimeoutSeconds=60,
+    )
+    command_id = sent["Command"]["CommandId"]
+    # boto3's command_executed waiter also rides out InvocationDoesNotExist right after sending
+    attempts = max(1, int((timeout + 60) / max(delay, 0.1)))
+    try:
+        ssm.get_waiter("command_executed").wait(
+            CommandId=command_id,
+            InstanceId=instance_id,
+            WaiterConfig={"Delay": max(1, round(delay)), "MaxAttempts": attempts},
+        )
+    except WaiterError as exc:
+        if exc.last_response.get("Status") in FINISHED:
+            return exc.last_response
+        raise LabkitError(
+            f"{what} on {instance_id} did not finish within {timeout:.0f} s", field="instance", fix=fix
+        ) from None
+    return ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)

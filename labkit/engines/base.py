@@ -1,0 +1,142 @@
+"""The description of one Aurora engine: every fact about it that some layer of labkit needs, in one object.
+
+RDS's engine name and port, how its versions are written and chosen, its instance classes and prices, the
+client dialect, the SQL of the shop schema and the benchmark, the command-line client, the sandbox's server
+and the system packages setup installs. Each layer asks the description (`labkit.engines.engine_of(config)`,
+or `engine_for(cluster["Engine"])` for a live cluster) instead of knowing an engine, so a second engine is one
+more description module, not a branch in every layer (moto's `default_port(engine)` table and testcontainers'
+module per database are the models).
+
+Plain data and pure functions, standard library only, relative imports (see __init__.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .dialect import Dialect
+
+
+@dataclass(frozen=True)
+class Versions:
+    """How the engine's versions are written, which labkit accepts, and which 'lts' means."""
+
+    label: str  # what messages call the versions labkit accepts: "Aurora MySQL 3"
+    major: str  # the major line as people say it: "MySQL 3"
+    compatibility: str  # "MySQL 8.0 compatible"
+    older: str  # why an older major is refused: "Aurora MySQL 2 is MySQL 5.7 and out of standard support"
+    pattern: re.Pattern[str]  # a version labkit accepts, in ASCII digits; group 1 is its minor line
+    lts_lines: tuple[str, ...]  # long-term-support minor lines, newest first
+    example: str  # a version to quote in help and fixes
+    fallback: str  # what a backend without a catalog gets for 'default' and 'lts': the newest LTS line's first
+
+    def accepts(self, version: str) -> bool:
+        return bool(self.pattern.match(version))
+
+    def line(self, version: str) -> str | None:
+        """The minor line of an accepted version ("3.10"), None for another text."""
+        found = self.pattern.match(version)
+        return found.group(1) if found else None
+
+    @staticmethod
+    def sort_key(version: str) -> tuple[int, ...]:
+        """Versions in release order: by their numbers, left to right."""
+        return tuple(int(number) for number in re.findall(r"[0-9]+", version))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What RDS offered for the engine in one region on one date: the sandbox answers the catalog calls moto
+    lacks (DescribeDBEngineVersions, DescribeOrderableDBInstanceOptions) from it, in every region."""
+
+    as_of: str
+    versions: Mapping[str, str]  # version -> status ("available", "deprecated")
+    default: str  # the region's default version
+    parameter_group_family: str
+    major_version: str
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The SQL labkit runs that is not the same on every engine: DDL and the engine's own status views."""
+
+    shop_tables: Mapping[str, str]  # table -> CREATE TABLE IF NOT EXISTS, in creation order
+    insert_missing: str  # insert rows whose key is not there yet: {table}, {columns}, {values}
+    bench_writes: str  # the insert workload's table
+    bench_lag: str  # replica lag's marker table
+    bench_failover: str  # the failover probe's table
+    replica_status: str  # the cluster's own lag per replica (Aurora only: elsewhere it fails, and is skipped)
+    replica_status_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Client:
+    """The engine's command-line client, and the credentials file that lets it connect without the password
+    ever being shown (`labkit tunnel` writes it 0600 and deletes it when the tunnel closes)."""
+
+    program: str
+    credentials_suffix: str  # the file's suffix: stale files of a killed tunnel are found by it
+    credentials: str  # the file's text: {host}, {port}, {user}, {password}, {database}
+    command: str  # how to connect with the file: {path} (shell-quoted), {host}, {port}, {user}, {database}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the sandbox runs for the engine outside Python, and how setup installs it."""
+
+    server_engine: str  # the key of the sandbox's server engine (labkit.sandbox.engines registry)
+    server_program: str  # the server the sandbox runs
+    server_variable: str  # the environment variable that points at a server installed elsewhere
+    debian_packages: Mapping[str, str]  # program -> Debian package (`make setup` installs them with apt)
+    brew_packages: tuple[str, ...]  # the same on macOS
+    other_systems: str  # what to install where neither apt nor brew is
+    reference_benchmark: str  # the C benchmark the harness is compared with
+
+
+@dataclass(frozen=True)
+class AuroraEngine:
+    """One Aurora engine as every layer of labkit sees it."""
+
+    name: str  # the `Engine` value RDS knows it by
+    display_name: str  # "Aurora MySQL"
+    port: int  # the endpoint port RDS gives a cluster that names none
+    versions: Versions
+    catalog: Catalog
+    instance_classes: tuple[str, ...]  # DB instance classes the engine offers
+    price_key: str  # the bundled price table's service for its instances
+    pricing_filter: Mapping[str, str]  # AmazonRDS get_products terms that select its instance prices
+    dialect: Dialect
+    sql: Statements
+    client: Client
+    setup: Setup
+    bench_c_path: str | None = None  # the module of the benchmark's C-speed path (labkit.bench.capi's shape)
+
+    def __post_init__(self) -> None:
+        if self.dialect.engine != self.name:
+            raise ValueError(f"the {self.name} description has the dialect of {self.dialect.engine}")
+
+    @property
+    def family(self) -> str:
+        """The open-source engine it is compatible with, as messages and rule descriptions name it ("MySQL")."""
+        return self.dialect.server
+
+    def app_facts(self) -> dict[str, Any]:
+        """What the web app on the instance needs of the engine, as JSON-able data: the user data writes it
+        into the app's environment (labkit.app.server reads it; that file imports nothing of labkit)."""
+        dialect = self.dialect
+        return {
+            "engine": self.name,
+            "port": self.port,
+            "server": dialect.server,
+            "driver": dialect.dbapi.to_dict(),
+            "identity": list(dialect.identity_queries),
+            "access_denied": sorted(dialect.access_denied_errors),
+            "no_table": sorted(dialect.no_schema_errors),
+            "no_parent": sorted(dialect.missing_parent_errors),
+        }
+
+    def __repr__(self) -> str:
+        return f"<AuroraEngine {self.name}>"
