@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test setup system browser lint unit integration notebooks bench down clean hub hub-setup
+.PHONY: lab test setup system browser lint unit integration notebooks bench down clean hub hub-setup test-hub-venv
 
 setup: system $(STAMP)
 
@@ -60,14 +60,19 @@ notebooks: setup
 
 # What CI runs (.ci/run). The unit and integration tests in one run, so no core waits for the slowest test of one
 # half before the other half starts; the notebooks beside them, on their own sandbox (they wait on the sandbox
-# about half of the time), their output printed after the rest.
+# about half of the time), their output printed after the rest. The hub's venv is made first, as setup (the hub
+# test makes it otherwise, and says why when it cannot).
 NOTEBOOKS_LOG := $(VENV)/notebooks.log
-test: lint browser
+test: lint browser test-hub-venv
 	$(NBVAL) >$(NOTEBOOKS_LOG) 2>&1 & notebooks=$$!; \
 	$(PYTEST) $(CORES) --durations=15 tests; tests=$$?; \
 	wait $$notebooks; notebooks=$$?; \
 	echo "--- make notebooks (ran alongside) ---"; cat $(NOTEBOOKS_LOG); \
 	exit $$(( tests || notebooks ))
+
+test-hub-venv: setup
+	@$(BIN)/python -m labkit.hub.setup >$(VENV)/hub-setup.log 2>&1 || \
+		echo "make hub-setup failed (see $(VENV)/hub-setup.log); the hub test will say why"
 
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py
