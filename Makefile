@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test setup system browser lint unit integration notebooks bench down clean hub hub-setup
+.PHONY: lab test setup system browser lint unit integration notebooks bench down clean hub hub-setup test-hub-venv
 
 setup: system $(STAMP)
 
@@ -39,20 +39,40 @@ lint: setup
 	$(BIN)/ruff check labkit tests benchmarks
 	$(BIN)/ruff format --check labkit tests benchmarks
 
-# The fast half: in-process moto, spread over the cores (each worker has its own moto).
-unit: setup
-	$(BIN)/pytest -q -p no:cacheprovider -m "not integration" -n auto --dist load tests
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider
+# Every core, at most four workers (an integration worker runs a sandbox of its own). tests/support/scheduling.py
+# keeps each integration module on one worker (its tests share the module's lab) and spreads the other tests.
+CORES := -n auto --maxprocesses 4
 
-# One real sandbox for the session, so one process.
+# The fast half: in-process moto (each worker has its own).
+unit: setup
+	$(PYTEST) -m "not integration" $(CORES) tests
+
+# A real sandbox per worker, each in its own temporary LABKIT home.
 integration: setup browser
-	$(BIN)/pytest -q -p no:cacheprovider -m integration tests
+	$(PYTEST) -m integration $(CORES) tests
 
 # The nbval setup and sanitizer live in tests/notebooks/, out of the learner's file browser.
+NBVAL := PYTHONPATH=tests/notebooks $(PYTEST) -p nbval_setup --nbval --nbval-current-env \
+	--nbval-sanitize-with=tests/notebooks/sanitize.cfg notebooks
 notebooks: setup
-	PYTHONPATH=tests/notebooks $(BIN)/pytest -q -p no:cacheprovider -p nbval_setup --nbval --nbval-current-env \
-		--nbval-sanitize-with=tests/notebooks/sanitize.cfg notebooks
+	$(NBVAL)
 
-test: lint unit integration notebooks
+# What CI runs (.ci/run). The unit and integration tests in one run, so no core waits for the slowest test of one
+# half before the other half starts; the notebooks beside them, on their own sandbox (they wait on the sandbox
+# about half of the time), their output printed after the rest. The hub's venv is made first, as setup (the hub
+# test makes it otherwise, and says why when it cannot).
+NOTEBOOKS_LOG := $(VENV)/notebooks.log
+test: lint browser test-hub-venv
+	$(NBVAL) >$(NOTEBOOKS_LOG) 2>&1 & notebooks=$$!; \
+	$(PYTEST) $(CORES) --durations=15 tests; tests=$$?; \
+	wait $$notebooks; notebooks=$$?; \
+	echo "--- make notebooks (ran alongside) ---"; cat $(NOTEBOOKS_LOG); \
+	exit $$(( tests || notebooks ))
+
+test-hub-venv: setup
+	@$(BIN)/python -m labkit.hub.setup >$(VENV)/hub-setup.log 2>&1 || \
+		echo "make hub-setup failed (see $(VENV)/hub-setup.log); the hub test will say why"
 
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py

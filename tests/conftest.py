@@ -1,7 +1,7 @@
 """Test setup: fake credentials, loopback-only endpoints, and an in-process moto backend.
 
 No test may ever reach real AWS: the session refuses to start unless every configured AWS endpoint is on
-loopback, and the credentials are fake.
+loopback, the credentials are fake, and the credential chain never asks the instance-metadata address.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ os.environ.update(
 )
 
 import pytest  # noqa: E402
-from support.aws_guard import foreign_endpoints, refusal  # noqa: E402
+from support.aws_guard import foreign_endpoints, network_lookups, refusal, without_network_lookups  # noqa: E402
+
+without_network_lookups(os.environ)  # no instance-metadata or container credentials lookup, even with no keys
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to start while any AWS endpoint setting (variable or config file) points off loopback."""
-    found = foreign_endpoints(os.environ, extra_files=(_USER_CONFIG_FILE,))
+    found = foreign_endpoints(os.environ, extra_files=(_USER_CONFIG_FILE,)) + network_lookups(os.environ)
     if found:
         pytest.exit(refusal(found), returncode=3)
 
@@ -42,13 +44,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Check again before every test, notebook cells included (fixtures never run for nbval cells): a test
-    or a cell that set an endpoint variable off loopback stops the run before the next one can use it."""
-    found = foreign_endpoints(os.environ)
+    or a cell that set an endpoint variable off loopback, or let the credential chain ask the instance-metadata
+    address, stops the run before the next one can use it."""
+    found = foreign_endpoints(os.environ) + network_lookups(os.environ)
     if found:
         pytest.exit(refusal(found), returncode=3)
 
 
 from support.backends import InProcessBackend, moto_speedups, strict_moto_backend  # noqa: E402
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: `-p no:xdist` still runs
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Over several cores: each integration module on one worker, every other test alone (support/scheduling.py)."""
+    from support.scheduling import make_scheduler
+
+    return make_scheduler(config, log)
 
 
 @pytest.fixture

@@ -38,7 +38,12 @@ from labkit.sandbox.state import (
 
 PORT_ENV = "LABKIT_SANDBOX_PORT"
 REGION_ENV = "AWS_DEFAULT_REGION"
-START_TIMEOUT = 30.0
+# Bounds, not waits: each loop returns as soon as its condition holds, and a dead process is seen at once (its
+# exit, a refused connection). They are generous because a busy 2-core machine makes every step slow: a daemon
+# that takes 5 s to answer is busy, not gone, and treating it as gone would stop the learner's running sandbox.
+START_TIMEOUT = 120.0  # from spawning the daemon to its `ready` state file (about 2 s on an idle machine)
+ANSWER_TIMEOUT = 30.0  # for the API of a live daemon to answer one request (milliseconds when idle)
+RESET_TIMEOUT = 60.0  # for every database to stop after a reset (seconds when idle)
 ENDPOINT_PATTERN = re.compile(r"http://[A-Za-z0-9.:\[\]-]+")  # what the daemon writes: http://127.0.0.1:PORT
 LOG_ROTATE_BYTES = 5 * 1024 * 1024  # `up` starts a new sandbox.log beyond this (one previous log is kept)
 EXIT_SNAPSHOT = 4  # the daemon's exit code when the saved control plane cannot be loaded (daemon/main.py)
@@ -46,10 +51,12 @@ SAVED_DATA = ("instances", "orphans", "databases.json")  # in data/, beside the 
 
 
 def _answers(endpoint_url: str, home: Path) -> bool:
-    """True when the moto server at this URL responds to this home's credentials (another home's does not)."""
+    """True when the moto server at this URL responds to this home's credentials (another home's does not): at once
+    when nothing listens, within ANSWER_TIMEOUT when a live daemon is only busy (importing a service's models,
+    saving a snapshot, on a loaded machine)."""
     try:
         request = signed_request(f"{endpoint_url}{PING_PATH}", home_credentials(home))
-        with urllib.request.urlopen(request, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT) as response:
             return response.status == 200
     except OSError:
         return False
@@ -285,7 +292,7 @@ def status() -> dict[str, Any]:
     }
 
 
-def reset(timeout: float = 30.0) -> None:
+def reset(timeout: float = RESET_TIMEOUT) -> None:
     """Wipe the control plane (every AWS resource) and every database: the only way the sandbox deletes a lab.
 
     A running sandbox is wiped through its API and keeps running; a stopped one (or one whose saved state
@@ -303,7 +310,7 @@ def reset(timeout: float = 30.0) -> None:
     state = require_running(home)
     shutil.rmtree(home / "data" / "orphans", ignore_errors=True)
     request = signed_request(f"{state.endpoint_url}/moto-api/reset", home_credentials(home), "POST")
-    urllib.request.urlopen(request, timeout=10).close()
+    urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT).close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = read_state(home)
@@ -340,7 +347,7 @@ def env_exports(region: str | None = None) -> dict[str, str]:
     }
 
 
-def wait_for_databases(expected: int, timeout: float = 30.0) -> SandboxState:
+def wait_for_databases(expected: int, timeout: float = START_TIMEOUT) -> SandboxState:
     """Block until `expected` DB instances are running and configured (the reconciler works in the background)."""
     home = labkit_home()
     deadline = time.monotonic() + timeout

@@ -1,6 +1,9 @@
 """Integration tests: a real sandbox (moto server + MariaDB) in a temporary LABKIT home, shared by the session.
 
-Every test in this folder is marked `integration`, so `pytest -m "not integration"` runs the fast half.
+Every test in this folder is marked `integration`, so `pytest -m "not integration"` runs the fast half. Run over
+several cores (pytest-xdist), each worker is a session of its own with its own sandbox in its own LABKIT home, and
+each module of this folder is one unit of work (support/scheduling.py): the tests that share a module's lab run
+on one worker, in order, as they would in a single process.
 """
 
 from __future__ import annotations

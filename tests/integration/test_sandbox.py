@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def _query(conn: pymysql.Connection, sql: str, args: tuple = ()) -> list[tuple]:
         return list(cur.fetchall())
 
 
-def _eventually(check, timeout: float = 5.0):
+def _eventually(check, timeout: float = 60.0):  # returns as soon as `check` holds
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -131,6 +132,26 @@ def test_status_json_and_env_from_the_cli(sandbox_backend):
     assert credentials.secret_access_key not in env  # the secret stays in its 0600 file
 
 
+def test_a_busy_daemon_is_still_the_running_sandbox(sandbox_home):
+    """A daemon that takes seconds to answer, as on a loaded machine, is running: `status` says so and `up` reuses
+    it, where it used to give up after 2 s and `up` stopped it to start another (issue 27)."""
+    state = sandbox.up(quiet=True)
+
+    def busy_for(seconds: float) -> threading.Timer:  # longer than the old 2 s; the daemon answers once resumed
+        os.kill(state.daemon_pid, signal.SIGSTOP)
+        resume = threading.Timer(seconds, os.kill, (state.daemon_pid, signal.SIGCONT))
+        resume.start()
+        return resume
+
+    for check in (lambda: sandbox.status()["running"], lambda: sandbox.up(quiet=True).daemon_pid == state.daemon_pid):
+        resume = busy_for(3.0)
+        try:
+            assert check()
+        finally:
+            resume.join()
+    assert read_state().daemon_pid == state.daemon_pid
+
+
 # ---- lifecycle, each in its own home -------------------------------------------------------------
 
 
@@ -165,7 +186,7 @@ def test_down_leaves_no_mariadb_process(own_home):
 def test_stale_state_file_is_recovered(own_home):
     state = sandbox.up(quiet=True)
     os.killpg(state.daemon_pid, 9)  # the daemon and its servers die without cleaning up
-    time.sleep(0.2)
+    assert _eventually(lambda: not pid_alive(state.daemon_pid))
     assert read_state() is not None and sandbox.status()["running"] is False
     fresh = sandbox.up(quiet=True)
     assert fresh.daemon_pid != state.daemon_pid and sandbox.status()["running"]

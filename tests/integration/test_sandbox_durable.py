@@ -88,7 +88,7 @@ def _assert_lab_back(cluster: dict, account: dict) -> None:
     with _connect(cluster["Endpoint"], cluster["MasterUserSecret"]["SecretArn"]) as conn:
         assert _rows(conn, "SELECT note FROM kept") == [("survives",)]
         _rows(conn, "INSERT INTO kept VALUES (2, 'writable again')")  # the writer takes writes again
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # generous: a loaded machine restarts servers slowly
     while True:  # the reader replicates from the writer again
         with _connect(cluster["ReaderEndpoint"], cluster["MasterUserSecret"]["SecretArn"]) as conn:
             if _rows(conn, "SELECT COUNT(*) FROM kept") == [(2,)]:
@@ -116,7 +116,7 @@ def test_kill_9_of_the_daemon_loses_no_acknowledged_call(home):
     rds.add_tags_to_resource(ResourceName=cluster["DBClusterArn"], Tags=[{"Key": "last", "Value": "call"}])
     account = _account()
     os.kill(state.daemon_pid, signal.SIGKILL)  # right after the call was acknowledged; its servers live on
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while pid_alive(state.daemon_pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert sandbox.status()["running"] is False

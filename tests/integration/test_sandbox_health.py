@@ -37,7 +37,7 @@ def _writer(rds, name: str) -> str:
     return next(m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"])
 
 
-def _until(check, timeout: float = 20.0, what: str = "") -> None:
+def _until(check, timeout: float = 60.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

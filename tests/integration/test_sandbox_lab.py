@@ -29,7 +29,7 @@ def test_apply_then_destroy_drives_the_databases(sandbox_backend):
     assert read_state().instances == {}
     assert not any(pid_alive(pid) for pid in pids)
     apps = labkit_home() / "apps"
-    deadline = time.monotonic() + 20  # the app supervisor forgets a terminated instance's app on its next pass
+    deadline = time.monotonic() + 60  # the app supervisor forgets a terminated instance's app on its next pass
     while any(apps.glob("i-*")) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(apps.glob("i-*")), "the app folder of a terminated instance is left behind"

@@ -58,7 +58,10 @@ def _sessions(backend: SandboxBackend, state: str) -> list[dict]:
     return backend.client("ssm").describe_sessions(State=state)["Sessions"]
 
 
-def _group_gone(pgid: int, timeout: float = 10.0) -> bool:
+WAIT_SECONDS = 60.0  # what a process or the API must do in time: generous, so a busy machine passes; a leak never does
+
+
+def _group_gone(pgid: int, timeout: float = WAIT_SECONDS) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -69,7 +72,7 @@ def _group_gone(pgid: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
+def _wait_for(predicate, timeout: float = WAIT_SECONDS) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -269,17 +272,51 @@ OWNER = textwrap.dedent(
 )
 
 
+# In the guard only: once the owner is gone, importing boto3, botocore or labkit fails, as it would take seconds
+# on a busy machine. A guard that prepares its SSM client while the owner lives never notices.
+NO_LATE_IMPORTS = textwrap.dedent(
+    """
+    import os, sys
+    if any(arg.endswith("guard.py") for arg in sys.orig_argv):
+        owner = int(sys.orig_argv[sys.orig_argv.index("--owner") + 1])
+
+        class NoImportAfterTheOwner:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in ("boto3", "botocore", "labkit") and os.getppid() != owner:
+                    raise ImportError(f"{name} imported after the tunnel's owner died")
+                return None
+
+        sys.meta_path.insert(0, NoImportAfterTheOwner())
+    """
+)
+
+
+def _run_owner(ending: str, **env: str) -> tuple[subprocess.Popen[str], dict]:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, LAB, LEARNER, "wait" if ending == "kill" else "exit"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+    return owner, json.loads(owner.stdout.readline())
+
+
 @pytest.mark.parametrize("ending", ["exit", "kill"])
 def test_nothing_outlives_the_process_that_opened_the_tunnel(lab, ending):
     _, backend = lab
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, LAB, LEARNER, "wait" if ending == "kill" else "exit"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    opened = json.loads(owner.stdout.readline())
+    owner, opened = _run_owner(ending)
     if ending == "kill":
         owner.send_signal(signal.SIGKILL)
+    owner.wait(30)
+    assert _group_gone(opened["group"])
+    assert _wait_for(lambda: opened["session"] not in {s["SessionId"] for s in _sessions(backend, "Active")})
+
+
+def test_the_guard_ends_the_session_with_nothing_left_to_load(lab, tmp_path):
+    """The guard has everything it needs to end the session before the tunnel is open (issue 27): it imports
+    nothing heavy after the owner dies, so a busy machine cannot leave the session open for long."""
+    _, backend = lab
+    (tmp_path / "sitecustomize.py").write_text(NO_LATE_IMPORTS)
+    owner, opened = _run_owner("kill", PYTHONPATH=str(tmp_path))
+    owner.send_signal(signal.SIGKILL)
     owner.wait(30)
     assert _group_gone(opened["group"])
     assert _wait_for(lambda: opened["session"] not in {s["SessionId"] for s in _sessions(backend, "Active")})

@@ -1,4 +1,5 @@
-"""The test suite's guard against real AWS: every configured AWS endpoint must be on loopback.
+"""The test suite's guard against real AWS: every configured AWS endpoint must be on loopback, and no
+credential lookup may leave the machine.
 
 botocore takes an endpoint from several places, each overriding in-process moto or the sandbox
 (AWS SDKs and Tools Reference Guide, "Service-specific endpoints"): the AWS_ENDPOINT_URL variable, one
@@ -11,13 +12,25 @@ could send signed requests from a test somewhere else, so the session refuses to
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 
 from labkit.aws.backend import is_loopback_url
 
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 CONFIG_KEY = "endpoint_url"
+
+# Past the environment's keys, botocore's credential chain asks the network: the instance metadata service
+# (169.254.169.254, and its region lookup), a container's credentials endpoint, STS with a web identity token.
+# A test that removes the fake keys (to see "no credentials") must get none found, never a packet off loopback.
+NO_NETWORK_LOOKUPS = {"AWS_EC2_METADATA_DISABLED": "true"}
+NETWORK_LOOKUP_VARIABLES = (
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
 
 
 def foreign_endpoint_variables(environ: Mapping[str, str]) -> list[str]:
@@ -78,10 +91,27 @@ def foreign_endpoints(environ: Mapping[str, str], extra_files: tuple[str, ...] =
     return found
 
 
+def without_network_lookups(environ: MutableMapping[str, str]) -> None:
+    """Make botocore's credential chain stop before any lookup that leaves this machine (set before boto3 runs)."""
+    for name in NETWORK_LOOKUP_VARIABLES:
+        environ.pop(name, None)
+    environ.update(NO_NETWORK_LOOKUPS)
+
+
+def network_lookups(environ: Mapping[str, str]) -> list[str]:
+    """Every setting in `environ` that lets the credential chain ask an address off loopback."""
+    found = [
+        f"{name}={environ.get(name, '')} (must be {value}: the credential chain would ask 169.254.169.254)"
+        for name, value in NO_NETWORK_LOOKUPS.items()
+        if environ.get(name, "").strip().lower() != value
+    ]
+    return found + [f"{name}={environ[name]}" for name in NETWORK_LOOKUP_VARIABLES if environ.get(name)]
+
+
 def refusal(found: list[str]) -> str:
     """The message the session exits with."""
     lines = "\n  ".join(found)
     return (
-        "refusing to run: these AWS endpoint settings are not on loopback and could send a test's requests to "
+        "refusing to run: these AWS settings are not on loopback and could send a test's requests to "
         f"real AWS or a stranger:\n  {lines}\nunset them (or point them at 127.0.0.1) and run the tests again"
     )

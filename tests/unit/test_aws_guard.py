@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support.aws_guard import foreign_config_endpoints, foreign_endpoint_variables, foreign_endpoints
+from support.aws_guard import foreign_config_endpoints, foreign_endpoint_variables, foreign_endpoints, network_lookups
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -77,3 +78,36 @@ def test_session_refuses_the_users_config_file_endpoint(tmp_path):
     run = _pytest_with(tmp_path, AWS_CONFIG_FILE=str(config))
     assert run.returncode == 3, run.stdout + run.stderr
     assert "https://ec2.example.com" in run.stdout + run.stderr
+
+
+def test_the_credential_chain_without_keys_finds_none_and_asks_no_address(monkeypatch):
+    """A test that removes the fake keys (to see "no credentials", issue 27) gets none, with no packet sent: without
+    AWS_EC2_METADATA_DISABLED botocore's chain asked the instance-metadata address 169.254.169.254."""
+    import botocore.session
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    asked = []
+
+    def refuse(sock, address):
+        asked.append(address)
+        raise ConnectionRefusedError(f"the test suite sends nothing to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    assert botocore.session.Session().get_credentials() is None
+    assert asked == []
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"AWS_EC2_METADATA_DISABLED": "false"},
+        {"AWS_EC2_METADATA_DISABLED": ""},
+        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials"},
+        {"AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/token"},
+    ],
+)
+def test_a_credential_lookup_off_the_machine_is_refused(setting):
+    found = network_lookups({"AWS_EC2_METADATA_DISABLED": "true", **setting})
+    assert len(found) == 1 and found[0].startswith(next(iter(setting)))
+    assert network_lookups({"AWS_EC2_METADATA_DISABLED": "true"}) == []

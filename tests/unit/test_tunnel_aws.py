@@ -48,6 +48,9 @@ STREAM_URL = f"wss://ssmmessages.{REGION}.amazonaws.com/v1/data-channel/{SESSION
 EXIT_ERROR = "fake plugin: cannot open the data channel"  # what the stand-in prints in mode "exit"
 FAST = TunnelTiming(online_timeout=0.5, connect_timeout=0.5, open_timeout=5, first_delay=0.01, max_delay=0.05)
 PLENTY = 200  # responses queued where the tunnel retries until a deadline (it needs about 20 a second)
+# What a loaded machine may add around a deadline (diagnosis in moto, process start and stop): generous, and still
+# far below the AWS timing's minutes, so a tunnel that waited for the wrong deadline fails.
+SLACK = 30.0
 
 
 # ----- the lab in moto -----
@@ -370,7 +373,7 @@ def test_target_not_connected_past_the_connect_timeout_fails_without_starting_th
     assert error.field == "ssm"
     assert "TargetNotConnected" in error.message
     assert "SSM agent is not connected" in error.fix
-    assert FAST.connect_timeout <= took < FAST.connect_timeout + 2
+    assert FAST.connect_timeout <= took < FAST.connect_timeout + SLACK
     assert aws.ssm.operations.count("start_session") > 3
     assert "terminate_session" not in aws.ssm.operations, "no session was started, so none to end"
     assert not aws.record.exists(), "the plugin must not run without a session"
@@ -400,11 +403,11 @@ def test_a_plugin_that_exits_reports_its_stderr_and_ends_the_session(aws, monkey
     aws.ssm.online()
     aws.ssm.start()
     aws.ssm.terminate()
-    tunnel = aws.tunnel()
+    tunnel = aws.tunnel(timing=replace(FAST, open_timeout=SLACK))
     error, took = open_fails(tunnel)
     assert error.field == "session-manager-plugin"
     assert "exited" in error.message and EXIT_ERROR in error.message
-    assert took < FAST.open_timeout
+    assert took < SLACK  # as soon as it exits, not at the open timeout
     aws.ssm.stubber.assert_no_pending_responses()
     assert aws.ssm.operations[-1] == "terminate_session"
     assert not tunnel.is_open and tunnel not in open_tunnels()
@@ -421,7 +424,7 @@ def test_a_silent_plugin_is_killed_after_the_open_timeout(aws, monkeypatch):
     error, took = open_fails(tunnel)
     assert error.field == "session-manager-plugin"
     assert "did not open the port within 1 s" in error.message
-    assert 1 <= took < 4
+    assert 1 <= took < 1 + SLACK
     aws.ssm.stubber.assert_no_pending_responses()
     assert aws.ssm.operations[-1] == "terminate_session"
     [run] = aws.plugin_runs()
@@ -466,8 +469,8 @@ def test_an_instance_that_cannot_come_online_fails_at_once_with_the_fix(aws, bre
     how, check, remedies = BREAKAGES[breakage]
     how(aws.lab)
     aws.ssm.not_online()
-    error, took = open_fails(aws.tunnel())
-    assert took < 2
+    error, took = open_fails(aws.tunnel(timing=replace(FAST, online_timeout=SLACK)))
+    assert took < SLACK  # at once, not at the online timeout
     assert error.field == "instance"
     assert check in error.message
     for remedy in remedies(aws.lab):
@@ -480,7 +483,7 @@ def test_an_instance_that_cannot_come_online_fails_at_once_with_the_fix(aws, bre
 def test_an_instance_that_passes_every_check_but_never_comes_online_fails_after_the_online_timeout(aws):
     aws.ssm.not_online(times=PLENTY)
     error, took = open_fails(aws.tunnel())
-    assert FAST.online_timeout <= took < FAST.online_timeout + 2
+    assert FAST.online_timeout <= took < FAST.online_timeout + SLACK
     assert error.field == "instance"
     assert "passes every check" in error.message and "not come Online" in error.message
     assert "SSM agent" in error.fix

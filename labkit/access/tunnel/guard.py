@@ -3,7 +3,12 @@
 A notebook kernel that is killed (restart, crash, `kill -9`) runs no cleanup code. This guard is the
 plugin's parent: it watches the tunnel owner's pid, and when that process is gone it terminates the SSM
 session and the plugin, so neither a process nor a session outlives the kernel. It is run by file path,
-not as part of the labkit package, so it starts in milliseconds; it imports labkit only to clean up.
+not as part of the labkit package.
+
+Ending the session must not wait for anything once the owner is gone: on a busy machine importing boto3 and
+labkit and making a client takes seconds, longer than a session may stay open after its owner died. So the
+guard makes its SSM client first and only then starts the plugin: by the time the plugin says its port is
+open (what the owner waits for), ending the session is one request.
 
     python guard.py --owner PID --backend sandbox|aws --region R --session-id ID [--endpoint-url U] -- PLUGIN...
 """
@@ -16,6 +21,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 POLL_SECONDS = 0.25
 
@@ -32,21 +38,35 @@ def _owner_gone(owner: int) -> bool:
     return False
 
 
-def _terminate_session(args: argparse.Namespace) -> None:
-    """Best effort: end the session on the service (a leaked session stays open until its idle timeout)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the guard runs as a script
-    try:
-        from labkit.aws.backend import get_backend  # only when needed: the guard starts light
+class SessionEnder:
+    """The SSM client that ends the session, made while the owner lives (see the module doc)."""
 
-        backend = get_backend(args.backend, args.region)
-        if args.endpoint_url:  # the endpoint the tunnel was opened against (a sandbox's)
-            backend = type(backend)(args.region, endpoint=args.endpoint_url)
-        backend.client("ssm").terminate_session(SessionId=args.session_id)
-    except Exception as exc:  # the guard must still stop the plugin
-        try:  # the owner that read our stderr may be gone with it
-            sys.stderr.write(f"guard: could not terminate session {args.session_id}: {exc}\n")
-        except OSError:
-            pass
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.session_id = args.session_id
+        self._client: Any = None
+        self._error: Exception | None = None
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the guard runs as a script
+        try:
+            from labkit.aws.backend import get_backend  # the guard's only import of labkit (and boto3)
+
+            backend = get_backend(args.backend, args.region)
+            if args.endpoint_url:  # the endpoint the tunnel was opened against (a sandbox's)
+                backend = type(backend)(args.region, endpoint=args.endpoint_url)
+            self._client = backend.client("ssm")
+        except Exception as exc:  # reported if the session has to be ended; the tunnel itself still works
+            self._error = exc
+
+    def end(self) -> None:
+        """Best effort: end the session on the service (a leaked session stays open until its idle timeout)."""
+        try:
+            if self._client is None:
+                raise self._error or RuntimeError("no SSM client")
+            self._client.terminate_session(SessionId=self.session_id)
+        except Exception as exc:
+            try:  # the owner that read our stderr may be gone with it
+                sys.stderr.write(f"guard: could not terminate session {self.session_id}: {exc}\n")
+            except OSError:
+                pass
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
@@ -74,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     stopping = []
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: stopping.append(True))
+    ender = SessionEnder(args)
+    if stopping:  # the tunnel was closed while the client was made: it ends the session itself
+        return 0
+    if _owner_gone(args.owner):
+        ender.end()
+        return 0
     child = subprocess.Popen(command)
     while True:
         try:
@@ -85,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             _stop(child)
             return 0
         if _owner_gone(args.owner):
-            _terminate_session(args)
+            ender.end()
             _stop(child)
             return 0
 
