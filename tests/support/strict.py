@@ -124,7 +124,9 @@ def aws_error(operation: str, code: str, message: str, status: int = 400) -> Cli
 class StrictLayer:
     """Raise what AWS raises where moto stays silent. `refusals` records every refusal, for assertions."""
 
-    def __init__(self, backend: Backend, *, require_tags: bool = True) -> None:
+    def __init__(
+        self, backend: Backend, *, require_tags: bool = True, user_boundaries: UserBoundaries | None = None
+    ) -> None:
         self.backend = backend
         self.require_tags = require_tags
         self.refusals: list[tuple[str, str]] = []
@@ -138,6 +140,7 @@ class StrictLayer:
         self.catalog = EngineCatalog(zones=tuple(f"{backend.region}{letter}" for letter in "abcdef"))
         self.lag_after_create = 0  # NotFound answers about each new VPC or route table, as EC2 gives at first
         self.unseen: dict[str, int] = {}  # id -> NotFound answers left
+        self.user_boundaries = user_boundaries or UserBoundaries()  # shared by every session of one account
 
     # ----- wiring -----
     def install(self) -> StrictLayer:
@@ -165,6 +168,7 @@ class StrictLayer:
         events.register("before-parameter-build.ec2.TerminateInstances", self._instances_terminating)
         events.register("before-parameter-build.iam.ListInstanceProfiles", self._remember_path_prefix)
         events.register("after-call.iam.ListInstanceProfiles", self._filter_by_path_prefix)
+        self.user_boundaries.install(events)
         return self
 
     def _checks(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], None]]:
@@ -440,6 +444,60 @@ class StrictLayer:
         if profiles:
             message = "Cannot delete entity, must remove roles from instance profile first."
             raise aws_error("DeleteRole", "DeleteConflict", message)
+
+
+class UserBoundaries:
+    """The permissions boundary of IAM users, which moto does not keep: its CreateUser drops PermissionsBoundary,
+    its GetUser never returns one, and PutUserPermissionsBoundary is not implemented. AWS keeps it, returns it in
+    GetUser's `User.PermissionsBoundary`, and evaluates the user's requests against it (IAM API reference,
+    CreateUser, PutUserPermissionsBoundary; IAM User Guide, "Permissions boundaries for IAM entities").
+
+    One store per moto account; `install(events)` on every botocore session that talks to that account, before
+    the session makes a client (a client copies the session's handlers when it is made)."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def install(self, events: Any) -> UserBoundaries:
+        events.register("before-parameter-build.iam.CreateUser", _keep_params)
+        events.register("after-call.iam.CreateUser", self._created)
+        events.register("after-call.iam.GetUser", self._show)
+        events.register("before-parameter-build.iam.DeleteUser", _keep_params)
+        events.register("after-call.iam.DeleteUser", self._deleted)
+        events.register("before-parameter-build.iam.PutUserPermissionsBoundary", _keep_params)
+        events.register("before-call.iam.PutUserPermissionsBoundary", _answer_from(self._put))
+        events.register("before-parameter-build.iam.DeleteUserPermissionsBoundary", _keep_params)
+        events.register("before-call.iam.DeleteUserPermissionsBoundary", _answer_from(self._remove))
+        return self
+
+    def _created(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        boundary = context.get("strict_params", {}).get("PermissionsBoundary")
+        if boundary and "User" in parsed:
+            with self._lock:
+                self.by_user[parsed["User"]["UserName"]] = boundary
+            self._show(parsed)
+
+    def _show(self, parsed: dict[str, Any], **_: Any) -> None:
+        user = parsed.get("User")
+        with self._lock:
+            boundary = self.by_user.get(user["UserName"]) if user else None
+        if boundary:
+            user["PermissionsBoundary"] = {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": boundary}
+
+    def _deleted(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        with self._lock:
+            self.by_user.pop(context.get("strict_params", {}).get("UserName", ""), None)
+
+    def _put(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.by_user[params["UserName"]] = params["PermissionsBoundary"]
+        return {}
+
+    def _remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.by_user.pop(params["UserName"], None)
+        return {}
 
 
 def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

@@ -31,11 +31,14 @@ from support.clusters import ENGINE
 from support.iam_eval import Principal, Request, evaluate
 from support.iam_requests import StrictIam, World, role_principal, user_principal
 from support.learner_run import workbook
+from support.simulator import Simulator
+from support.strict import UserBoundaries
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
 from labkit.aws.tags import NODE_CLUSTER, NODE_FIRST_DB, NODE_INSTANCE, NODE_SG_DB, NODE_VPC, ec2_filters
 from labkit.classroom.learners import learners_create, learners_delete, learners_list
-from labkit.classroom.policies import INSTRUCTOR_POLICIES, POLICY_PATH, policy_arn, policy_name, render, size
+from labkit.classroom.policies import INSTRUCTOR_POLICIES, TAG_DB_CLASS, TAG_INSTANCE_TYPE, policy_arn, render, size
+from labkit.classroom.setup import class_setup
 from labkit.config import LabConfig
 
 REGION = "us-east-1"
@@ -45,13 +48,29 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED, DENIED = "allowed", "denied"
 
 
+# The account's user boundaries, which moto does not keep (support/strict.UserBoundaries): one store, seen by
+# every session of the test (the admin's, the instructor's, each learner's).
+BOUNDARIES = UserBoundaries()
+
+
 def _admin() -> Callable[[str], Any]:
     session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+    BOUNDARIES.install(session.events)
     clients: dict[str, Any] = {}
     return lambda service: clients.setdefault(service, session.client(service))
 
 
-def _backend_of(credentials_file: Path) -> Backend:
+def _backend(credentials: dict[str, str] | None = None, admin: Callable[[str], Any] | None = None) -> Backend:
+    """A backend signing with `credentials`; with `admin`, its iam:SimulatePrincipalPolicy is answered from the
+    account's policies (support/simulator.py), so a learner's preflight simulates for real."""
+    made = InProcessBackend.make(REGION, credentials)
+    BOUNDARIES.install(made.session().events)
+    if admin is not None:
+        Simulator(admin).install(made.session().events)
+    return made
+
+
+def _backend_of(credentials_file: Path, admin: Callable[[str], Any]) -> Backend:
     parser = configparser.ConfigParser()
     parser.read(credentials_file)
     profile = parser["labkit"]
@@ -59,7 +78,7 @@ def _backend_of(credentials_file: Path) -> Backend:
         "aws_access_key_id": profile["aws_access_key_id"],
         "aws_secret_access_key": profile["aws_secret_access_key"],
     }
-    return InProcessBackend.make(REGION, keys)
+    return _backend(keys, admin)
 
 
 @dataclass
@@ -96,13 +115,13 @@ class Classroom:
         return ALLOWED if all(d.decision.allowed for d in decided) else DENIED
 
 
-def _make_instructor(admin: Callable[[str], Any], account: str) -> dict[str, str]:
-    """As the account's admin: the instructor, holding only the instructor policies (no tags: not a learner)."""
+def _make_instructor(admin: Callable[[str], Any]) -> dict[str, str]:
+    """As the account's admin, once: every labkit policy (`labkit class setup`), and the instructor, a user
+    outside /labkit/ holding only the instructor policies (no tags: not a learner)."""
     iam = admin("iam")
     iam.create_user(UserName="instructor")
-    for stem in INSTRUCTOR_POLICIES:
-        iam.create_policy(PolicyName=policy_name(stem), Path=POLICY_PATH, PolicyDocument=json.dumps(render(stem)))
-        iam.attach_user_policy(UserName="instructor", PolicyArn=policy_arn(stem, "aws", account))
+    setup = class_setup(backend=_backend(), instructor="instructor", yes=True)
+    assert set(setup.policies.values()) == {"created"} and len(setup.attached) == len(INSTRUCTOR_POLICIES)
     key = iam.create_access_key(UserName="instructor")["AccessKey"]
     return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
@@ -114,11 +133,12 @@ def classroom(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     patch = pytest.MonkeyPatch()
     patch.setenv("LABKIT_HOME", str(tmp_path_factory.mktemp("labkit-home")))
     folder = tmp_path_factory.mktemp("keys")
+    BOUNDARIES.by_user.clear()
     with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
         admin = _admin()
         account = admin("sts").get_caller_identity()["Account"]
         world = World(admin, REGION, account)
-        instructor = InProcessBackend.make(REGION, _make_instructor(admin, account))
+        instructor = _backend(_make_instructor(admin))
         room = Classroom(admin, world, account, instructor, {}, {}, None, folder)
         with room.strict("instructor").enforcing(instructor):
             room.onboarding = learners_create(
@@ -126,7 +146,7 @@ def classroom(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
             )
         for row in room.onboarding.rows:
             room.files[row.learner] = Path(row.credentials_file)
-            room.learners[row.learner] = _backend_of(Path(row.credentials_file))
+            room.learners[row.learner] = _backend_of(Path(row.credentials_file), admin)
         # grace's lab: built by the account's admin with her tags (who builds it does not matter to the matrix;
         # ada's own run below is the proof that a learner can build one).
         labkit_apply(LabConfig(lab=LAB, learner="grace", key_pair=True), InProcessBackend.make(REGION))
@@ -146,7 +166,7 @@ def labkit_apply(config: LabConfig, backend: Backend) -> None:
 def test_onboarding_made_tagged_users_with_private_key_files(classroom: Classroom) -> None:
     report = classroom.onboarding
     assert [(r.learner, r.result) for r in report.rows] == [("ada", "created"), ("grace", "created")]
-    assert set(report.policies.values()) <= {"created", "up to date"}
+    assert report.policies == {}, "the administrator's setup is complete: onboarding found every policy"
     printed = str(report) + json.dumps(report.to_dict())
     for learner, path in classroom.files.items():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -154,8 +174,10 @@ def test_onboarding_made_tagged_users_with_private_key_files(classroom: Classroo
         secret.read(path)
         assert secret["labkit"]["aws_secret_access_key"] not in printed, "a secret reached the report"
         tags = classroom.principal(learner).tags
-        assert tags == {"labkit:lab": LAB, "labkit:learner": learner}
+        assert tags == {"labkit:lab": LAB, "labkit:learner": learner, TAG_INSTANCE_TYPE: "t3.micro",
+                        TAG_DB_CLASS: "db.t4g.medium"}  # fmt: skip
         assert len(classroom.principal(learner).policies) == 4
+        assert (classroom.principal(learner).boundary or {}).get("_name") == "labkit-learner-boundary"
     listed = learners_list(lab=LAB, backend=classroom.instructor)
     assert [(r.learner, r.policies, r.access_keys) for r in listed.rows] == [("ada", 4, 1), ("grace", 4, 1)]
 
@@ -164,7 +186,7 @@ def test_onboarding_again_creates_nothing_and_issues_no_new_key(classroom: Class
     with classroom.strict("instructor").enforcing(classroom.instructor):
         again = learners_create(lab=LAB, names=["ada"], backend=classroom.instructor, yes=True)
     assert [r.result for r in again.rows] == ["exists"]
-    assert set(again.policies.values()) == {"up to date"}
+    assert again.policies == {} and again.ok
 
 
 # ----- 3. a learner runs the whole workbook -----
