@@ -226,7 +226,7 @@ def _targets(world: World, service: str, op: str, p: dict[str, Any]) -> list[Tar
         return [world.instance(p["Target"]), *named]
     if service == "ssm" and op == "SendCommand":
         return [*(world.instance(i) for i in p.get("InstanceIds", [])), world.document(p["DocumentName"])]
-    if service == "ssm" and op == "TerminateSession":
+    if service == "ssm" and op in ("TerminateSession", "ResumeSession"):
         return [Target(world.arn("ssm", f"session/{p['SessionId']}"), {})]
     if service == "ssm" and op == "GetParameter":
         owner = "" if p["Name"].startswith("/aws/") else world.account
@@ -327,6 +327,8 @@ def authorizations(
         if target.tags:
             keys |= {f"aws:ResourceTag/{k}": v for k, v in target.tags.items()}
         keys |= target.extra
+        if op in ("PutUserPermissionsBoundary", "PutRolePermissionsBoundary"):
+            keys |= context  # the boundary being set is the key, not the one the user or role has now (IAM reference)
         requests.append(Request(action, target.arn, keys))
     return requests + _implied(world, service, op, params, targets, principal)
 
