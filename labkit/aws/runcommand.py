@@ -67,7 +67,9 @@ def _aws_error(what: str, instance_id: str, error: dict[str, Any]) -> LabkitErro
     after the client's retries of a throttled call are spent): the code, the message and what to do."""
     code, message = error.get("Code", "error"), error.get("Message", "")
     if code in THROTTLED:
-        fix = "AWS throttled the calls (the account's SSM request rate is shared by the class): run it again in a minute"
+        fix = (
+            "AWS throttled the calls (the account's SSM request rate is shared by the class): run it again in a minute"
+        )
     elif code in ("AccessDenied", "AccessDeniedException"):
         fix = "your identity needs ssm:GetCommandInvocation (labkit-learner-read) to follow a command it sent"
     else:

@@ -32,8 +32,7 @@ from botocore.exceptions import ClientError
 
 from labkit.aws.backend import Backend
 from labkit.aws.errors import error_code
-from labkit.aws.tags import TAG_LAB, TAG_LEARNER
-from labkit.classroom.policies import (
+from labkit.aws.policies import (
     BOUNDARY_POLICY,
     LEARNER_BOUNDARY,
     LEARNER_POLICIES,
@@ -46,6 +45,7 @@ from labkit.classroom.policies import (
     policy_name,
     policy_state,
 )
+from labkit.aws.tags import TAG_LAB, TAG_LEARNER
 from labkit.classroom.scan import class_backends, scan
 from labkit.classroom.setup import SETUP_COMMAND
 from labkit.config import LabConfig, partition_of

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.aws.backend import Backend
-from labkit.classroom.policies import (
+from labkit.aws.policies import (
     INSTRUCTOR_POLICIES,
     MISSING,
     POLICY_PATH,

@@ -24,8 +24,7 @@ from botocore.exceptions import ClientError
 from labkit.aws.actions import WORKBOOK_ACTIONS
 from labkit.aws.backend import Backend
 from labkit.aws.errors import error_code
-from labkit.aws.tags import NODE_CLUSTER, TAG_LAB, TAG_LEARNER
-from labkit.classroom.policies import (
+from labkit.aws.policies import (
     BOUNDARY_POLICY,
     LEARNER_POLICIES,
     POLICY_PATH,
@@ -35,6 +34,7 @@ from labkit.classroom.policies import (
     policy_name,
     render,
 )
+from labkit.aws.tags import NODE_CLUSTER, TAG_LAB, TAG_LEARNER
 from labkit.config import LabConfig
 
 SIMULATE_BATCH = 50  # actions per SimulatePrincipalPolicy call (its pages hold them)

@@ -26,8 +26,8 @@ from botocore.parsers import ResponseParserError
 from labkit.aws.actions import OPTIONAL_ACTIONS
 from labkit.aws.backend import PLUGIN, PLUGIN_NEWER_THAN, PLUGIN_UPDATE, Backend, plugin_version_check
 from labkit.aws.errors import error_code, error_message
+from labkit.aws.policies import TAG_DB_CLASS, TAG_INSTANCE_TYPE
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER
-from labkit.classroom.policies import TAG_DB_CLASS, TAG_INSTANCE_TYPE
 from labkit.config import LabConfig, lab_and_backend
 from labkit.errors import LabkitError
 from labkit.lab.engine import choose_engine

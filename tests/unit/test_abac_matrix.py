@@ -36,6 +36,7 @@ from support.simulator import Simulator
 from support.strict import UserBoundaries
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
+from labkit.aws.policies import INSTRUCTOR_POLICIES, TAG_DB_CLASS, TAG_INSTANCE_TYPE, policy_arn, render, size
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_FIRST_DB,
@@ -47,7 +48,6 @@ from labkit.aws.tags import (
     ec2_filters,
 )
 from labkit.classroom.learners import learners_create, learners_delete, learners_list
-from labkit.classroom.policies import INSTRUCTOR_POLICIES, TAG_DB_CLASS, TAG_INSTANCE_TYPE, policy_arn, render, size
 from labkit.classroom.setup import class_setup
 from labkit.config import LabConfig
 from labkit.lab.resources.compute import AMI_PARAMETER
@@ -705,7 +705,7 @@ def test_the_instructor_resets_every_learner_then_removes_them(classroom: Classr
 
 def test_report_the_matrix_and_the_policy_sizes(classroom: Classroom, capsys: pytest.CaptureFixture[str]) -> None:
     """Not a check: prints what the issue asks to report (run with -s)."""
-    from labkit.classroom.policies import ALL_POLICY_FILES
+    from labkit.aws.policies import ALL_POLICY_FILES
 
     with capsys.disabled():
         print("\nrow | grace (owner) | ada (other learner) | instructor")

@@ -27,8 +27,8 @@ from support.simulator import Simulator
 from support.strict import UserBoundaries
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
+from labkit.aws.policies import render
 from labkit.classroom.learners import learners_create
-from labkit.classroom.policies import render
 from labkit.classroom.setup import class_setup
 from labkit.config import LabConfig
 from labkit.lab.preflight import FAIL, PASS, WARN, preflight, require_preflight

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from support.strict import UserBoundaries
 
+from labkit.aws.policies import LEARNER_POLICIES, TAG_DB_CLASS, TAG_INSTANCE_TYPE, policy_arn
 from labkit.classroom.learners import (
     credentials_path,
     learners_create,
@@ -25,7 +26,6 @@ from labkit.classroom.learners import (
     name_clash,
     parse_names,
 )
-from labkit.classroom.policies import LEARNER_POLICIES, TAG_DB_CLASS, TAG_INSTANCE_TYPE, policy_arn
 from labkit.classroom.setup import class_setup
 from labkit.cli import classroom as cli_class
 from labkit.config import LabConfig
@@ -95,7 +95,7 @@ def test_setup_creates_every_policy_once_then_keeps_them_up_to_date(bare_account
     done = class_setup(backend=bare_account, yes=True)
     assert set(done.policies.values()) == {"created"}
     assert set(class_setup(backend=bare_account, yes=True).policies.values()) == {"up to date"}
-    from labkit.classroom import policies
+    from labkit.aws import policies
 
     original = policies.render
 

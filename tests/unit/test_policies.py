@@ -43,7 +43,7 @@ from labkit.aws.actions import (
     record_actions,
 )
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
-from labkit.classroom.policies import (
+from labkit.aws.policies import (
     BOUNDARY_POLICY,
     INSTRUCTOR_POLICIES,
     LEARNER_POLICIES,

@@ -174,7 +174,7 @@ def test_the_simulation_carries_the_learners_own_tags_and_the_labs_resources(lea
 def _replace_policy(strict_backend, stem: str, change) -> None:
     """As the administrator: make `change(document)` the default version of labkit-<stem> (as if the account still
     had another labkit's policies)."""
-    from labkit.classroom.policies import render
+    from labkit.aws.policies import render
 
     iam = strict_backend.client("iam")
     arn = next(p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == f"labkit-{stem}")
