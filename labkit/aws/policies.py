@@ -121,3 +121,8 @@ def policy_state(backend: Backend, stem: str, partition: str, existing: dict[str
         return MISSING
     version = backend.client("iam").get_policy_version(PolicyArn=current["Arn"], VersionId=current["DefaultVersionId"])
     return UP_TO_DATE if _document(version["PolicyVersion"]["Document"]) == render(stem, partition) else DIFFERS
+
+
+def granted_actions(stems: tuple[str, ...] = LEARNER_POLICIES) -> set[str]:
+    """Every action the policies allow somewhere (for a learner: all four learner policies)."""
+    return {action for stem in stems for s in statements(stem) for action in _as_list(s.get("Action"))}
