@@ -11,13 +11,11 @@ from typing import Any
 from botocore.exceptions import WaiterError
 
 from labkit.aws.backend import Backend
+from labkit.aws.errors import THROTTLING_CODES
 from labkit.errors import LabkitError
 
 DOCUMENT = "AWS-RunShellScript"
 FINISHED = ("Success", "Cancelled", "TimedOut", "Failed", "Cancelling")
-# Throttling error codes (botocore's retry handlers, botocore/retries/standard.py: _THROTTLED_ERROR_CODES, those SSM
-# and EC2 answer).
-THROTTLED = ("ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded")
 
 
 def run_shell(
@@ -66,7 +64,7 @@ def _aws_error(what: str, instance_id: str, error: dict[str, Any]) -> LabkitErro
     """AWS's own refusal while waiting (botocore's waiter raises WaiterError with the error as its last response,
     after the client's retries of a throttled call are spent): the code, the message and what to do."""
     code, message = error.get("Code", "error"), error.get("Message", "")
-    if code in THROTTLED:
+    if code in THROTTLING_CODES:
         fix = (
             "AWS throttled the calls (the account's SSM request rate is shared by the class): run it again in a minute"
         )
