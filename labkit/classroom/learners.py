@@ -31,7 +31,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit.aws.backend import Backend
-from labkit.aws.errors import error_code
+from labkit.aws.errors import error_code, error_message
 from labkit.aws.policies import (
     BOUNDARY_POLICY,
     LEARNER_BOUNDARY,
@@ -378,7 +378,11 @@ class Onboarding:
                                           ("policies", missing)) if due]  # fmt: skip
         if self.yes and changes:
             if boundary != self.boundary_arn:
-                iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=self.boundary_arn)
+                try:
+                    iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=self.boundary_arn)
+                except ClientError as exc:  # this learner stays as it was; the others go on
+                    reason = f"the learner boundary could not be set: {error_code(exc)}: {error_message(exc)}"
+                    return LearnerRow(learner, name, "failed", reason=reason)
             if limits:
                 iam.tag_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in limits.items()])
             for arn in missing:

@@ -312,7 +312,7 @@ def test_the_run_recorded_what_it_needed(enforced_run: EnforcedRun) -> None:
 
 def test_the_learner_policy_grants_every_action_the_run_needed(enforced_run: EnforcedRun) -> None:
     missing = enforced_run.recorder.actions - policy_actions(learner_policy())
-    assert not missing, f"add to one of policies/learner-*.json:\n  {_sorted(missing)}"
+    assert not missing, f"add to one of labkit/data/policies/learner-*.json:\n  {_sorted(missing)}"
 
 
 def unrecorded_actions() -> set[str]:
@@ -325,7 +325,7 @@ def test_the_learner_policy_grants_nothing_the_workbook_never_uses(enforced_run:
     assert enforced_run.error is None, "only a complete run shows what is unused"
     granted = policy_actions(learner_policy())
     unused = granted - enforced_run.recorder.actions - unrecorded_actions() - PENDING
-    assert not unused, f"granted but never used; remove from policies/learner-*.json:\n  {_sorted(unused)}"
+    assert not unused, f"granted but never used; remove from labkit/data/policies/learner-*.json:\n  {_sorted(unused)}"
     reached = NOT_RECORDED_ON_MOTO.keys() & enforced_run.recorder.actions
     assert not reached, f"the run now reaches these; take them off NOT_RECORDED_ON_MOTO:\n  {_sorted(reached)}"
 
@@ -350,7 +350,7 @@ def test_every_operation_in_the_learner_code_is_granted() -> None:
         if action not in granted and not (action in FIX_SUGGESTIONS and files <= FIX_SUGGESTION_MODULES)
     }
     missing.update({action: "a waiter" for action in waiter_actions() - granted})
-    assert not missing, "grant in one of policies/learner-*.json:\n  " + "\n  ".join(
+    assert not missing, "grant in one of labkit/data/policies/learner-*.json:\n  " + "\n  ".join(
         f"{action} ({where})" for action, where in sorted(missing.items())
     )
 
@@ -490,7 +490,7 @@ def test_the_instructor_policies_cover_the_class_code() -> None:
     reset_code = code_actions("labkit/lab")  # reset deletes through labkit.lab.destroy
     missing = {a for a in class_code if a not in instructor and not a.startswith(("ec2:Create", "rds:Create"))}
     missing -= {"iam:TagUser"}  # granted below; named as a tag of create_user, not an operation
-    assert not missing, f"grant in policies/instructor-*.json:\n  {_sorted(missing)}"
+    assert not missing, f"grant in labkit/data/policies/instructor-*.json:\n  {_sorted(missing)}"
     unused = policy_actions(load_policy("instructor-class")) - class_code.keys() - {"iam:TagUser"}
     assert not unused, f"granted but never named in labkit/classroom; remove:\n  {_sorted(unused)}"
     reset_unknown = policy_actions(load_policy("instructor-reset")) - reset_code.keys()
