@@ -17,13 +17,9 @@ from __future__ import annotations
 import json
 from importlib import resources
 from importlib.abc import Traversable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from typing import Any
 
 from labkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from labkit.aws.backend import Backend
 
 # What a learner holds: read-only views, then one policy per family of resources they build and tear down.
 LEARNER_POLICIES = ("learner-read", "learner-network", "learner-database", "learner-compute")
@@ -44,7 +40,6 @@ PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 # `rds:DatabaseClass` = the other's (Service Authorization Reference, Amazon EC2 and Amazon RDS condition keys).
 TAG_INSTANCE_TYPE = "labkit:instance-type"
 TAG_DB_CLASS = "labkit:db-class"
-MISSING, UP_TO_DATE, DIFFERS = "missing", "up to date", "differs from this labkit's"
 
 
 def policy_dir() -> Traversable:
@@ -99,28 +94,6 @@ def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
-
-
-# ----- what the account holds (read only: an instructor checks the setup with these) -----
-
-
-def labkit_policies(backend: Backend) -> dict[str, dict[str, Any]]:
-    """The managed policies under /labkit/, by name (found by listing: their ARNs are the account's to say)."""
-    pages = backend.client("iam").get_paginator("list_policies").paginate(Scope="Local", PathPrefix=POLICY_PATH)
-    return {policy["PolicyName"]: policy for page in pages for policy in page["Policies"]}
-
-
-def _document(raw: Any) -> Any:
-    return json.loads(unquote(raw)) if isinstance(raw, str) else raw
-
-
-def policy_state(backend: Backend, stem: str, partition: str, existing: dict[str, dict[str, Any]]) -> str:
-    """MISSING, UP_TO_DATE or DIFFERS: the account's default version of `labkit-<stem>` against the file."""
-    current = existing.get(policy_name(stem))
-    if current is None:
-        return MISSING
-    version = backend.client("iam").get_policy_version(PolicyArn=current["Arn"], VersionId=current["DefaultVersionId"])
-    return UP_TO_DATE if _document(version["PolicyVersion"]["Document"]) == render(stem, partition) else DIFFERS
 
 
 def granted_actions(stems: tuple[str, ...] = LEARNER_POLICIES) -> set[str]:

@@ -39,15 +39,12 @@ from labkit.aws.policies import (
     POLICY_PATH,
     TAG_DB_CLASS,
     TAG_INSTANCE_TYPE,
-    UP_TO_DATE,
-    labkit_policies,
     policy_arn,
     policy_name,
-    policy_state,
 )
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER
 from labkit.classroom.scan import class_backends, scan
-from labkit.classroom.setup import SETUP_COMMAND
+from labkit.classroom.setup import SETUP_COMMAND, UP_TO_DATE, labkit_policies, policy_state
 from labkit.config import LabConfig, partition_of
 from labkit.display import markdown_table
 from labkit.errors import ConfigError, LabkitError

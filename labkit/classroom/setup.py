@@ -19,26 +19,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from labkit.aws.backend import Backend
-from labkit.aws.policies import (
-    INSTRUCTOR_POLICIES,
-    MISSING,
-    POLICY_PATH,
-    SETUP_POLICIES,
-    UP_TO_DATE,
-    labkit_policies,
-    policy_arn,
-    policy_name,
-    policy_state,
-    render,
-)
+from labkit.aws.policies import INSTRUCTOR_POLICIES, POLICY_PATH, SETUP_POLICIES, policy_arn, policy_name, render
 from labkit.classroom.scan import class_backends
 from labkit.config import partition_of
 from labkit.errors import LabkitError
 
 MAX_POLICY_VERSIONS = 5  # IAM keeps at most five versions of a managed policy
 SETUP_COMMAND = "labkit class setup --yes"
+MISSING, UP_TO_DATE, DIFFERS = "missing", "up to date", "differs from this labkit's"
 
 
 @dataclass
@@ -71,6 +62,25 @@ class SetupReport:
 
 def _iam(backend: Backend) -> Any:
     return backend.client("iam")
+
+
+def labkit_policies(backend: Backend) -> dict[str, dict[str, Any]]:
+    """The managed policies under /labkit/, by name (found by listing: their ARNs are the account's to say)."""
+    pages = backend.client("iam").get_paginator("list_policies").paginate(Scope="Local", PathPrefix=POLICY_PATH)
+    return {policy["PolicyName"]: policy for page in pages for policy in page["Policies"]}
+
+
+def _document(raw: Any) -> Any:
+    return json.loads(unquote(raw)) if isinstance(raw, str) else raw
+
+
+def policy_state(backend: Backend, stem: str, partition: str, existing: dict[str, dict[str, Any]]) -> str:
+    """MISSING, UP_TO_DATE or DIFFERS: the account's default version of `labkit-<stem>` against the file."""
+    current = existing.get(policy_name(stem))
+    if current is None:
+        return MISSING
+    version = backend.client("iam").get_policy_version(PolicyArn=current["Arn"], VersionId=current["DefaultVersionId"])
+    return UP_TO_DATE if _document(version["PolicyVersion"]["Document"]) == render(stem, partition) else DIFFERS
 
 
 def ensure_policy(backend: Backend, stem: str, partition: str, existing: dict[str, dict[str, Any]]) -> tuple[str, str]:

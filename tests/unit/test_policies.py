@@ -120,6 +120,7 @@ NOT_LEARNER_CODE = {
 
 # The administrator's one-time setup writes the policies; the instructor's commands never do.
 ADMIN_SETUP = "labkit/classroom/setup.py"
+ADMIN_ONLY = {"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:ListPolicyVersions"}
 
 SERVICES = (
     "ec2",
@@ -486,7 +487,9 @@ def test_the_instructor_policies_cover_the_class_code() -> None:
     """Every operation of labkit/classroom is granted to the instructor; the class policy grants nothing the
     class code never names (the reset policy is checked by the reset run in tests/unit/test_abac_matrix.py)."""
     instructor = set().union(*(policy_actions(load_policy(stem)) for stem in INSTRUCTOR_POLICIES))
-    class_code = code_actions("labkit/classroom", skip=(ADMIN_SETUP,))
+    class_code = code_actions("labkit/classroom")
+    for action in ADMIN_ONLY:  # the administrator's setup writes the policies; the instructor never does
+        class_code.pop(action, None)
     reset_code = code_actions("labkit/lab")  # reset deletes through labkit.lab.destroy
     missing = {a for a in class_code if a not in instructor and not a.startswith(("ec2:Create", "rds:Create"))}
     missing -= {"iam:TagUser"}  # granted below; named as a tag of create_user, not an operation
@@ -511,8 +514,9 @@ def test_the_instructor_writes_no_policy_the_administrator_does() -> None:
     and attach policies only with the learner boundary (tests/unit/test_abac_matrix.py evaluates every path)."""
     instructor = set().union(*(policy_actions(load_policy(stem)) for stem in INSTRUCTOR_POLICIES))
     assert not instructor & POLICY_WRITES, sorted(instructor & POLICY_WRITES)
-    admin = code_actions(ADMIN_SETUP)
-    assert {"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion"} <= admin.keys()
+    admin, instructor_code = code_actions(ADMIN_SETUP), code_actions("labkit/classroom", skip=(ADMIN_SETUP,))
+    assert admin.keys() >= ADMIN_ONLY and not ADMIN_ONLY & instructor_code.keys(), "only the setup writes policies"
+    assert not ADMIN_ONLY & instructor
     statements = {s["Sid"]: s for s in load_policy("instructor-class")["Statement"]}
     boundary = "arn:aws:iam::${aws:PrincipalAccount}:policy/labkit/labkit-learner-boundary"
     for sid in ("LearnersOnlyWithinTheBoundary", "OnlyTheLearnerPoliciesOnBoundedLearners"):
