@@ -9,7 +9,15 @@ from .access.sql import close_engines, credentials, engine, sql, whoami
 from .access.tunnel import readiness, tunnel
 from .access.webapp import app_code, web_app
 from .bench import benchmark, compare, failover, replica_lag, watch_failover
-from .classroom import class_check, class_reset, class_status, learners_create, learners_delete, learners_list
+from .classroom import (
+    class_check,
+    class_reset,
+    class_setup,
+    class_status,
+    learners_create,
+    learners_delete,
+    learners_list,
+)
 from .classroom.progress import class_progress
 from .config import LabConfig
 from .errors import ConfigError, LabkitError

@@ -518,7 +518,7 @@ def _check_instance_type(value: Any) -> str:
         raise ConfigError(
             f"{text!r} is not an EC2 instance type{_suggest(text, known_instance_types())}",
             field="instance_type",
-            fix="use e.g. t3.micro (the default, free-tier eligible)",
+            fix="use e.g. t3.micro (the default; whether it is free-tier eligible depends on your account and plan)",
         )
     return text
 

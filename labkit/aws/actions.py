@@ -40,6 +40,12 @@ _MANAGED_SECRET = ("kms:DescribeKey", "secretsmanager:CreateSecret", "secretsman
 # permission on the IAM role"; RunInstances with an instance profile checks iam:PassRole on its role too
 # (EC2 User Guide, "IAM roles for Amazon EC2": permissions to launch an instance with a role).
 _PASSES_A_ROLE = {("ec2", "RunInstances"): "IamInstanceProfile", ("iam", "AddRoleToInstanceProfile"): "RoleName"}
+# What AWS's session-manager-plugin does with the caller's credentials once StartSession has answered: it opens
+# the session's data channel over a SigV4-signed websocket (ssmmessages:OpenDataChannel; the plugin's
+# src/sessionmanagerplugin/session/sessionhandler.go, OpenDataChannel), and after a network error it calls
+# ResumeSession for a new token (ResumeSessionHandler). The Session Manager User Guide's end-user sample policies
+# ("Sample IAM policies for Session Manager") grant ssmmessages:OpenDataChannel on `session/${aws:userid}-*`.
+SESSION_PLUGIN_ACTIONS = ("ssmmessages:OpenDataChannel", "ssm:ResumeSession")
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -60,6 +66,8 @@ def implied_actions(service: str, operation: str, params: dict[str, Any]) -> set
     passes = _PASSES_A_ROLE.get((service, operation))
     if passes and params.get(passes):
         implied.add("iam:PassRole")
+    if service == "ssm" and operation == "StartSession":
+        implied.update(SESSION_PLUGIN_ACTIONS)
     if service == "rds" and operation == "CreateDBCluster":
         # RDS User Guide, "Using service-linked roles for Amazon RDS": the first cluster of an account creates
         # AWSServiceRoleForRDS with the caller's iam:CreateServiceLinkedRole.
@@ -152,3 +160,57 @@ def policy_actions(document: dict[str, Any]) -> set[str]:
 def _as_list_of_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     statements = document.get("Statement", [])
     return [statements] if isinstance(statements, dict) else list(statements)
+
+
+# Every IAM action a whole workbook needs (notebooks 00 to 06, the preflight included), with the actions AWS checks
+# on its behalf (implied_actions) and those of the session plugin: what tests/unit/test_policies.py records from
+# a whole run under the learner policies, plus the calls moto cannot serve (its NOT_RECORDED_ON_MOTO), each
+# checked there against this list. The preflight simulates exactly these (labkit.lab.permissions).
+WORKBOOK_ACTIONS = frozenset(
+    {
+        "ec2:AssociateRouteTable", "ec2:AttachInternetGateway", "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateInternetGateway", "ec2:CreateKeyPair", "ec2:CreateRoute",
+        "ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateSubnet", "ec2:CreateTags", "ec2:CreateVpc",
+        "ec2:DeleteInternetGateway", "ec2:DeleteKeyPair", "ec2:DeleteNetworkInterface", "ec2:DeleteRouteTable",
+        "ec2:DeleteSecurityGroup", "ec2:DeleteSubnet", "ec2:DeleteVpc", "ec2:DescribeAccountAttributes",
+        "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings",
+        "ec2:DescribeInstanceTypes", "ec2:DescribeInstances", "ec2:DescribeInternetGateways", "ec2:DescribeKeyPairs",
+        "ec2:DescribeNetworkAcls", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRegions", "ec2:DescribeRouteTables",
+        "ec2:DescribeSecurityGroupRules", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVolumes",
+        "ec2:DescribeVpcAttribute", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcPeeringConnections",
+        "ec2:DescribeVpcs", "ec2:DetachInternetGateway", "ec2:DisassociateRouteTable", "ec2:ModifySubnetAttribute",
+        "ec2:ModifyVpcAttribute", "ec2:ReplaceRoute", "ec2:RevokeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupIngress", "ec2:RunInstances", "ec2:TerminateInstances",
+        "iam:AddRoleToInstanceProfile", "iam:AttachRolePolicy", "iam:CreateInstanceProfile", "iam:CreateRole",
+        "iam:CreateServiceLinkedRole", "iam:DeleteInstanceProfile", "iam:DeleteRole", "iam:DeleteRolePolicy",
+        "iam:DetachRolePolicy", "iam:GetInstanceProfile", "iam:GetPolicy", "iam:GetRole", "iam:GetRolePolicy",
+        "iam:ListAttachedRolePolicies", "iam:ListInstanceProfiles", "iam:ListInstanceProfilesForRole",
+        "iam:ListRolePolicies", "iam:ListRoles", "iam:ListUserTags", "iam:PassRole", "iam:PutRolePolicy",
+        "iam:RemoveRoleFromInstanceProfile", "iam:SimulatePrincipalPolicy", "iam:TagInstanceProfile", "iam:TagRole",
+        "kms:DescribeKey",
+        "pricing:GetProducts",
+        "rds:AddTagsToResource", "rds:CreateDBCluster", "rds:CreateDBInstance", "rds:CreateDBSubnetGroup",
+        "rds:DeleteDBCluster", "rds:DeleteDBClusterSnapshot", "rds:DeleteDBInstance", "rds:DeleteDBSubnetGroup",
+        "rds:DescribeAccountAttributes", "rds:DescribeDBClusterSnapshots", "rds:DescribeDBClusters",
+        "rds:DescribeDBEngineVersions", "rds:DescribeDBInstances", "rds:DescribeDBSubnetGroups",
+        "rds:DescribeOrderableDBInstanceOptions", "rds:FailoverDBCluster", "rds:ListTagsForResource",
+        "rds:ModifyDBCluster",
+        "secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecrets",
+        "secretsmanager:TagResource",
+        "servicequotas:GetAWSDefaultServiceQuota", "servicequotas:GetServiceQuota",
+        "ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation", "ssm:GetParameter", "ssm:ResumeSession",
+        "ssm:SendCommand", "ssm:StartSession", "ssm:TerminateSession",
+        "ssmmessages:OpenDataChannel",
+        "sts:GetCallerIdentity",
+    }
+)  # fmt: skip
+
+# Of those, the ones the workbook does without when AWS denies them: quotas then come from AWS's documented defaults
+# (a warn in the preflight), prices from the bundled table, the caller's tags from the lab config. A policy lacking
+# one of them is a warn, never a fail.
+OPTIONAL_ACTIONS = frozenset(
+    {
+        "servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota", "ec2:DescribeAccountAttributes",
+        "rds:DescribeAccountAttributes", "pricing:GetProducts", "iam:ListUserTags",
+    }
+)  # fmt: skip

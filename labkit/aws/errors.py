@@ -22,6 +22,14 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+# AWS's "slow down" answers (botocore's retry handlers, botocore/retries/standard.py: _THROTTLED_ERROR_CODES, those
+# EC2, RDS, IAM and SSM give). botocore retries them itself; when a class shares an account's rate for longer than
+# those retries last, labkit waits and tries again where it can (a wait's poll, a delete).
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "RequestThrottled"}
+)
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError ('' for anything else)."""
     return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""

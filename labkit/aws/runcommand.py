@@ -11,6 +11,7 @@ from typing import Any
 from botocore.exceptions import WaiterError
 
 from labkit.aws.backend import Backend
+from labkit.aws.errors import THROTTLING_CODES
 from labkit.errors import LabkitError
 
 DOCUMENT = "AWS-RunShellScript"
@@ -48,9 +49,27 @@ def run_shell(
             WaiterConfig={"Delay": max(1, round(delay)), "MaxAttempts": attempts},
         )
     except WaiterError as exc:
-        if exc.last_response.get("Status") in FINISHED:
-            return exc.last_response
+        last = exc.last_response or {}
+        if last.get("Status") in FINISHED:
+            return last
+        if "Error" in last:  # the waiter stopped on AWS's own error, not on time: say which
+            raise _aws_error(what, instance_id, last["Error"]) from None
         raise LabkitError(
             f"{what} on {instance_id} did not finish within {timeout:.0f} s", field="instance", fix=fix
         ) from None
     return ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+
+
+def _aws_error(what: str, instance_id: str, error: dict[str, Any]) -> LabkitError:
+    """AWS's own refusal while waiting (botocore's waiter raises WaiterError with the error as its last response,
+    after the client's retries of a throttled call are spent): the code, the message and what to do."""
+    code, message = error.get("Code", "error"), error.get("Message", "")
+    if code in THROTTLING_CODES:
+        fix = (
+            "AWS throttled the calls (the account's SSM request rate is shared by the class): run it again in a minute"
+        )
+    elif code in ("AccessDenied", "AccessDeniedException"):
+        fix = "your identity needs ssm:GetCommandInvocation (labkit-learner-read) to follow a command it sent"
+    else:
+        fix = "see AWS's message; `labkit preflight` checks permissions and the instance's readiness"
+    return LabkitError(f"{what} on {instance_id}: AWS answered {code}: {message}", field="instance", fix=fix)

@@ -6,6 +6,7 @@
 - `class_check(n)`: do n labs fit in the account's quotas, and what to change when they do not;
 - `class_progress()`: which exercises each learner passed and when, verified, from their homes' signed evidence
   or the tags their checks left on their labs; `.write_csv()` for a gradebook;
+- `class_setup()`: an account administrator's one-time setup: every policy labkit ships, and the instructor's;
 - `learners_create / learners_list / learners_delete`: onboard a class (one tagged IAM user per learner, a
   0600 credentials file each) and remove it once its labs are gone.
 """
@@ -17,6 +18,7 @@ from labkit.classroom.progress import ClassProgress, class_progress
 from labkit.classroom.quotas import QuotaReport, class_check
 from labkit.classroom.reset import ResetReport, class_reset
 from labkit.classroom.scan import parse_age
+from labkit.classroom.setup import SetupReport, class_setup
 from labkit.classroom.status import ClassStatus, class_status
 
 __all__ = [
@@ -25,9 +27,11 @@ __all__ = [
     "LearnersReport",
     "QuotaReport",
     "ResetReport",
+    "SetupReport",
     "class_check",
     "class_progress",
     "class_reset",
+    "class_setup",
     "class_status",
     "learners_create",
     "learners_delete",

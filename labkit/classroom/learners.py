@@ -1,10 +1,17 @@
 """Onboard a class in one command: one IAM user per learner, tagged for attribute-based isolation.
 
-Each learner is an IAM user `LAB-LEARNER` under the path /labkit/LAB/, tagged `labkit:lab` and
-`labkit:learner` (the tags every lab resource carries; the learner policies compare the two with
-`${aws:PrincipalTag/...}`), holding the four learner policies. The managed policies and the permissions
-boundary are created (or brought up to date) first, rendered for the account's partition. Each learner's
-access key goes to one file only its owner can read (0600), never to the screen; hand each file to its learner.
+Each learner is an IAM user `LAB-LEARNER` under the path /labkit/LAB/, with the learner permissions boundary,
+tagged `labkit:lab` and `labkit:learner` (the tags every lab resource carries; the learner policies compare the
+two with `${aws:PrincipalTag/...}`) and with the instance type and DB class the instructor allows
+(`labkit:instance-type`, `labkit:db-class`: the cost guardrails), holding the four learner policies. The
+policies themselves are an administrator's one-time setup (`labkit class setup`, labkit.classroom.setup): this
+module writes none, and refuses to onboard until they are there and match this labkit's. Each learner's access
+key goes to one file only its owner can read (0600), never to the screen; hand each file to its learner.
+
+Names: a learner's user name is the prefix of every name and session id of their lab, and the policies match
+session ids as `${aws:username}-*`; so a pair whose user name, followed by `-`, begins another's (lab `a`,
+learner `b` and lab `a`, learner `b-c`; or lab `a-b`, learner `c` and lab `a`, learner `b-c`) is refused with
+the reason, against every learner of the account.
 
 `create` and `delete` are dry runs unless `yes=True`. `delete` removes a learner only when no resource of their
 lab is left in the regions given (reset the lab first), then deletes the user's keys, detaches its policies,
@@ -14,37 +21,38 @@ deletes the user and its credentials file.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit.aws.backend import Backend
-from labkit.aws.errors import error_code
-from labkit.aws.tags import TAG_LAB, TAG_LEARNER
-from labkit.classroom.policies import (
+from labkit.aws.errors import error_code, error_message
+from labkit.aws.policies import (
     BOUNDARY_POLICY,
+    LEARNER_BOUNDARY,
     LEARNER_POLICIES,
     POLICY_PATH,
+    TAG_DB_CLASS,
+    TAG_INSTANCE_TYPE,
     policy_arn,
     policy_name,
-    render,
 )
+from labkit.aws.tags import TAG_LAB, TAG_LEARNER
 from labkit.classroom.scan import class_backends, scan
+from labkit.classroom.setup import SETUP_COMMAND, UP_TO_DATE, labkit_policies, policy_state
 from labkit.config import LabConfig, partition_of
 from labkit.display import markdown_table
 from labkit.errors import ConfigError, LabkitError
 from labkit.home import labkit_home, private_dir
 
-COLUMNS = ["learner", "user", "result", "policies", "access_keys", "credentials_file", "reason"]
+COLUMNS = ["learner", "user", "result", "policies", "access_keys", "credentials_file", "limits", "reason"]
 PROFILE = "labkit"  # the profile name inside each learner's credentials file
-_MAX_POLICY_VERSIONS = 5  # IAM keeps at most five versions of a managed policy
+NEEDED_POLICIES = (*LEARNER_POLICIES, BOUNDARY_POLICY, LEARNER_BOUNDARY)  # what onboarding needs to find
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class LearnerRow:
     policies: int = 0
     access_keys: int = 0
     credentials_file: str = ""
+    limits: str = ""  # the instance type and DB class the learner may launch (the cost guardrails)
     reason: str = ""
 
 
@@ -72,7 +81,9 @@ class LearnersReport:
 
     @property
     def ok(self) -> bool:
-        return not any(row.result.startswith(("refused", "failed")) for row in self.rows)
+        """Nothing refused or failed, and no policy the onboarding needs is missing or out of date."""
+        failed = any(row.result.startswith(("refused", "failed")) for row in self.rows)
+        return not failed and not (self.action == "create" and self.policies)
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(row) for row in self.rows], columns=COLUMNS)
@@ -175,45 +186,14 @@ def _keys(backend: Backend, name: str) -> list[str]:
     return [k["AccessKeyId"] for k in _iam(backend).list_access_keys(UserName=name)["AccessKeyMetadata"]]
 
 
-def _labkit_policies(backend: Backend) -> dict[str, dict[str, Any]]:
-    """The managed policies under /labkit/, by name (found by listing: their ARNs are the account's to say)."""
-    pages = _iam(backend).get_paginator("list_policies").paginate(Scope="Local", PathPrefix=POLICY_PATH)
-    return {policy["PolicyName"]: policy for page in pages for policy in page["Policies"]}
-
-
-def ensure_policy(backend: Backend, stem: str, partition: str, existing: dict[str, dict[str, Any]]) -> tuple[str, str]:
-    """Create the managed policy from policies/<stem>.json, or make the file's text its default version.
-    Returns its ARN and what was done."""
-    iam = _iam(backend)
-    document = render(stem, partition)
-    text = json.dumps(document)
-    current = existing.get(policy_name(stem))
-    if current is None:
-        made = iam.create_policy(
-            PolicyName=policy_name(stem), Path=POLICY_PATH, PolicyDocument=text,
-            Description=f"labkit: policies/{stem}.json",
-        )  # fmt: skip
-        return made["Policy"]["Arn"], "created"
-    arn = current["Arn"]
-    version = iam.get_policy_version(PolicyArn=arn, VersionId=current["DefaultVersionId"])["PolicyVersion"]
-    found = version["Document"]
-    if (json.loads(unquote(found)) if isinstance(found, str) else found) == document:
-        return arn, "up to date"
-    versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-    if len(versions) >= _MAX_POLICY_VERSIONS:
-        oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
-        iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
-    iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
-    return arn, "updated to the file's version"
-
-
-def _write_credentials(path: Path, lab: str, learner: str, region: str, key: dict[str, str]) -> None:
+def _write_credentials(path: Path, lab: str, learner: str, region: str, key: dict[str, str], limits: Limits) -> None:
     """Write one learner's key to a new file only its owner can read (0600 from the first byte)."""
     private_dir(path.parent)
     text = (
         f"# labkit: the AWS credentials of learner {learner} in lab {lab}. Give this file to {learner} only.\n"
         f"# Use it:  export AWS_SHARED_CREDENTIALS_FILE={path} AWS_PROFILE={PROFILE} AWS_REGION={region}\n"
         f'# and in lab.toml (or the setup form): lab = "{lab}", learner = "{learner}", backend = "aws"\n'
+        f'# your class allows instance_type = "{limits.instance_type}", db_instance_class = "{limits.db_instance_class}"\n'
         f"[{PROFILE}]\n"
         f"aws_access_key_id = {key['AccessKeyId']}\n"
         f"aws_secret_access_key = {key['SecretAccessKey']}\n"
@@ -230,22 +210,98 @@ def _backend(backend: str | Backend | None, regions: Sequence[str] = ()) -> Back
 # ----- create -----
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The cost guardrails an instructor gives a learner: the one EC2 instance type and the one DB instance class
+    their lab may launch (the learner policies compare `ec2:InstanceType` and `rds:DatabaseClass` with these tags
+    of the learner's user). The defaults are the lab's own."""
+
+    instance_type: str
+    db_instance_class: str
+
+    @classmethod
+    def of(cls, instance_type: str | None = None, db_instance_class: str | None = None) -> Limits:
+        """Checked as a lab config checks them (a typo is refused before any AWS call)."""
+        config = LabConfig(
+            **({"instance_type": instance_type} if instance_type else {}),
+            **({"db_instance_class": db_instance_class} if db_instance_class else {}),
+        )
+        return cls(config.instance_type, config.db_instance_class)
+
+    def tags(self) -> dict[str, str]:
+        return {TAG_INSTANCE_TYPE: self.instance_type, TAG_DB_CLASS: self.db_instance_class}
+
+    def __str__(self) -> str:
+        return f"{self.instance_type}, {self.db_instance_class}"
+
+
+def name_clash(name: str, others: dict[str, str]) -> str:
+    """Why user `name` cannot live beside `others` (user name -> who it is), or "" when it can.
+
+    Every name of a learner's lab and every Session Manager session id of theirs starts with the user name and a
+    hyphen (`LAB-LEARNER-cluster`; session ids `LAB-LEARNER-0123...`, which the policies match as
+    `${aws:username}-*`), so when one user name plus `-` begins another, the first learner's patterns match the
+    second's sessions and their names can meet; equal names are the same IAM user."""
+    for other, who in sorted(others.items()):
+        if other == name:
+            return f"user {name} is already {who}: lab and learner spell the same name"
+        if other.startswith(f"{name}-"):
+            return f"{who}'s user {other} begins with {name}-, so {name}'s session and name patterns would match it"
+        if name.startswith(f"{other}-"):
+            return f"{name} begins with {other}- ({who}), so {other}'s session and name patterns would match it"
+    return ""
+
+
+def _class_members(backend: Backend) -> dict[str, str]:
+    """Every learner user labkit made in the account (any lab): user name -> "lab L, learner X"."""
+    members = {}
+    for name in _users(backend, None):
+        tags = _user_tags(backend, name)
+        members[name] = f"lab {tags.get(TAG_LAB, '?')}, learner {tags.get(TAG_LEARNER, '?')}"
+    return members
+
+
+def _setup(backend: Backend, partition: str, account: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The ARNs of the policies onboarding needs (as the account lists them), and those that are missing or
+    differ from this labkit's: name -> state."""
+    found = labkit_policies(backend)
+    arns = {stem: found.get(policy_name(stem), {}).get("Arn") or policy_arn(stem, partition, account)
+            for stem in NEEDED_POLICIES}  # fmt: skip
+    states = {policy_name(stem): policy_state(backend, stem, partition, found) for stem in NEEDED_POLICIES}
+    return arns, {name: state for name, state in states.items() if state != UP_TO_DATE}
+
+
 def learners_create(
     *,
     lab: str,
     names: str | Iterable[str],
     backend: str | Backend | None = None,
     credentials_dir: str | Path | None = None,
+    instance_type: str | None = None,
+    db_instance_class: str | None = None,
     yes: bool = False,
 ) -> LearnersReport:
-    """Create each learner's IAM user, tags, policies and access key (a dry run unless `yes=True`)."""
+    """Create each learner's IAM user (with the learner boundary, the lab tags and the cost guardrails), attach
+    the learner policies and issue an access key (a dry run unless `yes=True`). The policies are an
+    administrator's one-time setup (`labkit class setup`); without them, or with other versions, nothing is
+    created."""
     LabConfig(lab=lab)
     learners = parse_names(names, lab)
+    limits = Limits.of(instance_type, db_instance_class)
     chosen = _backend(backend)
     partition = partition_of(chosen.region)
     account = _account(chosen)
-    existing = _users(chosen, lab)
     report = LearnersReport("create", lab, not yes)
+    arns, problems = _setup(chosen, partition, account)
+    report.policies = {name: f"{state}: an administrator runs `{SETUP_COMMAND}` first" for name, state in
+                       problems.items()}  # fmt: skip
+    if problems and yes:
+        raise LabkitError(
+            f"the class policies are not set up as this labkit needs: {', '.join(f'{n} {s}' for n, s in problems.items())}",
+            field="policies",
+            fix=f"an account administrator runs `{SETUP_COMMAND}` once (policies/README.md), then run this again",
+        )
+    existing = _users(chosen, lab)
     new = [learner for learner in learners if user_name(lab, learner) not in existing]
     clashes = [credentials_path(lab, learner, credentials_dir) for learner in new]
     clashes = [path for path in clashes if path.exists()]
@@ -255,51 +311,85 @@ def learners_create(
             field="credentials_dir",
             fix="it belongs to an earlier user of that name: move or delete it, or give another --dir",
         )
-    arns = {stem: policy_arn(stem, partition, account) for stem in (*LEARNER_POLICIES, BOUNDARY_POLICY)}
-    if yes:
-        found = _labkit_policies(chosen)
-        for stem in arns:
-            arns[stem], report.policies[policy_name(stem)] = ensure_policy(chosen, stem, partition, found)
-    else:
-        report.policies = dict.fromkeys(map(policy_name, arns), "would be created or brought up to date")
+    members = _class_members(chosen)
+    wanted = {user_name(lab, learner): f"lab {lab}, learner {learner}" for learner in learners}
     learner_arns = [arns[stem] for stem in LEARNER_POLICIES]
+    onboarding = Onboarding(chosen, lab, learner_arns, arns[LEARNER_BOUNDARY], limits, yes)
     for learner in learners:
-        report.rows.append(_create_one(chosen, lab, learner, learner_arns, existing, credentials_dir, yes))
+        name = user_name(lab, learner)
+        clash = (
+            "" if name in existing else name_clash(name, {**members, **{u: w for u, w in wanted.items() if u != name}})
+        )
+        if clash:
+            report.rows.append(LearnerRow(learner, name, "refused", reason=f"{clash}; choose another learner name"))
+            continue
+        report.rows.append(onboarding.one(learner, existing, credentials_dir))
     return report
 
 
-def _create_one(
-    backend: Backend, lab: str, learner: str, arns: list[str], existing: dict[str, Any], folder: Any, yes: bool
-) -> LearnerRow:
-    name = user_name(lab, learner)
-    path = credentials_path(lab, learner, folder)
-    if name in existing:
+@dataclass
+class Onboarding:
+    """What every learner of one `learners create` gets: the policies, the boundary, the guardrails."""
+
+    backend: Backend
+    lab: str
+    policy_arns: list[str]
+    boundary_arn: str
+    limits: Limits
+    yes: bool
+
+    def one(self, learner: str, existing: dict[str, Any], folder: Any) -> LearnerRow:
+        name, path = user_name(self.lab, learner), credentials_path(self.lab, learner, folder)
+        if name in existing:
+            return self._bring_up_to_date(learner, name, path)
+        if not self.yes:
+            return LearnerRow(learner, name, "would create", len(self.policy_arns), 1, str(path), str(self.limits))
+        iam = _iam(self.backend)
+        tags = {TAG_LAB: self.lab, TAG_LEARNER: learner, **self.limits.tags()}
+        iam.create_user(
+            UserName=name, Path=user_path(self.lab), PermissionsBoundary=self.boundary_arn,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )  # fmt: skip
+        for arn in self.policy_arns:
+            iam.attach_user_policy(UserName=name, PolicyArn=arn)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        try:
+            _write_credentials(path, self.lab, learner, self.backend.region, key, self.limits)
+        except OSError as exc:
+            iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])  # never leave a key nobody holds
+            reason = f"cannot write {path}: {exc.strerror or exc}"
+            return LearnerRow(learner, name, "failed", len(self.policy_arns), 0, "", str(self.limits), reason)
+        return LearnerRow(learner, name, "created", len(self.policy_arns), 1, str(path), str(self.limits))
+
+    def _bring_up_to_date(self, learner: str, name: str, path: Path) -> LearnerRow:
+        """An existing learner gets what this onboarding gives: the boundary, the guardrails, the policies."""
+        iam, backend = _iam(self.backend), self.backend
         tags = _user_tags(backend, name)
-        if tags.get(TAG_LAB) != lab or tags.get(TAG_LEARNER) != learner:
+        if tags.get(TAG_LAB) != self.lab or tags.get(TAG_LEARNER) != learner:
             reason = f"user {name} exists with other tags ({tags}); it is not labkit's learner {learner}"
             return LearnerRow(learner, name, "refused", reason=reason)
-        missing = [arn for arn in arns if arn not in _attached(backend, name)]
-        if yes:
+        boundary = (iam.get_user(UserName=name)["User"].get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        limits = {k: v for k, v in self.limits.tags().items() if tags.get(k) != v}
+        missing = [arn for arn in self.policy_arns if arn not in _attached(backend, name)]
+        changes = [what for what, due in (("boundary", boundary != self.boundary_arn), ("limits", limits),
+                                          ("policies", missing)) if due]  # fmt: skip
+        if self.yes and changes:
+            if boundary != self.boundary_arn:
+                try:
+                    iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=self.boundary_arn)
+                except ClientError as exc:  # this learner stays as it was; the others go on
+                    reason = f"the learner boundary could not be set: {error_code(exc)}: {error_message(exc)}"
+                    return LearnerRow(learner, name, "failed", reason=reason)
+            if limits:
+                iam.tag_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in limits.items()])
             for arn in missing:
-                _iam(backend).attach_user_policy(UserName=name, PolicyArn=arn)
+                iam.attach_user_policy(UserName=name, PolicyArn=arn)
         kept = str(path) if path.exists() else ""
         reason = "exists; its access key is not issued again (delete and create the learner for a new one)"
-        result = "exists" if not missing or yes else "exists (would attach policies)"
-        return LearnerRow(learner, name, result, len(arns), len(_keys(backend, name)), kept, reason)
-    if not yes:
-        return LearnerRow(learner, name, "would create", len(arns), 1, str(path))
-    iam = _iam(backend)
-    tags = [{"Key": TAG_LAB, "Value": lab}, {"Key": TAG_LEARNER, "Value": learner}]
-    iam.create_user(UserName=name, Path=user_path(lab), Tags=tags)
-    for arn in arns:
-        iam.attach_user_policy(UserName=name, PolicyArn=arn)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    try:
-        _write_credentials(path, lab, learner, backend.region, key)
-    except OSError as exc:
-        iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])  # never leave a key nobody holds
-        return LearnerRow(learner, name, "failed", len(arns), 0, "", f"cannot write {path}: {exc.strerror or exc}")
-    return LearnerRow(learner, name, "created", len(arns), 1, str(path))
+        verb = "updated" if self.yes else "would update"
+        result = f"exists ({verb} {', '.join(changes)})" if changes else "exists"
+        keys = len(_keys(backend, name))
+        return LearnerRow(learner, name, result, len(self.policy_arns), keys, kept, str(self.limits), reason)
 
 
 # ----- list -----
@@ -316,7 +406,10 @@ def learners_list(*, lab: str | None = None, backend: str | Backend | None = Non
         learner, user_lab = tags.get(TAG_LEARNER, "?"), tags.get(TAG_LAB, "?")
         path = credentials_path(user_lab, learner) if "?" not in (learner, user_lab) else None
         kept = str(path) if path is not None and path.exists() else ""
-        row = LearnerRow(learner, name, f"lab {user_lab}", len(_attached(chosen, name)), len(_keys(chosen, name)), kept)
+        limits = ", ".join(tags[k] for k in (TAG_INSTANCE_TYPE, TAG_DB_CLASS) if k in tags)
+        row = LearnerRow(
+            learner, name, f"lab {user_lab}", len(_attached(chosen, name)), len(_keys(chosen, name)), kept, limits
+        )
         report.rows.append(row)
     return report
 

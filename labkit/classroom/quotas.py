@@ -49,6 +49,7 @@ QUOTAS = (
     Quota("Elastic IPs", "ec2", "L-0263D0A3", 5),
 )
 RDS_ATTRIBUTES = {"L-952B80B8": "DBClusters", "L-7B6409FD": "DBInstances"}
+DOCUMENTED = "documented default"  # the source of a limit nothing in the account confirmed
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class QuotaLine:
     available: int
     fits: bool
     source: str
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether a source confirmed the limit (Service Quotas, account attributes), not just AWS's docs."""
+        return not self.source.startswith(DOCUMENTED)
 
 
 @dataclass
@@ -137,7 +143,7 @@ def quota_limit(backend: Backend, quota: Quota) -> tuple[int, str]:
     """The limit and where it came from: Service Quotas, the service's account attributes, or the docs."""
     found = _service_quota(backend, quota) or _account_attribute(backend, quota)
     if found is None:
-        return int(quota.default), f"documented default ({quota.default_note})"
+        return int(quota.default), f"{DOCUMENTED} ({quota.default_note})"
     return int(found[0]), found[1]
 
 
@@ -153,14 +159,22 @@ def _vcpus(backend: Backend, instance_type: str) -> int:
     return int(info[0]["VCpuInfo"]["DefaultVCpus"]) if info else 0
 
 
-def _running_standard_vcpus(ec2: Any) -> int:
+def _running_standard_vcpus(backend: Backend) -> int:
+    """vCPUs of the running standard instances: each one's CpuOptions, else its type's default (an instance
+    described without CpuOptions, as moto's are, counted 1 where a t3.micro has 2)."""
+    ec2 = backend.client("ec2")
     filters = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
-    total = 0
+    total, defaults = 0, {}
     for reservation in paginate(ec2, "describe_instances", "Reservations", Filters=filters):
         for instance in reservation["Instances"]:
-            if _is_standard(instance["InstanceType"]):
-                cpu = instance.get("CpuOptions", {})
+            kind = instance["InstanceType"]
+            if not _is_standard(kind):
+                continue
+            cpu = instance.get("CpuOptions")
+            if cpu:
                 total += int(cpu.get("CoreCount", 1)) * int(cpu.get("ThreadsPerCore", 1))
+            else:
+                total += defaults.setdefault(kind, _vcpus(backend, kind))
     return total
 
 
@@ -172,7 +186,7 @@ def in_use(backend: Backend) -> dict[str, int]:
         "L-A4707A72": len(paginate(ec2, "describe_internet_gateways", "InternetGateways")),
         "L-952B80B8": len(paginate(rds, "describe_db_clusters", "DBClusters")),
         "L-7B6409FD": len(paginate(rds, "describe_db_instances", "DBInstances")),
-        "L-1216C47A": _running_standard_vcpus(ec2),
+        "L-1216C47A": _running_standard_vcpus(backend),
         "L-0263D0A3": len(ec2.describe_addresses()["Addresses"]),
     }
 

@@ -1,4 +1,6 @@
-"""`labkit class status | reset | check | progress | learners`: the instructor's commands.
+"""`labkit class setup | status | reset | check | progress | learners`: the instructor's commands.
+
+`setup` is the account administrator's, once per account: every policy labkit ships (a dry run unless --yes).
 
 `status` lists every learner's lab (all labs unless --lab) across the --region flags; `reset` is a dry
 run unless --yes, and deletes only resources tagged with the lab and a chosen learner; `check` compares
@@ -140,15 +142,30 @@ def _print_learners(report: Any, as_json: bool) -> int:
 
 
 @handles_errors()
-def _learners_create(args: argparse.Namespace) -> int:
-    from labkit.classroom.learners import learners_create, parse_names
+def _setup(args: argparse.Namespace) -> int:
+    from labkit.classroom.setup import class_setup
 
-    LabConfig(lab=args.lab)  # refuse a bad lab, then bad names, before any backend is made
+    _, backends = _learners_backend(args)
+    report = class_setup(backend=backends[0], instructor=args.instructor, yes=args.yes)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report)
+    return EXIT_OK
+
+
+@handles_errors()
+def _learners_create(args: argparse.Namespace) -> int:
+    from labkit.classroom.learners import Limits, learners_create, parse_names
+
+    LabConfig(lab=args.lab)  # refuse a bad lab, bad names, bad limits before any backend is made
     parse_names(args.names, args.lab)
+    limits = Limits.of(args.instance_type, args.db_instance_class)
     _, backends = _learners_backend(args)
     report = learners_create(
-        lab=args.lab, names=args.names, backend=backends[0], credentials_dir=args.dir, yes=args.yes
-    )
+        lab=args.lab, names=args.names, backend=backends[0], credentials_dir=args.dir, yes=args.yes,
+        instance_type=limits.instance_type, db_instance_class=limits.db_instance_class,
+    )  # fmt: skip
     return _print_learners(report, args.json)
 
 
@@ -214,6 +231,14 @@ def _register_learners(actions: Any) -> None:
             "--dir", default=None, help="the credentials files' folder (default: LABKIT_HOME/learners/LAB)"
         )
         verb.add_argument("--yes", action="store_true", help=f"really {name} (without it: a dry run)")
+        if name == "create":
+            verb.add_argument(
+                "--instance-type", default=None, help="the one EC2 instance type they may launch (default t3.micro)"
+            )
+            verb.add_argument(
+                "--db-instance-class", default=None,
+                help="the one DB instance class they may launch (default db.t4g.medium)",
+            )  # fmt: skip
 
 
 def _learner_count(text: str) -> int:
@@ -268,6 +293,17 @@ def register(subparsers: Any) -> None:
     check.add_argument("--learners", type=_learner_count, required=True, metavar="N", help="number of learners")
     add_config_arguments(check)
     check.set_defaults(handler=_check)
+
+    setup = actions.add_parser(
+        "setup",
+        parents=[_learners_flags()],
+        help="(an account administrator, once) create every policy labkit ships; a dry run unless --yes",
+    )
+    setup.add_argument(
+        "--instructor", default=None, metavar="USER", help="also give this IAM user the instructor policies"
+    )
+    setup.add_argument("--yes", action="store_true", help="really create them (without it: a dry run)")
+    setup.set_defaults(handler=_setup)
 
     _register_learners(actions)
     register_hub_learners(actions)  # the one-machine hub's system accounts (labkit.cli.hub)

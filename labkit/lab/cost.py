@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.aws.backend import Backend, backend_class
 from labkit.aws.errors import error_code
-from labkit.config import LabConfig
+from labkit.config import LabConfig, partition_of
 from labkit.display import literal_html
 from labkit.engines import ENGINES, described, engine_of
 from labkit.errors import ConfigError, LabkitError
@@ -236,8 +236,11 @@ class Prices:
 
     @classmethod
     def for_backend(cls, backend: Backend | None) -> Prices:
-        """On the aws backend, the Pricing API with the table behind it; elsewhere the table alone."""
-        if backend is None or not backend.prices_from_api:
+        """On the aws backend, the Pricing API with the table behind it; elsewhere the table alone. Outside the
+        aws partition neither knows the prices: the Pricing API endpoint labkit asks (us-east-1) serves the aws
+        partition's prices in US dollars, China's are in yuan at its own endpoint, GovCloud has none (botocore's
+        endpoints), so nothing is asked there and every row says it has no price."""
+        if backend is None or not backend.prices_from_api or partition_of(backend.region) != "aws":
             return cls()
         config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10)
         client = backend.session().client("pricing", region_name=PRICING_REGION, config=config)
@@ -433,10 +436,23 @@ def _backend_notes(backend_name: str, region: str, prices: Prices) -> list[str]:
         notes.append(f"the sandbox itself is free: these are what the same resources would cost on AWS in {region}")
     if not prices.table.region_supported(region):
         notes.append(
-            f"the price table has no prices for {region} (it covers {', '.join(prices.table.regions)})"
+            (partition_note(region) or f"the price table has no prices for {region} (it covers "
+             f"{', '.join(prices.table.regions)})")
             + ("" if prices.used_api else "; rows without a price are left out of the totals")
-        )
+        )  # fmt: skip
     return notes
+
+
+def partition_note(region: str) -> str | None:
+    """Why a region outside the aws partition has no price here (None inside it)."""
+    partition = partition_of(region)
+    if partition == "aws":
+        return None
+    billed = "in yuan (CNY) at its own rates" if partition == "aws-cn" else "at its own rates"
+    return (
+        f"no price here: {region} is in the {partition} partition, which labkit's price table and the AWS Pricing "
+        f"API endpoint it asks do not cover; AWS bills it {billed}: see the pricing pages of that partition"
+    )
 
 
 def _line(prices: Prices, item: str, service: str, size: str, count: int, region: str, label: str = "") -> CostLine:

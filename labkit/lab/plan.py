@@ -180,7 +180,7 @@ def check_region_enabled(ctx: LabContext) -> None:
             raise LabkitError(
                 "your identity may not call ec2:DescribeRegions",
                 field="permissions",
-                fix="attach the learner policy files (policies/learner-*.json); `labkit preflight` lists what is missing",
+                fix="attach the labkit learner policies (labkit-learner-*); `labkit preflight` lists what is missing",
             ) from None
         else:
             raise

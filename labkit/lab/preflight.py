@@ -17,29 +17,28 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
-from labkit.aws.actions import policy_actions
+from labkit.aws.actions import OPTIONAL_ACTIONS
 from labkit.aws.backend import PLUGIN, PLUGIN_NEWER_THAN, PLUGIN_UPDATE, Backend, plugin_version_check
 from labkit.aws.errors import error_code, error_message
+from labkit.aws.policies import TAG_DB_CLASS, TAG_INSTANCE_TYPE
+from labkit.aws.tags import TAG_LAB, TAG_LEARNER
 from labkit.config import LabConfig, lab_and_backend
 from labkit.engines import engine_of
 from labkit.errors import LabkitError
 from labkit.lab.engine import choose_engine
+from labkit.lab.permissions import Caller, Probe, caller_of, simulate
 from labkit.lab.plan import check_backend_region, check_region_enabled
 from labkit.lab.resources import LabContext, paginate
 from labkit.lab.resources.compute import ami_parameter, instance_architecture
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
-LEARNER_POLICIES = "learner-*.json"  # the learner's grants, one file per stage of the workbook
 UNANSWERED = (NotImplementedError, ResponseParserError)  # moto in-process, moto's server (an HTML 500)
-SIMULATE_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -166,88 +165,18 @@ def check_region(ctx: LabContext) -> Row:
     return Row("region", PASS, f"{config.region} is enabled (partition {config.partition})")
 
 
-def _principal_arn(arn: str) -> str | None:
-    """The IAM user or role to simulate for a caller ARN (an assumed role's session names its role; its path is
-    not in the session ARN, so a role under a path is not found and the row says the simulation failed);
-    None for the root user and federated users, which the simulator cannot take."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6:
-        return None
-    _, partition, _, _, account, resource = parts
-    kind, _, names = resource.partition("/")
-    if kind == "assumed-role":
-        return f"arn:{partition}:iam::{account}:role/{names.split('/')[0]}"
-    if kind in ("user", "role") and names:
-        return f"arn:{partition}:iam::{account}:{resource}"
-    return None
-
-
-def learner_grants(folder: Path = POLICIES) -> dict[str, dict[str, Any]]:
-    """Per action the workbook needs: the policy file granting it and whether that grant is exact to simulate
-    (`Resource: *` with no condition), from the learner policy files in `policies/`."""
-    grants: dict[str, dict[str, Any]] = {}
-    for path in sorted(folder.glob(LEARNER_POLICIES)):
-        document = json.loads(path.read_text())
-        statements = document.get("Statement", [])
-        for statement in [statements] if isinstance(statements, dict) else statements:
-            exact = statement.get("Resource") in ("*", ["*"]) and not statement.get("Condition")
-            for action in policy_actions({"Statement": [statement]}):
-                entry = grants.setdefault(action, {"file": path.name, "exact": False})
-                entry["exact"] = entry["exact"] or exact
-    return grants
-
-
-def _context_entries(config: LabConfig) -> list[dict[str, Any]]:
-    """What the lab's own calls carry, so tag- and role-scoped grants are simulated as the calls would be."""
-    return [
-        {"ContextKeyName": "aws:RequestTag/labkit:lab", "ContextKeyValues": [config.lab], "ContextKeyType": "string"},
-        {"ContextKeyName": "aws:ResourceTag/labkit:lab", "ContextKeyValues": [config.lab], "ContextKeyType": "string"},
-        {
-            "ContextKeyName": "aws:RequestTag/labkit:learner",
-            "ContextKeyValues": [config.learner],
-            "ContextKeyType": "string",
-        },
-        {
-            "ContextKeyName": "aws:ResourceTag/labkit:learner",
-            "ContextKeyValues": [config.learner],
-            "ContextKeyType": "string",
-        },
-        {
-            "ContextKeyName": "iam:PassedToService",
-            "ContextKeyValues": ["ec2.amazonaws.com"],
-            "ContextKeyType": "string",
-        },
-    ]
-
-
-def _simulate(iam: Any, principal: str, actions: list[str], config: LabConfig) -> dict[str, dict[str, Any]]:
-    results: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(actions), SIMULATE_BATCH):
-        batch = actions[start : start + SIMULATE_BATCH]
-        pages = iam.get_paginator("simulate_principal_policy").paginate(
-            PolicySourceArn=principal, ActionNames=batch, ContextEntries=_context_entries(config)
-        )
-        for page in pages:
-            for result in page.get("EvaluationResults", []):
-                results[result["EvalActionName"]] = result
-    return results
-
-
-def check_permissions(backend: Backend, config: LabConfig, caller_arn: str) -> Row:
-    """Simulate every action the workbook calls for the caller (iam:SimulatePrincipalPolicy)."""
-    grants = learner_grants()
-    if not grants:
-        return Row("permissions", WARN, f"no learner policy files in {POLICIES}: nothing to simulate", "")
-    principal = _principal_arn(caller_arn)
-    if principal is None:
+def check_permissions(backend: Backend, config: LabConfig, caller: Caller) -> Row:
+    """Simulate every action the workbook needs for the caller (iam:SimulatePrincipalPolicy), with the lab's
+    context and the caller's own tags (labkit.lab.permissions)."""
+    if caller.principal is None:
         return Row(
             "permissions",
             WARN,
-            f"{caller_arn} cannot be simulated (the root user or a federated user)",
-            "work as an IAM user or role that holds the learner policy (policies/learner-*.json), not as root",
+            f"{caller.arn} cannot be simulated (the root user or a federated user)",
+            "work as an IAM user or role that holds the labkit learner policies (labkit-learner-*), not as root",
         )
     try:
-        results = _simulate(backend.client("iam"), principal, sorted(grants), config)
+        result = simulate(backend, config, caller)
     except UNANSWERED:
         return _unanswered_row("permissions", "iam:SimulatePrincipalPolicy (the sandbox grants every action)")
     except ClientError as exc:
@@ -257,38 +186,92 @@ def check_permissions(backend: Backend, config: LabConfig, caller_arn: str) -> R
                 "permissions",
                 WARN,
                 f"could not simulate your permissions ({code}): your identity may not call iam:SimulatePrincipalPolicy",
-                "ask for iam:SimulatePrincipalPolicy on your own user or role, or check that the learner policy "
-                "files (policies/learner-*.json) are attached; actions that are missing will fail with AccessDenied",
+                "ask for iam:SimulatePrincipalPolicy on your own user or role, or check that the labkit learner "
+                "policies (labkit-learner-*) are attached; actions that are missing will fail with AccessDenied",
             )
         raise
-    denied = sorted(a for a, r in results.items() if r["EvalDecision"] == "explicitDeny")
-    missing = sorted(
-        a for a, r in results.items() if r["EvalDecision"] == "implicitDeny" and grants[a]["exact"] and a not in denied
-    )
-    unsure = sorted(a for a, r in results.items() if r["EvalDecision"] == "implicitDeny" and not grants[a]["exact"])
-    if denied or missing:
-        files = sorted({grants[a]["file"] for a in denied + missing})
-        listed = ", ".join(denied + missing)
-        what = (
-            f"{len(denied)} explicitly denied, {len(missing)} not granted" if denied else f"{len(missing)} not granted"
-        )
+    every = len(result.actions)
+    optional = sorted(action for action in result.missing if action in OPTIONAL_ACTIONS)
+    result.missing = {a: probes for a, probes in result.missing.items() if a not in OPTIONAL_ACTIONS}
+    if result.denied or result.missing:
+        failed = {**result.missing, **result.denied}
+        listed = ", ".join(f"{action}{_where(probes)}" for action, probes in sorted(failed.items()))
+        what = f"{len(result.denied)} explicitly denied, " if result.denied else ""
+        policies = sorted({probe.policy for probes in failed.values() for probe in probes if probe.policy})
         return Row(
             "permissions",
             FAIL,
-            f"{what} of {len(results)} actions: {listed}",
-            f"attach the policies that grant them: {', '.join(f'policies/{f}' for f in files)}"
-            + (" (and remove the deny)" if denied else ""),
+            f"{what}{len(result.missing)} not granted of {every} actions the workbook needs: {listed}",
+            f"the labkit policies that grant them: {', '.join(policies) or 'none of them (a labkit bug)'}; in a class, "
+            f"an administrator brings them up to date with `labkit class setup --yes`, else attach them"
+            + (" (and remove the deny)" if result.denied else ""),
         )
-    if unsure:
+    if optional:
         return Row(
             "permissions",
             WARN,
-            f"{len(results) - len(unsure)} of {len(results)} actions allowed; {len(unsure)} are granted only for "
-            f"lab-tagged or lab-scoped resources, which a simulation without the resource cannot confirm: "
-            f"{', '.join(unsure[:8])}{' ...' if len(unsure) > 8 else ''}",
-            "nothing to do if you attached the learner policy files (policies/learner-*.json)",
+            f"{every - len(optional)} of {every} actions allowed; the workbook does without these, less well: "
+            f"{', '.join(optional)} (quotas are then assumed from AWS's defaults, prices from the bundled table)",
+            "nothing stops the lab; to check the real quotas, bring labkit-learner-read up to date "
+            "(`labkit class setup --yes`, by an administrator)",
         )
-    return Row("permissions", PASS, f"all {len(results)} actions the workbook calls are allowed for {principal}")
+    if result.unsure:
+        keys = sorted({key for missing in result.unsure.values() for key in missing})
+        return Row(
+            "permissions",
+            WARN,
+            f"{len(result.allowed)} of {every} actions allowed; {len(result.unsure)} denied for want of context the "
+            f"simulation lacked ({', '.join(keys[:6])}): {', '.join(sorted(result.unsure)[:8])}"
+            f"{' ...' if len(result.unsure) > 8 else ''}",
+            "nothing to do if your policies are labkit's (labkit-learner-*): they use no other context keys",
+        )
+    return Row(
+        "permissions",
+        PASS,
+        f"all {every} actions the workbook needs are allowed for {caller.principal} ({result.probes} simulated)",
+    )
+
+
+def _where(probes: list[Probe]) -> str:
+    named = sorted({probe.resource for probe in probes if probe.resource != "*"})
+    return f" (on {named[0]}{' ...' if len(named) > 1 else ''})" if named else ""
+
+
+def check_guardrails(caller: Caller, config: LabConfig) -> Row:
+    """A class learner's identity and cost guardrails, from their own user's tags: the lab and learner their
+    resources must carry, the one instance type and DB class the instructor allows them (labkit class learners
+    create --instance-type / --db-instance-class); this lab config must match, or its creates are denied."""
+    tags = caller.tags or {}
+    fields = ((TAG_LAB, "lab"), (TAG_LEARNER, "learner"), (TAG_INSTANCE_TYPE, "instance_type"),
+              (TAG_DB_CLASS, "db_instance_class"))  # fmt: skip
+    wrong = [
+        f"{name} = {tags[key]!r} (this config: {getattr(config, name)!r})"
+        for key, name in fields
+        if key in tags and tags[key] != getattr(config, name)
+    ]
+    if wrong:
+        return Row(
+            "class guardrails",
+            FAIL,
+            f"your IAM user {caller.user_name} is for {'; '.join(wrong)}: creates that differ are denied",
+            "set " + ", ".join(item.split(" (")[0] for item in wrong) + " in the lab config (or the setup form), "
+            "or ask your instructor to change your limits (labkit class learners create ... --yes)",
+        )
+    unset = [key for key in (TAG_INSTANCE_TYPE, TAG_DB_CLASS) if key not in tags]
+    if unset:
+        return Row(
+            "class guardrails",
+            WARN,
+            f"your IAM user {caller.user_name} has no {' or '.join(unset)} tag: the learner policies deny launches "
+            "without them",
+            "ask your instructor to run `labkit class learners create` for you again (it adds them)",
+        )
+    return Row(
+        "class guardrails",
+        PASS,
+        f"your class allows instance type {tags[TAG_INSTANCE_TYPE]} and DB class {tags[TAG_DB_CLASS]}: "
+        f"this lab uses them",
+    )
 
 
 def check_engine(backend: Backend, config: LabConfig) -> Row:
@@ -355,7 +338,7 @@ def check_instance_type(ctx: LabContext) -> list[Row]:
                 "AMI",
                 FAIL,
                 f"{parameter}: {error_code(exc)}",
-                "your identity needs ssm:GetParameter on AWS's public AMI parameters (policies/learner-read.json)",
+                "your identity needs ssm:GetParameter on AWS's public AMI parameters (labkit-learner-read)",
             )
         )
         return rows
@@ -365,27 +348,41 @@ def check_instance_type(ctx: LabContext) -> list[Row]:
 
 def check_quotas(backend: Backend, config: LabConfig) -> Row:
     """What one lab needs of each account quota, against what the account uses (Service Quotas or account
-    attributes); a limit no source would tell is a warn, a free backend has no account quotas to check."""
+    attributes). A fail needs a limit some source confirmed: a limit only assumed from AWS's documented defaults
+    (a learner may not read Service Quotas; a class's instructor has usually raised it) is a warn, never a fail.
+    A free backend has no account quotas to check."""
     if backend.free:
         return Row("quotas", WARN, "not checked here: this backend has no account quotas", "")
     from labkit.classroom.quotas import class_check  # the instructor's quota arithmetic, for one lab
 
     report = class_check(1, config, backend)
     short = [line for line in report.lines if not line.fits]
-    if short:
+    confirmed = [line for line in short if line.confirmed]
+    assumed = [line.resource for line in report.lines if not line.confirmed]
+    if confirmed:
         return Row(
             "quotas",
             WARN if _lab_exists(backend, config) else FAIL,
-            "; ".join(f"{line.resource}: needs {line.needed}, {line.available} left" for line in short),
+            "; ".join(f"{line.resource}: needs {line.needed}, {line.available} left ({line.source})" for line in short),
             " ".join(report.suggestions) or "ask for more in the Service Quotas console",
         )
-    assumed = [line.resource for line in report.lines if line.source.startswith("documented default")]
+    if short:
+        return Row(
+            "quotas",
+            WARN,
+            "may not fit, against limits no source confirmed (AWS's documented defaults): "
+            + "; ".join(
+                f"{line.resource}: needs {line.needed}, {line.available} left of {line.limit}" for line in short
+            ),
+            "nothing to do if your account's limits are higher (a class's usually are): your instructor can check with "
+            "`labkit class check`; your identity needs servicequotas:GetServiceQuota to read them (labkit-learner-read)",
+        )
     if assumed:
         return Row(
             "quotas",
             WARN,
             f"fits, but these limits were assumed from AWS's documented defaults: {', '.join(assumed)}",
-            "allow servicequotas:GetServiceQuota to check the real limits",
+            "allow servicequotas:GetServiceQuota to check the real limits (labkit-learner-read)",
         )
     return Row("quotas", PASS, f"fits: {len(report.lines)} quotas checked")
 
@@ -466,7 +463,10 @@ def preflight(config: LabConfig | None = None, backend: Backend | None = None) -
     rows = [identity_row]
     if identity is not None:
         rows += _guarded("region", lambda: check_region(ctx))
-        rows += _guarded("permissions", lambda: check_permissions(backend, config, identity["Arn"]))
+        caller = caller_of(backend, identity)
+        rows += _guarded("permissions", lambda: check_permissions(backend, config, caller))
+        if caller.class_learner:
+            rows += _guarded("class guardrails", lambda: check_guardrails(caller, config))
         rows += _guarded("engine and DB class", lambda: check_engine(backend, config))
         rows += _guarded("EC2 instance type", lambda: check_instance_type(ctx))
         rows += _guarded("quotas", lambda: check_quotas(backend, config))

@@ -28,7 +28,7 @@ not saved, and returns.
 On the lab too: `record()` also tags the learner's app security group with `labkit:progress:<exercise>` = the
 time of the first pass, so an instructor collects progress from the account (`labkit class progress --tags`)
 without reaching learners' machines. The learner policy allows exactly that tag on the learner's own groups
-(`policies/learner-network.json`, ProgressTagsOnOwnGroups). A tag is not signed: it proves that the learner's own
+(`labkit/data/policies/learner-network.json`, ProgressTagsOnOwnGroups). A tag is not signed: it proves that the learner's own
 identity wrote it (CloudTrail says when), which is as much as the file proves; it goes with the lab at cleanup.
 """
 

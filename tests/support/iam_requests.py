@@ -1,13 +1,19 @@
 """Which authorizations AWS makes for one API call, and an enforcer that applies tests/support/iam_eval to them.
 
 AWS authorizes a call once per resource it touches (Service Authorization Reference: the "Resource types"
-column of each action), with request-level keys (aws:RequestTag/*, aws:TagKeys, iam:PermissionsBoundary,
-iam:PassedToService, iam:PolicyARN, ec2:CreateAction) and per-resource keys (aws:ResourceTag/*,
-ssm:resourceTag/*). `authorizations()` builds that list for the calls labkit makes, reading the current tags
-of existing resources as the account's admin (moto, un-enforced); a resource the call creates has no tags
-yet. The actions AWS checks on the caller's behalf come from labkit.aws.actions.implied_actions, each tied
-to the resource AWS checks it on. A call this module does not know raises, so a new labkit call cannot pass
-unchecked: model it here.
+column of each action, each row with its own condition keys), with request-level keys (iam:PermissionsBoundary,
+iam:PassedToService, iam:PolicyARN, ec2:CreateAction, rds:DatabaseClass) and per-resource keys
+(aws:ResourceTag/*, ssm:resourceTag/*, ec2:InstanceType on the instance). `authorizations()` builds that list
+for the calls labkit makes, reading the current tags of existing resources as the account's admin (moto,
+un-enforced).
+
+Tags in a request go only to what the call creates: EC2 puts aws:RequestTag/* and aws:TagKeys on the resources
+being created, each with the TagSpecifications of its own ResourceType, and the existing subnet, security
+group, VPC or key pair the call uses carries only aws:ResourceTag/* (Service Authorization Reference, Amazon EC2:
+the RunInstances and CreateSecurityGroup rows list aws:RequestTag for the created types only; EC2 User Guide,
+"Grant permission to tag Amazon EC2 resources during creation"). The actions AWS checks on the caller's behalf
+come from labkit.aws.actions.implied_actions, each tied to the resource AWS checks it on. A call this module
+does not know raises, so a new labkit call cannot pass unchecked: model it here.
 
 `StrictIam(principal_loader).enforcing(backend)` denies, with AccessDenied before the request reaches moto,
 every call the principal's real policies (conditions, variables, boundary) would not allow, and logs each
@@ -30,17 +36,22 @@ from support.iam_eval import Decision, Principal, Request, evaluate
 from labkit.aws.actions import iam_action, implied_actions
 
 READ_PREFIXES = ("Describe", "List", "Get")
-SESSION_MANAGER_SHELL = "SSM-SessionManagerRunShell"  # StartSession's document when none is named (SSM API reference)
+# A session's id starts with the name of whoever started it (Session Manager User Guide, "Step 3: Control session
+# access to managed nodes": arn:aws:ssm:us-east-2:123456789012:session/JohnDoe-1a2b3c4d5eEXAMPLE).
+SESSION_SUFFIX = "0a1b2c3d4e5f67890"
 
 
 def _tags(pairs: list[dict[str, str]] | None) -> dict[str, str]:
     return {pair["Key"]: pair["Value"] for pair in pairs or []}
 
 
-def _request_tags(params: dict[str, Any]) -> dict[str, str]:
+def _request_tags(params: dict[str, Any], kind: str = "") -> dict[str, str]:
+    """The tags a request gives the resource it creates: `Tags` (RDS, IAM: one resource), or the
+    TagSpecifications of its own EC2 ResourceType."""
     tags = _tags(params.get("Tags"))
     for spec in params.get("TagSpecifications") or []:
-        tags |= _tags(spec.get("Tags"))
+        if not kind or spec.get("ResourceType") == kind:
+            tags |= _tags(spec.get("Tags"))
     return tags
 
 
@@ -51,6 +62,7 @@ class Target:
     arn: str
     tags: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # per-resource keys (iam:PermissionsBoundary of a role)
+    kind: str = ""  # for a created EC2 resource: its TagSpecifications ResourceType
 
 
 class World:
@@ -77,8 +89,8 @@ class World:
         found = self.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [resource_id]}])["Tags"]
         return Target(self.arn("ec2", f"{kind}/{resource_id}"), {t["Key"]: t["Value"] for t in found})
 
-    def ec2_new(self, kind: str) -> Target:
-        return Target(self.arn("ec2", f"{kind}/new-{uuid.uuid4().hex[:8]}"))
+    def ec2_new(self, kind: str, extra: dict[str, Any] | None = None) -> Target:
+        return Target(self.arn("ec2", f"{kind}/new-{uuid.uuid4().hex[:8]}"), extra=extra or {}, kind=kind)
 
     def key_pair(self, params: dict[str, Any]) -> Target:
         pairs = self.client("ec2").describe_key_pairs(
@@ -110,7 +122,8 @@ class World:
 
     def user(self, name: str) -> Target:
         user = self.client("iam").get_user(UserName=name)["User"]
-        return Target(user["Arn"], _tags(user.get("Tags")))
+        boundary = (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        return Target(user["Arn"], _tags(user.get("Tags")), {"iam:PermissionsBoundary": boundary} if boundary else {})
 
     # ----- Secrets Manager, SSM -----
     def secret(self, secret_id: str) -> Target:
@@ -133,7 +146,9 @@ def _ec2_targets(world: World, op: str, p: dict[str, Any]) -> list[Target]:
            "CreateKeyPair": ["key-pair"], "RunInstances": ["instance", "volume", "network-interface"],
            "AuthorizeSecurityGroupIngress": ["security-group-rule"],
            "AuthorizeSecurityGroupEgress": ["security-group-rule"]}  # fmt: skip
-    targets = [world.ec2_new(kind) for kind in new.get(op, [])]
+    # the instance's type is a key of the instance resource only (Service Authorization Reference, RunInstances)
+    typed = {"instance": {"ec2:InstanceType": p["InstanceType"]}} if op == "RunInstances" else {}
+    targets = [world.ec2_new(kind, typed.get(kind)) for kind in new.get(op, [])]
     ids: list[str] = []
     for key in ("VpcId", "SubnetId", "GroupId", "InternetGatewayId", "RouteTableId", "NetworkInterfaceId", "ImageId"):
         if p.get(key):
@@ -182,6 +197,8 @@ def _iam_targets(world: World, op: str, p: dict[str, Any]) -> list[Target]:
     if op == "CreateServiceLinkedRole":
         service = p["AWSServiceName"]
         return [Target(world.iam_arn("role", f"/aws-service-role/{service}/", "AWSServiceRoleForRDS"))]
+    if op == "SimulatePrincipalPolicy":
+        return [Target(p["PolicySourceArn"], {})]
     if "InstanceProfileName" in p:
         return [world.profile(p["InstanceProfileName"])[0]]
     if "RoleName" in p:
@@ -203,10 +220,13 @@ def _targets(world: World, service: str, op: str, p: dict[str, Any]) -> list[Tar
     if service == "secretsmanager" and op != "ListSecrets":
         return [world.secret(p["SecretId"])]
     if service == "ssm" and op == "StartSession":
-        return [world.instance(p["Target"]), world.document(p.get("DocumentName") or SESSION_MANAGER_SHELL)]
+        # The document is authorized only when the request names one (Session Manager User Guide, "Start a session
+        # with a document by specifying the session documents in IAM policies"); see _request_context for the rest.
+        named = [world.document(p["DocumentName"])] if p.get("DocumentName") else []
+        return [world.instance(p["Target"]), *named]
     if service == "ssm" and op == "SendCommand":
         return [*(world.instance(i) for i in p.get("InstanceIds", [])), world.document(p["DocumentName"])]
-    if service == "ssm" and op == "TerminateSession":
+    if service == "ssm" and op in ("TerminateSession", "ResumeSession"):
         return [Target(world.arn("ssm", f"session/{p['SessionId']}"), {})]
     if service == "ssm" and op == "GetParameter":
         owner = "" if p["Name"].startswith("/aws/") else world.account
@@ -216,13 +236,29 @@ def _targets(world: World, service: str, op: str, p: dict[str, Any]) -> list[Tar
     raise NotImplementedError(f"{service}:{op}: which resources it touches is not modelled")
 
 
+def _tag_context(tags: dict[str, str]) -> dict[str, Any]:
+    if not tags:
+        return {}
+    return {f"aws:RequestTag/{k}": v for k, v in tags.items()} | {"aws:TagKeys": sorted(tags)}
+
+
 def _request_context(service: str, op: str, p: dict[str, Any], world: World) -> dict[str, Any]:
+    """The keys every authorization of the call carries (request tags are per created resource: _created_tags)."""
     context: dict[str, Any] = {}
-    tags = _request_tags(p)
-    if tags:
-        context |= {f"aws:RequestTag/{k}": v for k, v in tags.items()} | {"aws:TagKeys": sorted(tags)}
-    if service == "iam" and op == "CreateRole" and p.get("PermissionsBoundary"):
+    if op in ("TagUser", "TagRole", "TagInstanceProfile", "CreateTags", "AddTagsToResource", "TagResource"):
+        context |= _tag_context(_request_tags(p))  # a tagging call's tags are its request
+    bounded = ("CreateRole", "CreateUser", "PutUserPermissionsBoundary", "PutRolePermissionsBoundary")
+    if service == "iam" and op in bounded and p.get("PermissionsBoundary"):
         context["iam:PermissionsBoundary"] = p["PermissionsBoundary"]
+    database_class = p.get("DBInstanceClass") or p.get("DBClusterInstanceClass")
+    if service == "rds" and op in ("CreateDBInstance", "CreateDBCluster") and database_class:
+        context["rds:DatabaseClass"] = database_class
+    if service == "ssm" and op == "StartSession":
+        # ssm:SessionDocumentAccessCheck (Session Manager User Guide, "Enforce a session document permission check
+        # when starting a session"): a start without a document name is allowed only by a statement that does not
+        # carry `BoolIfExists ssm:SessionDocumentAccessCheck true`; so with it on every statement that allows
+        # StartSession, the caller must name a document, and the document is authorized.
+        context["ssm:SessionDocumentAccessCheck"] = "true" if p.get("DocumentName") else "false"
     if service == "iam" and op in ("AttachRolePolicy", "DetachRolePolicy", "AttachUserPolicy", "DetachUserPolicy"):
         context["iam:PolicyARN"] = p["PolicyArn"]
     if service == "iam" and op == "CreateServiceLinkedRole":
@@ -230,10 +266,17 @@ def _request_context(service: str, op: str, p: dict[str, Any], world: World) -> 
     return context
 
 
-def _implied(world: World, service: str, op: str, p: dict[str, Any], targets: list[Target]) -> list[Request]:
+def _created_tags(target: Target, p: dict[str, Any]) -> dict[str, Any]:
+    """The request-tag keys of one created resource (none for an existing one)."""
+    return _tag_context(_request_tags(p, target.kind)) if target.tags is None else {}
+
+
+def _implied(
+    world: World, service: str, op: str, p: dict[str, Any], targets: list[Target], principal: Principal | None
+) -> list[Request]:
     """The checks AWS makes for the caller besides the operation's own, each on the resource it concerns."""
     requests = []
-    new = [t for t in targets if t.tags is None]
+    new = [t for t in targets if t.tags is None and _request_tags(p, t.kind)]
     base = _request_context(service, op, p, world)
     for action in sorted(implied_actions(service, op, p)):
         if action in (
@@ -245,7 +288,7 @@ def _implied(world: World, service: str, op: str, p: dict[str, Any], targets: li
             "iam:TagPolicy",
         ):
             extra = {"ec2:CreateAction": op} if action == "ec2:CreateTags" else {}
-            requests += [Request(action, t.arn, {**base, **extra}) for t in new]
+            requests += [Request(action, t.arn, {**base, **_created_tags(t, p), **extra}) for t in new]
         elif action == "iam:PassRole":
             if op == "RunInstances":
                 _, roles = world.profile(p["IamInstanceProfile"]["Name"])
@@ -261,24 +304,33 @@ def _implied(world: World, service: str, op: str, p: dict[str, Any], targets: li
             requests.append(Request(action, secret, {}))
         elif action == "kms:DescribeKey":
             requests.append(Request(action, world.arn("kms", "key/aws-secretsmanager"), {}))
+        elif action in ("ssmmessages:OpenDataChannel", "ssm:ResumeSession"):
+            # the session plugin, with the caller's credentials, on the session StartSession made
+            starter = (principal.username or principal.userid or "") if principal else ""
+            requests.append(Request(action, world.arn("ssm", f"session/{starter}-{SESSION_SUFFIX}"), {}))
         else:
             raise NotImplementedError(f"implied {action} of {service}:{op} is not modelled")
     return requests
 
 
-def authorizations(world: World, service: str, op: str, params: dict[str, Any]) -> list[Request]:
-    """Every (action, resource, context) AWS authorizes for one call of `service`'s `op` with `params`."""
+def authorizations(
+    world: World, service: str, op: str, params: dict[str, Any], principal: Principal | None = None
+) -> list[Request]:
+    """Every (action, resource, context) AWS authorizes for one call of `service`'s `op` with `params` made by
+    `principal` (who it is matters only where a resource is named after its caller: a session)."""
     action = iam_action(service, op)
     targets = _targets(world, service, op, params)
     context = _request_context(service, op, params, world)
     requests = []
     for target in targets:
-        keys = dict(context)
+        keys = dict(context) | _created_tags(target, params)
         if target.tags:
             keys |= {f"aws:ResourceTag/{k}": v for k, v in target.tags.items()}
         keys |= target.extra
+        if op in ("PutUserPermissionsBoundary", "PutRolePermissionsBoundary"):
+            keys |= context  # the boundary being set is the key, not the one the user or role has now (IAM reference)
         requests.append(Request(action, target.arn, keys))
-    return requests + _implied(world, service, op, params, targets)
+    return requests + _implied(world, service, op, params, targets, principal)
 
 
 # ----- principals, read from the account -----
@@ -355,7 +407,7 @@ class StrictIam:
         principal = self.principal()
         decided = [
             Logged(f"{service}:{op}", request, evaluate(principal, request))
-            for request in authorizations(self.world, service, op, params)
+            for request in authorizations(self.world, service, op, params, principal)
         ]
         self.log += decided
         return decided

@@ -21,6 +21,7 @@ def workbook(config: Any, backend: Backend) -> int:
     from labkit.lab.cost import running_cost
 
     quiet = io.StringIO()
+    labkit.preflight(config, backend)  # 00: identity, simulated permissions, quotas, cost
     labkit.plan(config, backend)  # 00
     for stage in ("network", "database", "compute"):  # 01, 02, 03: each stage re-reads the earlier ones
         labkit.apply(config, backend, only=stage, stream=quiet, leave_exercises=True)

@@ -9,12 +9,13 @@ It also enforces one lab rule that is not AWS's: every create call must carry th
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from botocore.exceptions import ClientError
@@ -124,7 +125,9 @@ def aws_error(operation: str, code: str, message: str, status: int = 400) -> Cli
 class StrictLayer:
     """Raise what AWS raises where moto stays silent. `refusals` records every refusal, for assertions."""
 
-    def __init__(self, backend: Backend, *, require_tags: bool = True) -> None:
+    def __init__(
+        self, backend: Backend, *, require_tags: bool = True, user_boundaries: UserBoundaries | None = None
+    ) -> None:
         self.backend = backend
         self.require_tags = require_tags
         self.refusals: list[tuple[str, str]] = []
@@ -132,12 +135,18 @@ class StrictLayer:
         self.slow_cluster_polls = 0
         self.lingering_groups: dict[str, int] = {}  # group id -> deletions refused after its instance went
         self.linger_after_terminate = 0
+        self.lingering_subnets: dict[str, int] = {}  # subnet id -> deletions refused while RDS releases its ENIs
+        self.linger_after_cluster = 0
+        self.profile_lag = 0  # RunInstances refusals of each new instance profile, as IAM propagates it
+        self.unseen_profiles: dict[str, int] = {}
+        self.throttle = Throttle(self.refusals, threading.Lock())
         self._plain = boto3.Session(region_name=backend.region, **FAKE_CREDENTIALS)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.catalog = EngineCatalog(zones=tuple(f"{backend.region}{letter}" for letter in "abcdef"))
         self.lag_after_create = 0  # NotFound answers about each new VPC or route table, as EC2 gives at first
         self.unseen: dict[str, int] = {}  # id -> NotFound answers left
+        self.user_boundaries = user_boundaries or UserBoundaries()  # shared by every session of one account
 
     # ----- wiring -----
     def install(self) -> StrictLayer:
@@ -163,8 +172,14 @@ class StrictLayer:
         events.register("after-call.rds.CreateDBCluster", self._cluster_created)
         events.register("after-call.rds.DescribeDBClusters", self._report_creating)
         events.register("before-parameter-build.ec2.TerminateInstances", self._instances_terminating)
+        events.register("before-parameter-build.rds.DeleteDBCluster", self._cluster_deleting)
+        for operation in ("CreateInstanceProfile", "AddRoleToInstanceProfile"):
+            events.register(f"before-parameter-build.iam.{operation}", self._profile_changing)
+        events.register("before-parameter-build.ec2.RunInstances", self._guard("RunInstances", self.check_profile_seen))
+        self.throttle.install(events)
         events.register("before-parameter-build.iam.ListInstanceProfiles", self._remember_path_prefix)
         events.register("after-call.iam.ListInstanceProfiles", self._filter_by_path_prefix)
+        self.user_boundaries.install(events)
         return self
 
     def _checks(self) -> dict[tuple[str, str], Callable[[dict[str, Any]], None]]:
@@ -276,6 +291,34 @@ class StrictLayer:
             group = groups.get(cluster.get("DBSubnetGroup", ""))
             if group and subnet_id in [s["SubnetIdentifier"] for s in group["Subnets"]]:
                 raise aws_error("DeleteSubnet", "DependencyViolation", f"the subnet {subnet_id} has dependencies (RDS)")
+        # Any network interface in the subnet, attached to a live instance or detached, blocks it (EC2 API
+        # reference, DeleteSubnet: "You must terminate all running instances in the subnet before you can delete
+        # the subnet"; a detached interface stays until deleted). moto keeps a terminated instance's interface.
+        interfaces = self.client("ec2").describe_network_interfaces(
+            Filters=[{"Name": "subnet-id", "Values": [subnet_id]}]
+        )
+        if self._interfaces_in_use(interfaces["NetworkInterfaces"]):
+            message = f"The subnet '{subnet_id}' has dependencies and cannot be deleted. (a network interface)"
+            raise aws_error("DeleteSubnet", "DependencyViolation", message)
+        with self._lock:
+            if self.lingering_subnets.get(subnet_id, 0) > 0:
+                self.lingering_subnets[subnet_id] -= 1
+                message = f"The subnet '{subnet_id}' has dependencies and cannot be deleted. (RDS's interfaces)"
+                raise aws_error("DeleteSubnet", "DependencyViolation", message)
+
+    def _cluster_deleting(self, params: dict[str, Any], **_: Any) -> None:
+        """Optionally keep the cluster's subnets busy for a few deletions: Aurora's requester-managed network
+        interfaces are released some minutes after its instances and cluster are gone."""
+        if not self.linger_after_cluster:
+            return
+        rds = self.client("rds")
+        clusters = rds.describe_db_clusters(DBClusterIdentifier=params["DBClusterIdentifier"])["DBClusters"]
+        group = clusters[0].get("DBSubnetGroup") if clusters else None
+        if group:
+            subnets = rds.describe_db_subnet_groups(DBSubnetGroupName=group)["DBSubnetGroups"][0]["Subnets"]
+            with self._lock:
+                for subnet in subnets:
+                    self.lingering_subnets[subnet["SubnetIdentifier"]] = self.linger_after_cluster
 
     def _created_unseen(self, key: str) -> Callable[..., None]:
         def handler(parsed: dict[str, Any], **_: Any) -> None:
@@ -406,6 +449,14 @@ class StrictLayer:
         if clusters and clusters[0].get("DeletionProtection"):
             message = "Cannot delete protected Cluster, please disable deletion protection and try again."
             raise aws_error(operation, "InvalidParameterCombination", message)
+        members = [m["DBInstanceIdentifier"] for m in (clusters[0].get("DBClusterMembers", []) if clusters else [])]
+        instances = self.client("rds").describe_db_instances()["DBInstances"]
+        live = [
+            i for i in instances if i["DBInstanceIdentifier"] in members and i.get("DBInstanceStatus") != "deleting"
+        ]
+        if live:  # RDS API reference, DeleteDBCluster: InvalidDBClusterStateFault
+            message = "Cluster cannot be deleted, it still contains DB instances in non-deleting state."
+            raise aws_error(operation, "InvalidDBClusterStateFault", message)
         if not params.get("SkipFinalSnapshot") and not params.get("FinalDBSnapshotIdentifier"):
             message = "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified."
             raise aws_error(operation, "InvalidParameterCombination", message)
@@ -436,10 +487,155 @@ class StrictLayer:
         parsed["InstanceProfiles"] = [p for p in parsed.get("InstanceProfiles", []) if p["Path"].startswith(prefix)]
 
     def check_delete_role(self, params: dict[str, Any]) -> None:
-        profiles = self.client("iam").list_instance_profiles_for_role(RoleName=params["RoleName"])["InstanceProfiles"]
-        if profiles:
+        """IAM API reference, DeleteRole: out of every instance profile first, managed policies detached, inline
+        policies deleted; else DeleteConflict."""
+        iam, name = self.client("iam"), params["RoleName"]
+        if iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
             message = "Cannot delete entity, must remove roles from instance profile first."
             raise aws_error("DeleteRole", "DeleteConflict", message)
+        if iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            raise aws_error("DeleteRole", "DeleteConflict", "Cannot delete entity, must detach all policies first.")
+        if iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            raise aws_error("DeleteRole", "DeleteConflict", "Cannot delete entity, must delete policies first.")
+
+    def _profile_changing(self, params: dict[str, Any], **_: Any) -> None:
+        if self.profile_lag:
+            with self._lock:
+                self.unseen_profiles[params["InstanceProfileName"]] = self.profile_lag
+
+    def check_profile_seen(self, params: dict[str, Any]) -> None:
+        """IAM is eventually consistent: for some seconds after a profile is made or given its role, EC2 refuses it
+        (IAM User Guide, "Troubleshooting IAM roles for EC2": "Invalid IAM Instance Profile name"; "Changes that I
+        make are not always immediately visible")."""
+        name = (params.get("IamInstanceProfile") or {}).get("Name") or ""
+        with self._lock:
+            left = self.unseen_profiles.get(name, 0)
+            if left <= 0:
+                return
+            self.unseen_profiles[name] = left - 1
+        message = f"Value ({name}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+        raise aws_error("RunInstances", "InvalidParameterValue", message)
+
+
+class _Body:
+    """The raw body of a made-up HTTP response (what botocore's parsers read)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data
+
+
+class Throttle:
+    """AWS's rate limits: the next N attempts of an operation answered with its service's throttling error, as
+    HTTP 400 on the wire, so botocore's retry handler sees them as AWS's (RDS: 12 requests per second sustained
+    per account and region, FACTS.md; EC2 API reference, "Request throttling": RequestLimitExceeded; SSM and the
+    JSON services: ThrottlingException). botocore retries them (labkit's clients: standard mode, max_attempts 5,
+    which botocore counts as retries: 6 attempts); past that the ClientError reaches labkit.
+
+    `throttle.next("DescribeDBClusters", 3)`; `throttle.refused` counts the throttled attempts."""
+
+    QUERY: ClassVar[dict[str, str]] = {
+        "ec2": "RequestLimitExceeded",
+        "rds": "Throttling",
+        "iam": "Throttling",
+        "sts": "Throttling",
+    }
+
+    def __init__(self, refusals: list[tuple[str, str]], lock: threading.Lock) -> None:
+        self.left: dict[str, int] = {}
+        self.refused: dict[str, int] = {}
+        self._refusals, self._lock = refusals, lock
+
+    def next(self, operation: str, attempts: int) -> None:
+        with self._lock:
+            self.left[operation] = attempts
+
+    def install(self, events: Any) -> None:
+        events.register_first("before-send", self._send)
+
+    # botocore runs every before-send handler and takes the first response (endpoint.py, _do_get_response), and
+    # moto's own handler would still carry the request out. So a throttled attempt is sent, for moto, to a host
+    # no handler serves: moto leaves it alone and this answer is the one botocore reads. botocore sends the same
+    # request object again on a retry; its address is put back before moto sees the next attempt.
+    NOWHERE = "https://throttled.labkit.invalid/"
+
+    def _send(self, request: Any, event_name: str, **_: Any) -> Any:
+        service, operation = event_name.split(".")[1:3]
+        if request.url == self.NOWHERE:
+            request.url = request.labkit_url
+        with self._lock:
+            if self.left.get(operation, 0) <= 0:
+                return None
+            self.left[operation] -= 1
+            self.refused[operation] = self.refused.get(operation, 0) + 1
+        request.labkit_url, request.url = request.url, self.NOWHERE
+        code = self.QUERY.get(service, "ThrottlingException")
+        self._refusals.append((operation, code))
+        if service == "ec2":
+            body = f"<Response><Errors><Error><Code>{code}</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>x</RequestID></Response>"
+        elif service in self.QUERY:
+            body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>"
+        else:
+            body = json.dumps({"__type": code, "message": "Rate exceeded"})
+        from botocore.awsrequest import AWSResponse
+
+        return AWSResponse(request.labkit_url, 400, {"x-amzn-RequestId": "x"}, _Body(body.encode()))
+
+
+class UserBoundaries:
+    """The permissions boundary of IAM users, which moto does not keep: its CreateUser drops PermissionsBoundary,
+    its GetUser never returns one, and PutUserPermissionsBoundary is not implemented. AWS keeps it, returns it in
+    GetUser's `User.PermissionsBoundary`, and evaluates the user's requests against it (IAM API reference,
+    CreateUser, PutUserPermissionsBoundary; IAM User Guide, "Permissions boundaries for IAM entities").
+
+    One store per moto account; `install(events)` on every botocore session that talks to that account, before
+    the session makes a client (a client copies the session's handlers when it is made)."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def install(self, events: Any) -> UserBoundaries:
+        events.register("before-parameter-build.iam.CreateUser", _keep_params)
+        events.register("after-call.iam.CreateUser", self._created)
+        events.register("after-call.iam.GetUser", self._show)
+        events.register("before-parameter-build.iam.DeleteUser", _keep_params)
+        events.register("after-call.iam.DeleteUser", self._deleted)
+        events.register("before-parameter-build.iam.PutUserPermissionsBoundary", _keep_params)
+        events.register("before-call.iam.PutUserPermissionsBoundary", _answer_from(self._put))
+        events.register("before-parameter-build.iam.DeleteUserPermissionsBoundary", _keep_params)
+        events.register("before-call.iam.DeleteUserPermissionsBoundary", _answer_from(self._remove))
+        return self
+
+    def _created(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        boundary = context.get("strict_params", {}).get("PermissionsBoundary")
+        if boundary and "User" in parsed:
+            with self._lock:
+                self.by_user[parsed["User"]["UserName"]] = boundary
+            self._show(parsed)
+
+    def _show(self, parsed: dict[str, Any], **_: Any) -> None:
+        user = parsed.get("User")
+        with self._lock:
+            boundary = self.by_user.get(user["UserName"]) if user else None
+        if boundary:
+            user["PermissionsBoundary"] = {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": boundary}
+
+    def _deleted(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        with self._lock:
+            self.by_user.pop(context.get("strict_params", {}).get("UserName", ""), None)
+
+    def _put(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.by_user[params["UserName"]] = params["PermissionsBoundary"]
+        return {}
+
+    def _remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.by_user.pop(params["UserName"], None)
+        return {}
 
 
 def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

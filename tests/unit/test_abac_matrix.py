@@ -15,6 +15,7 @@ every request here goes through the strict evaluator (tests/support/iam_eval.py)
 from __future__ import annotations
 
 import configparser
+import copy
 import io
 import json
 import stat
@@ -29,14 +30,27 @@ from botocore.exceptions import ClientError
 from support.backends import InProcessBackend
 from support.clusters import ENGINE
 from support.iam_eval import Principal, Request, evaluate
-from support.iam_requests import StrictIam, World, role_principal, user_principal
+from support.iam_requests import StrictIam, World, authorizations, role_principal, user_principal
 from support.learner_run import workbook
+from support.simulator import Simulator
+from support.strict import UserBoundaries
 
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
-from labkit.aws.tags import NODE_CLUSTER, NODE_FIRST_DB, NODE_INSTANCE, NODE_SG_DB, NODE_VPC, ec2_filters
+from labkit.aws.policies import INSTRUCTOR_POLICIES, TAG_DB_CLASS, TAG_INSTANCE_TYPE, policy_arn, render, size
+from labkit.aws.tags import (
+    NODE_CLUSTER,
+    NODE_FIRST_DB,
+    NODE_INSTANCE,
+    NODE_PUBLIC_SUBNET,
+    NODE_SG_APP,
+    NODE_SG_DB,
+    NODE_VPC,
+    ec2_filters,
+)
 from labkit.classroom.learners import learners_create, learners_delete, learners_list
-from labkit.classroom.policies import INSTRUCTOR_POLICIES, POLICY_PATH, policy_arn, policy_name, render, size
+from labkit.classroom.setup import class_setup
 from labkit.config import LabConfig
+from labkit.lab.resources.compute import AMI_PARAMETER
 
 REGION = "us-east-1"
 LAB = "class1"
@@ -45,13 +59,29 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED, DENIED = "allowed", "denied"
 
 
+# The account's user boundaries, which moto does not keep (support/strict.UserBoundaries): one store, seen by
+# every session of the test (the admin's, the instructor's, each learner's).
+BOUNDARIES = UserBoundaries()
+
+
 def _admin() -> Callable[[str], Any]:
     session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+    BOUNDARIES.install(session.events)
     clients: dict[str, Any] = {}
     return lambda service: clients.setdefault(service, session.client(service))
 
 
-def _backend_of(credentials_file: Path) -> Backend:
+def _backend(credentials: dict[str, str] | None = None, admin: Callable[[str], Any] | None = None) -> Backend:
+    """A backend signing with `credentials`; with `admin`, its iam:SimulatePrincipalPolicy is answered from the
+    account's policies (support/simulator.py), so a learner's preflight simulates for real."""
+    made = InProcessBackend.make(REGION, credentials)
+    BOUNDARIES.install(made.session().events)
+    if admin is not None:
+        Simulator(admin).install(made.session().events)
+    return made
+
+
+def _backend_of(credentials_file: Path, admin: Callable[[str], Any]) -> Backend:
     parser = configparser.ConfigParser()
     parser.read(credentials_file)
     profile = parser["labkit"]
@@ -59,7 +89,7 @@ def _backend_of(credentials_file: Path) -> Backend:
         "aws_access_key_id": profile["aws_access_key_id"],
         "aws_secret_access_key": profile["aws_secret_access_key"],
     }
-    return InProcessBackend.make(REGION, keys)
+    return _backend(keys, admin)
 
 
 @dataclass
@@ -96,13 +126,13 @@ class Classroom:
         return ALLOWED if all(d.decision.allowed for d in decided) else DENIED
 
 
-def _make_instructor(admin: Callable[[str], Any], account: str) -> dict[str, str]:
-    """As the account's admin: the instructor, holding only the instructor policies (no tags: not a learner)."""
+def _make_instructor(admin: Callable[[str], Any]) -> dict[str, str]:
+    """As the account's admin, once: every labkit policy (`labkit class setup`), and the instructor, a user
+    outside /labkit/ holding only the instructor policies (no tags: not a learner)."""
     iam = admin("iam")
     iam.create_user(UserName="instructor")
-    for stem in INSTRUCTOR_POLICIES:
-        iam.create_policy(PolicyName=policy_name(stem), Path=POLICY_PATH, PolicyDocument=json.dumps(render(stem)))
-        iam.attach_user_policy(UserName="instructor", PolicyArn=policy_arn(stem, "aws", account))
+    setup = class_setup(backend=_backend(), instructor="instructor", yes=True)
+    assert set(setup.policies.values()) == {"created"} and len(setup.attached) == len(INSTRUCTOR_POLICIES)
     key = iam.create_access_key(UserName="instructor")["AccessKey"]
     return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
@@ -114,11 +144,12 @@ def classroom(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     patch = pytest.MonkeyPatch()
     patch.setenv("LABKIT_HOME", str(tmp_path_factory.mktemp("labkit-home")))
     folder = tmp_path_factory.mktemp("keys")
+    BOUNDARIES.by_user.clear()
     with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
         admin = _admin()
         account = admin("sts").get_caller_identity()["Account"]
         world = World(admin, REGION, account)
-        instructor = InProcessBackend.make(REGION, _make_instructor(admin, account))
+        instructor = _backend(_make_instructor(admin))
         room = Classroom(admin, world, account, instructor, {}, {}, None, folder)
         with room.strict("instructor").enforcing(instructor):
             room.onboarding = learners_create(
@@ -126,7 +157,7 @@ def classroom(fast_moto: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
             )
         for row in room.onboarding.rows:
             room.files[row.learner] = Path(row.credentials_file)
-            room.learners[row.learner] = _backend_of(Path(row.credentials_file))
+            room.learners[row.learner] = _backend_of(Path(row.credentials_file), admin)
         # grace's lab: built by the account's admin with her tags (who builds it does not matter to the matrix;
         # ada's own run below is the proof that a learner can build one).
         labkit_apply(LabConfig(lab=LAB, learner="grace", key_pair=True), InProcessBackend.make(REGION))
@@ -146,7 +177,7 @@ def labkit_apply(config: LabConfig, backend: Backend) -> None:
 def test_onboarding_made_tagged_users_with_private_key_files(classroom: Classroom) -> None:
     report = classroom.onboarding
     assert [(r.learner, r.result) for r in report.rows] == [("ada", "created"), ("grace", "created")]
-    assert set(report.policies.values()) <= {"created", "up to date"}
+    assert report.policies == {}, "the administrator's setup is complete: onboarding found every policy"
     printed = str(report) + json.dumps(report.to_dict())
     for learner, path in classroom.files.items():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -154,8 +185,10 @@ def test_onboarding_made_tagged_users_with_private_key_files(classroom: Classroo
         secret.read(path)
         assert secret["labkit"]["aws_secret_access_key"] not in printed, "a secret reached the report"
         tags = classroom.principal(learner).tags
-        assert tags == {"labkit:lab": LAB, "labkit:learner": learner}
+        assert tags == {"labkit:lab": LAB, "labkit:learner": learner, TAG_INSTANCE_TYPE: "t3.micro",
+                        TAG_DB_CLASS: "db.t4g.medium"}  # fmt: skip
         assert len(classroom.principal(learner).policies) == 4
+        assert (classroom.principal(learner).boundary or {}).get("_name") == "labkit-learner-boundary"
     listed = learners_list(lab=LAB, backend=classroom.instructor)
     assert [(r.learner, r.policies, r.access_keys) for r in listed.rows] == [("ada", 4, 1), ("grace", 4, 1)]
 
@@ -164,7 +197,7 @@ def test_onboarding_again_creates_nothing_and_issues_no_new_key(classroom: Class
     with classroom.strict("instructor").enforcing(classroom.instructor):
         again = learners_create(lab=LAB, names=["ada"], backend=classroom.instructor, yes=True)
     assert [r.result for r in again.rows] == ["exists"]
-    assert set(again.policies.values()) == {"up to date"}
+    assert again.policies == {} and again.ok
 
 
 # ----- 3. a learner runs the whole workbook -----
@@ -181,6 +214,69 @@ def test_a_learner_runs_the_whole_workbook_as_herself(classroom: Classroom) -> N
     assert {"iam:PassRole", "ec2:CreateTags", "secretsmanager:GetSecretValue"} <= {d.request.action for d in strict.log}
 
 
+def _as_aws_makes_the_default_vpc(admin: Callable[[str], Any]) -> None:
+    """A default VPC has an internet gateway and a route 0.0.0.0/0 to it in its main route table (Amazon VPC User
+    Guide, "Default VPCs"); moto's has neither. As the account's admin, once."""
+    ec2 = admin("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    if ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])["InternetGateways"]:
+        return
+    gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+    )
+    ec2.create_route(
+        RouteTableId=main["RouteTables"][0]["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway
+    )
+
+
+def test_a_learner_builds_in_the_default_vpc(classroom: Classroom) -> None:
+    """vpc = "default" (what the instructor view suggests when VPC quotas run short): EC2 gives the request's tags
+    only to what a call creates, so the untagged default VPC and subnet that CreateSecurityGroup and RunInstances
+    use carry none; the learner policies required them there and denied both calls."""
+    _as_aws_makes_the_default_vpc(classroom.admin)
+    config = LabConfig(lab=LAB, learner="ada", vpc="default")
+    strict = classroom.strict("ada")
+    start = len(strict.log)
+    with strict.enforcing(classroom.learners["ada"]):
+        remaining = workbook(config, classroom.learners["ada"])
+    denied = [
+        f"{d.operation} {d.request.resource}: {d.decision.reason}" for d in strict.log[start:] if not d.decision.allowed
+    ]
+    assert not denied, denied
+    assert remaining == 0
+    used = [
+        d.request
+        for d in strict.log[start:]
+        if d.operation == "ec2:CreateSecurityGroup" and ":vpc/" in d.request.resource
+    ]
+    assert used and not any(k.startswith("aws:RequestTag/") for r in used for k in r.context), "the VPC it uses"
+
+
+def test_request_tags_go_only_to_what_a_call_creates(classroom: Classroom) -> None:
+    default_vpc = classroom.admin("ec2").describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    params = {
+        "GroupName": "g",
+        "Description": "d",
+        "VpcId": default_vpc["VpcId"],
+        "TagSpecifications": _ada_tags("security-group"),
+    }
+    requests = authorizations(classroom.world, "ec2", "CreateSecurityGroup", params)
+    by_kind = {r.resource.split(":")[-1].split("/")[0]: r for r in requests if r.action == "ec2:CreateSecurityGroup"}
+    assert by_kind["security-group"].context["aws:RequestTag/labkit:learner"] == "ada"
+    assert not any(key.startswith("aws:RequestTag/") for key in by_kind["vpc"].context)
+    launch = _launch(_grace(classroom), "t3.micro") | {"TagSpecifications": _grace_tags("instance")}
+    made = {r.resource.split(":")[-1].split("/")[0]: r for r in authorizations(classroom.world, "ec2", "RunInstances", launch)
+            if r.action == "ec2:RunInstances"}  # fmt: skip
+    assert (
+        "aws:RequestTag/labkit:lab" in made["instance"].context
+        and made["instance"].context["ec2:InstanceType"] == "t3.micro"
+    )
+    assert "aws:RequestTag/labkit:lab" not in made["volume"].context, "a volume gets the tags of its own ResourceType"
+    assert "ec2:InstanceType" not in made["subnet"].context
+
+
 # ----- 4. the matrix -----
 
 
@@ -195,21 +291,43 @@ def _grace(classroom: Classroom) -> dict[str, str]:
             return reservations[0]["Instances"][0]["InstanceId"]
         if node == NODE_VPC:
             return ec2.describe_vpcs(Filters=filters)["Vpcs"][0]["VpcId"]
+        if node == NODE_PUBLIC_SUBNET:
+            return ec2.describe_subnets(Filters=filters)["Subnets"][0]["SubnetId"]
         return ec2.describe_security_groups(Filters=filters)["SecurityGroups"][0]["GroupId"]
 
     cluster = f"{LAB}-grace-{NODE_CLUSTER}"
     secret = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]["MasterUserSecret"]["SecretArn"]
     role = classroom.admin("iam").list_roles(PathPrefix=f"/labkit/{LAB}/grace/")["Roles"][0]["RoleName"]
+    image = classroom.admin("ssm").get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
     return {
         "instance": one(NODE_INSTANCE), "vpc": one(NODE_VPC), "sg": one(NODE_SG_DB), "cluster": cluster,
         "writer": f"{LAB}-grace-{NODE_FIRST_DB}", "secret": secret, "role": role,
-        "subgrp": f"{LAB}-grace-db-subnet-group",
+        "subgrp": f"{LAB}-grace-db-subnet-group", "subnet": one(NODE_PUBLIC_SUBNET), "sg-app": one(NODE_SG_APP),
+        "image": image, "session": f"arn:aws:ssm:{REGION}:{classroom.account}:session/{LAB}-grace-0a1b2c3d4e5f67890",
     }  # fmt: skip
 
 
 def _ada_tags(kind: str) -> list[dict[str, Any]]:
     tags = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "ada"}]
     return [{"ResourceType": kind, "Tags": tags}]
+
+
+def _grace_tags(*kinds: str) -> list[dict[str, Any]]:
+    tags = [{"Key": "labkit:lab", "Value": LAB}, {"Key": "labkit:learner", "Value": "grace"}]
+    return [{"ResourceType": kind, "Tags": tags} for kind in kinds]
+
+
+def _launch(g: dict[str, str], instance_type: str) -> dict[str, Any]:
+    """RunInstances as labkit makes it, in grace's subnet with her app group, of `instance_type`."""
+    return {"ImageId": g["image"], "InstanceType": instance_type, "MinCount": 1, "MaxCount": 1,
+            "SubnetId": g["subnet"], "SecurityGroupIds": [g["sg-app"]],
+            "TagSpecifications": _grace_tags("instance", "volume", "network-interface")}  # fmt: skip
+
+
+def _reader(g: dict[str, str], db_class: str) -> dict[str, Any]:
+    """CreateDBInstance of one more reader in grace's cluster, tagged as hers, of `db_class`."""
+    return {"DBInstanceIdentifier": f"{LAB}-grace-db-9", "DBClusterIdentifier": g["cluster"], "Engine": ENGINE.name,
+            "DBInstanceClass": db_class, "Tags": _grace_tags("x")[0]["Tags"]}  # fmt: skip
 
 
 RULE = {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
@@ -247,8 +365,17 @@ MATRIX: list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]], tu
     ("re-tag the cluster as ada's", "rds", "AddTagsToResource",
      lambda g: {"ResourceName": f"arn:aws:rds:{REGION}:123456789012:cluster:{g['cluster']}", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
     ("read the master password", "secretsmanager", "GetSecretValue", lambda g: {"SecretId": g["secret"]}, (ALLOWED, DENIED, DENIED)),
+    # a port forward: StartSession, then the plugin opens the session's data channel (and resumes it after a blip)
     ("StartSession (port forward)", "ssm", "StartSession",
      lambda g: {"Target": g["instance"], "DocumentName": "AWS-StartPortForwardingSessionToRemoteHost"}, (ALLOWED, DENIED, DENIED)),
+    ("StartSession without a document (a shell)", "ssm", "StartSession", lambda g: {"Target": g["instance"]}, (DENIED, DENIED, DENIED)),
+    ("resume her session", "ssm", "ResumeSession", lambda g: {"SessionId": g["session"].rsplit("/", 1)[1]}, (ALLOWED, DENIED, DENIED)),
+    ("end her session", "ssm", "TerminateSession", lambda g: {"SessionId": g["session"].rsplit("/", 1)[1]}, (ALLOWED, DENIED, DENIED)),
+    # the cost guardrails: the instructor allowed grace t3.micro and db.t4g.medium
+    ("launch the allowed instance type", "ec2", "RunInstances", lambda g: _launch(g, "t3.micro"), (ALLOWED, DENIED, DENIED)),
+    ("launch a larger instance type", "ec2", "RunInstances", lambda g: _launch(g, "m5.24xlarge"), (DENIED, DENIED, DENIED)),
+    ("add a reader of the allowed class", "rds", "CreateDBInstance", lambda g: _reader(g, "db.t4g.medium"), (ALLOWED, DENIED, DENIED)),
+    ("add a reader of a larger class", "rds", "CreateDBInstance", lambda g: _reader(g, "db.r6g.16xlarge"), (DENIED, DENIED, DENIED)),
     ("SendCommand (shell script)", "ssm", "SendCommand",
      lambda g: {"InstanceIds": [g["instance"]], "DocumentName": "AWS-RunShellScript"}, (ALLOWED, DENIED, DENIED)),
     # grace may put a policy only on her role that carries the class boundary (labkit's role does)
@@ -378,10 +505,30 @@ def test_pass_role_and_sessions_only_as_the_lab_uses_them(classroom: Classroom) 
     assert not evaluate(ada, Request("iam:PassRole", own_role, to)).allowed, "own role to Lambda"
     assert not evaluate(ada, Request("iam:PassRole", grace_role, {"iam:PassedToService": "ec2.amazonaws.com"})).allowed
     assert evaluate(ada, Request("iam:PassRole", own_role, {"iam:PassedToService": "ec2.amazonaws.com"})).allowed
-    shell = f"arn:aws:ssm:{REGION}:{classroom.account}:document/SSM-SessionManagerRunShell"
-    assert not evaluate(ada, Request("ssm:StartSession", shell)).allowed, "an interactive shell"
     other = f"arn:aws:ssm:{REGION}::document/AWS-RunPowerShellScript"
     assert not evaluate(ada, Request("ssm:SendCommand", other)).allowed
+
+
+def test_no_shell_through_a_session_without_a_document(classroom: Classroom) -> None:
+    """AWS checks a session's document only when the request names one, or when every statement that allows
+    StartSession carries ssm:SessionDocumentAccessCheck (Session Manager User Guide). This test asserted that
+    the shell document was denied; AWS never asks about it for a StartSession that names no document, so without
+    the condition the learner policy gave a shell on her own instance. With it, she must name a document."""
+    instance = _grace(classroom)["instance"]
+    shell = {"Target": instance}
+    forward = {"Target": instance, "DocumentName": "AWS-StartPortForwardingSessionToRemoteHost"}
+    assert classroom.decide("grace", "ssm", "StartSession", shell) == DENIED
+    assert classroom.decide("grace", "ssm", "StartSession", forward) == ALLOWED
+    named = authorizations(classroom.world, "ssm", "StartSession", shell, classroom.principal("grace"))
+    assert not any(":document/" in r.resource for r in named), "a start without a document authorizes none"
+    # the same policies without the condition: AWS would start the default shell session
+    grace = classroom.principal("grace")
+    stripped = copy.deepcopy(grace.policies)
+    for document in stripped:
+        for statement in document["Statement"]:
+            statement.get("Condition", {}).pop("BoolIfExists", None)
+    without = Principal(grace.arn, grace.account, stripped, grace.boundary, grace.tags, grace.username, grace.userid)
+    assert all(evaluate(without, request).allowed for request in named)
 
 
 def test_a_principal_without_learner_tags_gets_nothing_from_the_learner_policies(classroom: Classroom) -> None:
@@ -395,6 +542,139 @@ def test_a_principal_without_learner_tags_gets_nothing_from_the_learner_policies
                           {"aws:ResourceTag/labkit:lab": LAB, "aws:ResourceTag/labkit:learner": "grace"})  # fmt: skip
         assert not evaluate(who, request).allowed
         assert evaluate(who, Request("ec2:DescribeInstances", "*")).allowed
+
+
+# ----- 5b. the instructor cannot become an administrator -----
+
+EVERYTHING = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def test_every_path_of_an_instructor_to_full_admin_is_denied(classroom: Classroom) -> None:
+    """Issue 25, item 8: the instructor policy let an instructor create a `labkit-learner-*` policy with
+    `"Action": "*"`, a user under /labkit/, a key, and attach it; or rewrite the boundaries with CreatePolicyVersion.
+    Each of those paths, and their neighbours, is denied."""
+    account, iam = classroom.account, classroom.admin("iam")
+    iam.create_user(UserName="ops-admin")  # someone else's user, outside /labkit/
+    admin_policy, boundary = (
+        "arn:aws:iam::aws:policy/AdministratorAccess",
+        policy_arn("learner-boundary", "aws", account),
+    )
+    labkit_arns = [p["Arn"] for p in iam.list_policies(Scope="Local", PathPrefix="/labkit/")["Policies"]]
+    assert len(labkit_arns) == 8
+    grace = f"{LAB}-grace"
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:user/instructor"}, "Action": "sts:AssumeRole"}]})  # fmt: skip
+    attempts = {
+        "a learner policy of its own": ("iam", "CreatePolicy", {"PolicyName": "labkit-learner-x", "Path": "/labkit/",
+                                                                 "PolicyDocument": EVERYTHING}),
+        "a user without the boundary": ("iam", "CreateUser", {"UserName": f"{LAB}-x", "Path": f"/labkit/{LAB}/"}),
+        "a user with another boundary": ("iam", "CreateUser", {"UserName": f"{LAB}-x", "Path": f"/labkit/{LAB}/",
+                                                               "PermissionsBoundary": admin_policy}),
+        "a bounded user outside /labkit/": ("iam", "CreateUser", {"UserName": "x", "PermissionsBoundary": boundary}),
+        "AdministratorAccess on a learner": ("iam", "AttachUserPolicy", {"UserName": grace, "PolicyArn": admin_policy}),
+        "the learner boundary as a learner's policy": ("iam", "AttachUserPolicy", {"UserName": grace, "PolicyArn": boundary}),
+        "the instructor's policy on a learner": ("iam", "AttachUserPolicy", {
+            "UserName": grace, "PolicyArn": policy_arn("instructor-class", "aws", account)}),
+        "a learner policy on someone else": ("iam", "AttachUserPolicy", {
+            "UserName": "ops-admin", "PolicyArn": policy_arn("learner-compute", "aws", account)}),
+        "an inline policy on a learner": ("iam", "PutUserPolicy", {"UserName": grace, "PolicyName": "x",
+                                                                    "PolicyDocument": EVERYTHING}),
+        "another boundary on a learner": ("iam", "PutUserPermissionsBoundary", {"UserName": grace,
+                                                                                "PermissionsBoundary": admin_policy}),
+        "a learner without boundary": ("iam", "DeleteUserPermissionsBoundary", {"UserName": grace}),
+        "a key for someone else": ("iam", "CreateAccessKey", {"UserName": "ops-admin"}),
+        "herself tagged as a learner": ("iam", "TagUser", {"UserName": "instructor", "Tags": [{"Key": "labkit:lab", "Value": LAB}]}),
+        "a role she may assume": ("iam", "CreateRole", {"RoleName": "x", "Path": "/labkit/", "AssumeRolePolicyDocument": trust}),
+        "a policy on a lab role": ("iam", "AttachRolePolicy", {"RoleName": _grace(classroom)["role"], "PolicyArn": admin_policy}),
+        "a lab role to assume": ("iam", "UpdateAssumeRolePolicy", {"RoleName": _grace(classroom)["role"], "PolicyDocument": trust}),
+        "a password for a learner": ("iam", "CreateLoginProfile", {"UserName": grace, "Password": "x"}),
+        "assume anything": ("sts", "AssumeRole", {"RoleArn": f"arn:aws:iam::{account}:role/x", "RoleSessionName": "x"}),
+    }  # fmt: skip
+    attempts |= {f"rewrite {arn.rsplit('/', 1)[1]}": ("iam", "CreatePolicyVersion", {
+        "PolicyArn": arn, "PolicyDocument": EVERYTHING, "SetAsDefault": True}) for arn in labkit_arns}  # fmt: skip
+    results = {what: classroom.decide("instructor", *call) for what, call in attempts.items()}
+    assert results == dict.fromkeys(attempts, DENIED), {k: v for k, v in results.items() if v != DENIED}
+    # the control: the one shape of user an instructor may make, and the one kind of attachment
+    bounded = {"UserName": f"{LAB}-x", "Path": f"/labkit/{LAB}/", "PermissionsBoundary": boundary}
+    assert classroom.decide("instructor", "iam", "CreateUser", bounded) == ALLOWED
+    learner_policy = {"UserName": grace, "PolicyArn": policy_arn("learner-network", "aws", account)}
+    assert classroom.decide("instructor", "iam", "AttachUserPolicy", learner_policy) == ALLOWED
+
+
+# Every IAM write the instructor's policies allow, by design: the learners' users, keys and tags, and the reset's
+# removal of lab roles. None writes a policy document; the next test proves each is allowed only as intended.
+INSTRUCTOR_IAM_WRITES = {
+    "iam:CreateUser", "iam:PutUserPermissionsBoundary", "iam:AttachUserPolicy", "iam:DetachUserPolicy",
+    "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:DeleteUser", "iam:TagUser", "iam:DeleteRole",
+    "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteInstanceProfile", "iam:RemoveRoleFromInstanceProfile",
+}  # fmt: skip
+
+
+def test_an_instructor_reaches_no_policy_by_any_iam_action(classroom: Classroom) -> None:
+    """Exhaustively: every IAM operation in botocore's model, on every kind of resource an instructor could name
+    (learner and other users, lab and other roles, labkit and other policies), with every boundary and policy ARN
+    a request could carry. What is allowed is a read or one of INSTRUCTOR_IAM_WRITES; a user is made, or a
+    boundary set, only with the learner boundary; a policy is attached only if it is one of the four learner
+    policies and only to a user with that boundary. So the only principals an instructor can bring about are
+    bounded learners holding the administrator's learner policies (whose every escalation path is denied above),
+    and no path leads to `"Action": "*"`."""
+    account = classroom.account
+    instructor = classroom.principal("instructor")
+    arn = f"arn:aws:iam::{account}"
+    learner_policies = {policy_arn(stem, "aws", account) for stem in ("learner-read", "learner-network",
+                                                                       "learner-database", "learner-compute")}  # fmt: skip
+    boundary = policy_arn("learner-boundary", "aws", account)
+    resources = [f"{arn}:user/labkit/{LAB}/{LAB}-grace", f"{arn}:user/instructor", f"{arn}:user/ops-admin",
+                 f"{arn}:role/labkit/{LAB}/grace/{LAB}-grace-iam-role", f"{arn}:role/admin",
+                 f"{arn}:instance-profile/labkit/{LAB}/grace/p", *learner_policies, boundary,
+                 policy_arn("instance-boundary", "aws", account), policy_arn("instructor-class", "aws", account),
+                 f"{arn}:policy/other", "arn:aws:iam::aws:policy/AdministratorAccess", f"{arn}:group/admins", "*"]  # fmt: skip
+    policies = [None, *learner_policies, boundary, "arn:aws:iam::aws:policy/AdministratorAccess"]
+    boundaries = [None, boundary, "arn:aws:iam::aws:policy/AdministratorAccess"]
+    session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+    operations = session._session.get_service_model("iam").operation_names
+    allowed: dict[str, list[tuple[str, Any, Any]]] = {}
+    for operation in operations:
+        action = f"iam:{operation}"
+        for resource in resources:
+            for policy in policies:
+                for bound in boundaries:
+                    context = {k: v for k, v in (("iam:PolicyARN", policy), ("iam:PermissionsBoundary", bound)) if v}
+                    if evaluate(instructor, Request(action, resource, context)).allowed:
+                        allowed.setdefault(action, []).append((resource, policy, bound))
+    writes = {a for a in allowed if not a.split(":")[1].startswith(("Get", "List", "Simulate"))}
+    assert writes <= INSTRUCTOR_IAM_WRITES, sorted(writes - INSTRUCTOR_IAM_WRITES)
+    assert "iam:CreatePolicy" not in allowed and "iam:CreatePolicyVersion" not in allowed
+    for action in ("iam:CreateUser", "iam:PutUserPermissionsBoundary"):
+        assert {bound for _, _, bound in allowed[action]} == {boundary}, action
+        assert all(r.startswith(f"{arn}:user/labkit/") for r, _, _ in allowed[action]), action
+    attaches = allowed["iam:AttachUserPolicy"]
+    assert {policy for _, policy, _ in attaches} == learner_policies
+    assert {bound for _, _, bound in attaches} == {boundary}
+    assert {r for r, _, _ in attaches} == {f"{arn}:user/labkit/{LAB}/{LAB}-grace"}
+    for action in ("iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"):  # the reset: lab roles only
+        assert all(
+            r.startswith((f"{arn}:role/labkit/", f"{arn}:instance-profile/labkit/")) for r, _, _ in allowed[action]
+        )
+
+
+def test_a_learner_the_instructor_could_make_reaches_no_admin_action(classroom: Classroom) -> None:
+    """The closure: a bounded user holding the learner policies, with any tags an instructor could give it, is
+    denied what an administrator does (the roles it may create carry the instance boundary: tested above)."""
+    grace = classroom.principal("grace")
+    account = classroom.account
+    for tags in ({"labkit:lab": LAB, "labkit:learner": "grace"}, {"labkit:lab": "x", "labkit:learner": "y"}, {}):
+        made = Principal(grace.arn, account, grace.policies, grace.boundary, tags | {"labkit:instance-type": "t3.micro"},
+                         grace.username, grace.userid)  # fmt: skip
+        for action, resource in (
+            ("iam:CreatePolicy", f"arn:aws:iam::{account}:policy/labkit/x"),
+            ("iam:AttachUserPolicy", grace.arn), ("iam:PutUserPolicy", grace.arn), ("iam:CreateUser", "*"),
+            ("iam:CreateAccessKey", f"arn:aws:iam::{account}:user/ops-admin"),
+            ("iam:DeleteUserPermissionsBoundary", grace.arn), ("iam:PassRole", f"arn:aws:iam::{account}:role/admin"),
+            ("sts:AssumeRole", f"arn:aws:iam::{account}:role/admin"), ("organizations:LeaveOrganization", "*"),
+            ("s3:GetObject", "arn:aws:s3:::any/thing"), ("ec2:TerminateInstances", f"arn:aws:ec2:{REGION}:{account}:instance/i-1"),
+        ):  # fmt: skip
+            assert not evaluate(made, Request(action, resource)).allowed, (tags, action)
 
 
 # ----- 6. the instructor resets the class -----
@@ -425,7 +705,7 @@ def test_the_instructor_resets_every_learner_then_removes_them(classroom: Classr
 
 def test_report_the_matrix_and_the_policy_sizes(classroom: Classroom, capsys: pytest.CaptureFixture[str]) -> None:
     """Not a check: prints what the issue asks to report (run with -s)."""
-    from labkit.classroom.policies import ALL_POLICY_FILES
+    from labkit.aws.policies import ALL_POLICY_FILES
 
     with capsys.disabled():
         print("\nrow | grace (owner) | ada (other learner) | instructor")

@@ -359,3 +359,16 @@ def test_burstable_classes_carry_a_note_about_surplus_cpu_credits():
     [note] = _burst_notes(["db.t4g.medium", "t3.micro", "db.r6g.large", "t3.micro"])
     assert note.startswith("db.t4g.medium, t3.micro are burstable classes") and "vCPU-hour" in note
     assert _burst_notes(["db.r6g.large", "m7g.large"]) == []
+
+
+def test_the_default_instance_type_is_not_promised_free():
+    """Issue 25, item 13: free-tier eligibility depends on the account and its plan (AWS changed the Free Tier in
+    2025), and a T instance runs in unlimited mode, which the cost note says; the wording promised "free"."""
+    from labkit.config import LabConfig
+    from labkit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        LabConfig(instance_type="t3.mikro")
+    assert "free-tier eligible)" not in (caught.value.fix or "") and "depends on your account" in (
+        caught.value.fix or ""
+    )

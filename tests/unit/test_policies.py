@@ -34,14 +34,23 @@ from botocore.exceptions import ClientError
 from support.backends import InProcessBackend
 from support.learner_run import workbook as _workbook
 
-from labkit.aws.actions import ActionRecorder, iam_action, implied_actions, policy_actions, record_actions
+from labkit.aws.actions import (
+    WORKBOOK_ACTIONS,
+    ActionRecorder,
+    iam_action,
+    implied_actions,
+    policy_actions,
+    record_actions,
+)
 from labkit.aws.backend import FAKE_CREDENTIALS, Backend
-from labkit.classroom.policies import (
+from labkit.aws.policies import (
     BOUNDARY_POLICY,
     INSTRUCTOR_POLICIES,
     LEARNER_POLICIES,
     MANAGED_POLICY_LIMIT,
     PARTITIONS,
+    TAG_DB_CLASS,
+    TAG_INSTANCE_TYPE,
     render,
     size,
 )
@@ -81,11 +90,9 @@ NOT_RECORDED_ON_MOTO = {
     "ec2:DeleteNetworkInterface": "labkit/lab/resources/network.py",
     # RouteTable.converge repairs a default route that points somewhere else; a clean run never meets one.
     "ec2:ReplaceRoute": "labkit/lab/resources/network.py",
-    # the plan checks the DB instance class is orderable once the engine version resolves; moto does not
-    # implement describe_db_engine_versions, so on moto the plan stops before this check.
+    # the engine check asks which DB classes are orderable once the engine version resolves; moto does not
+    # implement describe_db_engine_versions, so on moto it stops before this call.
     "rds:DescribeOrderableDBInstanceOptions": "labkit/lab/engine.py",
-    # the preflight simulates the caller's permissions; moto has no iam:SimulatePrincipalPolicy (FACTS.md).
-    "iam:SimulatePrincipalPolicy": "labkit/lab/preflight.py",
 }
 
 # Operations the security views only *suggest* (Fix objects a learner may read, or run by hand); the
@@ -111,6 +118,10 @@ NOT_LEARNER_CODE = {
 # The instructor policy is attached together with the learner policy: `labkit run-notebooks` is the
 # learner's workbook, and `labkit class reset` deletes through labkit.lab.destroy.destroy, i.e. with the learner's
 # tag-scoped deletes, which hold for every learner. It adds exactly what labkit/classroom calls beyond them.
+
+# The administrator's one-time setup writes the policies; the instructor's commands never do.
+ADMIN_SETUP = "labkit/classroom/setup.py"
+ADMIN_ONLY = {"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:ListPolicyVersions"}
 
 SERVICES = (
     "ec2",
@@ -181,9 +192,10 @@ def code_actions(scope: str = "labkit", skip: tuple[str, ...] = ()) -> dict[str,
     operations = _operations()
     words = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
     found: dict[str, set[str]] = {}
-    for path in sorted((ROOT / scope).rglob("*.py")):
+    where = ROOT / scope
+    for path in [where] if where.is_file() else sorted(where.rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
-        if any(relative.startswith(prefix + "/") for prefix in skip):
+        if any(relative == prefix or relative.startswith(prefix + "/") for prefix in skip):
             continue
         text = path.read_text()
         prefixes = {iam_action(service, "").rstrip(":") for service in SERVICES if f'"{service}"' in text}
@@ -209,10 +221,13 @@ def waiter_actions() -> set[str]:
 # ----- the enforced run -----
 
 
-def learner_user(documents: list[dict[str, Any]], user: str = "learner-ana") -> Backend:
-    """As the account's (un-enforced) admin: a user holding only `documents`, and a backend with its keys."""
+def learner_user(documents: list[dict[str, Any]], lab: str = "least", learner: str = "ana") -> Backend:
+    """As the account's (un-enforced) admin: a class learner as `labkit class learners create` makes one (under
+    /labkit/LAB/, tagged), holding only `documents`, and a backend with its keys."""
     iam = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS).client("iam")
-    iam.create_user(UserName=user)
+    user = f"{lab}-{learner}"
+    tags = {"labkit:lab": lab, "labkit:learner": learner, TAG_INSTANCE_TYPE: "t3.micro", TAG_DB_CLASS: "db.t4g.medium"}
+    iam.create_user(UserName=user, Path=f"/labkit/{lab}/", Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     for index, document in enumerate(documents):
         policy = iam.create_policy(PolicyName=f"{user}-policy-{index}", PolicyDocument=json.dumps(document))
         iam.attach_user_policy(UserName=user, PolicyArn=policy["Policy"]["Arn"])
@@ -304,16 +319,33 @@ def test_the_run_recorded_what_it_needed(enforced_run: EnforcedRun) -> None:
 
 def test_the_learner_policy_grants_every_action_the_run_needed(enforced_run: EnforcedRun) -> None:
     missing = enforced_run.recorder.actions - policy_actions(learner_policy())
-    assert not missing, f"add to one of policies/learner-*.json:\n  {_sorted(missing)}"
+    assert not missing, f"add to one of labkit/data/policies/learner-*.json:\n  {_sorted(missing)}"
+
+
+def unrecorded_actions() -> set[str]:
+    """What the run cannot reach on moto, with what AWS checks on its behalf (a session's plugin actions)."""
+    implied = [implied_actions(*action.split(":"), {}) for action in NOT_RECORDED_ON_MOTO]
+    return set(NOT_RECORDED_ON_MOTO).union(*implied)
 
 
 def test_the_learner_policy_grants_nothing_the_workbook_never_uses(enforced_run: EnforcedRun) -> None:
     assert enforced_run.error is None, "only a complete run shows what is unused"
     granted = policy_actions(learner_policy())
-    unused = granted - enforced_run.recorder.actions - NOT_RECORDED_ON_MOTO.keys() - PENDING
-    assert not unused, f"granted but never used; remove from policies/learner-*.json:\n  {_sorted(unused)}"
+    unused = granted - enforced_run.recorder.actions - unrecorded_actions() - PENDING
+    assert not unused, f"granted but never used; remove from labkit/data/policies/learner-*.json:\n  {_sorted(unused)}"
     reached = NOT_RECORDED_ON_MOTO.keys() & enforced_run.recorder.actions
     assert not reached, f"the run now reaches these; take them off NOT_RECORDED_ON_MOTO:\n  {_sorted(reached)}"
+
+
+def test_the_preflight_simulates_what_the_workbook_records(enforced_run: EnforcedRun) -> None:
+    """labkit.aws.actions.WORKBOOK_ACTIONS, which the preflight simulates, is what a whole run needs: the recording
+    plus what moto cannot serve; a call added to labkit changes the recording and fails here until it is listed."""
+    assert enforced_run.error is None, "only a complete run shows what the workbook needs"
+    needed = enforced_run.recorder.actions | unrecorded_actions()
+    assert needed == WORKBOOK_ACTIONS, (
+        f"add to WORKBOOK_ACTIONS:\n  {_sorted(needed - WORKBOOK_ACTIONS)}\n"
+        f"remove from it:\n  {_sorted(WORKBOOK_ACTIONS - needed)}"
+    )
 
 
 def test_every_operation_in_the_learner_code_is_granted() -> None:
@@ -325,7 +357,7 @@ def test_every_operation_in_the_learner_code_is_granted() -> None:
         if action not in granted and not (action in FIX_SUGGESTIONS and files <= FIX_SUGGESTION_MODULES)
     }
     missing.update({action: "a waiter" for action in waiter_actions() - granted})
-    assert not missing, "grant in one of policies/learner-*.json:\n  " + "\n  ".join(
+    assert not missing, "grant in one of labkit/data/policies/learner-*.json:\n  " + "\n  ".join(
         f"{action} ({where})" for action, where in sorted(missing.items())
     )
 
@@ -384,9 +416,17 @@ def test_every_change_is_scoped_to_the_learners_own_resources() -> None:
     for sid in ("ChangeOwnNetworkAndInstance", "ChangeOwnDatabases"):
         assert statements[sid]["Condition"] == {"StringEquals": OWN_RESOURCE}, sid
         assert all(a.split(":")[1].startswith(CHANGES) for a in statements[sid]["Action"]), sid
-    for sid in ("CreateTaggedAsOwn", "CreateDatabaseTaggedAsOwn"):
+    guardrails = {"CreateTaggedAsOwn": {"ec2:InstanceType": "${aws:PrincipalTag/labkit:instance-type}"},
+                  "CreateDatabaseTaggedAsOwn": {"rds:DatabaseClass": "${aws:PrincipalTag/labkit:db-class}"}}  # fmt: skip
+    for sid, limit in guardrails.items():
         assert statements[sid]["Condition"]["StringEquals"] == OWN_REQUEST, sid
-        assert statements[sid]["Condition"]["StringEqualsIfExists"] == OWN_RESOURCE, sid
+        assert statements[sid]["Condition"]["StringEqualsIfExists"] == OWN_RESOURCE | limit, sid
+    # An existing VPC or subnet (the default VPC's, untagged) may be used, another learner's not; only for the two
+    # calls that use one without creating it (a security group in it, an instance in it).
+    existing = statements["InAnExistingVpcUnlessAnothers"]
+    assert existing["Condition"] == {"StringEqualsIfExists": OWN_RESOURCE}
+    assert existing["Action"] == ["ec2:CreateSecurityGroup", "ec2:RunInstances"]
+    assert existing["Resource"] == ["arn:aws:ec2:*:*:vpc/*", "arn:aws:ec2:*:*:subnet/*"]
     tagging = statements["TagOnlyWhileCreatingAsOwn"]["Condition"]["StringEquals"]
     assert tagging["ec2:CreateAction"] and OWN_REQUEST.items() <= tagging.items()
     progress = statements["ProgressTagsOnOwnGroups"]  # a passed check's tag (labkit.workbook.progress), nothing else
@@ -395,6 +435,13 @@ def test_every_change_is_scoped_to_the_learners_own_resources() -> None:
                                      "ForAllValues:StringLike": {"aws:TagKeys": [TAG_PROGRESS + "*"]}}  # fmt: skip
     sessions = statements["OnOwnInstancesOnly"]["Condition"]["StringEquals"]
     assert sessions == {k.replace("aws:ResourceTag", "ssm:resourceTag"): v for k, v in OWN_RESOURCE.items()}
+    # Session Manager checks a session's document only when every statement allowing StartSession asks for it
+    for sid, statement in statements.items():
+        if "ssm:StartSession" in statement["Action"]:
+            assert statement["Condition"]["BoolIfExists"] == {"ssm:SessionDocumentAccessCheck": "true"}, sid
+    own_sessions = statements["OwnSessionsOnly"]
+    assert own_sessions["Action"] == ["ssm:ResumeSession", "ssm:TerminateSession", "ssmmessages:OpenDataChannel"]
+    assert all(r.endswith((":session/${aws:username}-*", ":session/${aws:userid}-*")) for r in own_sessions["Resource"])
     secret = statements["ReadOwnClusterSecret"]["Condition"]["StringLike"]
     assert secret["aws:ResourceTag/aws:rds:primaryDBClusterArn"].endswith(
         ":cluster:${aws:PrincipalTag/labkit:lab}-${aws:PrincipalTag/labkit:learner}-cluster"
@@ -447,14 +494,41 @@ def test_the_instructor_policies_cover_the_class_code() -> None:
     class code never names (the reset policy is checked by the reset run in tests/unit/test_abac_matrix.py)."""
     instructor = set().union(*(policy_actions(load_policy(stem)) for stem in INSTRUCTOR_POLICIES))
     class_code = code_actions("labkit/classroom")
+    for action in ADMIN_ONLY:  # the administrator's setup writes the policies; the instructor never does
+        class_code.pop(action, None)
     reset_code = code_actions("labkit/lab")  # reset deletes through labkit.lab.destroy
     missing = {a for a in class_code if a not in instructor and not a.startswith(("ec2:Create", "rds:Create"))}
     missing -= {"iam:TagUser"}  # granted below; named as a tag of create_user, not an operation
-    assert not missing, f"grant in policies/instructor-*.json:\n  {_sorted(missing)}"
+    assert not missing, f"grant in labkit/data/policies/instructor-*.json:\n  {_sorted(missing)}"
     unused = policy_actions(load_policy("instructor-class")) - class_code.keys() - {"iam:TagUser"}
     assert not unused, f"granted but never named in labkit/classroom; remove:\n  {_sorted(unused)}"
     reset_unknown = policy_actions(load_policy("instructor-reset")) - reset_code.keys()
     assert not reset_unknown, f"the reset policy grants what labkit/lab never calls:\n  {_sorted(reset_unknown)}"
+
+
+# IAM actions that write or attach a policy document, or lift a boundary: none may be the instructor's.
+POLICY_WRITES = {"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
+                 "iam:PutUserPolicy", "iam:PutRolePolicy", "iam:PutGroupPolicy", "iam:AttachRolePolicy",
+                 "iam:AttachGroupPolicy", "iam:DeleteUserPermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
+                 "iam:PutRolePermissionsBoundary", "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:PassRole",
+                 "iam:AddUserToGroup", "iam:CreateLoginProfile", "iam:UpdateLoginProfile", "sts:AssumeRole"}  # fmt: skip
+
+
+def test_the_instructor_writes_no_policy_the_administrator_does() -> None:
+    """Onboarding needs no power to write a policy (issue 25, item 8): the administrator's one-time setup
+    (labkit/classroom/setup.py) creates them; the instructor's policies grant none of these writes, and create users
+    and attach policies only with the learner boundary (tests/unit/test_abac_matrix.py evaluates every path)."""
+    instructor = set().union(*(policy_actions(load_policy(stem)) for stem in INSTRUCTOR_POLICIES))
+    assert not instructor & POLICY_WRITES, sorted(instructor & POLICY_WRITES)
+    admin, instructor_code = code_actions(ADMIN_SETUP), code_actions("labkit/classroom", skip=(ADMIN_SETUP,))
+    assert admin.keys() >= ADMIN_ONLY and not ADMIN_ONLY & instructor_code.keys(), "only the setup writes policies"
+    assert not ADMIN_ONLY & instructor
+    statements = {s["Sid"]: s for s in load_policy("instructor-class")["Statement"]}
+    boundary = "arn:aws:iam::${aws:PrincipalAccount}:policy/labkit/labkit-learner-boundary"
+    for sid in ("LearnersOnlyWithinTheBoundary", "OnlyTheLearnerPoliciesOnBoundedLearners"):
+        assert statements[sid]["Condition"]["StringEquals"] == {"iam:PermissionsBoundary": boundary}, sid
+    attachable = statements["OnlyTheLearnerPoliciesOnBoundedLearners"]["Condition"]["ArnEquals"]["iam:PolicyARN"]
+    assert sorted(a.rsplit("/", 1)[-1] for a in attachable) == sorted(f"labkit-{stem}" for stem in LEARNER_POLICIES)
 
 
 def test_moto_compatible_copy_drops_only_what_moto_cannot_check() -> None:

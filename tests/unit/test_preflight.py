@@ -1,26 +1,37 @@
 """`labkit preflight` / labkit.preflight(): read-only, one row per check, the right row and exit code.
 
-Against in-process moto with the strict layer (its engine catalog), and with botocore's Stubber for what moto
-cannot answer: a denied action (iam:SimulatePrincipalPolicy), a class not orderable, a quota exhausted.
+Against in-process moto with the strict layer (its engine catalog). The permission rows run as a class learner
+onboarded the way `labkit class setup` and `labkit class learners create` do it, with iam:SimulatePrincipalPolicy
+answered from the account's real policies (support/simulator.py: moto has no simulator); botocore's Stubber
+stands in for what neither answers: a class not orderable, a quota exhausted, a caller who may not simulate.
 """
 
 from __future__ import annotations
 
+import configparser
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
+from support.backends import InProcessBackend
+from support.simulator import Simulator
+from support.strict import install_strict_layer
 
+from labkit.aws.actions import WORKBOOK_ACTIONS
 from labkit.aws.backend import FAKE_CREDENTIALS
+from labkit.classroom.learners import learners_create
+from labkit.classroom.setup import class_setup
 from labkit.cli import options
 from labkit.cli.main import main
 from labkit.config import LabConfig
 from labkit.lab.apply import apply
-from labkit.lab.preflight import FAIL, PASS, WARN, PreflightFailed, learner_grants, preflight
+from labkit.lab.permissions import principal_arn
+from labkit.lab.preflight import FAIL, PASS, WARN, PreflightFailed, preflight
 
 PLUGIN = Path(__file__).resolve().parents[1] / "support" / "fakes" / "session-manager-plugin"
 USER_ARN = "arn:aws:iam::123456789012:user/ada"
@@ -99,54 +110,121 @@ def test_a_graviton_type_gets_the_arm64_ami(backend):
     assert "al2023-ami-kernel-default-arm64" in row(report, "AMI").detail
 
 
-def simulation(decisions: dict[str, str]) -> dict[str, Any]:
-    return {
-        "EvaluationResults": [
-            {"EvalActionName": action, "EvalDecision": decision} for action, decision in decisions.items()
-        ],
-        "IsTruncated": False,
-    }
+# ----- a class learner, simulated -----
 
 
-def queue_simulation(backend, decide) -> Stubber:
-    """Stub STS (an IAM user) and IAM's simulation; `decide(action)` gives each action's decision."""
-    sts = stubbed(backend, "sts")
-    sts.add_response("get_caller_identity", {"Account": "123456789012", "Arn": USER_ARN, "UserId": "AIDAADA"})
-    iam = stubbed(backend, "iam")
-    actions = sorted(learner_grants())
-    for start in range(0, len(actions), 50):
-        batch = actions[start : start + 50]
-        iam.add_response(
-            "simulate_principal_policy",
-            simulation({a: decide(a) for a in batch}),
-            {"PolicySourceArn": USER_ARN, "ActionNames": batch, "ContextEntries": ANY},
-        )
-    return iam
+@dataclass
+class Learner:
+    backend: Any
+    config: LabConfig
+    simulator: Simulator
+    user: str
 
 
-def test_a_denied_action_is_a_fail_row_naming_the_action_and_its_policy_file(backend):
-    iam = queue_simulation(backend, lambda a: "implicitDeny" if a == "ec2:DescribeVpcs" else "allowed")
-    report = preflight(LabConfig(), backend)
-    iam.assert_no_pending_responses()
-    permissions = row(report, "permissions")
+def _admin(strict_backend) -> Any:
+    return lambda service: strict_backend.client(service)
+
+
+@pytest.fixture
+def learner(strict_backend, monkeypatch, tmp_path) -> Learner:
+    """ada of lab class1, onboarded as a class is (the administrator's setup, then the instructor's create), with her
+    own keys, the strict layer and a simulator answering from the account's policies."""
+    class_setup(backend=strict_backend, yes=True)
+    report = learners_create(lab="class1", names="ada", backend=strict_backend, credentials_dir=tmp_path, yes=True)
+    parser = configparser.ConfigParser()
+    parser.read(report.rows[0].credentials_file)
+    keys = {k: parser["labkit"][k] for k in ("aws_access_key_id", "aws_secret_access_key")}
+    backend = InProcessBackend.make(strict_backend.region, keys)
+    simulator = Simulator(_admin(strict_backend)).install(backend.session().events)
+    backend.strict = install_strict_layer(backend, user_boundaries=strict_backend.strict.user_boundaries)
+    monkeypatch.setattr(backend, "session_plugin", lambda: [str(PLUGIN)])
+    return Learner(backend, LabConfig(lab="class1", learner="ada"), simulator, "class1-ada")
+
+
+def test_a_class_learner_is_ready_under_the_learner_policies(learner):
+    report = preflight(learner.config, learner.backend)
+    permissions, guardrails = row(report, "permissions"), row(report, "class guardrails")
+    assert permissions.status == PASS, permissions
+    assert f"all {len(WORKBOOK_ACTIONS)} actions the workbook needs are allowed" in permissions.detail
+    assert guardrails.status == PASS and "t3.micro" in guardrails.detail and "db.t4g.medium" in guardrails.detail
+    assert [r.check for r in report.rows].index("class guardrails") == 3, "right after the permissions"
+    assert report.ok, report
+
+
+def test_the_simulation_carries_the_learners_own_tags_and_the_labs_resources(learner):
+    """Issue 25, item 5: every action the workbook records, each on the kinds of resource the policies grant it
+    on, with the learner's tags as aws:PrincipalTag context (the simulator does not read them from the user)."""
+    preflight(learner.config, learner.backend)
+    calls = learner.simulator.calls
+    asked = {action for call in calls for action in call["ActionNames"]}
+    assert asked == WORKBOOK_ACTIONS
+    contexts = [{e["ContextKeyName"]: e["ContextKeyValues"] for e in call["ContextEntries"]} for call in calls]
+    assert all(c["aws:PrincipalTag/labkit:lab"] == ["class1"] and c["aws:PrincipalTag/labkit:learner"] == ["ada"]
+               for c in contexts)  # fmt: skip
+    launches = [c for call, c in zip(calls, contexts, strict=True) if "ec2:RunInstances" in call["ActionNames"]]
+    assert launches and all(c.get("ec2:InstanceType") == ["t3.micro"] for c in launches)
+    others = [c for call, c in zip(calls, contexts, strict=True) if "ec2:RunInstances" not in call["ActionNames"]]
+    assert not any("ec2:InstanceType" in c for c in others), "only a launch carries an instance type"
+    resources = {arn for call in calls for arn in call.get("ResourceArns", [])}
+    assert "arn:aws:ssm:us-east-1:123456789012:session/class1-ada-labkit" in resources
+    assert "arn:aws:iam::123456789012:role/labkit/class1/ada/labkit" in resources
+    assert all(call["PolicySourceArn"].endswith(":user/labkit/class1/class1-ada") for call in calls)
+
+
+def _replace_policy(strict_backend, stem: str, change) -> None:
+    """As the administrator: make `change(document)` the default version of labkit-<stem> (as if the account still
+    had another labkit's policies)."""
+    from labkit.aws.policies import render
+
+    iam = strict_backend.client("iam")
+    arn = next(p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"] == f"labkit-{stem}")
+    document = render(stem)
+    change(document)
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document), SetAsDefault=True)
+
+
+def test_an_account_with_older_policies_fails_naming_what_they_lack(learner, strict_backend):
+    """The last round's learner-compute had no ssmmessages:OpenDataChannel or ssm:ResumeSession: the preflight
+    simulated only what the policy files named, so it could not see that; it simulates the workbook's own."""
+
+    def last_round(document: dict) -> None:
+        sessions = next(s for s in document["Statement"] if s["Sid"] == "OwnSessionsOnly")
+        sessions["Action"] = ["ssm:TerminateSession"]
+
+    _replace_policy(strict_backend, "learner-compute", last_round)
+    permissions = row(preflight(learner.config, learner.backend), "permissions")
     assert permissions.status == FAIL
-    assert "ec2:DescribeVpcs" in permissions.detail and "not granted" in permissions.detail
-    assert "policies/learner-read.json" in permissions.fix
-    assert not report.ok and report.exit_code == 1
+    assert "ssm:ResumeSession" in permissions.detail and "ssmmessages:OpenDataChannel" in permissions.detail
+    assert "labkit-learner-compute" in permissions.fix and "labkit class setup --yes" in permissions.fix
 
 
-def test_an_explicit_deny_fails_even_for_a_tag_scoped_grant(backend):
-    scoped = next(a for a, g in learner_grants().items() if not g["exact"])
-    queue_simulation(backend, lambda a: "explicitDeny" if a == scoped else "allowed")
-    permissions = row(preflight(LabConfig(), backend), "permissions")
-    assert permissions.status == FAIL and scoped in permissions.detail and "remove the deny" in permissions.fix
+def test_an_explicit_deny_fails_and_says_so(learner, strict_backend):
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}
+    strict_backend.client("iam").put_user_policy(
+        UserName=learner.user, PolicyName="no", PolicyDocument=json.dumps(deny)
+    )
+    permissions = row(preflight(learner.config, learner.backend), "permissions")
+    assert permissions.status == FAIL and "1 explicitly denied" in permissions.detail
+    assert "ec2:DescribeVpcs" in permissions.detail and "remove the deny" in permissions.fix
 
 
-def test_an_unconfirmable_tag_scoped_grant_is_a_warn_not_a_fail(backend):
-    scoped = next(a for a, g in learner_grants().items() if not g["exact"])
-    queue_simulation(backend, lambda a: "implicitDeny" if a == scoped else "allowed")
-    permissions = row(preflight(LabConfig(), backend), "permissions")
-    assert permissions.status == WARN and scoped in permissions.detail
+def test_a_config_outside_the_class_guardrails_fails_before_anything_is_created(learner):
+    """Issue 25, item 9: the instructor allowed ada t3.micro and db.t4g.medium; a lab of larger classes is
+    refused by the policies (RunInstances, CreateDBInstance), and the preflight says which setting to change."""
+    big = LabConfig(lab="class1", learner="ada", instance_type="m5.large", db_instance_class="db.r6g.large")
+    report = preflight(big, learner.backend)
+    guardrails, permissions = row(report, "class guardrails"), row(report, "permissions")
+    assert guardrails.status == FAIL and "instance_type = 't3.micro'" in guardrails.detail
+    assert "db_instance_class = 'db.t4g.medium'" in guardrails.fix
+    assert permissions.status == FAIL and "ec2:RunInstances" in permissions.detail
+    assert "rds:CreateDBInstance" in permissions.detail
+    assert not report.ok
+
+
+def test_a_config_for_another_learner_fails_on_its_tags(learner):
+    report = preflight(LabConfig(lab="class1", learner="grace"), learner.backend)
+    assert row(report, "class guardrails").status == FAIL
+    assert "learner = 'ada'" in row(report, "class guardrails").detail
 
 
 def test_a_caller_who_may_not_simulate_gets_a_warn_that_says_so(backend):
@@ -158,22 +236,13 @@ def test_a_caller_who_may_not_simulate_gets_a_warn_that_says_so(backend):
     assert permissions.status == WARN and "iam:SimulatePrincipalPolicy" in permissions.detail
 
 
-def test_an_assumed_role_is_simulated_as_its_role(backend):
-    sts = stubbed(backend, "sts")
-    session_arn = "arn:aws:sts::123456789012:assumed-role/LabLearner/ada@example.com"
-    sts.add_response("get_caller_identity", {"Account": "123456789012", "Arn": session_arn, "UserId": "AROA:ada"})
-    iam = stubbed(backend, "iam")
-    role = "arn:aws:iam::123456789012:role/LabLearner"
-    actions = sorted(learner_grants())
-    for start in range(0, len(actions), 50):
-        batch = actions[start : start + 50]
-        iam.add_response(
-            "simulate_principal_policy",
-            simulation(dict.fromkeys(batch, "allowed")),
-            {"PolicySourceArn": role, "ActionNames": batch, "ContextEntries": ANY},
-        )
-    permissions = row(preflight(LabConfig(), backend), "permissions")
-    assert permissions.status == PASS and role in permissions.detail
+def test_an_assumed_role_is_simulated_as_its_role():
+    session = "arn:aws:sts::123456789012:assumed-role/LabLearner/ada@example.com"
+    assert principal_arn(session) == "arn:aws:iam::123456789012:role/LabLearner"
+    assert principal_arn("arn:aws:iam::123456789012:user/labkit/class1/class1-ada").endswith(
+        ":user/labkit/class1/class1-ada"
+    )
+    assert principal_arn("arn:aws:iam::123456789012:root") is None
 
 
 def test_a_class_not_orderable_is_a_fail_row(backend):
@@ -212,7 +281,7 @@ def test_the_cli_prints_lines_exits_1_on_a_fail_and_speaks_json(backend, monkeyp
     assert main(["preflight"]) == 0
     out = capsys.readouterr().out
     assert "ready" in out.splitlines()[0] and "PASS  credentials" in out and "WARN  permissions" in out
-    queue_simulation(backend, lambda a: "implicitDeny" if a == "ec2:DescribeVpcs" else "allowed")
+    monkeypatch.setattr(backend, "session_plugin", lambda: None)  # the plugin is missing: a fail row
     assert main(["preflight", "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and {"check", "status", "detail", "fix"} <= set(data["rows"][0])

@@ -12,7 +12,7 @@ from test_tunnel_aws import BREAKAGES, lab  # noqa: F401 (the lab fixture)
 
 from labkit.access.tunnel import diagnose
 from labkit.access.tunnel.readiness import SSM_POLICY, _policy, ssm_policy_arn
-from labkit.lab.preflight import learner_grants
+from labkit.aws.policies import granted_actions
 
 COMMAND = re.compile(r"\baws ([a-z0-9-]+) ([a-z0-9-]+)")
 
@@ -28,7 +28,7 @@ def test_the_fix_a_learner_is_told_to_run_is_granted_by_the_learner_policy(lab, 
     how, _, _ = BREAKAGES[breakage]
     how(lab)
     fix = diagnose(lab.backend, lab.instance_id).problems[0].fix
-    assert first_action(fix) in learner_grants(), fix
+    assert first_action(fix) in granted_actions(), fix
 
 
 @pytest.mark.parametrize(

@@ -292,3 +292,126 @@ def test_an_iam_resource_deleted_between_listing_and_reading_its_tags_is_gone_no
     iam.delete_role(RoleName="lab-dave-role")
     assert InstanceProfile.tags_of(iam, profile["InstanceProfile"]) is None
     assert Role.tags_of(iam, role["Role"]) is None
+
+
+# ----- issue 25, item 15: what the strict layer lacked -----
+
+
+def test_a_cluster_with_instances_left_cannot_be_deleted(strict_backend, rds, network):
+    make_cluster(rds, network)
+    rds.create_db_instance(DBInstanceIdentifier="w", DBInstanceClass="db.t4g.medium", DBClusterIdentifier="strict-cluster",
+                           Engine=ENGINE.name, Tags=TAGS)  # fmt: skip
+    refused(
+        "InvalidDBClusterStateFault",
+        rds.delete_db_cluster,
+        DBClusterIdentifier="strict-cluster",
+        SkipFinalSnapshot=True,
+    )
+    assert ("DeleteDBCluster", "InvalidDBClusterStateFault") in strict_backend.strict.refusals, (
+        "the layer's, not moto's"
+    )
+    rds.delete_db_instance(DBInstanceIdentifier="w")
+    rds.delete_db_cluster(DBClusterIdentifier="strict-cluster", SkipFinalSnapshot=True)
+
+
+def test_a_role_with_policies_cannot_be_deleted(strict_backend):
+    iam = strict_backend.client("iam")
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}", Tags=TAGS)
+    iam.attach_role_policy(RoleName="r", PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+    allow = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}'
+    iam.put_role_policy(RoleName="r", PolicyName="inline", PolicyDocument=allow)
+    refused("DeleteConflict", iam.delete_role, RoleName="r")
+    iam.detach_role_policy(RoleName="r", PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+    refused("DeleteConflict", iam.delete_role, RoleName="r")
+    iam.delete_role_policy(RoleName="r", PolicyName="inline")
+    iam.delete_role(RoleName="r")
+    assert [code for op, code in strict_backend.strict.refusals if op == "DeleteRole"] == ["DeleteConflict"] * 2
+
+
+def test_a_subnet_with_a_network_interface_cannot_be_deleted(ec2, network):
+    interface = ec2.create_network_interface(SubnetId=network["subnets"][0], Groups=[network["app"]],
+                                             TagSpecifications=spec("network-interface"))  # fmt: skip
+    refused("DependencyViolation", ec2.delete_subnet, SubnetId=network["subnets"][0])
+    ec2.delete_network_interface(NetworkInterfaceId=interface["NetworkInterface"]["NetworkInterfaceId"])
+    ec2.delete_subnet(SubnetId=network["subnets"][0])
+
+
+def test_a_new_instance_profile_is_refused_until_iam_propagates_it(strict_backend, network):
+    iam = strict_backend.client("iam")
+    strict_backend.strict.profile_lag = 2
+    iam.create_instance_profile(InstanceProfileName="p", Tags=TAGS)
+    ami = strict_backend.client("ssm").get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+    launch = {"ImageId": ami, "InstanceType": "t3.micro", "MinCount": 1, "MaxCount": 1, "SubnetId": network["subnets"][0],
+              "IamInstanceProfile": {"Name": "p"}, "TagSpecifications": spec("instance")}  # fmt: skip
+    ec2 = strict_backend.client("ec2")
+    refused("InvalidParameterValue", ec2.run_instances, **launch)
+    refused("InvalidParameterValue", ec2.run_instances, **launch)
+    assert ec2.run_instances(**launch)["Instances"]
+
+
+# labkit's clients: retries={"mode": "standard", "max_attempts": 5}, which botocore counts as 5 retries, 6 attempts
+ALL_ATTEMPTS = 6
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """botocore's retries without their pauses (standard mode waits up to 20 s between attempts)."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+
+
+def test_throttled_attempts_are_aws_errors_botocore_retries(strict_backend, no_backoff, ec2):
+    throttle = strict_backend.strict.throttle
+    throttle.next("DescribeVpcs", 2)
+    assert ec2.describe_vpcs()["Vpcs"], "two throttled attempts, then the third answers"
+    assert throttle.refused == {"DescribeVpcs": 2}
+    throttle.next("DescribeDBClusters", ALL_ATTEMPTS)  # every attempt of one call
+    refused("Throttling", strict_backend.client("rds").describe_db_clusters)
+    throttle.next("DescribeInstanceInformation", ALL_ATTEMPTS)
+    refused("ThrottlingException", strict_backend.client("ssm").describe_instance_information)
+
+
+def test_a_throttled_create_is_not_carried_out(strict_backend, no_backoff, ec2):
+    """A throttled attempt reaches nothing: the retry makes one VPC, not two."""
+    before = len(ec2.describe_vpcs()["Vpcs"])
+    strict_backend.strict.throttle.next("CreateVpc", 2)
+    ec2.create_vpc(CidrBlock="10.5.0.0/16", TagSpecifications=spec("vpc"))
+    assert len(ec2.describe_vpcs()["Vpcs"]) == before + 1
+
+
+# ----- and labkit copes with them -----
+
+
+def _arm(backend, after: str, operation: str, attempts: int) -> None:
+    """Throttle every attempt of the next `operation` call once `after` (service.Operation) has answered."""
+    service, name = after.split(".")
+    backend.client(service).meta.events.register(
+        f"after-call.{service}.{name}", lambda **_: backend.strict.throttle.next(operation, attempts)
+    )
+
+
+def test_a_lab_is_built_and_destroyed_while_aws_is_slow_and_throttles(strict_backend, no_backoff):
+    """What a class account does to a lab at once: a new instance profile EC2 does not see yet, a wait whose poll
+    AWS throttles past botocore's own retries, a delete throttled as long, and the subnets Aurora's network
+    interfaces keep busy after the cluster is gone. apply and destroy get through all of it."""
+    import io
+
+    from labkit.config import LabConfig
+    from labkit.lab.apply import apply
+    from labkit.lab.destroy import destroy
+    from labkit.lab.inventory import verify
+
+    strict = strict_backend.strict
+    strict.profile_lag, strict.linger_after_cluster = 2, 2
+    _arm(strict_backend, "rds.CreateDBInstance", "DescribeDBInstances", ALL_ATTEMPTS)  # the waiter's first poll
+    _arm(strict_backend, "rds.DeleteDBCluster", "DeleteDBSubnetGroup", ALL_ATTEMPTS)
+    config = LabConfig(readers=0)
+    apply(config, strict_backend, stream=io.StringIO())
+    destroy(config, strict_backend, stream=io.StringIO())
+    assert len(verify(config, strict_backend)) == 0
+    refusals = strict.refusals
+    assert refusals.count(("RunInstances", "InvalidParameterValue")) == 2
+    assert refusals.count(("DescribeDBInstances", "Throttling")) == ALL_ATTEMPTS
+    assert refusals.count(("DeleteDBSubnetGroup", "Throttling")) == ALL_ATTEMPTS
+    assert refusals.count(("DeleteSubnet", "DependencyViolation")) >= 2

@@ -190,13 +190,14 @@ def _route_to_ssm(backend: Backend, instance: dict[str, Any]) -> Check:
 
 
 def _ssm_vpc_endpoints(backend: Backend, vpc_id: str | None) -> set[str]:
+    """Which of SSM_SERVICES the VPC has an available interface endpoint for. Matched by the name's end: the
+    prefix is the partition's (com.amazonaws. in most, cn.com.amazonaws. for most services in China: AWS in China,
+    "Amazon VPC" endpoint service names)."""
     if not vpc_id:
         return set()
-    names = [f"com.amazonaws.{backend.region}.{service}" for service in SSM_SERVICES]
     try:
-        found = backend.client("ec2").describe_vpc_endpoints(
-            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "service-name", "Values": names}]
-        )["VpcEndpoints"]
+        found = backend.client("ec2").describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
     except ClientError:
         return set()
-    return {e["ServiceName"] for e in found if e.get("State", "available").lower() == "available"}
+    available = {e["ServiceName"] for e in found["VpcEndpoints"] if e.get("State", "available").lower() == "available"}
+    return {s for s in SSM_SERVICES if any(name.endswith(f".{backend.region}.{s}") for name in available)}

@@ -458,7 +458,7 @@ def _api_error(operation: str, exc: ClientError) -> LabkitError:
     fixes = {
         "TargetNotConnected": "the instance's SSM agent is not connected; wait a minute after it starts, then retry",
         "AccessDeniedException": "your identity needs ssm:StartSession, ssm:TerminateSession and "
-        "ssm:DescribeInstanceInformation (see policies/learner-read.json)",
+        "ssm:DescribeInstanceInformation (labkit-learner-read)",
         "InvalidDocument": "use the AWS-StartPortForwardingSessionToRemoteHost document",
     }
     return LabkitError(

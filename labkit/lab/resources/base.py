@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from botocore.exceptions import ClientError, WaiterError
 
 from labkit.aws.backend import Backend
-from labkit.aws.errors import RETRYABLE_CODES, backoff, error_code
+from labkit.aws.errors import RETRYABLE_CODES, THROTTLING_CODES, backoff, error_code
 from labkit.aws.patience import Timing
 from labkit.aws.tags import TAG_NODE, current_node, ec2_filters, is_lab_resource, lab_tags, resource_name, tag_dict
 from labkit.config import LabConfig
@@ -167,7 +167,7 @@ class LabContext:
 
         A NotFound right after a create is EC2's eventual consistency ("Eventual consistency" in the EC2 API
         reference): some waiters (vpc_available, subnet_available) fail on it at once, so it is retried a few
-        times with growing pauses before it counts.
+        times with growing pauses before it counts; so is a poll AWS throttled past botocore's own retries.
         """
         config: dict[str, Any] = {}
         if self.timing.poll_seconds is not None:
@@ -180,8 +180,9 @@ class LabContext:
                 return
             except WaiterError as exc:
                 error = exc.last_response.get("Error", {})
-                if "NotFound" in error.get("Code", "") and attempt < NOT_FOUND_ATTEMPTS:
-                    next(pauses)
+                code = error.get("Code", "")
+                if ("NotFound" in code or code in THROTTLING_CODES) and attempt < NOT_FOUND_ATTEMPTS:
+                    next(pauses)  # not there yet, or AWS's rate limit outlasted botocore's retries: wait again
                     continue
                 raise LabkitError(
                     f"{what} did not become ready: {error.get('Message') or exc}",
@@ -192,7 +193,7 @@ class LabContext:
     def retry(self, action: Callable[[], T], what: str, retryable: Callable[[ClientError], bool] | None = None) -> T:
         """Run `action`, retrying errors that pass with time ('still in use' by default) with growing pauses,
         within a fixed number of attempts."""
-        retryable = retryable or (lambda exc: error_code(exc) in RETRYABLE_CODES)
+        retryable = retryable or (lambda exc: error_code(exc) in RETRYABLE_CODES | THROTTLING_CODES)
         pauses = backoff(self.timing.retry_first_delay, self.timing.retry_max_delay)
         for attempt in range(1, self.timing.retry_attempts + 1):
             try:

@@ -23,7 +23,7 @@ from labkit.lab.resources.registry import Describe, TaggedCreate, register
 
 SSM_POLICY_NAME = "AmazonSSMManagedInstanceCore"
 # In a class account the instructor's permissions boundary caps every role a learner creates, and the learner
-# policies allow CreateRole only with it (policies/learner-compute.json, `labkit class learners create`).
+# policies allow CreateRole only with it (labkit/data/policies/learner-compute.json, `labkit class setup`).
 CLASS_BOUNDARY = "policy/labkit/labkit-instance-boundary"
 APP_POLICY_NAME = "labkit-app-reads-its-cluster"
 TRUST_POLICY = json.dumps(
