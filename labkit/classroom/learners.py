@@ -11,7 +11,9 @@ key goes to one file only its owner can read (0600), never to the screen; hand e
 Names: a learner's user name is the prefix of every name and session id of their lab, and the policies match
 session ids as `${aws:username}-*`; so a pair whose user name, followed by `-`, begins another's (lab `a`,
 learner `b` and lab `a`, learner `b-c`; or lab `a-b`, learner `c` and lab `a`, learner `b-c`) is refused with
-the reason, against every learner of the account.
+the reason, against every IAM user of the account (learners of any lab, and users labkit did not make: their
+sessions are named the same way). Which patterns can meet is derived from the shipped policies in
+tests/unit/test_learner_names.py, so a policy change that adds another prefix pattern fails there.
 
 `create` and `delete` are dry runs unless `yes=True`. `delete` removes a learner only when no resource of their
 lab is left in the regions given (reset the lab first), then deletes the user's keys, detaches its policies,
@@ -253,11 +255,20 @@ def name_clash(name: str, others: dict[str, str]) -> str:
 
 
 def _class_members(backend: Backend) -> dict[str, str]:
-    """Every learner user labkit made in the account (any lab): user name -> "lab L, learner X"."""
+    """Every IAM user of the account: user name -> "lab L, learner X" for a learner labkit made (any lab), "IAM
+    user N outside labkit" for any other. Every user counts: Session Manager names an IAM user's sessions
+    `USERNAME-...` whoever made the user, so a learner `class1-ada` (whose policies match `class1-ada-*`) beside
+    an administrator `class1-ada-admin` could end and resume the administrator's sessions."""
+    learners = _users(backend, None)
     members = {}
-    for name in _users(backend, None):
-        tags = _user_tags(backend, name)
-        members[name] = f"lab {tags.get(TAG_LAB, '?')}, learner {tags.get(TAG_LEARNER, '?')}"
+    for page in _iam(backend).get_paginator("list_users").paginate():
+        for user in page["Users"]:
+            name = user["UserName"]
+            if name in learners:
+                tags = _user_tags(backend, name)
+                members[name] = f"lab {tags.get(TAG_LAB, '?')}, learner {tags.get(TAG_LEARNER, '?')}"
+            else:
+                members[name] = f"IAM user {name} outside labkit"
     return members
 
 

@@ -16,27 +16,53 @@ from types import MappingProxyType
 from .base import AURORA_INSTANCE_CLASSES, AuroraEngine, Catalog, Client, Setup, Statements, Versions
 from .dialect import DBAPI, Dialect
 
-# [0-9] and ASCII: \d takes any Unicode digit. Group 1 is the minor line (3.10).
+# Two families, one group each for the line ([0-9] and ASCII: \d takes any Unicode digit):
+# - Aurora MySQL 3 (MySQL 8.0 compatible): "8.0.mysql_aurora.3.10.1", line "3.10".
+# - Aurora MySQL 8.4 (MySQL 8.4 compatible), line "8.4". Its guide writes the simplified number, "8.4.7" (Aurora
+#   User Guide, "Aurora MySQL version 8.4 compatible with MySQL 8.4": "8.4.7 is the first minor version in the
+#   8.4 major version family"), and RDS's API lists the release as "8.4.mysql_aurora.8.4.7" (the engine versions
+#   public tooling records from describe-db-engine-versions, 2026); both are accepted, as one release.
+# Aurora MySQL 2 (MySQL 5.7) is refused: out of standard support since 2024-10-31.
 VERSIONS = Versions(
-    label="Aurora MySQL 3",
-    major="MySQL 3",
-    compatibility="MySQL 8.0 compatible",
+    label="Aurora MySQL 3 or 8.4",
+    major="Aurora MySQL 3 or 8.4",
+    compatibility="MySQL 8.0 or 8.4 compatible",
     older="Aurora MySQL 2 is MySQL 5.7 and out of standard support",
-    pattern=re.compile(r"^8\.0\.mysql_aurora\.(3\.[0-9]{2})\.[0-9]+$", re.ASCII),
-    # Aurora User Guide, "Long-term support (LTS) and beta releases for Amazon Aurora MySQL": 3.10 and 3.04.
+    pattern=re.compile(
+        r"^(?:8\.0\.mysql_aurora\.(3\.[0-9]{2})\.[0-9]+|(?:8\.4\.mysql_aurora\.)?(8\.4)\.[0-9]+)$", re.ASCII
+    ),
+    # Aurora User Guide, "Long-term support (LTS) and beta releases for Amazon Aurora MySQL": 3.10 and 3.04. No
+    # source reachable here names an 8.4 LTS release, so 'lts' stays on Aurora MySQL 3.
     lts_lines=("3.10", "3.04"),
     example="8.0.mysql_aurora.3.10.1",
     fallback="8.0.mysql_aurora.3.10.0",
+    aliases=(
+        (re.compile(r"^(8\.4)\.([0-9]+)$", re.ASCII), r"\1.mysql_aurora.\1.\2"),
+        (re.compile(r"^8\.4\.mysql_aurora\.(8\.4\.[0-9]+)$", re.ASCII), r"\1"),
+    ),
 )
 
-# Aurora MySQL 3 as RDS showed it in us-east-1 on the as-of date (Aurora MySQL release notes: 3.05 to 3.07
-# deprecated, 3.04 and 3.10 the long-term-support lines).
+# Aurora MySQL as the sandbox offers it in every region, assembled on the as-of date from AWS's release notes
+# (Aurora MySQL Release Notes: the indexes "Database engine updates for Amazon Aurora MySQL version 3" and
+# "... version 8.4" and the document history), not from a DescribeDBEngineVersions listing (none is reachable
+# here). Release dates, from those indexes:
+#   3.04.3 2024-06-26, 3.04.4 2025-05-05, 3.04.6 2026-01-02 (LTS line); 3.05.2 2024-01-31, 3.06.1 2024-06-26 and
+#   3.07.1 2024-07-23 (marked "Deprecated" there); 3.08.0 2024-11-18, 3.08.2 2025-04-07, 3.09.0 2025-05-14;
+#   3.10.0 2025-07-31, 3.10.1 2025-09-30, 3.10.2 2025-11-20, 3.10.3 2026-01-02, 3.10.4 2026-03-30,
+#   3.10.5 2026-07-30, 3.10.6 2026-10-05 (LTS line); 3.11.0 2025-11-13, 3.11.1 2025-12-16; 3.12.0 2026-02-17;
+#   3.13.0 2026-08-27; 8.4.7 2026-05-21, 8.4.8 2026-09-03, 8.4.10 2026-10-26.
+# Not confirmed, so not here: 3.04.5 and 8.4.9 (no release note found); which 3.08 to 3.11 releases RDS still
+# lets a new cluster use (no note marks them deprecated, so they are "available"; a third-party snapshot of the
+# API's list in 2026-08 lacked 3.11.0, which no AWS source confirms); RDS's default in any region (the default
+# below is the sandbox's choice: the newest release of the newest LTS line, so 'default' and 'lts' agree).
+# Aurora MySQL 8.4 lists as "8.4.mysql_aurora.8.4.N" in the API (see VERSIONS), family aurora-mysql8.4.
 CATALOG = Catalog(
-    as_of="2026-11-01",
+    as_of="2026-12-05",
     versions=MappingProxyType(
         {
             "8.0.mysql_aurora.3.04.3": "available",
             "8.0.mysql_aurora.3.04.4": "available",
+            "8.0.mysql_aurora.3.04.6": "available",
             "8.0.mysql_aurora.3.05.2": "deprecated",
             "8.0.mysql_aurora.3.06.1": "deprecated",
             "8.0.mysql_aurora.3.07.1": "deprecated",
@@ -45,11 +71,28 @@ CATALOG = Catalog(
             "8.0.mysql_aurora.3.09.0": "available",
             "8.0.mysql_aurora.3.10.0": "available",
             "8.0.mysql_aurora.3.10.1": "available",
+            "8.0.mysql_aurora.3.10.2": "available",
+            "8.0.mysql_aurora.3.10.3": "available",
+            "8.0.mysql_aurora.3.10.4": "available",
+            "8.0.mysql_aurora.3.10.5": "available",
+            "8.0.mysql_aurora.3.10.6": "available",
+            "8.0.mysql_aurora.3.11.0": "available",
+            "8.0.mysql_aurora.3.11.1": "available",
+            "8.0.mysql_aurora.3.12.0": "available",
+            "8.0.mysql_aurora.3.13.0": "available",
+            "8.4.mysql_aurora.8.4.7": "available",
+            "8.4.mysql_aurora.8.4.8": "available",
+            "8.4.mysql_aurora.8.4.10": "available",
         }
     ),
-    default="8.0.mysql_aurora.3.10.1",
+    default="8.0.mysql_aurora.3.10.6",
     parameter_group_family="aurora-mysql8.0",
     major_version="8.0",
+    majors=MappingProxyType({"8.4.": ("aurora-mysql8.4", "8.4")}),
+    # Per-version class limits: the AWS table ("Supported DB engines for DB instance classes") says "All currently
+    # available versions" for Aurora MySQL on the rows readable here (db.x2g); no row read names a class that
+    # some available version cannot run, so none is listed. A limit a source confirms goes here, by prefix.
+    not_orderable=MappingProxyType({}),
 )
 
 ERROR_IN_TEXT = re.compile(r"\((\d{4}),")  # PyMySQL's errors print as (code, "message")
@@ -66,7 +109,12 @@ class AuroraMySQLDialect(Dialect):
     )
     dbapi = DBAPI(
         module="pymysql",
-        requirement="pymysql>=1.1",
+        # With the `rsa` extra (cryptography): Aurora MySQL 8.4 creates users with caching_sha2_password by
+        # default (Aurora User Guide, "Aurora MySQL version 8.4 compatible with MySQL 8.4"), and PyMySQL's first
+        # login to such a user over a connection without TLS needs the server's RSA key, which it reads only
+        # with cryptography installed (else pymysql/_auth.py raises "'cryptography' package is required for
+        # sha256_password or caching_sha2_password auth methods").
+        requirement="pymysql[rsa]>=1.1",
         timeout_keywords=("read_timeout", "write_timeout"),
         options=MappingProxyType({"autocommit": True, "charset": "utf8mb4"}),
         deferred=MappingProxyType({"defer_connect": True}),  # then connection.connect(sock)

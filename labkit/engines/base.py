@@ -55,19 +55,30 @@ class Versions:
     lts_lines: tuple[str, ...]  # long-term-support minor lines, newest first
     example: str  # a version to quote in help and fixes
     fallback: str  # what a backend without a catalog gets for 'default' and 'lts': the newest LTS line's first
+    # Other spellings of one release: (pattern, replacement) pairs for `pattern.sub`. An engine whose releases
+    # RDS lists in one form and its guide writes in another (Aurora MySQL 8.4: "8.4.mysql_aurora.8.4.7" and
+    # "8.4.7") names both here, so a pinned version is looked up in whichever form the region lists.
+    aliases: tuple[tuple[re.Pattern[str], str], ...] = ()
 
     def accepts(self, version: str) -> bool:
         return bool(self.pattern.match(version))
 
     def line(self, version: str) -> str | None:
-        """The minor line of an accepted version ("3.10"), None for another text."""
+        """The line of an accepted version ("3.10"; "8.4"): the pattern's first group that matched (a pattern
+        may accept several families, one group each), None for another text."""
         found = self.pattern.match(version)
-        return found.group(1) if found else None
+        return next((group for group in found.groups() if group), None) if found else None
 
-    @staticmethod
-    def sort_key(version: str) -> tuple[int, ...]:
-        """Versions in release order: by their numbers, left to right."""
-        return tuple(int(number) for number in re.findall(r"[0-9]+", version))
+    def spellings(self, version: str) -> tuple[str, ...]:
+        """`version` and the other spellings of the same release, the given one first."""
+        others = (pattern.sub(replacement, version) for pattern, replacement in self.aliases if pattern.match(version))
+        return tuple(dict.fromkeys((version, *others)))
+
+    def sort_key(self, version: str) -> tuple[int, ...]:
+        """Versions in release order: by the numbers of their shortest spelling, left to right (so
+        "8.4.mysql_aurora.8.4.10" sorts as 8.4.10, after 8.4.8 and after every 8.0.mysql_aurora.3.x.y)."""
+        shortest = min(self.spellings(version), key=len)
+        return tuple(int(number) for number in re.findall(r"[0-9]+", shortest))
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,28 @@ class Catalog:
     default: str  # the region's default version
     parameter_group_family: str
     major_version: str
+    # Versions of another major line, by their prefix: (parameter group family, major version), e.g. "8.4." ->
+    # ("aurora-mysql8.4", "8.4"); a version no prefix matches is of the family and major above.
+    majors: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Instance classes a version cannot run: version prefix -> class prefixes (a class the engine offers for
+    # some versions only). Empty: every class runs on every available version.
+    not_orderable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def family_of(self, version: str) -> tuple[str, str]:
+        """(DBParameterGroupFamily, MajorEngineVersion) of one of the catalog's versions."""
+        for prefix, family in self.majors.items():
+            if version.startswith(prefix):
+                return family
+        return self.parameter_group_family, self.major_version
+
+    def orderable(self, version: str, instance_class: str) -> bool:
+        """Whether an available `version` runs on `instance_class` (the class itself must be the engine's)."""
+        return self.versions.get(version) == "available" and not any(
+            instance_class.startswith(refused)
+            for prefix, classes in self.not_orderable.items()
+            if version.startswith(prefix)
+            for refused in classes
+        )
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,11 @@ class PriceTable:
         self.hours_per_month: int = data.get("hours_per_month", HOURS_PER_MONTH)
         self.unpriced: dict[str, str] = data.get("unpriced", {})  # service -> why the table has no price for it
         self._regions: dict[str, Any] = data["regions"]
+        # The last check against public sources: its date and the prices it confirmed (region, section,
+        # service, key, price, sources); every other price is as of `as_of` and was not confirmed then.
+        checked = data.get("checked", {})
+        self.checked_on: str | None = checked.get("date")
+        self.confirmed: tuple[dict[str, Any], ...] = tuple(checked.get("confirmed", ()))
 
     @classmethod
     def load(cls) -> PriceTable:
@@ -134,6 +139,11 @@ class PriceTable:
         ((unit, price),) = prices[section][service].items()
         quantity = _units(size, unit)
         return None if quantity is None else quantity * price / per
+
+    def confirmation(self, service: str, region: str) -> dict[str, Any] | None:
+        """The public sources that confirmed this table's price of `service` in `region` on `checked_on`, or
+        None: that price is as of `as_of` and was not confirmed since."""
+        return next((c for c in self.confirmed if (c["service"], c["region"]) == (service, region)), None)
 
     def unit_price(self, service: str, region: str) -> tuple[float, str] | None:
         """The table's price of one unit of a unit or usage service, and the unit it is per (e.g. GiB-month)."""

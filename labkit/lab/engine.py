@@ -131,7 +131,11 @@ def resolve_version(rds: Any, config: LabConfig) -> tuple[str, str]:
             fix="use engine_version = 'default'",
         )
     check_version_text(wanted, engine)
-    pinned = _versions(rds, engine, EngineVersion=wanted, IncludeAll=True)
+    # A release may be written two ways (the engine's guide and RDS's API may spell it differently, see the
+    # description's `aliases`): the catalog is asked for each, and a cluster gets the spelling the region lists.
+    pinned: list[dict[str, Any]] = []
+    for spelling in versions.spellings(wanted):
+        pinned = pinned or _versions(rds, engine, EngineVersion=spelling, IncludeAll=True)
     status = pinned[0].get("Status", AVAILABLE) if pinned else "not offered"
     if status != AVAILABLE:
         newest = _accepted(_versions(rds, engine, DefaultOnly=True), engine) or _accepted(
@@ -143,7 +147,8 @@ def resolve_version(rds: Any, config: LabConfig) -> tuple[str, str]:
             field="engine_version",
             fix=f"use engine_version = 'default'{f' (today {newest[-1]})' if newest else ''} or 'lts'",
         )
-    return wanted, "pinned in the config"
+    listed = pinned[0].get("EngineVersion", wanted)
+    return listed, "pinned in the config" if listed == wanted else f"pinned in the config as {wanted}"
 
 
 def orderable_zones(rds: Any, engine: AuroraEngine, version: str, instance_class: str) -> tuple[str, ...]:

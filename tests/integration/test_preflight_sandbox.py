@@ -10,6 +10,7 @@ import sys
 import time
 
 from labkit.config import LabConfig
+from labkit.engines import default_engine
 from labkit.lab.preflight import FAIL, PASS, WARN, preflight
 from labkit.sandbox.backend import SandboxBackend
 
@@ -27,7 +28,7 @@ def test_preflight_runs_against_the_sandbox_and_never_fakes_a_pass(sandbox_backe
         assert rows[check].status == WARN and NOT_CHECKED in rows[check].detail, rows[check]
     assert "newer than 1.2.497.0" in rows["session-manager-plugin"].fix
     engine = rows["engine and DB class"]
-    assert engine.status == PASS and "8.0.mysql_aurora.3.10.1" in engine.detail, engine  # the catalog's default
+    assert engine.status == PASS and default_engine().catalog.default in engine.detail, engine
     assert "on AWS (the sandbox itself is free)" in rows["cost per hour"].detail
     assert all(row.status != FAIL for row in report.rows), report
     print(f"preflight wall time in the sandbox: {took:.2f} s")  # shown with -s; the report quotes it
@@ -55,3 +56,15 @@ def test_the_sandbox_catalog_refuses_a_retired_version_and_an_unknown_class(sand
         Engine="aurora-mysql", EngineVersion="8.0.mysql_aurora.3.10.1", DBInstanceClass="db.t4g.medium"
     )["OrderableDBInstanceOptions"]
     assert [o["DBInstanceClass"] for o in options] == ["db.t4g.medium"] and options[0]["AvailabilityZones"]
+
+
+def test_the_sandbox_offers_aurora_mysql_8_4_and_a_pin_in_the_guides_spelling_resolves_to_it(sandbox_backend):
+    """Issue 25 item 3: the sandbox's catalog lists Aurora MySQL 8.4 as the API spells it, in its own family."""
+    rds = SandboxBackend().client("rds")
+    [listed] = rds.describe_db_engine_versions(Engine="aurora-mysql", EngineVersion="8.4.mysql_aurora.8.4.7")[
+        "DBEngineVersions"
+    ]
+    assert (listed["DBParameterGroupFamily"], listed["MajorEngineVersion"]) == ("aurora-mysql8.4", "8.4")
+    rows = {row.check: row for row in preflight(LabConfig(engine_version="8.4.7"), SandboxBackend()).rows}
+    engine = rows["engine and DB class"]
+    assert engine.status == PASS and "8.4.mysql_aurora.8.4.7 (pinned in the config as 8.4.7)" in engine.detail

@@ -76,8 +76,8 @@ class EngineCatalog:
         return {
             "DBEngineVersions": [
                 {"Engine": self.engine.name, "EngineVersion": v,
-                 "DBParameterGroupFamily": self.engine.catalog.parameter_group_family,
-                 "MajorEngineVersion": self.engine.catalog.major_version, "Status": self.versions[v]}
+                 "DBParameterGroupFamily": self.engine.catalog.family_of(v)[0],
+                 "MajorEngineVersion": self.engine.catalog.family_of(v)[1], "Status": self.versions[v]}
                 for v in chosen
             ]
         }  # fmt: skip

@@ -289,6 +289,13 @@ def test_the_settings_script_changes_one_line_of_the_environment_file_and_restar
         settings_script({"LABKIT_APP_PASSWORD": "x"})
 
 
+def test_the_instance_installs_the_mysql_driver_able_to_log_in_to_aurora_mysql_8_4():
+    """Aurora MySQL 8.4 users default to caching_sha2_password; PyMySQL's full login to one without TLS needs
+    cryptography (its `rsa` extra). Without it the app on an 8.4 cluster could never log in (issue 25, item 3)."""
+    script = render(SETTINGS)
+    assert "'pymysql[rsa]>=1.1'" in script
+
+
 def test_settings_from_other_user_data_is_none():
     assert settings_from("#!/bin/bash\necho hello\n") is None
     assert source_from("#!/bin/bash\n") is None

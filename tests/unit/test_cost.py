@@ -35,6 +35,18 @@ def test_the_table_has_a_date_a_source_and_the_five_regions():
     assert not TABLE.region_supported("af-south-1")
 
 
+def test_the_tables_last_check_is_dated_and_each_confirmed_price_is_the_tables_own():
+    """Issue 25 item 16: the table says when it was last checked against public sources and which prices they
+    confirmed (each by two pages); a confirmed price that no longer matches the table fails here."""
+    assert TABLE.checked_on and TABLE.checked_on > TABLE.as_of
+    assert TABLE.confirmed, "the check confirmed some prices"
+    for entry in TABLE.confirmed:
+        assert TABLE.unit_price(entry["service"], entry["region"])[0] == entry["price"], entry
+        assert len(entry["sources"]) >= 2 and all(url.startswith("https://") for url in entry["sources"]), entry
+        assert TABLE.confirmation(entry["service"], entry["region"]) == entry
+    assert TABLE.confirmation("ec2", "us-east-1") is None, "instance prices were not confirmed: kept, and said so"
+
+
 @pytest.mark.parametrize("region", TABLE_REGIONS)
 def test_every_allowed_aurora_class_and_lab_instance_type_has_a_positive_price(region):
     for db_class in AURORA_MYSQL.instance_classes:

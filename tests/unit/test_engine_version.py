@@ -7,13 +7,14 @@ in the product and in the strict layer, so a retired default passed every test a
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
 from support.clusters import cluster_params
-from support.strict import CATALOG_DEFAULT
+from support.strict import CATALOG_DEFAULT, ENGINE
 
 from labkit.aws.tags import NODE_CLUSTER
 from labkit.config import LabConfig
@@ -21,8 +22,11 @@ from labkit.errors import ConfigError
 from labkit.lab.apply import apply
 from labkit.lab.engine import NO_EXTENDED_SUPPORT, check_version_text, resolve_version
 from labkit.lab.plan import plan
+from labkit.sandbox.daemon.catalog import engine_versions, orderable_options
 
 RETIRED = "8.0.mysql_aurora.3.07.1"  # deprecated in the catalog, as 3.05 to 3.07 are on AWS
+AURORA_84_FIRST = "8.4.mysql_aurora.8.4.7"  # as RDS's API lists 8.4.7
+AURORA_84_NEWEST = "8.4.mysql_aurora.8.4.10"
 
 
 def create_cluster_params(backend) -> list[dict]:
@@ -49,7 +53,57 @@ def test_the_default_config_gets_the_regions_default_version_and_never_extended_
 def test_a_retired_default_moves_on_to_the_next_default(strict_backend):
     strict_backend.strict.catalog.retire(CATALOG_DEFAULT)
     result = plan(LabConfig(), strict_backend)
-    assert any("Aurora MySQL 8.0.mysql_aurora.3.10.0 (the region's default)" in note for note in result.notes)
+    assert any(f"Aurora MySQL {AURORA_84_NEWEST} (the region's default)" in note for note in result.notes)
+
+
+def test_a_region_whose_default_is_aurora_mysql_8_4_gets_it(strict_backend):
+    """Issue 25 item 3: Aurora MySQL 8.4 (Aurora User Guide, "Aurora MySQL version 8.4 compatible with MySQL 8.4").
+    The version rule accepted only 8.0.mysql_aurora.3.x.y, so a region whose default became 8.4 got the newest
+    Aurora MySQL 3 instead, and with no 3.x left, a ConfigError for a version RDS offers."""
+    catalog = strict_backend.strict.catalog
+    catalog.default = AURORA_84_FIRST
+    seen = create_cluster_params(strict_backend)
+    result = plan(LabConfig(), strict_backend)
+    assert any(f"Aurora MySQL {AURORA_84_FIRST} (the region's default)" in note for note in result.notes), result.notes
+    for version in [v for v in catalog.versions if v.startswith("8.0.")]:
+        catalog.retire(version)
+    catalog.default = AURORA_84_FIRST
+    apply(LabConfig(), strict_backend, stream=io.StringIO())
+    assert [params["EngineVersion"] for params in seen] == [AURORA_84_FIRST]
+
+
+@pytest.mark.parametrize("pinned", ["8.4.7", "8.4.mysql_aurora.8.4.7"])
+def test_an_aurora_mysql_8_4_version_is_accepted_in_either_spelling_and_created_as_the_region_lists_it(
+    strict_backend, pinned
+):
+    """The guide writes 8.4.7; the API lists 8.4.mysql_aurora.8.4.7: either, pinned, gives the cluster the listed one."""
+    assert LabConfig(engine_version=pinned).engine_version == pinned
+    seen = create_cluster_params(strict_backend)
+    result = plan(LabConfig(engine_version=pinned), strict_backend)
+    assert any(f"Aurora MySQL {AURORA_84_FIRST} (pinned in the config" in note for note in result.notes), result.notes
+    apply(LabConfig(engine_version=pinned), strict_backend, stream=io.StringIO())
+    assert [params["EngineVersion"] for params in seen] == [AURORA_84_FIRST]
+
+
+def test_the_sandbox_catalog_lists_aurora_mysql_8_4_in_its_own_parameter_group_family():
+    rows = {row["EngineVersion"]: row for row in engine_versions({"IncludeAll": "true"}, ENGINE)}
+    assert (rows[AURORA_84_FIRST]["DBParameterGroupFamily"], rows[AURORA_84_FIRST]["MajorEngineVersion"]) == (
+        "aurora-mysql8.4",
+        "8.4",
+    )
+    assert rows[CATALOG_DEFAULT]["DBParameterGroupFamily"] == "aurora-mysql8.0"
+
+
+def test_the_sandbox_offers_a_class_only_for_the_versions_that_run_it():
+    """Per-version orderability: a class a version cannot run is not offered for it (and the plan refuses it)."""
+    limited = dataclasses.replace(ENGINE.catalog, not_orderable={"8.4.": ("db.t3.",)})
+    engine = dataclasses.replace(ENGINE, catalog=limited)
+    offered = orderable_options({"DBInstanceClass": "db.t3.medium"}, "us-east-1", engine)
+    versions = {option["version"] for option in offered}
+    assert AURORA_84_FIRST not in versions and CATALOG_DEFAULT in versions
+    assert orderable_options(
+        {"DBInstanceClass": "db.t4g.medium", "EngineVersion": AURORA_84_FIRST}, "us-east-1", engine
+    )
 
 
 def test_a_pinned_version_that_retired_fails_the_plan_naming_the_field(strict_backend):
@@ -97,10 +151,10 @@ def test_the_strict_layer_refuses_a_retired_version_as_rds_does(strict_backend):
 def test_lts_resolves_to_the_newest_long_term_support_release(strict_backend):
     rds = strict_backend.client("rds")
     config = SimpleNamespace(engine_version="lts", region="us-east-1")
-    assert resolve_version(rds, config) == ("8.0.mysql_aurora.3.10.1", "the newest long-term-support version")
-    for version in ("8.0.mysql_aurora.3.10.0", "8.0.mysql_aurora.3.10.1"):
+    assert resolve_version(rds, config) == ("8.0.mysql_aurora.3.10.6", "the newest long-term-support version")
+    for version in [v for v in strict_backend.strict.catalog.versions if v.startswith("8.0.mysql_aurora.3.10.")]:
         strict_backend.strict.catalog.retire(version)
-    assert resolve_version(rds, config)[0] == "8.0.mysql_aurora.3.04.4"
+    assert resolve_version(rds, config)[0] == "8.0.mysql_aurora.3.04.6"
 
 
 @pytest.mark.parametrize("version", ["8.0.mysql_aurora.3.\u0660\u0668.0", "8.0.mysql_aurora.3.08.\u0661", "3.08"])

@@ -219,6 +219,17 @@ def test_names_whose_patterns_would_meet_are_refused_with_the_reason(account, tm
     assert name_clash("class1-bob", {"class1-bobby": "lab class1, learner bobby"}) == "", "a prefix without a hyphen"
 
 
+def test_an_iam_user_labkit_did_not_make_counts_too(account, tmp_path):
+    """Session Manager names every IAM user's sessions USERNAME-...: a learner `class1-ann` beside an
+    administrator `class1-ann-admin` would reach the administrator's sessions. Before, only /labkit/ users counted."""
+    account.client("iam").create_user(UserName="class1-ann-admin")
+    report = learners_create(lab="class1", names="ann,bob", backend=account, credentials_dir=tmp_path, yes=True)
+    rows = {row.learner: row for row in report.rows}
+    assert rows["bob"].result == "created" and rows["ann"].result == "refused" and not report.ok
+    assert "IAM user class1-ann-admin outside labkit" in rows["ann"].reason, rows["ann"].reason
+    assert "class1-ann" not in {u["UserName"] for u in account.client("iam").list_users()["Users"]}
+
+
 def test_delete_waits_until_the_learners_lab_is_gone(account, tmp_path) -> None:
     import labkit
 

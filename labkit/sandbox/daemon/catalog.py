@@ -33,20 +33,27 @@ def engine_versions(params: dict[str, str], engine: AuroraEngine) -> list[dict[s
     if params.get("IncludeAll", "").lower() != "true":
         chosen = [v for v in chosen if catalog.versions[v] == "available"]
     return [
-        {"Engine": engine.name, "EngineVersion": v, "DBParameterGroupFamily": catalog.parameter_group_family,
-         "MajorEngineVersion": catalog.major_version, "Status": catalog.versions[v]}
+        {"Engine": engine.name, "EngineVersion": v, "DBParameterGroupFamily": catalog.family_of(v)[0],
+         "MajorEngineVersion": catalog.family_of(v)[1], "Status": catalog.versions[v]}
         for v in chosen
     ]  # fmt: skip
 
 
 def orderable_options(params: dict[str, str], region: str, engine: AuroraEngine) -> list[dict[str, Any]]:
-    """OrderableDBInstanceOptions: every listed class for every available version, in the region's three zones."""
-    versions = [v for v, status in engine.catalog.versions.items() if status == "available"]
+    """OrderableDBInstanceOptions: each listed class for each available version that runs on it (the catalog's
+    per-version limits), in the region's three zones."""
+    catalog = engine.catalog
+    versions = [v for v, status in catalog.versions.items() if status == "available"]
     if params.get("EngineVersion"):
         versions = [v for v in versions if v == params["EngineVersion"]]
     classes = [c for c in engine.instance_classes if c == params.get("DBInstanceClass", c)]
     zones = [f"{region}{letter}" for letter in "abc"]
-    options = [{"engine": engine.name, "version": v, "class": c, "zones": zones} for v in versions for c in classes]
+    options = [
+        {"engine": engine.name, "version": v, "class": c, "zones": zones}
+        for v in versions
+        for c in classes
+        if catalog.orderable(v, c)
+    ]
     limit = int(params.get("MaxRecords") or len(options) or 1)
     return options[:limit]
 
