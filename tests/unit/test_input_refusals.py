@@ -93,3 +93,15 @@ def test_a_bench_result_is_not_saved_beside_a_folder(tmp_path):
 def test_bench_count_beyond_what_a_run_measures_is_refused_at_once(lab_home, capsys):
     code, text = _run(capsys, "bench", "--count", "99999999999999")
     assert code == 2 and "count" in text and "--duration" in text and "Traceback" not in text, text
+
+
+@pytest.mark.parametrize(("parts", "words"), [(["h" * 300], "folder name of 300 bytes"),
+                                              (["h" * 150, "i" * 150], "labkit allows 250")])  # fmt: skip
+def test_a_labkit_home_past_the_file_systems_limits_is_refused_with_the_limit(
+    tmp_path, monkeypatch, capsys, parts, words
+):
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path.joinpath(*parts)))
+    for argv in (["plan"], ["sandbox", "up"], ["sandbox", "status"]):
+        code, text = _run(capsys, *argv)
+        assert code == 2 and "LABKIT_HOME" in text and words in text and "fix:" in text, text
+        assert "Traceback" not in text
