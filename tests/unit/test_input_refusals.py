@@ -105,3 +105,17 @@ def test_a_labkit_home_past_the_file_systems_limits_is_refused_with_the_limit(
         code, text = _run(capsys, *argv)
         assert code == 2 and "LABKIT_HOME" in text and words in text and "fix:" in text, text
         assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(("version", "status"), [("8.0.mysql_aurora.3.99.0", "not offered"),
+                                                 ("8.0.mysql_aurora.3.05.2", "deprecated")])  # fmt: skip
+def test_plan_refuses_a_pinned_version_the_engines_catalog_does_not_offer(moto_backend, version, status):
+    """moto has no engine catalog: the engine description's bundled one (the sandbox's) decides."""
+    from labkit.config import LabConfig
+    from labkit.lab.plan import plan
+
+    with pytest.raises(ConfigError) as refused:
+        plan(LabConfig(engine_version=version, backend="sandbox"), moto_backend)
+    assert refused.value.field == "engine_version" and status in refused.value.message
+    offered = plan(LabConfig(engine_version="8.0.mysql_aurora.3.08.2", backend="sandbox"), moto_backend)
+    assert any("8.0.mysql_aurora.3.08.2" in note for note in offered.notes)
