@@ -53,3 +53,51 @@ def test_cleaning_a_stale_state_file_stops_only_this_homes_servers(tmp_path, ser
     control._clean_stale(lab, stale)
     assert ours.wait(timeout=10) is not None  # this home's: stopped
     assert pid_alive(other.pid) and other.poll() is None  # the other home's: untouched
+
+
+def _script(path, text: str):
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda tmp: "/bin/false", "exited with code 1"),
+        (lambda tmp: _script(tmp / "empty", ""), "cannot be run"),
+        (lambda tmp: _script(tmp / "silent", "#!/bin/sh\n"), "printed nothing"),
+        (lambda tmp: _script(tmp / "mariadbd", "#!/bin/sh\necho hello\n"), "printed 'hello'"),
+    ],
+    ids=["bin-false", "empty-file", "silent-script", "not-mariadbd"],
+)
+def test_a_mariadbd_that_is_not_mariadb_is_refused_at_sandbox_up(tmp_path, monkeypatch, make, words):
+    from labkit.errors import SandboxError
+    from labkit.sandbox.engines.base import check_installed
+
+    (tmp_path / "mariadb-install-db").write_text("#!/bin/sh\n")  # found beside it, as Debian's is
+    (tmp_path / "mariadb-install-db").chmod(0o755)
+    monkeypatch.setenv("LABKIT_MARIADBD", str(make(tmp_path)))
+    with pytest.raises(SandboxError) as refused:
+        check_installed()  # what `sandbox up` runs before it starts anything
+    assert refused.value.field == "LABKIT_MARIADBD" and words in refused.value.message
+    assert "mariadbd" in (refused.value.fix or "")
+
+
+def test_sandbox_up_with_a_false_mariadbd_starts_nothing(lab_home, monkeypatch, capsys):
+    from labkit.cli import main as cli_main
+
+    monkeypatch.setenv("LABKIT_MARIADBD", "/bin/false")
+    code = cli_main.main(["sandbox", "up"])
+    text = capsys.readouterr().err
+    assert code == 2 and "LABKIT_MARIADBD" in text and "is not MariaDB's server" in text, text
+    assert not (lab_home / "sandbox.json").exists()
+
+
+def test_an_empty_labkit_mariadbd_is_unset_and_the_real_one_passes(monkeypatch):
+    from labkit.sandbox.engines.mariadb import MariaDBEngine
+
+    monkeypatch.setenv("LABKIT_MARIADBD", "")
+    engine = MariaDBEngine()
+    engine.check_installed()
+    assert "MariaDB" in engine.version()
