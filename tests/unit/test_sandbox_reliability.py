@@ -101,3 +101,29 @@ def test_an_empty_labkit_mariadbd_is_unset_and_the_real_one_passes(monkeypatch):
     engine = MariaDBEngine()
     engine.check_installed()
     assert "MariaDB" in engine.version()
+
+
+def test_a_failure_repeated_every_pass_is_logged_in_full_once_then_a_line_a_minute(caplog):
+    """A server that cannot start failed every pass with a traceback: the log grew ~95 KB a minute."""
+    import logging
+
+    from labkit.sandbox.daemon.failures import FailureLog
+
+    now = [0.0]
+    failures = FailureLog(logging.getLogger("labkit.test.failures"), every=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="labkit.test.failures"):
+        for second in range(0, 600, 2):  # ten minutes of a pass every 2 s, each failing the same way
+            now[0] = float(second)
+            try:
+                raise RuntimeError("MariaDB bootstrap failed (see template.log)\n  fix: install MariaDB")
+            except RuntimeError:
+                failures.exception("reconcile failed")
+        try:
+            raise ValueError("another cause")
+        except ValueError:
+            failures.exception("reconcile failed")  # a new failure is reported at once, in full
+    records = caplog.records
+    assert sum(1 for r in records if r.exc_info) == 2  # one traceback per distinct failure
+    assert len(records) <= 2 + 10  # and at most a line a minute for the repeats
+    assert "times in the last 60 s" in records[1].getMessage()
+    assert sum(len(r.getMessage()) for r in records) < 3000

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from labkit.errors import SandboxError
 from labkit.home import private_dir
+from labkit.sandbox.daemon.failures import FailureLog
 from labkit.sandbox.engines.base import (
     BROKEN,
     DEFAULT_ENGINE,
@@ -133,6 +134,7 @@ class Reconciler:
         self.catch_up_to: dict[str, str] = {}  # catching-up replica -> the writer's position when it was pointed
         self._acks: dict[str, tuple[str, int | None, bool]] = {}  # cluster -> (writer, pid, replica ack required)
         self._readers_checked = 0.0
+        self.failures = FailureLog(log)  # what fails on every pass is logged in full once, then a line a minute
         self._load_records()
 
     # ---- what survives a restart ---------------------------------------------------------------
@@ -263,7 +265,7 @@ class Reconciler:
                 try:
                     changed |= self._converge_cluster(view, instances, client_of[view.identifier])
                 except Exception:  # one broken cluster must not stall the others
-                    log.exception("could not converge cluster %s", view.identifier)
+                    self.failures.exception("could not converge cluster %s", view.identifier)
             self._observed = instances  # statuses are published after the state file has the endpoints
             if self.clusters != clusters:
                 changed = True
@@ -410,7 +412,7 @@ class Reconciler:
                     else:
                         self._restart(name, f"DB instance {name} restarted after its database process exited")
                 except Exception:
-                    log.exception("could not recover %s", name)
+                    self.failures.exception("could not recover %s", name)
             changed = self._check_replicas(readers_too=time.monotonic() - self._readers_checked >= READER_CHECK_SECONDS)
             return bool(dead) or changed
 
@@ -444,7 +446,7 @@ class Reconciler:
                 else:
                     continue
             except Exception:  # not answering: a dead one is restarted by check_health
-                log.exception("could not check the replication of %s", name)
+                self.failures.exception("could not check the replication of %s", name)
                 continue
             changed = True
         self._require_acks_everywhere()
@@ -470,7 +472,7 @@ class Reconciler:
         try:
             server.require_replica_ack(required)
         except Exception:
-            log.exception("could not set whether %s waits for a replica", writer)
+            self.failures.exception("could not set whether %s waits for a replica", writer)
             return
         log.info("writer %s %s", writer, "waits for a replica's acknowledgement" if required else "commits alone")
         self._acks[cluster] = wanted
@@ -485,7 +487,7 @@ class Reconciler:
                 try:
                     self._restart(name, message)
                 except Exception:
-                    log.exception("could not restart %s", name)
+                    self.failures.exception("could not restart %s", name)
             return bool(pending)
 
     def _writer_died(self, cluster: str, writer: str) -> None:
