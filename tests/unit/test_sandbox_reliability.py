@@ -127,3 +127,29 @@ def test_a_failure_repeated_every_pass_is_logged_in_full_once_then_a_line_a_minu
     assert len(records) <= 2 + 10  # and at most a line a minute for the repeats
     assert "times in the last 60 s" in records[1].getMessage()
     assert sum(len(r.getMessage()) for r in records) < 3000
+
+
+def test_without_a_saved_control_plane_the_old_database_records_are_moved_aside_never_deleted(tmp_path):
+    """The snapshot error's way out (move control-plane.snapshot aside) must leave a working lab: the old records
+    named the rebuilt lab's instances and its cluster as bootstrapped, so its new managed password never reached
+    the database ('Access denied')."""
+    import json
+
+    from labkit.sandbox.daemon.reconciler import RECORDS_FILE, Reconciler
+
+    data = tmp_path / "data"
+    (data / "instances" / "lab-db-1").mkdir(parents=True)
+    (data / "instances" / "lab-db-1" / "ibdata1").write_text("the old lab's rows")
+    saved = {"servers": {"lab-db-1": {"server_id": 1, "port": 4000}}, "bootstrapped": ["lab-cluster"]}
+    (data / RECORDS_FILE).write_text(json.dumps({**saved, "next_server_id": 2}))
+
+    def make(restored: bool) -> Reconciler:
+        return Reconciler(data, "admin", list, lambda rds, cluster: "pw", "repl", control_plane_restored=restored)
+
+    assert make(True).bootstrapped == {"lab-cluster"}  # a restored control plane keeps its records
+    fresh = make(False)
+    assert fresh.bootstrapped == set() and fresh.records == {}
+    assert not (data / RECORDS_FILE).exists()
+    kept = list((data / "orphans").glob(f"{RECORDS_FILE}-*"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["bootstrapped"] == ["lab-cluster"]
+    assert (data / "instances" / "lab-db-1" / "ibdata1").read_text() == "the old lab's rows"  # data untouched

@@ -110,7 +110,7 @@ def run(home: Path, port: int, region: str) -> int:
     check_installed()  # the lab's database engine
     store = ControlPlaneStore(home, DEFAULT_ACCOUNT_ID)
     try:
-        store.load()  # before serving: nobody sees an empty account that is not
+        restored = store.load()  # before serving: nobody sees an empty account that is not
     except SnapshotError as exc:
         log.error("%s; fix: %s", exc.message, exc.fix)
         return EXIT_SNAPSHOT
@@ -137,7 +137,13 @@ def run(home: Path, port: int, region: str) -> int:
 
     admin_password = _admin_password(home)
     reconciler = Reconciler(
-        home / "data", admin_password, rds_clients, master_password, _repl_password(home), model=rdsmodel
+        home / "data",
+        admin_password,
+        rds_clients,
+        master_password,
+        _repl_password(home),
+        model=rdsmodel,
+        control_plane_restored=restored,
     )
     changes = ApiChanges(home)
     server = _moto_server(port, wake, changes, store, reconciler)  # the reconciler's clients call it from now on
