@@ -7,22 +7,13 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+from support.cli_run import run_labkit as _run
 
-from labkit.cli import main as cli_main
 from labkit.cli.exits import handles_errors
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
 
 REFUSING_ENDPOINT = "http://127.0.0.1:9"  # loopback, and nothing listens on the discard port
-
-
-def _run(capsys, *argv: str) -> tuple[int, str]:
-    try:
-        code = cli_main.main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def _lab_toml(home, backend: str) -> None:

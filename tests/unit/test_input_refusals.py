@@ -6,20 +6,11 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from support.cli_run import run_labkit as _run
 
-from labkit.cli import main as cli_main
 from labkit.cli.options import output_prefix
 from labkit.errors import ConfigError
 from labkit.inputs import check_output_folder, split_names
-
-
-def _run(capsys, *argv: str) -> tuple[int, str]:
-    try:
-        code = cli_main.main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.mark.parametrize(("names", "words"), [("a,a", "given more than once"), ("a,,b", "is empty"),
