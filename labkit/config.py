@@ -99,11 +99,17 @@ def _suggest(value: str, choices: frozenset[str] | tuple[str, ...]) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
-def _default_backend() -> str:
-    """The backend when neither a flag nor a config file names one: LABKIT_BACKEND, else the sandbox."""
+def _backend_from_env() -> str | None:
+    """What LABKIT_BACKEND names (None when unset); a value that is not a backend raises a ConfigError."""
     from labkit.aws.backend import backend_from_env  # start-up time: boto3; `labkit --help` reads this module
 
-    return backend_from_env() or "sandbox"
+    return backend_from_env()
+
+
+def _default_backend() -> str:
+    """The backend when no flag names one: LABKIT_BACKEND, else the sandbox (a config file's `backend` is
+    overridden by LABKIT_BACKEND in `LabConfig.load`: the environment wins over a file, as for AWS_REGION)."""
+    return _backend_from_env() or "sandbox"
 
 
 @dataclass(eq=True)
@@ -123,7 +129,10 @@ class LabConfig:
     region: str = dataclasses.field(default="us-east-1", metadata={"help": "AWS region code (default us-east-1)"})
     backend: str = dataclasses.field(
         default_factory=_default_backend,
-        metadata={"help": "sandbox (local, free) or aws (your real account); default: LABKIT_BACKEND, else sandbox"},
+        metadata={
+            "help": "sandbox (local, free) or aws (your real account); default: LABKIT_BACKEND, else the config "
+            "file's backend, else sandbox"
+        },
     )
     vpc: str = dataclasses.field(
         default="create",
@@ -252,7 +261,11 @@ class LabConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LabConfig:
-        """Read a TOML config; with no path, the home's lab.toml (or the defaults when it does not exist)."""
+        """Read a TOML config; with no path, the home's lab.toml (or the defaults when it does not exist).
+
+        LABKIT_BACKEND, when set, wins over the file's `backend` (the environment over a file, the usual rule), so
+        `LABKIT_BACKEND=aws` is never silently ignored once notebook 00 has saved a lab.toml; a flag or an
+        explicit `LabConfig(backend=...)` still wins over both."""
         if path is None:
             path = cls.default_path()
             if not path.exists():
@@ -266,6 +279,9 @@ class LabConfig:
                 field="config",
                 fix='write one `field = value` per line, strings in "quotes"',
             ) from None
+        from_env = _backend_from_env()
+        if from_env is not None:
+            data["backend"] = from_env
         return cls.from_mapping(data, source=str(path))
 
     def save(self, path: str | Path | None = None) -> Path:

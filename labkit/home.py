@@ -6,7 +6,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from labkit.errors import LabkitError
+from labkit.errors import ConfigError, LabkitError
+
+NAME_MAX = 255  # bytes in one folder name (Linux and macOS file systems)
+# The longest home: a database server's files are HOME/data/instances/<63-character id>/<schema>/<table>.ibd, and
+# MariaDB refuses paths longer than its FN_REFLEN (512 bytes): 250 + 16 + 63 + 2 * 65 + 4 = 463 leaves some room.
+MAX_HOME_BYTES = 250
+HOME_FIX = "point LABKIT_HOME at a shorter path, e.g. `export LABKIT_HOME=$HOME/.labkit`"
 
 
 def _default_home() -> Path:
@@ -23,9 +29,31 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def _within_limits(home: Path) -> Path:
+    """`home`, or a LabkitError naming the limit it is past: a folder name over NAME_MAX bytes (every file call
+    would fail with 'File name too long') or a path over MAX_HOME_BYTES (the databases could not start)."""
+    too_long = next((part for part in home.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if too_long is not None:
+        raise ConfigError(
+            f"the labkit home has a folder name of {len(os.fsencode(too_long))} bytes; file systems allow {NAME_MAX}",
+            field="LABKIT_HOME",
+            fix=HOME_FIX,
+        )
+    size = len(os.fsencode(str(home)))
+    if size > MAX_HOME_BYTES:
+        raise ConfigError(
+            f"the labkit home's path is {size} bytes long; labkit allows {MAX_HOME_BYTES} (the sandbox's database "
+            "files live under it, and MariaDB refuses file paths over 512 bytes)",
+            field="LABKIT_HOME",
+            fix=HOME_FIX,
+        )
+    return home
+
+
 def labkit_home(create: bool = True) -> Path:
     """The labkit home directory; created 0700 (and checked writable) when `create` is true."""
-    home = Path(os.environ.get("LABKIT_HOME") or _default_home()).expanduser().resolve()
+    home = _within_limits(Path(os.environ.get("LABKIT_HOME") or _default_home()).expanduser().absolute())
+    home = home.resolve()
     if home.exists() and not home.is_dir():
         raise LabkitError(
             f"the labkit home {home} is a file, not a directory",

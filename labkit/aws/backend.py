@@ -29,7 +29,7 @@ DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 BACKENDS = ("sandbox", "aws")  # the choices a learner has; each is registered below or by its own package
 ENTRY_POINT_GROUP = "labkit.backends"
-BACKEND_ENV = "LABKIT_BACKEND"  # chooses the backend when neither a flag nor a config file names one
+BACKEND_ENV = "LABKIT_BACKEND"  # chooses the backend unless a flag does; wins over lab.toml (LabConfig.load)
 PLUGIN = "session-manager-plugin"
 # labkit passes the start-session response in the AWS_SSM_START_SESSION_RESPONSE environment variable, which only
 # plugin versions strictly newer than 1.2.497.0 read (awscli's customizations/sessionmanager.py compares with >).
@@ -244,7 +244,7 @@ def backend_from_env() -> str | None:
             f"{raw!r} is not a backend",
             field=BACKEND_ENV,
             fix=f"set {BACKEND_ENV}=sandbox (local and free) or {BACKEND_ENV}=aws (your real account, costs money), "
-            "or unset it for the sandbox",
+            "or unset it (then lab.toml's backend applies, else the sandbox); when set, it wins over lab.toml",
         )
     return raw.lower()
 

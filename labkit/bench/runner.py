@@ -36,6 +36,8 @@ from labkit.errors import ConfigError, LabkitError
 MAX_CONCURRENCY = 64
 MAX_DURATION = 600.0
 DEFAULT_COUNT = 1000
+# A count is kept in memory sample by sample; a million takes minutes at tunnel latency, 99999999999999 never ends.
+MAX_COUNT = 1_000_000
 SAMPLE_KEYS = 100  # products 1..100, from create_schema
 
 
@@ -86,8 +88,13 @@ class BenchResult:
         return timeline(self.samples)
 
     def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write the samples as CSV and the metadata beside it as JSON; returns both paths."""
-        csv_path = Path(path).with_suffix(".csv")
+        """Write the samples as CSV and the metadata beside it as JSON; returns both paths. `path` is the files'
+        name without extension: a folder is refused (DIR.csv would land beside it, not in it)."""
+        if Path(path).expanduser().is_dir():
+            raise ConfigError(
+                f"{path} is a folder", field="save", fix=f"name the files inside it, e.g. {Path(path) / 'run1'}"
+            )
+        csv_path = Path(path).expanduser().with_suffix(".csv")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         self.samples.to_csv(csv_path, index=False)
         meta_path = csv_path.with_suffix(".json")
@@ -125,6 +132,12 @@ def _validate(
         )
     if count is not None and not (isinstance(count, int) and count > 0):
         raise ConfigError(f"count={count!r}", field="count", fix="a positive number of requests")
+    if count is not None and count > MAX_COUNT:
+        raise ConfigError(
+            f"count={count} is more requests than one run measures (at most {MAX_COUNT:,})",
+            field="count",
+            fix=f"use at most {MAX_COUNT} requests, or --duration SECONDS (at most {MAX_DURATION:.0f}) for a timed run",
+        )
 
 
 def benchmark(

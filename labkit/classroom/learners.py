@@ -51,6 +51,7 @@ from labkit.config import LabConfig, partition_of
 from labkit.display import markdown_table
 from labkit.errors import ConfigError, LabkitError
 from labkit.home import labkit_home, private_dir
+from labkit.inputs import check_output_folder, split_names
 
 COLUMNS = ["learner", "user", "result", "policies", "access_keys", "credentials_file", "limits", "reason"]
 PROFILE = "labkit"  # the profile name inside each learner's credentials file
@@ -131,11 +132,8 @@ class LearnersReport:
 
 
 def parse_names(names: str | Iterable[str], lab: str) -> list[str]:
-    """'ada,grace' or ['ada', 'grace'] -> checked learner names, in order, each once (before any AWS call)."""
-    items = names.split(",") if isinstance(names, str) else [str(n) for n in names]
-    chosen = list(dict.fromkeys(item.strip() for item in items if item.strip()))
-    if not chosen:
-        raise ConfigError("no learner names given", field="--names", fix="list them: --names ada,grace,alan")
+    """'ada,grace' or ['ada', 'grace'] -> checked learner names, in order (before any AWS call)."""
+    chosen = split_names(names)  # an empty item or a repeat is refused, not dropped
     for learner in chosen:
         try:
             LabConfig(lab=lab, learner=learner)
@@ -299,6 +297,8 @@ def learners_create(
     LabConfig(lab=lab)
     learners = parse_names(names, lab)
     limits = Limits.of(instance_type, db_instance_class)
+    if credentials_dir:
+        check_output_folder(credentials_dir, field="--dir")
     chosen = _backend(backend)
     partition = partition_of(chosen.region)
     account = _account(chosen)
@@ -442,6 +442,8 @@ def learners_delete(
     LabConfig(lab=lab)
     given = names if isinstance(names, str) else list(names)
     wanted = parse_names(given, lab) if given else []
+    if credentials_dir:
+        check_output_folder(credentials_dir, field="--dir")
     chosen = class_backends(regions, backend, backends)
     users = _users(chosen[0], lab)
     tagged = {name: _user_tags(chosen[0], name) for name in users}

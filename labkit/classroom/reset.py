@@ -32,6 +32,7 @@ from labkit.config import LabConfig
 from labkit.display import Progress, markdown_table, say
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
+from labkit.inputs import check_output_folder
 from labkit.lab.apply import StepsFailed, describe_error
 from labkit.lab.destroy import Teardown, destroy, teardown
 from labkit.lab.graph import deletion_order
@@ -341,6 +342,8 @@ def class_reset(
     age = parse_age(older_than)
     if max_parallel < 1:
         raise ConfigError(f"must be 1 or more, got {max_parallel}", field="max_parallel", fix="use e.g. 4")
+    if report_dir:
+        check_output_folder(report_dir, field="--report-dir", example="~/class-reports")
     scans = scan(class_backends(regions, backend, backends))
     picked, untouched = choose(scans, lab, chosen_learners, age)
     targets = [target(region_scan, lab, learner) for region_scan, learner in picked]

@@ -26,6 +26,7 @@ from labkit.cli.hub import register_hub_learners
 from labkit.cli.options import BACKEND_CHOICES, add_config_arguments, config_from_args, print_json
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
+from labkit.inputs import check_output_folder
 
 if TYPE_CHECKING:
     from labkit.aws.backend import Backend
@@ -74,6 +75,8 @@ def _reset(args: argparse.Namespace) -> int:
     base = LabConfig.load(args.config)
     check_names(args.lab, args.learner)
     parse_age(args.older_than, field="--older-than")  # refuse bad input before any backend is made
+    if args.report_dir:
+        check_output_folder(args.report_dir, field="--report-dir", example="~/class-reports")
     _, backends = _class_scope(args)
     report = labkit.class_reset(
         lab=args.lab or base.lab,
@@ -160,6 +163,8 @@ def _learners_create(args: argparse.Namespace) -> int:
 
     LabConfig(lab=args.lab)  # refuse a bad lab, bad names, bad limits before any backend is made
     parse_names(args.names, args.lab)
+    if args.dir:
+        check_output_folder(args.dir, field="--dir")
     limits = Limits.of(args.instance_type, args.db_instance_class)
     _, backends = _learners_backend(args)
     report = learners_create(
@@ -186,6 +191,8 @@ def _learners_delete(args: argparse.Namespace) -> int:
     LabConfig(lab=args.lab)
     if args.names:
         parse_names(args.names, args.lab)
+    if args.dir:
+        check_output_folder(args.dir, field="--dir")
     _, backends = _learners_backend(args)
     report = learners_delete(
         lab=args.lab, names=args.names or (), backends=backends, credentials_dir=args.dir, yes=args.yes

@@ -48,6 +48,8 @@ def handles_errors(*, failed: int = EXIT_FAILED, interrupted: str | None = None)
             except Exception as exc:
                 code = _unreachable_endpoint(exc, failed)
                 if code is None:
+                    code = _credentials_refused(exc)
+                if code is None:
                     raise
                 return code
 
@@ -78,3 +80,34 @@ def _unreachable_endpoint(exc: Exception, failed: int) -> int | None:
         )
     print(f"error: {error}", file=sys.stderr)
     return EXIT_NO_SANDBOX if isinstance(error, SandboxNotRunning) else failed
+
+
+# What AWS (and botocore, before sending) answers when the keys cannot be used at all: none found, half a pair,
+# a key AWS does not know, a wrong secret, an expired session. Not AccessDenied: that is a permission, per action.
+CREDENTIAL_ERRORS = (
+    "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure", "SignatureDoesNotMatch",
+    "InvalidSignatureException", "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId",
+    "MissingAuthenticationToken", "MissingAuthenticationTokenException",
+)  # fmt: skip
+CREDENTIALS_FIX = (
+    "run `aws configure` (or `aws sso login --profile NAME` and set AWS_PROFILE) with the keys of your account; "
+    'or unset LABKIT_BACKEND (and use backend = "sandbox" in lab.toml) for the local sandbox'
+)
+
+
+def _credentials_refused(exc: Exception) -> int | None:
+    """The AWS credentials cannot be used (none, incomplete, unknown, expired): say so and how to fix them, not a
+    traceback. None for any other error."""
+    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError  # loaded: see above
+
+    if isinstance(exc, NoCredentialsError):
+        message = "no AWS credentials found (environment, ~/.aws files, SSO or instance role)"
+    elif isinstance(exc, PartialCredentialsError):
+        message = f"the AWS credentials are incomplete ({exc})"
+    elif isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in CREDENTIAL_ERRORS:
+        error = exc.response["Error"]
+        message = f"AWS refused the credentials: {error.get('Code')}: {error.get('Message', '')}".rstrip(": ")
+    else:
+        return None
+    print(f"error: {LabkitError(message, field='AWS credentials', fix=CREDENTIALS_FIX)}", file=sys.stderr)
+    return EXIT_FAILED

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.config import LabConfig, bool_fields, field_names
 from labkit.engines import engine_of
+from labkit.errors import ConfigError
+from labkit.inputs import check_output_folder
 
 if TYPE_CHECKING:
     from labkit.aws.backend import Backend
@@ -110,6 +112,15 @@ def output_prefix(text: str) -> str:
     folder = path.parent
     if not text.strip() or path.name in ("", ".", ".."):
         raise argparse.ArgumentTypeError(f"{text!r} names no file; use e.g. results/run1 (writes run1.csv, run1.json)")
+    if path.is_dir():  # PATH names the files' prefix: DIR.csv would land beside the folder, not in it
+        raise argparse.ArgumentTypeError(
+            f"{text} is a folder; --save takes a path without extension: use e.g. {path / 'run1'} "
+            f"(writes {path / 'run1.csv'} and {path / 'run1.json'})"
+        )
+    try:
+        check_output_folder(folder, field="--save", example="results/run1")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message}; {exc.fix}") from None
     if not folder.is_dir():
         raise argparse.ArgumentTypeError(f"folder {folder} does not exist; create it first or choose another path")
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -28,6 +28,7 @@ from typing import Any
 
 from labkit.errors import ConfigError, LabkitError
 from labkit.home import labkit_home, private_dir
+from labkit.inputs import check_output_folder, split_names
 
 GROUP = "labkit-learners"  # the hub admits this group only (jupyterhub_config: allowed_groups)
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,30}")  # a portable system user name (useradd, JupyterHub's lower case)
@@ -61,11 +62,8 @@ class AccountsReport:
 
 
 def parse_names(names: str | Iterable[str]) -> list[str]:
-    """'ada,grace' -> checked account names, in order, each once; a bad one is refused by name."""
-    items = names.split(",") if isinstance(names, str) else [str(n) for n in names]
-    chosen = list(dict.fromkeys(item.strip() for item in items if item.strip()))
-    if not chosen:
-        raise ConfigError("no learner names given", field="--names", fix="list them: --names ada,grace,alan")
+    """'ada,grace' -> checked account names, in order; a bad one (or a repeat) is refused by name."""
+    chosen = split_names(names)  # an empty item or a repeat is refused, not dropped
     for name in chosen:
         if not NAME.fullmatch(name):
             raise ConfigError(
@@ -112,6 +110,8 @@ def create(names: str | Iterable[str], *, yes: bool = False, folder: str | Path 
            hub: Any = None) -> AccountsReport:  # fmt: skip
     """Create each learner's account (a dry run unless `yes`); an existing learner is kept as it is."""
     chosen = parse_names(names)
+    if folder:
+        check_output_folder(folder, field="--dir")
     report = AccountsReport("create", dry_run=not yes)
     plan: list[str] = []
     for name in chosen:
@@ -150,6 +150,8 @@ def delete(names: str | Iterable[str] | None, *, yes: bool = False, folder: str 
     from labkit.hub.cleanup import stop_everything_of  # the process sweep
 
     chosen = parse_names(names) if names else learners()
+    if folder:
+        check_output_folder(folder, field="--dir")
     report = AccountsReport("delete", dry_run=not yes)
     for name in chosen:
         if not is_learner(name):

@@ -182,6 +182,7 @@ def choose_engine(backend: Backend, config: LabConfig) -> EngineChoice:
     try:
         version, how = resolve_version(rds, config)
     except CatalogMissing:
+        _check_bundled_catalog(wanted, engine, config.region)
         return EngineChoice(
             _fallback(config), "as configured", config.db_instance_class, checked=False, engine=engine.display_name
         )
@@ -196,6 +197,23 @@ def choose_engine(backend: Backend, config: LabConfig) -> EngineChoice:
             f"(`aws rds describe-orderable-db-instance-options --engine {engine.name}` lists them)",
         )
     return EngineChoice(version, how, config.db_instance_class, zones, engine=engine.display_name)
+
+
+def _check_bundled_catalog(wanted: str, engine: AuroraEngine, region: str) -> None:
+    """A backend without a catalog (moto in-process): a pinned version must at least be one the engine description's
+    bundled catalog offers, as the sandbox's catalog would answer; 'default' and 'lts' get its fallback."""
+    if wanted in (DEFAULT, LTS):
+        return
+    catalog = engine.catalog
+    listed = [catalog.versions[v] for v in engine.versions.spellings(wanted) if v in catalog.versions]
+    status = listed[0] if listed else "not offered"
+    if status != AVAILABLE:
+        raise ConfigError(
+            f"{wanted} is {status} in {region} by labkit's catalog of {catalog.as_of}: RDS would refuse to create a "
+            "cluster on it (Aurora retires a minor version about 12 months after its release)",
+            field="engine_version",
+            fix=f"use engine_version = 'default' (today {catalog.default}) or 'lts'",
+        )
 
 
 def _fallback(config: LabConfig) -> str:

@@ -25,7 +25,7 @@ from labkit.home import labkit_home
 from labkit.locks import daemon_lock_path, exclusive, holder_pid, is_held, sandbox_lock_path
 from labkit.sandbox.daemon.persist import SnapshotError, check_header, snapshot_path
 from labkit.sandbox.engines.base import check_installed
-from labkit.sandbox.processes import all_pids, pid_alive, port_in_use, process_args, process_cmdline, terminate
+from labkit.sandbox.processes import all_pids, pid_alive, port_in_use, process_args, runs_in_home, terminate
 from labkit.sandbox.signing import PING_PATH, home_credentials, signed_request
 from labkit.sandbox.state import (
     SandboxState,
@@ -102,7 +102,7 @@ def _clean_stale(home: Path, state: SandboxState | None) -> None:
     if state is not None:
         for instance in state.instances.values():
             pid = instance.get("pid")
-            if pid and pid_alive(pid) and str(home) in process_cmdline(pid):
+            if pid and pid_alive(pid) and runs_in_home(pid, home):
                 terminate(pid, grace=5)
     state_path(home).unlink(missing_ok=True)
 
@@ -257,7 +257,7 @@ def down(quiet: bool = True, forget: bool = False) -> bool:
         ports = [state.port if state is not None else None, *(i.get("port") for i in instances)]
         pids = [*daemons, *(i.get("pid") for i in instances)]
         _clean_stale(home, state)
-        leftovers = [p for p in pids if p and pid_alive(p) and str(home) in process_cmdline(p)]
+        leftovers = [p for p in pids if p and pid_alive(p) and runs_in_home(p, home)]
         if is_held(daemon_lock_path(home)):
             leftovers.append(holder_pid(daemon_lock_path(home)))
         listening = [p for p in ports if p and port_in_use(p)]

@@ -48,9 +48,16 @@ def process_args(pid: int) -> list[str]:
     return raw.removesuffix("\0").split("\0") if raw else []  # each argument ends with a NUL
 
 
-def process_cmdline(pid: int) -> str:
-    """The command line of `pid` ("" when unknown): proof a pid from a stale state file is still ours."""
-    return " ".join(process_args(pid))
+def runs_in_home(pid: int, home: Path) -> bool:
+    """True when an argument of `pid` (or the value of an `--option=value` one) is `home` or a path inside it:
+    proof a pid from a stale state file is still ours. Compared folder by folder, never as text: a server of
+    ~/lab2 is not one of ~/lab's."""
+    home = home.expanduser().resolve()
+    for arg in process_args(pid):
+        value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+        if value.startswith("/") and Path(value).is_relative_to(home):
+            return True
+    return False
 
 
 def all_pids() -> list[int]:

@@ -25,6 +25,7 @@ import nbformat
 
 from labkit.errors import ConfigError, LabkitError
 from labkit.home import labkit_home, private_dir
+from labkit.inputs import check_output_folder
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -144,6 +145,8 @@ def release_notebooks(
             raise ConfigError(
                 f"no such notebook in {source}: {sorted(wanted - {n.name for n in notebooks})}", field="names"
             )
+    if out is not None:
+        out = check_output_folder(out, field="--out", example="~/my-notebooks")
     target = private_dir(learner_folder()) if out is None else Path(out)
     target.mkdir(parents=True, exist_ok=True)
     release = Release(target)

@@ -29,6 +29,7 @@ from labkit.aws.backend import get_backend
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
+from labkit.inputs import check_output_folder
 
 LEARNER_NOTEBOOKS = "[0-8][0-9]_*.ipynb"  # 90 and up are the instructor's; name them in `only` to run them
 ALL_NOTEBOOKS = "[0-9][0-9]_*.ipynb"
@@ -153,6 +154,8 @@ def run_notebooks(
     if isinstance(timeout, bool) or not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
         raise ConfigError(f"timeout={timeout!r}", field="timeout", fix="seconds per cell, e.g. 900")
     chosen = choose_notebooks(notebooks, only)
+    if out is not None:
+        out = check_output_folder(out, field="--out", example="~/workbook-run")
     config = LabConfig.from_mapping({**(config or LabConfig()).to_dict(), "backend": backend}, source="run-notebooks")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out = Path(out) if out is not None else labkit_home() / "runs" / stamp

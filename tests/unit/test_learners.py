@@ -56,7 +56,11 @@ def _secrets(folder: Path) -> list[str]:
 
 
 def test_names_are_checked_before_any_aws_call() -> None:
-    assert parse_names(" ada, grace,ada ,", "class1") == ["ada", "grace"]
+    assert parse_names(" ada, grace ", "class1") == ["ada", "grace"]
+    with pytest.raises(ConfigError, match="more than once"):  # a repeat or an empty item is a typo: refused
+        parse_names(" ada, grace,ada", "class1")
+    with pytest.raises(ConfigError, match="is empty"):
+        parse_names("ada,grace,", "class1")
     with pytest.raises(ConfigError) as bad:
         parse_names("ada,Grace Hopper", "class1")
     assert bad.value.field == "--names" and "Grace Hopper" in str(bad.value)

@@ -232,12 +232,15 @@ def test_labkit_backend_chooses_the_run_notebooks_backend(aws_env, monkeypatch, 
     assert chosen["backend"] == "sandbox"
 
 
-def test_a_flag_or_a_config_file_wins_over_labkit_backend(aws_env):
+def test_a_flag_wins_over_labkit_backend_which_wins_over_the_config_file(aws_env):
+    """Issue 27: the environment over a file (the usual rule); a file that won made LABKIT_BACKEND silently ignored
+    once notebook 00 saved a lab.toml."""
     args = build_parser().parse_args(["plan", "--backend", "sandbox"])
     assert config_from_args(args).backend == "sandbox"
     LabConfig(backend="sandbox").save()
-    assert LabConfig.load().backend == "sandbox"
-    assert config_from_args(build_parser().parse_args(["plan"])).backend == "sandbox"
+    assert LabConfig.load().backend == "aws"
+    assert config_from_args(build_parser().parse_args(["plan"])).backend == "aws"
+    assert config_from_args(build_parser().parse_args(["plan", "--backend", "sandbox"])).backend == "sandbox"
 
 
 def test_without_labkit_backend_the_sandbox_is_the_default(lab_home, monkeypatch):

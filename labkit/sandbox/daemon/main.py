@@ -42,6 +42,7 @@ from labkit.sandbox.daemon import rdsmodel
 from labkit.sandbox.daemon.apps import AppSupervisor
 from labkit.sandbox.daemon.catalog import EngineCatalog
 from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, SaveOnChange, WakeOnChange
+from labkit.sandbox.daemon.failures import FailureLog
 from labkit.sandbox.daemon.persist import ControlPlaneStore, SnapshotError
 from labkit.sandbox.daemon.rdsmodel import InstanceStates
 from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_master_password, new_password
@@ -109,7 +110,7 @@ def run(home: Path, port: int, region: str) -> int:
     check_installed()  # the lab's database engine
     store = ControlPlaneStore(home, DEFAULT_ACCOUNT_ID)
     try:
-        store.load()  # before serving: nobody sees an empty account that is not
+        restored = store.load()  # before serving: nobody sees an empty account that is not
     except SnapshotError as exc:
         log.error("%s; fix: %s", exc.message, exc.fix)
         return EXIT_SNAPSHOT
@@ -136,7 +137,13 @@ def run(home: Path, port: int, region: str) -> int:
 
     admin_password = _admin_password(home)
     reconciler = Reconciler(
-        home / "data", admin_password, rds_clients, master_password, _repl_password(home), model=rdsmodel
+        home / "data",
+        admin_password,
+        rds_clients,
+        master_password,
+        _repl_password(home),
+        model=rdsmodel,
+        control_plane_restored=restored,
     )
     changes = ApiChanges(home)
     server = _moto_server(port, wake, changes, store, reconciler)  # the reconciler's clients call it from now on
@@ -167,6 +174,7 @@ def run(home: Path, port: int, region: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGCHLD, on_child_exit)
     seen_changes, last_full = -1, 0.0
+    failures = FailureLog(log)  # a failure every pass is logged in full once, then a line a minute
     try:
         while not stop.is_set():
             wake.wait(CATCH_UP_POLL_SECONDS if reconciler.catching_up() else POLL_SECONDS)
@@ -181,7 +189,7 @@ def run(home: Path, port: int, region: str) -> int:
             try:
                 healed = reconciler.check_health()
             except Exception:
-                log.exception("health check failed")
+                failures.exception("health check failed")
             if healed:  # a failover or a restart: clients follow the endpoint map now, not after a full pass
                 _record(state, reconciler, apps, store, home)
             due = (
@@ -198,25 +206,25 @@ def run(home: Path, port: int, region: str) -> int:
             try:
                 changed |= reconciler.reconcile()
             except Exception:  # keep serving; the log says what went wrong
-                log.exception("reconcile failed")
+                failures.exception("reconcile failed")
                 changed = True
             try:
                 changed |= apps.reconcile()
                 changed |= apps.wait_started()
             except Exception:
-                log.exception("app supervision failed")
+                failures.exception("app supervision failed")
             if changed:
                 _record(state, reconciler, apps, store, home)
             try:
                 if reconciler.publish_states():  # `available` only once the state file can resolve it
                     _save(store, None, home)
             except Exception:
-                log.exception("publishing instance states failed")
+                failures.exception("publishing instance states failed")
             try:
                 if reconciler.restart_pending():  # old writers of failovers, now that clients moved on
                     wake.set()
             except Exception:
-                log.exception("restart after failover failed")
+                failures.exception("restart after failover failed")
     finally:
         log.info("stopping")
         apps.shutdown()

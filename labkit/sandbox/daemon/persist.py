@@ -99,7 +99,8 @@ def _unreadable(path: Path, why: str) -> SnapshotError:
         f"the saved sandbox in {path} cannot be read: {why}",
         field="sandbox snapshot",
         fix="start empty with `labkit sandbox reset --yes` (this deletes the saved lab and its databases); "
-        f"or move {path} aside first to keep it",
+        f"or move {path} aside to keep it: the next `labkit sandbox up` starts an empty sandbox, and the old "
+        "databases are moved to data/orphans/ beside it, never deleted",
     )
 
 

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from labkit.errors import SandboxError
 from labkit.home import private_dir
+from labkit.sandbox.daemon.failures import FailureLog
 from labkit.sandbox.engines.base import (
     BROKEN,
     DEFAULT_ENGINE,
@@ -104,7 +105,11 @@ class Reconciler:
         master_password: Callable[[Any, ClusterView], str],
         repl_password: str | None = None,
         model: ControlPlaneModel | None = None,
+        control_plane_restored: bool = True,
     ) -> None:
+        """`control_plane_restored=False`: the daemon started without a saved control plane (a new sandbox, or
+        its snapshot moved aside, the way out of one that cannot be loaded). What databases.json says then
+        belongs to a control plane that is gone, so it is moved aside (see `_set_aside_records`)."""
         self.data_root = data_root
         self.admin_password = admin_password
         self.repl_password = repl_password or new_password()  # never the admin's: its own account, its own secret
@@ -133,6 +138,9 @@ class Reconciler:
         self.catch_up_to: dict[str, str] = {}  # catching-up replica -> the writer's position when it was pointed
         self._acks: dict[str, tuple[str, int | None, bool]] = {}  # cluster -> (writer, pid, replica ack required)
         self._readers_checked = 0.0
+        self.failures = FailureLog(log)  # what fails on every pass is logged in full once, then a line a minute
+        if not control_plane_restored:
+            self._set_aside_records()
         self._load_records()
 
     # ---- what survives a restart ---------------------------------------------------------------
@@ -154,6 +162,18 @@ class Reconciler:
         self.next_server_id = max(
             [int(saved.get("next_server_id", 1)), *(r["server_id"] + 1 for r in self.records.values())]
         )
+
+    def _set_aside_records(self) -> None:
+        """Move databases.json to orphans/, never delete it: its servers and bootstrapped clusters belong to the lost
+        control plane. Kept, a lab rebuilt with the same names would reuse the old data directories, whose master
+        password is the old one, and the cluster would never be bootstrapped with its new managed password
+        ('Access denied' on every login). Without it each new instance starts from the template, and an old data
+        directory of the same name is moved aside to orphans/ too (`_start`)."""
+        if self.records_path.exists():
+            orphans = private_dir(self.data_root / "orphans")
+            target = orphans / f"{RECORDS_FILE}-{time.strftime('%Y%m%dT%H%M%S')}-without-control-plane"
+            log.warning("no saved control plane: moving %s aside to %s", self.records_path, target)
+            self.records_path.rename(target)
 
     def _save_records(self) -> None:
         """Write what a restart needs (atomically, owner-only); a failed write is logged and retried next pass."""
@@ -263,7 +283,7 @@ class Reconciler:
                 try:
                     changed |= self._converge_cluster(view, instances, client_of[view.identifier])
                 except Exception:  # one broken cluster must not stall the others
-                    log.exception("could not converge cluster %s", view.identifier)
+                    self.failures.exception("could not converge cluster %s", view.identifier)
             self._observed = instances  # statuses are published after the state file has the endpoints
             if self.clusters != clusters:
                 changed = True
@@ -431,7 +451,7 @@ class Reconciler:
                     else:
                         self._restart(name, f"DB instance {name} restarted after its database process exited")
                 except Exception:
-                    log.exception("could not recover %s", name)
+                    self.failures.exception("could not recover %s", name)
             changed = self._check_replicas(readers_too=time.monotonic() - self._readers_checked >= READER_CHECK_SECONDS)
             return bool(dead) or changed
 
@@ -465,7 +485,7 @@ class Reconciler:
                 else:
                     continue
             except Exception:  # not answering: a dead one is restarted by check_health
-                log.exception("could not check the replication of %s", name)
+                self.failures.exception("could not check the replication of %s", name)
                 continue
             changed = True
         self._require_acks_everywhere()
@@ -491,7 +511,7 @@ class Reconciler:
         try:
             server.require_replica_ack(required)
         except Exception:
-            log.exception("could not set whether %s waits for a replica", writer)
+            self.failures.exception("could not set whether %s waits for a replica", writer)
             return
         log.info("writer %s %s", writer, "waits for a replica's acknowledgement" if required else "commits alone")
         self._acks[cluster] = wanted
@@ -506,7 +526,7 @@ class Reconciler:
                 try:
                     self._restart(name, message)
                 except Exception:
-                    log.exception("could not restart %s", name)
+                    self.failures.exception("could not restart %s", name)
             return bool(pending)
 
     def _writer_died(self, cluster: str, writer: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -134,7 +135,8 @@ class DatabaseEngine(ABC):
 
     @abstractmethod
     def check_installed(self) -> None:
-        """Raise a SandboxError with install steps when the engine's server programs are missing."""
+        """Raise a SandboxError with install steps when the engine's server programs are missing, or are not the
+        engine's (each is run once with `check_program`)."""
 
     def version(self) -> str:
         """What the environment report says of the installed server (a SandboxError when it is missing)."""
@@ -154,6 +156,33 @@ class DatabaseEngine(ABC):
         self, name: str, datadir: Path, port: int, server_id: int, admin_password: str, repl_password: str
     ) -> DatabaseServer:
         """A server for DB instance `name` (not started); call `prepare` first."""
+
+
+def check_program(command: list[str], expect: str, *, field: str, fix: str, timeout: float = 10.0) -> str:
+    """Run an engine program's version query (`command`) and return the first line it prints, checked to name
+    `expect`: a program that cannot run, fails, hangs or prints something else (/bin/false, an empty script, another
+    server) is not the engine's, and would otherwise be found out only when a lab's first database fails to start.
+    Each engine calls it from `check_installed` for the programs it runs."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxError(f"{command[0]} cannot be run: {exc}", field=field, fix=fix) from None
+    printed = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    first = printed[0].strip() if printed else ""
+    if done.returncode == 0 and expect.lower() in first.lower():
+        return first
+    if done.returncode != 0:
+        what = f"exited with code {done.returncode}"
+    else:
+        what = f"printed {first[:120]!r}" if first else "printed nothing"
+    raise SandboxError(
+        f"{command[0]} is not {expect}'s server: `{' '.join([command[0], *command[1:]])}` {what}",
+        field=field,
+        fix=fix,
+    )
 
 
 _registry: dict[str, type[DatabaseEngine]] = {}

@@ -31,6 +31,7 @@ from labkit.sandbox.engines.base import (
     STOPPED,
     DatabaseEngine,
     DatabaseServer,
+    check_program,
     register,
 )
 from labkit.sandbox.processes import die_with_parent
@@ -108,7 +109,7 @@ class Binaries:
 
 def find_binaries() -> Binaries:
     """Locate mariadbd (LABKIT_MARIADBD first, then PATH and the usual sbin directories)."""
-    explicit = os.environ.get(MARIADBD_ENV)
+    explicit = os.environ.get(MARIADBD_ENV, "").strip()  # set but empty: as unset, as for LABKIT_BACKEND
     if explicit:
         server = Path(explicit)
         if not (server.is_file() and os.access(server, os.X_OK)):
@@ -240,7 +241,16 @@ class MariaDBEngine(DatabaseEngine):
         return self._binaries
 
     def check_installed(self) -> None:
-        self._binaries = find_binaries()
+        """mariadbd is found and is MariaDB's server: `sandbox up` refuses /bin/false or a script that is not,
+        naming the setting that chose it, instead of saying ready and failing at the lab's first database."""
+        binaries = find_binaries()
+        chosen = bool(os.environ.get(MARIADBD_ENV, "").strip())
+        check_program(
+            [str(binaries.mariadbd), "--version"], "MariaDB", field=MARIADBD_ENV if chosen else "mariadbd",
+            fix=f"point {MARIADBD_ENV} at MariaDB's mariadbd program (e.g. /usr/sbin/mariadbd), or unset it to "
+            "search PATH" if chosen else install_hint(),
+        )  # fmt: skip
+        self._binaries = binaries
 
     def version(self) -> str:
         self.check_installed()
