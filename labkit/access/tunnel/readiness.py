@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 
 from labkit.access.lookup import find_instance
 from labkit.aws.backend import Backend
+from labkit.aws.regions import partition_of
 from labkit.aws.tags import NODE_INSTANCE_PROFILE, TAG_LAB, TAG_LEARNER, resource_name, tag_dict
-from labkit.config import partition_of
 from labkit.errors import LabkitError
 from labkit.security.reach import Reachability
 
