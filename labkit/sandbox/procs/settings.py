@@ -3,6 +3,8 @@
 The session plugin's idle timeout (LABKIT_SSM_IDLE_TIMEOUT) and the name of the app host's settings file. The
 client checks a setting here before it starts a process, and the process reads it here: standard library only,
 so the backend (which the processes import too) can use it without importing a process's own module.
+
+Runs in the client (the learner's kernel, the CLI), the session plugin and the app hosts.
 """
 
 from __future__ import annotations
