@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.hub.accounts import GROUP
+from labkit.hub.learners import GROUP
 
 ENV_PREFIX = "LABKIT_HUB_"
 INSTRUCTOR_SERVICE = "labkit-instructor"
