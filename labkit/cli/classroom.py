@@ -108,7 +108,7 @@ def _check(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _progress(args: argparse.Namespace) -> int:
-    from labkit.classroom.progress import class_progress, csv_path, find_homes
+    from labkit.classroom.progress import class_progress, csv_path, find_homes  # start-up time: pandas
     from labkit.classroom.scan import check_names
 
     check_names(args.lab, args.learner)  # every bad input is refused before anything is read
@@ -135,7 +135,7 @@ def _learners_backend(args: argparse.Namespace) -> tuple[LabConfig, list[Backend
 
 @handles_errors()
 def _setup(args: argparse.Namespace) -> int:
-    from labkit.classroom.setup import class_setup
+    from labkit.classroom.setup import class_setup  # start-up time: labkit.classroom loads pandas
 
     _, backends = _learners_backend(args)
     report = class_setup(backend=backends[0], instructor=args.instructor, yes=args.yes)
@@ -148,7 +148,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _learners_create(args: argparse.Namespace) -> int:
-    from labkit.classroom.learners import Limits, learners_create, parse_names
+    from labkit.classroom.learners import Limits, learners_create, parse_names  # start-up time: pandas
 
     LabConfig(lab=args.lab)  # refuse a bad lab, bad names, bad limits before any backend is made
     parse_names(args.names, args.lab)
@@ -163,7 +163,7 @@ def _learners_create(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _learners_list(args: argparse.Namespace) -> int:
-    from labkit.classroom.learners import learners_list
+    from labkit.classroom.learners import learners_list  # start-up time: labkit.classroom loads pandas
 
     if args.lab is not None:
         LabConfig(lab=args.lab)
@@ -173,7 +173,7 @@ def _learners_list(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _learners_delete(args: argparse.Namespace) -> int:
-    from labkit.classroom.learners import learners_delete, parse_names
+    from labkit.classroom.learners import learners_delete, parse_names  # start-up time: pandas
 
     LabConfig(lab=args.lab)
     if args.names:

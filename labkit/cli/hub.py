@@ -17,14 +17,14 @@ from labkit.cli.options import print_json, print_report
 
 
 def _hub(args: argparse.Namespace) -> Any:
-    from labkit.hub.launch import STATE_DIR, HubClient
+    from labkit.hub.launch import STATE_DIR, HubClient  # start-up time: only hub-learners needs the hub's modules
 
     return HubClient.running(Path(args.hub_state) if args.hub_state else STATE_DIR)
 
 
 @handles_errors()
 def _create(args: argparse.Namespace) -> int:
-    from labkit.hub import accounts
+    from labkit.hub import accounts  # start-up time: only hub-learners needs the hub's modules
 
     accounts.parse_names(args.names)  # bad input first
     hub = _hub(args) if args.yes else None
@@ -33,7 +33,7 @@ def _create(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _delete(args: argparse.Namespace) -> int:
-    from labkit.hub import accounts
+    from labkit.hub import accounts  # start-up time: only hub-learners needs the hub's modules
 
     if args.names:
         accounts.parse_names(args.names)
@@ -43,7 +43,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _list(args: argparse.Namespace) -> int:
-    from labkit.hub import accounts
+    from labkit.hub import accounts  # start-up time: only hub-learners needs the hub's modules
 
     names = accounts.learners()
     if args.json:

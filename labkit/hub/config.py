@@ -95,7 +95,7 @@ def instructor_token(state_dir: Path) -> str:
 
 def configure(c: Any, settings: HubSettings) -> None:
     """Fill JupyterHub's config object `c`."""
-    from labkit.hub.cleanup import post_stop_hook
+    from labkit.hub.cleanup import post_stop_hook  # the hub's process sweep: only the running hub needs it
 
     state = settings.state_dir
     c.JupyterHub.ip = settings.ip

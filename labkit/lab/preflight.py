@@ -32,6 +32,7 @@ from labkit.config import LabConfig, lab_and_backend
 from labkit.engines import engine_of
 from labkit.errors import LabkitError
 from labkit.lab.engine import choose_engine
+from labkit.lab.inventory import inventory
 from labkit.lab.permissions import Caller, Probe, caller_of, simulate
 from labkit.lab.plan import check_backend_region, check_region_enabled
 from labkit.lab.quotas import quota_report
@@ -388,8 +389,6 @@ def check_quotas(backend: Backend, config: LabConfig) -> Row:
 
 def _lab_exists(backend: Backend, config: LabConfig) -> bool:
     """Whether this learner's lab already has resources here: they count as used, yet apply needs no more."""
-    from labkit.lab.inventory import inventory
-
     return bool(inventory(LabContext(config, backend)))
 
 

@@ -561,7 +561,7 @@ class PostgreSQLServer(DatabaseServer):
 
     def admin(self, port: int | None = None, dbname: str = "postgres", timeout: float = 2) -> psycopg.Connection[Any]:
         """An autocommit connection as the hidden superuser (to this server, or to the one on `port`)."""
-        import psycopg
+        import psycopg  # only a PostgreSQL lab loads the driver (a MySQL-only sandbox never does)
 
         return psycopg.connect(
             host="127.0.0.1", port=port or self.port, user=ADMIN_USER, password=self.admin_password, dbname=dbname,
@@ -581,7 +581,7 @@ class PostgreSQLServer(DatabaseServer):
     def _status(self, query: str) -> dict[str, Any] | None:
         """The first row of a read-only status query, on a connection kept for them (the reconciler asks every few
         seconds; a new connection costs far more than the query). A dropped connection is made again once."""
-        import psycopg
+        import psycopg  # only a PostgreSQL lab loads the driver
         from psycopg.rows import dict_row
 
         with self._monitor_lock:
@@ -749,7 +749,7 @@ class PostgreSQLServer(DatabaseServer):
             lock.unlink(missing_ok=True)  # its server is gone (its pid may name another program now)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        import psycopg
+        import psycopg  # only a PostgreSQL lab loads the driver
 
         deadline = time.monotonic() + timeout
         while True:
@@ -825,7 +825,7 @@ class PostgreSQLServer(DatabaseServer):
     ) -> None:
         """A cluster's first writer: take writes, then the learner's master user (in rds_superuser, with its
         password as a SCRAM verifier) and the initial database, owned by it. Safe to run again."""
-        from psycopg import sql
+        from psycopg import sql  # only a PostgreSQL lab loads the driver
 
         if master_user in RESERVED_USERS or master_user.startswith("pg_"):
             raise SandboxError(
@@ -844,7 +844,7 @@ class PostgreSQLServer(DatabaseServer):
 
     def set_password(self, user: str, password: str) -> None:
         """The role's password as a SCRAM verifier (the standbys get it through replication)."""
-        from psycopg import sql
+        from psycopg import sql  # only a PostgreSQL lab loads the driver
 
         verifier = sql.Literal(scram_verifier(password))
         self.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), verifier))
