@@ -6,7 +6,8 @@ from . import bench, sandbox
 from .access.endpoints import endpoints
 from .access.schema import create_schema
 from .access.sql import close_engines, credentials, engine, sql, whoami
-from .access.tunnel import readiness, tunnel
+from .access.tunnel import tunnel
+from .access.tunnel.readiness import readiness
 from .access.webapp import app_code, web_app
 from .bench import benchmark, compare, failover, replica_lag, watch_failover
 from .classroom import (

@@ -8,7 +8,6 @@ text as metadata, so the `labkit` config flags are generated from the fields and
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import json
 import re
@@ -18,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
 
+from labkit.aws.regions import botocore_data, check_region, partition_of
 from labkit.aws.tags import (
     NODE_CLUSTER,
     NODE_DB_SUBNET_GROUP,
@@ -29,6 +29,7 @@ from labkit.aws.tags import (
     db_instance_node,
     resource_name,
 )
+from labkit.checks import require_str, suggest
 from labkit.engines import DEFAULT_ENGINE, ENGINES
 from labkit.errors import ConfigError
 from labkit.home import labkit_home
@@ -62,41 +63,10 @@ NAME_LIMITS = {
 
 
 @lru_cache(maxsize=1)
-def _botocore_session() -> Any:
-    """One botocore session for reading its bundled data (regions, partitions, the EC2 model)."""
-    import botocore.session  # start-up time: `labkit --help` builds the parser from LabConfig without botocore
-
-    return botocore.session.get_session()
-
-
-@lru_cache(maxsize=64)
-def partition_of(region: str) -> str:
-    """The AWS partition of a region (aws, aws-cn, aws-us-gov, ...)."""
-    return _botocore_session().get_partition_for_region(region)
-
-
-@lru_cache(maxsize=1)
-def known_regions() -> frozenset[str]:
-    """Regions where both EC2 and RDS exist, from botocore's bundled partition data (no network call)."""
-    session = _botocore_session()
-    regions: set[str] = set()
-    for partition in session.get_available_partitions():
-        ec2 = set(session.get_available_regions("ec2", partition_name=partition))
-        rds = set(session.get_available_regions("rds", partition_name=partition))
-        regions |= ec2 & rds
-    return frozenset(regions)
-
-
-@lru_cache(maxsize=1)
 def known_instance_types() -> frozenset[str]:
     """EC2 instance types named in botocore's bundled EC2 model."""
-    model = _botocore_session().get_service_model("ec2")
+    model = botocore_data().get_service_model("ec2")
     return frozenset(model.shape_for("InstanceType").enum)
-
-
-def _suggest(value: str, choices: frozenset[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(value, sorted(choices), n=3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def _backend_from_env() -> str | None:
@@ -233,7 +203,7 @@ class LabConfig:
         unknown = sorted(set(data) - set(field_names()))
         if unknown:
             raise ConfigError(
-                f"unknown setting in {source}{_suggest(unknown[0], field_names())}",
+                f"unknown setting in {source}{suggest(unknown[0], field_names())}",
                 field=unknown[0],
                 fix=f"use only these fields: {', '.join(field_names())}",
             )
@@ -390,14 +360,8 @@ def _validated(config: LabConfig) -> dict[str, Any]:
     return values
 
 
-def _require_str(field: str, value: Any, example: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be text, got {value!r}", field=field, fix=f'write it as a string, e.g. "{example}"')
-    return value.strip()
-
-
 def _check_name_part(field: str, value: Any) -> str:
-    text = _require_str(field, value, "alice")
+    text = require_str(field, value, "alice")
     if not NAME_PART_PATTERN.match(text):
         suggestion = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
         if suggestion and not suggestion[0].isalpha():
@@ -411,24 +375,10 @@ def _check_name_part(field: str, value: Any) -> str:
     return text
 
 
-REGION_FIX = "use a region code such as us-east-1, eu-west-1 or ap-southeast-2"
-
-
-def check_region(value: Any, *, field: str = "region", fix: str = REGION_FIX) -> str:
-    """The region code, stripped; anything but a real AWS region with EC2 and RDS raises a ConfigError naming
-    `field` (the config field, or the environment variable or file the value came from)."""
-    text = _require_str(field, value, "us-east-1")
-    if text not in known_regions():
-        raise ConfigError(
-            f"{text!r} is not an AWS region with EC2 and RDS{_suggest(text, known_regions())}", field=field, fix=fix
-        )
-    return text
-
-
 def _check_backend(value: Any) -> str:
     from labkit.aws.backend import BACKENDS  # start-up time: boto3; `labkit --help` reads this module
 
-    text = _require_str("backend", value, "sandbox").lower()
+    text = require_str("backend", value, "sandbox").lower()
     if text not in BACKENDS:
         raise ConfigError(
             f"unknown backend {text!r}",
@@ -439,7 +389,7 @@ def _check_backend(value: Any) -> str:
 
 
 def _check_vpc(value: Any) -> str:
-    text = _require_str("vpc", value, "create")
+    text = require_str("vpc", value, "create")
     if text in ("create", "default") or VPC_ID_PATTERN.match(text):
         return text
     raise ConfigError(
@@ -450,7 +400,7 @@ def _check_vpc(value: Any) -> str:
 
 
 def _check_vpc_cidr(value: Any) -> str:
-    text = _require_str("vpc_cidr", value, "10.42.0.0/16")
+    text = require_str("vpc_cidr", value, "10.42.0.0/16")
     try:
         network = ipaddress.IPv4Network(text, strict=True)
     except ValueError as exc:
@@ -479,10 +429,10 @@ def _check_vpc_cidr(value: Any) -> str:
 
 
 def _check_engine(value: Any) -> str:
-    text = _require_str("engine", value, DEFAULT_ENGINE).lower()
+    text = require_str("engine", value, DEFAULT_ENGINE).lower()
     if text not in ENGINES:
         raise ConfigError(
-            f"labkit has no Aurora engine {text!r}{_suggest(text, tuple(ENGINES))}",
+            f"labkit has no Aurora engine {text!r}{suggest(text, tuple(ENGINES))}",
             field="engine",
             fix=f"use {_ENGINE_CHOICES} (the default is {DEFAULT_ENGINE})",
         )
@@ -490,7 +440,7 @@ def _check_engine(value: Any) -> str:
 
 
 def _check_engine_version(value: Any, engine: AuroraEngine) -> str:
-    text = _require_str("engine_version", value, "default")
+    text = require_str("engine_version", value, "default")
     if text.lower() in ENGINE_VERSION_WORDS:
         return text.lower()
     versions = engine.versions
@@ -506,10 +456,10 @@ def _check_engine_version(value: Any, engine: AuroraEngine) -> str:
 
 
 def _check_db_instance_class(value: Any, engine: AuroraEngine) -> str:
-    text = _require_str("db_instance_class", value, "db.t4g.medium")
+    text = require_str("db_instance_class", value, "db.t4g.medium")
     if text not in engine.instance_classes:
         raise ConfigError(
-            f"{engine.display_name} does not offer {text!r}{_suggest(text, engine.instance_classes)}",
+            f"{engine.display_name} does not offer {text!r}{suggest(text, engine.instance_classes)}",
             field="db_instance_class",
             fix=f"use db.t4g.medium (the cheapest, default) or another {engine.display_name} class such as db.r6g.large",
         )
@@ -529,10 +479,10 @@ def _check_readers(value: Any) -> int:
 
 
 def _check_instance_type(value: Any) -> str:
-    text = _require_str("instance_type", value, "t3.micro")
+    text = require_str("instance_type", value, "t3.micro")
     if text not in known_instance_types():
         raise ConfigError(
-            f"{text!r} is not an EC2 instance type{_suggest(text, known_instance_types())}",
+            f"{text!r} is not an EC2 instance type{suggest(text, known_instance_types())}",
             field="instance_type",
             fix="use e.g. t3.micro (the default; whether it is free-tier eligible depends on your account and plan)",
         )
@@ -548,7 +498,7 @@ def _check_bool(field: str, value: Any) -> bool:
 def _check_ssh_cidr(value: Any, vpc_cidr: str) -> str | None:
     if value is None:
         return None
-    text = _require_str("ssh_cidr", value, "203.0.113.7/32")
+    text = require_str("ssh_cidr", value, "203.0.113.7/32")
     if not text:
         return None
     fix = "give your own public IP as a single /32 (e.g. from https://checkip.amazonaws.com), or leave it unset"

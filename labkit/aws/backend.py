@@ -23,6 +23,7 @@ import boto3
 from botocore.config import Config
 
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
+from labkit.aws.regions import check_region
 from labkit.errors import BackendError, ConfigError, LabkitError
 
 DEFAULT_REGION = "us-east-1"
@@ -211,8 +212,6 @@ class AwsBackend(Backend):
 
     def service_checks(self) -> list[tuple[str, bool, str]]:
         """Credentials the standard chain finds, and a region with EC2 and RDS; the AWS API is asked after."""
-        from labkit.config import check_region  # start-up time: the config module reads botocore's data lazily
-
         credentials = self.session().get_credentials()
         rows = [
             (

@@ -6,13 +6,15 @@ What an operator does on an instance without SSH: `AWS-RunShellScript` runs the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import WaiterError
 
-from labkit.aws.backend import Backend
 from labkit.aws.errors import THROTTLING_CODES
 from labkit.errors import LabkitError
+
+if TYPE_CHECKING:  # the Backend is only a parameter's type here; aws/backend imports this module
+    from labkit.aws.backend import Backend
 
 DOCUMENT = "AWS-RunShellScript"
 FINISHED = ("Success", "Cancelled", "TimedOut", "Failed", "Cancelling")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from labkit.classroom.learners import LearnersReport, learners_create, learners_delete, learners_list
 from labkit.classroom.progress import ClassProgress, class_progress
-from labkit.classroom.quotas import QuotaReport, class_check
+from labkit.classroom.quotas import class_check
 from labkit.classroom.reset import ResetReport, class_reset
 from labkit.classroom.scan import parse_age
 from labkit.classroom.setup import SetupReport, class_setup
 from labkit.classroom.status import ClassStatus, class_status
+from labkit.lab.quotas import QuotaReport
 
 __all__ = [
     "ClassProgress",

@@ -44,10 +44,11 @@ from labkit.aws.policies import (
     policy_arn,
     policy_name,
 )
+from labkit.aws.regions import partition_of
 from labkit.aws.tags import TAG_LAB, TAG_LEARNER
 from labkit.classroom.scan import class_backends, scan
 from labkit.classroom.setup import SETUP_COMMAND, UP_TO_DATE, labkit_policies, policy_state
-from labkit.config import LabConfig, partition_of
+from labkit.config import LabConfig
 from labkit.display import markdown_table
 from labkit.errors import ConfigError, LabkitError
 from labkit.home import labkit_home, private_dir

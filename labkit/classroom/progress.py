@@ -58,6 +58,7 @@ def workbook_exercises() -> list[str] | None:
     exercise with a `.notebook`). Without it, the columns are the exercises found in valid evidence.
     """
     try:
+        # the workbook's exercise list, read only when the columns are laid out (a workbook may declare none yet)
         from labkit.workbook.exercises import REGISTRY  # type: ignore[attr-defined]
     except ImportError:
         return None

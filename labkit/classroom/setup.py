@@ -23,8 +23,8 @@ from urllib.parse import unquote
 
 from labkit.aws.backend import Backend
 from labkit.aws.policies import INSTRUCTOR_POLICIES, POLICY_PATH, SETUP_POLICIES, policy_arn, policy_name, render
+from labkit.aws.regions import partition_of
 from labkit.classroom.scan import class_backends
-from labkit.config import partition_of
 from labkit.errors import LabkitError
 
 MAX_POLICY_VERSIONS = 5  # IAM keeps at most five versions of a managed policy

@@ -23,7 +23,7 @@ import labkit
 from labkit.cli import options
 from labkit.cli.exits import EXIT_FAILED, EXIT_OK, handles_errors
 from labkit.cli.hub import register_hub_learners
-from labkit.cli.options import BACKEND_CHOICES, add_config_arguments, config_from_args, print_json
+from labkit.cli.options import BACKEND_CHOICES, add_config_arguments, config_from_args, print_json, print_report
 from labkit.config import LabConfig
 from labkit.errors import ConfigError
 from labkit.inputs import check_output_folder
@@ -111,7 +111,7 @@ def _check(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _progress(args: argparse.Namespace) -> int:
-    from labkit.classroom.progress import class_progress, csv_path, find_homes
+    from labkit.classroom.progress import class_progress, csv_path, find_homes  # start-up time: pandas
     from labkit.classroom.scan import check_names
 
     check_names(args.lab, args.learner)  # every bad input is refused before anything is read
@@ -136,17 +136,9 @@ def _learners_backend(args: argparse.Namespace) -> tuple[LabConfig, list[Backend
     return base, backends_for(args.backend or base.backend, args.region or [base.region])
 
 
-def _print_learners(report: Any, as_json: bool) -> int:
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        print(report)
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
 @handles_errors()
 def _setup(args: argparse.Namespace) -> int:
-    from labkit.classroom.setup import class_setup
+    from labkit.classroom.setup import class_setup  # start-up time: labkit.classroom loads pandas
 
     _, backends = _learners_backend(args)
     report = class_setup(backend=backends[0], instructor=args.instructor, yes=args.yes)
@@ -159,7 +151,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 @handles_errors()
 def _learners_create(args: argparse.Namespace) -> int:
-    from labkit.classroom.learners import Limits, learners_create, parse_names
+    from labkit.classroom.learners import Limits, learners_create, parse_names  # start-up time: pandas
 
     LabConfig(lab=args.lab)  # refuse a bad lab, bad names, bad limits before any backend is made
     parse_names(args.names, args.lab)
@@ -171,22 +163,22 @@ def _learners_create(args: argparse.Namespace) -> int:
         lab=args.lab, names=args.names, backend=backends[0], credentials_dir=args.dir, yes=args.yes,
         instance_type=limits.instance_type, db_instance_class=limits.db_instance_class,
     )  # fmt: skip
-    return _print_learners(report, args.json)
+    return print_report(report, args.json)
 
 
 @handles_errors()
 def _learners_list(args: argparse.Namespace) -> int:
-    from labkit.classroom.learners import learners_list
+    from labkit.classroom.learners import learners_list  # start-up time: labkit.classroom loads pandas
 
     if args.lab is not None:
         LabConfig(lab=args.lab)
     _, backends = _learners_backend(args)
-    return _print_learners(learners_list(lab=args.lab, backend=backends[0]), args.json)
+    return print_report(learners_list(lab=args.lab, backend=backends[0]), args.json)
 
 
 @handles_errors()
 def _learners_delete(args: argparse.Namespace) -> int:
-    from labkit.classroom.learners import learners_delete, parse_names
+    from labkit.classroom.learners import learners_delete, parse_names  # start-up time: pandas
 
     LabConfig(lab=args.lab)
     if args.names:
@@ -197,7 +189,7 @@ def _learners_delete(args: argparse.Namespace) -> int:
     report = learners_delete(
         lab=args.lab, names=args.names or (), backends=backends, credentials_dir=args.dir, yes=args.yes
     )
-    return _print_learners(report, args.json)
+    return print_report(report, args.json)
 
 
 def _learners_flags() -> argparse.ArgumentParser:

@@ -13,43 +13,37 @@ from pathlib import Path
 from typing import Any
 
 from labkit.cli.exits import EXIT_OK, handles_errors
-from labkit.cli.options import print_json
+from labkit.cli.options import print_json, print_report
 
 
 def _hub(args: argparse.Namespace) -> Any:
-    from labkit.hub.launch import STATE_DIR, HubClient
+    from labkit.hub.launch import STATE_DIR, HubClient  # start-up time: only hub-learners needs the hub's modules
 
     return HubClient.running(Path(args.hub_state) if args.hub_state else STATE_DIR)
 
 
-def _print(report: Any, as_json: bool) -> int:
-    from labkit.cli.classroom import _print_learners  # the same report printing as `class learners` (no cycle)
-
-    return _print_learners(report, as_json)
-
-
 @handles_errors()
 def _create(args: argparse.Namespace) -> int:
-    from labkit.hub import accounts
+    from labkit.hub import accounts  # start-up time: only hub-learners needs the hub's modules
 
     accounts.parse_names(args.names)  # bad input first
     hub = _hub(args) if args.yes else None
-    return _print(accounts.create(args.names, yes=args.yes, folder=args.dir, hub=hub), args.json)
+    return print_report(accounts.create(args.names, yes=args.yes, folder=args.dir, hub=hub), args.json)
 
 
 @handles_errors()
 def _delete(args: argparse.Namespace) -> int:
-    from labkit.hub import accounts
+    from labkit.hub import accounts  # start-up time: only hub-learners needs the hub's modules
 
     if args.names:
         accounts.parse_names(args.names)
     hub = _hub(args) if args.yes else None
-    return _print(accounts.delete(args.names, yes=args.yes, folder=args.dir, hub=hub), args.json)
+    return print_report(accounts.delete(args.names, yes=args.yes, folder=args.dir, hub=hub), args.json)
 
 
 @handles_errors()
 def _list(args: argparse.Namespace) -> int:
-    from labkit.hub import accounts
+    from labkit.hub import accounts  # start-up time: only hub-learners needs the hub's modules
 
     names = accounts.learners()
     if args.json:

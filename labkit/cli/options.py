@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit.cli.exits import EXIT_FAILED, EXIT_OK
 from labkit.config import LabConfig, bool_fields, field_names
 from labkit.engines import engine_of
 from labkit.errors import ConfigError
@@ -77,6 +78,16 @@ def backend_for(config: LabConfig) -> Backend:
 def print_json(data: Any, *, sort_keys: bool = False) -> None:
     """What --json prints: indented, with anything JSON lacks (dates, paths) as text."""
     print(json.dumps(data, indent=2, default=str, sort_keys=sort_keys))
+
+
+def print_report(report: Any, as_json: bool) -> int:
+    """Print a report with an `ok` (its `to_dict()` for --json, else its text) and return the exit code it
+    earns: `class learners` and `class hub-learners` print theirs the same way."""
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        print(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 # ----- argparse types: a bad value is refused while parsing, before any work, naming the flag and the fix -----

@@ -58,7 +58,7 @@ class DBAPI:
     def version(self) -> str:
         """The installed distribution's version (a module's own __version__ may be another's: PyMySQL gives
         MySQLdb's, for compatibility); an ImportError when the driver is not installed."""
-        from importlib import metadata
+        from importlib import metadata  # start-up time: read only when a driver's version is asked
 
         self.load()
         try:

@@ -14,7 +14,6 @@ Runs in the instructor's `labkit` command, as root (adding accounts needs it).
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import re
@@ -28,9 +27,10 @@ from typing import Any
 
 from labkit.errors import ConfigError, LabkitError
 from labkit.home import labkit_home, private_dir
+from labkit.hub.cleanup import stop_everything_of
+from labkit.hub.learners import GROUP, is_learner, learners
 from labkit.inputs import check_output_folder, split_names
 
-GROUP = "labkit-learners"  # the hub admits this group only (jupyterhub_config: allowed_groups)
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,30}")  # a portable system user name (useradd, JupyterHub's lower case)
 PASSWORD_BYTES = 12  # 16 URL-safe characters
 
@@ -72,24 +72,6 @@ def parse_names(names: str | Iterable[str]) -> list[str]:
                 fix="use lower-case letters, digits, '-' or '_', starting with a letter, at most 31 characters",
             )
     return chosen
-
-
-def is_learner(name: str) -> bool:
-    """True when `name` is an account this command made (a member of the learners' group, an ordinary uid)."""
-    try:
-        account = pwd.getpwnam(name)
-        members = grp.getgrnam(GROUP).gr_mem
-    except KeyError:
-        return False
-    return name in members and account.pw_uid >= 1000
-
-
-def learners() -> list[str]:
-    """Every learner account on this machine."""
-    try:
-        return sorted(name for name in grp.getgrnam(GROUP).gr_mem if is_learner(name))
-    except KeyError:
-        return []
 
 
 def passwords_dir(folder: str | Path | None = None) -> Path:
@@ -147,8 +129,6 @@ def delete(names: str | Iterable[str] | None, *, yes: bool = False, folder: str 
            hub: Any = None) -> AccountsReport:  # fmt: skip
     """Stop everything each learner runs, remove their hub user, account, home and password file (a dry run
     unless `yes`); without names, every learner."""
-    from labkit.hub.cleanup import stop_everything_of  # the process sweep
-
     chosen = parse_names(names) if names else learners()
     if folder:
         check_output_folder(folder, field="--dir")

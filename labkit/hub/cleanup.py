@@ -4,7 +4,7 @@ cleanly and the lab is kept for next time), then any process of theirs still ali
 tunnel, a terminal's background job) gets SIGTERM and, after a grace period, SIGKILL.
 
 A learner account is a hub-only account, so "every process of that uid" is exactly what their server started.
-Only accounts in the learners' group with an ordinary uid are ever swept (accounts.is_learner).
+Only accounts in the learners' group with an ordinary uid are ever swept (learners.is_learner).
 
 Runs in the hub (root), as the spawner's post-stop hook, and in `labkit class hub-learners delete`.
 """
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labkit.hub.accounts import GROUP, is_learner
+from labkit.hub.learners import GROUP, is_learner
 from labkit.hub.singleuser import learner_environment
 
 log = logging.getLogger("labkit.hub")

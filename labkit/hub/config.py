@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.hub.accounts import GROUP
+from labkit.hub.learners import GROUP
 
 ENV_PREFIX = "LABKIT_HUB_"
 INSTRUCTOR_SERVICE = "labkit-instructor"
@@ -95,7 +95,7 @@ def instructor_token(state_dir: Path) -> str:
 
 def configure(c: Any, settings: HubSettings) -> None:
     """Fill JupyterHub's config object `c`."""
-    from labkit.hub.cleanup import post_stop_hook
+    from labkit.hub.cleanup import post_stop_hook  # the hub's process sweep: only the running hub needs it
 
     state = settings.state_dir
     c.JupyterHub.ip = settings.ip

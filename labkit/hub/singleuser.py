@@ -37,6 +37,7 @@ def learner_environment(name: str, home: Path, base: dict[str, str] | None = Non
 
 def prepare(home: Path) -> Path:
     """The learner's LABKIT home (0700) and their notebooks in it, made where missing; returns the notebooks' folder."""
+    # labkit's modules load here only: the server's environment is built without them
     from labkit.home import labkit_home
     from labkit.workbook.release import release_notebooks  # nbformat: only here
 

@@ -26,7 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit.aws.backend import Backend, backend_class
 from labkit.aws.errors import error_code
-from labkit.config import LabConfig, partition_of
+from labkit.aws.regions import partition_of
+from labkit.config import LabConfig
 from labkit.display import literal_html
 from labkit.engines import ENGINES, described, engine_of
 from labkit.errors import ConfigError, LabkitError

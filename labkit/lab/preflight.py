@@ -32,8 +32,10 @@ from labkit.config import LabConfig, lab_and_backend
 from labkit.engines import engine_of
 from labkit.errors import LabkitError
 from labkit.lab.engine import choose_engine
+from labkit.lab.inventory import inventory
 from labkit.lab.permissions import Caller, Probe, caller_of, simulate
 from labkit.lab.plan import check_backend_region, check_region_enabled
+from labkit.lab.quotas import quota_report
 from labkit.lab.resources import LabContext, paginate
 from labkit.lab.resources.compute import ami_parameter, instance_architecture
 
@@ -353,9 +355,7 @@ def check_quotas(backend: Backend, config: LabConfig) -> Row:
     A free backend has no account quotas to check."""
     if backend.free:
         return Row("quotas", WARN, "not checked here: this backend has no account quotas", "")
-    from labkit.classroom.quotas import class_check  # the instructor's quota arithmetic, for one lab
-
-    report = class_check(1, config, backend)
+    report = quota_report(1, config, backend)
     short = [line for line in report.lines if not line.fits]
     confirmed = [line for line in short if line.confirmed]
     assumed = [line.resource for line in report.lines if not line.confirmed]
@@ -389,8 +389,6 @@ def check_quotas(backend: Backend, config: LabConfig) -> Row:
 
 def _lab_exists(backend: Backend, config: LabConfig) -> bool:
     """Whether this learner's lab already has resources here: they count as used, yet apply needs no more."""
-    from labkit.lab.inventory import inventory
-
     return bool(inventory(LabContext(config, backend)))
 
 

@@ -6,8 +6,8 @@ The sandbox by the process each part runs in:
                                             engines/base (only to ask: is the lab's engine installed?)
     daemon (`up` starts it detached)        daemon/: main (entry point), changes, ssm + inprocess, reconciler,
                                             apps; engines/: base (the data-plane interface), mariadb
-    session plugin (a tunnel starts it)     procs/session_plugin, vpc/network, vpc/dns, backend
-    app host (the daemon starts one per     procs/apphost, vpc/network, vpc/dns, backend
+    session plugin (a tunnel starts it)     procs/session_plugin + procs/settings, vpc/network, vpc/dns, backend
+    app host (the daemon starts one per     procs/apphost + procs/settings, vpc/network, vpc/dns, backend
       lab instance's web app)
     every process                           state (the state file), processes (pids and ports)
 

@@ -17,6 +17,7 @@ from labkit.app.userdata import settings_script
 from labkit.errors import LabkitError
 from labkit.home import labkit_home
 from labkit.sandbox.processes import port_in_use, process_args
+from labkit.sandbox.procs.settings import ENV_FILE_NAME
 from labkit.sandbox.state import require_running
 
 LISTEN_TIMEOUT = 15.0  # seconds for a starting app to listen before its settings can change
@@ -24,8 +25,6 @@ LISTEN_TIMEOUT = 15.0  # seconds for a starting app to listen before its setting
 
 def restart_app(instance_id: str, changes: dict[str, str], home: Path | None = None) -> None:
     """Set `changes` in the app's environment file of `instance_id` and restart its app host."""
-    from labkit.sandbox.procs.apphost import ENV_FILE_NAME  # the app host's imports: only when changing
-
     home = home or labkit_home()
     app = _listening_app(instance_id, home)
     env_file = home / "apps" / instance_id / ENV_FILE_NAME

@@ -24,6 +24,7 @@ from labkit.engines import ENGINES
 from labkit.errors import BackendError, ConfigError, LabkitError
 from labkit.home import labkit_home
 from labkit.sandbox import state
+from labkit.sandbox.procs.settings import BadSetting, idle_timeout
 from labkit.sandbox.signing import home_credentials
 from labkit.sandbox.vpc import dns
 
@@ -68,8 +69,6 @@ class SandboxBackend(Backend):
 
     def session_plugin(self) -> list[str]:
         """The stand-in plugin; its settings (LABKIT_SSM_IDLE_TIMEOUT) are checked here, before a session starts."""
-        from labkit.sandbox.procs.session_plugin import BadSetting, idle_timeout
-
         try:
             idle_timeout()
         except BadSetting as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.aws.backend import DEFAULT_REGION, is_loopback_url
-from labkit.config import check_region
+from labkit.aws.regions import check_region
 from labkit.errors import SandboxError
 from labkit.home import labkit_home
 from labkit.locks import daemon_lock_path, exclusive, holder_pid, is_held, sandbox_lock_path

@@ -126,7 +126,7 @@ def _read(path: Path) -> SandboxCredentials:
 
 def signed_request(url: str, credentials: SandboxCredentials, method: str = "GET", data: bytes = b"") -> Any:
     """A urllib Request for the sandbox's admin API, signed as boto3 signs an AWS call."""
-    from botocore.auth import SigV4Auth
+    from botocore.auth import SigV4Auth  # botocore loads when signing: the session plugin imports this module light
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
@@ -234,7 +234,7 @@ def expected_signature(
 ) -> str | None:
     """The signature botocore computes for this request as received, with the claimed scope and headers and
     `secret`; None when a header it claims to have signed is missing."""
-    from botocore.auth import SigV4Auth
+    from botocore.auth import SigV4Auth  # botocore loads when checking a signature, as above
     from botocore.awsrequest import AWSRequest, HTTPHeaders
     from botocore.credentials import Credentials
 

@@ -41,7 +41,7 @@ def _engines() -> dict[str, Any]:
     """labkit's engine descriptions: from the package inside the venv, else loaded by path as a package of its
     own (the system Python has no labkit and none of its dependencies)."""
     try:
-        from labkit.engines import ENGINES
+        from labkit.engines import ENGINES  # inside the venv only: the system Python has no labkit
     except ImportError:
         folder = Path(__file__).resolve().parents[1] / "engines"
         spec = importlib.util.spec_from_file_location(

@@ -184,7 +184,7 @@ def learner_notebooks() -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m labkit.workbook.lab [--notebook-dir DIR] [--no-browser]` (what `make lab` runs): without a
     folder, JupyterLab opens the learner's copies of the notebooks in the labkit home."""
-    from labkit.errors import LabkitError
+    from labkit.errors import LabkitError  # as in launch: labkit's modules load where they are used
 
     parser = argparse.ArgumentParser(prog="python -m labkit.workbook.lab", description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -20,7 +20,7 @@ from support.sandbox_lab import sandbox_lab
 from labkit.access.sql import close_engines, credentials
 from labkit.access.tunnel import close_all, tunnel
 from labkit.errors import LabkitError
-from labkit.sandbox.procs import session_plugin
+from labkit.sandbox.procs import settings as plugin_settings
 
 LAB, LEARNER = "idlelab", "ida"
 IDLE_ENV = "LABKIT_SSM_IDLE_TIMEOUT"
@@ -134,4 +134,4 @@ def test_the_plugin_refuses_a_timeout_that_is_not_a_positive_number(value):
 
 @pytest.mark.parametrize(("value", "seconds"), [("", 1200.0), ("1", 1.0), (" 0.5 ", 0.5)])
 def test_the_timeout_defaults_to_session_managers_twenty_minutes(value, seconds):
-    assert session_plugin.idle_timeout({IDLE_ENV: value} if value else {}) == seconds
+    assert plugin_settings.idle_timeout({IDLE_ENV: value} if value else {}) == seconds

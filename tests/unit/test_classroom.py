@@ -407,7 +407,7 @@ def _stubbed_client(service: str):
 
 def test_check_uses_service_quotas_where_they_answer(strict_backend):
     from labkit.classroom import class_check
-    from labkit.classroom.quotas import QUOTAS
+    from labkit.lab.quotas import QUOTAS
 
     client, stub = _stubbed_client("service-quotas")
     for index, quota in enumerate(QUOTAS):
@@ -428,7 +428,7 @@ def test_check_uses_service_quotas_where_they_answer(strict_backend):
 
 
 def test_rds_account_attributes_stand_in_when_service_quotas_are_denied(strict_backend):
-    from labkit.classroom.quotas import QUOTAS, quota_limit
+    from labkit.lab.quotas import QUOTAS, quota_limit
 
     quotas, quota_stub = _stubbed_client("service-quotas")
     rds, rds_stub = _stubbed_client("rds")

@@ -11,10 +11,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.access.lookup import find_instance
+from labkit.access.lookup import find_instance, running_instance
 from labkit.aws.backend import Backend
+from labkit.aws.regions import partition_of
 from labkit.aws.tags import NODE_INSTANCE_PROFILE, TAG_LAB, TAG_LEARNER, resource_name, tag_dict
-from labkit.config import partition_of
+from labkit.config import lab_and_backend
 from labkit.errors import LabkitError
 from labkit.security.reach import Reachability
 
@@ -99,6 +100,13 @@ def diagnose(backend: Backend, instance_id: str) -> Readiness:
         checks.append(_policy(backend, role))
         checks.append(_route_to_ssm(backend, instance))
     return Readiness(instance_id, tuple(checks))
+
+
+def readiness(config: Any | None = None, backend: Backend | None = None) -> Readiness:
+    """Session Manager readiness of the lab's instance (see `diagnose`): `labkit.readiness(config)`. It lives in
+    this module, not in the package's `__init__`, so `labkit.access.tunnel.readiness` is always this module."""
+    config, backend = lab_and_backend(config, backend)
+    return diagnose(backend, running_instance(backend, config=config))
 
 
 def _running(instance_id: str, instance: dict[str, Any] | None) -> Check:

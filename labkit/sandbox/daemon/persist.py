@@ -105,13 +105,13 @@ def _unreadable(path: Path, why: str) -> SnapshotError:
 
 
 def _labkit_version() -> str:
-    from labkit import __version__
+    from labkit import __version__  # read when a snapshot is written or checked, not at import
 
     return __version__
 
 
 def _moto_version() -> str:
-    import moto
+    import moto  # moto loads in the daemon only: the client (control.py) imports this module too
 
     return str(moto.__version__)
 
@@ -121,7 +121,7 @@ def _moto_version() -> str:
 
 def _backend_dicts() -> Iterator[Any]:
     """moto's per-service stores that hold anything (moto itself tracks which ones are in use)."""
-    from moto.core.base_backend import BackendDict
+    from moto.core.base_backend import BackendDict  # moto: the daemon only, as above
 
     for backends in list(BackendDict._instances):
         if getattr(backends, "service_name", None) not in SKIPPED_SERVICES:
@@ -139,7 +139,7 @@ def _account_state(account: str) -> dict[str, dict[str, Any]]:
 
 def _restore_account(account: str, state: dict[str, dict[str, Any]]) -> None:
     """Put `state` in place of the account's current backends (services not in it are emptied)."""
-    from moto.backends import get_backend
+    from moto.backends import get_backend  # moto: the daemon only, as above
 
     present = {backends.service_name: backends for backends in _backend_dicts()}
     for name, backends in present.items():
@@ -156,7 +156,7 @@ def _restore_account(account: str, state: dict[str, dict[str, Any]]) -> None:
 
 
 def _load_private_key(der: bytes) -> Any:
-    from cryptography.hazmat.primitives.serialization import load_der_private_key
+    from cryptography.hazmat.primitives.serialization import load_der_private_key  # only a KMS key needs it
 
     return load_der_private_key(der, None)
 
@@ -192,13 +192,13 @@ def _factory(obj: defaultdict[Any, Any]) -> Callable[[], Any] | None:
 
 @cache
 def _aws_policy_data() -> dict[str, Any]:
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.aws_managed_policies import aws_managed_policies_data  # moto: the daemon only
 
     return dict(json.loads(aws_managed_policies_data))
 
 
 def _aws_policy(name: str, account: str, partition: str, policy_id: str) -> Any:
-    from moto.iam.models import AWSManagedPolicy
+    from moto.iam.models import AWSManagedPolicy  # moto: the daemon only
 
     policy = AWSManagedPolicy.from_data(name, account, partition, _aws_policy_data()[name])
     policy.id = policy_id  # moto draws a random PolicyId; keep the one the learner may have seen
@@ -287,7 +287,7 @@ class _Pickler(pickle.Pickler):
     """
 
     def __init__(self, file: Any, protocol: int) -> None:
-        from moto.core.base_backend import BaseBackend
+        from moto.core.base_backend import BaseBackend  # moto: the daemon only
 
         super().__init__(file, protocol=protocol)
         self._backend_class = BaseBackend
@@ -303,7 +303,7 @@ class _Pickler(pickle.Pickler):
         if cls.__name__ == "AWSManagedPolicy" and not obj.attachment_count and obj.name in _aws_policy_data():
             return _aws_policy, (obj.name, obj.account_id, obj.partition, obj.id)  # rebuilt as moto builds it
         if cls.__module__.startswith("cryptography.") and hasattr(obj, "private_bytes"):
-            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives import serialization  # only a private key needs it
 
             der = obj.private_bytes(
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

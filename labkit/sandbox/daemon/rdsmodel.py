@@ -29,7 +29,7 @@ _reboots: dict[tuple[str, str], bool] = {}  # (region, instance) asked to reboot
 
 
 def _backend(region: str) -> Any:
-    from moto.backends import get_backend
+    from moto.backends import get_backend  # moto loads with the first call that needs it, not at import
     from moto.core import DEFAULT_ACCOUNT_ID
 
     return get_backend("rds")[DEFAULT_ACCOUNT_ID][region]
@@ -66,7 +66,7 @@ def fail_over(region: str, cluster: str, target: str) -> None:
 
 def add_event(region: str, source_type: str, source: str, message: str, categories: list[str]) -> None:
     """Record an RDS event, as Aurora does for a failover or a restart (see `describe_events`)."""
-    from moto.core.utils import utcnow
+    from moto.core.utils import utcnow  # moto loads with the first call that needs it, not at import
     from moto.rds.models import Event
 
     backend = _backend(region)

@@ -24,7 +24,7 @@ TARGET = "secretsmanager.RotateSecret"
 
 
 def _secrets_backend(region: str) -> Any:
-    from moto.backends import get_backend
+    from moto.backends import get_backend  # moto loads with the first call that needs it, not at import
     from moto.core import DEFAULT_ACCOUNT_ID
 
     return get_backend("secretsmanager")[DEFAULT_ACCOUNT_ID][region]

@@ -77,7 +77,7 @@ from labkit.sandbox.engines.base import (
     DatabaseServer,
     register,
 )
-from labkit.sandbox.processes import die_with_parent, pid_alive, process_cmdline
+from labkit.sandbox.processes import die_with_parent, pid_alive, process_args
 
 if TYPE_CHECKING:
     import psycopg
@@ -561,7 +561,7 @@ class PostgreSQLServer(DatabaseServer):
 
     def admin(self, port: int | None = None, dbname: str = "postgres", timeout: float = 2) -> psycopg.Connection[Any]:
         """An autocommit connection as the hidden superuser (to this server, or to the one on `port`)."""
-        import psycopg
+        import psycopg  # only a PostgreSQL lab loads the driver (a MySQL-only sandbox never does)
 
         return psycopg.connect(
             host="127.0.0.1", port=port or self.port, user=ADMIN_USER, password=self.admin_password, dbname=dbname,
@@ -581,7 +581,7 @@ class PostgreSQLServer(DatabaseServer):
     def _status(self, query: str) -> dict[str, Any] | None:
         """The first row of a read-only status query, on a connection kept for them (the reconciler asks every few
         seconds; a new connection costs far more than the query). A dropped connection is made again once."""
-        import psycopg
+        import psycopg  # only a PostgreSQL lab loads the driver
         from psycopg.rows import dict_row
 
         with self._monitor_lock:
@@ -735,7 +735,7 @@ class PostgreSQLServer(DatabaseServer):
             return
         pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
         deadline = time.monotonic() + timeout
-        if pid and pid_alive(pid) and f"labkit.datadir={self.datadir}" in process_cmdline(pid):
+        if pid and pid_alive(pid) and f"labkit.datadir={self.datadir}" in process_args(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)  # a fast shutdown; then an immediate one
             while pid_alive(pid) and time.monotonic() < deadline:
@@ -745,11 +745,11 @@ class PostgreSQLServer(DatabaseServer):
         shmid = lines[6].split()[-1] if len(lines) > 6 and lines[6].split() else None
         while shmid and _attached(shmid) and time.monotonic() < deadline + 10:
             time.sleep(0.02)
-        if pid and not (pid_alive(pid) and f"labkit.datadir={self.datadir}" in process_cmdline(pid)):
+        if pid and not (pid_alive(pid) and f"labkit.datadir={self.datadir}" in process_args(pid)):
             lock.unlink(missing_ok=True)  # its server is gone (its pid may name another program now)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        import psycopg
+        import psycopg  # only a PostgreSQL lab loads the driver
 
         deadline = time.monotonic() + timeout
         while True:
@@ -825,7 +825,7 @@ class PostgreSQLServer(DatabaseServer):
     ) -> None:
         """A cluster's first writer: take writes, then the learner's master user (in rds_superuser, with its
         password as a SCRAM verifier) and the initial database, owned by it. Safe to run again."""
-        from psycopg import sql
+        from psycopg import sql  # only a PostgreSQL lab loads the driver
 
         if master_user in RESERVED_USERS or master_user.startswith("pg_"):
             raise SandboxError(
@@ -844,7 +844,7 @@ class PostgreSQLServer(DatabaseServer):
 
     def set_password(self, user: str, password: str) -> None:
         """The role's password as a SCRAM verifier (the standbys get it through replication)."""
-        from psycopg import sql
+        from psycopg import sql  # only a PostgreSQL lab loads the driver
 
         verifier = sql.Literal(scram_verifier(password))
         self.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), verifier))

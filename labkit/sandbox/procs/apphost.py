@@ -30,11 +30,10 @@ from typing import Any
 from labkit.app.userdata import environment_block, environment_from
 from labkit.aws.backend import is_loopback_url
 from labkit.sandbox.peers import owner_only
+from labkit.sandbox.procs.settings import ENV_FILE_NAME
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
 from labkit.sandbox.vpc.relay import relay
-
-ENV_FILE_NAME = "labkit-app.env"  # next to the source: the instance's /etc/labkit-app.env
 
 
 def environment_file(source: Path) -> Path:

@@ -24,48 +24,21 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import math
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from labkit.sandbox.peers import owner_only
+from labkit.sandbox.procs.settings import BadSetting, idle_timeout
 from labkit.sandbox.vpc.network import InstanceNetwork, Refused
 
 RESPONSE_ENV = "AWS_SSM_START_SESSION_RESPONSE"
 PLUGIN_VERSION = "1.2.707.0"  # the behaviour it stands in for: the environment-variable response, idle timeout
 BUFFER = 65536
-# Session Manager ends a session with no data in either direction after the account's idle session timeout,
-# 20 minutes by default (AWS Systems Manager User Guide, "Specify an idle session timeout value"); the plugin
-# then prints "Exiting session with sessionId: ID." and exits 0. Tests set it to a second or two.
-IDLE_TIMEOUT_ENV = "LABKIT_SSM_IDLE_TIMEOUT"
-DEFAULT_IDLE_TIMEOUT = 20 * 60.0
-
-
-class BadSetting(Exception):
-    """An environment setting the plugin cannot use; the message names it and the fix."""
-
-
-def idle_timeout(environ: Mapping[str, str] = os.environ) -> float:
-    """Seconds of silence after which the session ends: LABKIT_SSM_IDLE_TIMEOUT, else Session Manager's default."""
-    raw = environ.get(IDLE_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_IDLE_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise BadSetting(
-            f"{IDLE_TIMEOUT_ENV}={raw!r} is not a positive number of seconds; set it to one "
-            f"(Session Manager's default is {DEFAULT_IDLE_TIMEOUT:.0f}, 20 minutes) or unset it"
-        )
-    return seconds
 
 
 class IdleClock:

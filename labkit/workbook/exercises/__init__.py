@@ -17,6 +17,7 @@ from labkit.workbook.exercises import benchmark, compute, database, network, sql
 from labkit.workbook.exercises.base import (
     REGISTRY,
     Exercise,
+    LiveLab,
     NotYet,
     Outcome,
     Passed,
@@ -64,7 +65,7 @@ def exercises(config: Any | None = None) -> pd.DataFrame:
     """Every exercise in the workbook's order, and whether this learner's evidence shows it passed on this lab."""
     import pandas as pd  # the table
 
-    from labkit.config import LabConfig
+    from labkit.config import LabConfig  # only the table of exercises reads the config and the evidence
     from labkit.workbook.progress import read_evidence
 
     config = config if config is not None else LabConfig.load()
@@ -84,7 +85,6 @@ def unfinished(notebook: str, config: Any, backend: Backend | None = None, *, be
     `before=True` those of earlier notebooks that later ones need (said by a later notebook's first cell).
 
     Only exercises that build lab state are checked (a question's answer lives in its notebook only)."""
-    from labkit.workbook.exercises.base import LiveLab
 
     def wanted(spec: Exercise) -> bool:
         if spec.answers:

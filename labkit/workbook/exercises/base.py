@@ -114,7 +114,7 @@ class LiveLab:
     @cached_property
     def cluster(self) -> dict[str, Any]:
         """The lab's cluster as RDS describes it now (a LabkitError that says how to build it when missing)."""
-        from labkit.access.lookup import lab_cluster
+        from labkit.access.lookup import lab_cluster  # start-up time: declaring exercises loads no AWS code
 
         return lab_cluster(self.config, self.backend)
 
