@@ -134,13 +134,15 @@ class EngineFacts:
         return importlib.import_module(self.driver["module"])
 
     def code(self, exc: BaseException) -> Any:
-        """A driver error's code: its SQLSTATE, its number, or what a failed connection's words mean (libpq)."""
-        state = getattr(exc, "sqlstate", None)
-        if state:
-            return state
+        """A driver error's code: its number (MySQL's), else its SQLSTATE (PostgreSQL's), else what a failed
+        connection's words mean (libpq). The number first: PyMySQL 1.1+ errors carry the server's SQLSTATE too
+        ("28000" for a refused login), and the MySQL facts name numbers (1045)."""
         args = getattr(exc, "args", ())
         if args and isinstance(args[0], int):
             return args[0]
+        state = getattr(exc, "sqlstate", None)
+        if state:
+            return state
         text = str(exc)
         return next((code for words, code in self.connect_failures.items() if words in text), None)
 

@@ -47,7 +47,7 @@ def app(lab):
 
 def test_health_through_the_tunnel_sees_a_writer_and_a_read_only_reader(app):
     health = app.health().set_index("endpoint")
-    assert health.loc["writer", "ok"] and health.loc["reader", "ok"]
+    assert health.loc["writer", "ok"] and health.loc["reader", "ok"], health.to_string()
     assert not health.loc["writer", "read_only"] and health.loc["reader", "read_only"]
     assert app.url.startswith("http://127.0.0.1:")
 

@@ -71,6 +71,26 @@ def test_the_web_app_connects_as_the_description_says(monkeypatch):
     assert facts.connect(*login, connect_timeout=3, timeout=10, deferred=True).items() >= dbapi.deferred.items()
 
 
+def test_the_app_knows_a_refused_mysql_login_as_the_driver_raises_it():
+    """PyMySQL 1.1+ puts the server's SQLSTATE on its errors ("28000" for a refused login): the app read it
+    before the number, never matched 1045, and so never read a rotated secret again (every page failed)."""
+    import pymysql
+
+    facts = EngineFacts.from_json(engine_setting(engine_for("aurora-mysql")))
+    refused = pymysql.err.OperationalError(1045, "Access denied for user 'admin'", sqlstate="28000")
+    missing = pymysql.err.ProgrammingError(1146, "Table 'shop.orders' doesn't exist", sqlstate="42S02")
+    assert facts.code(refused) in facts.access_denied
+    assert facts.code(missing) in facts.no_table
+
+
+def test_the_app_knows_a_postgresql_error_by_its_sqlstate():
+    import psycopg
+
+    facts = EngineFacts.from_json(engine_setting(engine_for("aurora-postgresql")))
+    assert facts.code(psycopg.errors.InvalidPassword("password authentication failed")) in facts.access_denied
+    assert facts.code(psycopg.errors.UndefinedTable("relation \"orders\" does not exist")) in facts.no_table
+
+
 def test_the_app_environment_carries_the_dialects_codes():
     engine = default_engine()
     facts = EngineFacts.from_json(engine_setting(engine))

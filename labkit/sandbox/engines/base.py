@@ -23,9 +23,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import subprocess
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from labkit.engines import DEFAULT_ENGINE, described  # DEFAULT_ENGINE: `up` checks it is installed first
 from labkit.errors import SandboxError
@@ -186,6 +187,34 @@ def check_program(command: list[str], expect: str, *, field: str, fix: str, time
 
 
 _registry: dict[str, type[DatabaseEngine]] = {}
+
+
+def wait_accepting(
+    server: Any, timeout: float, *, program: str, log: Path, refused: type[Exception], poll: float
+) -> None:
+    """Block until `server.admin()` connects (and close that connection): a SandboxError naming `program` and its
+    `log` as soon as the process exits, or when `timeout` passes. Both engines wait so; only what a refused
+    connection raises and how often to ask differ."""
+    deadline = time.monotonic() + timeout
+    while True:
+        process = server.process
+        if process and process.poll() is not None:
+            raise SandboxError(
+                f"{program} for {server.name} exited with code {process.returncode}: {server.error_tail()}",
+                field=server.name,
+                fix=f"see {log}",
+            )
+        try:
+            server.admin().close()
+            return
+        except refused:
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"{program} for {server.name} did not accept connections within {timeout:.0f} s",
+                    field=server.name,
+                    fix=f"see {log}",
+                ) from None
+            time.sleep(poll)
 
 
 def register(cls: type[DatabaseEngine]) -> type[DatabaseEngine]:

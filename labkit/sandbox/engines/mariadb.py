@@ -16,7 +16,6 @@ import stat
 import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from labkit.sandbox.engines.base import (
     DatabaseServer,
     check_program,
     register,
+    wait_accepting,
 )
 from labkit.sandbox.processes import die_with_parent
 
@@ -386,27 +386,9 @@ class MariaDBServer(DatabaseServer):
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process and self.process.poll() is not None:
-                raise SandboxError(
-                    f"mariadbd for {self.name} exited with code {self.process.returncode}: {self.error_tail()}",
-                    field=self.name,
-                    fix=f"see {self.datadir / 'error.log'}",
-                )
-            try:
-                self.admin().close()
-            except pymysql.err.OperationalError:
-                if time.monotonic() > deadline:
-                    raise SandboxError(
-                        f"mariadbd for {self.name} did not accept connections within {timeout:.0f} s",
-                        field=self.name,
-                        fix=f"see {self.datadir / 'error.log'}",
-                    ) from None
-                time.sleep(0.02)
-                continue
-            self.secure_accounts()
-            return
+        log = self.datadir / "error.log"
+        wait_accepting(self, timeout, program="mariadbd", log=log, refused=pymysql.err.OperationalError, poll=0.02)
+        self.secure_accounts()
 
     def secure_accounts(self) -> None:
         """No passwordless account, and the replication user with its own password, on this server.

@@ -76,6 +76,7 @@ from labkit.sandbox.engines.base import (
     DatabaseEngine,
     DatabaseServer,
     register,
+    wait_accepting,
 )
 from labkit.sandbox.processes import die_with_parent, pid_alive, process_args
 
@@ -751,25 +752,7 @@ class PostgreSQLServer(DatabaseServer):
     def wait_ready(self, timeout: float = 30.0) -> None:
         import psycopg  # only a PostgreSQL lab loads the driver
 
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process and self.process.poll() is not None:
-                raise SandboxError(
-                    f"postgres for {self.name} exited with code {self.process.returncode}: {self.error_tail()}",
-                    field=self.name,
-                    fix=f"see {self.log}",
-                )
-            try:
-                self.admin().close()
-                return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise SandboxError(
-                        f"postgres for {self.name} did not accept connections within {timeout:.0f} s",
-                        field=self.name,
-                        fix=f"see {self.log}",
-                    ) from None
-                time.sleep(0.05)
+        wait_accepting(self, timeout, program="postgres", log=self.log, refused=psycopg.OperationalError, poll=0.05)
 
     def error_tail(self, lines: int = 3) -> str:
         try:
