@@ -88,7 +88,7 @@ def test_the_app_knows_a_postgresql_error_by_its_sqlstate():
 
     facts = EngineFacts.from_json(engine_setting(engine_for("aurora-postgresql")))
     assert facts.code(psycopg.errors.InvalidPassword("password authentication failed")) in facts.access_denied
-    assert facts.code(psycopg.errors.UndefinedTable("relation \"orders\" does not exist")) in facts.no_table
+    assert facts.code(psycopg.errors.UndefinedTable('relation "orders" does not exist')) in facts.no_table
 
 
 def test_the_app_environment_carries_the_dialects_codes():
