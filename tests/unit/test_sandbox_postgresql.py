@@ -104,6 +104,26 @@ def test_labkit_postgres_must_name_a_postgres_with_its_tools_beside_it(tmp_path,
         find_binaries()
 
 
+def test_a_folder_on_path_this_account_may_not_look_into_is_skipped(tmp_path, monkeypatch):
+    """A hub learner inherits root's PATH (/root/.cargo/bin first): Path.is_file raised PermissionError there,
+    and 00's environment report failed for every learner. Such a folder is passed over, as `which` does."""
+    for tool in ("postgres", *postgresql.Binaries.PROGRAMS[1:]):
+        (tmp_path / tool).write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 15.8'\n")
+        (tmp_path / tool).chmod(0o755)
+    closed = tmp_path / "closed"
+    real_is_file = postgresql.Path.is_file
+
+    def is_file(path):
+        if path.parent == closed:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.delenv(postgresql.POSTGRES_ENV, raising=False)
+    monkeypatch.setattr(postgresql, "_candidate_dirs", lambda: [closed, tmp_path])
+    monkeypatch.setattr(postgresql.Path, "is_file", is_file)
+    assert find_binaries().bindir == tmp_path
+
+
 def test_a_root_sandbox_without_the_service_account_says_how_to_make_it(monkeypatch):
     monkeypatch.setattr(postgresql.os, "geteuid", lambda: 0)
     monkeypatch.setattr(postgresql.pwd, "getpwnam", lambda name: (_ for _ in ()).throw(KeyError(name)))

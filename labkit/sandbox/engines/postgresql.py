@@ -213,12 +213,21 @@ def _numbers(path: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"[0-9]+", path))
 
 
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; False for one this account may not look into (a folder on another account's
+    PATH, such as root's, that a hub learner inherits): Path.is_file raises PermissionError there."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def find_binaries() -> Binaries:
     """Locate `postgres` and the programs beside it (LABKIT_POSTGRES first, then the usual folders)."""
     explicit = os.environ.get(POSTGRES_ENV)
     if explicit:
         server = Path(explicit)
-        if not (server.is_file() and os.access(server, os.X_OK)):
+        if not (_is_file(server) and os.access(server, os.X_OK)):
             raise SandboxError(
                 f"{explicit} is not an executable postgres",
                 field=POSTGRES_ENV,
@@ -226,7 +235,7 @@ def find_binaries() -> Binaries:
             )
         folders = [server.parent]
     else:
-        folders = [d for d in _candidate_dirs() if (d / "postgres").is_file()]
+        folders = [d for d in _candidate_dirs() if _is_file(d / "postgres")]
         if not folders:
             raise SandboxError(
                 "PostgreSQL server (postgres) not found; the sandbox runs real PostgreSQL for Aurora PostgreSQL",
