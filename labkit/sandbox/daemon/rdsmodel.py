@@ -12,18 +12,15 @@ directly, here and only here. Every change is saved with the control plane (pers
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from labkit.sandbox.daemon.changes import call_buffered
+from labkit.sandbox.daemon.request import api_request
 
 log = logging.getLogger("labkit.sandbox.daemon.rdsmodel")
-_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/rds/")
 _lock = threading.Lock()
 _reboots: dict[tuple[str, str], bool] = {}  # (region, instance) asked to reboot -> with ForceFailover
 
@@ -92,19 +89,14 @@ class _Call:
 
 def _call(environ: dict[str, Any]) -> _Call | None:
     """The RDS call this request is, when it is one whose answer Aurora gives differently from moto."""
-    if environ.get("REQUEST_METHOD") != "POST" or "x-www-form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
+    request = api_request(environ)
+    region = request.region_of("rds")
+    if request.method != "POST" or not request.form_encoded or not region:
         return None
-    region = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-    if region is None:
+    if request.action not in ("CreateDBInstance", "RebootDBInstance"):
         return None
-    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-    environ["wsgi.input"] = io.BytesIO(body)
-    form = parse_qs(body.decode(errors="replace"))
-    action = (form.get("Action") or [""])[0]
-    if action not in ("CreateDBInstance", "RebootDBInstance"):
-        return None
-    force = (form.get("ForceFailover") or ["false"])[0].lower() == "true"
-    return _Call(action, region.group(1), (form.get("DBInstanceIdentifier") or [""])[0], force)
+    force = request.param("ForceFailover", "false").lower() == "true"
+    return _Call(request.action, region, request.param("DBInstanceIdentifier"), force)
 
 
 class InstanceStates:
