@@ -11,6 +11,7 @@ state file (where it listens, which is no longer true).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import secrets
@@ -30,6 +31,8 @@ os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
 os.environ.setdefault("MOTO_ENABLE_KEYPAIR_VALIDATION", "true")
 
 import boto3
+import boto3.session
+import botocore.session
 from botocore.config import Config
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -53,6 +56,30 @@ from labkit.sandbox.signing import SignedRequestsOnly, home_credentials
 from labkit.sandbox.state import SandboxState, changes_path, state_path, write_state
 from labkit.sandbox.vpc.lean import ensure_models
 
+
+def _share_region_lists() -> None:
+    """Let every boto3 Session of this process answer `get_available_regions` from one parse of botocore's data.
+
+    moto's EC2 models list each partition's regions when they are imported, each time through a new boto3 Session
+    that parses botocore's endpoint data again: three parses, 0.2-0.3 s apiece, on the way to the first RDS call
+    (RDS imports EC2). The lists come from the botocore data installed with this process, the same for every
+    session here (the daemon's environment has no AWS_ setting; `sandbox up` leaves them out).
+    """
+    shared = botocore.session.get_session()
+
+    @functools.cache
+    def regions(service_name: str, partition_name: str, allow_non_regional: bool) -> tuple[str, ...]:
+        return tuple(shared.get_available_regions(service_name, partition_name, allow_non_regional))
+
+    def get_available_regions(
+        self: boto3.session.Session, service_name: str, partition_name: str = "aws", allow_non_regional: bool = False
+    ) -> list[str]:
+        return list(regions(service_name, partition_name, allow_non_regional))
+
+    boto3.session.Session.get_available_regions = get_available_regions  # type: ignore[method-assign]
+
+
+_share_region_lists()  # before moto's service models are imported (on first use)
 log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
 CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
