@@ -161,7 +161,7 @@ class SandboxDaemon:
         """Load the saved lab, serve the API and write the state file (`ready`); an exit code when it must not run."""
         check_installed()  # the lab's database engine
         try:
-            self.store.load()  # before serving: nobody sees an empty account that is not
+            restored = self.store.load()  # before serving: nobody sees an empty account that is not
         except SnapshotError as exc:
             log.error("%s; fix: %s", exc.message, exc.fix)
             return EXIT_SNAPSHOT
@@ -171,6 +171,8 @@ class SandboxDaemon:
             _repl_password(self.home), model=rdsmodel,
         )  # fmt: skip
         self.reconciler = reconciler
+        if restored:  # what ran before is started again: not `available` until it answers
+            rdsmodel.restarting(reconciler.records)
         # The template first, in its own thread: mariadb-install-db (or initdb) runs on the other core while this
         # process imports moto's service models, instead of after them (cold: seconds off the first query).
         threading.Thread(target=_prepare_template, args=(reconciler,), name="template", daemon=True).start()

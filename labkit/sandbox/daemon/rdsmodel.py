@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,24 @@ def set_status(region: str, instance: str, status: str) -> bool:
         log.info("DB instance %s: %s -> %s", instance, model.status, status)
         model.status = status
     return True
+
+
+def restarting(instances: Iterable[str]) -> list[str]:
+    """Before a restarted daemon serves: each of `instances` (the servers it ran, which it starts again) that the
+    saved control plane calls `available` is `starting` until its server answers (the reconciler publishes it
+    then), so no waiter sees `available` for an endpoint nothing answers yet. Returns the instances changed."""
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    wanted, changed = set(instances), []
+    if not wanted:
+        return changed
+    for backend in get_backend("rds")[DEFAULT_ACCOUNT_ID].values():
+        for name, model in backend.databases.items():
+            if name in wanted and model.status == "available":
+                model.status = "starting"
+                changed.append(name)
+    return changed
 
 
 def status(region: str, instance: str) -> str | None:
