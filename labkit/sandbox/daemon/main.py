@@ -80,6 +80,10 @@ def _share_region_lists() -> None:
 
 
 _share_region_lists()  # before moto's service models are imported (on first use)
+# Every request is the sandbox account's, the one the snapshot saves. Without this moto looks the caller's access key
+# up in every partition's IAM (six), and so makes six IAM accounts of ~1,300 managed policies each on the first
+# request: seconds of a cold start, and a sixth of each later save and load each.
+os.environ["MOTO_ACCOUNT_ID"] = DEFAULT_ACCOUNT_ID
 log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
 CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
