@@ -21,7 +21,6 @@ def test_the_first_requests_make_iam_for_the_sandbox_partition_only(own_home):
     with snapshot_path(own_home).open("rb") as stream:
         stream.readline()  # the header
         saved = loads(stream.read())
-    print("PARTITIONS", sorted(saved["iam"]), sorted(saved))
     assert sorted(saved["iam"]) == ["aws"], "an IAM account per partition was made and saved"
     assert [role.name for role in saved["iam"]["aws"].roles.values()] == ["lab-role"]  # saved in that account
     assert account == DEFAULT_ACCOUNT_ID
