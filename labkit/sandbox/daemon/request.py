@@ -8,12 +8,13 @@ keeps the result in the WSGI environ; the body is put back as a fresh stream for
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
+
+from labkit.sandbox.signing import read_body
 
 REQUEST_KEY = "labkit.request"  # where the parsed request is kept in the WSGI environ
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")  # SigV4: .../date/region/service/...
@@ -64,12 +65,7 @@ def api_request(environ: dict[str, Any]) -> ApiRequest:
 
 
 def _parse(environ: dict[str, Any]) -> ApiRequest:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again, from the start
+    body = read_body(environ)  # put back as a fresh stream: moto reads it again, from the start
     scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     region, service = (scope.group(1), scope.group(2)) if scope else ("", "")
     target = environ.get("HTTP_X_AMZ_TARGET", "")
