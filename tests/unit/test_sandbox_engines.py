@@ -531,24 +531,3 @@ def test_data_of_an_instance_the_control_plane_forgot_is_moved_aside_not_reused(
     assert not (leftover / "rows").exists()  # its server started from the template
     kept = list((tmp_path / "data" / "orphans").glob("fresh-w-*/rows"))
     assert len(kept) == 1 and kept[0].read_text() == "an old lab's data"
-
-
-def test_an_instance_created_while_a_pass_launches_servers_starts_in_that_pass(tmp_path, fake_engine):
-    """A writer and its reader are created a moment apart: the reader must not wait a whole server start."""
-    rds = FakeRds()
-    rds.cluster("pair", "aurora-fake", ["pair-w"], writer="pair-w")
-    looks: list[int] = []
-
-    def clients() -> list[Any]:
-        looks.append(1)
-        if len(looks) == 2:  # the reader's CreateDBInstance arrived while the writer's server was being launched
-            rds.clusters.clear()
-            rds.instances.clear()
-            rds.cluster("pair", "aurora-fake", ["pair-w", "pair-r"], writer="pair-w")
-        return [rds]
-
-    reconciler = Reconciler(tmp_path / "data", "admin-secret", clients, lambda client, cluster: "password")
-    reconciler.reconcile()
-    assert set(reconciler.servers) == {"pair-w", "pair-r"}
-    launches = [call for call in FakeEngine.calls if call[0] in ("start", "ready")]
-    assert launches[:2] == [("start", "pair-w"), ("start", "pair-r")], "both launched before either is waited for"

@@ -256,17 +256,7 @@ class Reconciler:
                 changed = True
             new = [view for name, view in instances.items() if name not in self.servers]
             if new:
-                launched = self._launch(new, clusters)
-                # A writer and its reader are created a moment apart: one created while these were launched (the
-                # template made or copied) starts with them, not one whole server start later.
-                later = self._observe_again()
-                if later is not None:
-                    clusters, instances, client_of = later
-                    seen = {view.identifier for view in new}
-                    more = [view for name, view in instances.items() if name not in self.servers and name not in seen]
-                    launched += self._launch(more, clusters)
-                with ThreadPoolExecutor(max_workers=max(1, len(launched))) as pool:
-                    list(pool.map(self._wait_ready, launched))
+                self._start(new, clusters)
                 changed = True
             changed |= self._reboot_requested(instances, clusters)
             for view in clusters.values():
@@ -287,17 +277,7 @@ class Reconciler:
         """Make the engine's template (once per labkit home) before the first instance needs it."""
         self.engine(rds_engine).prepare(self.data_root, self.admin_password, self.repl_password)
 
-    def _observe_again(self) -> tuple[dict[str, ClusterView], dict[str, InstanceView], dict[str, Any]] | None:
-        """The control plane read again in the middle of a pass; None when it cannot be read now (the pass goes on
-        with what it saw first)."""
-        try:
-            return self.observe()
-        except Exception as exc:
-            log.warning("could not look for instances created meanwhile: %s", exc)
-            return None
-
-    def _launch(self, views: list[InstanceView], clusters: dict[str, ClusterView]) -> list[InstanceView]:
-        """Start the servers of new instances (returns at once; the caller waits for them): the ones started."""
+    def _start(self, views: list[InstanceView], clusters: dict[str, ClusterView]) -> None:
         started = []
         for view in views:
             rds_engine = clusters[view.cluster].engine
@@ -327,7 +307,8 @@ class Reconciler:
                 self._set_status(view.identifier, "starting")
             self.endpoints[view.identifier] = view.endpoint
             self.roles[view.identifier] = "starting"
-        return started
+        with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+            list(pool.map(self._wait_ready, started))
 
     def _cannot_start(self, view: InstanceView, exc: SandboxError) -> None:
         """An instance whose engine cannot run here: `failed`, the reason and its fix in the state file's errors
