@@ -134,9 +134,9 @@ class EngineFacts:
         return importlib.import_module(self.driver["module"])
 
     def code(self, exc: BaseException) -> Any:
-        """A driver error's code: its number (MySQL's), else its SQLSTATE (PostgreSQL's), else what a failed
-        connection's words mean (libpq). The number first: PyMySQL 1.1+ errors carry the server's SQLSTATE too
-        ("28000" for a refused login), and the MySQL facts name numbers (1045)."""
+        """A driver error's code: its number, else its SQLSTATE, else what a failed connection's words mean
+        (libpq). The number first: a driver's errors may carry both, and an engine's facts name numbers if its
+        errors have them (a refused login read by its SQLSTATE was never known, so no secret was read again)."""
         args = getattr(exc, "args", ())
         if args and isinstance(args[0], int):
             return args[0]

@@ -180,7 +180,7 @@ class SignedRequestsOnly:
         self.credentials = home_credentials(home)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        body = _body(environ)
+        body = read_body(environ)
         refusal = self.check(environ, body)
         if refusal is not None:
             return _refuse(environ, start_response, refusal)
@@ -276,7 +276,7 @@ def _quoted_path(environ: dict[str, Any]) -> str:
     return f"{path}?{query}" if query else path
 
 
-def _body(environ: dict[str, Any]) -> bytes:
+def read_body(environ: dict[str, Any]) -> bytes:
     """The request body, read once and put back for the application behind."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)

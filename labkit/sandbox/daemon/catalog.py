@@ -10,18 +10,15 @@ as-of date, and every region answers the same. Other engines go on to moto.
 
 from __future__ import annotations
 
-import io
-import re
 import secrets
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from labkit.engines import ENGINES, AuroraEngine, default_engine
+from labkit.sandbox.daemon.request import api_request
 
 ACTIONS = ("DescribeDBEngineVersions", "DescribeOrderableDBInstanceOptions")
-_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/rds/")
 
 
 def engine_versions(params: dict[str, str], engine: AuroraEngine) -> list[dict[str, str]]:
@@ -83,16 +80,15 @@ class EngineCatalog:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("REQUEST_METHOD") != "POST" or "x-www-form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
+        request = api_request(environ)
+        if request.method != "POST" or not request.form_encoded:
             return self.app(environ, start_response)
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
-        params = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
-        action = params.get("Action", "")
+        params = request.params()
+        action = request.action
         engine = ENGINES.get(params.get("Engine", default_engine().name))
         if action not in ACTIONS or engine is None:
             return self.app(environ, start_response)
-        region = (_REGION.search(environ.get("HTTP_AUTHORIZATION", "")) or [None, "us-east-1"])[1]
+        region = request.region_of("rds", "us-east-1")
         if action == "DescribeDBEngineVersions":
             result = f"<DBEngineVersions>{_xml_versions(engine_versions(params, engine))}</DBEngineVersions>"
         else:

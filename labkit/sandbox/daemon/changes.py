@@ -9,18 +9,16 @@ its readiness verdicts while it stands.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
-import re
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from labkit.sandbox.daemon.persist import ControlPlaneStore
+from labkit.sandbox.daemon.request import api_request
 from labkit.sandbox.state import changes_path
 
 log = logging.getLogger("labkit.sandbox.daemon.changes")
@@ -58,33 +56,11 @@ class ApiChanges:
             self.path.unlink(missing_ok=True)
 
 
-ACTION_KEY = "labkit.action"  # the request's API action, parsed once by the outermost middleware
-
-
-def _action(environ: dict[str, Any]) -> str:
-    """The API action of a request: from X-Amz-Target (JSON protocols) or the form body (query protocol)."""
-    if ACTION_KEY in environ:
-        return str(environ[ACTION_KEY])
-    environ[ACTION_KEY] = _parse_action(environ)
-    return str(environ[ACTION_KEY])
-
-
 def is_mutating(environ: dict[str, Any]) -> bool:
     """True for a call that may change the account (every POST but reads and session calls)."""
     if environ.get("REQUEST_METHOD") != "POST":
         return False
-    return not _action(environ).startswith(READ_ACTIONS + SESSION_ACTIONS)
-
-
-def _parse_action(environ: dict[str, Any]) -> str:
-    target = environ.get("HTTP_X_AMZ_TARGET", "")
-    if target:
-        return target.rpartition(".")[2]
-    if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
-        return (parse_qs(body.decode(errors="replace")).get("Action") or [""])[0]
-    return ""
+    return not api_request(environ).action.startswith(READ_ACTIONS + SESSION_ACTIONS)
 
 
 class WakeOnChange:
@@ -124,9 +100,6 @@ def call_buffered(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[st
     return captured["status"], captured["headers"], body
 
 
-_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/")
-
-
 class SaveOnChange:
     """WSGI middleware: a mutating call is saved (persist.py) before its response goes out, or fails whole.
 
@@ -150,7 +123,7 @@ class SaveOnChange:
             except Exception as exc:  # any failure: the call fails whole, and the daemon keeps serving
                 log.error(
                     "could not save the control plane (%s: %s): %s rolled back",
-                    type(exc).__name__, exc, _action(environ) or "call", exc_info=not isinstance(exc, OSError),
+                    type(exc).__name__, exc, api_request(environ).action or "call", exc_info=not isinstance(exc, OSError),
                 )  # fmt: skip
                 return _service_unavailable(environ, start_response, exc, self.store.path)
         start_response(status, headers)
@@ -170,8 +143,7 @@ def _service_unavailable(environ: dict[str, Any], start_response: Any, exc: Exce
             f"Retry the call; if it fails again, the sandbox log ({path.parent.parent / 'sandbox.log'}) says why."
         )
     request_id = secrets.token_hex(16)
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    service = (_SERVICE.search(auth) or [None, ""])[1]
+    service = api_request(environ).service
     if environ.get("HTTP_X_AMZ_TARGET") or "json" in environ.get("CONTENT_TYPE", ""):
         body = json.dumps({"__type": "ServiceUnavailable", "message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", "ServiceUnavailable")]

@@ -11,6 +11,7 @@ state file (where it listens, which is no longer true).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import secrets
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
 os.environ.setdefault("MOTO_ENABLE_KEYPAIR_VALIDATION", "true")
 
 import boto3
+import boto3.session
+import botocore.session
 from botocore.config import Config
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -53,6 +57,34 @@ from labkit.sandbox.signing import SignedRequestsOnly, home_credentials
 from labkit.sandbox.state import SandboxState, changes_path, state_path, write_state
 from labkit.sandbox.vpc.lean import ensure_models
 
+
+def _share_region_lists() -> None:
+    """Let every boto3 Session of this process answer `get_available_regions` from one parse of botocore's data.
+
+    moto's EC2 models list each partition's regions when they are imported, each time through a new boto3 Session
+    that parses botocore's endpoint data again: three parses, 0.2-0.3 s apiece, on the way to the first RDS call
+    (RDS imports EC2). The lists come from the botocore data installed with this process, the same for every
+    session here (the daemon's environment has no AWS_ setting; `sandbox up` leaves them out).
+    """
+    shared = botocore.session.get_session()
+
+    @functools.cache
+    def regions(service_name: str, partition_name: str, allow_non_regional: bool) -> tuple[str, ...]:
+        return tuple(shared.get_available_regions(service_name, partition_name, allow_non_regional))
+
+    def get_available_regions(
+        self: boto3.session.Session, service_name: str, partition_name: str = "aws", allow_non_regional: bool = False
+    ) -> list[str]:
+        return list(regions(service_name, partition_name, allow_non_regional))
+
+    boto3.session.Session.get_available_regions = get_available_regions  # type: ignore[method-assign]
+
+
+_share_region_lists()  # before moto's service models are imported (on first use)
+# Every request is the sandbox account's, the one the snapshot saves. Without this moto looks the caller's access key
+# up in every partition's IAM (six), and so makes six IAM accounts of ~1,300 managed policies each on the first
+# request: seconds of a cold start, and a sixth of each later save and load each.
+os.environ["MOTO_ACCOUNT_ID"] = DEFAULT_ACCOUNT_ID
 log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
 CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
@@ -101,150 +133,209 @@ def _given_password(region: str, cluster: str) -> str | None:
     return getattr(model, "_master_user_password", None) if model else None
 
 
+class SandboxDaemon:
+    """The daemon's life in three steps: `start()` loads the saved lab and serves the API, `run_pass()` looks at the
+    databases and the apps once (when something says they changed), `stop()` stops them, keeping their data.
+
+    `serve()` runs passes until a signal asks it to stop; `run()` is start, serve, stop.
+    """
+
+    def __init__(self, home: Path, port: int, region: str) -> None:
+        self.home = home
+        self.port = port
+        self.region = region
+        self.wake = threading.Event()  # an API call, a process exit or a signal: a pass is due now
+        self.stopping = threading.Event()
+        self.child_exited = threading.Event()
+        self.store = ControlPlaneStore(home, DEFAULT_ACCOUNT_ID)
+        self.changes: ApiChanges | None = None
+        self.reconciler: Reconciler | None = None
+        self.apps: AppSupervisor | None = None
+        self.server: Any = None
+        self.state: SandboxState | None = None
+        self.endpoint = ""
+        self._clients: dict[str, Any] = {}
+        self._session: boto3.Session | None = None
+        self._config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
+        self._seen_changes = -1
+        self._last_full = 0.0
+        self.failures = FailureLog(log)  # a failure every pass is logged in full once, then a line a minute
+
+    # ---- start -----------------------------------------------------------------------------------
+
+    def start(self) -> int | None:
+        """Load the saved lab, serve the API and write the state file (`ready`); an exit code when it must not run."""
+        check_installed()  # the lab's database engine
+        try:
+            restored = self.store.load()  # before serving: nobody sees an empty account that is not
+        except SnapshotError as exc:
+            log.error("%s; fix: %s", exc.message, exc.fix)
+            return EXIT_SNAPSHOT
+        self._session = boto3.Session(**home_credentials(self.home).for_boto3())
+        reconciler = Reconciler(
+            self.home / "data", _admin_password(self.home), self._rds_clients, self._master_password,
+            _repl_password(self.home), model=rdsmodel, control_plane_restored=restored,
+        )  # fmt: skip
+        self.reconciler = reconciler
+        if restored:  # what ran before is started again: not `available` until it answers
+            rdsmodel.restarting(reconciler.records)
+        # The template first, in its own thread: mariadb-install-db (or initdb) runs on the other core while this
+        # process imports moto's service models, instead of after them (cold: seconds off the first query).
+        threading.Thread(target=_prepare_template, args=(reconciler,), name="template", daemon=True).start()
+        self.changes = ApiChanges(self.home)
+        self.server = _moto_server(self.port, self.wake, self.changes, self.store, reconciler)
+        self.port = self.server.server_port  # the reconciler's clients call it from now on
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, name="moto", daemon=True).start()
+        log.info("moto server on %s", self.endpoint)
+        self.apps = AppSupervisor(
+            self.home, self.endpoint, lambda: [self.client("ec2", r) for r in _regions_with_instances()]
+        )
+        threading.Thread(
+            target=_warm_up, args=(self.client, self.region, self.home), name="warm-up", daemon=True
+        ).start()
+        self.state = SandboxState(
+            daemon_pid=os.getpid(), endpoint_url=self.endpoint, port=self.port, region=self.region,
+            home=str(self.home), log_file=str(self.home / "sandbox.log"), started_at=time.time(), ready=True,
+        )  # fmt: skip
+        write_state(self.state, self.home)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGCHLD, self._on_child_exit)
+        return None
+
+    def client(self, service: str, client_region: str) -> Any:
+        """A boto3 client of this daemon's own API (the reconciler's user agent: its calls do not wake it)."""
+        key = f"{service}:{client_region}"
+        if key not in self._clients:
+            assert self._session is not None, "start() makes the session"
+            self._clients[key] = self._session.client(
+                service, region_name=client_region, endpoint_url=self.endpoint, config=self._config
+            )
+        return self._clients[key]
+
+    def _rds_clients(self) -> list[Any]:
+        return [self.client("rds", r) for r in _regions_with_clusters()]
+
+    def _master_password(self, rds: Any, cluster: ClusterView) -> str:
+        client_region = rds.meta.region_name
+        if cluster.secret_arn:  # generated for this cluster and stored in its secret (not moto's constant)
+            return managed_master_password(self.client("secretsmanager", client_region), cluster.secret_arn)
+        return _given_password(client_region, cluster.identifier) or ""
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def _on_child_exit(self, signum: int, frame: Any) -> None:  # a database or an app died (or a helper ended)
+        self.child_exited.set()
+        self.wake.set()
+
+    # ---- one pass --------------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Run passes until SIGTERM or SIGINT."""
+        assert self.reconciler is not None, "start() first"
+        while not self.stopping.is_set():
+            self.wake.wait(CATCH_UP_POLL_SECONDS if self.reconciler.catching_up() else POLL_SECONDS)
+            self.wake.clear()
+            if self.stopping.is_set():
+                break
+            self.run_pass()
+
+    def run_pass(self) -> None:
+        """Check the servers' health; then, when something says it changed (an API call, a process exit, a heal)
+        or as a slow fallback, reconcile the databases and the apps and record what runs.
+
+        Event-driven: a full pass (API reads) only when needed; otherwise an idle sandbox costs a few process
+        polls a second. Every step's failure is logged and the daemon keeps serving.
+        """
+        reconciler, apps, changes = self.reconciler, self.apps, self.changes
+        assert reconciler is not None and apps is not None and changes is not None, "start() first"
+        exited = self.child_exited.is_set()
+        self.child_exited.clear()
+        healed = False
+        try:
+            healed = reconciler.check_health()
+        except Exception:
+            self.failures.exception("health check failed")
+        if healed:  # a failover or a restart: clients follow the endpoint map now, not after a full pass
+            self._record()
+        due = (
+            healed
+            or exited
+            or changes.count != self._seen_changes
+            or apps.restart_due()  # an app waiting out its RestartSec (no API call)
+            or time.monotonic() - self._last_full > FULL_PASS_SECONDS
+        )
+        if not due:
+            return
+        self._seen_changes, self._last_full = changes.count, time.monotonic()
+        changed = False
+        try:
+            changed |= reconciler.reconcile()
+        except Exception:  # keep serving; the log says what went wrong
+            self.failures.exception("reconcile failed")
+            changed = True
+        try:
+            changed |= apps.reconcile()
+            changed |= apps.wait_started()
+        except Exception:
+            self.failures.exception("app supervision failed")
+        if changed:
+            self._record()
+        try:
+            if reconciler.publish_states():  # `available` only once the state file can resolve it
+                _save(self.store, None, self.home)
+        except Exception:
+            self.failures.exception("publishing instance states failed")
+        try:
+            if reconciler.restart_pending():  # old writers of failovers, now that clients moved on
+                self.wake.set()
+        except Exception:
+            self.failures.exception("restart after failover failed")
+
+    def _record(self) -> None:
+        """Write what the reconciler and the app supervisor now run: the control plane first, then the state file
+        (the endpoint map), so a client never reaches a writer the saved control plane does not name."""
+        assert self.state is not None and self.reconciler is not None and self.apps is not None
+        self.state.instances, self.state.clusters = self.reconciler.snapshot()
+        self.state.apps = self.apps.snapshot()
+        self.state.generation += 1
+        _save(self.store, self.state, self.home)
+
+    # ---- stop ------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the apps and the databases (their data stays), save, and remove the state file."""
+        log.info("stopping")
+        if self.apps is not None:
+            self.apps.shutdown()
+        if self.reconciler is not None:
+            self.reconciler.shutdown()  # stops the servers; their data stays
+        if self.server is not None:
+            self.server.shutdown()
+        _save(self.store, None, self.home)
+        state_path(self.home).unlink(missing_ok=True)
+        changes_path(self.home).unlink(missing_ok=True)
+        log.info("%d saves of the control plane, %.0f ms in all", self.store.saves, self.store.save_seconds * 1e3)
+
+
 def run(home: Path, port: int, region: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     lifetime_lock = try_acquire(daemon_lock_path(home))  # one daemon per home: held (open) until this process ends
     if lifetime_lock is None:
         log.error("another sandbox daemon (pid %s) owns %s; exiting", holder_pid(daemon_lock_path(home)), home)
         return 3
-    check_installed()  # the lab's database engine
-    store = ControlPlaneStore(home, DEFAULT_ACCOUNT_ID)
+    daemon = SandboxDaemon(home, port, region)
+    refused = daemon.start()
+    if refused is not None:
+        return refused
     try:
-        restored = store.load()  # before serving: nobody sees an empty account that is not
-    except SnapshotError as exc:
-        log.error("%s; fix: %s", exc.message, exc.fix)
-        return EXIT_SNAPSHOT
-    wake = threading.Event()
-    stop = threading.Event()
-    session = boto3.Session(**home_credentials(home).for_boto3())
-    config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
-    clients: dict[str, Any] = {}
-
-    def client(service: str, client_region: str) -> Any:
-        key = f"{service}:{client_region}"
-        if key not in clients:
-            clients[key] = session.client(service, region_name=client_region, endpoint_url=endpoint, config=config)
-        return clients[key]
-
-    def rds_clients() -> list[Any]:
-        return [client("rds", r) for r in _regions_with_clusters()]
-
-    def master_password(rds: Any, cluster: ClusterView) -> str:
-        client_region = rds.meta.region_name
-        if cluster.secret_arn:  # generated for this cluster and stored in its secret (not moto's constant)
-            return managed_master_password(client("secretsmanager", client_region), cluster.secret_arn)
-        return _given_password(client_region, cluster.identifier) or ""
-
-    admin_password = _admin_password(home)
-    reconciler = Reconciler(
-        home / "data",
-        admin_password,
-        rds_clients,
-        master_password,
-        _repl_password(home),
-        model=rdsmodel,
-        control_plane_restored=restored,
-    )
-    changes = ApiChanges(home)
-    server = _moto_server(port, wake, changes, store, reconciler)  # the reconciler's clients call it from now on
-    port = server.server_port
-    endpoint = f"http://127.0.0.1:{port}"
-    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
-    log.info("moto server on %s", endpoint)
-
-    apps = AppSupervisor(home, endpoint, lambda: [client("ec2", r) for r in _regions_with_instances()])
-    threading.Thread(target=_warm_up, args=(client, region, reconciler, home), name="warm-up", daemon=True).start()
-    state = SandboxState(
-        daemon_pid=os.getpid(), endpoint_url=endpoint, port=port, region=region, home=str(home),
-        log_file=str(home / "sandbox.log"), started_at=time.time(), ready=True,
-    )  # fmt: skip
-    write_state(state, home)
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-        wake.set()
-
-    child_exited = threading.Event()
-
-    def on_child_exit(signum: int, frame: Any) -> None:  # a database or an app died (or a helper ended)
-        child_exited.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGCHLD, on_child_exit)
-    seen_changes, last_full = -1, 0.0
-    failures = FailureLog(log)  # a failure every pass is logged in full once, then a line a minute
-    try:
-        while not stop.is_set():
-            wake.wait(CATCH_UP_POLL_SECONDS if reconciler.catching_up() else POLL_SECONDS)
-            wake.clear()
-            if stop.is_set():
-                break
-            # Event-driven: a full pass (API reads) only when an API call or a process exit says something
-            # changed, or as a slow fallback; otherwise an idle sandbox costs a few process polls a second.
-            exited = child_exited.is_set()
-            child_exited.clear()
-            healed = False
-            try:
-                healed = reconciler.check_health()
-            except Exception:
-                failures.exception("health check failed")
-            if healed:  # a failover or a restart: clients follow the endpoint map now, not after a full pass
-                _record(state, reconciler, apps, store, home)
-            due = (
-                healed
-                or exited
-                or changes.count != seen_changes
-                or apps.restart_due()  # an app waiting out its RestartSec (no API call)
-                or time.monotonic() - last_full > FULL_PASS_SECONDS
-            )
-            if not due:
-                continue
-            seen_changes, last_full = changes.count, time.monotonic()
-            changed = False
-            try:
-                changed |= reconciler.reconcile()
-            except Exception:  # keep serving; the log says what went wrong
-                failures.exception("reconcile failed")
-                changed = True
-            try:
-                changed |= apps.reconcile()
-                changed |= apps.wait_started()
-            except Exception:
-                failures.exception("app supervision failed")
-            if changed:
-                _record(state, reconciler, apps, store, home)
-            try:
-                if reconciler.publish_states():  # `available` only once the state file can resolve it
-                    _save(store, None, home)
-            except Exception:
-                failures.exception("publishing instance states failed")
-            try:
-                if reconciler.restart_pending():  # old writers of failovers, now that clients moved on
-                    wake.set()
-            except Exception:
-                failures.exception("restart after failover failed")
+        daemon.serve()
     finally:
-        log.info("stopping")
-        apps.shutdown()
-        reconciler.shutdown()  # stops the servers; their data stays
-        server.shutdown()
-        _save(store, None, home)
-        state_path(home).unlink(missing_ok=True)
-        changes_path(home).unlink(missing_ok=True)
+        daemon.stop()
     return 0
-
-
-def _record(
-    state: SandboxState, reconciler: Reconciler, apps: AppSupervisor, store: ControlPlaneStore, home: Path
-) -> None:
-    """Write what the reconciler and the app supervisor now run: the control plane first, then the state file
-    (the endpoint map), so a client never reaches a writer the saved control plane does not name."""
-    state.instances, state.clusters = reconciler.snapshot()
-    state.apps = apps.snapshot()
-    state.generation += 1
-    _save(store, state, home)
 
 
 def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> None:
@@ -265,11 +356,24 @@ def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> N
         log.error("could not write the state file: %s (will retry)", exc)
 
 
-def _warm_up(client: Any, region: str, reconciler: Reconciler, home: Path) -> None:
-    """Load moto's service models and the lab engine's template now, so the learner's first calls are fast."""
+def _prepare_template(reconciler: Reconciler) -> None:
+    """Make the lab engine's template now (once per home), before the first instance needs it."""
+    started = time.perf_counter()
+    try:
+        reconciler.prepare()
+    except Exception:
+        log.exception("preparing the database template failed")
+    else:
+        log.info("database template ready in %.2f s", time.perf_counter() - started)
+
+
+def _warm_up(client: Callable[[str, str], Any], region: str, home: Path) -> None:
+    """Load moto's service models now, so the learner's first calls are fast: RDS and Secrets Manager first (a
+    lab's first calls), IAM later (its managed policies take a while to load)."""
+    started = time.perf_counter()
     calls = [
-        ("sts", "get_caller_identity"), ("ec2", "describe_vpcs"), ("rds", "describe_db_clusters"),
-        ("secretsmanager", "list_secrets"), ("iam", "list_roles"), ("ssm", "describe_parameters"),
+        ("rds", "describe_db_clusters"), ("secretsmanager", "list_secrets"), ("sts", "get_caller_identity"),
+        ("ec2", "describe_vpcs"), ("ssm", "describe_parameters"), ("iam", "list_roles"),
         ("resourcegroupstaggingapi", "get_resources"),
     ]  # fmt: skip
     for service, operation in calls:
@@ -278,13 +382,10 @@ def _warm_up(client: Any, region: str, reconciler: Reconciler, home: Path) -> No
         except Exception:
             log.exception("warm-up call %s.%s failed", service, operation)
     try:
-        reconciler.prepare()
-    except Exception:
-        log.exception("preparing the database template failed")
-    try:
         ensure_models(home)  # the trimmed service models tunnels and app hosts load (vpc/lean.py), made once
     except Exception:
         log.exception("preparing the trimmed service models failed")
+    log.info("warm-up done in %.2f s", time.perf_counter() - started)
 
 
 def _admin_password(home: Path) -> str:

@@ -287,13 +287,13 @@ class _Pickler(pickle.Pickler):
     """
 
     def __init__(self, file: Any, protocol: int) -> None:
-        from moto.core.base_backend import BaseBackend  # moto: the daemon only
-
         super().__init__(file, protocol=protocol)
-        self._backend_class = BaseBackend
+        self._backend_class = _backend_class()
 
     def reducer_override(self, obj: Any) -> Any:
         cls = type(obj)
+        if cls in _PLAIN:  # most objects (datetimes, AMIs, volumes): one set lookup, then pickle's own way
+            return NotImplemented
         rebuild = _REBUILT.get(cls)
         if rebuild is not None:
             return rebuild(obj)
@@ -314,7 +314,31 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, dict) and cls not in (dict, defaultdict) and cls.__module__.startswith("moto."):
             factory = _factory(obj) if isinstance(obj, defaultdict) else None
             return _dict_subclass, (cls, dict(obj), dict(getattr(obj, "__dict__", {})), factory)
+        if _is_plain(cls, self._backend_class):
+            _PLAIN.add(cls)
         return NotImplemented
+
+
+_PLAIN: set[type] = set()  # classes none of `reducer_override`'s cases can apply to, whatever the object
+
+
+@cache
+def _backend_class() -> type:
+    from moto.core.base_backend import BaseBackend  # moto: the daemon only
+
+    return BaseBackend
+
+
+def _is_plain(cls: type, backend_class: type) -> bool:
+    """True when no case of `reducer_override` can apply to any object of `cls`: each case is decided by the class
+    alone except the managed policies, the private keys and the dictionaries, which are never called plain."""
+    return (
+        cls not in _REBUILT
+        and not issubclass(cls, backend_class)
+        and cls.__name__ != "AWSManagedPolicy"
+        and not cls.__module__.startswith("cryptography.")
+        and not issubclass(cls, dict)
+    )
 
 
 def dumps(state: Any) -> bytes:
@@ -339,6 +363,7 @@ class ControlPlaneStore:
         self.lock = threading.RLock()  # one save (or rollback) at a time; held across a mutating call
         self._last_good: bytes | None = None
         self.saves = 0
+        self.save_seconds = 0.0  # the time all saves took (the daemon logs it when it stops)
 
     def load(self) -> bool:
         """Restore the saved account into moto; False when there is none (a new sandbox)."""
@@ -367,6 +392,7 @@ class ControlPlaneStore:
         putting the account back as last saved when `rollback` (an API call that fails whole); the daemon's own
         changes are kept and saved next time."""
         with self.lock:
+            started = time.perf_counter()
             try:
                 data = self._dump()
                 self._write(data)
@@ -379,6 +405,7 @@ class ControlPlaneStore:
                 raise
             self._last_good = data
             self.saves += 1
+            self.save_seconds += time.perf_counter() - started
 
     def _dump(self, attempts: int = 3) -> bytes:
         """The account's bytes. A read served meanwhile may grow a dict being pickled (a page token, a region's

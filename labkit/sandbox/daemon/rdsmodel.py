@@ -12,18 +12,16 @@ directly, here and only here. Every change is saved with the control plane (pers
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from labkit.sandbox.daemon.changes import call_buffered
+from labkit.sandbox.daemon.request import api_request
 
 log = logging.getLogger("labkit.sandbox.daemon.rdsmodel")
-_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/rds/")
 _lock = threading.Lock()
 _reboots: dict[tuple[str, str], bool] = {}  # (region, instance) asked to reboot -> with ForceFailover
 
@@ -44,6 +42,24 @@ def set_status(region: str, instance: str, status: str) -> bool:
         log.info("DB instance %s: %s -> %s", instance, model.status, status)
         model.status = status
     return True
+
+
+def restarting(instances: Iterable[str]) -> list[str]:
+    """Before a restarted daemon serves: each of `instances` (the servers it ran, which it starts again) that the
+    saved control plane calls `available` is `starting` until its server answers (the reconciler publishes it
+    then), so no waiter sees `available` for an endpoint nothing answers yet. Returns the instances changed."""
+    from moto.backends import get_backend  # moto loads in the daemon only, as above
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    wanted, changed = set(instances), []
+    if not wanted:
+        return changed
+    for backend in get_backend("rds")[DEFAULT_ACCOUNT_ID].values():
+        for name, model in backend.databases.items():
+            if name in wanted and model.status == "available":
+                model.status = "starting"
+                changed.append(name)
+    return changed
 
 
 def status(region: str, instance: str) -> str | None:
@@ -92,19 +108,14 @@ class _Call:
 
 def _call(environ: dict[str, Any]) -> _Call | None:
     """The RDS call this request is, when it is one whose answer Aurora gives differently from moto."""
-    if environ.get("REQUEST_METHOD") != "POST" or "x-www-form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
+    request = api_request(environ)
+    region = request.region_of("rds")
+    if request.method != "POST" or not request.form_encoded or not region:
         return None
-    region = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-    if region is None:
+    if request.action not in ("CreateDBInstance", "RebootDBInstance"):
         return None
-    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-    environ["wsgi.input"] = io.BytesIO(body)
-    form = parse_qs(body.decode(errors="replace"))
-    action = (form.get("Action") or [""])[0]
-    if action not in ("CreateDBInstance", "RebootDBInstance"):
-        return None
-    force = (form.get("ForceFailover") or ["false"])[0].lower() == "true"
-    return _Call(action, region.group(1), (form.get("DBInstanceIdentifier") or [""])[0], force)
+    force = request.param("ForceFailover", "false").lower() == "true"
+    return _Call(request.action, region, request.param("DBInstanceIdentifier"), force)
 
 
 class InstanceStates:

@@ -12,12 +12,12 @@ get "access denied" and read the secret again (labkit.sql and the web app do so 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
+
+from labkit.sandbox.daemon.request import api_request
 
 log = logging.getLogger("labkit.sandbox.daemon.rotation")
 TARGET = "secretsmanager.RotateSecret"
@@ -52,13 +52,9 @@ class RotateManagedSecrets:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("HTTP_X_AMZ_TARGET") != TARGET:
             return self.app(environ, start_response)
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
-        try:
-            secret_id = str(json.loads(body or b"{}").get("SecretId", ""))
-        except ValueError:
-            secret_id = ""
-        region = _region(environ)
+        request = api_request(environ)
+        secret_id = str(request.json().get("SecretId", ""))
+        region = request.region_of("secretsmanager", "us-east-1")
         secret = _find(region, secret_id)
         cluster = self.cluster_of_secret(secret.arn) if secret is not None else None
         if secret is None or cluster is None:
@@ -90,14 +86,6 @@ def _find(region: str, secret_id: str) -> Any:
     if not secret_id or not backend._is_valid_identifier(secret_id):
         return None
     return backend.secrets[secret_id]
-
-
-_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/secretsmanager/")
-
-
-def _region(environ: dict[str, Any]) -> str:
-    found = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return found.group(1) if found else "us-east-1"
 
 
 def _error(start_response: Any, code: str, message: str) -> list[bytes]:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.sandbox.daemon.inprocess import InProcessBackend
+from labkit.sandbox.daemon.request import api_request
 
 SUPPORTED_DOCUMENTS = ("AWS-StartPortForwardingSessionToRemoteHost", "AWS-StartPortForwardingSession")
 HANDLED = ("StartSession", "TerminateSession", "ResumeSession", "DescribeSessions", "DescribeInstanceInformation")
-_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/ssm/")
 
 
 class ApiError(Exception):
@@ -73,9 +73,10 @@ class SessionManager:
         service, _, action = target.partition(".")
         if service != "AmazonSSM" or action not in HANDLED:
             return self.app(environ, start_response)
-        region = _region(environ)
+        request = api_request(environ)
+        region = request.region_of("ssm", "us-east-1")
         try:
-            body = json.loads(_body(environ) or b"{}")
+            body = request.json()
             result = getattr(self, "_" + re.sub(r"(?<!^)([A-Z])", r"_\1", action).lower())(region, body)
             status, payload = "200 OK", result
         except ApiError as exc:
@@ -203,13 +204,3 @@ def _required(body: dict[str, Any], key: str) -> Any:
     if not body.get(key):
         raise ApiError("ValidationException", f"{key} is required")
     return body[key]
-
-
-def _region(environ: dict[str, Any]) -> str:
-    found = _REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return found.group(1) if found else "us-east-1"
-
-
-def _body(environ: dict[str, Any]) -> bytes:
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    return environ["wsgi.input"].read(length) if length else b""
