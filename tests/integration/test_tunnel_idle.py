@@ -17,6 +17,7 @@ import pymysql
 import pytest
 from support.sandbox_lab import sandbox_lab
 
+from labkit.access.lookup import running_instance
 from labkit.access.sql import close_engines, credentials
 from labkit.access.tunnel import close_all, tunnel
 from labkit.errors import LabkitError
@@ -120,7 +121,9 @@ def test_a_bad_timeout_setting_stops_the_tunnel_with_the_reason(lab, monkeypatch
         tunnel("writer", config=config, backend=backend).open()
     assert IDLE_ENV in refused.value.message and "positive number of seconds" in refused.value.message
     assert refused.value.field == IDLE_ENV  # refused as a setting, before any session started
-    assert not backend.client("ssm").describe_sessions(State="Active")["Sessions"]
+    instance = running_instance(backend, config=config)  # the worker's sandbox may hold other modules' sessions
+    active = backend.client("ssm").describe_sessions(State="Active")["Sessions"]
+    assert not [s for s in active if s["Target"] == instance]
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf"])
