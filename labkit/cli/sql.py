@@ -100,6 +100,9 @@ def _tunnel(args: argparse.Namespace) -> int:
     backend = options.backend_for(config)
     tunnel = Tunnel(args.to, args.port, remote_port=args.remote_port, config=config, backend=backend)
     signal.signal(signal.SIGTERM, _interrupt)
+    # It says "Press Ctrl-C": Ctrl-C must work even when started with SIGINT ignored, as a script's or make's
+    # background job starts its commands (Python then leaves it ignored, and the tunnel could not be closed).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     option_path: Path | None = None
     try:
         tunnel.open()

@@ -379,6 +379,7 @@ def test_cli_tunnel_prints_how_to_connect_and_closes_on_interrupt(lab):
     held = subprocess.Popen(
         [str(labkit), "tunnel", "writer", "--lab", LAB, "--learner", LEARNER],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a background job of make starts it
     )  # fmt: skip
     lines = []
     for line in held.stdout:

@@ -104,10 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         try:
             code = child.wait(POLL_SECONDS)
-            return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + N, as the owner reads it
         except subprocess.TimeoutExpired:
             pass
+        else:
+            if _owner_gone(args.owner):  # the plugin ended with its owner (its output pipe broke): nobody else will
+                ender.end()
+            return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + N, as the owner reads it
         if stopping:
+            if _owner_gone(args.owner):  # a signal that came with the owner's death, not from its close()
+                ender.end()
             _stop(child)
             return 0
         if _owner_gone(args.owner):
