@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,31 @@ def test_a_promoted_standby_that_inherited_synchronous_settings_commits_at_once(
             standby.require_replica_ack(False)  # release it, so the test ends
             pytest.fail("the promoted standby's first commit waited for a standby it does not have")
     assert standby.execute("SHOW synchronous_standby_names") == [("",)]
+
+
+def test_a_standby_behind_before_it_replayed_any_commit_still_reports_a_lag(home):
+    """A standby's replayed-commit timestamp is empty until its first commit after a start; a lag computed from it
+    alone was NULL whenever WAL arrived before that (CI saw it on a reader two seconds old)."""
+    writer, standby = home.cluster("lagfirst")
+    standby.stop()
+    standby.start()  # a restart forgets the last replayed commit's time
+    standby.wait_ready()
+    until(lambda: standby.replication_state() == REPLICATING, "the standby streaming again")
+    standby.execute("SELECT pg_wal_replay_pause()")
+    try:
+        _master(writer).execute("CREATE TABLE lag_probe (id INT)")
+        until(lambda: standby.execute("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()") == [(True,)],
+              "the commit received and not replayed")  # fmt: skip
+        assert standby.execute("SELECT pg_last_xact_replay_timestamp()") == [(None,)], "the case this test is for"
+        time.sleep(0.3)
+        [(lag,)] = standby.execute("SELECT replica_lag_in_msec FROM aurora_replica_status() WHERE is_current")
+        assert lag is not None and lag >= 250, "behind since the commit arrived: at least that long"
+    finally:
+        standby.execute("SELECT pg_wal_replay_resume()")
+    [(lag,)] = until(lambda: standby.execute(
+        "SELECT replica_lag_in_msec FROM aurora_replica_status() WHERE is_current AND replica_lag_in_msec = 0"),
+        "caught up: no lag")  # fmt: skip
+    assert lag == 0
 
 
 def test_under_root_the_servers_run_as_the_service_account_which_cannot_read_the_home(home):

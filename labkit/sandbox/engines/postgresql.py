@@ -90,7 +90,8 @@ ADMIN_USER = "rdsadmin"  # as on Aurora, a hidden superuser the learner never us
 REPLICATION_USER = "rdsrepladmin"
 MASTER_ROLE = "rds_superuser"
 RESERVED_USERS = (ADMIN_USER, REPLICATION_USER, MASTER_ROLE)
-TEMPLATE_DIR = "pg-template-v1"
+TEMPLATE_DIR = "pg-template-v2"  # v2: a standby's lag before its first replayed commit
+OLD_TEMPLATES = ("pg-template-v1",)  # blank templates of earlier versions: never a database's data
 DATA = "pgdata"  # the data directory, inside each instance's directory
 LOG = "server.log"  # beside it: the server's and its tools' output (base backups do not copy it)
 BLANK = "blank"  # beside it: the data is a copy of the template that never took a write (a base backup replaces it)
@@ -161,9 +162,11 @@ CREATE FUNCTION pg_catalog.aurora_replica_status(
     SELECT w, 'MASTER_SESSION_ID', NULL::float8, now(), false, NULL::float8
       FROM NULLIF(current_setting('labkit.writer', true), '') AS w WHERE pg_is_in_recovery()
     UNION ALL
+    -- the time since the last replayed commit, or since this server started when it replayed none yet
     SELECT current_setting('cluster_name'), pg_backend_pid()::text,
            CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()
-                THEN 0 ELSE EXTRACT(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000 END::float8,
+                THEN 0 ELSE EXTRACT(epoch FROM now() - COALESCE(pg_last_xact_replay_timestamp(),
+                                                                 pg_postmaster_start_time())) * 1000 END::float8,
            now(), true, NULL::float8
      WHERE pg_is_in_recovery()
 $$;
@@ -468,6 +471,8 @@ class PostgreSQLEngine(DatabaseEngine):
         if (template / READY).exists() and (template / DATA / "PG_VERSION").exists():
             return template
         shutil.rmtree(template, ignore_errors=True)  # a half-made template from an interrupted run: no data in it
+        for old in OLD_TEMPLATES:  # copied from, never served: each is initdb's output and the fixed SQL below
+            shutil.rmtree(root / old, ignore_errors=True)
         template.mkdir(mode=0o700)
         self.account.own(template)
         log = _private_file(template / "template.log")
