@@ -58,11 +58,23 @@ def handles_errors(*, failed: int = EXIT_FAILED, interrupted: str | None = None)
     return decorate
 
 
+CUT_OFF = LabkitError(
+    "the AWS endpoint's answer was cut off half way (a sandbox that stopped while it answered, or the network)",
+    field="endpoint",
+    fix="`labkit sandbox status` says whether the sandbox runs (`labkit sandbox up` starts it); then run the same "
+    "command again: it picks up where it stopped",
+)
+
+
 def _unreachable_endpoint(exc: Exception, failed: int) -> int | None:
     """The AWS endpoint stopped answering in the middle of a command (the sandbox was stopped or crashed, or the
     network went away): say so and how to carry on, not a traceback. None for any other error."""
     from botocore.exceptions import EndpointConnectionError  # loaded already: the call that failed used botocore
+    from botocore.parsers import ResponseParserError
 
+    if isinstance(exc, ResponseParserError):  # an answer cut off half way: no URL on it to tell which endpoint
+        print(f"error: {CUT_OFF}", file=sys.stderr)
+        return failed
     if not isinstance(exc, EndpointConnectionError):
         return None
     from labkit.aws.backend import is_loopback_url  # the same: loaded by the backend that made the call

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import pandas as pd
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.parsers import ResponseParserError
 
 from labkit.aws.backend import Backend
 from labkit.aws.errors import error_code
@@ -140,12 +141,15 @@ def _pool(max_workers: int) -> Any:
     return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="labkit")
 
 
-def first_unexpected(failures: Mapping[str, BaseException]) -> BaseException | None:
-    """A failure that is a bug rather than an AWS, network or user problem (it keeps its traceback)."""
+def raised_as_is(failures: Mapping[str, BaseException]) -> BaseException | None:
+    """The failure a run raises as it is rather than summarised: a bug rather than an AWS, network or user problem
+    (it keeps its traceback); else an endpoint that stopped answering, which the other steps' failures follow
+    from (the sandbox died under the run: the CLI says so and how to carry on). A cut-off answer (botocore's
+    ResponseParserError, which is no BotoCoreError) is the network's problem, not a bug."""
     for exc in failures.values():
-        if not isinstance(exc, LabkitError | ClientError | BotoCoreError):
+        if not isinstance(exc, LabkitError | ClientError | BotoCoreError | ResponseParserError):
             return exc
-    return None
+    return next((exc for exc in failures.values() if isinstance(exc, EndpointConnectionError)), None)
 
 
 # ----- one at a time -----
@@ -297,9 +301,9 @@ def apply(
 
 
 def _raise_apply_failure(run: GraphRun) -> None:
-    unexpected = first_unexpected(run.failed)
-    if unexpected is not None:
-        raise unexpected
+    as_is = raised_as_is(run.failed)
+    if as_is is not None:
+        raise as_is
     node, exc = next(iter(run.failed.items()))
     others = f" (and {len(run.failed) - 1} more)" if len(run.failed) > 1 else ""
     raise StepsFailed(

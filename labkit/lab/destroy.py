@@ -26,8 +26,8 @@ from labkit.lab.apply import (
     StepsFailed,
     describe_error,
     finish_interrupted_runs,
-    first_unexpected,
     lab_turn,
+    raised_as_is,
     run_graph,
 )
 from labkit.lab.graph import deletion_order, lab_graph, reversed_graph, waves, with_cleanup_nodes
@@ -136,9 +136,9 @@ def destroy(
         left = f"{len(remaining)} resources remain" if len(remaining) else "nothing is left"
         progress.close(f"{len(run.done)} deleted, {len(run.failed)} failed, {left}")
         if run.failed:
-            unexpected = first_unexpected(run.failed)
-            if unexpected is not None:
-                raise unexpected
+            as_is = raised_as_is(run.failed)
+            if as_is is not None:
+                raise as_is
             node, exc = next(iter(run.failed.items()))
             error = StepsFailed(
                 f"destroy could not delete {node}: {describe_error(exc)}; {len(remaining)} resources remain",
