@@ -6,6 +6,10 @@ not typeset as math, a LabkitError as its message and fix without a traceback, v
 screenshot of each notebook, and each notebook's Run All time (notebook-run-all-seconds.json), go to
 test-artifacts/ (or $LABKIT_ARTIFACTS).
 
+The lab here is Aurora PostgreSQL (issue #22, item 6): nbval runs the whole workbook on Aurora MySQL and compares
+its outputs with the committed ones, so this run, on the other engine, is the workbook's one run on PostgreSQL:
+every cell works on it, and the engine's own words (from its description, through labkit.explain) are shown.
+
 Run All writes outputs into the notebook files, so the browser works on a copy in a temporary folder; the
 committed notebooks are only read.
 """
@@ -32,6 +36,9 @@ import nbformat
 import pytest
 from test_app_browser import ARTIFACTS, CHROMIUM_FLAGS, chromium_path
 
+from labkit.config import LabConfig
+from labkit.engines import ENGINES
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[0-9]_*.ipynb"))  # the learner's, in order (90 is the instructor's)
@@ -40,6 +47,8 @@ URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+)/lab\?token=(\S+))")
 TRUNCATED = re.compile(r"(\.\.\.|…)$")
 SHORT_TRACEBACK = 5  # lines at most in a LabkitError's error output (labkit.workbook.shell.short_traceback)
 RUN_TIMES: dict[str, float] = {}
+ENGINE = "aurora-postgresql"  # nbval runs the workbook on the other engine
+PORT = ENGINES[ENGINE].port
 VIEWPORT = {"width": 1400, "height": 1000}
 
 
@@ -144,7 +153,9 @@ def lab(tmp_path_factory):
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    started = Lab(folder, tmp_path_factory.mktemp("labkit-home"), settings)
+    home = tmp_path_factory.mktemp("labkit-home")
+    LabConfig(engine=ENGINE).save(home / "lab.toml")  # as `labkit run-notebooks --engine` writes it
+    started = Lab(folder, home, settings)
     yield started
     started.stop()
     if RUN_TIMES:  # each notebook's Run All time, for the CI log's artifacts
@@ -300,16 +311,52 @@ def test_run_all_in_chromium(browser, lab, notebook):
                 text = "\n".join(output.traceback)
                 assert "Traceback" not in text and "File " not in text, f"cell {index}: {text}"
                 assert len(text.splitlines()) <= SHORT_TRACEBACK and "%tb" in text, f"cell {index}: {text}"
+            if output.output_type == "stream" and output.name == "stderr":
+                assert "raises-exception" in cell.metadata.get("tags", []), f"cell {index}: {output.text[:200]}"
+    said = "\n".join(_shown(cell) for cell in saved.cells)
+    for words in ENGINE_WORDS.get(notebook.stem, ()):
+        assert words in said, f"{notebook.stem} does not say {words!r} on {ENGINE}"
+    for words in OTHER_ENGINE_WORDS.get(notebook.stem, ()):
+        assert words not in said, f"{notebook.stem} says {words!r} on {ENGINE}"
+
+
+# What each notebook says on Aurora PostgreSQL, from the engine's description, and what only MySQL's would say.
+ENGINE_WORDS = {
+    "01_network": ("tcp 5432",),  # the exercises' checks name the engine's port
+    "02_database": ("real **PostgreSQL 15** server",),
+    "04_sql": (
+        "aurora_db_instance_identifier()", "SQLSTATE 25006", "psql",
+        "reader is read-only: cannot execute DELETE in a read-only transaction",
+        "postgresql+psycopg://", "***",  # labkit.engine's repr: the driver, no password
+    ),
+    "05_benchmark": ("libpq's C API",),
+}  # fmt: skip
+OTHER_ENGINE_WORDS = {"01_network": ("3306",), "02_database": ("MariaDB",)}
+
+
+def _shown(cell: nbformat.NotebookNode) -> str:
+    """What a cell's outputs say, as text (markdown, plain text, streams, errors)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        parts += [data.get("text/markdown", ""), data.get("text/plain", ""), output.get("text", "")]
+        parts += [output.get("evalue", "")]
+    return "\n".join(parts)
 
 
 def test_a_labkit_error_in_the_browser_shows_no_traceback(browser, lab):
-    """04's cells meant to fail, as the browser shows the run's saved outputs: the refusal and its fix only."""
+    """04's cells meant to fail, as the browser shows the run's saved outputs: the refusal and its fix only; and
+    the engine's own passage rendered as markdown."""
     with opened(browser, lab, "04_sql.ipynb", "errors-04") as page:
         errors = page.locator(
             ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
         )
         shown = errors.all_inner_texts()
+        panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        code = panel.locator(".jp-RenderedMarkdown code", has_text="aurora_db_instance_identifier()")
+        assert code.count() >= 1, "the engine's passage (labkit.explain) is rendered as markdown"
     assert len(shown) >= 2, "04's two refusals are shown"
+    assert any("read-only transaction" in text for text in shown), shown  # PostgreSQL's refusal, in its words
     for text in shown:
         assert "Traceback" not in text and "labkit/" not in text and "fix" in text, text
 
@@ -369,12 +416,13 @@ def test_a_learners_copy_stops_at_the_exercise_and_checks_the_live_lab(browser, 
         assert page.locator(CELLS).nth(check).locator(".jp-InputPrompt").inner_text().strip() in ("[ ]:", "[ ]")
         hint = _write_and_run(page, mine, 'labkit.exercise("01.db-ingress").hint()')
         assert "hint 1 of 2" in hint and "source_group" in hint
-        _write_and_run(page, mine, 'labkit.authorize_ingress(config, group="sg-db", port=3306, cidr="10.0.0.0/16")')
+        _write_and_run(page, mine, f'labkit.authorize_ingress(config, group="sg-db", port={PORT}, cidr="10.0.0.0/16")')
         refused = _write_and_run(page, check)
         assert "Not yet" in refused and "10.0.0.0/16" in refused, refused
-        assert "MySQL (3306) allowed by CIDR, not by security group" in refused and "Traceback" not in refused
+        assert f"PostgreSQL ({PORT}) allowed by CIDR, not by security group" in refused, refused
+        assert "Traceback" not in refused
         page.locator(CELLS).nth(check).screenshot(path=str(ARTIFACTS / "learner-01-not-yet.png"))
-        fixed = 'labkit.revoke_rules(config, group="sg-db", port=3306)\n' + REGISTRY["01.db-ingress"].solution
+        fixed = f'labkit.revoke_rules(config, group="sg-db", port={PORT})\n' + REGISTRY["01.db-ingress"].solution
         _write_and_run(page, mine, fixed)
         passed = _write_and_run(page, check)
         assert "✓ 01.db-ingress passed" in passed and "by group reference" in passed, passed

@@ -112,7 +112,7 @@ def test_the_cli_runs_a_real_notebook_and_exits_by_the_result(tmp_path: Path, la
     labkit = Path(sys.executable).with_name("labkit")
     done = subprocess.run(
         [str(labkit), "run-notebooks", "--notebooks", str(ROOT / "notebooks"), "--only", "00_setup",
-         "--out", str(tmp_path / "real"), "--json"],
+         "--engine", "aurora-postgresql", "--out", str(tmp_path / "real"), "--json"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -121,6 +121,9 @@ def test_the_cli_runs_a_real_notebook_and_exits_by_the_result(tmp_path: Path, la
     assert summary["where"].startswith("backend=sandbox")
     copy = nbformat.read(tmp_path / "real" / "00_setup.ipynb", as_version=4)
     assert any(cell.get("outputs") for cell in copy.cells if cell.cell_type == "code")
+    assert 'engine = "aurora-postgresql"' in (tmp_path / "real" / "home" / "lab.toml").read_text()
+    shown = json.dumps([cell.get("outputs") for cell in copy.cells if cell.cell_type == "code"])
+    assert "engine='aurora-postgresql'" in shown, "the notebook's kernel read the run's engine"
     refused = subprocess.run(
         [str(labkit), "run-notebooks", "--notebooks", str(tmp_path / "missing")], capture_output=True, text=True
     )
