@@ -20,11 +20,14 @@ a replica has it (`require_replica_ack`), as a second copy for when the writer's
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 import subprocess
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +39,49 @@ REPLICATING = "replicating"  # it receives and applies the writer's changes
 CONNECTING = "connecting"  # not yet (or the writer is restarting): it keeps trying on its own
 STOPPED = "stopped"  # nothing runs and nothing failed: point it at the writer again
 BROKEN = "broken"  # it can never continue from here (its history diverged, or applying failed): rebuild it
+
+
+class StatusConnection:
+    """A connection kept for one server's read-only status queries: the reconciler asks every few seconds, and a
+    new connection costs far more than the query (about 25 ms of CPU here against 0.25 ms on MariaDB). One
+    query at a time; a connection the server dropped (it restarted) is made again once.
+
+    `connect()` opens it; `first_row(connection, query)` runs a query and returns its first row as a dict;
+    `dropped` are the driver's errors that mean the connection is gone."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        first_row: Callable[[Any, str], dict[str, Any] | None],
+        dropped: tuple[type[BaseException], ...],
+    ) -> None:
+        self._connect, self._first_row, self._dropped = connect, first_row, dropped
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def first_row(self, query: str) -> dict[str, Any] | None:
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._connection is None:
+                        self._connection = self._connect()
+                    return self._first_row(self._connection, query)
+                except self._dropped:
+                    self._close()
+                    if attempt == 2:
+                        raise
+        return None
+
+    def forget(self) -> None:
+        """Close it (the server stopped or is being removed): the next query connects anew."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
 
 class DatabaseServer(ABC):

@@ -18,6 +18,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -30,6 +31,7 @@ from labkit.sandbox.engines.base import (
     STOPPED,
     DatabaseEngine,
     DatabaseServer,
+    StatusConnection,
     check_program,
     register,
     wait_accepting,
@@ -294,8 +296,8 @@ class MariaDBServer(DatabaseServer):
         self.template = template
         self.repl_password = repl_password
         self.process: subprocess.Popen[bytes] | None = None
-        self._monitor: pymysql.connections.Connection | None = None  # kept for status queries (see _status)
-        self._monitor_lock = threading.Lock()
+        self._monitor = StatusConnection(self._connect_monitor, _first_row, (pymysql.err.OperationalError,
+                                                                          pymysql.err.InterfaceError))  # fmt: skip
 
     @property
     def pid(self) -> int | None:
@@ -304,33 +306,15 @@ class MariaDBServer(DatabaseServer):
     def exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
 
-    def _status(self, query: str) -> dict[str, object] | None:
-        """The first row of a read-only status query, on a connection kept for them: the reconciler asks every
-        few seconds, and a new connection costs about 25 ms of CPU here (the query alone, 0.25 ms). A connection
-        the server dropped (it restarted) is made again once."""
-        with self._monitor_lock:
-            for attempt in (1, 2):
-                try:
-                    if self._monitor is None:
-                        self._monitor = pymysql.connect(
-                            host="127.0.0.1", port=self.port, user=ADMIN_USER, password=self.admin_password,
-                            autocommit=True, connect_timeout=2, read_timeout=10, write_timeout=10,
-                        )  # fmt: skip
-                    with self._monitor.cursor(pymysql.cursors.DictCursor) as cur:
-                        cur.execute(query)
-                        row: dict[str, object] | None = cur.fetchone()
-                    return row
-                except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
-                    self._forget_monitor()
-                    if attempt == 2:
-                        raise
-        return None
+    def _connect_monitor(self) -> pymysql.connections.Connection:
+        return pymysql.connect(
+            host="127.0.0.1", port=self.port, user=ADMIN_USER, password=self.admin_password, autocommit=True,
+            connect_timeout=2, read_timeout=10, write_timeout=10,
+        )  # fmt: skip
 
-    def _forget_monitor(self) -> None:
-        if self._monitor is not None:
-            with contextlib.suppress(Exception):
-                self._monitor.close()
-            self._monitor = None
+    def _status(self, query: str) -> dict[str, Any] | None:
+        """The first row of a read-only status query, on the connection kept for them."""
+        return self._monitor.first_row(query)
 
     def _slave_status(self) -> dict[str, object] | None:
         return self._status("SHOW SLAVE STATUS")
@@ -514,8 +498,7 @@ class MariaDBServer(DatabaseServer):
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        with self._monitor_lock:
-            self._forget_monitor()
+        self._monitor.forget()
         _forget_socket(self.datadir, self.server_id)
 
     def remove(self) -> None:
@@ -524,10 +507,16 @@ class MariaDBServer(DatabaseServer):
             self.process.kill()
             self.process.wait()
         self.process = None
-        with self._monitor_lock:
-            self._forget_monitor()
+        self._monitor.forget()
         shutil.rmtree(self.datadir, ignore_errors=True)
         _forget_socket(self.datadir, self.server_id)
+
+
+def _first_row(connection: pymysql.connections.Connection, query: str) -> dict[str, Any] | None:
+    with connection.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute(query)
+        row: dict[str, Any] | None = cur.fetchone()
+    return row
 
 
 def _gtids(position: str) -> dict[tuple[int, int], int]:

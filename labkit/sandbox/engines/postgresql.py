@@ -75,6 +75,7 @@ from labkit.sandbox.engines.base import (
     STOPPED,
     DatabaseEngine,
     DatabaseServer,
+    StatusConnection,
     register,
     wait_accepting,
 )
@@ -522,6 +523,13 @@ class PostgreSQLEngine(DatabaseEngine):
 # ---- one server --------------------------------------------------------------------------------------------------
 
 
+def _first_row(connection: psycopg.Connection[Any], query: str) -> dict[str, Any] | None:
+    from psycopg.rows import dict_row  # only a PostgreSQL lab loads the driver
+
+    row: dict[str, Any] | None = connection.cursor(row_factory=dict_row).execute(query).fetchone()
+    return row
+
+
 class PostgreSQLServer(DatabaseServer):
     """One postgres process (and its data directory) standing in for one Aurora DB instance."""
 
@@ -547,8 +555,9 @@ class PostgreSQLServer(DatabaseServer):
         self.account = account
         self.template = template
         self.process: subprocess.Popen[bytes] | None = None
-        self._monitor: psycopg.Connection[Any] | None = None  # kept for status queries (see _status)
-        self._monitor_lock = threading.Lock()
+        import psycopg  # only a PostgreSQL lab makes a PostgreSQL server, and loads the driver
+
+        self._monitor = StatusConnection(self.admin, _first_row, (psycopg.OperationalError,))
         self._broken: str | None = None  # why it can never continue from its data (a rewind that failed)
         self._log_from = 0  # where this start's part of the log begins
         self._log_read = 0
@@ -594,29 +603,8 @@ class PostgreSQLServer(DatabaseServer):
         return rows
 
     def _status(self, query: str) -> dict[str, Any] | None:
-        """The first row of a read-only status query, on a connection kept for them (the reconciler asks every few
-        seconds; a new connection costs far more than the query). A dropped connection is made again once."""
-        import psycopg  # only a PostgreSQL lab loads the driver
-        from psycopg.rows import dict_row
-
-        with self._monitor_lock:
-            for attempt in (1, 2):
-                try:
-                    if self._monitor is None:
-                        self._monitor = self.admin()
-                    row: dict[str, Any] | None = self._monitor.cursor(row_factory=dict_row).execute(query).fetchone()
-                    return row
-                except psycopg.OperationalError:
-                    self._forget_monitor()
-                    if attempt == 2:
-                        raise
-        return None
-
-    def _forget_monitor(self) -> None:
-        if self._monitor is not None:
-            with contextlib.suppress(Exception):
-                self._monitor.close()
-            self._monitor = None
+        """The first row of a read-only status query, on the connection kept for them."""
+        return self._monitor.first_row(query)
 
     def _in_recovery(self) -> bool:
         row = self._status("SELECT pg_is_in_recovery() AS recovery")
@@ -789,8 +777,7 @@ class PostgreSQLServer(DatabaseServer):
                 except subprocess.TimeoutExpired:
                     continue
         self.process = None
-        with self._monitor_lock:
-            self._forget_monitor()
+        self._monitor.forget()
 
     def remove(self) -> None:
         """Stop at once and delete the data: nothing is kept, so there is nothing to flush."""
@@ -802,8 +789,7 @@ class PostgreSQLServer(DatabaseServer):
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        with self._monitor_lock:
-            self._forget_monitor()
+        self._monitor.forget()
         shutil.rmtree(self.datadir, ignore_errors=True)
 
     def _controldata(self) -> dict[str, str]:
