@@ -29,6 +29,29 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash or a power cut leaves either the old file or the new one, whole:
+    owner-only from the first byte, the data flushed to disk before the rename, and the folder (which holds the
+    rename) flushed after it. On an OSError (a full disk, a read-only home) the temporary file is removed, the
+    old file is left as it was, and the error is raised."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # never a partial file left behind (it would fill a full disk further)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def _within_limits(home: Path) -> Path:
     """`home`, or a LabkitError naming the limit it is past: a folder name over NAME_MAX bytes (every file call
     would fail with 'File name too long') or a path over MAX_HOME_BYTES (the databases could not start)."""

@@ -31,7 +31,6 @@ import copyreg
 import io
 import json
 import logging
-import os
 import pickle
 import threading
 import time
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import SandboxError
+from labkit.home import write_durably
 
 log = logging.getLogger("labkit.sandbox.daemon.persist")
 SNAPSHOT_FILE = "control-plane.snapshot"
@@ -431,18 +431,7 @@ class ControlPlaneStore:
         header = {
             "format": FORMAT, "labkit": _labkit_version(), "moto": _moto_version(), "saved_at": time.time(),
         }  # fmt: skip
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(json.dumps(header).encode() + b"\n")
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # never leave a partial file behind (it would fill the disk further)
-            raise
+        write_durably(self.path, json.dumps(header).encode() + b"\n" + data)
 
     def forget(self) -> None:
         """Delete the snapshot (an explicit reset only)."""

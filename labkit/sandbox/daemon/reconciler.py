@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from labkit.errors import SandboxError
-from labkit.home import private_dir
+from labkit.home import private_dir, write_durably
 from labkit.sandbox.daemon.failures import FailureLog
 from labkit.sandbox.engines.base import (
     BROKEN,
@@ -182,15 +181,10 @@ class Reconciler:
             "bootstrapped": sorted(self.bootstrapped),
             "next_server_id": self.next_server_id,
         }
-        tmp = self.records_path.with_name(f".{RECORDS_FILE}.tmp")
         try:
             private_dir(self.data_root)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, self.records_path)
+            write_durably(self.records_path, json.dumps(data, indent=1, sort_keys=True).encode())
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             log.error("could not save %s: %s (will retry)", self.records_path, exc)
 
     def engine(self, rds_engine: str) -> DatabaseEngine:
@@ -790,10 +784,10 @@ def new_password() -> str:
 def managed_master_password(secrets_client: Any, secret_arn: str) -> str:
     """The cluster's master password, generated for it on first use and stored in its managed secret.
 
-    moto's managed secret holds the same fixed password for every cluster. On the first bootstrap of a cluster's
-    writer the secret still has only the version moto made, so a strong password is generated and put as its new
-    current value; afterwards (a daemon restart, a retried bootstrap, a learner's own rotation) the current value
-    is used as it is, so the password never changes under a client that already read it.
+    CreateDBCluster puts a generated password in the secret before it answers (rotation.PasswordAtCreate), so the
+    current value is used as it is (also after a daemon restart, a retried bootstrap, a learner's own rotation):
+    the password never changes under a client that already read it. Only a cluster made by an older daemon still
+    has moto's one fixed value at its first bootstrap: a strong password is generated for it here.
     """
     versions = secrets_client.describe_secret(SecretId=secret_arn).get("VersionIdsToStages") or {}
     value = json.loads(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
