@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.clusters import ENGINE_NAMES, connect, error_kind
+from support.clusters import ENGINE_NAMES, connect, create_cluster, error_kind
 from support.contract import LOGS, SUSPECTS, endpoint_connection, until
 from support.sandbox_lab import aurora_cluster
 
@@ -92,3 +92,16 @@ def test_every_file_of_the_data_is_for_its_owner_only(sandbox_backend, sandbox_h
     finally:
         for path, mode in modes.items():
             path.chmod(mode)
+
+
+def test_the_managed_secret_holds_the_clusters_own_password_as_soon_as_create_answers(sandbox_backend, engine):
+    """Read before any DB instance exists (as an app started early does), the secret already holds the password
+    the writer will be bootstrapped with: one generated for that cluster, not moto's value shared by all."""
+    rds, secrets = sandbox_backend.client("rds"), sandbox_backend.client("secretsmanager")
+    passwords = []
+    for name in ("early-a", "early-b"):
+        cluster, _ = create_cluster(rds, f"{name}-{engine[7:9]}", (), engine=engine)  # no instance: no bootstrap
+        arn = cluster["MasterUserSecret"]["SecretArn"]
+        assert len(secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]) == 2, "moto's, then the cluster's"
+        passwords.append(json.loads(secrets.get_secret_value(SecretId=arn)["SecretString"])["password"])
+    assert passwords[0] != passwords[1] and all(len(p) >= 20 for p in passwords), "each cluster its own"

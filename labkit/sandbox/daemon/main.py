@@ -50,7 +50,7 @@ from labkit.sandbox.daemon.failures import FailureLog
 from labkit.sandbox.daemon.persist import ControlPlaneStore, SnapshotError
 from labkit.sandbox.daemon.rdsmodel import InstanceStates
 from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler, managed_master_password, new_password
-from labkit.sandbox.daemon.rotation import RotateManagedSecrets
+from labkit.sandbox.daemon.rotation import PasswordAtCreate, RotateManagedSecrets
 from labkit.sandbox.daemon.ssm import SessionManager
 from labkit.sandbox.engines.base import check_installed
 from labkit.sandbox.signing import SignedRequestsOnly, home_credentials
@@ -98,8 +98,9 @@ def _moto_server(
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log
     sessions = SessionManager(DomainDispatcherApplication(create_backend_app), changes)
     rotation = RotateManagedSecrets(
-        sessions, reconciler.cluster_of_secret, reconciler.set_master_password, new_password
-    )
+        PasswordAtCreate(sessions, new_password), reconciler.cluster_of_secret, reconciler.set_master_password,
+        new_password,
+    )  # fmt: skip
     app = WakeOnChange(SaveOnChange(InstanceStates(EngineCatalog(rotation), wake), store), wake, changes)
     app = SignedRequestsOnly(app, changes.path.parent)  # the home's key pair only: nobody else's calls
     return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)

@@ -1,5 +1,10 @@
-"""RotateSecret on a cluster's managed master secret, done as RDS does it: a new password on the database, then in
-the secret.
+"""A cluster's managed master secret as RDS keeps it: its own generated password from CreateDBCluster on, and
+RotateSecret done as RDS does it, a new password on the database, then in the secret.
+
+moto's managed secret holds the same fixed password for every cluster. RDS generates one per cluster when it
+creates it, so the daemon puts a generated password in the secret before CreateDBCluster answers (and the
+answer is saved with it): a client that reads the secret at once, before any DB instance exists, reads the
+password the writer will be bootstrapped with.
 
 Runs in the daemon, as WSGI middleware in front of moto (in the moto server's request threads). RDS rotates the
 secret it manages for a cluster (`ManageMasterUserPassword`) itself, every 7 days by default or when asked with
@@ -17,10 +22,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from labkit.sandbox.daemon.changes import call_buffered
 from labkit.sandbox.daemon.request import api_request
 
 log = logging.getLogger("labkit.sandbox.daemon.rotation")
 TARGET = "secretsmanager.RotateSecret"
+
+
+def _rds_backend(region: str) -> Any:
+    from moto.backends import get_backend  # moto loads with the first call that needs it, not at import
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return get_backend("rds")[DEFAULT_ACCOUNT_ID][region]
 
 
 def _secrets_backend(region: str) -> Any:
@@ -72,13 +85,48 @@ class RotateManagedSecrets:
         value = json.loads(secret.secret_string or "{}")
         value["password"] = self.new_password()
         self.set_master_password(cluster, value["password"])  # first the database, as RDS does
-        backend = _secrets_backend(region)
-        version = backend.put_secret_value(
-            secret_id=secret.arn, secret_string=json.dumps(value), secret_binary=None,  # type: ignore[arg-type]
-            client_request_token=None, version_stages=["AWSCURRENT"],  # type: ignore[arg-type]
-        )  # fmt: skip
+        version = _store(region, secret.arn, value)
         log.info("rotated the master password of %s", cluster)
-        return str(json.loads(version)["VersionId"])  # moto answers PutSecretValue's JSON
+        return version
+
+
+class PasswordAtCreate:
+    """WSGI middleware: CreateDBCluster with ManageMasterUserPassword puts a password generated for the cluster
+    in its secret before the call answers (moto's is one fixed value for every cluster)."""
+
+    def __init__(self, app: Any, new_password: Callable[[], str]) -> None:
+        self.app = app
+        self.new_password = new_password
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = api_request(environ)
+        if not (request.form_encoded and request.action == "CreateDBCluster"):
+            return self.app(environ, start_response)
+        params = request.params()
+        if params.get("ManageMasterUserPassword", "").lower() != "true":
+            return self.app(environ, start_response)
+        status, headers, body = call_buffered(self.app, environ)
+        if status.startswith("200"):
+            region = request.region_of("rds", "us-east-1")
+            clusters = _rds_backend(region).clusters
+            name = params.get("DBClusterIdentifier", "")
+            model = clusters.get(name) or clusters.get(name.lower())
+            secret = getattr(model, "master_user_secret", None)
+            if secret is not None:
+                value = json.loads(secret.secret.secret_string or "{}")
+                value["password"] = self.new_password()
+                _store(region, secret.secret_arn, value)
+        start_response(status, headers)
+        return [body]
+
+
+def _store(region: str, arn: str, value: dict[str, Any]) -> str:
+    """Put `value` as the secret's new AWSCURRENT version; its version id."""
+    version = _secrets_backend(region).put_secret_value(
+        secret_id=arn, secret_string=json.dumps(value), secret_binary=None,  # type: ignore[arg-type]
+        client_request_token=None, version_stages=["AWSCURRENT"],  # type: ignore[arg-type]
+    )  # fmt: skip
+    return str(json.loads(version)["VersionId"])  # moto answers PutSecretValue's JSON
 
 
 def _find(region: str, secret_id: str) -> Any:
