@@ -9,6 +9,7 @@ from the samples.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -115,3 +116,72 @@ def test_the_cluster_endpoint_reaches_the_old_writer_until_the_delay_has_passed(
     assert moved_port == new_port != cached_port
     assert _write(engine, moved_port, password, 3) is None
     assert before != reader
+
+
+@pytest.fixture(scope="module")
+def lab(delayed_sandbox) -> Iterator[tuple[Any, Any]]:
+    """A whole lab (writer, reader, instance) in the module's sandbox, of the default engine."""
+    import io
+
+    from labkit.config import LabConfig
+    from labkit.lab.apply import apply
+
+    config = LabConfig(lab="fail", learner="lab")
+    apply(config, delayed_sandbox, stream=io.StringIO())
+    before = len(read_state().instances)
+    sandbox.wait_for_databases(before)
+    yield config, delayed_sandbox
+
+
+@pytest.fixture(scope="module")
+def comparison(lab):
+    """Every strategy through each failure once, in a seeded random order (the module's one comparison)."""
+    from labkit.failover_lab import failover_lab
+
+    config, backend = lab
+    started = time.monotonic()
+    result = failover_lab(after=12.0, seed=26, config=config, backend=backend)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def test_no_strategy_loses_an_acknowledged_write(comparison):
+    measures = comparison.measures()
+    assert len(measures) == 4 * 3  # every strategy through every failure
+    assert comparison.lost() == 0, comparison.runs[["failure", "lost"]]
+    assert (measures["acknowledged lost"] == 0).all()
+    assert (measures["acknowledged"] > 0).all()
+
+
+def test_the_naive_client_keeps_writing_to_the_demoted_writer(comparison):
+    measures = comparison.measures().set_index(["failure", "strategy"])
+    naive = measures.loc[("planned", "naive")]
+    assert not naive["recovered"] and naive["errors: read-only"] > 0, naive
+    topology = measures.loc[("planned", "topology")]
+    assert topology["recovered"] and topology["write downtime (s)"] < naive["write downtime (s)"], topology
+    for failure in ("planned", "crash"):
+        assert measures.loc[(failure, "topology"), "recovered"], failure
+        assert measures.loc[(failure, "backoff"), "recovered"], failure
+    reboot = comparison.runs.set_index("failure").loc["reboot"]
+    assert reboot["writer_before"] == reboot["writer_after"]  # a reboot without failover keeps the writer
+
+
+def test_the_comparison_is_recounted_from_the_samples(comparison):
+    """The downtime and error counts, counted again here from the raw attempts, the way the docstring says."""
+    table = comparison.table()
+    for run in comparison.runs.to_dict("records"):
+        samples = comparison.samples[comparison.samples["failure"] == run["failure"]]
+        end = samples["done_s"].max()
+        for strategy, mine in samples.groupby("strategy"):
+            mine = mine.sort_values("sent_s")
+            acks = mine[mine["acknowledged"]]["acked_s"].tolist()
+            before = [t for t in acks if t <= run["call_s"]]
+            times = [max(before) if before else run["call_s"]] + [t for t in acks if t > run["call_s"]]
+            last = mine.iloc[-1]
+            if not (last["acknowledged"] and last["served_by"] == run["writer_after"]):
+                times.append(end)
+            downtime = max(b - a for a, b in itertools.pairwise(times))
+            assert table.loc[(run["failure"], strategy), "write downtime (s)"] == round(downtime, 2)
+            refused = int(((mine["sent_s"] >= run["call_s"]) & (mine["error_kind"] == READ_ONLY)).sum())
+            assert table.loc[(run["failure"], strategy), "errors: read-only"] == refused
+    print(f"\nthe comparison took {comparison.seconds:.1f} s\n{comparison!r}")
