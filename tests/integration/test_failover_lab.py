@@ -185,3 +185,16 @@ def test_the_comparison_is_recounted_from_the_samples(comparison):
             refused = int(((mine["sent_s"] >= run["call_s"]) & (mine["error_kind"] == READ_ONLY)).sum())
             assert table.loc[(run["failure"], strategy), "errors: read-only"] == refused
     print(f"\nthe comparison took {comparison.seconds:.1f} s\n{comparison!r}")
+
+
+def test_the_command_prints_the_same_comparison_as_json(lab, capsys):
+    import json
+
+    from labkit.cli.main import main
+
+    code = main(["failover-lab", "--lab", "fail", "--learner", "lab", "--failure", "reboot", "--strategy", "backoff",
+                 "--strategy", "topology", "--after", "4", "--seed", "1", "--json"])  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0 and printed["lost"] == 0
+    assert {row["strategy"] for row in printed["table"]} == {"backoff", "topology"}
+    assert [run["failure"] for run in printed["runs"]] == ["reboot"] and printed["conclusion"].startswith("reboot:")
