@@ -22,6 +22,7 @@ from .classroom import (
 from .classroom.progress import class_progress
 from .config import LabConfig
 from .errors import ConfigError, LabkitError
+from .failover_lab import failover_lab
 from .lab.apply import apply
 from .lab.cost import plan_cost, running_cost
 from .lab.destroy import destroy

@@ -194,7 +194,7 @@ WORKBOOK_ACTIONS = frozenset(
         "rds:DescribeAccountAttributes", "rds:DescribeDBClusterSnapshots", "rds:DescribeDBClusters",
         "rds:DescribeDBEngineVersions", "rds:DescribeDBInstances", "rds:DescribeDBSubnetGroups",
         "rds:DescribeOrderableDBInstanceOptions", "rds:FailoverDBCluster", "rds:ListTagsForResource",
-        "rds:ModifyDBCluster",
+        "rds:ModifyDBCluster", "rds:RebootDBInstance",
         "secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecrets",
         "secretsmanager:TagResource",
         "servicequotas:GetAWSDefaultServiceQuota", "servicequotas:GetServiceQuota",

@@ -149,6 +149,12 @@ class Backend(ABC):
                 fix="check the app installed at first boot: /var/log/labkit-app-install.log on the instance",
             )
 
+    def crash_db_instance(self, instance: str) -> str:
+        """Make a DB instance's database fail as a crash would (the failover lab's writer crash); returns how.
+        On AWS: RebootDBInstance with ForceFailover, the documented way to test a failover of a writer."""
+        self.client("rds").reboot_db_instance(DBInstanceIdentifier=instance, ForceFailover=True)
+        return "reboot_db_instance(ForceFailover=True)"
+
     @contextlib.contextmanager
     def private_run(self) -> Iterator[str]:
         """Ready this backend for a headless workbook run in a LABKIT home of the run's own (LABKIT_HOME is set)

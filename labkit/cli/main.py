@@ -15,7 +15,19 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     """The `labkit` parser with every command group's subcommands."""
     # Imported here, inside main's Ctrl-C guard: a Ctrl-C in the first tenth of a second is one line too.
-    from labkit.cli import bench, classroom, lab, preflight, release, run, sandbox, schema, security, sql
+    from labkit.cli import (
+        bench,
+        classroom,
+        failoverlab,
+        lab,
+        preflight,
+        release,
+        run,
+        sandbox,
+        schema,
+        security,
+        sql,
+    )
 
     parser = argparse.ArgumentParser(prog="labkit", description="Aurora (MySQL or PostgreSQL) + EC2 lab toolkit")
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -27,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         sql,
         schema,
         bench,
+        failoverlab,
         classroom,
         run,
         release,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 
@@ -82,6 +83,17 @@ class SandboxBackend(Backend):
         from labkit.sandbox.appsettings import restart_app  # start-up time of the session plugin and app hosts
 
         restart_app(instance_id, changes)
+
+    def crash_db_instance(self, instance: str) -> str:
+        """Kill the instance's database server process (SIGKILL): the daemon notices, restarts it on its data and,
+        for a writer, fails over to a reader, as Aurora does after a crash."""
+        running = state.require_running()
+        pid = int((running.instances.get(instance) or {}).get("pid") or 0)
+        if not pid:
+            raise LabkitError(f"{instance} has no running database in the sandbox", field="instance",
+                              fix="wait until the instance is available, then try again")  # fmt: skip
+        os.kill(pid, signal.SIGKILL)
+        return f"SIGKILL to the database server of {instance} (pid {pid})"
 
     def banner(self) -> str:
         return f"backend=sandbox account={self.account_id()} region={self.region} endpoint={self.endpoint_url()}"

@@ -20,12 +20,13 @@ from typing import Any
 
 from labkit.aws.backend import DEFAULT_REGION, is_loopback_url
 from labkit.aws.regions import check_region
-from labkit.errors import SandboxError
+from labkit.errors import ConfigError, SandboxError
 from labkit.home import labkit_home
 from labkit.locks import daemon_lock_path, exclusive, holder_pid, is_held, sandbox_lock_path
 from labkit.sandbox.daemon.persist import SnapshotError, check_header, snapshot_path
 from labkit.sandbox.engines.base import check_installed
 from labkit.sandbox.processes import all_pids, pid_alive, port_in_use, process_args, runs_in_home, terminate
+from labkit.sandbox.procs.settings import ENDPOINT_DELAY_ENV, BadSetting, endpoint_delay
 from labkit.sandbox.signing import PING_PATH, home_credentials, signed_request
 from labkit.sandbox.state import (
     SandboxState,
@@ -64,6 +65,15 @@ def _answers(endpoint_url: str, home: Path) -> bool:
 
 def _is_healthy(state: SandboxState, home: Path) -> bool:
     return is_running(state, home) and _answers(state.endpoint_url, home)
+
+
+def _check_endpoint_delay() -> None:
+    try:
+        endpoint_delay()
+    except BadSetting as exc:
+        raise ConfigError(
+            str(exc), field=ENDPOINT_DELAY_ENV, fix="set it to a number of seconds from 0 to 600, or unset it"
+        ) from None
 
 
 def _requested_port() -> int:
@@ -169,6 +179,7 @@ def _up(home: Path, region: str, quiet: bool) -> SandboxState:
         _announce(existing, quiet)
         return existing
     check_installed()  # the lab's database engine: fail fast, with install steps, before starting anything
+    _check_endpoint_delay()  # the daemon's one setting from the environment: refused here, not in its log
     check_header(snapshot_path(home))  # a snapshot this labkit cannot read: say so before starting anything
     port = _requested_port()
     _clean_stale(home, existing)

@@ -13,6 +13,11 @@ import os
 import pytest
 
 from labkit.aws.backend import is_loopback_url
+from labkit.sandbox.procs.settings import ENDPOINT_DELAY_ENV
+
+# Every sandbox these tests start moves a cluster endpoint to a new writer at once, as before the delay existed:
+# their tests measure the databases, not DNS. test_failover_lab.py starts its own sandbox with a short delay.
+os.environ.setdefault(ENDPOINT_DELAY_ENV, "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -82,6 +82,7 @@ NOT_RECORDED_ON_MOTO = {
     # labkit.failover (notebook 05) probes live databases through the endpoints while it fails over;
     # tests/test_bench_sandbox.py runs it on the real sandbox.
     "rds:FailoverDBCluster": "labkit/bench/failover.py",
+    "rds:RebootDBInstance": "labkit/failover_lab/run.py",  # the failover lab: no notebook runs it yet
     # labkit.lab.cost asks the Pricing API only on the aws backend (the sandbox prices from its table), and
     # moto does not implement it.
     "pricing:GetProducts": "labkit/lab/cost.py",
@@ -406,7 +407,7 @@ OWN_RESOURCE = {"aws:ResourceTag/labkit:lab": "${aws:PrincipalTag/labkit:lab}",
 OWN_REQUEST = {"aws:RequestTag/labkit:lab": "${aws:PrincipalTag/labkit:lab}",
                "aws:RequestTag/labkit:learner": "${aws:PrincipalTag/labkit:learner}"}  # fmt: skip
 CHANGES = ("Delete", "Modify", "Terminate", "Revoke", "Authorize", "Attach", "Detach", "Associate", "Disassociate",
-           "Create", "Replace", "Failover", "Run")  # fmt: skip
+           "Create", "Replace", "Failover", "Reboot", "Run")  # fmt: skip
 
 
 def test_every_change_is_scoped_to_the_learners_own_resources() -> None:

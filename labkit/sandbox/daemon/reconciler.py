@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from labkit.errors import SandboxError
 from labkit.home import private_dir, write_durably
 from labkit.sandbox.daemon.failures import FailureLog
+from labkit.sandbox.daemon.moves import EndpointMoves
 from labkit.sandbox.engines.base import (
     BROKEN,
     DEFAULT_ENGINE,
@@ -49,6 +50,7 @@ from labkit.sandbox.engines.base import (
     engine_class,
 )
 from labkit.sandbox.processes import free_port, port_in_use
+from labkit.sandbox.procs.settings import endpoint_delay as endpoint_delay_setting
 
 log = logging.getLogger("labkit.sandbox.daemon.reconciler")
 RECORDS_FILE = "databases.json"
@@ -105,10 +107,12 @@ class Reconciler:
         repl_password: str | None = None,
         model: ControlPlaneModel | None = None,
         control_plane_restored: bool = True,
+        endpoint_delay: float | None = None,
     ) -> None:
         """`control_plane_restored=False`: the daemon started without a saved control plane (a new sandbox, or
         its snapshot moved aside, the way out of one that cannot be loaded). What databases.json says then
-        belongs to a control plane that is gone, so it is moved aside (see `_set_aside_records`)."""
+        belongs to a control plane that is gone, so it is moved aside (see `_set_aside_records`).
+        `endpoint_delay`: seconds until a cluster endpoint follows a new writer (None: the sandbox's setting)."""
         self.data_root = data_root
         self.admin_password = admin_password
         self.repl_password = repl_password or new_password()  # never the admin's: its own account, its own secret
@@ -138,6 +142,7 @@ class Reconciler:
         self._acks: dict[str, tuple[str, int | None, bool]] = {}  # cluster -> (writer, pid, replica ack required)
         self._readers_checked = 0.0
         self.failures = FailureLog(log)  # what fails on every pass is logged in full once, then a line a minute
+        self.moves = EndpointMoves(endpoint_delay_setting() if endpoint_delay is None else endpoint_delay)
         if not control_plane_restored:
             self._set_aside_records()
         self._load_records()
@@ -739,9 +744,11 @@ class Reconciler:
                     "members": sorted(view.members),
                     "database": view.database,
                     "master_username": view.master_username,
+                    **self.moves.follow(name, self.writers.get(name)),  # the old writer, for some seconds
                 }
                 for name, view in self.clusters.items()
             }
+            self.moves.forget(set(self.clusters))
         return instances, clusters
 
 

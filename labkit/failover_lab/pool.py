@@ -1,0 +1,32 @@
+"""A connection pool (SQLAlchemy) with pre-ping and recycle, each new connection resolving the endpoint anew.
+
+Pre-ping tests a pooled connection before handing it out and replaces a dead one; recycle replaces one older
+than RECYCLE_SECONDS. Neither notices a connection that is alive but now to a demoted writer: pre-ping's ping
+succeeds, so the pool keeps handing out a connection whose writes are refused as read-only until it is recycled.
+(Production pools recycle after minutes or hours; a short one here so that the lab sees it happen.)
+"""
+
+from __future__ import annotations
+
+import sqlalchemy
+
+from labkit.failover_lab.app import App
+
+RECYCLE_SECONDS = 5.0
+
+
+def run(app: App) -> None:
+    pool = sqlalchemy.create_engine(
+        f"{app.engine.dialect.driver}://",  # the dialect only: connections come from creator
+        creator=lambda: app.connect(app.resolve(app.cluster.endpoint)),
+        pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=RECYCLE_SECONDS,
+    )  # fmt: skip
+    while app.running():
+        with app.attempt():
+            connection = pool.raw_connection()  # checked out: pinged first, replaced when dead or too old
+            try:
+                app.write(connection)
+            finally:
+                connection.close()  # back to the pool, still open
+        app.pace()
+    pool.dispose()
