@@ -69,9 +69,11 @@ def run(make_operation: Callable[[int], Operation], schedule: Schedule) -> tuple
 def paused_garbage_collection() -> Iterator[None]:
     """No cyclic garbage collection during a run: a collection stalls every thread of this process for up to
     milliseconds, which is the client's cost, not the database's (reference counting still frees each
-    request's rows at once)."""
+    request's rows at once). The young generations are collected first, not all of them: a full collection
+    walks every object of the process (286 ms a round in a test process, 93% of a 50-round comparison), and
+    the old generations are collected as usual once the run has ended."""
     enabled = gc.isenabled()
-    gc.collect()
+    gc.collect(1)
     gc.disable()
     try:
         yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -283,3 +284,24 @@ def test_the_c_path_words_errors_as_pymysql_does_and_is_chosen_when_installed():
     with pytest.raises(ConfigError) as bad:
         capi.choose_driver("odbc")
     assert bad.value.field == "driver"
+
+
+def test_a_rounds_garbage_pause_collects_the_young_generations_only():
+    """A full collection before every round walked the whole process (a test process: 286 ms a round, 93% of a
+    50-round comparison's 19 s); the old generations are left to the collector once the run has ended."""
+    from labkit.bench.harness import paused_garbage_collection
+
+    collected: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        with paused_garbage_collection():
+            assert not gc.isenabled()
+    finally:
+        gc.callbacks.remove(seen)
+    assert collected and max(collected) < 2, collected
+    assert gc.isenabled()
