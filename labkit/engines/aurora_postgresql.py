@@ -60,6 +60,9 @@ CATALOG = Catalog(
     default="15.10",
     parameter_group_family="aurora-postgresql15",
     major_version="15",
+    # Each major version is its own parameter group family (aurora-postgresql14 ... 17): a cluster parameter group
+    # of one family cannot be used by a cluster of another major version.
+    majors=MappingProxyType({f"{major}.": (f"aurora-postgresql{major}", str(major)) for major in range(14, 19)}),
 )
 
 # libpq gives a failed connection no SQLSTATE (psycopg's OperationalError has none): the server's words say which.
