@@ -104,7 +104,7 @@ class Backend(ABC):
     def trust_store(self) -> str:
         """The CA bundle that signs the database servers' certificates: AWS's RDS bundle (fetched once into the
         home, labkit.aws.truststore); the sandbox's is its home's own CA."""
-        from labkit.aws.regions import partition_of
+        from labkit.aws.regions import partition_of  # start-up time: botocore's data, read when a connection asks
         from labkit.aws.truststore import rds_ca_bundle  # only a connection that verifies a server reads it
 
         return str(rds_ca_bundle(partition_of(self.region)))

@@ -20,7 +20,7 @@ from pathlib import Path
 from labkit.errors import LabkitError
 from labkit.home import labkit_home, private_dir, write_durably
 
-GLOBAL_BUNDLE = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+GLOBAL_BUNDLE = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"  # the instance's too: app/userdata
 BUNDLES = {"aws": GLOBAL_BUNDLE}  # by partition: only the one AWS's guide names here
 BUNDLE_ENV = "LABKIT_RDS_CA_BUNDLE"  # a bundle file of the learner's own (another partition, an offline machine)
 CACHE = Path("tls") / "rds-global-bundle.pem"  # under the home

@@ -2,7 +2,7 @@
 
 Aurora gives every DB instance a certificate signed by the RDS certificate authority, whose names are the
 endpoints' own (RDS's certificates carry wildcards such as `*.cluster-abc.us-east-1.rds.amazonaws.com`), and a
-client that verifies it (libpq's `sslmode=verify-full`, PyMySQL's `ssl_verify_identity`) checks both the chain and
+client that verifies it (libpq's `sslmode=verify-full`, the MySQL drivers' identity check) checks both the chain and
 the name. The sandbox does the same with a certificate authority of the home's own: made once (`CA_DIR` under the
 home's data folder, the key 0600, the folder 0700), it signs each server's certificate for the endpoint names the
 control plane gave its cluster and instance, in RDS's wildcard shape, and for 127.0.0.1. So labkit's clients run

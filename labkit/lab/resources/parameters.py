@@ -1,6 +1,6 @@
 """The cluster parameter group: the lab's cluster refuses clients that do not encrypt.
 
-Aurora takes server settings from a DB cluster parameter group; the default group (`default.aurora-mysql8.0`) cannot
+Aurora takes server settings from a DB cluster parameter group; the default group (`default.<family>`) cannot
 be changed, so a lab that wants a setting makes its own group, of the family of the cluster's version, sets the
 parameter, and names the group when it creates the cluster (Aurora User Guide, "Working with DB cluster parameter
 groups"). The lab's group requires TLS: `require_secure_transport = ON` on Aurora MySQL, `rds.force_ssl = 1` on
@@ -34,7 +34,7 @@ def wanted_parameters(ctx: LabContext) -> list[dict[str, str]]:
 
 
 def family(ctx: LabContext) -> str:
-    """The parameter group family of the version the cluster gets ("aurora-mysql8.0", "aurora-postgresql16")."""
+    """The parameter group family of the version the cluster gets (the engine's catalog says which)."""
     return engine_of(ctx.config).catalog.family_of(engine_choice(ctx).version)[0]
 
 

@@ -45,6 +45,29 @@ def relay(dialed: socket.socket, name: str, timeout: float) -> str:
     return folder
 
 
+def relay_tcp(dialed: socket.socket, timeout: float) -> tuple[str, int]:
+    """A listener on a free 127.0.0.1 port whose first connection is piped to `dialed`: for libpq with TLS, which it
+    never uses on a Unix socket (a server that requires TLS would refuse the relayed connection). Another local
+    user who connected first would reach only what the dialed socket reaches, the database's own loopback port,
+    which they can reach anyway; and they could not read the app's session, which is TLS verified end to end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(timeout)
+    address = listener.getsockname()
+
+    def serve() -> None:
+        try:
+            accepted, _ = listener.accept()
+        except OSError:  # the driver never came (it failed before connecting)
+            dialed.close()
+            return
+        finally:
+            listener.close()
+        pipe(accepted, dialed)
+
+    threading.Thread(target=serve, name="labkit-relay-tcp", daemon=True).start()
+    return address[0], address[1]
+
+
 def pipe(one: socket.socket, other: socket.socket) -> None:
     """Copy bytes both ways until either side closes (or fails), then close both."""
     peer = {one: other, other: one}
