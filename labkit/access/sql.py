@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from labkit.access.diagnosis import connection_failure
 from labkit.access.lookup import lab_cluster
-from labkit.access.tls import tunnel_verification
+from labkit.access.tls import certificate_error, certificate_refused, tunnel_verification
 from labkit.access.tunnel import Tunnel, find_open
 from labkit.access.tunnel.session import moved
 from labkit.access.tunnel.target import validate_to
@@ -371,6 +371,8 @@ def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None, dial
     """A database error as a LabkitError that says what it means here and what to do."""
     code = dialect.error_code(exc.orig)
     message = dialect.error_message(exc.orig, fallback=str(exc))
+    if certificate_refused(str(exc.orig)):
+        return certificate_error(on, tunnel.target.host if tunnel and tunnel.target else on, message)
     kind = dialect.kind(code)
     if kind == READ_ONLY:
         return LabkitError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from labkit.aws.backend import Backend
+from labkit.errors import LabkitError
 
 Verification = tuple[str, str]  # (the CA bundle's path, the DNS name the certificate must carry)
 
@@ -31,3 +32,29 @@ def verification(backend: Backend, server_name: str) -> Verification:
 def tunnel_verification(tunnel: Any) -> Verification:
     """What a connection through `tunnel` verifies: its backend's CA bundle, and the endpoint at its far end."""
     return verification(tunnel.backend, tunnel.target.host)
+
+
+# How the drivers word a certificate they refused: Python's ssl (PyMySQL), libpq, libmysqlclient.
+REFUSED_CERTIFICATE = (
+    "certificate verify failed", "does not match host name", "hostname mismatch", "not valid for",
+    "ssl connection error", "self-signed certificate", "unable to get local issuer certificate",
+)  # fmt: skip
+
+
+def certificate_refused(message: str) -> bool:
+    """Whether a failed connection's words say the client refused the server's certificate."""
+    lowered = message.lower()
+    return any(words in lowered for words in REFUSED_CERTIFICATE)
+
+
+def certificate_error(on: str, server_name: str, message: str) -> LabkitError:
+    """A refused certificate as a LabkitError: nothing was sent to that server, and what to check."""
+    return LabkitError(
+        f"the database behind {on} presented a certificate that does not prove it is {server_name}: {message}. "
+        "The connection was closed before any password or query was sent",
+        field="tls",
+        fix="connect through labkit (labkit.sql, labkit.tunnel) to the lab's own endpoints; if the sandbox was "
+        "reset or its home moved, restart it (`labkit sandbox down` then `labkit sandbox up`) so its servers get "
+        "certificates from this home's CA; on AWS, delete the cached bundle (tls/rds-global-bundle.pem in the "
+        "labkit home) to fetch AWS's current one",
+    )

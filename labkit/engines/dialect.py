@@ -105,6 +105,10 @@ class DBAPI:
             return libpq_tls(host, ca_file, server_name)
         raise ValueError(f"the {self.module} driver has no TLS settings")
 
+    def plaintext_arguments(self) -> dict[str, Any]:
+        """connect()'s keyword arguments for a connection that does not encrypt (to show a server refusing it)."""
+        return {"sslmode": "disable"} if self.tls == TLS_LIBPQ else {"ssl_disabled": True}
+
     def load(self) -> ModuleType:
         """The driver module (imported on first use: `import labkit` does not pay for it)."""
         return importlib.import_module(self.module)

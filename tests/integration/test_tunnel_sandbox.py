@@ -18,6 +18,7 @@ from pathlib import Path
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
+from support import tls_checks
 from support.sandbox_lab import (
     replication_paused,
     resume_replication_after,
@@ -455,3 +456,22 @@ def test_sql_reads_a_rotated_secret_again(lab):
     engine("writer", config=config, backend=backend).dispose()  # the pool's next connection logs in anew
     assert sql("SELECT 2 AS two", config=config, backend=backend)["two"].tolist() == [2]
     assert sql("SELECT 3 AS three", on="reader", config=config, backend=backend)["three"].tolist() == [3]
+
+
+# ----- encryption in transit (the checks are shared with test_postgresql_client: tests/support/tls_checks.py) -----
+
+
+def test_labkit_sessions_are_encrypted_as_the_server_reports(lab):
+    tls_checks.labkit_sessions_are_encrypted(*lab)
+
+
+def test_a_client_without_tls_is_refused_as_the_parameter_group_says(lab):
+    tls_checks.plaintext_is_refused_as_the_group_says(*lab)
+
+
+def test_a_certificate_for_another_name_or_from_another_ca_is_refused(lab, tmp_path, monkeypatch):
+    tls_checks.another_name_or_another_ca_is_refused(*lab, tmp_path, monkeypatch)
+
+
+def test_the_ca_is_the_homes_own_and_private(lab):
+    tls_checks.the_ca_is_the_homes_and_private(*lab)
