@@ -73,7 +73,7 @@ def plaintext_refused(on: str = "writer", *, config: Any | None = None, backend:
             dbapi.load().connect(**arguments, **dbapi.plaintext_arguments()).close()
         except dbapi.errors() as exc:
             said = engine.dialect.error_message(exc, fallback=str(exc))
-            refused = engine.tls.refusal in str(exc)
+            refused = any(words in str(exc) for words in engine.tls.refusals)
             return pd.DataFrame([{"on": on, "client": "without TLS", "refused": refused, "server says": said}])
         return pd.DataFrame([{"on": on, "client": "without TLS", "refused": False, "server says": "(let it in)"}])
     finally:

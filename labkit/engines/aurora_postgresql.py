@@ -240,8 +240,7 @@ TLS = Tls(
     parameter="rds.force_ssl",
     required="1",
     status_query="SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-    refusal="no encryption",
-    refusal_code="28000",
+    refusals=("no encryption",),
 )
 
 SETUP = Setup(

@@ -165,8 +165,7 @@ class Tls:
     parameter: str  # the DB cluster parameter: "require_secure_transport" (Aurora MySQL), "rds.force_ssl"
     required: str  # its value that requires TLS: "ON", "1"
     status_query: str  # this session's TLS version and cipher, as one row (version, cipher); empty texts: none
-    refusal: str  # words of the server's refusal of a client without TLS (in its error message)
-    refusal_code: Any  # the error code of that refusal (dialect.error_code)
+    refusals: tuple[str, ...]  # words of the servers' refusal of a client without TLS (in the error message)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,9 @@ def server_certificate(data_root: Path, names: tuple[str, ...], previous: Path |
         .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
         .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -127,6 +129,17 @@ def server_certificate(data_root: Path, names: tuple[str, ...], previous: Path |
         .sign(ca_key, hashes.SHA256())
     )
     return ServerCertificate(certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key), ca_pem)
+
+
+def write_sysbench_files(data_root: Path, folder: Path) -> Path:
+    """What sysbench 1.0 needs for `--mysql-ssl=on` in its working folder: it reads cacert.pem, client-cert.pem and
+    client-key.pem from there, under those names, with no option to name others (its MySQL driver hard-codes them).
+    The CA is the home's; the client pair is one of its certificates (the servers do not ask for one, but sysbench
+    hands it over). Returns `folder`, to run sysbench in."""
+    made = server_certificate(data_root, ())
+    for name, data in (("cacert.pem", made.ca), ("client-cert.pem", made.certificate), ("client-key.pem", made.key)):
+        write_private(folder / name, data)
+    return folder
 
 
 def write_private(path: Path, data: bytes) -> None:

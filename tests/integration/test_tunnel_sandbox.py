@@ -35,9 +35,11 @@ from labkit.aws.tags import NODE_FIRST_DB, db_instance_node, resource_name
 from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
+from labkit.home import labkit_home
 from labkit.lab.apply import apply
 from labkit.lab.resources.database import DATABASE_NAME
 from labkit.sandbox.backend import SandboxBackend
+from labkit.sandbox.tls import write_sysbench_files
 from labkit.security import revoke_rules
 
 LAB, LEARNER = "sqllab", "ana"
@@ -348,19 +350,22 @@ def test_the_mariadb_client_works_through_a_tunnel(lab, tmp_path):
     assert result.stdout.split() == [f"{LAB}-{LEARNER}-db-2", "1"]
 
 
-def test_sysbench_works_through_a_tunnel(lab):
+def test_sysbench_works_through_a_tunnel(lab, tmp_path):
     if shutil.which("sysbench") is None:
         pytest.skip("no sysbench on this machine (make setup installs it)")
     config, backend = lab
     secret = credentials(config, backend)
+    folder = write_sysbench_files(labkit_home() / "data", tmp_path)  # the lab requires TLS
     with tunnel("writer", config=config, backend=backend) as opened:
         common = [
-            "oltp_point_select", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={opened.port}",
+            "oltp_point_select", "--db-driver=mysql", "--mysql-ssl=on", "--mysql-host=127.0.0.1", f"--mysql-port={opened.port}",
             f"--mysql-user={secret.username}", f"--mysql-password={secret.password}", f"--mysql-db={DATABASE_NAME}",
             "--tables=1", "--table-size=200", "--threads=1",
         ]  # fmt: skip
         steps = {
-            name: subprocess.run(["sysbench", *common, *extra, name], capture_output=True, text=True, timeout=60)
+            name: subprocess.run(
+                ["sysbench", *common, *extra, name], capture_output=True, text=True, timeout=60, cwd=folder
+            )
             for name, extra in (("prepare", []), ("run", ["--time=1"]), ("cleanup", []))
         }
     for name, result in steps.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ def plaintext_is_refused_as_the_group_says(config: Any, backend: Any) -> None:
     assert group == f"{config.lab}-{config.learner}-cluster-parameters"
     refused = labkit.plaintext_refused("writer", config=config, backend=backend).iloc[0]
     assert refused["refused"], refused.to_dict()
-    assert engine.tls.refusal in refused["server says"]
+    assert any(words in refused["server says"] for words in engine.tls.refusals)
     try:
         _set(rds, group, engine.tls.parameter, "0" if engine.tls.required == "1" else "OFF")
         _until(lambda: not labkit.plaintext_refused("reader", config=config, backend=backend).iloc[0]["refused"])
@@ -67,12 +68,15 @@ def another_name_or_another_ca_is_refused(config: Any, backend: Any, tmp_path: A
                     timeout=5, tls=wrong,
                 )  # fmt: skip
             assert certificate_refused(str(failed.value)), failed.value
+            c_connect = partial(
+                c_path(engine).connect, tunnel.host, tunnel.port, secret.username, secret.password, DATABASE_NAME, 5
+            )
+            if wrong[1] == WRONG_NAME and engine.name == "aurora-mysql":
+                c_connect(tls=wrong).close()  # libmysqlclient checks the chain only (labkit.bench.capi says why)
+                continue
             with pytest.raises(c_path(engine).Error) as failed_c:
-                c_path(engine).connect(
-                    tunnel.host, tunnel.port, secret.username, secret.password, DATABASE_NAME, 5, tls=wrong
-                )
-            if wrong[0] == other_ca or engine.name == "aurora-postgresql":  # libmysqlclient checks the chain only
-                assert certificate_refused(str(failed_c.value)), failed_c.value
+                c_connect(tls=wrong)
+            assert certificate_refused(str(failed_c.value)), failed_c.value
         # the right name and CA connect
         engine.dialect.dbapi.connect(
             tunnel.host, tunnel.port, secret.username, secret.password, DATABASE_NAME, connect_timeout=5, timeout=5,
