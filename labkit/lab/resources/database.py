@@ -134,27 +134,21 @@ class Cluster(_NotWhileDeleting):
 
     def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
         cluster = self._describe(ctx, resource_id)
+        modify = partial(_rds(ctx).modify_db_cluster, DBClusterIdentifier=resource_id, ApplyImmediately=True)
         changes = []
         wanted = ctx.config.deletion_protection
         if bool(cluster.get("DeletionProtection")) != wanted:
-            modify = partial(
-                _rds(ctx).modify_db_cluster,
-                DBClusterIdentifier=resource_id,
-                DeletionProtection=wanted,
-                ApplyImmediately=True,
+            changes.append(
+                Change(
+                    f"turn deletion protection {'on' if wanted else 'off'}", partial(modify, DeletionProtection=wanted)
+                )
             )
-            changes.append(Change(f"turn deletion protection {'on' if wanted else 'off'}", modify))
         group = ctx.ids.get(NODE_CLUSTER_PARAMETERS)
         if group and str(cluster.get("DBClusterParameterGroup", "")).lower() != group.lower():
             # a cluster made before the lab required TLS; on Aurora its instances take the new group's settings at
             # their next reboot (status pending-reboot), the sandbox's servers at once
-            modify = partial(
-                _rds(ctx).modify_db_cluster,
-                DBClusterIdentifier=resource_id,
-                DBClusterParameterGroupName=group,
-                ApplyImmediately=True,
-            )
-            changes.append(Change(f"use the cluster parameter group {group} (TLS required)", modify))
+            use = partial(modify, DBClusterParameterGroupName=group)
+            changes.append(Change(f"use the cluster parameter group {group} (TLS required)", use))
         return changes
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:

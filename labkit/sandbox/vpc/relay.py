@@ -18,6 +18,7 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 
 
 def relay(dialed: socket.socket, name: str, timeout: float) -> str:
@@ -30,18 +31,7 @@ def relay(dialed: socket.socket, name: str, timeout: float) -> str:
     listener.listen(1)
     listener.settimeout(timeout)
 
-    def serve() -> None:
-        try:
-            accepted, _ = listener.accept()
-        except OSError:  # the driver never came (it failed before connecting)
-            dialed.close()
-            return
-        finally:
-            listener.close()
-            shutil.rmtree(folder, ignore_errors=True)
-        pipe(accepted, dialed)
-
-    threading.Thread(target=serve, name="labkit-relay", daemon=True).start()
+    _pipe_first(listener, dialed, lambda: shutil.rmtree(folder, ignore_errors=True))
     return folder
 
 
@@ -54,6 +44,13 @@ def relay_tcp(dialed: socket.socket, timeout: float) -> tuple[str, int]:
     listener.settimeout(timeout)
     address = listener.getsockname()
 
+    _pipe_first(listener, dialed, lambda: None)
+    return address[0], address[1]
+
+
+def _pipe_first(listener: socket.socket, dialed: socket.socket, cleanup: Callable[[], None]) -> None:
+    """In a thread: pipe the listener's first connection to `dialed`, then close the listener and clean up."""
+
     def serve() -> None:
         try:
             accepted, _ = listener.accept()
@@ -62,10 +59,10 @@ def relay_tcp(dialed: socket.socket, timeout: float) -> tuple[str, int]:
             return
         finally:
             listener.close()
+            cleanup()
         pipe(accepted, dialed)
 
-    threading.Thread(target=serve, name="labkit-relay-tcp", daemon=True).start()
-    return address[0], address[1]
+    threading.Thread(target=serve, name="labkit-relay", daemon=True).start()
 
 
 def pipe(one: socket.socket, other: socket.socket) -> None:
