@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from labkit.access.diagnosis import connection_failure
 from labkit.access.lookup import lab_cluster
-from labkit.access.tls import certificate_error, certificate_refused, tunnel_verification
+from labkit.access.tls import certificate_error, certificate_refused, verification
 from labkit.access.tunnel import Tunnel, find_open
 from labkit.access.tunnel.session import moved
 from labkit.access.tunnel.target import validate_to
@@ -168,7 +168,8 @@ def lab_engine(
             host=tunnel.host, port=tunnel.port, database=database,
         )  # fmt: skip
         # TLS verifying the endpoint's certificate and name (labkit.access.tls), the socket going to the tunnel
-        arguments = {**dialect.connect_args, **dialect.dbapi.tls_arguments(tunnel.host, *tunnel_verification(tunnel))}
+        verify = verification(backend, tunnel.target.host if tunnel.target else on)
+        arguments = {**dialect.connect_args, **dialect.dbapi.tls_arguments(tunnel.host, *verify)}
         made = sqlalchemy.create_engine(
             url, pool_pre_ping=True, pool_size=4, max_overflow=4, connect_args=dict(arguments),
         )  # fmt: skip

@@ -34,7 +34,7 @@ def tunnel_verification(tunnel: Any) -> Verification:
     return verification(tunnel.backend, tunnel.target.host)
 
 
-# How the drivers word a certificate they refused: Python's ssl (PyMySQL), libpq, libmysqlclient.
+# How the drivers word a certificate they refused: Python's ssl module, libpq, libmysqlclient.
 REFUSED_CERTIFICATE = (
     "certificate verify failed", "does not match host name", "hostname mismatch", "not valid for",
     "ssl connection error", "self-signed certificate", "unable to get local issuer certificate",
