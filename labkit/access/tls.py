@@ -10,8 +10,11 @@ Together they mean the server is the endpoint's, not something in between that a
 
     verification(backend, endpoint)     (CA file, name to verify): what a connection to `endpoint` checks
     tunnel_verification(tunnel)         the same for the endpoint at a tunnel's far end
-    encryption("writer")                this session's TLS version and cipher, from the server's side
-    plaintext_refused("writer")         a client without TLS tries, and the server's answer
+    certificate_refused(message)        whether a failed connection's words say the certificate was refused
+    certificate_error(on, name, words)  that refusal as a LabkitError with its fix
+
+What the workbook shows of it (the server's view of a session's TLS, a plaintext client refused) is in
+labkit.access.encryption.
 """
 
 from __future__ import annotations
