@@ -85,9 +85,7 @@ def another_name_or_another_ca_is_refused(config: Any, backend: Any, tmp_path: A
     finally:
         tunnel.close()
     labkit.close_engines()
-    monkeypatch.setattr(
-        "labkit.access.sql.tunnel_verification", lambda tunnel: (tunnel.backend.trust_store(), WRONG_NAME)
-    )
+    monkeypatch.setattr("labkit.access.sql.verification", lambda backend, name: (backend.trust_store(), WRONG_NAME))
     with pytest.raises(LabkitError) as refused:
         labkit.sql("SELECT 1", config=config, backend=backend)
     assert refused.value.field == "tls" and "before any password" in refused.value.message, refused.value

@@ -469,6 +469,12 @@ class MariaDBServer(DatabaseServer):
         it; CHANGE MASTER sets MASTER_SSL), so the sandbox's own work goes on."""
         self.execute(f"SET GLOBAL require_secure_transport = {'ON' if required else 'OFF'}")
         self.secure_transport = required
+        row = self._slave_status()
+        if required and row and row.get("Master_SSL_Allowed") != "Yes":  # pointed before the sandbox had TLS
+            self.execute(
+                "STOP SLAVE", "CHANGE MASTER TO MASTER_SSL=1, MASTER_SSL_CA=%s", "START SLAVE",
+                args=(str(self.datadir / TLS_CA),),
+            )  # fmt: skip
 
     def require_replica_ack(self, required: bool) -> None:
         """Lossless semi-synchronous replication on or off (see SEMI_SYNC_OPTIONS); off releases a commit that
