@@ -110,20 +110,7 @@ def server_certificate(data_root: Path, names: tuple[str, ...], previous: Path |
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=False,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(signs_certificates=False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -221,20 +208,7 @@ def _make_authority(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePri
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                key_encipherment=False,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(signs_certificates=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -250,6 +224,15 @@ def _make_authority(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePri
             raise
         return existing, existing_key
     return certificate, key
+
+
+def _key_usage(signs_certificates: bool) -> x509.KeyUsage:
+    """A CA's key signs certificates; a server's key signs its handshakes and agrees keys (ECDHE)."""
+    return x509.KeyUsage(
+        digital_signature=not signs_certificates, key_encipherment=False, content_commitment=False,
+        data_encipherment=False, key_agreement=not signs_certificates, key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
