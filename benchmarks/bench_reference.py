@@ -54,15 +54,19 @@ class Sysbench:
     query = "SELECT c FROM sbtest1 WHERE id = %s"
 
     def __init__(self, secret: object, port: int, home: Path) -> None:
+        from labkit.home import private_dir
+        from labkit.sandbox.tls import write_sysbench_files  # the lab requires TLS: sysbench reads these files
+
         self.secret, self.port = secret, port
+        self.folder = write_sysbench_files(home / "data", private_dir(home / "sysbench"))
 
     def _run(self, args: list[str]) -> str:
         command = [
-            "sysbench", "oltp_point_select", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={self.port}",
+            "sysbench", "oltp_point_select", "--db-driver=mysql", "--mysql-ssl=on", "--mysql-host=127.0.0.1", f"--mysql-port={self.port}",
             f"--mysql-user={self.secret.username}", f"--mysql-password={self.secret.password}", "--mysql-db=shop",
             "--tables=1", f"--table-size={self.keys}", "--threads=1", "--histogram=on", *args,
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, cwd=self.folder)
         if done.returncode != 0:  # report sysbench's own message, never the command line (it holds the password)
             raise SystemExit(f"sysbench {args[-1]} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done.stdout

@@ -3,6 +3,7 @@
 # Result types, backends and helpers live in their subpackages (labkit.lab, labkit.access, labkit.aws, ...).
 
 from . import bench, sandbox
+from .access.encryption import encryption, plaintext_refused
 from .access.endpoints import endpoints
 from .access.schema import create_schema
 from .access.sql import close_engines, credentials, engine, sql, whoami

@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from labkit.access.diagnosis import connection_failure
 from labkit.access.lookup import lab_cluster
+from labkit.access.tls import certificate_error, certificate_refused, verification
 from labkit.access.tunnel import Tunnel, find_open
 from labkit.access.tunnel.session import moved
 from labkit.access.tunnel.target import validate_to
@@ -102,12 +103,11 @@ class LabEngine:
     engine: Engine
     dialect: Dialect
     password: RotatingPassword | None = None
+    connect_args: dict[str, Any] = field(default_factory=dict)  # the driver's, with TLS verifying the endpoint
 
     def fresh_engine(self) -> Engine:
         """A pool-less engine to the same place (a new connection per use: the reader endpoint balances those)."""
-        made = sqlalchemy.create_engine(
-            self.engine.url, poolclass=NullPool, connect_args=dict(self.dialect.connect_args)
-        )
+        made = sqlalchemy.create_engine(self.engine.url, poolclass=NullPool, connect_args=dict(self.connect_args))
         return self.password.install(made) if self.password else made
 
 
@@ -167,12 +167,14 @@ def lab_engine(
             dialect.driver, username=secret.username, password=secret.password,
             host=tunnel.host, port=tunnel.port, database=database,
         )  # fmt: skip
+        # TLS verifying the endpoint's certificate and name (labkit.access.tls), the socket going to the tunnel
+        verify = verification(backend, tunnel.target.host if tunnel.target else on)
+        arguments = {**dialect.connect_args, **dialect.dbapi.tls_arguments(tunnel.host, *verify)}
         made = sqlalchemy.create_engine(
-            url, pool_pre_ping=True, pool_size=4, max_overflow=4,
-            connect_args=dict(dialect.connect_args),
+            url, pool_pre_ping=True, pool_size=4, max_overflow=4, connect_args=dict(arguments),
         )  # fmt: skip
         password = RotatingPassword(cluster, backend, dialect, secret)
-        _connections[key] = LabEngine(tunnel, password.install(made), dialect, password)
+        _connections[key] = LabEngine(tunnel, password.install(made), dialect, password, arguments)
         return _connections[key]
 
 
@@ -370,6 +372,8 @@ def explain(exc: sqlalchemy.exc.DBAPIError, on: str, tunnel: Tunnel | None, dial
     """A database error as a LabkitError that says what it means here and what to do."""
     code = dialect.error_code(exc.orig)
     message = dialect.error_message(exc.orig, fallback=str(exc))
+    if certificate_refused(str(exc.orig)):
+        return certificate_error(on, tunnel.target.host if tunnel and tunnel.target else on, message)
     kind = dialect.kind(code)
     if kind == READ_ONLY:
         return LabkitError(

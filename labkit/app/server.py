@@ -62,8 +62,18 @@ HEADERS = [
     ("Cache-Control", "no-store"),
 ]
 Dial = Callable[[str, int, float], socket.socket]
-Relay = Callable[[socket.socket, str, float], str]  # (dialed, socket name, timeout) -> a folder to connect in
+Relay = Callable[[socket.socket, float], tuple[str, int]]  # (dialed, timeout) -> a loopback address piped to it
 log = logging.getLogger("shop")
+
+
+def tls_arguments(style: str, host: str, ca_file: str, server_name: str) -> dict[str, Any]:
+    """The driver's TLS settings, verifying the chain and `server_name` (labkit.engines.dialect does the same for
+    labkit's own connections). The MySQL driver verifies the host it is given, here always the endpoint's name;
+    libpq verifies `host` and dials `hostaddr` (the sandbox's relay)."""
+    if style == "libpq":
+        dial = {"hostaddr": host} if host != server_name else {}
+        return {"host": server_name, **dial, "sslmode": "verify-full", "sslrootcert": ca_file}
+    return {"ssl_ca": ca_file, "ssl_verify_identity": True}
 
 
 class BadSettings(ValueError):
@@ -82,6 +92,9 @@ class Settings:
     port: int = APP_PORT
     engine: str = ""  # EngineFacts as JSON (LABKIT_APP_ENGINE); only discover() works without it
     reads_from: str = "reader"  # the endpoint the page reads through: "reader" (replicas) or "writer"
+    # The RDS CA bundle (user data downloads it): every connection is TLS, verifying the certificate's chain and
+    # the endpoint's name. Empty: no TLS (a cluster that requires it refuses the app, and the page says so).
+    ca_file: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -100,6 +113,7 @@ class Settings:
             port=int(env.get("LABKIT_APP_PORT", str(APP_PORT))),
             engine=env["LABKIT_APP_ENGINE"],
             reads_from=reads_from,
+            ca_file=env.get("LABKIT_APP_CA_FILE", ""),
         )
 
 
@@ -148,15 +162,19 @@ class EngineFacts:
 
     def connect(
         self, host: str, port: int, user: str, password: str, database: str, *, connect_timeout: float,
-        timeout: float, deferred: bool = False,
+        timeout: float, deferred: bool = False, tls: tuple[str, str] | None = None,
     ) -> Any:  # fmt: skip
-        """One autocommit connection; `deferred`: not yet connected, for connection.connect(socket)."""
+        """One autocommit connection; `deferred`: not yet connected, for connection.connect(socket); `tls` (the CA
+        file, the endpoint's name): encrypted, the certificate's chain and that name verified (labkit.engines.dialect
+        does the same for labkit's own)."""
         driver = self.driver
         arguments = {
             "host": host, "port": port, "user": user, "password": password, driver["database_keyword"]: database,
             driver["connect_timeout_keyword"]: connect_timeout, **dict.fromkeys(driver["timeout_keywords"], timeout),
             **driver["options"], **(driver["deferred"] if deferred else {}),
         }  # fmt: skip
+        if tls is not None:
+            arguments.update(tls_arguments(driver.get("tls", ""), host, *tls))
         return self.module().connect(**arguments)
 
 
@@ -254,17 +272,20 @@ class Database:
     def _connect(self, endpoint: str, cluster: Cluster) -> Any:
         host = cluster.writer if endpoint == "writer" else cluster.reader
         login = (cluster.username, cluster.password, self.settings.database)
+        tls = (self.settings.ca_file, host) if self.settings.ca_file else None  # the endpoint's name is verified
         if self.dial is None:  # on the instance: the endpoint's DNS name, as any application connects
-            return self.facts.connect(host, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10)
+            return self.facts.connect(
+                host, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10, tls=tls
+            )
         dialed = self.dial(host, cluster.port, self.connect_timeout)  # the sandbox's network: the rules decide here
         if self.facts.driver.get("deferred"):
             connection = self.facts.connect(
-                host, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10, deferred=True
+                host, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10, deferred=True, tls=tls
             )
             connection.connect(dialed)
             return connection
-        folder = self.relay(dialed, self.facts.driver["local_socket"].format(port=cluster.port), self.connect_timeout)
-        return self.facts.connect(folder, cluster.port, *login, connect_timeout=self.connect_timeout, timeout=10)
+        address, port = self.relay(dialed, self.connect_timeout)  # a driver that takes no socket (libpq)
+        return self.facts.connect(address, port, *login, connect_timeout=self.connect_timeout, timeout=10, tls=tls)
 
     def read(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Served:
         """Reads go through the reader endpoint, which spreads new connections over the replicas, or through

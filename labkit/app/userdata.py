@@ -13,6 +13,7 @@ environment file, with a restart of its app host in place of systemctl.
 
 from __future__ import annotations
 
+import ast
 import base64
 import dataclasses
 import gzip
@@ -30,6 +31,8 @@ RESTART = "systemctl restart labkit-app.service"
 SOURCE_MARKER = "LABKIT_APP_SOURCE"
 USER_DATA_LIMIT = 16384  # bytes, before base64 (EC2's limit)
 PACKAGES = ("boto3>=1.28",)  # besides the engine's DB-API driver
+CA_FILE = "/etc/labkit-rds-ca.pem"  # AWS's RDS CA bundle on the instance
+CA_BUNDLE = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"  # = labkit.aws.truststore's
 
 SCRIPT = """\
 #!/bin/bash
@@ -38,6 +41,9 @@ set -euo pipefail
 exec > >(tee -a /var/log/labkit-app-install.log) 2>&1
 dnf install -y -q python3-pip
 python3 -m pip install --quiet {packages}
+# the RDS certificate authorities: the app verifies the database's certificate and name with them
+curl -fsS --retry 5 --max-time 60 -o {ca_file} {ca_bundle}
+chmod 0644 {ca_file}
 id labkit-app >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin labkit-app
 install -d -m 0755 /opt/labkit
 base64 -d <<'{source_marker}' | gunzip > /opt/labkit/shop_app.py
@@ -76,6 +82,12 @@ def app_source() -> str:
     return (resources.files("labkit.app") / "server.py").read_text(encoding="utf-8")
 
 
+def shipped_source() -> str:
+    """The app's source as the user data carries it: the same program without its comments (ast.unparse), so it
+    fits EC2's 16 KB of user data with the lines that install it; the notebooks show app_source(), comments and all."""
+    return ast.unparse(ast.parse(app_source())) + "\n"
+
+
 def engine_setting(engine: AuroraEngine) -> str:
     """Settings.engine for an app on a cluster of `engine`: its facts as compact JSON (LABKIT_APP_ENGINE)."""
     return json.dumps(engine.app_facts(), sort_keys=True, separators=(",", ":"))
@@ -91,6 +103,7 @@ def app_environment(settings: Settings) -> dict[str, str]:
         "LABKIT_APP_PORT": str(settings.port),
         "LABKIT_APP_ENGINE": settings.engine,
         "LABKIT_APP_READS_FROM": settings.reads_from,
+        "LABKIT_APP_CA_FILE": settings.ca_file,
     }
 
 
@@ -137,10 +150,13 @@ def render(settings: Settings) -> str:
     when the settings name none)."""
     if not settings.engine:
         settings = dataclasses.replace(settings, engine=engine_setting(engine_of()))
-    packed = base64.encodebytes(gzip.compress(app_source().encode("utf-8"), mtime=0)).decode("ascii").strip()
+    if not settings.ca_file:
+        settings = dataclasses.replace(settings, ca_file=CA_FILE)
+    packed = base64.encodebytes(gzip.compress(shipped_source().encode("utf-8"), mtime=0)).decode("ascii").strip()
     packages = (EngineFacts.from_json(settings.engine).driver["requirement"], *PACKAGES)
     script = SCRIPT.format(
         port=settings.port, packages=shlex.join(packages), source=packed, source_marker=SOURCE_MARKER,
+        ca_file=shlex.quote(settings.ca_file), ca_bundle=shlex.quote(CA_BUNDLE),
         env=environment_text(app_environment(settings)), env_marker=ENV_MARKER, env_file=ENV_FILE,
     )  # fmt: skip
     if len(script.encode()) > USER_DATA_LIMIT:

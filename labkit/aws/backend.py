@@ -101,6 +101,14 @@ class Backend(ABC):
     def session_plugin(self) -> list[str] | None:
         """The command that runs the local end of an SSM session (None when it is not installed)."""
 
+    def trust_store(self) -> str:
+        """The CA bundle that signs the database servers' certificates: AWS's RDS bundle (fetched once into the
+        home, labkit.aws.truststore); the sandbox's is its home's own CA."""
+        from labkit.aws.regions import partition_of  # start-up time: botocore's data, read when a connection asks
+        from labkit.aws.truststore import rds_ca_bundle  # only a connection that verifies a server reads it
+
+        return str(rds_ca_bundle(partition_of(self.region)))
+
     def client_config(self) -> Config:
         return Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
 

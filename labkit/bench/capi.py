@@ -67,8 +67,22 @@ def version() -> str | None:
     return _mysql_connector.MySQL().get_client_info() if _mysql_connector else None
 
 
-def connect(host: str, port: int, user: str, password: str, database: str, timeout: float = 60) -> Any:
-    """One autocommit connection through the C API (TLS off, as labkit's PyMySQL connections and sysbench)."""
+def connect(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    database: str,
+    timeout: float = 60,
+    tls: tuple[str, str] | None = None,
+) -> Any:
+    """One autocommit connection through the C API; with `tls` (the CA file, the endpoint's name), encrypted and its
+    certificate chain verified against the CA file.
+
+    The name is not checked here: libmysqlclient verifies the certificate against the host it dials
+    (ssl_verify_identity), which through a tunnel is 127.0.0.1, and its C API has no setting for another name. So
+    this path checks the chain only; labkit's PyMySQL connections to the same endpoint check the name too.
+    """  # fmt: skip
     if _mysql_connector is None:
         raise ImportError("mysql-connector-python is not installed")
     # The wheel bundles its authentication plugins (mysql_native_password among them) beside the extension,
@@ -78,7 +92,12 @@ def connect(host: str, port: int, user: str, password: str, database: str, timeo
         buffered=True, raw=False, connection_timeout=int(min(10, timeout)), plugin_dir=plugins
     )
     try:
-        connection.connect(host=host, port=port, user=user, password=password, database=database, ssl_disabled=True)
+        secure = (
+            {"ssl_ca": tls[0], "ssl_verify_cert": True, "ssl_verify_identity": False, "ssl_disabled": False}
+            if tls is not None
+            else {"ssl_disabled": True}
+        )
+        connection.connect(host=host, port=port, user=user, password=password, database=database, **secure)
         connection.autocommit(True)
     except _mysql_connector.MySQLInterfaceError as exc:
         raise _wrapped(exc) from None

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from labkit.access.lookup import cluster_engine, lab_cluster
+from labkit.access.tls import Verification, verification
 from labkit.access.tunnel import Tunnel, find_open, resolve_target
 from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
@@ -60,20 +61,23 @@ def choose_path(path: str | None, backend: Backend, what: str) -> str:
 
 class Connector:
     """connect(secret) opens a connection of the engine's DB-API driver to one target on one path;
-    .capi(secret) the same through the engine's C path. Where the far end is is asked at each connection (the
-    reader endpoint balances per connection)."""
+    .capi(secret) the same through the engine's C path; both with TLS, verifying `tls` (labkit.access.tls). Where
+    the far end is is asked at each connection (the reader endpoint balances per connection)."""
 
-    def __init__(self, address: Callable[[], tuple[str, int]], engine: AuroraEngine) -> None:
+    def __init__(self, address: Callable[[], tuple[str, int]], engine: AuroraEngine, tls: Verification | None) -> None:
         self.address = address
         self.engine = engine
+        self.tls = tls
 
     def __call__(self, secret: Any, timeout: float = 60) -> Any:
         host, port = self.address()
-        return connect(host, port, secret, self.engine, timeout)
+        return connect(host, port, secret, self.engine, timeout, tls=self.tls)
 
     def capi(self, secret: Any, timeout: float = 60) -> Any:
         host, port = self.address()
-        return c_path(self.engine).connect(host, port, secret.username, secret.password, DATABASE_NAME, timeout)
+        return c_path(self.engine).connect(
+            host, port, secret.username, secret.password, DATABASE_NAME, timeout, tls=self.tls
+        )
 
 
 @contextlib.contextmanager
@@ -88,23 +92,34 @@ def connection_point(target: str, path: str, config: Any, backend: Backend) -> I
         )
     far = resolve_target(target, config, backend)
     engine = cluster_engine(config, backend)
+    tls = verification(backend, far.host)  # the endpoint's name, on either path
     if path == "direct":
         choose_path(path, backend, f"a connection to {target}")  # never a raw connect timeout on AWS
-        yield Connector(lambda: backend.resolve(far.host, far.port), engine)
+        yield Connector(lambda: backend.resolve(far.host, far.port), engine, tls)
         return
     reused = find_open(target, config, backend)
     tunnel = reused or Tunnel(target, config=config, backend=backend).open()
     try:
-        yield Connector(lambda: (tunnel.host, tunnel.port), engine)
+        yield Connector(lambda: (tunnel.host, tunnel.port), engine, tls)
     finally:
         if reused is None:
             tunnel.close()
 
 
-def connect(host: str, port: int, secret: Any, engine: AuroraEngine, timeout: float = 60) -> Any:
-    """One autocommit connection of the engine's DB-API driver to the lab database as the master user."""
+def connect(
+    host: str, port: int, secret: Any, engine: AuroraEngine, timeout: float = 60, *, tls: Verification | None = None
+) -> Any:
+    """One autocommit connection of the engine's DB-API driver to the lab database as the master user; with `tls`
+    (labkit.access.tls), encrypted and verified. None only for a client that shows what happens without TLS."""
     return engine.dialect.dbapi.connect(
-        host, port, secret.username, secret.password, DATABASE_NAME, connect_timeout=min(10, timeout), timeout=timeout
+        host,
+        port,
+        secret.username,
+        secret.password,
+        DATABASE_NAME,
+        connect_timeout=min(10, timeout),
+        timeout=timeout,
+        tls=tls,
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from labkit.bench.drivers import choose
 from labkit.bench.workloads import Workload
+from labkit.engines.dialect import libpq_tls
 
 try:
     import psycopg
@@ -80,14 +81,25 @@ def _error(message: bytes, sqlstate: bytes | None = None, *, connecting: bool = 
     return psycopg.OperationalError(f"connection failed: {text}" if connecting else text)
 
 
-def connect(host: str, port: int, user: str, password: str, database: str, timeout: float = 60) -> Connection:
-    """One connection through libpq (autocommit: libpq runs each statement in its own transaction)."""
+def connect(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    database: str,
+    timeout: float = 60,
+    tls: tuple[str, str] | None = None,
+) -> Connection:
+    """One connection through libpq (autocommit: libpq runs each statement in its own transaction); with `tls` (the
+    CA file, the endpoint's name), sslmode=verify-full: the chain and the endpoint's name, the socket to `host`."""
     if not available():
         raise ImportError("psycopg's compiled libpq wrapper is not installed")
-    conninfo = make_conninfo(
-        host=host, port=port, user=user, password=password, dbname=database,
-        connect_timeout=max(2, int(min(10, timeout))),  # libpq: whole seconds, at least 2
-    )  # fmt: skip
+    settings: dict[str, Any] = {
+        "host": host, "port": port, "user": user, "password": password, "dbname": database,
+        "connect_timeout": max(2, int(min(10, timeout))),  # libpq: whole seconds, at least 2
+    }  # fmt: skip
+    settings.update(libpq_tls(host, *tls) if tls is not None else {"sslmode": "disable"})
+    conninfo = make_conninfo(**settings)
     pgconn = pq.PGconn.connect(conninfo.encode())
     if pgconn.status != pq.ConnStatus.OK:
         error = _error(pgconn.error_message, connecting=True)

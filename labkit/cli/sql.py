@@ -42,7 +42,10 @@ def sweep_option_files(folder: Path) -> None:
 def option_file(home: Path, tunnel: Any, credentials: Any, database: str, engine: AuroraEngine | None = None) -> Path:
     """The engine client's credentials file for this tunnel, readable only by its owner (stale ones are swept
     first)."""
+    from labkit.access.tls import tunnel_verification  # start-up time: the access layer loads boto3
+
     client = (engine or default_engine()).client
+    ca_file, server_name = tunnel_verification(tunnel)  # the client verifies the server as labkit does
     folder = home / "tunnels"
     folder.mkdir(parents=True, exist_ok=True)
     sweep_option_files(folder)
@@ -53,7 +56,7 @@ def option_file(home: Path, tunnel: Any, credentials: Any, database: str, engine
         handle.write(
             client.credentials.format(
                 host=tunnel.host, port=tunnel.port, user=credentials.username, password=credentials.password,
-                database=database,
+                database=database, ca=ca_file, server_name=server_name,
             )
         )  # fmt: skip
     return path
@@ -63,7 +66,9 @@ def connect_help(
     tunnel: Any, credentials: Any, backend: Any, database: str, options: Path, engine: AuroraEngine | None = None
 ) -> str:
     """How to connect a client through the tunnel, without the password itself."""
-    command = (engine or default_engine()).client.command.format(
+    client = (engine or default_engine()).client
+    trust = backend.trust_store()
+    command = client.command.format(
         path=shlex.quote(str(options)), host=tunnel.host, port=tunnel.port, user=credentials.username,
         database=database,
     )  # fmt: skip
@@ -79,6 +84,9 @@ def connect_help(
             f"  user     {credentials.username}",
             f"  database {database}",
             f"  password in Secrets Manager: {credentials.secret_arn}",
+            f"  TLS      on; the client verifies {client.verifies} against {trust}"
+            if client.verifies
+            else "  TLS      on",
             "connect:",
             f"  {command}      (the file is deleted on close)",
             f"  the password, for other clients: {shlex.join(fetch)}",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from types import MappingProxyType
 
-from .base import AURORA_INSTANCE_CLASSES, AuroraEngine, Catalog, Client, Setup, Statements, Versions
-from .dialect import DBAPI, Dialect
+from .base import AURORA_INSTANCE_CLASSES, AuroraEngine, Catalog, Client, Setup, Statements, Tls, Versions
+from .dialect import DBAPI, TLS_CONTEXT, Dialect
 
 # Two families, one group each for the line ([0-9] and ASCII: \d takes any Unicode digit):
 # - Aurora MySQL 3 (MySQL 8.0 compatible): "8.0.mysql_aurora.3.10.1", line "3.10".
@@ -118,6 +118,7 @@ class AuroraMySQLDialect(Dialect):
         timeout_keywords=("read_timeout", "write_timeout"),
         options=MappingProxyType({"autocommit": True, "charset": "utf8mb4"}),
         deferred=MappingProxyType({"defer_connect": True}),  # then connection.connect(sock)
+        tls=TLS_CONTEXT,  # ssl=<SSLContext>: PyMySQL verifies the name it wraps the socket with (dialect.py)
     )
     # Aurora names the instance in @@aurora_server_id; MariaDB (the sandbox) in @@report_host, which the
     # sandbox sets to the DB instance identifier (the first query fails there with 1193, unknown variable).
@@ -193,11 +194,29 @@ STATEMENTS = Statements(
     replica_status_columns=("server_id", "session_id", "replica_lag_in_milliseconds"),
 )
 
+# The client encrypts and verifies the server's certificate chain against the CA bundle (ssl-ca). Its name check
+# (ssl-verify-server-cert) compares the certificate with the host it dials, which through a tunnel is 127.0.0.1, not
+# the endpoint, and the mariadb and mysql clients have no option to verify another name: the file verifies the
+# chain only, and `labkit tunnel` says so. (labkit's own connections verify the endpoint's name: dialect.py.)
 CLIENT = Client(
     program="mariadb",
     credentials_suffix=".cnf",
-    credentials="[client]\nhost={host}\nport={port}\nuser={user}\npassword={password}\ndatabase={database}\n",
+    credentials="[client]\nhost={host}\nport={port}\nuser={user}\npassword={password}\ndatabase={database}\n"
+    "ssl\nssl-ca={ca}\n",
     command="mariadb --defaults-extra-file={path}",
+    verifies="the certificate chain (the mariadb client cannot check the endpoint's name through a tunnel)",
+)
+
+# require_secure_transport (Aurora MySQL 3 and 8.4; dynamic, off by default): "MySQL Error 3159 (HY000): Connections
+# using insecure transport are prohibited while --require_secure_transport=ON" (RDS User Guide, "Requiring SSL/TLS
+# for all connections to a MySQL DB instance"). The sandbox's MariaDB (10.5.2+) refuses such a client as if its
+# password were wrong: error 1045, "Access denied for user ... (using password: YES)" (it has no error of its own
+# for it), which a client that sent the right password without TLS can only read as the refusal.
+TLS = Tls(
+    parameter="require_secure_transport",
+    required="ON",
+    status_query="SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')",
+    refusals=("insecure transport are prohibited", "Access denied for user"),
 )
 
 SETUP = Setup(
@@ -226,6 +245,7 @@ AURORA_MYSQL = AuroraEngine(
     sql=STATEMENTS,
     client=CLIENT,
     setup=SETUP,
+    tls=TLS,
     bench_c_path="labkit.bench.capi",
     notes=MappingProxyType(
         {

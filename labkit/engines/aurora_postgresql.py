@@ -14,8 +14,8 @@ import re
 from types import MappingProxyType
 from typing import Any
 
-from .base import AURORA_INSTANCE_CLASSES, AuroraEngine, Catalog, Client, Setup, Statements, Versions
-from .dialect import DBAPI, LOST_CONNECTION, Dialect
+from .base import AURORA_INSTANCE_CLASSES, AuroraEngine, Catalog, Client, Setup, Statements, Tls, Versions
+from .dialect import DBAPI, LOST_CONNECTION, TLS_LIBPQ, Dialect
 
 # Aurora PostgreSQL versions are PostgreSQL's own major.minor ("16.8"); since 13.3, 12.8 and 11.13 there is no
 # separate Aurora version number in them (Aurora User Guide, "Identifying versions of Amazon Aurora PostgreSQL").
@@ -60,6 +60,9 @@ CATALOG = Catalog(
     default="15.10",
     parameter_group_family="aurora-postgresql15",
     major_version="15",
+    # Each major version is its own parameter group family (aurora-postgresql14 ... 17): a cluster parameter group
+    # of one family cannot be used by a cluster of another major version.
+    majors=MappingProxyType({f"{major}.": (f"aurora-postgresql{major}", str(major)) for major in range(14, 19)}),
 )
 
 # libpq gives a failed connection no SQLSTATE (psycopg's OperationalError has none): the server's words say which.
@@ -97,6 +100,7 @@ class AuroraPostgreSQLDialect(Dialect):
         database_keyword="dbname",
         options=MappingProxyType({"autocommit": True}),
         local_socket=".s.PGSQL.{port}",  # libpq's name for a server's socket in a folder given as the host
+        tls=TLS_LIBPQ,  # sslmode=verify-full, sslrootcert; host is the name verified, hostaddr where it dials
     )  # libpq cannot take a socket the caller dialed (no `deferred`): the sandbox's app pipes one to it instead
     # Aurora PostgreSQL names the instance in aurora_db_instance_identifier(); the sandbox's servers answer it too.
     # A replica is in recovery (pg_is_in_recovery()) on both.
@@ -219,11 +223,24 @@ STATEMENTS = Statements(
 # `psql` reads a connection service file (libpq's pg_service.conf format: one [service] of key=value lines, the
 # password among them, taken to the end of its line) named by PGSERVICEFILE. libpq refuses nothing here, so
 # labkit writes it 0600 itself and deletes it when the tunnel closes; `pgbench` takes the same file.
+# The service verifies as labkit does: sslmode=verify-full against the CA bundle, the endpoint's name as `host` and
+# the tunnel's address as `hostaddr` (libpq verifies host, and dials hostaddr).
 CLIENT = Client(
     program="psql",
     credentials_suffix=".pgservice",
-    credentials="[labkit]\nhost={host}\nport={port}\nuser={user}\npassword={password}\ndbname={database}\n",
+    credentials="[labkit]\nhost={server_name}\nhostaddr={host}\nport={port}\nuser={user}\npassword={password}\n"
+    "dbname={database}\nsslmode=verify-full\nsslrootcert={ca}\n",
     command="PGSERVICEFILE={path} psql service=labkit",
+    verifies="the certificate chain and the endpoint's name (sslmode=verify-full)",
+)
+
+# rds.force_ssl (Aurora PostgreSQL; 0 by default, dynamic): pg_hba.conf's rules become hostssl, so a client without
+# TLS finds no rule: 'no pg_hba.conf entry for host ..., no encryption' (SQLSTATE 28000).
+TLS = Tls(
+    parameter="rds.force_ssl",
+    required="1",
+    status_query="SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    refusals=("no encryption",),
 )
 
 SETUP = Setup(
@@ -252,6 +269,7 @@ AURORA_POSTGRESQL = AuroraEngine(
     sql=STATEMENTS,
     client=CLIENT,
     setup=SETUP,
+    tls=TLS,
     bench_c_path="labkit.bench.libpq",
     notes=MappingProxyType(
         {

@@ -138,8 +138,9 @@ class Client:
 
     program: str
     credentials_suffix: str  # the file's suffix: stale files of a killed tunnel are found by it
-    credentials: str  # the file's text: {host}, {port}, {user}, {password}, {database}
+    credentials: str  # the file's text: {host}, {port}, {user}, {password}, {database}, {ca}, {server_name}
     command: str  # how to connect with the file: {path} (shell-quoted), {host}, {port}, {user}, {database}
+    verifies: str = ""  # what the client checks of the server's certificate with the file, in words
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,17 @@ class Setup:
     brew_packages: tuple[str, ...]  # the same on macOS
     other_systems: str  # what to install where neither apt nor brew is
     reference_benchmark: str  # the C benchmark the harness is compared with
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Encryption in transit: the cluster parameter that makes the engine refuse clients without TLS, and how a
+    session says it is encrypted."""
+
+    parameter: str  # the DB cluster parameter: "require_secure_transport" (Aurora MySQL), "rds.force_ssl"
+    required: str  # its value that requires TLS: "ON", "1"
+    status_query: str  # this session's TLS version and cipher, as one row (version, cipher); empty texts: none
+    refusals: tuple[str, ...]  # words of the servers' refusal of a client without TLS (in the error message)
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,7 @@ class AuroraEngine:
     sql: Statements
     client: Client
     setup: Setup
+    tls: Tls
     bench_c_path: str | None = None  # the module of the benchmark's C-speed path (labkit.bench.capi's shape)
     # The notebooks' few engine-specific sentences (markdown) by topic, shown by labkit.explain(topic, config), so
     # one notebook serves every engine: "servers", "identity", "read-only", "client", "c-path".

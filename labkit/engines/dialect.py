@@ -13,7 +13,9 @@ Standard library only, relative imports (see __init__.py): the drivers themselve
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import re
+import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,47 @@ LOST_CONNECTION = "lost-connection"
 ACCESS_DENIED = "access-denied"
 NO_SCHEMA = "no-schema"
 OTHER = "other"
+
+
+# How a driver is told to encrypt and whom to believe (DBAPI.tls): PyMySQL takes an ssl.SSLContext as `ssl`, and
+# verifies the name it wraps the socket with; libpq takes sslmode=verify-full, the CA file as sslrootcert, and
+# verifies `host` while it dials `hostaddr`. Either way the name verified is the endpoint's, wherever the socket
+# goes (a tunnel's local port, the sandbox's 127.0.0.1).
+TLS_CONTEXT = "sslcontext"
+TLS_LIBPQ = "libpq"
+
+
+class EndpointContext(ssl.SSLContext):
+    """An SSLContext that verifies `server_name`, not the host the driver dialed: through a tunnel the driver dials
+    127.0.0.1, but the certificate is the endpoint's (PyMySQL wraps its socket with server_hostname=its host)."""
+
+    server_name: str = ""
+
+    def wrap_socket(self, sock: Any, *args: Any, server_hostname: str | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().wrap_socket(sock, *args, server_hostname=self.server_name or server_hostname, **kwargs)
+
+
+def verifying_context(ca_file: str, server_name: str) -> ssl.SSLContext:
+    """A client context that trusts only `ca_file` and checks the chain and `server_name` (TLS 1.2 or newer)."""
+    context = EndpointContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(cafile=ca_file)
+    context.server_name = server_name
+    return context
+
+
+def libpq_tls(host: str, ca_file: str, server_name: str) -> dict[str, Any]:
+    """libpq's connection settings for verify-full against `ca_file` and `server_name`, dialing `host`."""
+    dial = {"hostaddr": host} if _is_address(host) and host != server_name else {}
+    return {"host": server_name, **dial, "sslmode": "verify-full", "sslrootcert": ca_file}
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -50,6 +93,21 @@ class DBAPI:
     # Where a driver that takes no socket finds a local Unix socket, in the folder given as its host ({port}):
     # how the sandbox's web app hands it a connection the sandbox dialed (labkit.app.server).
     local_socket: str = ""
+    tls: str = ""  # how connect() takes TLS settings: TLS_CONTEXT or TLS_LIBPQ
+
+    def tls_arguments(self, host: str, ca_file: str, server_name: str) -> dict[str, Any]:
+        """connect()'s keyword arguments that encrypt a connection dialed to `host` and verify the server's
+        certificate against `ca_file` and `server_name` (the endpoint's DNS name); they replace `host` where the
+        driver verifies the name it dials."""
+        if self.tls == TLS_CONTEXT:
+            return {"ssl": verifying_context(ca_file, server_name)}
+        if self.tls == TLS_LIBPQ:
+            return libpq_tls(host, ca_file, server_name)
+        raise ValueError(f"the {self.module} driver has no TLS settings")
+
+    def plaintext_arguments(self) -> dict[str, Any]:
+        """connect()'s keyword arguments for a connection that does not encrypt (to show a server refusing it)."""
+        return {"sslmode": "disable"} if self.tls == TLS_LIBPQ else {"ssl_disabled": True}
 
     def load(self) -> ModuleType:
         """The driver module (imported on first use: `import labkit` does not pay for it)."""
@@ -81,12 +139,23 @@ class DBAPI:
         }  # fmt: skip
 
     def connect(
-        self, host: str, port: int, user: str, password: str, database: str, *, connect_timeout: float, timeout: float
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        database: str,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        tls: tuple[str, str] | None = None,
     ) -> Any:
-        """One autocommit DB-API connection."""
+        """One autocommit DB-API connection; with `tls` (the CA file, the name to verify), encrypted and verified."""
         arguments = self.arguments(
             host, port, user, password, database, connect_timeout=connect_timeout, timeout=timeout
         )
+        if tls is not None:
+            arguments.update(self.tls_arguments(host, *tls))
         return self.load().connect(**arguments)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +164,7 @@ class DBAPI:
             "module": self.module, "requirement": self.requirement, "database_keyword": self.database_keyword,
             "connect_timeout_keyword": self.connect_timeout_keyword, "timeout_keywords": list(self.timeout_keywords),
             "options": dict(self.options), "deferred": dict(self.deferred), "local_socket": self.local_socket,
+            "tls": self.tls,
         }  # fmt: skip
 
 

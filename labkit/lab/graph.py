@@ -30,7 +30,7 @@ from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
 from labkit.lab.resources import Resource, ResourceType, registry
 from labkit.lab.resources.compute import Instance, KeyPair
-from labkit.lab.resources.database import Cluster, DbInstance, DbSubnetGroup
+from labkit.lab.resources.database import NODE_CLUSTER_PARAMETERS, Cluster, DbInstance, DbSubnetGroup
 from labkit.lab.resources.iam import InstanceProfile, Role
 from labkit.lab.resources.network import (
     AppSecurityGroup,
@@ -42,6 +42,7 @@ from labkit.lab.resources.network import (
     Subnet,
     Vpc,
 )
+from labkit.lab.resources.parameters import ClusterParameterGroup
 
 # The lab is built in three stages, one notebook each; a stage brings along whatever it depends on.
 STAGES = ("network", "database", "compute")
@@ -72,7 +73,8 @@ def lab_graph(config: LabConfig, *, readers: int | None = None, key_pair: bool |
         AppSecurityGroup(NODE_SG_APP, [NODE_VPC]),
         DbSecurityGroup(NODE_SG_DB, [NODE_VPC, NODE_SG_APP]),
         DbSubnetGroup(NODE_DB_SUBNET_GROUP, NODE_DB_SUBNETS),
-        Cluster(NODE_CLUSTER, [NODE_DB_SUBNET_GROUP, NODE_SG_DB]),
+        ClusterParameterGroup(NODE_CLUSTER_PARAMETERS),  # requires TLS
+        Cluster(NODE_CLUSTER, [NODE_DB_SUBNET_GROUP, NODE_SG_DB, NODE_CLUSTER_PARAMETERS]),
         DbInstance(NODE_FIRST_DB, (NODE_CLUSTER,), promotion_tier=0),
         # Readers join after the first: Aurora makes the first instance to come up the writer.
         *(DbInstance(db_instance_node(n), (NODE_FIRST_DB,), promotion_tier=1) for n in range(2, readers + 2)),

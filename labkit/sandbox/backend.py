@@ -68,6 +68,12 @@ class SandboxBackend(Backend):
     def resolve(self, host: str, port: int) -> tuple[str, int]:
         return dns.resolve(host)
 
+    def trust_store(self) -> str:
+        """The home's own CA, which signs the sandbox's database servers' certificates (labkit.sandbox.tls)."""
+        from labkit.sandbox.tls import ca_file  # cryptography: only a connection that verifies a server loads it
+
+        return str(ca_file(labkit_home() / "data"))
+
     def session_plugin(self) -> list[str]:
         """The stand-in plugin; its settings (LABKIT_SSM_IDLE_TIMEOUT) are checked here, before a session starts."""
         try:

@@ -18,6 +18,7 @@ import pandas as pd
 from labkit.access.diagnosis import connection_failure
 from labkit.access.lookup import cluster_engine
 from labkit.access.sql import credentials
+from labkit.access.tls import tunnel_verification
 from labkit.access.tunnel import Tunnel
 from labkit.aws.backend import Backend
 from labkit.bench.connect import connect
@@ -59,7 +60,10 @@ class HeldConnection:
 
     def _ask_new(self) -> dict[str, Any]:
         try:
-            connect(self.tunnel.host, self.tunnel.port, self.secret, self.engine, NEW_CONNECTION_TIMEOUT).close()
+            connect(
+                self.tunnel.host, self.tunnel.port, self.secret, self.engine, NEW_CONNECTION_TIMEOUT,
+                tls=tunnel_verification(self.tunnel),
+            ).close()  # fmt: skip
         except Exception as exc:  # a refusal (sandbox) or a timeout (AWS drops it): the diagnosis names the rule
             return {
                 "connection": NEW,
@@ -87,7 +91,7 @@ def hold_connection(to: str = "writer", config: Any | None = None, backend: Back
     engine = cluster_engine(config, backend)
     try:
         secret = credentials(config, backend)
-        connection = connect(tunnel.host, tunnel.port, secret, engine, timeout=30)
+        connection = connect(tunnel.host, tunnel.port, secret, engine, timeout=30, tls=tunnel_verification(tunnel))
     except BaseException:
         tunnel.close()
         raise

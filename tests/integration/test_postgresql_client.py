@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support import tls_checks
 
 from labkit import sandbox
 from labkit.access.lookup import lab_cluster
@@ -259,3 +260,22 @@ def test_a_failover_swaps_the_roles_and_loses_no_acknowledged_write(lab):
     assert report.lost == [] and report.acknowledged > 0
     assert whoami("writer", config=config, backend=backend)["instance"][0] == before[1]
     assert whoami("reader", config=config, backend=backend)["read_only"].tolist() == [True]
+
+
+# ----- encryption in transit (the checks are shared with test_tunnel_sandbox: tests/support/tls_checks.py) -----
+
+
+def test_labkit_sessions_are_encrypted_as_the_server_reports(lab):
+    tls_checks.labkit_sessions_are_encrypted(*lab)
+
+
+def test_a_client_without_tls_is_refused_as_the_parameter_group_says(lab):
+    tls_checks.plaintext_is_refused_as_the_group_says(*lab)
+
+
+def test_a_certificate_for_another_name_or_from_another_ca_is_refused(lab, tmp_path, monkeypatch):
+    tls_checks.another_name_or_another_ca_is_refused(*lab, tmp_path, monkeypatch)
+
+
+def test_the_ca_is_the_homes_own_and_private(lab):
+    tls_checks.the_ca_is_the_homes_and_private(*lab)

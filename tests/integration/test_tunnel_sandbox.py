@@ -18,6 +18,7 @@ from pathlib import Path
 import pymysql
 import pytest
 from botocore.exceptions import ClientError
+from support import tls_checks
 from support.sandbox_lab import (
     replication_paused,
     resume_replication_after,
@@ -34,9 +35,11 @@ from labkit.aws.tags import NODE_FIRST_DB, db_instance_node, resource_name
 from labkit.cli.sql import option_file
 from labkit.config import LabConfig
 from labkit.errors import ConfigError, LabkitError
+from labkit.home import labkit_home
 from labkit.lab.apply import apply
 from labkit.lab.resources.database import DATABASE_NAME
 from labkit.sandbox.backend import SandboxBackend
+from labkit.sandbox.tls import write_sysbench_files
 from labkit.security import revoke_rules
 
 LAB, LEARNER = "sqllab", "ana"
@@ -347,19 +350,22 @@ def test_the_mariadb_client_works_through_a_tunnel(lab, tmp_path):
     assert result.stdout.split() == [f"{LAB}-{LEARNER}-db-2", "1"]
 
 
-def test_sysbench_works_through_a_tunnel(lab):
+def test_sysbench_works_through_a_tunnel(lab, tmp_path):
     if shutil.which("sysbench") is None:
         pytest.skip("no sysbench on this machine (make setup installs it)")
     config, backend = lab
     secret = credentials(config, backend)
+    folder = write_sysbench_files(labkit_home() / "data", tmp_path)  # the lab requires TLS
     with tunnel("writer", config=config, backend=backend) as opened:
         common = [
-            "oltp_point_select", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={opened.port}",
+            "oltp_point_select", "--db-driver=mysql", "--mysql-ssl=on", "--mysql-host=127.0.0.1", f"--mysql-port={opened.port}",
             f"--mysql-user={secret.username}", f"--mysql-password={secret.password}", f"--mysql-db={DATABASE_NAME}",
             "--tables=1", "--table-size=200", "--threads=1",
         ]  # fmt: skip
         steps = {
-            name: subprocess.run(["sysbench", *common, *extra, name], capture_output=True, text=True, timeout=60)
+            name: subprocess.run(
+                ["sysbench", *common, *extra, name], capture_output=True, text=True, timeout=60, cwd=folder
+            )
             for name, extra in (("prepare", []), ("run", ["--time=1"]), ("cleanup", []))
         }
     for name, result in steps.items():
@@ -455,3 +461,22 @@ def test_sql_reads_a_rotated_secret_again(lab):
     engine("writer", config=config, backend=backend).dispose()  # the pool's next connection logs in anew
     assert sql("SELECT 2 AS two", config=config, backend=backend)["two"].tolist() == [2]
     assert sql("SELECT 3 AS three", on="reader", config=config, backend=backend)["three"].tolist() == [3]
+
+
+# ----- encryption in transit (the checks are shared with test_postgresql_client: tests/support/tls_checks.py) -----
+
+
+def test_labkit_sessions_are_encrypted_as_the_server_reports(lab):
+    tls_checks.labkit_sessions_are_encrypted(*lab)
+
+
+def test_a_client_without_tls_is_refused_as_the_parameter_group_says(lab):
+    tls_checks.plaintext_is_refused_as_the_group_says(*lab)
+
+
+def test_a_certificate_for_another_name_or_from_another_ca_is_refused(lab, tmp_path, monkeypatch):
+    tls_checks.another_name_or_another_ca_is_refused(*lab, tmp_path, monkeypatch)
+
+
+def test_the_ca_is_the_homes_own_and_private(lab):
+    tls_checks.the_ca_is_the_homes_and_private(*lab)

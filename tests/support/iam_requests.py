@@ -167,13 +167,15 @@ def _ec2_targets(world: World, op: str, p: dict[str, Any]) -> list[Target]:
 
 def _rds_targets(world: World, op: str, p: dict[str, Any]) -> list[Target]:
     new = {"CreateDBCluster": ("cluster", "DBClusterIdentifier"), "CreateDBInstance": ("db", "DBInstanceIdentifier"),
-           "CreateDBSubnetGroup": ("subgrp", "DBSubnetGroupName")}  # fmt: skip
+           "CreateDBSubnetGroup": ("subgrp", "DBSubnetGroupName"),
+           "CreateDBClusterParameterGroup": ("cluster-pg", "DBClusterParameterGroupName")}  # fmt: skip
     targets = []
     if op in new:
         kind, key = new[op]
         targets.append(Target(world.arn("rds", f"{kind}:{p[key]}")))
     existing = {"DBClusterIdentifier": "cluster", "DBInstanceIdentifier": "db", "DBSubnetGroupName": "subgrp",
-                "DBClusterSnapshotIdentifier": "cluster-snapshot"}  # fmt: skip
+                "DBClusterSnapshotIdentifier": "cluster-snapshot",
+                "DBClusterParameterGroupName": "cluster-pg"}  # fmt: skip
     for key, kind in existing.items():
         if p.get(key) and not (op in new and new[op][1] == key):
             targets.append(world.rds(kind, p[key]))

@@ -193,6 +193,7 @@ class StrictLayer:
             ("rds", "CreateDBSubnetGroup"): self.check_create_subnet_group,
             ("rds", "DeleteDBSubnetGroup"): self.check_delete_subnet_group,
             ("rds", "DeleteDBCluster"): self.check_delete_cluster,
+            ("rds", "DeleteDBClusterParameterGroup"): self.check_delete_cluster_parameter_group,
             ("iam", "DeleteRole"): self.check_delete_role,
         }
 
@@ -373,6 +374,11 @@ class StrictLayer:
         self._check_identifier(operation, identifier, "DBClusterIdentifier")
         if any(c["DBClusterIdentifier"] == identifier.lower() for c in rds.describe_db_clusters()["DBClusters"]):
             raise aws_error(operation, "DBClusterAlreadyExistsFault", "DB Cluster already exists")
+        group = params.get("DBClusterParameterGroupName")
+        groups = rds.describe_db_cluster_parameter_groups()["DBClusterParameterGroups"]
+        if group and group.lower() not in {g["DBClusterParameterGroupName"] for g in groups}:  # moto accepts any name
+            message = f"DBClusterParameterGroup not found: {group}"
+            raise aws_error(operation, "DBClusterParameterGroupNotFound", message)
         password = params.get("MasterUserPassword")
         if password is None and not params.get("ManageMasterUserPassword"):
             raise aws_error(operation, "InvalidParameterValue", "The parameter MasterUserPassword must be provided")
@@ -440,6 +446,16 @@ class StrictLayer:
         if users:
             message = f"Cannot delete the subnet group '{name}' because at least one database is still using it."
             raise aws_error("DeleteDBSubnetGroup", "InvalidDBSubnetGroupStateFault", message)
+
+    def check_delete_cluster_parameter_group(self, params: dict[str, Any]) -> None:
+        """RDS API reference, DeleteDBClusterParameterGroup: a group a cluster uses cannot be deleted (moto deletes
+        it)."""
+        name, rds = params["DBClusterParameterGroupName"].lower(), self.client("rds")
+        if any(
+            str(c.get("DBClusterParameterGroup", "")).lower() == name for c in rds.describe_db_clusters()["DBClusters"]
+        ):
+            message = f"One or more database clusters are still members of this parameter group {name}"
+            raise aws_error("DeleteDBClusterParameterGroup", "InvalidDBParameterGroupState", message)
 
     def check_delete_cluster(self, params: dict[str, Any]) -> None:
         operation, identifier = "DeleteDBCluster", params["DBClusterIdentifier"]

@@ -20,6 +20,8 @@ import pytest
 from labkit.app import server
 from labkit.app.server import Cluster, Database, NotReady, Served, Settings, ShopApp, render_page, validate
 from labkit.app.userdata import (
+    CA_BUNDLE,
+    CA_FILE,
     USER_DATA_LIMIT,
     app_source,
     engine_setting,
@@ -30,6 +32,7 @@ from labkit.app.userdata import (
     settings_script,
     source_from,
 )
+from labkit.aws.truststore import GLOBAL_BUNDLE
 from labkit.engines.aurora_mysql import AURORA_MYSQL
 
 SETTINGS = Settings(cluster="lab-me-cluster", region="us-east-1", engine=engine_setting(AURORA_MYSQL))
@@ -264,8 +267,10 @@ def test_cluster_repr_hides_the_password():
 def test_user_data_carries_the_app_and_its_settings_and_is_valid_bash(tmp_path: Path):
     script = render(SETTINGS)
     assert len(script.encode()) <= USER_DATA_LIMIT
-    assert source_from(script) == app_source()
-    assert settings_from(script) == SETTINGS
+    assert ast.dump(ast.parse(source_from(script))) == ast.dump(ast.parse(app_source()))  # the same program
+    # the instance verifies the database against AWS's RDS certificate authorities, which the script downloads
+    assert settings_from(script) == dataclasses.replace(SETTINGS, ca_file=CA_FILE)
+    assert f"-o {CA_FILE} {CA_BUNDLE}" in script and CA_BUNDLE == GLOBAL_BUNDLE
     (tmp_path / "user-data.sh").write_text(script)
     assert subprocess.run(["bash", "-n", str(tmp_path / "user-data.sh")], capture_output=True).returncode == 0
     assert "LABKIT_APP_BIND=127.0.0.1" in script, "the app listens on the instance only: no inbound rule needed"
@@ -282,7 +287,7 @@ def test_the_settings_script_changes_one_line_of_the_environment_file_and_restar
     run = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     after = Settings.from_env(environment_from(env_file.read_text()))
-    assert after == dataclasses.replace(SETTINGS, reads_from="writer")
+    assert after == dataclasses.replace(SETTINGS, reads_from="writer", ca_file=CA_FILE)
     assert env_file.read_text().count("LABKIT_APP_READS_FROM=") == 1 and restarted.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labkit-app.env", "restarted"], "no temporary file left"
     with pytest.raises(ValueError, match="LABKIT_APP_PASSWORD"):

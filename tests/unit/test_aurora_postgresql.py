@@ -249,14 +249,17 @@ def test_the_lint_names_the_engines_port_before_the_cluster_exists(strict_backen
 def test_the_psql_service_file_is_private_and_the_command_never_shows_the_password(tmp_path):
     from labkit.cli.sql import connect_help, option_file
 
-    tunnel = SimpleNamespace(to="writer", port=15432, host="127.0.0.1", address="127.0.0.1:15432",
-                             target=SimpleNamespace(describe=lambda: "the writer"))  # fmt: skip
+    endpoint = "lab-ada-cluster.cluster-c0ffee123456.us-east-1.rds.amazonaws.com"
+    backend = SimpleNamespace(region="us-east-1", endpoint_url=lambda: None, trust_store=lambda: "/home/ca.pem")
+    tunnel = SimpleNamespace(to="writer", port=15432, host="127.0.0.1", address="127.0.0.1:15432", backend=backend,
+                             target=SimpleNamespace(describe=lambda: "the writer", host=endpoint))  # fmt: skip
     secret = SimpleNamespace(username="admin", password="s3cret:x\\y", secret_arn="arn:secret")
-    backend = SimpleNamespace(region="us-east-1", endpoint_url=lambda: None)
     path = option_file(tmp_path, tunnel, secret, "shop", PG)
     assert path.name == "writer-15432.pgservice" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    # verify-full: libpq checks the endpoint's name (host) on the connection it dials to the tunnel (hostaddr)
     assert path.read_text().splitlines() == [
-        "[labkit]", "host=127.0.0.1", "port=15432", "user=admin", "password=s3cret:x\\y", "dbname=shop"
+        "[labkit]", f"host={endpoint}", "hostaddr=127.0.0.1", "port=15432", "user=admin", "password=s3cret:x\\y",
+        "dbname=shop", "sslmode=verify-full", "sslrootcert=/home/ca.pem",
     ]  # fmt: skip
     shown = connect_help(tunnel, secret, backend, "shop", path, PG)
     assert f"PGSERVICEFILE={path} psql service=labkit" in shown and "s3cret" not in shown

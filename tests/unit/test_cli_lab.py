@@ -52,7 +52,7 @@ def test_plan_json_is_machine_readable_and_changes_nothing(cli, strict_backend, 
     data = json.loads(capsys.readouterr().out)
     assert data["config"]["readers"] == 2
     assert {s["action"] for s in data["steps"]} == {"create"}
-    assert data["schedule"]["critical_path"] == 6 and data["schedule"]["sequential"] == 16
+    assert data["schedule"]["critical_path"] == 6 and data["schedule"]["sequential"] == 17
     assert lab_vpcs(strict_backend) == []
 
 
@@ -60,8 +60,8 @@ def test_plan_text_shows_the_banner_the_table_and_the_schedule(cli, capsys):
     assert cli("plan") == 0
     out = capsys.readouterr().out
     assert "account=123456789012 region=us-east-1" in out
-    assert "15 to create" in out and "cluster" in out
-    assert "6 waits on the critical path instead of 15 in a row" in out
+    assert "16 to create" in out and "cluster" in out
+    assert "6 waits on the critical path instead of 16 in a row" in out
 
 
 def test_flags_of_up_leave_the_saved_lab_alone_and_say_so(cli, capsys, lab_home):
@@ -78,7 +78,7 @@ def test_up_status_down_round_trip_with_json(cli, strict_backend, capsys, lab_ho
     assert cli("up", "--yes", "--json", "--learner", "carol") == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
-    assert len(result["created"]) == 15
+    assert len(result["created"]) == 16
     assert "changes go to:" in captured.err, "progress goes to stderr when --json is given"
     assert not (lab_home / "lab.toml").exists(), "flags do not change the saved lab"
     assert "add --save to make this the saved lab" in captured.err

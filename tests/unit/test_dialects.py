@@ -4,6 +4,8 @@ new dialect is one class."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -18,6 +20,7 @@ from labkit.engines.aurora_mysql import AURORA_MYSQL as AURORA_MYSQL_ENGINE
 from labkit.engines.aurora_mysql import AuroraMySQLDialect
 from labkit.engines.aurora_postgresql import AURORA_POSTGRESQL as AURORA_POSTGRESQL_ENGINE
 from labkit.errors import LabkitError
+from labkit.sandbox import tls
 
 AURORA_MYSQL = AURORA_MYSQL_ENGINE.dialect
 AURORA_POSTGRESQL = AURORA_POSTGRESQL_ENGINE.dialect
@@ -80,6 +83,7 @@ def test_the_fallback_message_names_the_dialects_server():
 
 class OpenTunnel:
     host, port, is_open = "127.0.0.1", 13306, True
+    target = None  # no endpoint known: the name verified is the target's name
 
     def close(self) -> None:
         self.is_open = False
@@ -92,6 +96,9 @@ class Secrets:
 
 class SecretsOnly:
     name, region = "sandbox", "us-east-1"
+
+    def trust_store(self) -> str:
+        return str(tls.ca_file(Path(tempfile.mkdtemp())))
 
     def client(self, service: str) -> Secrets:
         assert service == "secretsmanager", service

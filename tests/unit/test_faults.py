@@ -76,7 +76,7 @@ def test_every_step_of_apply_survives_a_failure(strict_backend, capsys):
     points = injector.stop_recording()
     assert quietly(destroy, FULL_LAB, strict_backend).empty
     steps = {point.step for point in points}
-    assert len(steps) == 16, "every node of the full lab is a step with at least one changing call"
+    assert len(steps) == 17, "every node of the full lab is a step with at least one changing call"
 
     failures: dict[str, list[str]] = {}
     faults = fault_plan(points)

@@ -48,7 +48,7 @@ def test_plan_of_an_empty_account_creates_everything_and_changes_nothing(strict_
     calls = changing_calls(strict_backend)
     result = plan(LabConfig(), strict_backend)
     assert {s.action for s in result.steps} == {CREATE}
-    assert len(result.steps) == 15
+    assert len(result.steps) == 16
     assert calls == [], "plan must only read"
     assert not strict_backend.client("ec2").describe_vpcs(Filters=[{"Name": "tag-key", "Values": ["labkit:lab"]}])[
         "Vpcs"
@@ -68,7 +68,7 @@ def test_plan_renders_a_mermaid_diagram_with_every_node_and_edge(strict_backend)
             assert f"{parent.replace('-', '_')} --> {step.node.replace('-', '_')}" in diagram
     markdown = result._repr_markdown_()
     assert "```mermaid" in markdown and "| wave | node |" in markdown
-    assert result.to_dict()["schedule"]["sequential"] == 17
+    assert result.to_dict()["schedule"]["sequential"] == 18
 
 
 def test_the_ec2_and_iam_branch_is_not_behind_the_cluster():

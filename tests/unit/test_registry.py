@@ -34,6 +34,7 @@ from labkit.lab.resources.network import (
     Subnet,
     Vpc,
 )
+from labkit.lab.resources.parameters import ClusterParameterGroup
 from labkit.lab.resources.registry import Describe, PriceRow, TaggedCreate
 
 CONFIGS = [
@@ -47,7 +48,8 @@ FULL_LAB = LabConfig(readers=1, key_pair=True, ssh_cidr="203.0.113.7")
 # The hand-written list destroy and status used before the registry (DELETABLE_TYPES): the derived order
 # must keep it, since status tables (and the notebooks that show them) list types in this order.
 OLD_DELETION_ORDER = [
-    *(Instance, KeyPair, DbInstance, Cluster, ClusterSnapshots, DbSubnetGroup, InstanceProfile, Role),
+    *(Instance, KeyPair, DbInstance, Cluster, ClusterSnapshots, DbSubnetGroup, ClusterParameterGroup),
+    *(InstanceProfile, Role),
     *(LeftoverInterfaces, SecurityGroup, RouteTable, Subnet, InternetGateway, Vpc),
 ]
 OLD_COMPANION_TYPES = [Volume, NetworkInterface, ClusterSecret]
@@ -55,7 +57,7 @@ OLD_COMPANION_TYPES = [Volume, NetworkInterface, ClusterSecret]
 
 def old_stage_of(node: str) -> str:
     """The hand-written rule stage_of replaced."""
-    if node in ("db-subnet-group", "cluster", "db-1") or node.startswith("db-"):
+    if node in ("db-subnet-group", "cluster", "db-1", "cluster-parameters") or node.startswith("db-"):
         return "database"
     if node in ("iam-role", "instance-profile", "key-pair", "instance"):
         return "compute"

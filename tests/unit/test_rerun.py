@@ -32,7 +32,7 @@ def test_apply_three_times_gives_the_same_ids_and_no_duplicates(strict_backend):
     config = LabConfig(readers=2, key_pair=True)
     runs = [apply(config, strict_backend) for _ in range(3)]
     assert runs[0].ids == runs[1].ids == runs[2].ids
-    assert len(runs[0].created) == 17 and runs[1].created == runs[2].created == []
+    assert len(runs[0].created) == 18 and runs[1].created == runs[2].created == []
     everything = status(config, strict_backend)
     per_node = collections.Counter(zip(everything["what"], everything["node"], strict=True))
     assert max(per_node.values()) == 1
@@ -99,7 +99,7 @@ def test_apply_can_build_one_stage_at_a_time_for_the_notebooks(strict_backend):
     compute = apply(config, strict_backend, only="compute")
     assert set(compute.created) == {"iam-role", "instance-profile", "instance"}
     remaining = plan(config, strict_backend)
-    assert {s.node for s in remaining.changes} == {"db-subnet-group", "cluster", "db-1", "db-2"}
+    assert {s.node for s in remaining.changes} == {"db-subnet-group", "cluster-parameters", "cluster", "db-1", "db-2"}
 
 
 class InterruptAt(Progress):

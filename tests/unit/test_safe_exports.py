@@ -283,7 +283,9 @@ def test_an_option_file_stays_in_the_home_whatever_the_target_is_called(tmp_path
 
     from labkit.cli.sql import option_file
 
-    tunnel = SimpleNamespace(to="../../escaped", port=13306, host="127.0.0.1")
+    backend = SimpleNamespace(trust_store=lambda: "/home/ca.pem")
+    tunnel = SimpleNamespace(to="../../escaped", port=13306, host="127.0.0.1", backend=backend,
+                             target=SimpleNamespace(host="escaped.cluster-abc.us-east-1.rds.amazonaws.com"))  # fmt: skip
     secret = SimpleNamespace(username="admin", password="not-shown")
     path = option_file(tmp_path, tunnel, secret, "shop")
     assert path.resolve().parent == (tmp_path / "tunnels").resolve()

@@ -70,6 +70,10 @@ class FakeServer(DatabaseServer):
     def pid(self) -> int | None:
         return 4242 if self.running else None
 
+    def require_secure_transport(self, required: bool) -> None:
+        self.calls.append(("require_secure_transport", self.name, required))
+        self.secure_transport = required
+
     def exited(self) -> bool:
         return self.dead
 

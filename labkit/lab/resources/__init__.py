@@ -1,10 +1,10 @@
-"""Lab resources: one registered class per AWS resource type, in four families (network, iam, database, compute).
+"""Lab resources: one registered class per AWS resource type, in five families (network, iam, parameters, database, compute).
 
 Importing this package imports every family, so the registry (registry.py) always holds every type; the shared
 shape (LabContext, Found, ResourceType, Resource) lives in base.py and is re-exported here.
 """
 
-from labkit.lab.resources import compute, database, iam, network
+from labkit.lab.resources import compute, database, iam, network, parameters
 from labkit.lab.resources.base import (
     Adopted,
     Found,
@@ -28,5 +28,6 @@ __all__ = [
     "iam",
     "network",
     "paginate",
+    "parameters",
     "step_scope",
 ]

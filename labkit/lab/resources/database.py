@@ -19,6 +19,8 @@ from labkit.lab.engine import NO_EXTENDED_SUPPORT, EngineChoice, choose_engine
 from labkit.lab.resources.base import Change, Found, LabContext, Resource, ResourceType
 from labkit.lab.resources.registry import LAB_ENGINE, Describe, PriceRow, TaggedCreate, register
 
+NODE_CLUSTER_PARAMETERS = "cluster-parameters"  # the cluster parameter group (parameters.py), made before the cluster
+
 MASTER_USERNAME = "admin"
 DATABASE_NAME = "shop"  # the lab schema's database, created with the cluster as Aurora does
 SERVERLESS_CLASS = "db.serverless"
@@ -112,6 +114,7 @@ class Cluster(_NotWhileDeleting):
             "DatabaseName": DATABASE_NAME,
             "ManageMasterUserPassword": True,
             "DBSubnetGroupName": ctx.id_of(NODE_DB_SUBNET_GROUP),
+            "DBClusterParameterGroupName": ctx.id_of(NODE_CLUSTER_PARAMETERS),  # TLS required (parameters.py)
             "VpcSecurityGroupIds": [ctx.id_of(NODE_SG_DB)],
             "StorageEncrypted": True,
             "BackupRetentionPeriod": 1,
@@ -130,16 +133,23 @@ class Cluster(_NotWhileDeleting):
         ctx.wait("rds", "db_cluster_available", self.node, DBClusterIdentifier=resource_id)
 
     def converge(self, ctx: LabContext, resource_id: str) -> list[Change]:
+        cluster = self._describe(ctx, resource_id)
+        modify = partial(_rds(ctx).modify_db_cluster, DBClusterIdentifier=resource_id, ApplyImmediately=True)
+        changes = []
         wanted = ctx.config.deletion_protection
-        if bool(self._describe(ctx, resource_id).get("DeletionProtection")) == wanted:
-            return []
-        modify = partial(
-            _rds(ctx).modify_db_cluster,
-            DBClusterIdentifier=resource_id,
-            DeletionProtection=wanted,
-            ApplyImmediately=True,
-        )
-        return [Change(f"turn deletion protection {'on' if wanted else 'off'}", modify)]
+        if bool(cluster.get("DeletionProtection")) != wanted:
+            changes.append(
+                Change(
+                    f"turn deletion protection {'on' if wanted else 'off'}", partial(modify, DeletionProtection=wanted)
+                )
+            )
+        group = ctx.ids.get(NODE_CLUSTER_PARAMETERS)
+        if group and str(cluster.get("DBClusterParameterGroup", "")).lower() != group.lower():
+            # a cluster made before the lab required TLS; on Aurora its instances take the new group's settings at
+            # their next reboot (status pending-reboot), the sandbox's servers at once
+            use = partial(modify, DBClusterParameterGroupName=group)
+            changes.append(Change(f"use the cluster parameter group {group} (TLS required)", use))
+        return changes
 
     def delete(self, ctx: LabContext, resource_id: str) -> None:
         """Deletion protection off first, then delete without a final snapshot (a lab keeps no data)."""

@@ -23,7 +23,7 @@ T = TypeVar("T", bound="type[ResourceType]")
 
 # The family modules in the order the lab builds them; types no rule orders keep this order (then the order
 # each module defines them in), so the deletion order, and the status listing that follows it, are stable.
-FAMILIES = ("network", "iam", "database", "compute")
+FAMILIES = ("network", "iam", "parameters", "database", "compute")
 GLOBAL_SERVICES = frozenset({"iam"})  # listed once per account, not per region
 LAB_ENGINE = "lab-engine"  # a PriceRow service: the price key of the lab's engine (labkit.engines)
 

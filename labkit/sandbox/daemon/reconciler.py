@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from labkit.engines import described
 from labkit.errors import SandboxError
 from labkit.home import private_dir, write_durably
 from labkit.sandbox.daemon.failures import FailureLog
@@ -51,6 +52,7 @@ from labkit.sandbox.engines.base import (
 )
 from labkit.sandbox.processes import free_port, port_in_use
 from labkit.sandbox.procs.settings import endpoint_delay as endpoint_delay_setting
+from labkit.sandbox.tls import endpoint_names
 
 log = logging.getLogger("labkit.sandbox.daemon.reconciler")
 RECORDS_FILE = "databases.json"
@@ -76,6 +78,7 @@ class ClusterView:
     secret_arn: str | None
     writer: str | None
     members: list[str] = field(default_factory=list)
+    require_tls: bool = False  # its cluster parameter group requires TLS (require_secure_transport, rds.force_ssl)
 
 
 @dataclass
@@ -225,6 +228,7 @@ class Reconciler:
                         secret_arn=(c.get("MasterUserSecret") or {}).get("SecretArn"),
                         writer=writer,
                         members=[m["DBInstanceIdentifier"] for m in members],
+                        require_tls=requires_tls(rds, c),
                     )
                     clusters[view.identifier] = view
                     client_of[view.identifier] = rds
@@ -316,6 +320,9 @@ class Reconciler:
             server = self.engine(rds_engine).server(
                 view.identifier, datadir, port, record["server_id"], self.admin_password, self.repl_password,
             )  # fmt: skip
+            cluster = clusters[view.cluster]  # its certificate names the endpoints, as an RDS certificate does
+            server.tls_names = endpoint_names(cluster.endpoint, cluster.reader_endpoint, view.endpoint)
+            server.secure_transport = cluster.require_tls
             self.records[view.identifier] = {"server_id": record["server_id"], "port": port}
             log.info("starting the %s server of %s on port %d", rds_engine, view.identifier, server.port)
             server.start()
@@ -353,6 +360,7 @@ class Reconciler:
             # password before any client (the lab's app, labkit.sql) can read and keep it
             self.master_passwords[cluster.identifier] = self.master_password(rds, cluster)
         members = [m for m in cluster.members if m in self.servers and m in instances and self.roles.get(m) != "failed"]
+        self._require_tls(cluster, members)
         writer = cluster.writer if cluster.writer in members else None
         if writer is None:
             return False
@@ -399,6 +407,20 @@ class Reconciler:
                 self._point(member, writer)
                 changed = True
         return changed  # the writer's replica acknowledgements are settled at the end of the pass
+
+    def _require_tls(self, cluster: ClusterView, members: list[str]) -> None:
+        """Each running server follows its cluster parameter group's TLS requirement (dynamic on Aurora: no
+        reboot); a server that is down gets it from its next start."""
+        for member in members:
+            server = self.servers[member]
+            if server.secure_transport == cluster.require_tls or server.exited() or server.pid is None:
+                continue
+            try:
+                server.require_secure_transport(cluster.require_tls)
+            except Exception:
+                self.failures.exception("could not set whether %s requires TLS", member)
+                continue
+            log.info("%s %s", member, "requires TLS" if cluster.require_tls else "accepts clients without TLS")
 
     def _point(self, member: str, writer: str) -> None:
         """Make `member` a replica of `writer`; it joins the reader endpoint once it holds what the writer holds now."""
@@ -614,6 +636,7 @@ class Reconciler:
         server = self.engine(rds_engine).server(
             name, old.datadir, old.port, server_id, self.admin_password, self.repl_password
         )
+        server.tls_names, server.secure_transport = old.tls_names, old.secure_transport
         self.servers[name] = server
         self.records[name] = {"server_id": server_id, "port": old.port}
         self._save_records()
@@ -750,6 +773,25 @@ class Reconciler:
             }
             self.moves.forget(set(self.clusters))
         return instances, clusters
+
+
+def requires_tls(rds: Any, cluster: dict[str, Any]) -> bool:
+    """Whether the cluster's parameter group sets its engine's TLS parameter to the value that requires TLS
+    (labkit.engines: require_secure_transport=ON, rds.force_ssl=1). A default group (`default.*`) never does, as on
+    Aurora; a group the control plane no longer has requires nothing."""
+    engine = described(cluster.get("Engine"))
+    group = str(cluster.get("DBClusterParameterGroup") or "")
+    if engine is None or not group or group.startswith("default."):
+        return False
+    try:
+        pages = rds.get_paginator("describe_db_cluster_parameters").paginate(DBClusterParameterGroupName=group)
+        parameters = [p for page in pages for p in page.get("Parameters", [])]
+    except Exception:  # deleted since the describe: the cluster keeps the engine's default
+        return False
+    value = next(
+        (str(p.get("ParameterValue", "")) for p in parameters if p.get("ParameterName") == engine.tls.parameter), ""
+    )
+    return value.strip().upper() == engine.tls.required.upper()
 
 
 def _move_aside(datadir: Path, orphans: Path, what: str = "an unknown instance") -> Path | None:

@@ -39,6 +39,8 @@ REPLICATING = "replicating"  # it receives and applies the writer's changes
 CONNECTING = "connecting"  # not yet (or the writer is restarting): it keeps trying on its own
 STOPPED = "stopped"  # nothing runs and nothing failed: point it at the writer again
 BROKEN = "broken"  # it can never continue from here (its history diverged, or applying failed): rebuild it
+# The files of a server's certificate, in the folder each engine keeps them (its data directory).
+TLS_CERT, TLS_KEY, TLS_CA = "labkit-server.pem", "labkit-server.key", "labkit-ca.pem"
 
 
 class StatusConnection:
@@ -91,6 +93,29 @@ class DatabaseServer(ABC):
     datadir: Path
     port: int  # the local port it listens on (127.0.0.1)
     server_id: int  # unique among the sandbox's servers (replication needs it)
+    # TLS, as on Aurora: every server presents a certificate from the home's CA (labkit.sandbox.tls) for the
+    # endpoint names the reconciler sets here before a start; `secure_transport` is what the cluster's parameter
+    # group says (require_secure_transport / rds.force_ssl), applied from the start and by require_secure_transport.
+    tls_names: tuple[str, ...] = ()
+    tls_root: Path | None = None  # the home's data folder, where its CA lives (the engine's prepare sets it)
+    secure_transport: bool = False
+
+    def certificate_files(self, folder: Path) -> tuple[Path, Path, Path]:
+        """The server's certificate, key and CA certificate, written into `folder` (owner-only) when missing, for
+        other names, or near their end: so a server of an older data directory gets them at its start."""
+        from labkit.sandbox import tls  # cryptography: only the daemon, when a server starts
+
+        certificate, key, ca = folder / TLS_CERT, folder / TLS_KEY, folder / TLS_CA
+        made = tls.server_certificate(self.tls_root or self.datadir.parent.parent, self.tls_names, previous=certificate)
+        for path, data in ((key, made.key), (certificate, made.certificate), (ca, made.ca)):
+            if not path.exists() or path.read_bytes() != data:
+                tls.write_private(path, data)
+        return certificate, key, ca
+
+    @abstractmethod
+    def require_secure_transport(self, required: bool) -> None:
+        """Refuse client connections without TLS from now on (or accept them again), as the cluster parameter
+        group's require_secure_transport (Aurora MySQL) or rds.force_ssl (Aurora PostgreSQL) does on Aurora."""
 
     @property
     @abstractmethod

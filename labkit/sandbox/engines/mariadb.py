@@ -29,6 +29,7 @@ from labkit.sandbox.engines.base import (
     CONNECTING,
     REPLICATING,
     STOPPED,
+    TLS_CA,
     DatabaseEngine,
     DatabaseServer,
     StatusConnection,
@@ -234,6 +235,7 @@ class MariaDBEngine(DatabaseEngine):
     def __init__(self) -> None:
         self._binaries: Binaries | None = None
         self._template: Path | None = None
+        self._data_root: Path | None = None
         self._lock = threading.Lock()
 
     @property
@@ -260,6 +262,7 @@ class MariaDBEngine(DatabaseEngine):
 
     def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
         with self._lock:
+            self._data_root = data_root
             if self._template is None:
                 self._template = ensure_template(self.binaries, data_root, admin_password, repl_password)
 
@@ -268,9 +271,11 @@ class MariaDBEngine(DatabaseEngine):
     ) -> MariaDBServer:
         if self._template is None:
             raise SandboxError("the MariaDB template is not prepared", field=name, fix="call prepare() first")
-        return MariaDBServer(
+        server = MariaDBServer(
             name, datadir, port, server_id, admin_password, self.binaries, self._template, repl_password
         )
+        server.tls_root = self._data_root
+        return server
 
 
 class MariaDBServer(DatabaseServer):
@@ -357,12 +362,15 @@ class MariaDBServer(DatabaseServer):
             private_dir(self.datadir.parent)
             shutil.copytree(self.template, self.datadir, symlinks=True)
         owner_only(self.datadir)  # also a data directory made before the sandbox kept everything private
+        certificate, key, ca = self.certificate_files(self.datadir)  # also for a data directory made before TLS
         args = [
             str(self.binaries.mariadbd), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
             "--bind-address=127.0.0.1", f"--socket={socket_path(self.datadir, self.server_id)}",
             f"--pid-file={self.datadir / 'mysqld.pid'}", f"--log-error={self.datadir / 'error.log'}",
             f"--server-id={self.server_id}", f"--report-host={self.name}", "--log-bin=binlog", "--log-slave-updates", "--gtid-strict-mode=1",
             "--binlog-format=ROW", "--read-only=1", *_user_args(), *SERVER_OPTIONS, *SEMI_SYNC_OPTIONS,
+            f"--ssl-cert={certificate}", f"--ssl-key={key}", f"--ssl-ca={ca}",
+            f"--require-secure-transport={'ON' if self.secure_transport else 'OFF'}",
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -450,10 +458,23 @@ class MariaDBServer(DatabaseServer):
         self.execute(
             "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, "
             f"MASTER_USER='{REPLICATION_USER}', MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, "
-            "MASTER_CONNECT_RETRY=1",
-            args=(writer_port, repl_password),
+            "MASTER_CONNECT_RETRY=1, MASTER_SSL=1, MASTER_SSL_CA=%s",
+            args=(writer_port, repl_password, str(self.datadir / TLS_CA)),
         )
         self.execute("START SLAVE")
+
+    def require_secure_transport(self, required: bool) -> None:
+        """MariaDB's require_secure_transport (dynamic since 10.5.2, as Aurora MySQL's): a client without TLS is
+        refused with error 3159. The hidden admin and the replication connect with TLS themselves (PyMySQL prefers
+        it; CHANGE MASTER sets MASTER_SSL), so the sandbox's own work goes on."""
+        self.execute(f"SET GLOBAL require_secure_transport = {'ON' if required else 'OFF'}")
+        self.secure_transport = required
+        row = self._slave_status()
+        if required and row and row.get("Master_SSL_Allowed") != "Yes":  # pointed before the sandbox had TLS
+            self.execute(
+                "STOP SLAVE", "CHANGE MASTER TO MASTER_SSL=1, MASTER_SSL_CA=%s", "START SLAVE",
+                args=(str(self.datadir / TLS_CA),),
+            )  # fmt: skip
 
     def require_replica_ack(self, required: bool) -> None:
         """Lossless semi-synchronous replication on or off (see SEMI_SYNC_OPTIONS); off releases a commit that

@@ -73,6 +73,8 @@ from labkit.sandbox.engines.base import (
     CONNECTING,
     REPLICATING,
     STOPPED,
+    TLS_CERT,
+    TLS_KEY,
     DatabaseEngine,
     DatabaseServer,
     StatusConnection,
@@ -105,7 +107,7 @@ SERVER_SETTINGS = {
     "unix_socket_directories": "''",  # no local socket, so no peer login: TCP with a password only
     "max_connections": "100",
     "shared_buffers": "16MB",  # a lab instance needs a few MB, not the default 128 MB
-    "ssl": "off",
+    "ssl": "off",  # each start turns it on with the server's certificate (start(): an older data directory too)
     "password_encryption": "'scram-sha-256'",
     "wal_level": "replica",
     "max_wal_senders": "10",
@@ -133,6 +135,11 @@ HBA = (
     "host    all             all             127.0.0.1/32    scram-sha-256\n"
     f"host    replication     {REPLICATION_USER}    127.0.0.1/32    scram-sha-256\n"
 )
+# rds.force_ssl = 1, as Aurora PostgreSQL applies it: every `host` rule becomes `hostssl` (Aurora User Guide, "Securing
+# Aurora PostgreSQL data with SSL/TLS": pg_hba_file_rules then shows hostssl), so a client without TLS finds no rule
+# and is refused ("no pg_hba.conf entry ... no encryption"). The sandbox's own connections (its admin, the standbys'
+# WAL receivers, pg_basebackup and pg_rewind) use libpq's default sslmode=prefer, so they go on over TLS.
+HBA_SECURE = HBA.replace("\nhost    ", "\nhostssl ")
 # Log lines that say a standby can never continue from its data: its history diverged from the writer's, the WAL
 # it needs is gone, or it is another database system.
 BROKEN_MARKERS = (
@@ -424,6 +431,7 @@ class PostgreSQLEngine(DatabaseEngine):
         self._binaries: Binaries | None = None
         self._account: ServerAccount | None = None
         self._template: Path | None = None
+        self._data_root: Path | None = None
         self._lock = threading.Lock()
 
     @property
@@ -448,6 +456,7 @@ class PostgreSQLEngine(DatabaseEngine):
 
     def prepare(self, data_root: Path, admin_password: str, repl_password: str) -> None:
         with self._lock:
+            self._data_root = data_root
             if self._template is None:
                 self._template = self._ensure_template(data_root, admin_password, repl_password)
 
@@ -456,9 +465,11 @@ class PostgreSQLEngine(DatabaseEngine):
     ) -> PostgreSQLServer:
         if self._template is None:
             raise SandboxError("the PostgreSQL template is not prepared", field=name, fix="call prepare() first")
-        return PostgreSQLServer(
+        server = PostgreSQLServer(
             name, datadir, port, server_id, admin_password, repl_password, self.binaries, self.account, self._template
         )
+        server.tls_root = self._data_root
+        return server
 
     def _ensure_template(self, root: Path, admin_password: str, repl_password: str) -> Path:
         """An initialised data directory to copy for each new writer (made once per labkit home, about 2 s).
@@ -692,15 +703,38 @@ class PostgreSQLServer(DatabaseServer):
         self._make_data()
         self._wait_for_previous_server()
         self.account.own(_private_file(self.data / "standby.signal"))
+        self._write_tls()
         self._open_log_section("starting")
         postgres = self.binaries.program("postgres")
         with self.account.reach(self.data) as ((folder,), how), self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [postgres, "-D", folder, "-c", f"port={self.port}", "-c", f"cluster_name={self.name}",
-                 "-c", f"labkit.datadir={self.datadir}"],
+                 "-c", f"labkit.datadir={self.datadir}", "-c", "ssl=on", "-c", f"ssl_cert_file={TLS_CERT}",
+                 "-c", f"ssl_key_file={TLS_KEY}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 preexec_fn=functools.partial(die_with_parent, signal.SIGINT), **how,
             )  # fmt: skip
+
+    def _write_tls(self) -> None:
+        """The certificate and key in the data directory, the account's (under root the servers cannot reach the
+        home; relative paths are the data directory's), and pg_hba.conf as the cluster's rds.force_ssl says."""
+        for path in self.certificate_files(self.data):
+            self.account.own(path)
+        self._write_hba()
+
+    def _write_hba(self) -> None:
+        """pg_hba.conf in place (it keeps its owner): hostssl rules while TLS is required, host rules otherwise."""
+        wanted = HBA_SECURE if self.secure_transport else HBA
+        hba = self.data / "pg_hba.conf"
+        if hba.read_text() != wanted:
+            hba.write_text(wanted)
+
+    def require_secure_transport(self, required: bool) -> None:
+        """rds.force_ssl: pg_hba.conf's rules become hostssl (or host again), and the server reloads it; sessions
+        already open keep going, new ones follow the rules (as on Aurora, where the parameter is dynamic)."""
+        self.secure_transport = required
+        self._write_hba()
+        self.execute("SELECT pg_reload_conf()")
 
     def _make_data(self) -> None:
         """The instance's directory (0700, the account's) and, when it has no data directory, a copy of the

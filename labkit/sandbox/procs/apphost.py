@@ -29,11 +29,13 @@ from typing import Any
 
 from labkit.app.userdata import environment_block, environment_from
 from labkit.aws.backend import is_loopback_url
+from labkit.home import labkit_home
 from labkit.sandbox.peers import owner_only
 from labkit.sandbox.procs.settings import ENV_FILE_NAME
+from labkit.sandbox.tls import ca_file
 from labkit.sandbox.vpc.lean import LeanBackend
 from labkit.sandbox.vpc.network import InstanceNetwork
-from labkit.sandbox.vpc.relay import relay
+from labkit.sandbox.vpc.relay import relay_tcp
 
 
 def environment_file(source: Path) -> Path:
@@ -93,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     # On an instance only Session Manager reaches the app's port; here it is a port on a shared machine's
     # loopback, so only the lab owner's own processes (their tunnel) may connect: socketserver closes the rest.
     app.ThreadingServer.verify_request = lambda server, request, address: owner_only(request)
-    local = app.Settings(**{**settings.__dict__, "bind": "127.0.0.1"})
-    app.serve(local, dial=network.dial, port=args.port, relay=relay)
+    # The servers' certificates are signed by the home's own CA, not AWS's (labkit.sandbox.tls)
+    trusted = str(ca_file(labkit_home() / "data"))
+    local = app.Settings(**{**settings.__dict__, "bind": "127.0.0.1", "ca_file": trusted})
+    app.serve(local, dial=network.dial, port=args.port, relay=relay_tcp)
     return 0
 
 

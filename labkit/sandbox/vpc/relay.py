@@ -18,6 +18,7 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 
 
 def relay(dialed: socket.socket, name: str, timeout: float) -> str:
@@ -30,6 +31,26 @@ def relay(dialed: socket.socket, name: str, timeout: float) -> str:
     listener.listen(1)
     listener.settimeout(timeout)
 
+    _pipe_first(listener, dialed, lambda: shutil.rmtree(folder, ignore_errors=True))
+    return folder
+
+
+def relay_tcp(dialed: socket.socket, timeout: float) -> tuple[str, int]:
+    """A listener on a free 127.0.0.1 port whose first connection is piped to `dialed`: for libpq with TLS, which it
+    never uses on a Unix socket (a server that requires TLS would refuse the relayed connection). Another local
+    user who connected first would reach only what the dialed socket reaches, the database's own loopback port,
+    which they can reach anyway; and they could not read the app's session, which is TLS verified end to end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(timeout)
+    address = listener.getsockname()
+
+    _pipe_first(listener, dialed, lambda: None)
+    return address[0], address[1]
+
+
+def _pipe_first(listener: socket.socket, dialed: socket.socket, cleanup: Callable[[], None]) -> None:
+    """In a thread: pipe the listener's first connection to `dialed`, then close the listener and clean up."""
+
     def serve() -> None:
         try:
             accepted, _ = listener.accept()
@@ -38,11 +59,10 @@ def relay(dialed: socket.socket, name: str, timeout: float) -> str:
             return
         finally:
             listener.close()
-            shutil.rmtree(folder, ignore_errors=True)
+            cleanup()
         pipe(accepted, dialed)
 
     threading.Thread(target=serve, name="labkit-relay", daemon=True).start()
-    return folder
 
 
 def pipe(one: socket.socket, other: socket.socket) -> None:
