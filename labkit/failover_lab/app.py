@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from labkit.engines import LOST_CONNECTION, READ_ONLY, AuroraEngine
 from labkit.errors import LabkitError
@@ -41,6 +41,14 @@ class Cluster:
     instance_endpoints: dict[str, str]  # DB instance identifier -> its endpoint
 
 
+class Address(NamedTuple):
+    """Where a name resolved to: the name (the one TLS verifies in the server's certificate) and its address."""
+
+    name: str
+    host: str
+    port: int
+
+
 @dataclass
 class Attempt:
     failed: bool = False
@@ -60,6 +68,7 @@ class App:
     first_probe: int  # this strategy's probe ids start here (one table, distinct ids)
     interval: float = 0.1
     samples: list[dict[str, Any]] = field(default_factory=list)
+    trust_store: str | None = None  # the CA bundle that verifies the servers (None: TLS as the driver defaults)
 
     @property
     def errors(self) -> tuple[type[BaseException], ...]:
@@ -76,16 +85,18 @@ class App:
         """Wait until the next write is due (or `seconds`), returning early when the run ends."""
         self.stop.wait(self.interval if seconds is None else seconds)
 
-    def resolve(self, host: str) -> tuple[str, int]:
+    def resolve(self, host: str) -> Address:
         """Ask DNS where `host` is now (the address a client then connects to, and may cache)."""
-        return self.resolver(host, self.cluster.port)
+        address, port = self.resolver(host, self.cluster.port)
+        return Address(host, address, port)
 
-    def connect(self, address: tuple[str, int]) -> Any:
-        """A new autocommit connection to an address (not a name: resolving is the strategy's choice)."""
-        host, port = address
+    def connect(self, address: Address) -> Any:
+        """A new autocommit connection to an address (not a name: resolving is the strategy's choice), encrypted,
+        and verified against the name it was resolved from, as every labkit connection is."""
+        tls = (self.trust_store, address.name) if self.trust_store else None
         return self.engine.dialect.dbapi.connect(
-            host, port, self.secret.username, self.secret.password, DATABASE_NAME,
-            connect_timeout=TIMEOUT_SECONDS, timeout=TIMEOUT_SECONDS,
+            address.host, address.port, self.secret.username, self.secret.password, DATABASE_NAME,
+            connect_timeout=TIMEOUT_SECONDS, timeout=TIMEOUT_SECONDS, tls=tls,
         )  # fmt: skip
 
     def close(self, connection: Any) -> None:

@@ -150,9 +150,10 @@ class _Run:
         self.order = strategies[:]
         shuffle.shuffle(self.order)
         self.delays = {name: shuffle.random() * interval for name in self.order}
+        self.trust_store = backend.trust_store()  # every strategy verifies the servers, as labkit's clients do
         self.apps = {
             name: App(name, cluster, engine, secret, backend.resolve, self.stop, self.clock_ns,
-                      base + (slot + 1) * PROBES_PER_STRATEGY, interval)
+                      base + (slot + 1) * PROBES_PER_STRATEGY, interval, trust_store=self.trust_store)
             for slot, name in enumerate(sorted(strategies))
         }  # fmt: skip
         self.base = base
@@ -195,7 +196,7 @@ class _Run:
     def _reader(self) -> None:
         """Every READ_INTERVAL s, a fresh connection to the reader endpoint: which probes does a reader hold?"""
         reader = App("reader", self.cluster, self.engine, self.secret, self.backend.resolve, self.stop,
-                     self.clock_ns, 0)  # fmt: skip
+                     self.clock_ns, 0, trust_store=self.trust_store)  # fmt: skip
         while not self.stop.wait(READ_INTERVAL):
             connection = None
             try:
@@ -251,7 +252,7 @@ class _Run:
         """Every acknowledged probe looked for on the writer (its own endpoint: no DNS delay in the way)."""
         acked = [s["probe"] for app in self.apps.values() for s in app.samples if s["acknowledged"]]
         checker = App("check", self.cluster, self.engine, self.secret, self.backend.resolve, threading.Event(),
-                      self.clock_ns, 0)  # fmt: skip
+                      self.clock_ns, 0, trust_store=self.trust_store)  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
             try:

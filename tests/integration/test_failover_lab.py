@@ -198,3 +198,32 @@ def test_the_command_prints_the_same_comparison_as_json(lab, capsys):
     assert code == 0 and printed["lost"] == 0
     assert {row["strategy"] for row in printed["table"]} == {"backoff", "topology"}
     assert [run["failure"] for run in printed["runs"]] == ["reboot"] and printed["conclusion"].startswith("reboot:")
+
+
+def test_every_strategy_connects_encrypted_and_verifies_the_name_it_resolved(lab):
+    """As every labkit client: TLS, the chain checked against the backend's CA, and the certificate's names
+    against the endpoint the strategy resolved (a name the cluster's certificates do not carry is refused)."""
+    import threading
+
+    from labkit.access.sql import credentials
+    from labkit.engines import engine_for
+    from labkit.failover_lab.app import Address, App
+    from labkit.failover_lab.run import _cluster
+
+    config, backend = lab
+    cluster, described = _cluster(config, backend)
+    engine = engine_for(described["Engine"])
+    app = App("check", cluster, engine, credentials(config, backend), backend.resolve, threading.Event(), 0, 0,
+              trust_store=backend.trust_store())  # fmt: skip
+    resolved = app.resolve(cluster.endpoint)
+    connection = app.connect(resolved)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(engine.tls.status_query)
+        row = cursor.fetchone()
+    finally:
+        connection.close()
+    assert row and row[-1], f"no cipher: {row}"  # the session's cipher, as the engine's status query shows it
+    stranger = Address("another-cluster.cluster-abcdefghijkl.us-east-1.rds.amazonaws.com", *resolved[1:])
+    with pytest.raises(app.errors):
+        app.connect(stranger).close()
