@@ -222,3 +222,47 @@ def test_the_command_prints_the_same_comparison_as_json(lab, capsys):
     assert code == 0 and printed["lost"] == 0
     assert {row["strategy"] for row in printed["table"]} == {"backoff", "topology"}
     assert [run["failure"] for run in printed["runs"]] == ["reboot"] and printed["conclusion"].startswith("reboot:")
+
+
+@pytest.fixture(scope="module")
+def postgresql_lab(delayed_sandbox) -> tuple[Any, Any]:
+    """An Aurora PostgreSQL lab beside the MySQL one, in the module's sandbox (the wrapper's engine)."""
+    import io
+
+    from labkit.config import LabConfig
+    from labkit.lab.apply import apply
+
+    config = LabConfig(lab="wrap", learner="lab", engine="aurora-postgresql")
+    apply(config, delayed_sandbox, stream=io.StringIO())
+    sandbox.wait_for_databases(len(read_state().instances))
+    return config, delayed_sandbox
+
+
+def test_aws_advanced_python_wrapper_fails_over_for_real_on_aurora_postgresql(postgresql_lab):
+    """The wrapper's own failover plugin (failover_v2) against the sandbox's Aurora PostgreSQL: it learns the
+    topology from aurora_replica_status(), reconnects to the new writer itself and says so (FailoverSuccessError,
+    counted as a lost connection); it loses no acknowledged write and writes again sooner than the DNS delay."""
+    from labkit.failover_lab import failover_lab
+
+    config, backend = postgresql_lab
+    result = failover_lab(("backoff", "wrapper"), ("planned", "crash"), after=12.0, seed=5, config=config,
+                          backend=backend)  # fmt: skip
+    assert result.lost() == 0, result.runs[["failure", "lost"]]
+    measures = result.measures().set_index(["failure", "strategy"])
+    for failure in ("planned", "crash"):
+        mine = measures.loc[(failure, "wrapper")]
+        assert mine["recovered"] and mine["acknowledged lost"] == 0, mine
+        assert mine["write downtime (s)"] < ENDPOINT_DELAY, mine  # it did not wait for DNS to move
+        errors = result.samples[(result.samples["failure"] == failure) & (result.samples["strategy"] == "wrapper")]
+        assert errors["error"].str.contains("FailoverSuccessError|active SQL connection has changed", na=False).any()
+    print(f"\n{result!r}")
+
+
+def test_the_wrapper_is_refused_on_aurora_mysql_before_any_failure(lab):
+    from labkit.errors import ConfigError
+    from labkit.failover_lab import failover_lab
+
+    config, backend = lab
+    with pytest.raises(ConfigError) as refused:
+        failover_lab(("wrapper",), ("reboot",), config=config, backend=backend)
+    assert refused.value.field == "strategies" and "Aurora PostgreSQL only" in refused.value.message
