@@ -42,7 +42,7 @@ def available(engine_name: str) -> str:
 
 def run(app: App) -> None:
     from aws_advanced_python_wrapper import AwsWrapperConnection
-    from aws_advanced_python_wrapper.errors import AwsWrapperError
+    from aws_advanced_python_wrapper.pep249 import Error as WrapperError  # FailoverSuccessError's base, and its own
 
     logging.getLogger("aws_advanced_python_wrapper").addHandler(logging.NullHandler())  # its failover notice
     connection = None
@@ -52,12 +52,20 @@ def run(app: App) -> None:
                 connection = AwsWrapperConnection.connect(lambda **props: _connect(app, props), **_settings(app))
             try:
                 app.write(connection)
-            except AwsWrapperError as exc:  # failed over (the connection now leads to the new writer), or could not
+            except WrapperError as exc:  # failed over (the connection now leads to the new writer), or could not
                 raise ConnectionError(str(exc)) from exc  # the write was lost with the old connection: send it again
         if attempt.failed and connection is not None and connection.is_closed:
             connection = None  # the wrapper gave up on it: a new one
         app.pace()
     app.close(connection)
+    release_resources()  # its topology monitor threads: a process would not exit while they run
+
+
+def release_resources() -> None:
+    """Stop the wrapper's background threads (its documented clean-up; safe when it never ran)."""
+    from aws_advanced_python_wrapper.cleanup import release_resources as release
+
+    release()
 
 
 def _settings(app: App) -> dict[str, Any]:
