@@ -73,14 +73,18 @@ def failover_lab(
     run_on_writer(engine.sql.bench_failover, config, backend, secret, "direct")
     shuffle = random.Random(seed)
     samples, reads, meta = [], [], []
-    for number in range(1, runs + 1):
-        for failure in failures:
-            cluster = _whole_again(config, backend)
-            one = _Run(failure, number, list(strategies), cluster, engine, secret, backend, interval, shuffle)
-            info = one.go(config, baseline, after)
-            samples.append(one.samples())
-            reads.append(one.reads())
-            meta.append(info)
+    try:
+        for number in range(1, runs + 1):
+            for failure in failures:
+                cluster = _whole_again(config, backend)
+                one = _Run(failure, number, list(strategies), cluster, engine, secret, backend, interval, shuffle)
+                info = one.go(config, baseline, after)
+                samples.append(one.samples())
+                reads.append(one.reads())
+                meta.append(info)
+    finally:
+        if "wrapper" in strategies:
+            wrapper.release_resources()
     return FailoverLab(pd.concat(samples, ignore_index=True), pd.concat(reads, ignore_index=True), pd.DataFrame(meta))
 
 

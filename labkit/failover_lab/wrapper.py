@@ -58,11 +58,11 @@ def run(app: App) -> None:
             connection = None  # the wrapper gave up on it: a new one
         app.pace()
     app.close(connection)
-    release_resources()  # its topology monitor threads: a process would not exit while they run
 
 
 def release_resources() -> None:
-    """Stop the wrapper's background threads (its documented clean-up; safe when it never ran)."""
+    """Stop the wrapper's background threads, once the lab is over (a process does not exit while they run; once
+    released, the wrapper does not start them again in this process, so not after each run)."""
     from aws_advanced_python_wrapper.cleanup import release_resources as release
 
     release()
