@@ -11,8 +11,8 @@ host-id and is-reader queries (answered by the sandbox's `aurora_replica_status(
 `aurora_db_instance_identifier()` and `pg_is_in_recovery()`), and its instance endpoints, built from
 `cluster_instance_host_pattern`. One thing is given to it: the connect function it calls (its documented first
 argument) resolves each host name through the sandbox's DNS before calling psycopg, as the system resolver would
-resolve an Aurora name. On Aurora MySQL (MariaDB in the sandbox) it cannot run: its dialect asks
-`@@aurora_server_id` and `information_schema.replica_host_status`, which MariaDB does not have.
+resolve an Aurora name. On Aurora MySQL (MariaDB in the sandbox) it cannot run: its dialect asks for Aurora MySQL's
+own server variable and topology table, which MariaDB does not have.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def available(engine_name: str) -> str:
     if engine_name != ENGINE:
         return f"the {PACKAGE} runs against the sandbox's Aurora PostgreSQL only (MariaDB has no Aurora MySQL topology)"
     try:
+        # an optional package: only asked whether it is there
         import aws_advanced_python_wrapper  # noqa: F401
     except ImportError:
         return f"{PACKAGE} is not installed (pip install '{PACKAGE}==3.1.0', or the dev extras)"
@@ -41,7 +42,7 @@ def available(engine_name: str) -> str:
 
 
 def run(app: App) -> None:
-    from aws_advanced_python_wrapper import AwsWrapperConnection
+    from aws_advanced_python_wrapper import AwsWrapperConnection  # optional: only this strategy needs it
     from aws_advanced_python_wrapper.pep249 import Error as WrapperError  # FailoverSuccessError's base, and its own
 
     logging.getLogger("aws_advanced_python_wrapper").addHandler(logging.NullHandler())  # its failover notice
@@ -63,7 +64,7 @@ def run(app: App) -> None:
 def release_resources() -> None:
     """Stop the wrapper's background threads, once the lab is over (a process does not exit while they run; once
     released, the wrapper does not start them again in this process, so not after each run)."""
-    from aws_advanced_python_wrapper.cleanup import release_resources as release
+    from aws_advanced_python_wrapper.cleanup import release_resources as release  # optional: see run()
 
     release()
 
@@ -81,7 +82,7 @@ def _settings(app: App) -> dict[str, Any]:
 
 def _connect(app: App, props: dict[str, Any]) -> Any:
     """psycopg's connect, the host name resolved as DNS answers it now (the sandbox's endpoint map)."""
-    import psycopg
+    import psycopg  # the driver the wrapper wraps: loaded only when it connects
 
     if available(app.engine.name):
         raise ConfigError(available(app.engine.name), field="strategies", fix="leave out the wrapper strategy")
