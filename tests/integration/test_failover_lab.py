@@ -164,8 +164,10 @@ def comparison(lab):
 
 
 def test_the_strategies_log_nothing_through_the_failures(comparison):
-    """Issue 26: the pool's rollback of a connection handed back from a dead server was logged by SQLAlchemy with
-    a traceback, on stderr under the notebook's cell (the write's error was already recorded as a sample)."""
+    """Nothing logged at WARNING or above (a notebook shows it on stderr under the cell). Issue 26: the pool's
+    rollback of a connection handed back from a dead server was logged by SQLAlchemy with a traceback; that is a
+    race (once in 15 failures in benchmarks/failover_lab.py), so this test does not fail on every run without the
+    fix (pool_reset_on_return=None): it guards the whole comparison, not that one bug deterministically."""
     assert [f"{r.name}: {r.getMessage()}" for r in comparison.logged] == []
 
 
