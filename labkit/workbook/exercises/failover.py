@@ -24,8 +24,11 @@ REASONS = {  # why each strategy's writes reach a demoted writer: the reason a l
 }
 
 
-def _table(lab: LiveLab, failovers: Any, failure: str) -> tuple[Any, Outcome | None]:
-    """The medians of `failure` from the learner's comparison, or what is wrong with the value passed."""
+def _column(
+    lab: LiveLab, failovers: Any, failure: str, column: str, answer: Any, what: str
+) -> tuple[Any, Outcome | None]:
+    """One column of the learner's comparison for `failure` (a value per strategy), or what is wrong with the
+    comparison passed or with the strategy named in `answer`."""
     if not hasattr(failovers, "table") or not hasattr(failovers, "runs"):
         return None, not_yet("pass the result labkit.failover_lab returned: .check(answer, failovers)")
     members = {m["DBInstanceIdentifier"] for m in lab.cluster["DBClusterMembers"]}
@@ -34,13 +37,10 @@ def _table(lab: LiveLab, failovers: Any, failure: str) -> tuple[Any, Outcome | N
     table = failovers.table()
     if failure not in table.index.get_level_values("failure"):
         return None, not_yet(f"that comparison has no {failure!r} failure: run it with the three failures")
-    return table.loc[failure], None
-
-
-def _named(answer: Any, rows: Any, what: str) -> Outcome | None:
+    rows = table.loc[failure]
     if not isinstance(answer, str) or answer not in rows.index:
-        return not_yet(f"{what} is {answer!r}: write one of {', '.join(repr(s) for s in rows.index)}")
-    return None
+        return None, not_yet(f"{what} is {answer!r}: write one of {', '.join(repr(s) for s in rows.index)}")
+    return rows[column], None
 
 
 @exercise_check(
@@ -57,13 +57,9 @@ def _named(answer: Any, rows: Any, what: str) -> Outcome | None:
     answers=("first", "failovers"),
 )
 def first(lab: LiveLab, answer: Any, failovers: Any) -> Outcome:
-    rows, wrong = _table(lab, failovers, "crash")
+    downtime, wrong = _column(lab, failovers, "crash", DOWNTIME, answer, "first")
     if wrong:
         return wrong
-    wrong = _named(answer, rows, "first")
-    if wrong:
-        return wrong
-    downtime = rows[DOWNTIME]
     best = float(downtime.min())
     if math.isnan(float(downtime[answer])) or float(downtime[answer]) > best + TIE_SECONDS:
         return not_yet(
@@ -99,13 +95,9 @@ def first(lab: LiveLab, answer: Any, failovers: Any) -> Outcome:
     answers=("refused", "reason", "failovers"),
 )
 def why(lab: LiveLab, refused: Any, reason: Any, failovers: Any) -> Outcome:
-    rows, wrong = _table(lab, failovers, "planned")
+    counts, wrong = _column(lab, failovers, "planned", REFUSED, refused, "refused")
     if wrong:
         return wrong
-    wrong = _named(refused, rows, "refused")
-    if wrong:
-        return wrong
-    counts = rows[REFUSED]
     most = float(counts.max())
     if most == 0:
         return not_yet("no write was refused as read-only in that planned failover: run labkit.failover_lab again")
