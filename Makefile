@@ -82,6 +82,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_reference.py --engine aurora-postgresql
 	$(BIN)/python benchmarks/tunnel_cost.py
 	$(BIN)/python benchmarks/sandbox_durability.py
+	$(BIN)/python benchmarks/failover_lab.py
 
 down:
 	-$(BIN)/labkit sandbox down

@@ -162,7 +162,7 @@ def _as_list_of_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [statements] if isinstance(statements, dict) else list(statements)
 
 
-# Every IAM action a whole workbook needs (notebooks 00 to 06, the preflight included), with the actions AWS checks
+# Every IAM action a whole workbook needs (notebooks 00 to 07, the preflight included), with the actions AWS checks
 # on its behalf (implied_actions) and those of the session plugin: what tests/unit/test_policies.py records from
 # a whole run under the learner policies, plus the calls moto cannot serve (its NOT_RECORDED_ON_MOTO), each
 # checked there against this list. The preflight simulates exactly these (labkit.lab.permissions).

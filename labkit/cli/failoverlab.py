@@ -12,7 +12,14 @@ import math
 from labkit.cli.exits import EXIT_FAILED, EXIT_OK, handles_errors
 from labkit.cli.options import config_from_args, lab_flags, positive_number, print_json
 
-STRATEGY_NAMES = ("naive", "backoff", "pool", "topology")  # labkit.failover_lab.STRATEGIES (pandas: not at --help)
+STRATEGY_NAMES = (
+    "naive",
+    "backoff",
+    "pool",
+    "topology",
+    "wrapper",
+)  # labkit.failover_lab.STRATEGIES (pandas: not at --help)
+DEFAULT_NAMES = STRATEGY_NAMES[:4]  # labkit.failover_lab.DEFAULT_STRATEGIES: the wrapper only when asked for
 FAILURE_NAMES = ("planned", "crash", "reboot")
 
 
@@ -22,7 +29,7 @@ def _failover_lab(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     result = failover_lab(
-        tuple(args.strategy or STRATEGY_NAMES), tuple(args.failure or FAILURE_NAMES), runs=args.runs,
+        tuple(args.strategy or DEFAULT_NAMES), tuple(args.failure or FAILURE_NAMES), runs=args.runs,
         after=args.after, seed=args.seed, config=config,
     )  # fmt: skip
     if args.json:
@@ -47,7 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "failover-lab", parents=[lab_flags()],
         help="run the client strategies through a planned failover, a writer crash and a reboot, side by side",
     )  # fmt: skip
-    command.add_argument("--strategy", action="append", choices=STRATEGY_NAMES, help="a strategy (repeat; default all)")
+    command.add_argument(
+        "--strategy",
+        action="append",
+        choices=STRATEGY_NAMES,
+        help="a strategy (repeat; default all but wrapper: AWS's Advanced Python Wrapper, Aurora PostgreSQL only)",
+    )
     command.add_argument("--failure", action="append", choices=FAILURE_NAMES, help="a failure (repeat; default all)")
     command.add_argument("--runs", type=int, default=1, help="runs of each failure (default 1; the medians are shown)")
     command.add_argument("--after", type=positive_number, default=15.0,

@@ -4,6 +4,10 @@ Pre-ping tests a pooled connection before handing it out and replaces a dead one
 than RECYCLE_SECONDS. Neither notices a connection that is alive but now to a demoted writer: pre-ping's ping
 succeeds, so the pool keeps handing out a connection whose writes are refused as read-only until it is recycled.
 (Production pools recycle after minutes or hours; a short one here so that the lab sees it happen.)
+
+Every connection is autocommit, so a connection handed back needs no rollback: `pool_reset_on_return=None`. With
+the default, handing back a connection whose server has just died fails its rollback, and SQLAlchemy logs that
+with a traceback (in a notebook, on stderr under the cell), although the write's error was already recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ def run(app: App) -> None:
     pool = sqlalchemy.create_engine(
         f"{app.engine.dialect.driver}://",  # the dialect only: connections come from creator
         creator=lambda: app.connect(app.resolve(app.cluster.endpoint)),
-        pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=RECYCLE_SECONDS,
+        pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=RECYCLE_SECONDS, pool_reset_on_return=None,
     )  # fmt: skip
     while app.running():
         with app.attempt():

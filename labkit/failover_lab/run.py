@@ -24,14 +24,16 @@ from labkit.aws.backend import Backend
 from labkit.aws.tags import cluster_roles
 from labkit.bench.connect import choose_path, run_on_writer
 from labkit.config import lab_and_backend
+from labkit.engines import engine_of
 from labkit.errors import ConfigError, LabkitError
-from labkit.failover_lab import backoff, naive, pool, topology
+from labkit.failover_lab import backoff, naive, pool, topology, wrapper
 from labkit.failover_lab.app import App, Cluster
 from labkit.failover_lab.report import FailoverLab
 
 STRATEGIES: dict[str, Callable[[App], None]] = {
-    "naive": naive.run, "backoff": backoff.run, "pool": pool.run, "topology": topology.run,
+    "naive": naive.run, "backoff": backoff.run, "pool": pool.run, "topology": topology.run, "wrapper": wrapper.run,
 }  # fmt: skip
+DEFAULT_STRATEGIES = ("naive", "backoff", "pool", "topology")  # the wrapper on request: PostgreSQL only, an extra
 FAILURES = ("planned", "crash", "reboot")
 READ_INTERVAL = 0.2
 SETTLE_WRITES = 10  # a strategy has recovered once its last 10 writes were acknowledged by the writer after
@@ -40,7 +42,7 @@ PROBES_PER_STRATEGY = 10**8  # probe ids: run base (microseconds x 1000) + strat
 
 
 def failover_lab(
-    strategies: tuple[str, ...] = tuple(STRATEGIES),
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES,
     failures: tuple[str, ...] = FAILURES,
     *,
     runs: int = 1,
@@ -55,9 +57,14 @@ def failover_lab(
 
     `after`: how long the strategies keep writing after a failure, at most (a run ends sooner once every
     strategy has recovered on the writer). The strategies connect straight to the endpoints, as an application
-    inside the VPC does: in the sandbox; on AWS they would run on the lab's instance (not offered yet)."""
+    inside the VPC does: in the sandbox; on AWS they would run on the lab's instance (not offered yet).
+    `"wrapper"` (AWS's Advanced Python Wrapper) runs on request, on Aurora PostgreSQL, when the package is installed."""
     _check(strategies, failures, runs, after, interval)
     config, backend = lab_and_backend(config, backend)
+    if "wrapper" in strategies and (why := wrapper.available(engine_of(config).name)):
+        raise ConfigError(
+            why, field="strategies", fix="leave out the wrapper strategy, or use an Aurora PostgreSQL lab"
+        )
     choose_path("direct", backend, "the failover lab")  # the strategies resolve and connect as the application
     if not cluster_roles(lab_cluster(config, backend))[1]:
         raise ConfigError("a failover needs a reader to promote", field="readers", fix="set readers=1 and apply")
@@ -66,14 +73,18 @@ def failover_lab(
     run_on_writer(engine.sql.bench_failover, config, backend, secret, "direct")
     shuffle = random.Random(seed)
     samples, reads, meta = [], [], []
-    for number in range(1, runs + 1):
-        for failure in failures:
-            cluster = _whole_again(config, backend)
-            one = _Run(failure, number, list(strategies), cluster, engine, secret, backend, interval, shuffle)
-            info = one.go(config, baseline, after)
-            samples.append(one.samples())
-            reads.append(one.reads())
-            meta.append(info)
+    try:
+        for number in range(1, runs + 1):
+            for failure in failures:
+                cluster = _whole_again(config, backend)
+                one = _Run(failure, number, list(strategies), cluster, engine, secret, backend, interval, shuffle)
+                info = one.go(config, baseline, after)
+                samples.append(one.samples())
+                reads.append(one.reads())
+                meta.append(info)
+    finally:
+        if "wrapper" in strategies:
+            wrapper.release_resources()
     return FailoverLab(pd.concat(samples, ignore_index=True), pd.concat(reads, ignore_index=True), pd.DataFrame(meta))
 
 

@@ -15,9 +15,10 @@ from labkit.security import can_reach, lint
 from labkit.workbook.doctor import environment_report
 from labkit.workbook.exercises import unfinished
 
-STEPS = ("setup", *STAGES, "sql", "benchmark", "cleanup")
+STEPS = ("setup", *STAGES, "sql", "benchmark", "failover", "cleanup")
 NOTEBOOKS = dict(zip(STEPS, ("00_setup", "01_network", "02_database", "03_compute", "04_sql", "05_benchmark",
-                             "06_cleanup"), strict=True))  # fmt: skip
+                             "06_failover", "07_cleanup"), strict=True))  # fmt: skip
+AFTER_SQL = ("sql", "benchmark", "failover")  # the steps whose lab has the schema, and a reader on each endpoint
 
 
 @dataclass
@@ -66,7 +67,8 @@ def _sql_problems(config: LabConfig, backend: Backend | None) -> list[str]:
 
 
 def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | None = None) -> Checkpoint:
-    """Check the state a notebook should leave: `setup`, `network`, `database`, `compute`, `sql`, `benchmark` or `cleanup`."""
+    """Check the state a notebook should leave: `setup`, `network`, `database`, `compute`, `sql`, `benchmark`,
+    `failover` or `cleanup`."""
     if step not in STEPS:
         raise ConfigError(f"unknown checkpoint {step!r}", field="step", fix=f"use one of {', '.join(STEPS)}")
     result = Checkpoint(step)
@@ -80,7 +82,7 @@ def checkpoint(step: str, config: LabConfig | None = None, backend: Backend | No
         left = verify(config, backend)
         result.problems = [f"{r.what} {r.id} remains: run `labkit.destroy(config)` again" for r in left.itertuples()]
         return result
-    if step in ("sql", "benchmark"):  # after a failover too: each endpoint must land on the right role
+    if step in AFTER_SQL:  # after a failover too: each endpoint must land on the right role
         result.problems = unfinished(NOTEBOOKS[step], config, backend) + _sql_problems(config, backend)
         return result
     result.problems = _missing_nodes(config, step, backend)
@@ -101,7 +103,7 @@ def _catch_up(step: str, missing: list[str], graph: dict) -> str:
     """The fastest way to build what `step` needs when the stages `missing` are not there yet. This notebook's
     own apply builds only its stage and what that depends on; it is offered for those stages alone."""
     catch_up_all = "`labkit.apply(config)` builds them all" + (
-        ", then `labkit.create_schema(config=config)`" if step == "benchmark" else ""
+        ", then `labkit.create_schema(config=config)`" if step in ("benchmark", "failover") else ""
     )
     if step not in STAGES:
         return f"or catch up at once: {catch_up_all}"
@@ -168,7 +170,7 @@ def begin(step: str, config: LabConfig | None = None, backend: Backend | None = 
     if line.startswith("ready") and step not in ("setup", "cleanup"):  # what this notebook needs from earlier exercises
         for problem in unfinished(NOTEBOOKS[step], config, backend, before=True):
             say(f"note: {problem}")
-    if step in ("sql", "benchmark"):
+    if step in AFTER_SQL:
         from labkit.workbook.form import warnings  # the form's wording: one explanation of readers = 0
 
         for note in warnings(config):

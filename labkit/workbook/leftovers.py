@@ -2,7 +2,7 @@
 
 `destroy` deletes the saved lab (lab.toml's lab and learner) and nothing else. A lab made with other settings
 (`labkit up --learner x`, a second form saved with another name) keeps running, and on AWS keeps costing;
-06 lists such labs so the learner sees them. A class shares one lab name, so classmates' labs show too: the
+07 lists such labs so the learner sees them. A class shares one lab name, so classmates' labs show too: the
 `relation` column says how each one matches.
 """
 

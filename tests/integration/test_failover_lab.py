@@ -10,6 +10,7 @@ from the samples.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -133,16 +134,41 @@ def lab(delayed_sandbox) -> Iterator[tuple[Any, Any]]:
     yield config, delayed_sandbox
 
 
+class _Logged(logging.Handler):
+    """Every record logged at WARNING or above while the comparison ran (a notebook shows them on stderr)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture(scope="module")
 def comparison(lab):
     """Every strategy through each failure once, in a seeded random order (the module's one comparison)."""
     from labkit.failover_lab import failover_lab
 
     config, backend = lab
+    logged = _Logged()
+    logging.getLogger().addHandler(logged)
     started = time.monotonic()
-    result = failover_lab(after=12.0, seed=26, config=config, backend=backend)
+    try:
+        result = failover_lab(after=12.0, seed=26, config=config, backend=backend)
+    finally:
+        logging.getLogger().removeHandler(logged)
     result.seconds = time.monotonic() - started
+    result.logged = logged.records
     return result
+
+
+def test_the_strategies_log_nothing_through_the_failures(comparison):
+    """Nothing logged at WARNING or above (a notebook shows it on stderr under the cell). Issue 26: the pool's
+    rollback of a connection handed back from a dead server was logged by SQLAlchemy with a traceback; that is a
+    race (once in 15 failures in benchmarks/failover_lab.py), so this test does not fail on every run without the
+    fix (pool_reset_on_return=None): it guards the whole comparison, not that one bug deterministically."""
+    assert [f"{r.name}: {r.getMessage()}" for r in comparison.logged] == []
 
 
 def test_no_strategy_loses_an_acknowledged_write(comparison):
@@ -227,3 +253,47 @@ def test_every_strategy_connects_encrypted_and_verifies_the_name_it_resolved(lab
     stranger = Address("another-cluster.cluster-abcdefghijkl.us-east-1.rds.amazonaws.com", *resolved[1:])
     with pytest.raises(app.errors):
         app.connect(stranger).close()
+
+
+@pytest.fixture(scope="module")
+def postgresql_lab(delayed_sandbox) -> tuple[Any, Any]:
+    """An Aurora PostgreSQL lab beside the MySQL one, in the module's sandbox (the wrapper's engine)."""
+    import io
+
+    from labkit.config import LabConfig
+    from labkit.lab.apply import apply
+
+    config = LabConfig(lab="wrap", learner="lab", engine="aurora-postgresql")
+    apply(config, delayed_sandbox, stream=io.StringIO())
+    sandbox.wait_for_databases(len(read_state().instances))
+    return config, delayed_sandbox
+
+
+def test_aws_advanced_python_wrapper_fails_over_for_real_on_aurora_postgresql(postgresql_lab):
+    """The wrapper's own failover plugin (failover_v2) against the sandbox's Aurora PostgreSQL: it learns the
+    topology from aurora_replica_status(), reconnects to the new writer itself and says so (FailoverSuccessError,
+    counted as a lost connection); it loses no acknowledged write and writes again sooner than the DNS delay."""
+    from labkit.failover_lab import failover_lab
+
+    config, backend = postgresql_lab
+    result = failover_lab(("backoff", "wrapper"), ("planned", "crash"), after=12.0, seed=5, config=config,
+                          backend=backend)  # fmt: skip
+    assert result.lost() == 0, result.runs[["failure", "lost"]]
+    measures = result.measures().set_index(["failure", "strategy"])
+    for failure in ("planned", "crash"):
+        mine = measures.loc[(failure, "wrapper")]
+        assert mine["recovered"] and mine["acknowledged lost"] == 0, mine
+        assert mine["write downtime (s)"] < ENDPOINT_DELAY, mine  # it did not wait for DNS to move
+        errors = result.samples[(result.samples["failure"] == failure) & (result.samples["strategy"] == "wrapper")]
+        assert errors["error"].str.contains("FailoverSuccessError|active SQL connection has changed", na=False).any()
+    print(f"\n{result!r}")
+
+
+def test_the_wrapper_is_refused_on_aurora_mysql_before_any_failure(lab):
+    from labkit.errors import ConfigError
+    from labkit.failover_lab import failover_lab
+
+    config, backend = lab
+    with pytest.raises(ConfigError) as refused:
+        failover_lab(("wrapper",), ("reboot",), config=config, backend=backend)
+    assert refused.value.field == "strategies" and "Aurora PostgreSQL only" in refused.value.message

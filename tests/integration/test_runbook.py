@@ -104,7 +104,7 @@ def test_a_missing_folder_is_named(tmp_path: Path):
 
 def test_the_workbook_itself_is_found_in_order():
     names = [p.stem for p in choose_notebooks(ROOT / "notebooks")]
-    assert names == sorted(names) and names[0] == "00_setup" and names[-1] == "06_cleanup"
+    assert names == sorted(names) and names[0] == "00_setup" and names[-1] == "07_cleanup"
 
 
 @pytest.mark.integration

@@ -43,7 +43,7 @@ def workbook(config: Any, backend: Backend) -> int:
     assert readiness.ready, readiness
     labkit.credentials(config, backend)  # 04: the SQL engines' login
     labkit.endpoints(config, backend)
-    labkit.status(config, backend)  # 02, 06: what exists
+    labkit.status(config, backend)  # 02, 07: what exists
     running_cost(config, backend)  # 00, 90: what the lab costs per hour
-    labkit.destroy(config, backend, stream=quiet)  # 06
+    labkit.destroy(config, backend, stream=quiet)  # 07
     return len(labkit.verify(config, backend))

@@ -45,6 +45,8 @@ POSTGRESQL_BY_NATURE = {
     "(the description's bench_c_path names it)",
     "labkit/sandbox/engines/postgresql.py": "the sandbox's PostgreSQL server engine: it runs PostgreSQL 15 and speaks "
     "to it with psycopg (the description's setup.server_engine names it)",
+    "labkit/failover_lab/wrapper.py": "AWS's Advanced Python Wrapper, which runs on Aurora PostgreSQL only: it wraps "
+    "psycopg and asks Aurora PostgreSQL's functions (the failover lab refuses it on the other engine)",
 }
 # Modules that are MySQL by nature, each named by its description rather than chosen by a consumer.
 BY_NATURE = {

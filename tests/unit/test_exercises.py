@@ -1,5 +1,5 @@
 """The exercise framework, and the workbook's exercises as the committed notebooks hold them: every notebook from
-01 to 05 has two to four, each solution in its notebook is the line the exercise shows as its solution, a check
+01 to 06 has two to four, each solution in its notebook is the line the exercise shows as its solution, a check
 cell follows it, and a learner's copy has the placeholder instead."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from labkit.workbook.release import BEGIN, END, learner_copy, release_notebooks
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-WORKBOOK = ("01_network", "02_database", "03_compute", "04_sql", "05_benchmark")
+WORKBOOK = ("01_network", "02_database", "03_compute", "04_sql", "05_benchmark", "06_failover")
 BLOCK = re.compile(rf"^{BEGIN} (?P<id>\S+)\n(?P<solution>.*?)\n{END}$", re.S | re.M)
 CHECK = re.compile(r'^labkit\.exercise\("(?P<id>[^"]+)", config\)\.check\((?P<args>[^)]*)\)$')
 

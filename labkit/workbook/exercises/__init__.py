@@ -5,7 +5,7 @@
     labkit.your_turn("01.db-ingress")                    the placeholder of a learner's copy (stops Run All)
     labkit.exercises(config)                             every exercise, and which ones this learner has passed
 
-One module of checks per notebook (network, database, compute, sql, benchmark); `base` declares, `checking`
+One module of checks per notebook (network, database, compute, sql, benchmark, failover); `base` declares, `checking`
 runs. The learner's copies of the notebooks come from labkit.workbook.release.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from labkit.workbook.exercises import benchmark, compute, database, network, sql
+from labkit.workbook.exercises import benchmark, compute, database, failover, network, sql
 from labkit.workbook.exercises.base import (
     REGISTRY,
     Exercise,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from labkit.aws.backend import Backend
 
-MODULES = (network, database, compute, sql, benchmark)  # the notebooks' order
+MODULES = (network, database, compute, sql, benchmark, failover)  # the notebooks' order
 
 __all__ = [
     "REGISTRY",
