@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from labkit.errors import ConfigError
 from labkit.failover_lab.app import TIMEOUT_SECONDS, App
 from labkit.lab.resources.database import DATABASE_NAME
 
@@ -85,8 +84,6 @@ def _connect(app: App, props: dict[str, Any]) -> Any:
     and the server verified against that name, as every labkit connection is."""
     import psycopg  # the driver the wrapper wraps: loaded only when it connects
 
-    if available(app.engine.name):
-        raise ConfigError(available(app.engine.name), field="strategies", fix="leave out the wrapper strategy")
     address = app.resolve(str(props["host"]))
     tls = app.engine.dialect.dbapi.tls_arguments(address.host, app.trust_store, address.name) if app.trust_store else {}
     return psycopg.Connection.connect(**{**props, "host": address.host, "port": address.port, **tls})
