@@ -3,7 +3,8 @@ and JupyterLab on loopback, and Debian's Chromium, driven by Playwright, opens e
 looks at it as committed, runs all its cells and waits for the kernel to go idle; the test then asserts what a
 learner sees: no unexpected error, widgets rendered (no `VBox(children=`, no "Loading widget"), dollar amounts
 not typeset as math, a LabkitError as its message and fix without a traceback, values not cut with "...". A
-screenshot of each notebook, and each notebook's Run All time (notebook-run-all-seconds.json), go to
+screenshot of each notebook, each notebook's Run All time (notebook-run-all-seconds.json) and where each test's
+time went (opening, Run All, screenshot, closing: notebook-phase-seconds.json) go to
 test-artifacts/ (or $LABKIT_ARTIFACTS).
 
 The lab here is Aurora PostgreSQL (issue #22, item 6): nbval runs the whole workbook on Aurora MySQL and compares
@@ -47,6 +48,7 @@ URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+)/lab\?token=(\S+))")
 TRUNCATED = re.compile(r"(\.\.\.|…)$")
 SHORT_TRACEBACK = 5  # lines at most in a LabkitError's error output (labkit.workbook.shell.short_traceback)
 RUN_TIMES: dict[str, float] = {}
+PHASE_TIMES: dict[str, dict[str, float]] = {}  # where each notebook's test spends its time
 ENGINE = "aurora-postgresql"  # nbval runs the workbook on the other engine
 PORT = ENGINES[ENGINE].port
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -162,6 +164,8 @@ def lab(tmp_path_factory):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         times = {name: round(seconds, 1) for name, seconds in RUN_TIMES.items()}
         (ARTIFACTS / "notebook-run-all-seconds.json").write_text(json.dumps(times, indent=2) + "\n")
+        phases = {name: {k: round(v, 1) for k, v in each.items()} for name, each in PHASE_TIMES.items()}
+        (ARTIFACTS / "notebook-phase-seconds.json").write_text(json.dumps(phases, indent=2) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -270,29 +274,34 @@ def _unexpected_errors(notebook: nbformat.NotebookNode) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_committed_outputs_read_as_text_on_open(browser, lab, notebook):
+def _as_committed(page) -> None:
     """What a learner sees before running anything: JupyterLab shows a saved widget output's text/plain; the tab
     is not "modified" by opening it, and no pop-up covers the notebook (issue 23)."""
-    with opened(browser, lab, notebook.name, f"open-{notebook.stem}") as page:
-        assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening the notebook modified it"
-        assert page.locator(".Toastify__toast").count() == 0, page.locator(".Toastify__toast").all_inner_texts()
-        links = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea a')].map(a => a.href)")
-        assert not [link for link in links if "127.0.0.1" in link], f"links that lead nowhere: {links}"
-        shown = _outputs_text(page)
-        assert "VBox(children=" not in shown and "IntProgress(" not in shown and "Loading widget" not in shown
-        assert page.locator(".jp-OutputArea-output mjx-container").count() == 0  # no dollar typeset as math
+    assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening the notebook modified it"
+    assert page.locator(".Toastify__toast").count() == 0, page.locator(".Toastify__toast").all_inner_texts()
+    links = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea a')].map(a => a.href)")
+    assert not [link for link in links if "127.0.0.1" in link], f"links that lead nowhere: {links}"
+    shown = _outputs_text(page)
+    assert "VBox(children=" not in shown and "IntProgress(" not in shown and "Loading widget" not in shown
+    assert page.locator(".jp-OutputArea-output mjx-container").count() == 0  # no dollar typeset as math
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_run_all_in_chromium(browser, lab, notebook):
-    """Each notebook in order, Run All, then what the learner sees."""
+def test_open_then_run_all_in_chromium(browser, lab, notebook):
+    """Each notebook in order, as a learner meets it: opened as committed, then Run All, then what the learner sees.
+    One page for both (opening a notebook starts its kernel, about 4 s each: once, not twice)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    phases = PHASE_TIMES.setdefault(notebook.stem, {})
+    started = time.monotonic()
     with opened(browser, lab, notebook.name, f"run-{notebook.stem}") as page:
+        phases["open"] = time.monotonic() - started
+        _as_committed(page)
         try:
-            RUN_TIMES[notebook.stem] = _run_all(page, notebook.name)
+            RUN_TIMES[notebook.stem] = phases["run all"] = _run_all(page, notebook.name)
         finally:
+            shot = time.monotonic()
             _screenshot(page, ARTIFACTS / f"notebook-{notebook.stem}.png")
+            phases["screenshot"] = time.monotonic() - shot
         saved = _saved(lab, notebook.name)
         assert not _unexpected_errors(saved), _unexpected_errors(saved)
         panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
@@ -305,6 +314,8 @@ def test_run_all_in_chromium(browser, lab, notebook):
         cells = panel.locator(".jp-OutputArea-output td").all_inner_texts()
         cut = [text for text in cells if TRUNCATED.search(text.strip())]
         assert not cut, f"values cut off: {cut}"
+        closing = time.monotonic()
+    phases["close"] = time.monotonic() - closing
     for index, cell in enumerate(saved.cells):  # a LabkitError: message and fix, no walk through labkit's source
         for output in cell.get("outputs", []):
             if output.output_type == "error" and "raises-exception" in cell.metadata.get("tags", []):
