@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import ast
 import base64
-import io
 import json
-import tarfile
 import time
 from importlib import resources
 from typing import Any
@@ -33,6 +31,7 @@ from labkit.access.tunnel import wait_until_online
 from labkit.app.userdata import CA_FILE
 from labkit.aws.backend import Backend
 from labkit.aws.runcommand import send_shell, wait_shell
+from labkit.bench.remote import packed_files
 from labkit.errors import ConfigError, LabkitError
 from labkit.failover_lab.app import Cluster
 from labkit.failover_lab.failures import make_failure
@@ -84,14 +83,7 @@ def payload() -> str:
     files.update({name: (resources.files(package) / file).read_bytes() for name, (package, file) in SHIPPED.items()})
     files.update({f"{package}/__init__.py": b'"""Shipped by labkit.failover_lab.remote: no imports."""\n'
                   for package in PACKAGES})  # fmt: skip
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
-        for name, data in sorted(files.items()):
-            data = (ast.unparse(ast.parse(data)) + "\n").encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            archive.addfile(info, io.BytesIO(data))
-    return base64.b64encode(buffer.getvalue()).decode()
+    return packed_files({name: (ast.unparse(ast.parse(data)) + "\n").encode() for name, data in sorted(files.items())})
 
 
 def command(spec: dict[str, Any], python: str = "python3") -> str:
