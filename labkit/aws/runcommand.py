@@ -33,15 +33,27 @@ def run_shell(
 ) -> dict[str, Any]:
     """Run `script` on `instance_id` and return its final invocation (a failed script is returned, not raised,
     for its output); a LabkitError naming `what` when it does not finish within `timeout` seconds."""
-    ssm = backend.client("ssm")
-    sent = ssm.send_command(
+    command_id = send_shell(backend, instance_id, script, comment=comment, timeout=timeout)
+    return wait_shell(backend, instance_id, command_id, timeout=timeout, delay=delay, what=what, fix=fix)
+
+
+def send_shell(backend: Backend, instance_id: str, script: str, *, comment: str, timeout: float) -> str:
+    """Send `script` to `instance_id` without waiting (a caller with something to do meanwhile); its command id."""
+    sent = backend.client("ssm").send_command(
         InstanceIds=[instance_id],
         DocumentName=DOCUMENT,
         Comment=comment[:100],
         Parameters={"commands": [script], "executionTimeout": [str(int(timeout))]},
         TimeoutSeconds=60,
     )
-    command_id = sent["Command"]["CommandId"]
+    return str(sent["Command"]["CommandId"])
+
+
+def wait_shell(
+    backend: Backend, instance_id: str, command_id: str, *, timeout: float, delay: float, what: str, fix: str
+) -> dict[str, Any]:
+    """Wait for a sent command to finish; its final invocation (see run_shell)."""
+    ssm = backend.client("ssm")
     # boto3's command_executed waiter also rides out InvocationDoesNotExist right after sending
     attempts = max(1, int((timeout + 60) / max(delay, 0.1)))
     try:

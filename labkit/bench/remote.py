@@ -51,10 +51,16 @@ def check_size(schedule: harness.Schedule) -> None:
 
 def payload() -> str:
     """The shipped files as a gzip'd tar, base64 (deterministic: same labkit, same text)."""
+    return packed_files(
+        {name: (resources.files(package) / file).read_bytes() for name, (package, file) in SHIPPED.items()}
+    )
+
+
+def packed_files(files: dict[str, bytes]) -> str:
+    """Files (path in the archive -> content) as a gzip'd tar, base64, with fixed modes and times: deterministic."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
-        for name, (package, file) in SHIPPED.items():
-            data = (resources.files(package) / file).read_bytes()
+        for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             archive.addfile(info, io.BytesIO(data))

@@ -5,6 +5,8 @@ One write is what the shop does when an order comes in: an autocommit INSERT on 
 instance answered (the engine's identity query), so each acknowledged write says where it was committed. Each
 attempt is one row: when it was sent and done, acknowledged or not, by which instance, and the error by kind.
 Timeouts are short (2 s): a strategy must not hang on a dead server, and its loop's pace is the measurement.
+
+Standard library and labkit.engines only: on AWS this file and the strategies run on the lab's instance (onhost.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any, NamedTuple
 
 from labkit.engines import LOST_CONNECTION, READ_ONLY, AuroraEngine
 from labkit.errors import LabkitError
-from labkit.lab.resources.database import DATABASE_NAME
 
 TIMEOUT_SECONDS = 2.0
 TIMEOUT, UNRESOLVED, NO_WRITER, OTHER = "timeout", "unresolved", "no-writer", "other"
@@ -39,6 +40,7 @@ class Cluster:
     reader_endpoint: str
     port: int
     instance_endpoints: dict[str, str]  # DB instance identifier -> its endpoint
+    database: str  # the lab schema's database (labkit.lab.resources.database.DATABASE_NAME)
 
 
 class Address(NamedTuple):
@@ -95,7 +97,7 @@ class App:
         and verified against the name it was resolved from, as every labkit connection is."""
         tls = (self.trust_store, address.name) if self.trust_store else None
         return self.engine.dialect.dbapi.connect(
-            address.host, address.port, self.secret.username, self.secret.password, DATABASE_NAME,
+            address.host, address.port, self.secret.username, self.secret.password, self.cluster.database,
             connect_timeout=TIMEOUT_SECONDS, timeout=TIMEOUT_SECONDS, tls=tls,
         )  # fmt: skip
 
@@ -153,8 +155,8 @@ class App:
         """What an error means to the application: refused as read-only, lost connection, timeout, ..."""
         if isinstance(error, NoWriter):
             return NO_WRITER
-        if isinstance(error, LabkitError):
-            return UNRESOLVED  # the name answered no address (the sandbox's DNS: no instance behind it)
+        if isinstance(error, (LabkitError, socket.gaierror)):
+            return UNRESOLVED  # the name answered no address (the sandbox's DNS: no instance behind it; a VPC's)
         if isinstance(error, socket.timeout) or "timed out" in str(error):
             return TIMEOUT
         dialect = self.engine.dialect

@@ -20,11 +20,7 @@ RECYCLE_SECONDS = 5.0
 
 
 def run(app: App) -> None:
-    pool = sqlalchemy.create_engine(
-        f"{app.engine.dialect.driver}://",  # the dialect only: connections come from creator
-        creator=lambda: app.connect(app.resolve(app.cluster.endpoint)),
-        pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=RECYCLE_SECONDS, pool_reset_on_return=None,
-    )  # fmt: skip
+    pool = connection_pool(app)
     while app.running():
         with app.attempt():
             connection = pool.raw_connection()  # checked out: pinged first, replaced when dead or too old
@@ -34,3 +30,12 @@ def run(app: App) -> None:
                 connection.close()  # back to the pool, still open
         app.pace()
     pool.dispose()
+
+
+def connection_pool(app: App) -> sqlalchemy.Engine:
+    """The pool: one connection, pinged before use, recycled after RECYCLE_SECONDS, handed back as it is."""
+    return sqlalchemy.create_engine(
+        f"{app.engine.dialect.driver}://",  # the dialect only: connections come from creator
+        creator=lambda: app.connect(app.resolve(app.cluster.endpoint)),
+        pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=RECYCLE_SECONDS, pool_reset_on_return=None,
+    )  # fmt: skip

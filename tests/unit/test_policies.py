@@ -82,7 +82,7 @@ NOT_RECORDED_ON_MOTO = {
     # labkit.failover (notebook 05) probes live databases through the endpoints while it fails over;
     # tests/test_bench_sandbox.py runs it on the real sandbox.
     "rds:FailoverDBCluster": "labkit/bench/failover.py",
-    "rds:RebootDBInstance": "labkit/failover_lab/run.py",  # the failover lab: no notebook runs it yet
+    "rds:RebootDBInstance": "labkit/failover_lab/failures.py",  # the failover lab (06): tests/integration
     # labkit.lab.cost asks the Pricing API only on the aws backend (the sandbox prices from its table), and
     # moto does not implement it.
     "pricing:GetProducts": "labkit/lab/cost.py",
