@@ -364,6 +364,10 @@ MATRIX: list[tuple[str, str, str, Callable[[dict[str, str]], dict[str, Any]], tu
                 "Engine": ENGINE.name, "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
     ("re-tag the cluster as ada's", "rds", "AddTagsToResource",
      lambda g: {"ResourceName": f"arn:aws:rds:{REGION}:123456789012:cluster:{g['cluster']}", "Tags": ADA_RDS_TAGS}, (DENIED, DENIED, DENIED)),
+    # the failover lab (06): a failure made on her own cluster through the API, a planned failover or a crash
+    ("fail the cluster over", "rds", "FailoverDBCluster", lambda g: {"DBClusterIdentifier": g["cluster"]}, (ALLOWED, DENIED, DENIED)),
+    ("reboot the writer with failover (a crash)", "rds", "RebootDBInstance",
+     lambda g: {"DBInstanceIdentifier": g["writer"], "ForceFailover": True}, (ALLOWED, DENIED, DENIED)),
     ("read the master password", "secretsmanager", "GetSecretValue", lambda g: {"SecretId": g["secret"]}, (ALLOWED, DENIED, DENIED)),
     # a port forward: StartSession, then the plugin opens the session's data channel (and resumes it after a blip)
     ("StartSession (port forward)", "ssm", "StartSession",
