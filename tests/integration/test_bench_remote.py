@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 from botocore.awsrequest import AWSResponse
+from support.aws_like import AwsLikeBackend
 from support.sandbox_lab import sandbox_lab
 
 from labkit.access.lookup import running_instance
@@ -77,21 +77,6 @@ def test_the_command_is_valid_bash_and_deterministic():
 
 
 # ----- the whole path against a sandbox lab -----
-
-
-class AwsLikeBackend(SandboxBackend):
-    """The sandbox, except that this machine cannot reach the database endpoints (as on AWS): a direct
-    connection is recorded and times out, as one to a private address does from outside the VPC."""
-
-    reaches_private_endpoints = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.direct: list[str] = []
-
-    def resolve(self, host: str, port: int) -> tuple[str, int]:
-        self.direct.append(host)
-        raise pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on '{host}' (timed out)")
 
 
 class RunCommandAgent:

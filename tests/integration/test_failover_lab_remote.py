@@ -27,6 +27,7 @@ from typing import Any
 import pymysql
 import pytest
 from botocore.awsrequest import AWSResponse
+from support.aws_like import AwsLikeBackend
 from support.sandbox_lab import sandbox_lab
 
 from labkit.access.lookup import running_instance
@@ -53,20 +54,6 @@ def getaddrinfo(host, port, *args, **kwargs):
     return _real(host, port, *args, **kwargs)
 socket.getaddrinfo = getaddrinfo
 """
-
-
-class AwsLikeBackend(SandboxBackend):
-    """The sandbox, except that this machine cannot reach the database endpoints (as on AWS)."""
-
-    reaches_private_endpoints = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.direct: list[str] = []
-
-    def resolve(self, host: str, port: int) -> tuple[str, int]:
-        self.direct.append(host)
-        raise pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on '{host}' (timed out)")
 
 
 class Resolver(socketserver.ThreadingTCPServer):
