@@ -68,8 +68,13 @@ def all_pids() -> list[int]:
         return []
 
 
+KILLED_EXIT_SECONDS = 10.0  # a SIGKILLed process is gone once it has handed back its memory: on a loaded machine,
+# a database server's takes a moment
+
+
 def terminate(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
+    """SIGTERM, then SIGKILL after `grace` seconds; returns once the process is gone (or KILLED_EXIT_SECONDS after
+    the SIGKILL), so a caller that checks right after sees no survivor that is only still exiting."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -80,6 +85,9 @@ def terminate(pid: int, grace: float = 10.0) -> None:
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + KILLED_EXIT_SECONDS
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def die_with_parent(signum: int = signal.SIGTERM) -> None:

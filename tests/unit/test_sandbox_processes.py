@@ -25,7 +25,7 @@ from labkit.access.tunnel.readiness import SSM_POLICY_ARN
 from labkit.config import LabConfig
 from labkit.lab.apply import apply
 from labkit.sandbox.daemon.ssm import SessionManager
-from labkit.sandbox.processes import pid_alive
+from labkit.sandbox.processes import pid_alive, terminate
 
 SANDBOX = Path(__file__).resolve().parents[2] / "labkit" / "sandbox"
 
@@ -148,3 +148,24 @@ def test_a_process_whose_main_thread_has_exited_is_alive_until_its_last_thread_e
         child.stdin.close()
         child.wait(10)
     assert not pid_alive(child.pid)
+
+
+def test_terminate_returns_once_a_killed_process_is_gone():
+    """`sandbox down` found a database server it had just SIGKILLed still there ("processes [...] survived
+    `down`", a loaded machine): a killed process takes a while to hand its memory back. terminate() waits for it."""
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"  # as a server still flushing would not stop in time
+        "held = bytearray(512 * 2**20)\n"
+        "held[::4096] = b'x' * len(range(0, len(held), 4096))\n"  # every page touched: freeing them takes time
+        "print('ready', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        terminate(child.pid, grace=0.1)
+        assert not pid_alive(child.pid), "terminate() returned while the killed process was still exiting"
+    finally:
+        child.kill()
+        child.wait(10)
