@@ -10,6 +10,7 @@ standard output, which Run Command cuts at 24,000 characters: hence the sample l
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import tarfile
@@ -57,14 +58,15 @@ def payload() -> str:
 
 
 def packed_files(files: dict[str, bytes]) -> str:
-    """Files (path in the archive -> content) as a gzip'd tar, base64, with fixed modes and times: deterministic."""
+    """Files (path in the archive -> content) as a gzip'd tar, base64, with fixed modes and times: deterministic
+    (the gzip header's time too, which tarfile's "w:gz" sets to now)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             archive.addfile(info, io.BytesIO(data))
-    return base64.b64encode(buffer.getvalue()).decode()
+    return base64.b64encode(gzip.compress(buffer.getvalue(), mtime=0)).decode()
 
 
 def command(spec: dict[str, Any], python: str = "python3") -> str:
