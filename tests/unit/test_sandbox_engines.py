@@ -222,6 +222,28 @@ def test_the_cluster_engine_picks_the_data_plane_and_the_reconciler_uses_only_th
     assert reconciler.reconcile() is False, "a second pass changes nothing"
 
 
+def test_a_reader_created_while_its_writer_starts_starts_in_the_same_pass(tmp_path, fake_engine, monkeypatch):
+    """A learner creates the writer and the reader a moment apart; the pass that starts the writer's server starts
+    the reader's too, instead of a whole server start and bootstrap later."""
+    rds = FakeRds()
+    rds.cluster("pair", "aurora-fake", ["pair-writer"], writer="pair-writer")
+    start = FakeServer.start
+
+    def start_and_create_the_reader(server: FakeServer) -> None:
+        start(server)
+        if server.name == "pair-writer":  # CreateDBInstance of the reader, answered while the writer starts
+            rds.clusters[0]["DBClusterMembers"].append(
+                {"DBInstanceIdentifier": "pair-reader", "IsClusterWriter": False}
+            )
+            rds.instances.append({"DBInstanceIdentifier": "pair-reader", "DBClusterIdentifier": "pair"})
+
+    monkeypatch.setattr(FakeServer, "start", start_and_create_the_reader)
+    reconciler = _reconciler(tmp_path, rds)
+    assert reconciler.reconcile() is True
+    assert [c for c in fake_engine.calls if c[0] == "start"] == [("start", "pair-writer"), ("start", "pair-reader")]
+    assert ("replicate", "pair-reader", reconciler.servers["pair-writer"].port) in fake_engine.calls
+
+
 def test_a_failover_fences_the_old_writer_and_promotes_the_new_one_through_the_interface(tmp_path, fake_engine):
     rds = FakeRds()
     rds.cluster("swap", "aurora-fake", ["swap-a", "swap-b"], writer="swap-a")
