@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import boto3
 from moto import mock_aws
 
@@ -28,3 +31,42 @@ def test_only_the_instances_started_again_are_starting_and_only_when_the_saved_s
         }
     assert changed == ["lab-writer"]
     assert statuses == {"lab-writer": "starting", "lab-reader": "available", "lab-failed": "failed"}
+
+
+# In a child process: importing the daemon's entry point sets moto's settings for the whole process.
+FIRST_PASS = """
+import sys
+from pathlib import Path
+from labkit.sandbox.daemon.main import SandboxDaemon
+
+daemon = SandboxDaemon(Path(sys.argv[1]), 0, "us-east-1")
+order = []
+
+
+class Reconciler:
+    def catching_up(self):
+        return False
+
+
+def run_pass():
+    order.append("pass")
+    daemon.stopping.set()
+
+
+def wait(timeout):
+    order.append("wait")
+    return True
+
+
+daemon.reconciler, daemon.run_pass, daemon.wake.wait = Reconciler(), run_pass, wait
+daemon.serve()
+print(",".join(order))
+"""
+
+
+def test_the_daemon_runs_its_first_pass_at_once_not_a_poll_interval_after_it_serves(tmp_path):
+    """A restored lab's servers start in the first pass: it waited POLL_SECONDS (1 s) before, as nothing woke it."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_PASS, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "pass,wait"

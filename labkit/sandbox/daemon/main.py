@@ -238,11 +238,10 @@ class SandboxDaemon:
         """Run passes until SIGTERM or SIGINT."""
         assert self.reconciler is not None, "start() first"
         while not self.stopping.is_set():
-            self.wake.wait(CATCH_UP_POLL_SECONDS if self.reconciler.catching_up() else POLL_SECONDS)
+            # The first pass at once: a restored lab's servers start now, not a poll interval (1 s) after `up`.
             self.wake.clear()
-            if self.stopping.is_set():
-                break
             self.run_pass()
+            self.wake.wait(CATCH_UP_POLL_SECONDS if self.reconciler.catching_up() else POLL_SECONDS)
 
     def run_pass(self) -> None:
         """Check the servers' health; then, when something says it changed (an API call, a process exit, a heal)
