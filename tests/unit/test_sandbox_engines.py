@@ -3,6 +3,7 @@ engine through the interface alone (a recording fake stands in for real servers)
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +13,7 @@ from labkit.errors import LabkitError, SandboxError
 from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler
 from labkit.sandbox.engines import base
 from labkit.sandbox.engines.base import DatabaseEngine, DatabaseServer, engine_class, register
-from labkit.sandbox.engines.mariadb import MariaDBEngine
+from labkit.sandbox.engines.mariadb import MariaDBEngine, _forget_socket
 from labkit.sandbox.engines.postgresql import PostgreSQLEngine
 
 # ----- the registry -----
@@ -557,3 +558,25 @@ def test_data_of_an_instance_the_control_plane_forgot_is_moved_aside_not_reused(
     assert not (leftover / "rows").exists()  # its server started from the template
     kept = list((tmp_path / "data" / "orphans").glob("fresh-w-*/rows"))
     assert len(kept) == 1 and kept[0].read_text() == "an old lab's data"
+
+
+def test_servers_stopped_in_parallel_each_forget_their_socket_without_failing(tmp_path):
+    """The daemon stops a home's servers in parallel: each removes its socket and, when empty, the runtime folder.
+    One found the folder gone between another's making it and tightening its mode (FileNotFoundError), and the
+    daemon's stop ended there, before its last save."""
+    datadir = tmp_path / "instances" / "db-1"
+    errors: list[OSError] = []
+
+    def stop_often(server_id: int) -> None:
+        for _ in range(300):
+            try:
+                _forget_socket(datadir, server_id)
+            except OSError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=stop_often, args=(server_id,)) for server_id in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -562,15 +562,20 @@ def native_hash(password: str) -> str:
 
 
 def _forget_socket(datadir: Path, server_id: int) -> None:
-    """Remove a stopped server's socket, and its runtime folder once no server of the home has one there."""
-    path = socket_path(datadir, server_id)
+    """Remove a stopped server's socket, and its runtime folder once no server of the home has one there (the
+    folder is not made again for this: servers stopped in parallel each remove theirs, and one found the folder gone
+    between another's making it and tightening its mode)."""
+    path = _runtime_dir(datadir) / f"{server_id}.sock"
     path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty: another server of this home still runs
+    with contextlib.suppress(OSError):  # not empty: another server of this home still runs (or gone already)
         path.parent.rmdir()
 
 
 def socket_path(datadir: Path, server_id: int) -> Path:
     """A Unix socket path short enough for the 107-byte limit, however deep the labkit home is."""
+    return private_dir(_runtime_dir(datadir)) / f"{server_id}.sock"
+
+
+def _runtime_dir(datadir: Path) -> Path:
     digest = hashlib.sha1(str(datadir.parent).encode()).hexdigest()[:10]
-    runtime = Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
-    return private_dir(runtime) / f"{server_id}.sock"
+    return Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
