@@ -245,6 +245,20 @@ def test_a_reader_created_while_its_writer_starts_starts_in_the_same_pass(tmp_pa
     assert ("replicate", "pair-reader", reconciler.servers["pair-writer"].port) in fake_engine.calls
 
 
+def test_the_data_plane_is_settled_only_once_every_new_instance_is_available(tmp_path, fake_engine):
+    """The daemon's background work (a new home's trimmed models) waits for this, not to slow a first query."""
+    rds = FakeRds()
+    reconciler = _reconciler(tmp_path, rds)
+    assert reconciler.settled()  # nothing to start
+    rds.cluster("calm", "aurora-fake", ["calm-w", "calm-r"], writer="calm-w")
+    for described in rds.instances:
+        described["DBInstanceStatus"] = "creating"
+    reconciler.reconcile()
+    assert not reconciler.settled(), "settled while its instances are still creating"
+    reconciler.publish_states()
+    assert reconciler.settled()
+
+
 def test_a_failover_fences_the_old_writer_and_promotes_the_new_one_through_the_interface(tmp_path, fake_engine):
     rds = FakeRds()
     rds.cluster("swap", "aurora-fake", ["swap-a", "swap-b"], writer="swap-a")

@@ -89,6 +89,7 @@ log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
 CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
 FULL_PASS_SECONDS = 15.0  # the fallback: a full pass (API reads) even when nothing said something changed
+MODELS_PATIENCE_SECONDS = 60.0  # the warm-up waits this long at most for the databases to settle (see _warm_up)
 EXIT_SNAPSHOT = 4  # the saved control plane cannot be loaded: `up` shows why and the way out
 
 
@@ -193,7 +194,7 @@ class SandboxDaemon:
             self.home, self.endpoint, lambda: [self.client("ec2", r) for r in _regions_with_instances()]
         )
         threading.Thread(
-            target=_warm_up, args=(self.client, self.region, self.home), name="warm-up", daemon=True
+            target=_warm_up, args=(self.client, self.region, self.home, self._settled), name="warm-up", daemon=True
         ).start()
         self.state = SandboxState(
             daemon_pid=os.getpid(), endpoint_url=self.endpoint, port=self.port, region=self.region,
@@ -214,6 +215,14 @@ class SandboxDaemon:
                 service, region_name=client_region, endpoint_url=self.endpoint, config=self._config
             )
         return self._clients[key]
+
+    def _settled(self) -> bool:
+        """No API change waits for a pass, and the reconciler starts no server (see Reconciler.settled)."""
+        return (
+            self.changes is not None
+            and self.changes.count == self._seen_changes
+            and bool(self.reconciler and self.reconciler.settled())
+        )
 
     def _rds_clients(self) -> list[Any]:
         return [self.client("rds", r) for r in _regions_with_clusters()]
@@ -367,9 +376,11 @@ def _prepare_template(reconciler: Reconciler) -> None:
         log.info("database template ready in %.2f s", time.perf_counter() - started)
 
 
-def _warm_up(client: Callable[[str, str], Any], region: str, home: Path) -> None:
+def _warm_up(client: Callable[[str, str], Any], region: str, home: Path, settled: Callable[[], bool]) -> None:
     """Load moto's service models now, so the learner's first calls are fast: RDS and Secrets Manager first (a
-    lab's first calls), IAM later (its managed policies take a while to load)."""
+    lab's first calls), IAM later (its managed policies take a while to load). The trimmed models of a new home
+    (a child process, 1-1.5 s of a core) wait until the databases being created answer: made beside them, they
+    slowed a new home's first query; nothing needs them before a tunnel opens, which makes them itself if missing."""
     started = time.perf_counter()
     calls = [
         ("rds", "describe_db_clusters"), ("secretsmanager", "list_secrets"), ("sts", "get_caller_identity"),
@@ -381,6 +392,9 @@ def _warm_up(client: Callable[[str, str], Any], region: str, home: Path) -> None
             getattr(client(service, region), operation)()
         except Exception:
             log.exception("warm-up call %s.%s failed", service, operation)
+    deadline = time.monotonic() + MODELS_PATIENCE_SECONDS
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.1)
     try:
         ensure_models(home)  # the trimmed service models tunnels and app hosts load (vpc/lean.py), made once
     except Exception:

@@ -493,6 +493,15 @@ class Reconciler:
             changed = self._check_replicas(readers_too=time.monotonic() - self._readers_checked >= READER_CHECK_SECONDS)
             return bool(dead) or changed
 
+    def settled(self) -> bool:
+        """True when no server is starting, no replica catching up and no instance waiting to be `available`: the
+        daemon's own background work may take a core now without slowing a learner's first query."""
+        roles = list(self.roles.values())
+        statuses = [view.status for view in list(self._observed.values())]
+        return not any(role in ("starting", CATCHING_UP) for role in roles) and not any(
+            status in ("creating", "starting", "rebooting") for status in statuses
+        )
+
     def catching_up(self) -> bool:
         """True while a replica waits to join its reader endpoint (the daemon then checks it more often)."""
         return CATCHING_UP in self.roles.values()

@@ -437,15 +437,16 @@ class MariaDBServer(DatabaseServer):
         The replication user is not made here: every server has it from its start (see init_sql), outside the
         binlog, so its password never reaches one.
         """
-        self.execute("SET GLOBAL read_only = 0")
-        self.execute(  # by its hash: the statement reaches the binlog (and the replicas), the password never does
-            "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s",
-            args=(master_user, native_hash(master_password)),
-        )
-        self.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO %s@'%%' WITH GRANT OPTION", args=(master_user,))
-        if database:
-            quoted = database.replace("`", "``")
-            self.execute(f"CREATE DATABASE IF NOT EXISTS `{quoted}`")
+        with self.admin() as conn, conn.cursor() as cur:  # one connection: a new one costs more than a statement
+            cur.execute("SET GLOBAL read_only = 0")
+            cur.execute(  # by its hash: the statement reaches the binlog (and the replicas), the password never does
+                "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s",
+                (master_user, native_hash(master_password)),
+            )
+            cur.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO %s@'%%' WITH GRANT OPTION", (master_user,))
+            if database:
+                quoted = database.replace("`", "``")
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{quoted}`")
 
     def set_password(self, user: str, password: str) -> None:
         """ALTER USER with the password's hash (mysql_native_password: *SHA1(SHA1(password))), so the binlog,
