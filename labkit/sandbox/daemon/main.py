@@ -89,7 +89,7 @@ log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
 CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
 FULL_PASS_SECONDS = 15.0  # the fallback: a full pass (API reads) even when nothing said something changed
-MODELS_PATIENCE_SECONDS = 60.0  # the warm-up waits this long at most for the databases to settle (see _warm_up)
+SETTLE_PATIENCE_SECONDS = 60.0  # the warm-up waits this long at most for the databases to settle (see _warm_up)
 EXIT_SNAPSHOT = 4  # the saved control plane cannot be loaded: `up` shows why and the way out
 
 
@@ -377,29 +377,36 @@ def _prepare_template(reconciler: Reconciler) -> None:
 
 
 def _warm_up(client: Callable[[str, str], Any], region: str, home: Path, settled: Callable[[], bool]) -> None:
-    """Load moto's service models now, so the learner's first calls are fast: RDS and Secrets Manager first (a
-    lab's first calls), IAM later (its managed policies take a while to load). The trimmed models of a new home
-    (a child process, 1-1.5 s of a core) wait until the databases being created answer: made beside them, they
-    slowed a new home's first query; nothing needs them before a tunnel opens, which makes them itself if missing."""
+    """Load moto's service models now, so the learner's first calls are fast: RDS and Secrets Manager at once (a
+    lab's first calls, and what a restored lab's first pass reads), the others once the databases being created or
+    restarted answer. In this process they take the interpreter from the pass that starts those databases, and the
+    trimmed models of a new home (a child process, 1-1.5 s of a core) take a core from their servers: made beside
+    them, both slowed the first query. Nothing needs the trimmed models before a tunnel opens, which makes them
+    itself when missing."""
     started = time.perf_counter()
-    calls = [
-        ("rds", "describe_db_clusters"), ("secretsmanager", "list_secrets"), ("sts", "get_caller_identity"),
-        ("ec2", "describe_vpcs"), ("ssm", "describe_parameters"), ("iam", "list_roles"),
-        ("resourcegroupstaggingapi", "get_resources"),
+    first = [("rds", "describe_db_clusters"), ("secretsmanager", "list_secrets")]
+    later = [
+        ("sts", "get_caller_identity"), ("ec2", "describe_vpcs"), ("ssm", "describe_parameters"),
+        ("iam", "list_roles"), ("resourcegroupstaggingapi", "get_resources"),
     ]  # fmt: skip
-    for service, operation in calls:
-        try:
-            getattr(client(service, region), operation)()
-        except Exception:
-            log.exception("warm-up call %s.%s failed", service, operation)
-    deadline = time.monotonic() + MODELS_PATIENCE_SECONDS
+    _call_each(client, region, first)
+    deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
     while not settled() and time.monotonic() < deadline:
         time.sleep(0.1)
+    _call_each(client, region, later)
     try:
         ensure_models(home)  # the trimmed service models tunnels and app hosts load (vpc/lean.py), made once
     except Exception:
         log.exception("preparing the trimmed service models failed")
     log.info("warm-up done in %.2f s", time.perf_counter() - started)
+
+
+def _call_each(client: Callable[[str, str], Any], region: str, calls: list[tuple[str, str]]) -> None:
+    for service, operation in calls:
+        try:
+            getattr(client(service, region), operation)()
+        except Exception:
+            log.exception("warm-up call %s.%s failed", service, operation)
 
 
 def _admin_password(home: Path) -> str:
