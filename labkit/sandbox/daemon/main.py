@@ -157,6 +157,8 @@ class SandboxDaemon:
         self.state: SandboxState | None = None
         self.endpoint = ""
         self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._client_locks: dict[str, threading.Lock] = {}  # one per client: others are made meanwhile
         self._session: boto3.Session | None = None
         self._config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
         self._seen_changes = -1
@@ -208,12 +210,15 @@ class SandboxDaemon:
     def client(self, service: str, client_region: str) -> Any:
         """A boto3 client of this daemon's own API (the reconciler's user agent: its calls do not wake it)."""
         key = f"{service}:{client_region}"
-        if key not in self._clients:
-            assert self._session is not None, "start() makes the session"
-            self._clients[key] = self._session.client(
-                service, region_name=client_region, endpoint_url=self.endpoint, config=self._config
-            )
-        return self._clients[key]
+        with self._clients_lock:
+            made_once = self._client_locks.setdefault(key, threading.Lock())
+        with made_once:  # the warm-up and the first pass ask for RDS's at once: one parse of its model, not two
+            if key not in self._clients:
+                assert self._session is not None, "start() makes the session"
+                self._clients[key] = self._session.client(
+                    service, region_name=client_region, endpoint_url=self.endpoint, config=self._config
+                )
+            return self._clients[key]
 
     def _settled(self) -> bool:
         """No API change waits for a pass, and the reconciler starts no server (see Reconciler.settled)."""
