@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/sandbox_startup.py [--engine aurora-postgresql]
 
-Prints: cold `up` (a brand-new LABKIT home, so the engine's template is made too), warm `up` (template
-cached), each to the first successful query on both the writer and the reader endpoint of a new
-writer + reader cluster (after the `db_instance_available` waiter, as a learner's code waits); the restore of
-that lab by `down` + `up` to its first query; the resident memory of the daemon and each database server; and
-what the control-plane saves cost each daemon (the count and the time, from the sandbox log). Any engine labkit
-describes; the queries go through its own driver.
+Prints, each to the first successful query on both the writer and the reader endpoint of a new writer + reader
+cluster (after the `db_instance_available` waiter, as a learner's code waits): a new user's first `up` (a brand-new
+LABKIT home and an empty cache folder, so the engine's template is made too), a cold `up` (another brand-new home of
+the same user: the template is the user's, already made; before templates were shared, a new home made its own, so
+earlier "cold" figures compare with "new user"), a warm `up` (the second in that home); the restore of that lab by
+`down` + `up` to its first query, then of two labs; the resident memory of the daemon and each database server;
+and what the control-plane saves cost each daemon (the count and the time, from the sandbox log). Any engine labkit
+describes; the queries go through its own driver. The cache folder is a temporary one (XDG_CACHE_HOME).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ def _query_both(cluster: dict, password: str) -> None:
         conn.close()
 
 
-def restore(cluster: str) -> float:
-    """`down`, then `up` until the lab's writer and reader answer again (the lab is kept on disk)."""
+def restore(clusters: list[str]) -> float:
+    """`down`, then `up` until every lab's writer and reader answer again (the labs are kept on disk)."""
     from labkit import sandbox
     from labkit.sandbox.backend import SandboxBackend
 
@@ -53,12 +55,14 @@ def restore(cluster: str) -> float:
     sandbox.up()
     backend = SandboxBackend()
     rds = backend.client("rds")
-    rds.get_waiter("db_instance_available").wait(
-        Filters=[{"Name": "db-cluster-id", "Values": [cluster]}], WaiterConfig={"Delay": 0.05, "MaxAttempts": 600}
-    )
-    described = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
-    secret = backend.client("secretsmanager").get_secret_value(SecretId=described["MasterUserSecret"]["SecretArn"])
-    _query_both(described, json.loads(secret["SecretString"])["password"])
+    for cluster in clusters:
+        rds.get_waiter("db_instance_available").wait(
+            Filters=[{"Name": "db-cluster-id", "Values": [cluster]}], WaiterConfig={"Delay": 0.05, "MaxAttempts": 600}
+        )
+        described = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"][0]
+        arn = described["MasterUserSecret"]["SecretArn"]
+        secret = backend.client("secretsmanager").get_secret_value(SecretId=arn)
+        _query_both(described, json.loads(secret["SecretString"])["password"])
     return time.monotonic() - started
 
 
@@ -114,31 +118,44 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=sorted(ENGINES), help="the cluster's engine")
     engine = engine_for(parser.parse_args().engine)
-    home = tempfile.mkdtemp(prefix="labkit-bench-")
-    os.environ["LABKIT_HOME"] = home
+    cache = tempfile.mkdtemp(prefix="labkit-bench-cache-")
+    os.environ["XDG_CACHE_HOME"] = cache  # a new user's: empty, so the first home makes the template
+    homes = [tempfile.mkdtemp(prefix="labkit-bench-") for _ in range(2)]
     print(engine.display_name)
+    runs: dict[str, dict[str, float]] = {}
+    restored: dict[str, float | str] = {}
     try:
-        cold = one_run("cold", engine)
+        os.environ["LABKIT_HOME"] = homes[0]
+        runs["new user"] = one_run("first", engine)
+        sandbox.down(forget=True)
+        os.environ["LABKIT_HOME"] = homes[1]
+        runs["cold home"] = one_run("cold", engine)
         sandbox.reset()
         sandbox.down()
-        warm = one_run("warm", engine)
-        try:
-            restored: float | str = restore("warm")
-        except LabkitError as exc:  # the figures above still count; the failure is reported, not hidden
-            restored = f"failed: {exc.message}"
+        runs["warm home"] = one_run("warm", engine)
+        for label, clusters in (("one lab", ["warm"]), ("two labs", ["warm", "second"])):
+            try:
+                if label == "two labs":
+                    one_run("second", engine)  # a second lab beside the first
+                restored[label] = restore(clusters)
+            except LabkitError as exc:  # the figures above still count; the failure is reported, not hidden
+                restored[label] = f"failed: {exc.message}"
     finally:
         sandbox.down(forget=True)
-        saves = saves_logged(home)
-        shutil.rmtree(home, ignore_errors=True)
-    print(f"{'figure':32} {'cold home':>10} {'warm home':>10}")
+        saves = saves_logged(homes[1])
+        for folder in (*homes, cache):
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"{'figure':32} " + " ".join(f"{label:>10}" for label in runs))
     for key in ("up_s", "to_first_query_s", "databases_after_create_s"):
-        print(f"{key:32} {cold[key]:10.2f} {warm[key]:10.2f}")
+        print(f"{key:32} " + " ".join(f"{run[key]:10.2f}" for run in runs.values()))
+    warm = runs["warm home"]
     for key in sorted(k for k in warm if k.startswith("rss_")):
-        print(f"{key:32} {cold.get(key.replace('warm', 'cold'), 0):10.1f} {warm[key]:10.1f}")
-    shown = f"{restored:10.2f}" if isinstance(restored, float) else restored
-    print(f"{'restore: down + up to first query':32} {'':10} {shown}")
+        print(f"{key:32} {'':10} {'':10} {warm[key]:10.1f}")
+    for label, value in restored.items():
+        shown = f"{value:10.2f}" if isinstance(value, float) else value
+        print(f"{f'restore ({label}): down + up':32} {'':10} {'':10} {shown}")
     total = sum(v for k, v in warm.items() if k.startswith("rss_"))
-    print(f"{'rss total (warm) MiB':32} {'':10} {total:10.1f}")
+    print(f"{'rss total (warm) MiB':32} {'':10} {'':10} {total:10.1f}")
     for n, (count, ms) in enumerate(saves, 1):
         print(f"{f'daemon {n}: control-plane saves':32} {count:10d} {ms / max(count, 1):7.1f} ms each")
 

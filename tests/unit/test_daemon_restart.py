@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import boto3
 from moto import mock_aws
 
@@ -28,3 +31,79 @@ def test_only_the_instances_started_again_are_starting_and_only_when_the_saved_s
         }
     assert changed == ["lab-writer"]
     assert statuses == {"lab-writer": "starting", "lab-reader": "available", "lab-failed": "failed"}
+
+
+# In a child process: importing the daemon's entry point sets moto's settings for the whole process.
+FIRST_PASS = """
+import sys
+from pathlib import Path
+from labkit.sandbox.daemon.main import SandboxDaemon
+
+daemon = SandboxDaemon(Path(sys.argv[1]), 0, "us-east-1")
+order = []
+
+
+class Reconciler:
+    def catching_up(self):
+        return False
+
+
+def run_pass():
+    order.append("pass")
+    daemon.stopping.set()
+
+
+def wait(timeout):
+    order.append("wait")
+    return True
+
+
+daemon.reconciler, daemon.run_pass, daemon.wake.wait = Reconciler(), run_pass, wait
+daemon.serve()
+print(",".join(order))
+"""
+
+
+def test_the_daemon_runs_its_first_pass_at_once_not_a_poll_interval_after_it_serves(tmp_path):
+    """A restored lab's servers start in the first pass: it waited POLL_SECONDS (1 s) before, as nothing woke it."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_PASS, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "pass,wait"
+
+
+ONE_CLIENT = """
+import sys
+import threading
+import time
+from pathlib import Path
+from labkit.sandbox.daemon.main import SandboxDaemon
+
+daemon = SandboxDaemon(Path(sys.argv[1]), 0, "us-east-1")
+made = []
+
+
+class Session:
+    def client(self, service, **settings):
+        made.append(service)
+        time.sleep(0.05)  # a client's service model takes a while to parse
+        return object()
+
+
+daemon._session = Session()
+threads = [threading.Thread(target=daemon.client, args=("rds", "us-east-1")) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(made))
+"""
+
+
+def test_threads_asking_for_the_same_client_at_once_share_one(tmp_path):
+    """The warm-up and a restored lab's first pass both ask for RDS's client as the daemon starts: each made its
+    own, parsing RDS's service model twice on the way to the restored databases."""
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_CLIENT, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "1"

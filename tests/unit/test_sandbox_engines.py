@@ -3,6 +3,7 @@ engine through the interface alone (a recording fake stands in for real servers)
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +13,7 @@ from labkit.errors import LabkitError, SandboxError
 from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler
 from labkit.sandbox.engines import base
 from labkit.sandbox.engines.base import DatabaseEngine, DatabaseServer, engine_class, register
-from labkit.sandbox.engines.mariadb import MariaDBEngine
+from labkit.sandbox.engines.mariadb import MariaDBEngine, _forget_socket
 from labkit.sandbox.engines.postgresql import PostgreSQLEngine
 
 # ----- the registry -----
@@ -220,6 +221,42 @@ def test_the_cluster_engine_picks_the_data_plane_and_the_reconciler_uses_only_th
     assert clusters["shop"]["writer"] == "shop-writer" and clusters["shop"]["readers"] == ["shop-reader"]
     assert {i["status"] for i in instances.values()} == {"available"}
     assert reconciler.reconcile() is False, "a second pass changes nothing"
+
+
+def test_a_reader_created_while_its_writer_starts_starts_in_the_same_pass(tmp_path, fake_engine, monkeypatch):
+    """A learner creates the writer and the reader a moment apart; the pass that starts the writer's server starts
+    the reader's too, instead of a whole server start and bootstrap later."""
+    rds = FakeRds()
+    rds.cluster("pair", "aurora-fake", ["pair-writer"], writer="pair-writer")
+    start = FakeServer.start
+
+    def start_and_create_the_reader(server: FakeServer) -> None:
+        start(server)
+        if server.name == "pair-writer":  # CreateDBInstance of the reader, answered while the writer starts
+            rds.clusters[0]["DBClusterMembers"].append(
+                {"DBInstanceIdentifier": "pair-reader", "IsClusterWriter": False}
+            )
+            rds.instances.append({"DBInstanceIdentifier": "pair-reader", "DBClusterIdentifier": "pair"})
+
+    monkeypatch.setattr(FakeServer, "start", start_and_create_the_reader)
+    reconciler = _reconciler(tmp_path, rds)
+    assert reconciler.reconcile() is True
+    assert [c for c in fake_engine.calls if c[0] == "start"] == [("start", "pair-writer"), ("start", "pair-reader")]
+    assert ("replicate", "pair-reader", reconciler.servers["pair-writer"].port) in fake_engine.calls
+
+
+def test_the_data_plane_is_settled_only_once_every_new_instance_is_available(tmp_path, fake_engine):
+    """The daemon's background work (a new home's trimmed models) waits for this, not to slow a first query."""
+    rds = FakeRds()
+    reconciler = _reconciler(tmp_path, rds)
+    assert reconciler.settled()  # nothing to start
+    rds.cluster("calm", "aurora-fake", ["calm-w", "calm-r"], writer="calm-w")
+    for described in rds.instances:
+        described["DBInstanceStatus"] = "creating"
+    reconciler.reconcile()
+    assert not reconciler.settled(), "settled while its instances are still creating"
+    reconciler.publish_states()
+    assert reconciler.settled()
 
 
 def test_a_failover_fences_the_old_writer_and_promotes_the_new_one_through_the_interface(tmp_path, fake_engine):
@@ -535,3 +572,25 @@ def test_data_of_an_instance_the_control_plane_forgot_is_moved_aside_not_reused(
     assert not (leftover / "rows").exists()  # its server started from the template
     kept = list((tmp_path / "data" / "orphans").glob("fresh-w-*/rows"))
     assert len(kept) == 1 and kept[0].read_text() == "an old lab's data"
+
+
+def test_servers_stopped_in_parallel_each_forget_their_socket_without_failing(tmp_path):
+    """The daemon stops a home's servers in parallel: each removes its socket and, when empty, the runtime folder.
+    One found the folder gone between another's making it and tightening its mode (FileNotFoundError), and the
+    daemon's stop ended there, before its last save."""
+    datadir = tmp_path / "instances" / "db-1"
+    errors: list[OSError] = []
+
+    def stop_often(server_id: int) -> None:
+        for _ in range(300):
+            try:
+                _forget_socket(datadir, server_id)
+            except OSError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=stop_often, args=(server_id,)) for server_id in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -89,6 +89,7 @@ log = logging.getLogger("labkit.sandbox")
 POLL_SECONDS = 1.0  # how often dead processes are looked for (no API call: each child is asked)
 CATCH_UP_POLL_SECONDS = 0.1  # while a replica catches up: it joins the reader endpoint as soon as it has
 FULL_PASS_SECONDS = 15.0  # the fallback: a full pass (API reads) even when nothing said something changed
+SETTLE_PATIENCE_SECONDS = 60.0  # the warm-up waits this long at most for the databases to settle (see _warm_up)
 EXIT_SNAPSHOT = 4  # the saved control plane cannot be loaded: `up` shows why and the way out
 
 
@@ -156,6 +157,8 @@ class SandboxDaemon:
         self.state: SandboxState | None = None
         self.endpoint = ""
         self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._client_locks: dict[str, threading.Lock] = {}  # one per client: others are made meanwhile
         self._session: boto3.Session | None = None
         self._config = Config(user_agent_extra=RECONCILER_AGENT, retries={"max_attempts": 2})
         self._seen_changes = -1
@@ -166,7 +169,6 @@ class SandboxDaemon:
 
     def start(self) -> int | None:
         """Load the saved lab, serve the API and write the state file (`ready`); an exit code when it must not run."""
-        check_installed()  # the lab's database engine
         try:
             restored = self.store.load()  # before serving: nobody sees an empty account that is not
         except SnapshotError as exc:
@@ -193,7 +195,7 @@ class SandboxDaemon:
             self.home, self.endpoint, lambda: [self.client("ec2", r) for r in _regions_with_instances()]
         )
         threading.Thread(
-            target=_warm_up, args=(self.client, self.region, self.home), name="warm-up", daemon=True
+            target=_warm_up, args=(self.client, self.region, self.home, self._settled), name="warm-up", daemon=True
         ).start()
         self.state = SandboxState(
             daemon_pid=os.getpid(), endpoint_url=self.endpoint, port=self.port, region=self.region,
@@ -208,12 +210,23 @@ class SandboxDaemon:
     def client(self, service: str, client_region: str) -> Any:
         """A boto3 client of this daemon's own API (the reconciler's user agent: its calls do not wake it)."""
         key = f"{service}:{client_region}"
-        if key not in self._clients:
-            assert self._session is not None, "start() makes the session"
-            self._clients[key] = self._session.client(
-                service, region_name=client_region, endpoint_url=self.endpoint, config=self._config
-            )
-        return self._clients[key]
+        with self._clients_lock:
+            made_once = self._client_locks.setdefault(key, threading.Lock())
+        with made_once:  # the warm-up and the first pass ask for RDS's at once: one parse of its model, not two
+            if key not in self._clients:
+                assert self._session is not None, "start() makes the session"
+                self._clients[key] = self._session.client(
+                    service, region_name=client_region, endpoint_url=self.endpoint, config=self._config
+                )
+            return self._clients[key]
+
+    def _settled(self) -> bool:
+        """No API change waits for a pass, and the reconciler starts no server (see Reconciler.settled)."""
+        return (
+            self.changes is not None
+            and self.changes.count == self._seen_changes
+            and bool(self.reconciler and self.reconciler.settled())
+        )
 
     def _rds_clients(self) -> list[Any]:
         return [self.client("rds", r) for r in _regions_with_clusters()]
@@ -238,11 +251,10 @@ class SandboxDaemon:
         """Run passes until SIGTERM or SIGINT."""
         assert self.reconciler is not None, "start() first"
         while not self.stopping.is_set():
-            self.wake.wait(CATCH_UP_POLL_SECONDS if self.reconciler.catching_up() else POLL_SECONDS)
+            # The first pass at once: a restored lab's servers start now, not a poll interval (1 s) after `up`.
             self.wake.clear()
-            if self.stopping.is_set():
-                break
             self.run_pass()
+            self.wake.wait(CATCH_UP_POLL_SECONDS if self.reconciler.catching_up() else POLL_SECONDS)
 
     def run_pass(self) -> None:
         """Check the servers' health; then, when something says it changed (an API call, a process exit, a heal)
@@ -358,9 +370,13 @@ def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> N
 
 
 def _prepare_template(reconciler: Reconciler) -> None:
-    """Make the lab engine's template now (once per home), before the first instance needs it."""
+    """Check the lab's database engine and make its template now, before the first instance needs it.
+
+    Beside the start, not before it: `sandbox up` checked the engine a moment ago (the daemon's own check cost
+    0.1-0.2 s of every start); an instance whose engine cannot run fails with the reason and its fix."""
     started = time.perf_counter()
     try:
+        check_installed()
         reconciler.prepare()
     except Exception:
         log.exception("preparing the database template failed")
@@ -368,25 +384,37 @@ def _prepare_template(reconciler: Reconciler) -> None:
         log.info("database template ready in %.2f s", time.perf_counter() - started)
 
 
-def _warm_up(client: Callable[[str, str], Any], region: str, home: Path) -> None:
-    """Load moto's service models now, so the learner's first calls are fast: RDS and Secrets Manager first (a
-    lab's first calls), IAM later (its managed policies take a while to load)."""
+def _warm_up(client: Callable[[str, str], Any], region: str, home: Path, settled: Callable[[], bool]) -> None:
+    """Load moto's service models now, so the learner's first calls are fast: RDS and Secrets Manager at once (a
+    lab's first calls, and what a restored lab's first pass reads), the others once the databases being created or
+    restarted answer. In this process they take the interpreter from the pass that starts those databases, and the
+    trimmed models of a new home (a child process, 1-1.5 s of a core) take a core from their servers: made beside
+    them, both slowed the first query. Nothing needs the trimmed models before a tunnel opens, which makes them
+    itself when missing."""
     started = time.perf_counter()
-    calls = [
-        ("rds", "describe_db_clusters"), ("secretsmanager", "list_secrets"), ("sts", "get_caller_identity"),
-        ("ec2", "describe_vpcs"), ("ssm", "describe_parameters"), ("iam", "list_roles"),
-        ("resourcegroupstaggingapi", "get_resources"),
+    first = [("rds", "describe_db_clusters"), ("secretsmanager", "list_secrets")]
+    later = [
+        ("sts", "get_caller_identity"), ("ec2", "describe_vpcs"), ("ssm", "describe_parameters"),
+        ("iam", "list_roles"), ("resourcegroupstaggingapi", "get_resources"),
     ]  # fmt: skip
-    for service, operation in calls:
-        try:
-            getattr(client(service, region), operation)()
-        except Exception:
-            log.exception("warm-up call %s.%s failed", service, operation)
+    _call_each(client, region, first)
+    deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _call_each(client, region, later)
     try:
         ensure_models(home)  # the trimmed service models tunnels and app hosts load (vpc/lean.py), made once
     except Exception:
         log.exception("preparing the trimmed service models failed")
     log.info("warm-up done in %.2f s", time.perf_counter() - started)
+
+
+def _call_each(client: Callable[[str, str], Any], region: str, calls: list[tuple[str, str]]) -> None:
+    for service, operation in calls:
+        try:
+            getattr(client(service, region), operation)()
+        except Exception:
+            log.exception("warm-up call %s.%s failed", service, operation)
 
 
 def _admin_password(home: Path) -> str:

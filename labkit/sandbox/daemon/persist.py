@@ -137,6 +137,43 @@ def _account_state(account: str) -> dict[str, dict[str, Any]]:
     return state
 
 
+SANDBOX_PARTITION = "aws"  # the partition of the sandbox's regions; its IAM is always kept
+
+
+def shed_unused_partitions(state: dict[str, dict[str, Any]]) -> list[str]:
+    """Drop from a loaded account the IAM of partitions other than the sandbox's that hold nothing but what moto
+    makes for a new one (AWS's managed policies, attached to nothing); returns the partitions dropped.
+
+    Homes made before the daemon served every request as its own account (MOTO_ACCOUNT_ID) saved an IAM per
+    partition, six of ~1,300 managed policies each: most of each load and save. A partition that holds anything a
+    learner made (a role, a user, a policy of theirs, a tag, an attachment) is kept whole."""
+    iam = state.get("iam", {})
+    shed = [name for name, backend in iam.items() if name != SANDBOX_PARTITION and _as_new(backend)]
+    for name in shed:
+        del iam[name]
+    return shed
+
+
+_MOTO_MADE = ("aws_managed_policies", "managed_policies")  # what moto fills in for every new IAM account
+
+
+def _as_new(backend: Any) -> bool:
+    """An IAM backend holding only what moto made with it: no collection of its holds anything else."""
+    for name, value in vars(backend).items():
+        if name in _MOTO_MADE:
+            continue
+        if isinstance(value, dict | list | set) and value:
+            return False
+        if name in ("credential_report", "account_password_policy") and value is not None:
+            return False
+    if getattr(getattr(backend, "tagger", None), "tags", None):
+        return False
+    return all(
+        type(policy).__name__ == "AWSManagedPolicy" and not policy.attachment_count
+        for policy in backend.managed_policies.values()
+    )
+
+
 def _restore_account(account: str, state: dict[str, dict[str, Any]]) -> None:
     """Put `state` in place of the account's current backends (services not in it are emptied)."""
     from moto.backends import get_backend  # moto: the daemon only, as above
@@ -382,8 +419,11 @@ class ControlPlaneStore:
                 self.path,
                 f"{type(exc).__name__}: {exc} (saved with moto {saved_moto}, this is moto {_moto_version()})",
             ) from None
+        shed = shed_unused_partitions(state)
         _restore_account(self.account, state)
-        self._last_good = data
+        self._last_good = dumps(state) if shed else data
+        if shed:
+            log.info("shed the IAM of unused partitions %s (saved at the next change)", ", ".join(sorted(shed)))
         log.info("control plane restored from %s in %.0f ms", self.path, (time.perf_counter() - started) * 1e3)
         return True
 

@@ -279,7 +279,15 @@ class Reconciler:
                 changed = True
             new = [view for name, view in instances.items() if name not in self.servers]
             if new:
-                self._start(new, clusters)
+                launched = self._launch(new, clusters)
+                # A writer and its reader are created a moment apart: one created while these were launched starts
+                # with them, not a whole server start (and the writer's bootstrap) later, in the next pass.
+                later = self._observe_again()
+                if later is not None:
+                    clusters, instances, client_of = later
+                    launched += self._launch([v for n, v in instances.items() if n not in self.servers], clusters)
+                with ThreadPoolExecutor(max_workers=max(1, len(launched))) as pool:
+                    list(pool.map(self._wait_ready, launched))
                 changed = True
             changed |= self._reboot_requested(instances, clusters)
             for view in clusters.values():
@@ -300,7 +308,17 @@ class Reconciler:
         """Make the engine's template (once per labkit home) before the first instance needs it."""
         self.engine(rds_engine).prepare(self.data_root, self.admin_password, self.repl_password)
 
-    def _start(self, views: list[InstanceView], clusters: dict[str, ClusterView]) -> None:
+    def _observe_again(self) -> tuple[dict[str, ClusterView], dict[str, InstanceView], dict[str, Any]] | None:
+        """The control plane read again in the middle of a pass; None when it cannot be read now (the pass goes on
+        with what it saw first)."""
+        try:
+            return self.observe()
+        except Exception as exc:
+            log.warning("could not look for instances created meanwhile: %s", exc)
+            return None
+
+    def _launch(self, views: list[InstanceView], clusters: dict[str, ClusterView]) -> list[InstanceView]:
+        """Start the servers of new instances (returns at once; the caller waits for them): the ones started."""
         started = []
         for view in views:
             rds_engine = clusters[view.cluster].engine
@@ -333,8 +351,7 @@ class Reconciler:
                 self._set_status(view.identifier, "starting")
             self.endpoints[view.identifier] = view.endpoint
             self.roles[view.identifier] = "starting"
-        with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
-            list(pool.map(self._wait_ready, started))
+        return started
 
     def _cannot_start(self, view: InstanceView, exc: SandboxError) -> None:
         """An instance whose engine cannot run here: `failed`, the reason and its fix in the state file's errors
@@ -475,6 +492,15 @@ class Reconciler:
                     self.failures.exception("could not recover %s", name)
             changed = self._check_replicas(readers_too=time.monotonic() - self._readers_checked >= READER_CHECK_SECONDS)
             return bool(dead) or changed
+
+    def settled(self) -> bool:
+        """True when no server is starting, no replica catching up and no instance waiting to be `available`: the
+        daemon's own background work may take a core now without slowing a learner's first query."""
+        roles = list(self.roles.values())
+        statuses = [view.status for view in list(self._observed.values())]
+        return not any(role in ("starting", CATCHING_UP) for role in roles) and not any(
+            status in ("creating", "starting", "rebooting") for status in statuses
+        )
 
     def catching_up(self) -> bool:
         """True while a replica waits to join its reader endpoint (the daemon then checks it more often)."""

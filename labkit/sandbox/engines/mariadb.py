@@ -12,7 +12,6 @@ import hashlib
 import os
 import platform
 import shutil
-import stat
 import subprocess
 import tempfile
 import threading
@@ -38,11 +37,14 @@ from labkit.sandbox.engines.base import (
     wait_accepting,
 )
 from labkit.sandbox.processes import die_with_parent
+from labkit.sandbox.templates import owner_only, shared_template
 
 MARIADBD_ENV = "LABKIT_MARIADBD"
 ADMIN_USER = "rdsadmin"  # as on Aurora, a hidden administrative account the learner never uses
 REPLICATION_USER = "rdsrepladmin"
-TEMPLATE_DIR = "template-v2"  # v2: no root or anonymous account, replication user made without the binlog
+TEMPLATE_DIR = "template-v3"  # v3: no secret (shared by the user's homes); the accounts are made at each start
+OLD_TEMPLATES = ("template-v2",)  # per-home templates that held the home's passwords: removed, never data
+INIT_FILE = "labkit-init.sql"  # in the data directory while the server starts (hashes only), removed once it answers
 # Accounts mariadb-install-db makes without a password (root@localhost, root@127.0.0.1, root@::1, anonymous):
 # the sandbox has none; the hidden admin account is the only way in besides the learner's master user.
 PASSWORDLESS_USERS = ("root", "")
@@ -153,19 +155,33 @@ def _server_env() -> dict[str, str]:
     return {**os.environ, **PRIVATE_MODES}
 
 
-def ensure_template(binaries: Binaries, root: Path, admin_password: str, repl_password: str) -> Path:
-    """An initialised data directory to copy for each new instance (made once, about 1 s).
+def ensure_template(binaries: Binaries, root: Path) -> Path:
+    """An initialised data directory to copy for each new instance: the user's shared one (made once per user and
+    MariaDB build, about 1 s; see labkit.sandbox.templates), else one in `root` (this home's data folder).
 
-    It has two accounts besides MariaDB's locked `mariadb.sys`: the hidden admin and the replication user, each
-    with its own password; mariadb-install-db's passwordless root and anonymous accounts are dropped. The
-    bootstrap runs without a binary log, so neither password is in any binlog a learner can read.
+    It holds no secret and no account to log in with: mariadb-install-db's passwordless root and anonymous accounts
+    are dropped, and the hidden admin and the replication user are made at each server's start (`init_sql`), with
+    the home's own passwords. An older per-home template (it held the home's passwords) is removed: never data.
     """
     private_dir(root)
-    template = root / TEMPLATE_DIR
-    if (template / "mysql" / "global_priv.MAD").exists() and (template / ".labkit-ready").exists():
-        owner_only(template)
-        return template
-    shutil.rmtree(template, ignore_errors=True)  # a half-made template from an interrupted run: no data in it
+    for old in OLD_TEMPLATES:
+        shutil.rmtree(root / old, ignore_errors=True)
+    return shared_template(
+        _template_name(binaries), lambda folder: _make_template(binaries, folder, root), root / TEMPLATE_DIR
+    )
+
+
+def _template_name(binaries: Binaries) -> str:
+    """The shared template's folder name: its format and the MariaDB build that made it (a new build, a new one)."""
+    fingerprint = hashlib.sha256()
+    for program in (binaries.mariadbd, binaries.install_db):
+        info = program.resolve().stat()
+        fingerprint.update(f"{program.resolve()}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+    return f"mariadb-{TEMPLATE_DIR}-{fingerprint.hexdigest()[:16]}"
+
+
+def _make_template(binaries: Binaries, template: Path, root: Path) -> None:
+    """mariadb-install-db into the empty folder `template`, then drop its passwordless accounts (no binlog then)."""
     log = root / "template.log"
     with _private_file(log).open("w") as out:
         result = subprocess.run(
@@ -177,44 +193,47 @@ def ensure_template(binaries: Binaries, root: Path, admin_password: str, repl_pa
         raise SandboxError(
             f"mariadb-install-db failed (see {log})", field="mariadb", fix="check the log; " + install_hint()
         )
-    for password in (admin_password, repl_password):
-        if not password or "'" in password or "\\" in password:
-            raise SandboxError(
-                "a sandbox account password is empty or not quotable",
-                field="admin.secret",
-                fix="remove data/admin.secret and data/repl.secret from the labkit home, then `labkit sandbox up`",
-            )
-    passwordless = ", ".join(f"'{user}'" for user in PASSWORDLESS_USERS)
-    bootstrap_sql = (
-        f"DELETE FROM mysql.global_priv WHERE User IN ({passwordless});\n"
-        f"DELETE FROM mysql.proxies_priv WHERE User IN ({passwordless});\n"
-        "FLUSH PRIVILEGES;\n"
-        f"CREATE USER '{ADMIN_USER}'@'127.0.0.1' IDENTIFIED BY '{admin_password}';\n"
-        f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'127.0.0.1' WITH GRANT OPTION;\n"
-        f"CREATE USER '{REPLICATION_USER}'@'127.0.0.1' IDENTIFIED BY '{repl_password}';\n"
-        f"GRANT REPLICATION SLAVE ON *.* TO '{REPLICATION_USER}'@'127.0.0.1';\n"
-    )
     with log.open("a") as out:
         result = subprocess.run(
             [str(binaries.mariadbd), "--no-defaults", "--bootstrap", f"--datadir={template}",
              *_user_args(), *SERVER_OPTIONS[:2]],
-            input=bootstrap_sql.encode(), stdout=out, stderr=subprocess.STDOUT, check=False, env=_server_env(),
+            input=_DROP_PASSWORDLESS.encode(), stdout=out, stderr=subprocess.STDOUT, check=False, env=_server_env(),
         )  # fmt: skip
     if result.returncode != 0:
         raise SandboxError(f"MariaDB bootstrap failed (see {log})", field="mariadb", fix=install_hint())
-    _private_file(template / ".labkit-ready").write_text("ok")
-    owner_only(template)
-    return template
 
 
-def owner_only(tree: Path) -> None:
-    """Take every group and other permission bit off `tree` and everything in it (symlinks are not followed)."""
-    for path in [tree, *tree.rglob("*")]:
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode
-        if mode & 0o077:
-            path.chmod(stat.S_IMODE(mode) & 0o700)
+_PASSWORDLESS = ", ".join(f"'{user}'" for user in PASSWORDLESS_USERS)
+_DROP_PASSWORDLESS = (
+    f"DELETE FROM mysql.global_priv WHERE User IN ({_PASSWORDLESS});\n"
+    f"DELETE FROM mysql.proxies_priv WHERE User IN ({_PASSWORDLESS});\n"
+    "FLUSH PRIVILEGES;\n"
+)
+
+
+def init_sql(admin_password: str, repl_password: str) -> str:
+    """What a server runs at its start, before it accepts a connection (--init-file): no passwordless account, and
+    the hidden admin and the replication user with this home's passwords, by their hashes. Binary logging is off
+    for it, so none of it reaches a binlog, a replica or `SHOW BINLOG EVENTS`."""
+    admin, repl = f"'{ADMIN_USER}'@'127.0.0.1'", f"'{REPLICATION_USER}'@'127.0.0.1'"
+    lines = ["SET SESSION sql_log_bin = 0;", *_DROP_PASSWORDLESS.splitlines()]
+    for account, password, privileges in (
+        (admin, admin_password, "ALL PRIVILEGES ON *.* TO {} WITH GRANT OPTION"),
+        (repl, repl_password, "REPLICATION SLAVE ON *.* TO {}"),
+    ):
+        if not password:
+            raise SandboxError(
+                "a sandbox account password is empty",
+                field="admin.secret",
+                fix="remove data/admin.secret and data/repl.secret from the labkit home, then `labkit sandbox up`",
+            )
+        hashed = native_hash(password)
+        lines += [
+            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY PASSWORD '{hashed}';",
+            f"ALTER USER {account} IDENTIFIED BY PASSWORD '{hashed}';",
+            f"GRANT {privileges.format(account)};",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _private_file(path: Path) -> Path:
@@ -226,7 +245,8 @@ def _private_file(path: Path) -> Path:
 
 @register
 class MariaDBEngine(DatabaseEngine):
-    """Aurora MySQL as MariaDB: one template data directory per labkit home, copied for each new instance."""
+    """Aurora MySQL as MariaDB: one template data directory per user (shared by its homes), copied for each new
+    instance."""
 
     rds_engines = ("aurora-mysql", "aurora", "mysql", "mariadb")
     default_port = 3306
@@ -264,7 +284,7 @@ class MariaDBEngine(DatabaseEngine):
         with self._lock:
             self._data_root = data_root
             if self._template is None:
-                self._template = ensure_template(self.binaries, data_root, admin_password, repl_password)
+                self._template = ensure_template(self.binaries, data_root)
 
     def server(
         self, name: str, datadir: Path, port: int, server_id: int, admin_password: str, repl_password: str
@@ -363,6 +383,8 @@ class MariaDBServer(DatabaseServer):
             shutil.copytree(self.template, self.datadir, symlinks=True)
         owner_only(self.datadir)  # also a data directory made before the sandbox kept everything private
         certificate, key, ca = self.certificate_files(self.datadir)  # also for a data directory made before TLS
+        init = _private_file(self.datadir / INIT_FILE)
+        init.write_text(init_sql(self.admin_password, self.repl_password))
         args = [
             str(self.binaries.mariadbd), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
             "--bind-address=127.0.0.1", f"--socket={socket_path(self.datadir, self.server_id)}",
@@ -370,7 +392,7 @@ class MariaDBServer(DatabaseServer):
             f"--server-id={self.server_id}", f"--report-host={self.name}", "--log-bin=binlog", "--log-slave-updates", "--gtid-strict-mode=1",
             "--binlog-format=ROW", "--read-only=1", *_user_args(), *SERVER_OPTIONS, *SEMI_SYNC_OPTIONS,
             f"--ssl-cert={certificate}", f"--ssl-key={key}", f"--ssl-ca={ca}",
-            f"--require-secure-transport={'ON' if self.secure_transport else 'OFF'}",
+            f"--require-secure-transport={'ON' if self.secure_transport else 'OFF'}", f"--init-file={init}",
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -378,25 +400,10 @@ class MariaDBServer(DatabaseServer):
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until it answers the hidden admin, whose account its --init-file made before it listened."""
         log = self.datadir / "error.log"
         wait_accepting(self, timeout, program="mariadbd", log=log, refused=pymysql.err.OperationalError, poll=0.02)
-        self.secure_accounts()
-
-    def secure_accounts(self) -> None:
-        """No passwordless account, and the replication user with its own password, on this server.
-
-        The template already is so; this also fixes a data directory made from an older template. Binary logging
-        is off for these statements, so they reach no binlog, no replica and no `SHOW BINLOG EVENTS`.
-        """
-        with self.admin() as conn, conn.cursor() as cur:
-            cur.execute("SET SESSION sql_log_bin = 0")
-            cur.execute("SELECT User, Host FROM mysql.global_priv WHERE User IN %s", (PASSWORDLESS_USERS,))
-            for user, host in list(cur.fetchall()):
-                cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
-            repl = f"'{REPLICATION_USER}'@'127.0.0.1'"
-            cur.execute(f"CREATE USER IF NOT EXISTS {repl} IDENTIFIED BY %s", (self.repl_password,))
-            cur.execute(f"ALTER USER {repl} IDENTIFIED BY %s", (self.repl_password,))
-            cur.execute(f"GRANT REPLICATION SLAVE ON *.* TO {repl}")
+        (self.datadir / INIT_FILE).unlink(missing_ok=True)
 
     def error_tail(self, lines: int = 3) -> str:
         try:
@@ -427,18 +434,19 @@ class MariaDBServer(DatabaseServer):
     ) -> None:
         """First writer of a cluster: the learner's master user and the initial database (replicated to readers).
 
-        The replication user is not made here: every server has it from start (see secure_accounts), outside the
+        The replication user is not made here: every server has it from its start (see init_sql), outside the
         binlog, so its password never reaches one.
         """
-        self.execute("SET GLOBAL read_only = 0")
-        self.execute(  # by its hash: the statement reaches the binlog (and the replicas), the password never does
-            "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s",
-            args=(master_user, native_hash(master_password)),
-        )
-        self.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO %s@'%%' WITH GRANT OPTION", args=(master_user,))
-        if database:
-            quoted = database.replace("`", "``")
-            self.execute(f"CREATE DATABASE IF NOT EXISTS `{quoted}`")
+        with self.admin() as conn, conn.cursor() as cur:  # one connection: a new one costs more than a statement
+            cur.execute("SET GLOBAL read_only = 0")
+            cur.execute(  # by its hash: the statement reaches the binlog (and the replicas), the password never does
+                "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s",
+                (master_user, native_hash(master_password)),
+            )
+            cur.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO %s@'%%' WITH GRANT OPTION", (master_user,))
+            if database:
+                quoted = database.replace("`", "``")
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{quoted}`")
 
     def set_password(self, user: str, password: str) -> None:
         """ALTER USER with the password's hash (mysql_native_password: *SHA1(SHA1(password))), so the binlog,
@@ -555,15 +563,20 @@ def native_hash(password: str) -> str:
 
 
 def _forget_socket(datadir: Path, server_id: int) -> None:
-    """Remove a stopped server's socket, and its runtime folder once no server of the home has one there."""
-    path = socket_path(datadir, server_id)
+    """Remove a stopped server's socket, and its runtime folder once no server of the home has one there (the
+    folder is not made again for this: servers stopped in parallel each remove theirs, and one found the folder gone
+    between another's making it and tightening its mode)."""
+    path = _runtime_dir(datadir) / f"{server_id}.sock"
     path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty: another server of this home still runs
+    with contextlib.suppress(OSError):  # not empty: another server of this home still runs (or gone already)
         path.parent.rmdir()
 
 
 def socket_path(datadir: Path, server_id: int) -> Path:
     """A Unix socket path short enough for the 107-byte limit, however deep the labkit home is."""
+    return private_dir(_runtime_dir(datadir)) / f"{server_id}.sock"
+
+
+def _runtime_dir(datadir: Path) -> Path:
     digest = hashlib.sha1(str(datadir.parent).encode()).hexdigest()[:10]
-    runtime = Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
-    return private_dir(runtime) / f"{server_id}.sock"
+    return Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}-{digest}"
