@@ -13,7 +13,7 @@ from labkit.errors import LabkitError, SandboxError
 from labkit.sandbox.daemon.reconciler import ClusterView, Reconciler
 from labkit.sandbox.engines import base
 from labkit.sandbox.engines.base import DatabaseEngine, DatabaseServer, engine_class, register
-from labkit.sandbox.engines.mariadb import MariaDBEngine, _forget_socket
+from labkit.sandbox.engines.mariadb import MariaDBEngine, _forget_socket, socket_path
 from labkit.sandbox.engines.postgresql import PostgreSQLEngine
 
 # ----- the registry -----
@@ -594,3 +594,14 @@ def test_servers_stopped_in_parallel_each_forget_their_socket_without_failing(tm
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_server_stopping_leaves_the_runtime_folder_of_one_still_starting(tmp_path):
+    """A server's socket folder is made before mariadbd binds its socket there, which takes InnoDB's start; a
+    server of the same home stopping meanwhile removed the folder when it found it empty, and the starting one
+    could not listen. The folder goes only when the daemon stops every server (release)."""
+    starting = socket_path(tmp_path / "instances" / "db-2", 2)  # made, mariadbd not listening yet
+    _forget_socket(tmp_path / "instances" / "db-1", 1)  # another server of the home stops
+    assert starting.parent.is_dir(), "the starting server's socket folder was removed under it"
+    MariaDBEngine().release(tmp_path)
+    assert not starting.parent.exists(), "the daemon's stop leaves no folder behind"

@@ -764,6 +764,9 @@ class Reconciler:
             self._save_records()
             self.servers.clear()
             self.roles.clear()
+            with self._engines_lock:
+                for engine in self._engines.values():
+                    engine.release(self.data_root)
 
     # ---- what the state file records -----------------------------------------------------------
 

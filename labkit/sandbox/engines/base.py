@@ -229,6 +229,9 @@ class DatabaseEngine(ABC):
     ) -> DatabaseServer:
         """A server for DB instance `name` (not started); call `prepare` first."""
 
+    def release(self, data_root: Path) -> None:  # noqa: B027 (a hook: most engines keep nothing outside the home)
+        """Remove what the engine keeps outside `data_root` while servers run; called once every server stopped."""
+
 
 def check_program(command: list[str], expect: str, *, field: str, fix: str, timeout: float = 10.0) -> str:
     """Run an engine program's version query (`command`) and return the first line it prints, checked to name

@@ -286,6 +286,11 @@ class MariaDBEngine(DatabaseEngine):
             if self._template is None:
                 self._template = ensure_template(self.binaries, data_root)
 
+    def release(self, data_root: Path) -> None:
+        """Remove the home's socket folder: every server has stopped (see _forget_socket)."""
+        with contextlib.suppress(OSError):  # gone already, or a socket is left (a server stopped outside the daemon)
+            _runtime_dir(data_root / "instances" / "any").rmdir()
+
     def server(
         self, name: str, datadir: Path, port: int, server_id: int, admin_password: str, repl_password: str
     ) -> MariaDBServer:
@@ -563,13 +568,10 @@ def native_hash(password: str) -> str:
 
 
 def _forget_socket(datadir: Path, server_id: int) -> None:
-    """Remove a stopped server's socket, and its runtime folder once no server of the home has one there (the
-    folder is not made again for this: servers stopped in parallel each remove theirs, and one found the folder gone
-    between another's making it and tightening its mode)."""
-    path = _runtime_dir(datadir) / f"{server_id}.sock"
-    path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty: another server of this home still runs (or gone already)
-        path.parent.rmdir()
+    """Remove a stopped server's socket, never its runtime folder: another server of the home may have made the
+    folder and not bound its socket yet (release() removes the folder once every server has stopped). Nor is the
+    folder made again for this: servers stopped in parallel each remove their own socket."""
+    (_runtime_dir(datadir) / f"{server_id}.sock").unlink(missing_ok=True)
 
 
 def socket_path(datadir: Path, server_id: int) -> Path:
