@@ -2,10 +2,10 @@
 
 Why on the instance, not through tunnels: what the lab measures is how each strategy meets the endpoints' DNS
 during a failover (the cluster endpoint's 5 s TTL, the old writer's address a cached answer keeps, the instance
-endpoints topology-aware clients use). Only the VPC sees that DNS. A Session Manager port forward names its
-remote host once, when the session starts, and the agent on the instance connects there: every connection
-through one tunnel reaches what that name meant then, and a strategy on this side would resolve the tunnel's
-loopback address, never the endpoint. So, as the benchmark's direct path does (labkit.bench.remote), SSM Run
+endpoints topology-aware clients use). Only the VPC sees that DNS. Through a Session Manager port forward the
+agent on the instance resolves the remote host (when, per session or per connection, we found no AWS source for),
+and a strategy on this side would resolve the tunnel's loopback address, never the endpoint: its cached address,
+or its choice of an instance endpoint, would mean nothing. So, as the benchmark's direct path does (labkit.bench.remote), SSM Run
 Command (`AWS-RunShellScript`) ships the very strategy modules the notebook shows, with their harness, as a small
 `labkit` tree (onhost.py says what runs there). This side waits until the agent has started them, makes the
 failure through the RDS API at the agreed moment (FailoverDBCluster; RebootDBInstance with ForceFailover for the
