@@ -4,6 +4,7 @@ strategies run): a planned failover, a writer crash, a reboot without failover."
 from __future__ import annotations
 
 from labkit.aws.backend import Backend
+from labkit.aws.tags import cluster_roles
 from labkit.failover_lab.app import Cluster
 
 FAILURES = ("planned", "crash", "reboot")
@@ -14,7 +15,7 @@ def make_failure(failure: str, cluster: Cluster, writer: str, backend: Backend) 
     rds = backend.client("rds")
     if failure == "planned":
         described = rds.describe_db_clusters(DBClusterIdentifier=cluster.identifier)["DBClusters"][0]
-        target = next(m["DBInstanceIdentifier"] for m in described["DBClusterMembers"] if not m["IsClusterWriter"])
+        target = cluster_roles(described)[1][0]  # the first reader
         rds.failover_db_cluster(DBClusterIdentifier=cluster.identifier, TargetDBInstanceIdentifier=target)
         return f"failover_db_cluster(TargetDBInstanceIdentifier={target})"
     if failure == "crash":

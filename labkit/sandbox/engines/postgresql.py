@@ -82,6 +82,7 @@ from labkit.sandbox.engines.base import (
     wait_accepting,
 )
 from labkit.sandbox.processes import die_with_parent, pid_alive, process_args
+from labkit.sandbox.templates import owner_only
 
 if TYPE_CHECKING:
     import psycopg
@@ -337,13 +338,6 @@ def _private_file(path: Path, text: str = "") -> Path:
         out.write(text)
     path.chmod(0o600)
     return path
-
-
-def owner_only(tree: Path) -> None:
-    """Take every group and other permission bit off `tree` and everything in it (symlinks are not followed)."""
-    for path in [tree, *tree.rglob("*")]:
-        if not path.is_symlink() and path.stat().st_mode & 0o077:
-            path.chmod(path.stat().st_mode & 0o700)
 
 
 # ---- passwords, as PostgreSQL stores them ---------------------------------------------------------------------
