@@ -37,6 +37,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+from labkit.aws.servicemodels import new_session
 from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
 from labkit.sandbox.daemon import rdsmodel, regions
@@ -148,7 +149,7 @@ class SandboxDaemon:
         except SnapshotError as exc:
             log.error("%s; fix: %s", exc.message, exc.fix)
             return EXIT_SNAPSHOT
-        self._session = boto3.Session(**home_credentials(self.home).for_boto3())
+        self._session = new_session(**home_credentials(self.home).for_boto3())  # models read once (servicemodels.py)
         reconciler = Reconciler(
             self.home / "data", _admin_password(self.home), self._rds_clients, self._master_password,
             _repl_password(self.home), model=rdsmodel, control_plane_restored=restored,
