@@ -40,7 +40,7 @@ from werkzeug.serving import make_server
 from labkit.aws.servicemodels import new_session
 from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
-from labkit.sandbox.daemon import rdsmodel, regions
+from labkit.sandbox.daemon import amis, rdsmodel, regions
 from labkit.sandbox.daemon.apps import AppSupervisor
 from labkit.sandbox.daemon.catalog import EngineCatalog
 from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, SaveOnChange, WakeOnChange
@@ -56,6 +56,7 @@ from labkit.sandbox.state import SandboxState, changes_path, state_path, write_s
 from labkit.sandbox.vpc.lean import ensure_models
 
 REGION_LISTS = regions.shared()  # before moto's service models are imported (on first use): see regions.py
+amis.without_ecs_images()  # before moto's EC2 models are imported: see amis.py
 # Every request is the sandbox account's, the one the snapshot saves. Without this moto looks the caller's access key
 # up in every partition's IAM (six), and so makes six IAM accounts of ~1,300 managed policies each on the first
 # request: seconds of a cold start, and a sixth of each later save and load each.
