@@ -11,20 +11,21 @@ AWS_DATA_PATH, read once), so they share one loader; credentials, region and con
 from __future__ import annotations
 
 import threading
-from functools import cache
 from typing import Any
 
 import boto3
 import botocore.loaders
 import botocore.session
 
+from labkit.aws.regions import botocore_data
+
 FIRST_SERVICES = ("rds", "secretsmanager", "sts", "ec2", "iam", "ssm")  # a lab's calls, in the order they come
 
 
-@cache
 def shared_loader() -> botocore.loaders.Loader:
-    """The process's one loader (botocore caches each model it reads in it)."""
-    return botocore.loaders.create_loader()
+    """The process's one loader (botocore caches each model it reads in it): the one labkit reads botocore's region
+    and partition data through (labkit.aws.regions)."""
+    return botocore_data().get_component("data_loader")
 
 
 _making = threading.Lock()

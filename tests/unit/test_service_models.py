@@ -8,6 +8,7 @@ import botocore.loaders
 import pytest
 
 from labkit.aws import servicemodels
+from labkit.aws.regions import botocore_data
 from labkit.sandbox.backend import SandboxBackend
 
 ENDPOINT = "http://127.0.0.1:9"  # never called: clients are only made here
@@ -25,7 +26,7 @@ def files_read(monkeypatch) -> list[str]:
         return data
 
     monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", counting)
-    servicemodels.shared_loader.cache_clear()  # a process that has read nothing yet
+    botocore_data.cache_clear()  # a process that has read nothing yet
     return read
 
 
