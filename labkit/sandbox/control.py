@@ -331,7 +331,14 @@ def reset(timeout: float = RESET_TIMEOUT) -> None:
         if current is not None and not current.instances and not current.clusters:
             return
         time.sleep(0.05)
-    raise SandboxError("databases still running after reset", field="sandbox", fix="run `labkit sandbox down`")
+    log_file = home / "sandbox.log"
+    with contextlib.suppress(OSError):
+        os.kill(state.daemon_pid, signal.SIGUSR1)  # its threads' stacks into the log: where it waits (daemon/main.py)
+    raise SandboxError(
+        f"databases still running {timeout:.0f} s after reset (the daemon's threads are in {log_file})",
+        field="sandbox",
+        fix="run `labkit sandbox down`, then `labkit sandbox up` and `labkit sandbox reset --yes` again",
+    )
 
 
 def env_exports(region: str | None = None) -> dict[str, str]:

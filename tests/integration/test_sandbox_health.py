@@ -69,3 +69,23 @@ def test_reboot_db_instance_restarts_and_with_force_failover_moves_the_writer(sa
     with _connect(cluster["Endpoint"], password) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE after_reboot (id INT)")  # the cluster endpoint takes writes
     assert any("restarted" in m for m in _events(rds, "db-instance", old))
+
+
+def test_sigusr1_writes_every_daemon_thread_to_the_log_and_the_daemon_keeps_serving(sandbox_backend, sandbox_home):
+    """How a daemon that stops answering or reconciling shows where it waits: `reset` sends SIGUSR1 before it gives
+    up on the databases stopping, and anyone can (`kill -USR1`)."""
+    import os
+    import signal
+
+    state = read_state()
+    assert state is not None
+    log = sandbox_home / "sandbox.log"
+    before = log.stat().st_size
+    os.kill(state.daemon_pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while "in serve" not in log.read_text(errors="replace")[before:] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dumped = log.read_text(errors="replace")[before:]
+    assert "Thread 0x" in dumped and "in serve" in dumped, dumped[-2000:]  # the main loop and the other threads
+    assert sandbox_backend.client("rds").describe_db_clusters()["DBClusters"] is not None, "it still answers"
+    assert read_state().daemon_pid == state.daemon_pid

@@ -11,6 +11,7 @@ state file (where it listens, which is no longer true).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import secrets
@@ -181,6 +182,9 @@ class SandboxDaemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGCHLD, self._on_child_exit)
+        # Every thread's stack into the sandbox log on SIGUSR1, without stopping: how a daemon that stops answering
+        # or stops reconciling shows where it waits (`labkit sandbox` sends it before giving up on one).
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
         return None
 
     def client(self, service: str, client_region: str) -> Any:
