@@ -179,13 +179,35 @@ class SandboxDaemon:
             home=str(self.home), log_file=str(self.home / "sandbox.log"), started_at=time.time(), ready=True,
         )  # fmt: skip
         write_state(self.state, self.home)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGCHLD, self._on_child_exit)
-        # Every thread's stack into the sandbox log on SIGUSR1, without stopping: how a daemon that stops answering
-        # or stops reconciling shows where it waits (`labkit sandbox` sends it before giving up on one).
-        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+        self.install_signals()
         return None
+
+    def install_signals(self) -> None:
+        """SIGTERM and SIGINT stop the daemon, SIGCHLD (a database, an app or a helper ended) calls a pass, SIGUSR1
+        writes every thread's stack into the sandbox log (how a daemon that stops answering shows where it waits;
+        `labkit sandbox reset` sends it before giving up).
+
+        The handlers take no lock: Python runs a handler in the main thread between two of its steps, and the main
+        loop spends its time inside the `wake` Event, whose lock is not reentrant, so a handler that set an Event
+        there waited for itself forever (a SIGCHLD at the wrong moment: no pass ever ran again, and `down` had to
+        kill the daemon). The signal's number goes down a pipe instead (`set_wakeup_fd`, written by the interpreter
+        in C), and a thread of its own sets the events."""
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        signal.set_wakeup_fd(write)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, _noted)  # a handler must be set for the number to be written; it does nothing
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+        threading.Thread(target=self._on_signals, args=(read,), name="signals", daemon=True).start()
+
+    def _on_signals(self, pipe: int) -> None:
+        while True:
+            for signum in os.read(pipe, 64):
+                if signum == signal.SIGCHLD:
+                    self.child_exited.set()
+                else:
+                    self.stopping.set()
+                self.wake.set()
 
     def client(self, service: str, client_region: str) -> Any:
         """A boto3 client of this daemon's own API (the reconciler's user agent: its calls do not wake it)."""
@@ -216,14 +238,6 @@ class SandboxDaemon:
         if cluster.secret_arn:  # generated for this cluster and stored in its secret (not moto's constant)
             return managed_master_password(self.client("secretsmanager", client_region), cluster.secret_arn)
         return _given_password(client_region, cluster.identifier) or ""
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.stopping.set()
-        self.wake.set()
-
-    def _on_child_exit(self, signum: int, frame: Any) -> None:  # a database or an app died (or a helper ended)
-        self.child_exited.set()
-        self.wake.set()
 
     # ---- one pass --------------------------------------------------------------------------------
 
@@ -330,6 +344,11 @@ def run(home: Path, port: int, region: str) -> int:
     finally:
         daemon.stop()
     return 0
+
+
+def _noted(signum: int, frame: Any) -> None:
+    """The Python-level handler of the daemon's signals: nothing (the interpreter wrote the number down the wakeup
+    pipe before calling it; see SandboxDaemon.install_signals)."""
 
 
 def _save(store: ControlPlaneStore, state: SandboxState | None, home: Path) -> None:
