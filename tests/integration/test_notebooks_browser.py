@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -120,15 +121,19 @@ class Lab:
         """Until the notebook's kernel has started, is idle and the page is connected to it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for session in self.api("/api/sessions"):  # type: ignore[union-attr]
+            for session in self.sessions():
                 kernel = session["kernel"]
                 if session["path"] == name and kernel["execution_state"] == "idle" and kernel["connections"] >= 1:
                     return
             time.sleep(0.2)
         raise AssertionError(f"the kernel of {name} did not start:\n" + "".join(self.log[-20:]))
 
-    def shut_down_kernels(self) -> None:
-        for session in self.api("/api/sessions"):  # type: ignore[union-attr]
+    def sessions(self) -> list[dict[str, Any]]:
+        return self.api("/api/sessions")  # type: ignore[return-value]
+
+    def shut_down(self, sessions: list[dict[str, Any]]) -> None:
+        """Each session's kernel shut down (the server answers once the kernel's process has exited)."""
+        for session in sessions:
             self.api(f"/api/sessions/{session['id']}", method="DELETE")
 
     def stop(self) -> None:
@@ -184,14 +189,18 @@ class Workbench:
     """One JupyterLab page for the module: loading JupyterLab takes about 3.5 s of the browser's time, so it is
     loaded once, with the first notebook's link (a fresh workspace, as a learner's first visit: any pop-up there
     is seen), and every later notebook is opened in it as a learner opens one, through File > Open from Path.
-    Each notebook's tab is closed and its kernel shut down before the next, so each has its own fresh kernel
-    and the page holds one notebook at a time. A test that fails leaves the page closed: the next one loads
-    JupyterLab afresh rather than inherit a dialog or a half-run notebook."""
+    Each notebook's tab is closed and its kernel shut down, so the page holds one notebook at a time and each
+    notebook has a fresh kernel of its own; the kernel shuts down (about 1 s: its process exits) while the next
+    notebook opens, unless the next is the same notebook (JupyterLab would join the dying kernel's session). A
+    test that fails leaves the page closed: the next one loads JupyterLab afresh rather than inherit a dialog or
+    a half-run notebook."""
 
     def __init__(self, context: Any, lab: Lab) -> None:
         self.context, self.lab = context, lab
         self.page: Any = None
         self.loads = 0  # how many times JupyterLab was loaded (each in a workspace of its own)
+        self.stopping = ThreadPoolExecutor(1)  # the closed notebooks' kernels, shut down in the background
+        self.closing: tuple[set[str], Future[None]] | None = None  # the paths whose sessions are going
 
     @contextlib.contextmanager
     def opened(self, name: str) -> Iterator[Any]:
@@ -207,9 +216,20 @@ class Workbench:
                 self._close_tab()
             else:
                 self._discard_page()
-            self.lab.shut_down_kernels()
+            sessions = self.lab.sessions()
+            self.closing = ({s["path"] for s in sessions}, self.stopping.submit(self.lab.shut_down, sessions))
+            if not finished:
+                self.done()
+
+    def done(self) -> None:
+        """Until the closed notebooks' kernels are shut down (raises what the shutdown raised)."""
+        if self.closing is not None:
+            closing, self.closing = self.closing, None
+            closing[1].result(timeout=120)
 
     def _open(self, name: str) -> Any:
+        if self.closing is not None and name in self.closing[0]:
+            self.done()
         if self.page is None:
             self.loads += 1
             self.page = self.context.new_page()
@@ -228,6 +248,7 @@ class Workbench:
             "?.getAttribute('data-status') === 'idle'",
             timeout=60_000,
         )
+        self.done()  # at most one notebook's kernel going while the next is open
         return page
 
     def _close_tab(self) -> None:
@@ -250,8 +271,16 @@ class Workbench:
 
 
 @pytest.fixture(scope="module")
-def workbench(browser, lab) -> Workbench:
-    return Workbench(browser, lab)
+def workbench(browser, lab) -> Iterator[Workbench]:
+    opened = Workbench(browser, lab)
+    yield opened
+    opened.done()
+    opened.stopping.shutdown()
+
+
+# Resolves once the browser has laid out and painted a frame after the call (the second animation frame: the first
+# runs before that frame's layout).
+NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
 
 
 def _screenshot(page, path: Path) -> None:
@@ -265,7 +294,7 @@ def _screenshot(page, path: Path) -> None:
     page.evaluate(
         "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')?.scrollTo(0, 0)"
     )
-    page.wait_for_timeout(300)  # one layout pass at the new size before the picture (no assertion waits on it)
+    page.evaluate(NEXT_FRAME)  # a layout pass at the new size before the picture
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(VIEWPORT)
 
