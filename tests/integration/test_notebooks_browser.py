@@ -374,7 +374,7 @@ def _as_committed(page) -> None:
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_open_then_run_all_in_chromium(workbench, lab, notebook):
     """Each notebook in order, as a learner meets it: opened as committed, then Run All, then what the learner sees.
-    One page for both (opening a notebook starts its kernel, about 4 s each: once, not twice)."""
+    Opened once for both (opening a notebook starts its kernel: once, not twice)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     phases = PHASE_TIMES.setdefault(notebook.stem, {})
     started = time.monotonic()
