@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
-from labkit.aws.regions import botocore_data, check_region
+from labkit.aws.regions import check_region
 from labkit.errors import BackendError, ConfigError, LabkitError
 
 DEFAULT_REGION = "us-east-1"
@@ -65,26 +65,6 @@ def plugin_version_check(printed: str | None) -> tuple[bool, str]:
     if version <= PLUGIN_NEWER_THAN:
         return False, f"{found} is too old: labkit needs a version newer than {newer_than}; {PLUGIN_UPDATE}"
     return True, found
-
-
-def boto3_session(**options: Any) -> boto3.Session:
-    """A boto3 Session (`options` as boto3.Session takes them) that reads botocore's service models through the
-    process's one loader (labkit.aws.regions.botocore_data), so each model is parsed once per process.
-
-    Each labkit call without a backend makes one, and each of its clients came with a session of its own that
-    parsed its model again: EC2's is megabytes of JSON, and a notebook's checkpoint spent about 1.4 s of its 3.4 s
-    parsing. Only the read-only model data is shared; credentials, region and event handlers stay the session's.
-    """
-    import botocore.session  # loaded with boto3 already
-
-    core = botocore.session.Session()
-    loader = botocore_data().get_component("data_loader")
-    core.register_component("data_loader", loader)
-    session = boto3.Session(botocore_session=core, **options)
-    paths = loader.search_paths  # each boto3 Session appends boto3's own data folder: once is enough
-    if len(set(paths)) != len(paths):
-        paths[:] = list(dict.fromkeys(paths))
-    return session
 
 
 class Backend(ABC):
@@ -232,7 +212,7 @@ class AwsBackend(Backend):
     preflight_before_apply = True  # a real account: prove the lab will work before anything is created
 
     def session(self) -> boto3.Session:
-        return boto3_session(region_name=self.region)
+        return boto3.Session(region_name=self.region)
 
     def endpoint_url(self) -> None:
         return None

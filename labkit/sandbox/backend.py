@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import boto3
 from botocore.config import Config
 
-from labkit.aws.backend import Backend, boto3_session, is_loopback_url, register
+from labkit.aws.backend import Backend, is_loopback_url, register
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
 from labkit.engines import ENGINES
 from labkit.errors import BackendError, ConfigError, LabkitError
@@ -59,7 +59,7 @@ class SandboxBackend(Backend):
         return self._endpoint
 
     def session(self) -> boto3.Session:
-        return boto3_session(region_name=self.region, **home_credentials(labkit_home()).for_boto3())
+        return boto3.Session(region_name=self.region, **home_credentials(labkit_home()).for_boto3())
 
     def client_config(self) -> Config:
         # moto answers at once; a 500 is an unimplemented call, so retrying it only wastes time.
