@@ -76,6 +76,7 @@ test-hub-venv: setup
 
 bench: setup
 	$(BIN)/python benchmarks/sandbox_startup.py
+	$(BIN)/python benchmarks/lab_apply.py
 	$(BIN)/python benchmarks/tunnel_latency.py
 	$(BIN)/python benchmarks/tunnel_latency.py --engine aurora-postgresql
 	$(BIN)/python benchmarks/bench_reference.py

@@ -24,6 +24,7 @@ from botocore.config import Config
 
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
 from labkit.aws.regions import check_region
+from labkit.aws.servicemodels import new_session
 from labkit.errors import BackendError, ConfigError, LabkitError
 
 DEFAULT_REGION = "us-east-1"
@@ -212,7 +213,7 @@ class AwsBackend(Backend):
     preflight_before_apply = True  # a real account: prove the lab will work before anything is created
 
     def session(self) -> boto3.Session:
-        return boto3.Session(region_name=self.region)
+        return new_session(region_name=self.region)
 
     def endpoint_url(self) -> None:
         return None

@@ -21,6 +21,7 @@ from botocore.config import Config
 
 from labkit.aws.backend import Backend, is_loopback_url, register
 from labkit.aws.patience import AppTiming, Timing, TunnelTiming
+from labkit.aws.servicemodels import new_session
 from labkit.engines import ENGINES
 from labkit.errors import BackendError, ConfigError, LabkitError
 from labkit.home import labkit_home
@@ -59,7 +60,7 @@ class SandboxBackend(Backend):
         return self._endpoint
 
     def session(self) -> boto3.Session:
-        return boto3.Session(region_name=self.region, **home_credentials(labkit_home()).for_boto3())
+        return new_session(region_name=self.region, **home_credentials(labkit_home()).for_boto3())
 
     def client_config(self) -> Config:
         # moto answers at once; a 500 is an unimplemented call, so retrying it only wastes time.

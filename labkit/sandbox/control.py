@@ -200,6 +200,9 @@ def _up(home: Path, region: str, quiet: bool) -> SandboxState:
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
             close_fds=True,
         )  # fmt: skip
+    from labkit.aws.servicemodels import preload  # boto3: `labkit --help` and `sandbox status` never load it
+
+    preload()  # the models of a lab's first calls, read on the other core while the daemon starts on this one
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         state = read_state(home)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import stat
 import time
 from pathlib import Path
@@ -127,3 +128,39 @@ def test_a_new_home_is_created_for_its_owner_only(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
+
+
+def test_the_daemons_own_connections_verify_the_server_against_the_homes_ca(sandbox_backend, sandbox_home, tmp_path):
+    """The hidden admin's connections (readiness, bootstrap, replication, the status monitor) are TLS that checks the
+    server's certificate against the home's CA and its name 127.0.0.1, from one context: a server holding another
+    CA's certificate gets no admin password. (PyMySQL's default encrypts without checking, and made a context per
+    connection, 25-30 ms of the daemon each.)"""
+    from labkit.sandbox import tls
+    from labkit.sandbox.engines.base import TLS_CA
+    from labkit.sandbox.engines.mariadb import MariaDBServer, find_binaries
+
+    started_cluster(sandbox_backend, "verify", readers=0)
+    [(name, info)] = _servers("verify").items()
+    admin = _hidden_passwords(sandbox_home)["admin.secret"]
+
+    def server(datadir: Path) -> MariaDBServer:  # the daemon's view of the running server (not started here)
+        return MariaDBServer(
+            name, datadir, info["port"], info["server_id"], admin, find_binaries(), datadir, "unused"
+        )  # fmt: skip
+
+    ours = server(sandbox_home / "data" / "instances" / name)
+    first, second = ours.admin(), ours.admin()
+    try:
+        assert first.ctx is second.ctx, "one context for the daemon's connections, not one per connection"
+        assert first.ctx.verify_mode == ssl.CERT_REQUIRED and first.ctx.check_hostname
+        assert first._sock.getpeercert(), "the server's certificate was checked"
+    finally:
+        first.close()
+        second.close()
+
+    elsewhere = tmp_path / "other-home"
+    (elsewhere / "instances" / name).mkdir(parents=True)
+    (elsewhere / "instances" / name / TLS_CA).write_bytes(tls.ca_file(elsewhere).read_bytes())  # another CA
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        server(elsewhere / "instances" / name).admin()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from typing import Any
 
 from labkit.sandbox.daemon.catalog import EngineCatalog
@@ -64,23 +62,3 @@ def test_a_json_request_has_its_action_from_the_target_and_reads_its_body_as_jso
     assert request.json() == {"SecretId": "lab-secret"}
     assert not is_mutating(environ)
     assert api_request(_environ(b"[1]", "ssm", "application/x-amz-json-1.1", "AmazonSSM.StartSession")).json() == {}
-
-
-def test_the_daemon_answers_region_lists_as_botocore_does_from_one_parse():
-    """The daemon shares one parse of botocore's region lists between boto3 Sessions (moto's EC2 import makes three):
-    each list is the same as a fresh botocore session gives."""
-    script = (
-        "import json, botocore.session, boto3\n"
-        "fresh = botocore.session.Session()\n"
-        "cases = [('ec2', 'aws', False), ('ec2', 'aws-us-gov', False), ('ec2', 'aws-cn', False),"
-        " ('rds', 'aws', False), ('s3', 'aws', True)]\n"
-        "expected = [fresh.get_available_regions(*case) for case in cases]\n"
-        "import labkit.sandbox.daemon.main\n"
-        "got = [boto3.Session().get_available_regions(*case) for case in cases]\n"
-        "again = [boto3.Session().get_available_regions(*case) for case in cases]\n"
-        "print(json.dumps([expected == got == again, len(got[0]), boto3.Session.get_available_regions.__module__]))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    same, regions, module = json.loads(done.stdout.strip().splitlines()[-1])
-    assert same and regions > 10
-    assert module == "labkit.sandbox.daemon.main", "the shared lists are in place once the daemon is imported"

@@ -84,6 +84,22 @@ def test_a_mariadbd_that_is_not_mariadb_is_refused_at_sandbox_up(tmp_path, monke
     assert "mariadbd" in (refused.value.fix or "")
 
 
+def test_a_program_that_passed_is_not_run_again_until_its_file_changes(tmp_path):
+    """`sandbox up` checks the engine's programs before each start; the same unchanged file gives the same answer."""
+    from labkit.errors import SandboxError
+    from labkit.sandbox.engines.base import check_program
+
+    runs = tmp_path / "runs"
+    program = _script(tmp_path / "mariadbd", f"#!/bin/sh\necho run >> {runs}\necho 'mariadbd  Ver 11.8.3'\n")
+    check = dict(expect="MariaDB", field="LABKIT_MARIADBD", fix="install MariaDB")
+    assert check_program([str(program), "--version"], **check) == "mariadbd  Ver 11.8.3"
+    assert check_program([str(program), "--version"], **check) == "mariadbd  Ver 11.8.3"
+    assert runs.read_text().count("run") == 1, "an unchanged program that passed was run again"
+    program.write_text("#!/bin/sh\necho 'something else'\n")  # the same path, now another program
+    with pytest.raises(SandboxError, match="printed 'something else'"):
+        check_program([str(program), "--version"], **check)
+
+
 def test_sandbox_up_with_a_false_mariadbd_starts_nothing(lab_home, monkeypatch, capsys):
     from labkit.cli import main as cli_main
 

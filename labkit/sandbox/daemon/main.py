@@ -11,7 +11,6 @@ state file (where it listens, which is no longer true).
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 import secrets
@@ -31,8 +30,6 @@ os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
 os.environ.setdefault("MOTO_ENABLE_KEYPAIR_VALIDATION", "true")
 
 import boto3
-import boto3.session
-import botocore.session
 from botocore.config import Config
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -40,9 +37,10 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+from labkit.aws.servicemodels import new_session
 from labkit.home import private_dir
 from labkit.locks import daemon_lock_path, holder_pid, try_acquire
-from labkit.sandbox.daemon import rdsmodel
+from labkit.sandbox.daemon import amis, rdsmodel, regions
 from labkit.sandbox.daemon.apps import AppSupervisor
 from labkit.sandbox.daemon.catalog import EngineCatalog
 from labkit.sandbox.daemon.changes import RECONCILER_AGENT, ApiChanges, SaveOnChange, WakeOnChange
@@ -57,30 +55,8 @@ from labkit.sandbox.signing import SignedRequestsOnly, home_credentials
 from labkit.sandbox.state import SandboxState, changes_path, state_path, write_state
 from labkit.sandbox.vpc.lean import ensure_models
 
-
-def _share_region_lists() -> None:
-    """Let every boto3 Session of this process answer `get_available_regions` from one parse of botocore's data.
-
-    moto's EC2 models list each partition's regions when they are imported, each time through a new boto3 Session
-    that parses botocore's endpoint data again: three parses, 0.2-0.3 s apiece, on the way to the first RDS call
-    (RDS imports EC2). The lists come from the botocore data installed with this process, the same for every
-    session here (the daemon's environment has no AWS_ setting; `sandbox up` leaves them out).
-    """
-    shared = botocore.session.get_session()
-
-    @functools.cache
-    def regions(service_name: str, partition_name: str, allow_non_regional: bool) -> tuple[str, ...]:
-        return tuple(shared.get_available_regions(service_name, partition_name, allow_non_regional))
-
-    def get_available_regions(
-        self: boto3.session.Session, service_name: str, partition_name: str = "aws", allow_non_regional: bool = False
-    ) -> list[str]:
-        return list(regions(service_name, partition_name, allow_non_regional))
-
-    boto3.session.Session.get_available_regions = get_available_regions  # type: ignore[method-assign]
-
-
-_share_region_lists()  # before moto's service models are imported (on first use)
+REGION_LISTS = regions.shared()  # before moto's service models are imported (on first use): see regions.py
+amis.without_ecs_images()  # before moto's EC2 models are imported: see amis.py
 # Every request is the sandbox account's, the one the snapshot saves. Without this moto looks the caller's access key
 # up in every partition's IAM (six), and so makes six IAM accounts of ~1,300 managed policies each on the first
 # request: seconds of a cold start, and a sixth of each later save and load each.
@@ -174,7 +150,7 @@ class SandboxDaemon:
         except SnapshotError as exc:
             log.error("%s; fix: %s", exc.message, exc.fix)
             return EXIT_SNAPSHOT
-        self._session = boto3.Session(**home_credentials(self.home).for_boto3())
+        self._session = new_session(**home_credentials(self.home).for_boto3())  # models read once (servicemodels.py)
         reconciler = Reconciler(
             self.home / "data", _admin_password(self.home), self._rds_clients, self._master_password,
             _repl_password(self.home), model=rdsmodel, control_plane_restored=restored,
@@ -329,6 +305,7 @@ class SandboxDaemon:
         if self.server is not None:
             self.server.shutdown()
         _save(self.store, None, self.home)
+        REGION_LISTS.save()
         state_path(self.home).unlink(missing_ok=True)
         changes_path(self.home).unlink(missing_ok=True)
         log.info("%d saves of the control plane, %.0f ms in all", self.store.saves, self.store.save_seconds * 1e3)
@@ -406,6 +383,7 @@ def _warm_up(client: Callable[[str, str], Any], region: str, home: Path, settled
         ensure_models(home)  # the trimmed service models tunnels and app hosts load (vpc/lean.py), made once
     except Exception:
         log.exception("preparing the trimmed service models failed")
+    REGION_LISTS.save()  # what this start read from botocore, for the next one
     log.info("warm-up done in %.2f s", time.perf_counter() - started)
 
 

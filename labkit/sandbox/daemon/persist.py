@@ -44,6 +44,7 @@ from typing import Any
 
 from labkit.errors import SandboxError
 from labkit.home import write_durably
+from labkit.sandbox.daemon.amis import shed_ecs_images
 
 log = logging.getLogger("labkit.sandbox.daemon.persist")
 SNAPSHOT_FILE = "control-plane.snapshot"
@@ -420,10 +421,13 @@ class ControlPlaneStore:
                 f"{type(exc).__name__}: {exc} (saved with moto {saved_moto}, this is moto {_moto_version()})",
             ) from None
         shed = shed_unused_partitions(state)
+        images = shed_ecs_images(state)
         _restore_account(self.account, state)
-        self._last_good = dumps(state) if shed else data
+        self._last_good = dumps(state) if shed or images else data
         if shed:
             log.info("shed the IAM of unused partitions %s (saved at the next change)", ", ".join(sorted(shed)))
+        if images:
+            log.info("shed %d unused ECS-optimized images moto had made (amis.py; saved at the next change)", images)
         log.info("control plane restored from %s in %.0f ms", self.path, (time.perf_counter() - started) * 1e3)
         return True
 

@@ -8,10 +8,12 @@ interface in base.py); the client calls only `check_installed` (through base.che
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import platform
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -339,8 +341,21 @@ class MariaDBServer(DatabaseServer):
     def _connect_monitor(self) -> pymysql.connections.Connection:
         return pymysql.connect(
             host="127.0.0.1", port=self.port, user=ADMIN_USER, password=self.admin_password, autocommit=True,
-            connect_timeout=2, read_timeout=10, write_timeout=10,
+            connect_timeout=2, read_timeout=10, write_timeout=10, ssl=self._admin_tls(),
         )  # fmt: skip
+
+    def _admin_tls(self) -> ssl.SSLContext:
+        """TLS for the daemon's own connections, verifying the server against the home's CA and 127.0.0.1 (its
+        certificate names it): the hidden admin's password never crosses unencrypted, and the context is made once.
+
+        Without `ssl`, PyMySQL still encrypts when the server offers it, but makes a new context for every
+        connection, loading the system's CA store each time: 25-30 ms of the daemon's interpreter per connection,
+        and a new server's start makes dozens (readiness polls, bootstrap, replication, the monitor)."""
+        try:
+            ca_pem = (self.datadir / TLS_CA).read_bytes()  # written at the server's start (certificate_files)
+        except OSError as exc:  # a driver error, as a failed handshake would be: callers handle those
+            raise pymysql.err.OperationalError(2026, f"the server's CA certificate cannot be read: {exc}") from None
+        return _verifying_context(ca_pem)
 
     def _status(self, query: str) -> dict[str, Any] | None:
         """The first row of a read-only status query, on the connection kept for them."""
@@ -422,7 +437,7 @@ class MariaDBServer(DatabaseServer):
         """An administrative connection (the hidden rdsadmin account)."""
         return pymysql.connect(
             host="127.0.0.1", port=self.port, user=ADMIN_USER, password=self.admin_password,
-            autocommit=True, connect_timeout=2,
+            autocommit=True, connect_timeout=2, ssl=self._admin_tls(),
         )  # fmt: skip
 
     def execute(self, *statements: str, args: tuple[object, ...] | None = None) -> list[tuple[object, ...]]:
@@ -544,6 +559,15 @@ class MariaDBServer(DatabaseServer):
         self._monitor.forget()
         shutil.rmtree(self.datadir, ignore_errors=True)
         _forget_socket(self.datadir, self.server_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _verifying_context(ca_pem: bytes) -> ssl.SSLContext:
+    """A client context trusting only this CA (one per CA: a home's servers share one; a CA remade after damage
+    gets a new context, as its bytes differ)."""
+    context = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def _first_row(connection: pymysql.connections.Connection, query: str) -> dict[str, Any] | None:
