@@ -5,7 +5,6 @@ the first ones while its daemon starts. Credentials and regions stay each sessio
 from __future__ import annotations
 
 import botocore.loaders
-import botocore.session
 import pytest
 
 from labkit.aws import servicemodels
@@ -27,10 +26,7 @@ def files_read(monkeypatch) -> list[str]:
         return data
 
     monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", counting)
-    # a process that has read nothing yet: a fresh loader, even after a test that asked for the `fast_moto` speed-ups
-    # (support/backends.py), which make every botocore session of the worker share one loader until it ends
-    monkeypatch.setattr(botocore.session, "create_loader", botocore.loaders.create_loader)
-    botocore_data.cache_clear()
+    botocore_data.cache_clear()  # a process that has read nothing yet
     return read
 
 
