@@ -8,7 +8,6 @@ import botocore.loaders
 import pytest
 
 from labkit.aws import servicemodels
-from labkit.aws.regions import botocore_data
 from labkit.sandbox.backend import SandboxBackend
 
 ENDPOINT = "http://127.0.0.1:9"  # never called: clients are only made here
@@ -26,7 +25,8 @@ def files_read(monkeypatch) -> list[str]:
         return data
 
     monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", counting)
-    botocore_data.cache_clear()  # a process that has read nothing yet
+    fresh = botocore.loaders.create_loader()  # a process that has read nothing yet (not the unit tests' shared one:
+    monkeypatch.setattr(servicemodels, "shared_loader", lambda: fresh)  # support/backends.py caches one per worker)
     return read
 
 
