@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ PHASE_TIMES: dict[str, dict[str, float]] = {}  # where each notebook's test spen
 ENGINE = "aurora-postgresql"  # nbval runs the workbook on the other engine
 PORT = ENGINES[ENGINE].port
 VIEWPORT = {"width": 1400, "height": 1000}
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook on show
 
 
 class Lab:
@@ -119,15 +121,19 @@ class Lab:
         """Until the notebook's kernel has started, is idle and the page is connected to it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for session in self.api("/api/sessions"):  # type: ignore[union-attr]
+            for session in self.sessions():
                 kernel = session["kernel"]
                 if session["path"] == name and kernel["execution_state"] == "idle" and kernel["connections"] >= 1:
                     return
             time.sleep(0.2)
         raise AssertionError(f"the kernel of {name} did not start:\n" + "".join(self.log[-20:]))
 
-    def shut_down_kernels(self) -> None:
-        for session in self.api("/api/sessions"):  # type: ignore[union-attr]
+    def sessions(self) -> list[dict[str, Any]]:
+        return self.api("/api/sessions")  # type: ignore[return-value]
+
+    def shut_down(self, sessions: list[dict[str, Any]]) -> None:
+        """Each session's kernel shut down (the server answers once the kernel's process has exited)."""
+        for session in sessions:
             self.api(f"/api/sessions/{session['id']}", method="DELETE")
 
     def stop(self) -> None:
@@ -179,23 +185,102 @@ def browser(lab):
         launched.close()
 
 
-@contextlib.contextmanager
-def opened(browser, lab: Lab, name: str, workspace: str) -> Iterator[Any]:
-    """The notebook in a fresh JupyterLab workspace (no other tab), its kernel started and idle; on the way out
-    the page closes and the kernel is shut down."""
-    page = browser.new_page()
-    try:
-        page.goto(f"http://127.0.0.1:{lab.port}/lab/workspaces/{workspace}/tree/{name}?token={lab.token}")
-        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
-        lab.wait_for_kernel(name)
+class Workbench:
+    """One JupyterLab page for the module: loading JupyterLab takes about 3.5 s of the browser's time, so it is
+    loaded once, with the first notebook's link (a fresh workspace, as a learner's first visit: any pop-up there
+    is seen), and every later notebook is opened in it as a learner opens one, through File > Open from Path.
+    Each notebook's tab is closed and its kernel shut down, so the page holds one notebook at a time and each
+    notebook has a fresh kernel of its own; the kernel shuts down (about 1 s: its process exits) while the next
+    notebook opens, unless the next is the same notebook (JupyterLab would join the dying kernel's session). A
+    test that fails leaves the page closed: the next one loads JupyterLab afresh rather than inherit a dialog or
+    a half-run notebook."""
+
+    def __init__(self, context: Any, lab: Lab) -> None:
+        self.context, self.lab = context, lab
+        self.page: Any = None
+        self.loads = 0  # how many times JupyterLab was loaded (each in a workspace of its own)
+        self.stopping = ThreadPoolExecutor(1)  # the closed notebooks' kernels, shut down in the background
+        self.closing: tuple[set[str], Future[None]] | None = None  # the paths whose sessions are going
+
+    @contextlib.contextmanager
+    def opened(self, name: str) -> Iterator[Any]:
+        """The notebook opened, its kernel started and idle; on the way out its tab closes and the kernel is shut
+        down (after a failure the whole page closes)."""
+        finished = False
+        try:
+            page = self._open(name)
+            yield page
+            finished = True
+        finally:
+            if finished:
+                self._close_tab()
+            else:
+                self._discard_page()
+            sessions = self.lab.sessions()
+            self.closing = ({s["path"] for s in sessions}, self.stopping.submit(self.lab.shut_down, sessions))
+            if not finished:
+                self.done()
+
+    def done(self) -> None:
+        """Until the closed notebooks' kernels are shut down (raises what the shutdown raised)."""
+        if self.closing is not None:
+            closing, self.closing = self.closing, None
+            closing[1].result(timeout=120)
+
+    def _open(self, name: str) -> Any:
+        if self.closing is not None and name in self.closing[0]:
+            self.done()
+        if self.page is None:
+            self.loads += 1
+            self.page = self.context.new_page()
+            workspace = f"http://127.0.0.1:{self.lab.port}/lab/workspaces/tests-{self.loads}"
+            self.page.goto(f"{workspace}/tree/{name}?token={self.lab.token}")
+        else:
+            _menu(self.page, "File", "Open from Path…")
+            path = self.page.locator(".jp-Dialog input")
+            path.fill(name)
+            path.press("Enter")
+        page = self.page
+        page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
+        self.lab.wait_for_kernel(name)
         page.wait_for_function(
-            "() => document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
+            f"() => document.querySelector({json.dumps(PANEL + ' .jp-Notebook-ExecutionIndicator')})"
+            "?.getAttribute('data-status') === 'idle'",
             timeout=60_000,
         )
-        yield page
-    finally:
-        page.close()
-        lab.shut_down_kernels()
+        self.done()  # at most one notebook's kernel going while the next is open
+        return page
+
+    def _close_tab(self) -> None:
+        """File > Close Tab; a notebook changed and not saved (a learner's edits) is closed without saving."""
+        page = self.page
+        _menu(page, "File", "Close Tab")
+        page.wait_for_function(
+            "() => !document.querySelector('.jp-NotebookPanel') || document.querySelector('.jp-Dialog') !== null",
+            timeout=30_000,
+        )
+        if page.locator(".jp-Dialog").count():
+            page.locator(".jp-Dialog button", has_text=re.compile("^(Discard|Don't Save)$")).click()
+            page.wait_for_selector(".jp-NotebookPanel", state="detached", timeout=30_000)
+
+    def _discard_page(self) -> None:
+        if self.page is not None:
+            with contextlib.suppress(Exception):  # the page may already be gone with the failure
+                self.page.close()
+        self.page = None
+
+
+@pytest.fixture(scope="module")
+def workbench(browser, lab) -> Iterator[Workbench]:
+    opened = Workbench(browser, lab)
+    yield opened
+    opened.done()
+    opened.stopping.shutdown()
+
+
+# Resolves once the browser has laid out and painted a frame after the call (the second animation frame: the first
+# runs before that frame's layout).
+NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
 
 
 def _screenshot(page, path: Path) -> None:
@@ -209,7 +294,7 @@ def _screenshot(page, path: Path) -> None:
     page.evaluate(
         "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')?.scrollTo(0, 0)"
     )
-    page.wait_for_timeout(300)  # one layout pass at the new size before the picture (no assertion waits on it)
+    page.evaluate(NEXT_FRAME)  # a layout pass at the new size before the picture
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(VIEWPORT)
 
@@ -287,13 +372,13 @@ def _as_committed(page) -> None:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_open_then_run_all_in_chromium(browser, lab, notebook):
+def test_open_then_run_all_in_chromium(workbench, lab, notebook):
     """Each notebook in order, as a learner meets it: opened as committed, then Run All, then what the learner sees.
-    One page for both (opening a notebook starts its kernel, about 4 s each: once, not twice)."""
+    Opened once for both (opening a notebook starts its kernel: once, not twice)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     phases = PHASE_TIMES.setdefault(notebook.stem, {})
     started = time.monotonic()
-    with opened(browser, lab, notebook.name, f"run-{notebook.stem}") as page:
+    with workbench.opened(notebook.name) as page:
         phases["open"] = time.monotonic() - started
         _as_committed(page)
         try:
@@ -357,10 +442,10 @@ def _shown(cell: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
-def test_a_labkit_error_in_the_browser_shows_no_traceback(browser, lab):
+def test_a_labkit_error_in_the_browser_shows_no_traceback(workbench):
     """04's cells meant to fail, as the browser shows the run's saved outputs: the refusal and its fix only; and
     the engine's own passage rendered as markdown."""
-    with opened(browser, lab, "04_sql.ipynb", "errors-04") as page:
+    with workbench.opened("04_sql.ipynb") as page:
         errors = page.locator(
             ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
         )
@@ -403,7 +488,7 @@ def _write_and_run(page, index: int, source: str | None = None) -> str:
     return _cell_text(page, index)
 
 
-def test_a_learners_copy_stops_at_the_exercise_and_checks_the_live_lab(browser, lab):
+def test_a_learners_copy_stops_at_the_exercise_and_checks_the_live_lab(workbench, lab):
     """01 as a learner gets it: the task shows, Run All stops at the unsolved exercise with the "your turn" note
     (no traceback), a hint comes on request, a rule by address range fails the check with the lint's reason, and
     the rule by group reference passes it."""
@@ -417,7 +502,7 @@ def test_a_learners_copy_stops_at_the_exercise_and_checks_the_live_lab(browser, 
     mine = next(i for i, c in enumerate(copy.cells) if 'labkit.your_turn("01.db-ingress")' in c.source)
     check = mine + 1
     assert copy.cells[check].source == 'labkit.exercise("01.db-ingress", config).check()'
-    with opened(browser, lab, "learner/01_network.ipynb", "learner-01") as page:
+    with workbench.opened("learner/01_network.ipynb") as page:
         task = page.locator(".jp-RenderedMarkdown h2", has_text="Your turn: let the app tier reach the database")
         assert task.count() == 1 and task.is_visible()
         _run_all_until_it_stops(page, mine)
