@@ -8,8 +8,8 @@ moto makes, in each region of each new account, an Ami object per public image i
 snapshot and volume; 96% of them are ECS-optimized images (`ecs/optimized_amis`), which no step of this lab, and
 no lab built on it, launches. They were 4,100 of the 4,300 objects of the EC2 state, so most of every save of the
 control plane (persist.py saves after every changing call, 36 in a lab's `up`) and of every load, and 0.1-0.2 s
-of a new account's first EC2 call. Amazon Linux 2023, the lab's image (labkit.lab.resources.
-compute names it through its SSM parameter), and moto's other samples stay. An ECS-optimized image id is refused
+of a new account's first EC2 call. Amazon Linux 2023, the lab's image (labkit.lab.resources.compute names it
+through its SSM parameter), and moto's other samples stay. An ECS-optimized image id is refused
 as an unknown AMI, as it would be in a region that does not publish it.
 """
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import boto3.session
 import botocore
-import botocore.session
 
+from labkit.aws.regions import botocore_data
 from labkit.home import private_dir, write_durably
 from labkit.sandbox.templates import cache_root, untrusted_reason
 
@@ -43,7 +43,7 @@ class RegionLists:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._session = botocore.session.get_session()
+        self._session = botocore_data()  # labkit's one session for botocore's bundled data (labkit.aws.regions)
         self._lock = threading.Lock()
         self._known: dict[str, list[str]] = self._load()
         self._unsaved = False

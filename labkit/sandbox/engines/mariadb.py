@@ -23,6 +23,7 @@ from typing import Any
 
 import pymysql
 
+from labkit.engines.dialect import verifying_context
 from labkit.errors import SandboxError
 from labkit.home import private_dir
 from labkit.sandbox.engines.base import (
@@ -355,7 +356,7 @@ class MariaDBServer(DatabaseServer):
             ca_pem = (self.datadir / TLS_CA).read_bytes()  # written at the server's start (certificate_files)
         except OSError as exc:  # a driver error, as a failed handshake would be: callers handle those
             raise pymysql.err.OperationalError(2026, f"the server's CA certificate cannot be read: {exc}") from None
-        return _verifying_context(ca_pem)
+        return _verifying_context(str(self.datadir / TLS_CA), ca_pem)
 
     def _status(self, query: str) -> dict[str, Any] | None:
         """The first row of a read-only status query, on the connection kept for them."""
@@ -562,12 +563,11 @@ class MariaDBServer(DatabaseServer):
 
 
 @functools.lru_cache(maxsize=8)
-def _verifying_context(ca_pem: bytes) -> ssl.SSLContext:
-    """A client context trusting only this CA (one per CA: a home's servers share one; a CA remade after damage
-    gets a new context, as its bytes differ)."""
-    context = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+def _verifying_context(ca_file: str, ca_pem: bytes) -> ssl.SSLContext:
+    """labkit's verifying context (labkit.engines.dialect) for this CA and the name 127.0.0.1, made once per CA: the
+    CA's bytes are in the key, so one remade after damage gets a new context. (Every server's copy of a home's CA
+    has the same bytes; the file named is the first server's that asked.)"""
+    return verifying_context(ca_file, "127.0.0.1")
 
 
 def _first_row(connection: pymysql.connections.Connection, query: str) -> dict[str, Any] | None:
